@@ -1,0 +1,19 @@
+//! Wire types vivace speaks.
+//!
+//! - [`otlp`]: the OpenTelemetry protocol types and the OTLP trace gRPC service, re-exported from
+//!   `opentelemetry-proto` (with its OTLP/JSON serde support).
+//! - [`tempopb`]: the messages of Tempo's `tempopb` package that clients decode, written from the
+//!   public wire contract (field numbers in `tempopb.rs`).
+//! - [`jsonpb`]: Tempo's JSON rendering of those messages (gogo `jsonpb` defaults: lowerCamelCase
+//!   names, int64 as strings, bytes as base64, enums by name, zero values omitted).
+
+pub mod jsonpb;
+pub mod tempopb;
+
+/// OTLP types, re-exported so every crate uses the same version.
+pub mod otlp {
+    pub use opentelemetry_proto::tonic::collector::trace::v1 as collector;
+    pub use opentelemetry_proto::tonic::common::v1 as common;
+    pub use opentelemetry_proto::tonic::resource::v1 as resource;
+    pub use opentelemetry_proto::tonic::trace::v1 as trace;
+}

@@ -1,0 +1,17 @@
+//! The queue between the distributor and the live-store (DESIGN.md §3).
+//!
+//! In monolithic mode the queue is [`wal::Wal`], a segmented log on local disk: an export is
+//! acknowledged only once its record is fsynced, concurrent appends share one fsync (group
+//! commit), and on start the log is replayed into the live-store. The Kafka implementation of the
+//! distributed mode will carry the same [`QueueRecord`] (key = tenant, value = `PushBytesRequest`).
+//!
+//! Invariant: a record is either wholly replayed or, if its bytes are torn or corrupt, reported
+//! and cut off with everything after it in its segment; it is never half-applied.
+
+mod error;
+mod record;
+pub mod wal;
+
+pub use error::{Error, Result};
+pub use record::QueueRecord;
+pub use wal::{Wal, WalConfig, WalMetrics, ReplayReport};

@@ -1,0 +1,381 @@
+//! The embedded write-ahead log: a directory of segment files.
+//!
+//! # On-disk format (version 1)
+//!
+//! Segment files are named `<first-sequence>.wal`, the sequence a zero-padded 20-digit decimal,
+//! and are written in sequence order. Each segment starts with an 8-byte header:
+//!
+//! ```text
+//! magic  b"VVWAL"  (5 bytes)
+//! zero   u8        reserved
+//! format u16 LE    segment format version, 1
+//! ```
+//!
+//! followed by records, back to back:
+//!
+//! ```text
+//! len     u32 LE   length of `payload`
+//! crc     u32 LE   CRC-32C (Castagnoli) over `version` and `payload`
+//! version u8       record payload version, 1 = protobuf `QueueRecord` (see record.rs)
+//! payload [len]u8
+//! ```
+//!
+//! # Durability
+//!
+//! One writer thread owns the open segment. Appenders send their encoded payload and wait; the
+//! thread takes every append that is waiting (up to `max_batch_bytes`), writes them with one
+//! `write`, calls `fdatasync` once, and only then answers all of them (group commit). A new
+//! segment is fsynced together with its directory before it is used. If a write or fsync fails the
+//! log refuses every later append, since the state of the file is no longer known.
+//!
+//! # Replay
+//!
+//! [`Wal::open`] reads every segment in order and hands each intact record to the caller. A record
+//! whose length runs past the end of the file (a torn write) or whose CRC does not match ends the
+//! valid part of its segment: the rest of that segment is logged with its size and truncated, and
+//! replay continues with the next segment. New records always go to a new segment.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{Error, Result, io};
+
+const MAGIC: &[u8; 5] = b"VVWAL";
+const SEGMENT_FORMAT: u16 = 1;
+const HEADER_LEN: u64 = 8;
+const RECORD_HEADER_LEN: usize = 9;
+/// The record payload version written by this code.
+pub const RECORD_VERSION: u8 = 1;
+
+/// Settings of the embedded log.
+#[derive(Debug, Clone)]
+pub struct WalConfig {
+    pub dir: PathBuf,
+    /// A segment is closed and a new one started once it passes this size.
+    pub segment_bytes: u64,
+    /// Upper bound of bytes written by one group commit.
+    pub max_batch_bytes: usize,
+    /// Largest single record accepted.
+    pub max_record_bytes: usize,
+    /// Appends waiting for the writer thread; further appenders wait for room (backpressure).
+    pub queue_capacity: usize,
+}
+
+impl WalConfig {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        WalConfig {
+            dir: dir.into(),
+            segment_bytes: 128 << 20,
+            max_batch_bytes: 16 << 20,
+            max_record_bytes: 64 << 20,
+            queue_capacity: 4096,
+        }
+    }
+}
+
+/// Counters and histograms of the log, registered by the application.
+#[derive(Debug, Clone)]
+pub struct WalMetrics {
+    pub fsync_seconds: Histogram,
+    pub appended_bytes: Counter,
+    pub appended_records: Counter,
+    pub group_commits: Counter,
+}
+
+impl Default for WalMetrics {
+    fn default() -> Self {
+        let buckets = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0];
+        WalMetrics {
+            fsync_seconds: Histogram::new(buckets),
+            appended_bytes: Counter::default(),
+            appended_records: Counter::default(),
+            group_commits: Counter::default(),
+        }
+    }
+}
+
+/// What replay found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReplayReport {
+    pub segments: usize,
+    pub records: u64,
+    pub bytes: u64,
+    /// Segments whose tail was torn or corrupt and was truncated.
+    pub truncated_segments: usize,
+    pub truncated_bytes: u64,
+}
+
+struct Append {
+    payload: Bytes,
+    done: oneshot::Sender<Result<()>>,
+}
+
+/// Handle to the log. Cloning shares the same writer.
+#[derive(Debug, Clone)]
+pub struct Wal {
+    tx: mpsc::Sender<Append>,
+    max_record_bytes: usize,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The writer thread, joined once by [`Wal::close`].
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Wal {
+    /// Opens the log in `cfg.dir` (creating it), replays every intact record through `on_record`
+    /// in append order, truncates torn tails, and starts a new segment for appends.
+    pub fn open(
+        cfg: WalConfig,
+        metrics: WalMetrics,
+        mut on_record: impl FnMut(u8, &[u8]),
+    ) -> Result<(Wal, ReplayReport)> {
+        fs::create_dir_all(&cfg.dir).map_err(io(&cfg.dir))?;
+        let segments = list_segments(&cfg.dir)?;
+        let mut report = ReplayReport::default();
+        let mut next_seq = 1;
+        for (seq, path) in &segments {
+            replay_segment(path, &mut report, &mut on_record)?;
+            report.segments += 1;
+            next_seq = seq + 1;
+        }
+        let writer = Writer::create(&cfg, next_seq, metrics)?;
+        let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+        let max_batch = cfg.max_batch_bytes;
+        let thread = std::thread::Builder::new()
+            .name("wal-writer".into())
+            .spawn(move || writer.run(rx, max_batch))
+            .map_err(io(&cfg.dir))?;
+        let inner = Inner { thread: Mutex::new(Some(thread)) };
+        Ok((
+            Wal { tx, max_record_bytes: cfg.max_record_bytes, inner: Arc::new(inner) },
+            report,
+        ))
+    }
+
+    /// Appends one record and returns once it is durable on disk.
+    pub async fn append(&self, payload: Bytes) -> Result<()> {
+        if payload.len() > self.max_record_bytes {
+            return Err(Error::RecordTooLarge { size: payload.len(), max: self.max_record_bytes });
+        }
+        let (done, wait) = oneshot::channel();
+        self.tx.send(Append { payload, done }).await.map_err(|_| Error::Closed)?;
+        wait.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Stops accepting appends once every clone is dropped, then waits for the writer thread to
+    /// write and fsync what it already holds. Call on the last handle at shutdown.
+    pub fn close(self) {
+        let inner = self.inner.clone();
+        drop(self);
+        let thread = inner.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
+
+fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".wal")) else { continue };
+        if let Ok(seq) = stem.parse::<u64>() {
+            out.push((seq, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:020}.wal"))
+}
+
+fn replay_segment(
+    path: &Path,
+    report: &mut ReplayReport,
+    on_record: &mut impl FnMut(u8, &[u8]),
+) -> Result<()> {
+    let mut data = Vec::new();
+    File::open(path).and_then(|mut f| f.read_to_end(&mut data)).map_err(io(path))?;
+    let valid_header = data.len() as u64 >= HEADER_LEN
+        && &data[..5] == MAGIC
+        && u16::from_le_bytes([data[6], data[7]]) == SEGMENT_FORMAT;
+    if !valid_header {
+        // A segment created but never written past its header (or garbage): nothing to keep.
+        tracing::warn!(path = %path.display(), bytes = data.len(), "wal segment has no valid header, truncating it");
+        report.truncated_segments += 1;
+        report.truncated_bytes += data.len() as u64;
+        rewrite_header(path)?;
+        return Ok(());
+    }
+    let mut pos = HEADER_LEN as usize;
+    let mut bad_reason = None;
+    while pos < data.len() {
+        let rest = &data[pos..];
+        if rest.len() < RECORD_HEADER_LEN {
+            bad_reason = Some("torn record header");
+            break;
+        }
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        if rest.len() - 8 < len + 1 {
+            bad_reason = Some("torn record");
+            break;
+        }
+        let body = &rest[8..8 + 1 + len];
+        if crc32c::crc32c(body) != crc {
+            bad_reason = Some("crc mismatch");
+            break;
+        }
+        on_record(body[0], &body[1..]);
+        report.records += 1;
+        report.bytes += len as u64;
+        pos += RECORD_HEADER_LEN + len;
+    }
+    if let Some(reason) = bad_reason {
+        let lost = data.len() - pos;
+        tracing::warn!(path = %path.display(), offset = pos, bytes = lost, reason, "wal segment ends in a damaged record, truncating");
+        report.truncated_segments += 1;
+        report.truncated_bytes += lost as u64;
+        let f = OpenOptions::new().write(true).open(path).map_err(io(path))?;
+        f.set_len(pos as u64).map_err(io(path))?;
+        f.sync_all().map_err(io(path))?;
+    }
+    Ok(())
+}
+
+fn rewrite_header(path: &Path) -> Result<()> {
+    let mut f = OpenOptions::new().write(true).truncate(true).open(path).map_err(io(path))?;
+    f.write_all(&header()).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
+fn header() -> [u8; 8] {
+    let mut h = [0u8; 8];
+    h[..5].copy_from_slice(MAGIC);
+    h[6..].copy_from_slice(&SEGMENT_FORMAT.to_le_bytes());
+    h
+}
+
+struct Writer {
+    dir: PathBuf,
+    segment_bytes: u64,
+    seq: u64,
+    file: File,
+    written: u64,
+    failed: Option<String>,
+    metrics: WalMetrics,
+}
+
+impl Writer {
+    fn create(cfg: &WalConfig, seq: u64, metrics: WalMetrics) -> Result<Self> {
+        let file = new_segment(&cfg.dir, seq)?;
+        Ok(Writer {
+            dir: cfg.dir.clone(),
+            segment_bytes: cfg.segment_bytes,
+            seq,
+            file,
+            written: HEADER_LEN,
+            failed: None,
+            metrics,
+        })
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<Append>, max_batch_bytes: usize) {
+        let mut buf = Vec::with_capacity(1 << 20);
+        let mut batch: Vec<Append> = Vec::new();
+        while let Some(first) = rx.blocking_recv() {
+            let mut size = first.payload.len();
+            batch.push(first);
+            while size < max_batch_bytes {
+                match rx.try_recv() {
+                    Ok(a) => {
+                        size += a.payload.len();
+                        batch.push(a);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let result = self.commit(&mut buf, &batch);
+            for a in batch.drain(..) {
+                let _ = a.done.send(result.as_ref().map(|_| ()).map_err(|e| Error::Failed(e.clone())));
+            }
+        }
+        // Every sender is gone: everything that was acknowledged is already fsynced.
+        tracing::debug!(segment = self.seq, "wal writer stopped");
+    }
+
+    fn commit(&mut self, buf: &mut Vec<u8>, batch: &[Append]) -> std::result::Result<(), String> {
+        if let Some(f) = &self.failed {
+            return Err(f.clone());
+        }
+        buf.clear();
+        for a in batch {
+            frame(buf, &a.payload);
+        }
+        let res = self.write(buf);
+        if let Err(e) = &res {
+            tracing::error!(error = %e, "wal write failed; refusing further appends");
+            self.failed = Some(e.to_string());
+        }
+        res.map_err(|e| e.to_string())
+    }
+
+    fn write(&mut self, buf: &[u8]) -> Result<()> {
+        if self.written > HEADER_LEN && self.written + buf.len() as u64 > self.segment_bytes {
+            self.seq += 1;
+            self.file = new_segment(&self.dir, self.seq)?;
+            self.written = HEADER_LEN;
+        }
+        let path = || segment_path(&self.dir, self.seq);
+        self.file.write_all(buf).map_err(io(path()))?;
+        let start = Instant::now();
+        self.file.sync_data().map_err(io(path()))?;
+        self.metrics.fsync_seconds.observe(start.elapsed().as_secs_f64());
+        self.metrics.group_commits.inc();
+        self.metrics.appended_bytes.inc_by(buf.len() as u64);
+        self.written += buf.len() as u64;
+        Ok(())
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.file.sync_all();
+    }
+}
+
+fn frame(buf: &mut Vec<u8>, payload: &[u8]) {
+    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    let mut crc = crc32c::crc32c(&[RECORD_VERSION]);
+    crc = crc32c::crc32c_append(crc, payload);
+    buf.extend_from_slice(&crc.to_le_bytes());
+    buf.push(RECORD_VERSION);
+    buf.extend_from_slice(payload);
+}
+
+fn new_segment(dir: &Path, seq: u64) -> Result<File> {
+    let path = segment_path(dir, seq);
+    let mut f = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io(&path))?;
+    f.write_all(&header()).map_err(io(&path))?;
+    f.sync_all().map_err(io(&path))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests;
