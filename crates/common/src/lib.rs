@@ -6,6 +6,7 @@
 mod error;
 mod ids;
 mod tenant;
+pub mod overrides;
 
 pub use error::{Status, StatusCode};
 pub use ids::{SpanId, TraceId, TraceIdParseError};

@@ -12,10 +12,8 @@
 //! [`LiveStore::admit`] before a push is written to the queue, so a refusal reaches the client;
 //! [`LiveStore::push`] itself never refuses, because what reaches it is already durable.
 
-mod combine;
 mod config;
 mod store;
 
-pub use combine::{combine_traces, span_key};
 pub use config::Config;
 pub use store::{Admission, LiveStore, LiveStoreMetrics, Limits, TraceRefusal};

@@ -14,7 +14,7 @@ use prost::Message;
 use vivace_common::{TenantId, TraceId};
 use vivace_proto::tempopb::Trace;
 
-use crate::combine::{combine_traces, span_key};
+use vivace_model::{combine_traces, span_key};
 use crate::config::Config;
 
 const SHARDS: usize = 16;

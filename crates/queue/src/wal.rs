@@ -38,8 +38,6 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -119,18 +117,17 @@ struct Append {
     done: oneshot::Sender<Result<()>>,
 }
 
+enum Msg {
+    Append(Append),
+    /// Stop after what is already queued, then answer; later appends fail with [`Error::Closed`].
+    Close(oneshot::Sender<()>),
+}
+
 /// Handle to the log. Cloning shares the same writer.
 #[derive(Debug, Clone)]
 pub struct Wal {
-    tx: mpsc::Sender<Append>,
+    tx: mpsc::Sender<Msg>,
     max_record_bytes: usize,
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    /// The writer thread, joined once by [`Wal::close`].
-    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Wal {
@@ -153,15 +150,11 @@ impl Wal {
         let writer = Writer::create(&cfg, next_seq, metrics)?;
         let (tx, rx) = mpsc::channel(cfg.queue_capacity);
         let max_batch = cfg.max_batch_bytes;
-        let thread = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("wal-writer".into())
             .spawn(move || writer.run(rx, max_batch))
             .map_err(io(&cfg.dir))?;
-        let inner = Inner { thread: Mutex::new(Some(thread)) };
-        Ok((
-            Wal { tx, max_record_bytes: cfg.max_record_bytes, inner: Arc::new(inner) },
-            report,
-        ))
+        Ok((Wal { tx, max_record_bytes: cfg.max_record_bytes }, report))
     }
 
     /// Appends one record and returns once it is durable on disk.
@@ -170,18 +163,16 @@ impl Wal {
             return Err(Error::RecordTooLarge { size: payload.len(), max: self.max_record_bytes });
         }
         let (done, wait) = oneshot::channel();
-        self.tx.send(Append { payload, done }).await.map_err(|_| Error::Closed)?;
+        self.tx.send(Msg::Append(Append { payload, done })).await.map_err(|_| Error::Closed)?;
         wait.await.map_err(|_| Error::Closed)?
     }
 
-    /// Stops accepting appends once every clone is dropped, then waits for the writer thread to
-    /// write and fsync what it already holds. Call on the last handle at shutdown.
-    pub fn close(self) {
-        let inner = self.inner.clone();
-        drop(self);
-        let thread = inner.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(t) = thread {
-            let _ = t.join();
+    /// Writes and fsyncs every append already queued, then stops the writer; appends made later,
+    /// through any clone, fail with [`Error::Closed`]. Returns once the writer has stopped.
+    pub async fn close(self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Close(done)).await.is_ok() {
+            let _ = wait.await;
         }
     }
 }
@@ -295,17 +286,30 @@ impl Writer {
         })
     }
 
-    fn run(mut self, mut rx: mpsc::Receiver<Append>, max_batch_bytes: usize) {
+    fn run(mut self, mut rx: mpsc::Receiver<Msg>, max_batch_bytes: usize) {
         let mut buf = Vec::with_capacity(1 << 20);
         let mut batch: Vec<Append> = Vec::new();
-        while let Some(first) = rx.blocking_recv() {
+        let mut closing = None;
+        while closing.is_none() {
+            let first = match rx.blocking_recv() {
+                Some(Msg::Append(a)) => a,
+                Some(Msg::Close(done)) => {
+                    closing = Some(done);
+                    break;
+                }
+                None => break,
+            };
             let mut size = first.payload.len();
             batch.push(first);
             while size < max_batch_bytes {
                 match rx.try_recv() {
-                    Ok(a) => {
+                    Ok(Msg::Append(a)) => {
                         size += a.payload.len();
                         batch.push(a);
+                    }
+                    Ok(Msg::Close(done)) => {
+                        closing = Some(done);
+                        break;
                     }
                     Err(_) => break,
                 }
@@ -314,6 +318,22 @@ impl Writer {
             for a in batch.drain(..) {
                 let _ = a.done.send(result.as_ref().map(|_| ()).map_err(|e| Error::Failed(e.clone())));
             }
+        }
+        rx.close();
+        // Appends that raced with Close are refused rather than left waiting.
+        while let Ok(m) = rx.try_recv() {
+            match m {
+                Msg::Append(a) => {
+                    let _ = a.done.send(Err(Error::Closed));
+                }
+                Msg::Close(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+        let _ = self.file.sync_all();
+        if let Some(done) = closing {
+            let _ = done.send(());
         }
         // Every sender is gone: everything that was acknowledged is already fsynced.
         tracing::debug!(segment = self.seq, "wal writer stopped");
@@ -327,6 +347,7 @@ impl Writer {
         for a in batch {
             frame(buf, &a.payload);
         }
+        self.metrics.appended_records.inc_by(batch.len() as u64);
         let res = self.write(buf);
         if let Err(e) = &res {
             tracing::error!(error = %e, "wal write failed; refusing further appends");

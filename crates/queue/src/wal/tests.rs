@@ -33,12 +33,12 @@ async fn appends_replay_in_order_across_segments() {
         wal.append(Bytes::from(p.clone())).await.unwrap();
         want.push(p);
     }
-    wal.close();
+    wal.close().await;
     let (wal, got, report) = open(dir.path(), 4096);
     assert_eq!(got, want);
     assert!(report.segments > 5, "segments rotated: {report:?}");
     assert_eq!(report.truncated_segments, 0);
-    wal.close();
+    wal.close().await;
 }
 
 #[tokio::test]
@@ -58,7 +58,7 @@ async fn concurrent_appends_share_fsyncs_and_all_survive() {
     for t in tasks {
         t.await.unwrap();
     }
-    wal.close();
+    wal.close().await;
     assert!(metrics.group_commits.get() <= 800);
     let (wal, got, _) = open(dir.path(), 128 << 20);
     assert_eq!(got.len(), 800);
@@ -66,7 +66,7 @@ async fn concurrent_appends_share_fsyncs_and_all_survive() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 800);
-    wal.close();
+    wal.close().await;
 }
 
 /// Cut the last segment at every possible length and flip random bytes in its tail: replay keeps
@@ -88,7 +88,7 @@ async fn torn_and_corrupt_tails_are_cut_at_the_last_intact_record() {
             wal.append(Bytes::from(p.clone())).await.unwrap();
             want.push(p);
         }
-        wal.close();
+        wal.close().await;
         let (_, path) = list_segments(dir.path()).unwrap().pop().unwrap();
         let mut data = fs::read(&path).unwrap();
         let cut = rng.random_range(HEADER_LEN as usize..data.len());
@@ -104,12 +104,12 @@ async fn torn_and_corrupt_tails_are_cut_at_the_last_intact_record() {
         assert_eq!(got, want[..keep].to_vec(), "round {round} cut {cut}");
         assert_eq!(report.truncated_segments, usize::from(keep < want.len()));
         wal.append(Bytes::from_static(b"after")).await.unwrap();
-        wal.close();
+        wal.close().await;
         let (wal, got, report) = open(dir.path(), 128 << 20);
         assert_eq!(got.len(), keep + 1);
         assert_eq!(got.last().unwrap(), b"after");
         assert_eq!(report.truncated_segments, 0, "second replay is clean");
-        wal.close();
+        wal.close().await;
     }
 }
 
@@ -123,5 +123,5 @@ async fn oversized_record_is_refused() {
         wal.append(Bytes::from_static(&[0; 11])).await,
         Err(Error::RecordTooLarge { size: 11, max: 10 })
     ));
-    wal.close();
+    wal.close().await;
 }

@@ -1,0 +1,329 @@
+//! The process configuration: Tempo's YAML keys where a feature exists in both.
+//!
+//! Every section denies unknown keys: a typo is an error naming the key path, the line and the
+//! column, before anything listens. Tempo keys that vivace accepts but does not act on yet are
+//! listed by [`Config::ignored_keys`] and logged as warnings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use vivace_common::overrides::OverridesConfig;
+
+/// A configuration error, with where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: invalid value at `{key}`: {message}")]
+    Parse { path: String, key: String, message: String },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+type Ignored = Option<serde_yaml_ng::Value>;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Which role(s) this process runs; only `all` until the distributed mode exists.
+    pub target: String,
+    /// Take the tenant from `X-Scope-OrgID`; when false every request is `single-tenant`.
+    pub multitenancy_enabled: bool,
+    /// Deprecated Tempo name of `multitenancy_enabled`.
+    pub auth_enabled: Option<bool>,
+    /// vivace: where the write-ahead log (and, later, local blocks) live. Flag `--data-dir`.
+    pub data_dir: PathBuf,
+    /// Prefix for every `/api/...` route.
+    pub http_api_prefix: String,
+    pub server: ServerConfig,
+    pub distributor: vivace_distributor::Config,
+    pub live_store: vivace_livestore::Config,
+    pub overrides: OverridesConfig,
+    /// vivace: write-ahead log settings.
+    pub wal: WalConfig,
+    pub stream_over_http_enabled: Ignored,
+    pub storage: Ignored,
+    pub ingest: Ignored,
+    pub block_builder: Ignored,
+    pub querier: Ignored,
+    pub query_frontend: Ignored,
+    pub metrics_generator: Ignored,
+    pub backend_scheduler: Ignored,
+    pub backend_worker: Ignored,
+    pub memberlist: Ignored,
+    pub usage_report: Ignored,
+    pub cache: Ignored,
+    pub compactor: Ignored,
+    pub ingester: Ignored,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            target: "all".into(),
+            multitenancy_enabled: false,
+            auth_enabled: None,
+            data_dir: PathBuf::from("./vivace-data"),
+            http_api_prefix: String::new(),
+            server: ServerConfig::default(),
+            distributor: Default::default(),
+            live_store: Default::default(),
+            overrides: Default::default(),
+            wal: WalConfig::default(),
+            stream_over_http_enabled: None,
+            storage: None,
+            ingest: None,
+            block_builder: None,
+            querier: None,
+            query_frontend: None,
+            metrics_generator: None,
+            backend_scheduler: None,
+            backend_worker: None,
+            memberlist: None,
+            usage_report: None,
+            cache: None,
+            compactor: None,
+            ingester: None,
+        }
+    }
+}
+
+/// `server:` (dskit's server block).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTP API listens on (empty = all interfaces).
+    pub http_listen_address: String,
+    /// Port of the HTTP API (Tempo 3200).
+    pub http_listen_port: u16,
+    /// `debug`, `info`, `warn` or `error`.
+    pub log_level: String,
+    /// `logfmt` or `json`.
+    pub log_format: String,
+    /// Upper bound on the drain of in-flight requests at shutdown.
+    #[serde(with = "humantime_serde")]
+    pub graceful_shutdown_timeout: Duration,
+    pub grpc_listen_address: Ignored,
+    pub grpc_listen_port: Ignored,
+    pub grpc_server_max_recv_msg_size: Ignored,
+    pub grpc_server_max_send_msg_size: Ignored,
+    pub grpc_server_max_concurrent_streams: Ignored,
+    pub http_server_read_timeout: Ignored,
+    pub http_server_write_timeout: Ignored,
+    pub http_server_idle_timeout: Ignored,
+    pub log_request_headers: Ignored,
+    pub register_instrumentation: Ignored,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            http_listen_address: String::new(),
+            http_listen_port: 3200,
+            log_level: "info".into(),
+            log_format: "logfmt".into(),
+            graceful_shutdown_timeout: Duration::from_secs(4),
+            grpc_listen_address: None,
+            grpc_listen_port: None,
+            grpc_server_max_recv_msg_size: None,
+            grpc_server_max_send_msg_size: None,
+            grpc_server_max_concurrent_streams: None,
+            http_server_read_timeout: None,
+            http_server_write_timeout: None,
+            http_server_idle_timeout: None,
+            log_request_headers: None,
+            register_instrumentation: None,
+        }
+    }
+}
+
+/// `wal:` — vivace's embedded queue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WalConfig {
+    /// A segment file is closed and a new one started past this size (default 128 MiB).
+    pub segment_bytes: u64,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig { segment_bytes: 128 << 20 }
+    }
+}
+
+impl Config {
+    /// Parses YAML text; `source` names it in errors. With `expand_env`, `${VAR}` and
+    /// `${VAR:-default}` are replaced from the environment first (Tempo's `-config.expand-env`).
+    pub fn parse(text: &str, source: &str, expand_env: bool) -> Result<Config, ConfigError> {
+        let text = if expand_env { expand(text) } else { text.to_string() };
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let de = serde_yaml_ng::Deserializer::from_str(&text);
+        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Parse { path: source.to_string(), key, message: e.into_inner().to_string() }
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn load(path: &std::path::Path, expand_env: bool) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Config::parse(&text, &path.display().to_string(), expand_env)
+    }
+
+    pub fn multitenancy(&self) -> bool {
+        self.multitenancy_enabled || self.auth_enabled.unwrap_or(false)
+    }
+
+    /// Errors that parsing cannot catch.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.target != "all" {
+            return Err(ConfigError::Invalid(format!(
+                "target: `{}` is not available yet; only `all` runs in this version",
+                self.target
+            )));
+        }
+        if !["debug", "info", "warn", "error"].contains(&self.server.log_level.as_str()) {
+            return Err(ConfigError::Invalid(format!("server.log_level: unknown level `{}`", self.server.log_level)));
+        }
+        if self.overrides.enable_legacy_overrides {
+            return Err(ConfigError::Invalid("overrides.enable_legacy_overrides: the legacy format is not supported".into()));
+        }
+        let p = &self.distributor.receivers.otlp;
+        if let Some(otlp) = p {
+            if let Some(g) = &otlp.protocols.grpc {
+                if g.max_recv_msg_size_mib == 0 {
+                    return Err(ConfigError::Invalid("distributor.receivers.otlp.protocols.grpc.max_recv_msg_size_mib must be positive".into()));
+                }
+            }
+            if let Some(h) = &otlp.protocols.http {
+                if h.max_request_body_size == 0 {
+                    return Err(ConfigError::Invalid("distributor.receivers.otlp.protocols.http.max_request_body_size must be positive".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Tempo keys that were set but do nothing in this version of vivace.
+    pub fn ignored_keys(&self) -> Vec<String> {
+        let top = [
+            ("stream_over_http_enabled", self.stream_over_http_enabled.is_some()),
+            ("storage", self.storage.is_some()),
+            ("ingest", self.ingest.is_some()),
+            ("block_builder", self.block_builder.is_some()),
+            ("querier", self.querier.is_some()),
+            ("query_frontend", self.query_frontend.is_some()),
+            ("metrics_generator", self.metrics_generator.is_some()),
+            ("backend_scheduler", self.backend_scheduler.is_some()),
+            ("backend_worker", self.backend_worker.is_some()),
+            ("memberlist", self.memberlist.is_some()),
+            ("usage_report", self.usage_report.is_some()),
+            ("cache", self.cache.is_some()),
+            ("compactor", self.compactor.is_some()),
+            ("ingester", self.ingester.is_some()),
+            ("server.grpc_listen_address", self.server.grpc_listen_address.is_some()),
+            ("server.grpc_listen_port", self.server.grpc_listen_port.is_some()),
+            ("server.grpc_server_max_recv_msg_size", self.server.grpc_server_max_recv_msg_size.is_some()),
+            ("server.grpc_server_max_send_msg_size", self.server.grpc_server_max_send_msg_size.is_some()),
+            ("server.grpc_server_max_concurrent_streams", self.server.grpc_server_max_concurrent_streams.is_some()),
+            ("server.http_server_read_timeout", self.server.http_server_read_timeout.is_some()),
+            ("server.http_server_write_timeout", self.server.http_server_write_timeout.is_some()),
+            ("server.http_server_idle_timeout", self.server.http_server_idle_timeout.is_some()),
+            ("server.log_request_headers", self.server.log_request_headers.is_some()),
+            ("server.register_instrumentation", self.server.register_instrumentation.is_some()),
+        ];
+        let mut v: Vec<String> = top.iter().filter(|(_, set)| *set).map(|(k, _)| k.to_string()).collect();
+        v.extend(self.distributor.ignored_keys().into_iter().map(String::from));
+        v
+    }
+}
+
+/// `${VAR}` and `${VAR:-default}` from the environment; an unset variable without default
+/// becomes empty, as Tempo's expansion does.
+fn expand(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(j) = after.find('}') else {
+            out.push_str(&rest[i..]);
+            return out;
+        };
+        let inner = &after[..j];
+        let (name, default) = match inner.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (inner, None),
+        };
+        match std::env::var(name) {
+            Ok(v) if !v.is_empty() || default.is_none() => out.push_str(&v),
+            _ => out.push_str(default.unwrap_or("")),
+        }
+        rest = &after[j + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tempo_keys_parse() {
+        let text = "
+multitenancy_enabled: true
+server:
+  http_listen_port: 3300
+  grpc_listen_port: 9096
+distributor:
+  receivers:
+    otlp:
+      protocols:
+        grpc:
+          endpoint: 127.0.0.1:5317
+        http:
+overrides:
+  defaults:
+    ingestion:
+      max_traces_per_user: 5
+    global:
+      max_bytes_per_trace: 100
+";
+        let cfg = Config::parse(text, "t.yaml", false).unwrap();
+        assert!(cfg.multitenancy());
+        assert_eq!(cfg.server.http_listen_port, 3300);
+        let p = &cfg.distributor.receivers.otlp.as_ref().unwrap().protocols;
+        assert_eq!(p.grpc.as_ref().unwrap().endpoint, "127.0.0.1:5317");
+        assert_eq!(p.http.as_ref().unwrap().endpoint, "0.0.0.0:4318", "empty http: means defaults");
+        assert_eq!(cfg.overrides.defaults.ingestion.max_traces_per_user, 5);
+        assert_eq!(cfg.ignored_keys(), vec!["server.grpc_listen_port".to_string()]);
+    }
+
+    #[test]
+    fn unknown_key_names_path_and_line() {
+        let text = "server:\n  http_listen_port: 3200\n  htp_listen_address: x\n";
+        let err = Config::parse(text, "t.yaml", false).unwrap_err().to_string();
+        assert!(err.contains("htp_listen_address"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("`server"), "{err}");
+        let err = Config::parse("live_store:\n  max_trace_idle: soon\n", "t.yaml", false).unwrap_err().to_string();
+        assert!(err.contains("live_store.max_trace_idle") && err.contains("line 2"), "{err}");
+        let err = Config::parse("target: querier\n", "t.yaml", false).unwrap_err().to_string();
+        assert!(err.contains("target"), "{err}");
+    }
+
+    #[test]
+    fn env_expansion() {
+        // SAFETY: single-threaded test setting a variable no other test reads.
+        unsafe { std::env::set_var("VIVACE_TEST_PORT", "3999") };
+        assert_eq!(expand("a: ${VIVACE_TEST_PORT}\nb: ${VIVACE_UNSET_X:-7}\nc: ${VIVACE_UNSET_X}"), "a: 3999\nb: 7\nc: ");
+        let cfg = Config::parse("server:\n  http_listen_port: ${VIVACE_TEST_PORT}\n", "t", true).unwrap();
+        assert_eq!(cfg.server.http_listen_port, 3999);
+    }
+}

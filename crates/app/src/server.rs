@@ -1,0 +1,308 @@
+//! Start-up, the listeners, background tasks and shutdown of a `-target=all` process.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use http::{HeaderValue, StatusCode, header};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use vivace_common::overrides::Overrides;
+use vivace_distributor::{Distributor, DistributorMetrics};
+use vivace_livestore::{LiveStore, LiveStoreMetrics};
+use vivace_querier::{BuildInfo, QueryApi};
+use vivace_queue::{Wal, WalMetrics};
+
+use crate::config::Config;
+use crate::metrics::{ProcessMetrics, render};
+use crate::sources::{LiveStoreSource, ReplayStats, replay_record};
+
+/// The Tempo API version vivace answers to (Grafana turns streaming on from 2.7.0).
+pub(crate) const TEMPO_API_VERSION: &str = "3.0.0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("opening the write-ahead log: {0}")]
+    Queue(#[from] vivace_queue::Error),
+    #[error("listening on {addr} ({key}): {source}")]
+    Bind { addr: String, key: &'static str, source: std::io::Error },
+    #[error("overrides: {0}")]
+    Overrides(String),
+    #[error("server failed: {0}")]
+    Serve(String),
+}
+
+/// A started process: the log replayed and every listener bound, not yet serving.
+#[derive(Debug)]
+pub struct App {
+    cfg: Config,
+    live: Arc<LiveStore>,
+    wal: Wal,
+    distributor: Arc<Distributor>,
+    overrides: Overrides,
+    registry: Arc<Registry>,
+    process: Arc<ProcessMetrics>,
+    http: TcpListener,
+    otlp_grpc_opt: Option<TcpListener>,
+    otlp_http_opt: Option<TcpListener>,
+}
+
+/// Starts and serves until `shutdown` resolves.
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
+    App::start(cfg).await?.serve(shutdown).await
+}
+
+async fn bind(addr: &str, key: &'static str) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr: addr.to_string(), key, source })
+}
+
+impl App {
+    pub async fn start(cfg: Config) -> Result<App, AppError> {
+        cfg.validate()?;
+        for key in cfg.ignored_keys() {
+            tracing::warn!(key, "config key is accepted for Tempo compatibility but has no effect in this version");
+        }
+        let mut registry = Registry::default();
+        let live_metrics = LiveStoreMetrics::default();
+        registry.register("vivace_live_store_live_traces", "Traces receiving spans, by tenant", live_metrics.live_traces.clone());
+        registry.register("vivace_live_store_live_trace_bytes", "Encoded bytes of live traces, by tenant", live_metrics.live_trace_bytes.clone());
+        registry.register("vivace_live_store_complete_traces", "Completed traces held in memory, by tenant", live_metrics.complete_traces.clone());
+        registry.register("vivace_live_store_complete_bytes", "Compressed bytes of completed traces held in memory", live_metrics.complete_bytes.clone());
+        let live = Arc::new(LiveStore::new(cfg.live_store.clone(), live_metrics));
+
+        let wal_metrics = WalMetrics::default();
+        registry.register("vivace_wal_fsync_duration_seconds", "Time of one group commit's fsync", wal_metrics.fsync_seconds.clone());
+        registry.register("vivace_wal_appended_bytes", "Bytes written to the write-ahead log", wal_metrics.appended_bytes.clone());
+        registry.register("vivace_wal_appended_records", "Records written to the write-ahead log", wal_metrics.appended_records.clone());
+        registry.register("vivace_wal_group_commits", "Group commits (one fsync each)", wal_metrics.group_commits.clone());
+        let mut wal_cfg = vivace_queue::WalConfig::new(cfg.data_dir.join("wal"));
+        wal_cfg.segment_bytes = cfg.wal.segment_bytes;
+        let started = Instant::now();
+        let replay_live = live.clone();
+        let (wal, report, stats) = tokio::task::spawn_blocking(move || {
+            let mut stats = ReplayStats::default();
+            let (wal, report) = Wal::open(wal_cfg, wal_metrics, |v, p| replay_record(&replay_live, v, p, &mut stats))?;
+            Ok::<_, vivace_queue::Error>((wal, report, stats))
+        })
+        .await
+        .map_err(|e| AppError::Serve(e.to_string()))??;
+        tracing::info!(
+            segments = report.segments,
+            records = report.records,
+            traces = stats.traces,
+            bad_records = stats.bad_records,
+            truncated_segments = report.truncated_segments,
+            truncated_bytes = report.truncated_bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "write-ahead log replayed"
+        );
+
+        let overrides = Overrides::new(&cfg.overrides).map_err(AppError::Overrides)?;
+        let dmetrics = DistributorMetrics::default();
+        dmetrics.register(&mut registry);
+        let process = Arc::new(ProcessMetrics::default());
+        process.register(&mut registry);
+        let distributor = Arc::new(Distributor::new(cfg.distributor.clone(), overrides.clone(), live.clone(), wal.clone(), dmetrics));
+
+        let host = if cfg.server.http_listen_address.is_empty() { "0.0.0.0" } else { cfg.server.http_listen_address.as_str() };
+        let http = bind(&format!("{host}:{}", cfg.server.http_listen_port), "server.http_listen_port").await?;
+        let protocols = cfg.distributor.receivers.otlp.as_ref().map(|o| o.protocols.clone()).unwrap_or_default();
+        let otlp_grpc_opt = match &protocols.grpc {
+            Some(g) => Some(bind(&g.endpoint, "distributor.receivers.otlp.protocols.grpc.endpoint").await?),
+            None => None,
+        };
+        let otlp_http_opt = match &protocols.http {
+            Some(h) => Some(bind(&h.endpoint, "distributor.receivers.otlp.protocols.http.endpoint").await?),
+            None => None,
+        };
+        Ok(App { cfg, live, wal, distributor, overrides, registry: Arc::new(registry), process, http, otlp_grpc_opt, otlp_http_opt })
+    }
+
+    /// Where the HTTP API listens (useful with port 0).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.local_addr().ok()
+    }
+
+    /// Serves until `shutdown` resolves, then drains and closes.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
+        let App { cfg, live, wal, distributor, overrides, registry, process, http, otlp_grpc_opt, otlp_http_opt } = self;
+        let ready = Arc::new(AtomicBool::new(true));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|v| *v).await;
+        };
+        let multitenancy = cfg.multitenancy();
+        let mut servers: Vec<(&'static str, JoinHandle<Result<(), String>>)> = Vec::new();
+
+        let api = QueryApi {
+            sources: vec![Arc::new(LiveStoreSource(live.clone()))],
+            multitenancy,
+            build: BuildInfo {
+                version: TEMPO_API_VERSION.into(),
+                vivace_version: env!("CARGO_PKG_VERSION").into(),
+                revision: option_env!("VIVACE_REVISION").unwrap_or("unknown").into(),
+            },
+        };
+        let api_routes = vivace_querier::router(api);
+        let api_routes = if cfg.http_api_prefix.is_empty() { api_routes } else { Router::new().nest(&cfg.http_api_prefix, api_routes) };
+        let app = api_routes
+            .merge(ops_router(OpsState { ready: ready.clone(), registry: registry.clone(), process: process.clone() }))
+            .layer(tower_http::compression::CompressionLayer::new());
+        tracing::info!(addr = ?http.local_addr().ok(), "HTTP API listening");
+        let rx = stop_rx.clone();
+        servers.push((
+            "http api",
+            tokio::spawn(async move { axum::serve(http, app).with_graceful_shutdown(stopped(rx)).await.map_err(|e| e.to_string()) }),
+        ));
+
+        let protocols = cfg.distributor.receivers.otlp.as_ref().map(|o| o.protocols.clone()).unwrap_or_default();
+        if let (Some(listener), Some(g)) = (otlp_grpc_opt, &protocols.grpc) {
+            let svc = vivace_distributor::receiver::grpc::service(distributor.clone(), multitenancy, g.max_recv_msg_size_mib << 20);
+            tracing::info!(addr = ?listener.local_addr().ok(), "OTLP gRPC receiver listening");
+            let rx = stop_rx.clone();
+            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            servers.push((
+                "otlp grpc",
+                tokio::spawn(async move {
+                    tonic::transport::Server::builder()
+                        .layer(tower::util::MapResponseLayer::new(resource_exhausted_for_oversized))
+                        .add_service(svc)
+                        .serve_with_incoming_shutdown(incoming, stopped(rx))
+                        .await
+                        .map_err(|e| e.to_string())
+                }),
+            ));
+        }
+        if let (Some(listener), Some(h)) = (otlp_http_opt, &protocols.http) {
+            let router = vivace_distributor::receiver::http::router(distributor.clone(), multitenancy, h.max_request_body_size);
+            tracing::info!(addr = ?listener.local_addr().ok(), "OTLP HTTP receiver listening");
+            let rx = stop_rx.clone();
+            servers.push((
+                "otlp http",
+                tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped(rx)).await.map_err(|e| e.to_string()) }),
+            ));
+        }
+        drop(distributor);
+
+        let sweeper = tokio::spawn(sweep_loop(live.clone(), stop_rx.clone()));
+        let reloader = cfg.overrides.per_tenant_override_config.is_some().then(|| {
+            let period = cfg.overrides.per_tenant_override_period.unwrap_or(Duration::from_secs(10));
+            tokio::spawn(reload_loop(overrides.clone(), period, stop_rx.clone()))
+        });
+
+        tracing::info!("vivace is ready");
+        shutdown.await;
+        tracing::info!("shutting down: refusing new work, draining in-flight requests");
+        ready.store(false, Ordering::SeqCst);
+        let _ = stop_tx.send(true);
+        let deadline = cfg.server.graceful_shutdown_timeout;
+        let mut failure = None;
+        for (name, handle) in servers {
+            let abort = handle.abort_handle();
+            match tokio::time::timeout(deadline, handle).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => failure = Some(format!("{name}: {e}")),
+                Ok(Err(e)) => failure = Some(format!("{name}: {e}")),
+                Err(_) => {
+                    tracing::warn!(server = name, "in-flight requests did not finish in time; cutting them off");
+                    abort.abort();
+                }
+            }
+        }
+        let _ = sweeper.await;
+        if let Some(r) = reloader {
+            r.abort();
+        }
+        // Every acknowledged push is already fsynced; closing refuses any straggler.
+        wal.close().await;
+        tracing::info!("write-ahead log closed; bye");
+        match failure {
+            Some(e) => Err(AppError::Serve(e)),
+            None => Ok(()),
+        }
+    }
+}
+
+async fn sweep_loop(live: Arc<LiveStore>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let l = live.clone();
+                let _ = tokio::task::spawn_blocking(move || l.sweep(Instant::now(), false)).await;
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn reload_loop(overrides: Overrides, period: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(period);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = overrides.reload() {
+                    tracing::error!(error = %e, "reloading per-tenant overrides failed; keeping the previous values");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct OpsState {
+    ready: Arc<AtomicBool>,
+    registry: Arc<Registry>,
+    process: Arc<ProcessMetrics>,
+}
+
+fn ops_router(state: OpsState) -> Router {
+    Router::new()
+        .route(
+            "/ready",
+            get(|State(s): State<OpsState>| async move {
+                if s.ready.load(Ordering::SeqCst) {
+                    (StatusCode::OK, "ready\n")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "Shutting down\n")
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(|State(s): State<OpsState>| async move {
+                let body = render(&s.registry, &s.process);
+                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+            }),
+        )
+        .with_state(state)
+}
+
+/// tonic answers a request message over `max_decoding_message_size` with OUT_OF_RANGE; the
+/// OTLP and gRPC conventions (and Tempo, through grpc-go) say RESOURCE_EXHAUSTED. tonic already
+/// uses RESOURCE_EXHAUSTED for a compressed message that inflates past the limit.
+fn resource_exhausted_for_oversized<B>(mut resp: http::Response<B>) -> http::Response<B> {
+    let out_of_range = resp.headers().get("grpc-status").is_some_and(|v| v.as_bytes() == b"11");
+    let too_large = resp
+        .headers()
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|m| m.contains("message%20length%20too%20large") || m.contains("message length too large"));
+    if out_of_range && too_large {
+        resp.headers_mut().insert("grpc-status", HeaderValue::from_static("8"));
+    }
+    resp
+}

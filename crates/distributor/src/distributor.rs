@@ -1,0 +1,163 @@
+//! [`Distributor::push`]: one request from decoded OTLP to durable acknowledgement.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use prost::Message;
+use vivace_common::overrides::Overrides;
+use vivace_common::{Status, StatusCode, TenantId};
+use vivace_livestore::{Admission, Limits, LiveStore, TraceRefusal};
+use vivace_proto::otlp::trace::ResourceSpans;
+use vivace_queue::{QueueRecord, Wal};
+
+use crate::config::Config;
+use crate::metrics::{DistributorMetrics, TenantLabel, reason};
+use crate::rate::{RateLimiter, RateRefusal};
+use crate::validate::{group_by_trace, truncate_attributes, validate_ids};
+
+/// What an accepted push answers: spans refused individually (OTLP partial success).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PushOutcome {
+    pub rejected_spans: i64,
+    pub message: String,
+}
+
+/// The distributor of a monolithic vivace: validates, limits, appends to the queue, and hands
+/// the spans to the live-store.
+#[derive(Debug)]
+pub struct Distributor {
+    cfg: Config,
+    overrides: Overrides,
+    live: Arc<LiveStore>,
+    wal: Wal,
+    rate: RateLimiter,
+    metrics: DistributorMetrics,
+}
+
+impl Distributor {
+    pub fn new(cfg: Config, overrides: Overrides, live: Arc<LiveStore>, wal: Wal, metrics: DistributorMetrics) -> Self {
+        Distributor { cfg, overrides, live, wal, rate: RateLimiter::default(), metrics }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Counts a request refused before it could be decoded (too large, malformed).
+    pub fn refused_undecoded(&self, tenant: &str, too_large: bool, bytes: usize) {
+        let r = if too_large { reason::REQUEST_TOO_LARGE } else { reason::MALFORMED_REQUEST };
+        self.metrics.refused(tenant, r, 0, bytes);
+    }
+
+    fn retry_info(&self, tenant: &TenantId, status: Status) -> Status {
+        if self.overrides.tenant(tenant.as_str()).ingestion.retry_info_enabled {
+            status.with_retry_after(self.cfg.retry_after_on_resource_exhausted)
+        } else {
+            status
+        }
+    }
+
+    /// Pushes the spans of one request. `encoded_size` is the size of the request in OTLP
+    /// protobuf, the unit of the rate limit. Returns once every accepted span is durable and
+    /// readable.
+    pub async fn push(&self, tenant: &TenantId, mut batches: Vec<ResourceSpans>, encoded_size: usize) -> Result<PushOutcome, Status> {
+        let start = Instant::now();
+        let spans: usize = batches.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum();
+        if spans == 0 {
+            return Ok(PushOutcome::default());
+        }
+        let t = tenant.as_str();
+        let limits = self.overrides.tenant(t);
+        let ing = &limits.ingestion;
+
+        if let Err(r) = self.rate.take(tenant, ing.rate_limit_bytes, ing.burst_size_bytes, encoded_size as u64, start) {
+            self.metrics.refused(t, reason::RATE_LIMITED, spans, encoded_size);
+            let msg = match r {
+                RateRefusal::BatchTooLarge => format!(
+                    "RATE_LIMITED: batch size ({encoded_size} bytes) exceeds ingestion limit (local: {} bytes/s, burst size: {} bytes) while adding {encoded_size} bytes for user {t}. consider reducing batch size or increasing rate limit.",
+                    ing.rate_limit_bytes, ing.burst_size_bytes
+                ),
+                RateRefusal::RateExceeded => format!(
+                    "RATE_LIMITED: ingestion rate limit (local: {} bytes, burst size: {} bytes) exceeded while adding {encoded_size} bytes for user {t}",
+                    ing.rate_limit_bytes, ing.burst_size_bytes
+                ),
+            };
+            return Err(self.retry_info(tenant, Status::new(StatusCode::TooManyRequests, msg)));
+        }
+
+        let max_attr = if ing.max_attribute_bytes > 0 { ing.max_attribute_bytes } else { self.cfg.max_attribute_bytes };
+        truncate_attributes(&mut batches, max_attr);
+
+        if let Err(bad) = validate_ids(&batches) {
+            let r = match bad {
+                crate::validate::BadId::TraceId { .. } => reason::INVALID_TRACE_ID,
+                crate::validate::BadId::SpanId { .. } => reason::INVALID_SPAN_ID,
+            };
+            self.metrics.refused(t, r, spans, encoded_size);
+            return Err(Status::bad_request(bad.message()));
+        }
+
+        let groups = group_by_trace(batches);
+        let encoded: Vec<Bytes> = groups.iter().map(|g| Bytes::from(g.trace.encode_to_vec())).collect();
+        let sizes: Vec<_> = groups.iter().zip(&encoded).map(|(g, e)| (g.id, e.len())).collect();
+        let live_limits = Limits {
+            max_traces_per_user: ing.max_traces_per_user,
+            max_bytes_per_trace: limits.global.max_bytes_per_trace,
+        };
+        let refused = match self.live.admit(tenant, &sizes, live_limits) {
+            Admission::Admit { refused } => refused,
+            Admission::LiveTracesExceeded { live, max } => {
+                self.metrics.refused(t, reason::LIVE_TRACES_EXCEEDED, spans, encoded_size);
+                let msg = format!("LIVE_TRACES_EXCEEDED: max live traces exceeded for tenant {t}: per-user traces limit (local: {max} global: 0 actual local: {live}) exceeded");
+                return Err(self.retry_info(tenant, Status::new(StatusCode::TooManyRequests, msg)));
+            }
+            Admission::LiveBytesExceeded { live_bytes, max } => {
+                self.metrics.refused(t, reason::LIVE_TRACES_EXCEEDED, spans, encoded_size);
+                let msg = format!("LIVE_TRACES_EXCEEDED: max live trace bytes exceeded for tenant {t}: live traces hold {live_bytes} bytes, limit is {max} bytes");
+                return Err(self.retry_info(tenant, Status::new(StatusCode::TooManyRequests, msg)));
+            }
+        };
+
+        let mut outcome = PushOutcome::default();
+        let mut record = QueueRecord { tenant: t.to_string(), traces: Vec::with_capacity(groups.len()), ids: Vec::with_capacity(groups.len()) };
+        let mut accepted = Vec::with_capacity(groups.len());
+        let mut accepted_spans = 0usize;
+        let mut accepted_bytes = 0usize;
+        for (i, (g, bytes)) in groups.into_iter().zip(encoded).enumerate() {
+            if let Some(Some(TraceRefusal::TooLarge { trace_id, adding, max, .. })) = refused.get(i) {
+                self.metrics.refused(t, reason::TRACE_TOO_LARGE, g.spans, bytes.len());
+                outcome.rejected_spans += g.spans as i64;
+                if outcome.message.is_empty() {
+                    outcome.message = format!(
+                        "TRACE_TOO_LARGE: max size of trace ({max}) exceeded while adding {adding} bytes to trace {trace_id} for tenant {t}"
+                    );
+                }
+                continue;
+            }
+            record.ids.push(Bytes::copy_from_slice(&g.id.0));
+            record.traces.push(bytes.clone());
+            accepted_spans += g.spans;
+            accepted_bytes += bytes.len();
+            accepted.push((g, bytes));
+        }
+        if accepted.is_empty() {
+            return Ok(outcome);
+        }
+
+        if let Err(e) = self.wal.append(Bytes::from(record.encode_to_vec())).await {
+            self.metrics.refused(t, reason::UNKNOWN_ERROR, accepted_spans, accepted_bytes);
+            tracing::error!(tenant = t, error = %e, "queue append failed");
+            return Err(Status::unavailable(format!("queue write failed: {e}")));
+        }
+        let now = Instant::now();
+        for (g, bytes) in accepted {
+            self.live.push(tenant, g.id, &g.trace, bytes, now);
+        }
+        let l = TenantLabel { tenant: t.to_string() };
+        self.metrics.spans_received.get_or_create(&l).inc_by(accepted_spans as u64);
+        self.metrics.bytes_received.get_or_create(&l).inc_by(accepted_bytes as u64);
+        self.metrics.push_seconds.observe(start.elapsed().as_secs_f64());
+        Ok(outcome)
+    }
+}

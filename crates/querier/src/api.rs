@@ -1,0 +1,210 @@
+//! HTTP handlers of the query API.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderMap, StatusCode, header};
+use prost::Message;
+use serde::Deserialize;
+use vivace_common::{Status, TenantId, TraceId};
+use vivace_model::combine_traces;
+use vivace_proto::jsonpb;
+use vivace_proto::tempopb::{Trace, TraceByIdMetrics, TraceByIdResponse};
+
+use crate::source::TraceSource;
+
+/// `/api/status/buildinfo` fields.
+#[derive(Debug, Clone)]
+pub struct BuildInfo {
+    /// The Tempo API version vivace is compatible with (semver; Grafana enables streaming at
+    /// 2.7.0 and later).
+    pub version: String,
+    pub vivace_version: String,
+    pub revision: String,
+}
+
+/// What the query handlers need.
+#[derive(Debug, Clone)]
+pub struct QueryApi {
+    pub sources: Vec<Arc<dyn TraceSource>>,
+    pub multitenancy: bool,
+    pub build: BuildInfo,
+}
+
+/// Routes of the query API, to be served on the HTTP port.
+pub fn router(api: QueryApi) -> Router {
+    Router::new()
+        .route("/api/traces/{id}", get(trace_v1))
+        .route("/api/v2/traces/{id}", get(trace_v2))
+        .route("/api/echo", get(|| async { "echo\n" }))
+        .route("/api/status/buildinfo", get(buildinfo))
+        .with_state(Arc::new(api))
+}
+
+async fn buildinfo(State(api): State<Arc<QueryApi>>) -> Response {
+    let b = &api.build;
+    let body = serde_json::json!({
+        "version": b.version,
+        "revision": b.revision,
+        "branch": "main",
+        "buildUser": "",
+        "buildDate": "",
+        "goVersion": "",
+        "vivaceVersion": b.vivace_version,
+    });
+    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct RangeParams {
+    start: Option<String>,
+    end: Option<String>,
+}
+
+fn text(code: StatusCode, msg: impl Into<String>) -> Response {
+    (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{}\n", msg.into())).into_response()
+}
+
+fn status_response(s: Status) -> Response {
+    let code = StatusCode::from_u16(s.code.http()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    text(code, s.message)
+}
+
+fn wants_protobuf(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/protobuf"))
+}
+
+/// Parses the tenant header for reads: one tenant, or several joined with `|`.
+fn read_tenants(api: &QueryApi, headers: &HeaderMap) -> Result<Vec<TenantId>, Status> {
+    if !api.multitenancy {
+        return Ok(vec![TenantId::single()]);
+    }
+    let raw = headers
+        .get("x-scope-orgid")
+        .ok_or_else(|| Status::new(vivace_common::StatusCode::Unauthorized, "no org id"))?
+        .to_str()
+        .map_err(|_| Status::bad_request("X-Scope-OrgID is not valid text"))?;
+    let mut tenants = Vec::new();
+    for t in raw.split('|') {
+        let t = TenantId::new(t.trim()).map_err(|e| Status::bad_request(format!("invalid X-Scope-OrgID: {e}")))?;
+        if !tenants.contains(&t) {
+            tenants.push(t);
+        }
+    }
+    Ok(tenants)
+}
+
+/// The request part shared by v1 and v2: tenants, trace ID and optional range.
+struct TraceRequest {
+    tenants: Vec<TenantId>,
+    id: TraceId,
+    range_opt: Option<(i64, i64)>,
+}
+
+fn parse_request(api: &QueryApi, headers: &HeaderMap, id: &str, params: &RangeParams) -> Result<TraceRequest, Status> {
+    let tenants = read_tenants(api, headers)?;
+    let id = TraceId::from_hex(id).map_err(|e| Status::bad_request(e.to_string()))?;
+    let parse = |name: &str, v: &Option<String>| -> Result<Option<i64>, Status> {
+        match v.as_deref() {
+            None | Some("") => Ok(None),
+            Some(s) => s.parse::<i64>().map(Some).map_err(|e| Status::bad_request(format!("invalid {name}: {s}: {e}"))),
+        }
+    };
+    let start = parse("start", &params.start)?;
+    let end = parse("end", &params.end)?;
+    let range_opt = match (start, end) {
+        (None, None) => None,
+        (s, e) => {
+            let (s, e) = (s.unwrap_or(0), e.unwrap_or(i64::MAX));
+            if e <= s {
+                return Err(Status::bad_request(format!(
+                    "http parameter start must be before end. received start={s} end={e}"
+                )));
+            }
+            Some((s, e))
+        }
+    };
+    Ok(TraceRequest { tenants, id, range_opt })
+}
+
+/// Looks the trace up in every source for every tenant and combines what was found.
+async fn find(api: &QueryApi, req: &TraceRequest) -> Result<Option<(Trace, u64)>, Status> {
+    let mut pieces = Vec::new();
+    let mut inspected = 0;
+    for tenant in &req.tenants {
+        for src in &api.sources {
+            if let Some(found) = src.find_trace_by_id(tenant, &req.id, req.range_opt).await? {
+                inspected += found.inspected_bytes;
+                pieces.push(found.trace);
+            }
+        }
+    }
+    if pieces.is_empty() {
+        return Ok(None);
+    }
+    let trace = if pieces.len() == 1 {
+        pieces.pop().unwrap_or_default()
+    } else {
+        combine_traces(pieces, &mut Default::default())
+    };
+    if trace.resource_spans.is_empty() { Ok(None) } else { Ok(Some((trace, inspected))) }
+}
+
+async fn trace_v1(
+    State(api): State<Arc<QueryApi>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(params): Query<RangeParams>,
+) -> Response {
+    let req = match parse_request(&api, &headers, &id, &params) {
+        Ok(r) => r,
+        Err(s) => return status_response(s),
+    };
+    match find(&api, &req).await {
+        Err(s) => status_response(s),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Ok(Some((trace, _))) => {
+            if wants_protobuf(&headers) {
+                ([(header::CONTENT_TYPE, "application/protobuf")], trace.encode_to_vec()).into_response()
+            } else {
+                ([(header::CONTENT_TYPE, "application/json")], jsonpb::trace_v1(&trace).to_string()).into_response()
+            }
+        }
+    }
+}
+
+async fn trace_v2(
+    State(api): State<Arc<QueryApi>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(params): Query<RangeParams>,
+) -> Response {
+    let req = match parse_request(&api, &headers, &id, &params) {
+        Ok(r) => r,
+        Err(s) => return status_response(s),
+    };
+    let (trace, inspected) = match find(&api, &req).await {
+        Err(s) => return status_response(s),
+        // As Tempo: v2 answers an unknown trace with 200 and an empty trace.
+        Ok(None) => (Trace::default(), 0),
+        Ok(Some(found)) => found,
+    };
+    let resp = TraceByIdResponse {
+        trace: Some(trace),
+        metrics: Some(TraceByIdMetrics { inspected_bytes: inspected, ..Default::default() }),
+        status: 0,
+        message: String::new(),
+    };
+    if wants_protobuf(&headers) {
+        ([(header::CONTENT_TYPE, "application/protobuf")], resp.encode_to_vec()).into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "application/json")], jsonpb::trace_by_id_response(&resp).to_string()).into_response()
+    }
+}

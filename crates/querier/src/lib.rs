@@ -1,0 +1,12 @@
+//! The query side: Tempo's HTTP API on `server.http_listen_port` (§1, §2 of the compatibility
+//! notes), answered from [`TraceSource`]s (the live-store today; blocks next).
+//!
+//! Routes: `/api/traces/{id}` and `/api/v2/traces/{id}` (JSON in gogo-jsonpb form, or protobuf
+//! with `Accept: application/protobuf`), `/api/echo`, `/api/status/buildinfo`.
+//! Multi-tenant reads accept `X-Scope-OrgID: a|b` and combine the tenants' results.
+
+mod api;
+mod source;
+
+pub use api::{BuildInfo, QueryApi, router};
+pub use source::{FoundTrace, TraceSource};

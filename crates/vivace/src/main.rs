@@ -1,0 +1,157 @@
+//! The `vivace` binary: argument parsing and subcommands only.
+//!
+//! `vivace` (or `vivace serve`) runs the server; `vivace gen` is the load generator. Tempo's
+//! single-dash flags (`-config.file=...`, `-config.expand-env`, `-target=all`) work as in Tempo.
+
+mod loadgen;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use vivace_app::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "vivace", version, about = "A distributed tracing backend that speaks Tempo")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Generate realistic trace load against a running server and report throughput/latency.
+    Gen(loadgen::GenArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+struct ServeArgs {
+    /// YAML configuration file (Tempo's keys).
+    #[arg(long = "config.file")]
+    config_file: Option<PathBuf>,
+    /// Replace ${VAR} and ${VAR:-default} in the config file from the environment.
+    #[arg(long = "config.expand-env", num_args = 0..=1, default_missing_value = "true")]
+    expand_env: Option<bool>,
+    /// Roles to run; only `all` in this version.
+    #[arg(long = "target")]
+    target: Option<String>,
+    /// Where the write-ahead log lives (config key `data_dir`, default ./vivace-data).
+    #[arg(long = "data-dir")]
+    data_dir: Option<PathBuf>,
+}
+
+/// Turns Go-style single-dash long flags (`-config.file=x`) into clap's `--config.file=x`.
+fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
+    args.enumerate()
+        .map(|(i, a)| {
+            let long_single = i > 0 && a.starts_with('-') && !a.starts_with("--") && a.len() > 2 && a.as_bytes()[1].is_ascii_alphabetic();
+            if long_single { format!("-{a}") } else { a }
+        })
+        .collect()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(normalize_args(std::env::args()));
+    match cli.cmd {
+        Some(Cmd::Gen(args)) => {
+            init_logging("warn");
+            match loadgen::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("vivace gen: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(Cmd::Serve(args)) => serve(args),
+        None => serve(cli.serve),
+    }
+}
+
+fn load_config(args: &ServeArgs) -> Result<Config, vivace_app::ConfigError> {
+    let expand = args.expand_env.unwrap_or(false);
+    let mut cfg = match &args.config_file {
+        Some(path) => Config::load(path, expand)?,
+        None => Config::default(),
+    };
+    if let Some(t) = &args.target {
+        cfg.target = t.clone();
+    }
+    if let Some(d) = &args.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIVACE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},h2=warn,hyper=warn,tower=warn")));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let cfg = match load_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vivace: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&cfg.server.log_level);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vivace: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        let app = vivace_app::App::start(cfg).await?;
+        app.serve(shutdown_signal()).await
+    });
+    // Blocking tasks still running (a sweep) must not hold the exit past the promised 5 s.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "vivace stopped with an error");
+            eprintln!("vivace: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tempo_style_flags() {
+        let args = normalize_args(["vivace", "-config.file=/x.yaml", "-target=all", "-h", "--data-dir", "d"].iter().map(|s| s.to_string()));
+        assert_eq!(args, ["vivace", "--config.file=/x.yaml", "--target=all", "-h", "--data-dir", "d"]);
+        let cli = Cli::parse_from(normalize_args(["vivace", "-config.file", "c.yaml", "-config.expand-env"].iter().map(|s| s.to_string())));
+        assert_eq!(cli.serve.config_file, Some(PathBuf::from("c.yaml")));
+        assert_eq!(cli.serve.expand_env, Some(true));
+    }
+}
