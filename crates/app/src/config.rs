@@ -14,9 +14,16 @@ use vivace_common::overrides::OverridesConfig;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: invalid value at `{key}`: {message}")]
-    Parse { path: String, key: String, message: String },
+    Parse {
+        path: String,
+        key: String,
+        message: String,
+    },
     #[error("config: {0}")]
     Invalid(String),
 }
@@ -149,7 +156,9 @@ pub struct WalConfig {
 
 impl Default for WalConfig {
     fn default() -> Self {
-        WalConfig { segment_bytes: 128 << 20 }
+        WalConfig {
+            segment_bytes: 128 << 20,
+        }
     }
 }
 
@@ -157,21 +166,32 @@ impl Config {
     /// Parses YAML text; `source` names it in errors. With `expand_env`, `${VAR}` and
     /// `${VAR:-default}` are replaced from the environment first (Tempo's `-config.expand-env`).
     pub fn parse(text: &str, source: &str, expand_env: bool) -> Result<Config, ConfigError> {
-        let text = if expand_env { expand(text) } else { text.to_string() };
+        let text = if expand_env {
+            expand(text)
+        } else {
+            text.to_string()
+        };
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
         let de = serde_yaml_ng::Deserializer::from_str(&text);
         let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
-            ConfigError::Parse { path: source.to_string(), key, message: e.into_inner().to_string() }
+            ConfigError::Parse {
+                path: source.to_string(),
+                key,
+                message: e.into_inner().to_string(),
+            }
         })?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     pub fn load(path: &std::path::Path, expand_env: bool) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Config::parse(&text, &path.display().to_string(), expand_env)
     }
 
@@ -188,10 +208,15 @@ impl Config {
             )));
         }
         if !["debug", "info", "warn", "error"].contains(&self.server.log_level.as_str()) {
-            return Err(ConfigError::Invalid(format!("server.log_level: unknown level `{}`", self.server.log_level)));
+            return Err(ConfigError::Invalid(format!(
+                "server.log_level: unknown level `{}`",
+                self.server.log_level
+            )));
         }
         if self.overrides.enable_legacy_overrides {
-            return Err(ConfigError::Invalid("overrides.enable_legacy_overrides: the legacy format is not supported".into()));
+            return Err(ConfigError::Invalid(
+                "overrides.enable_legacy_overrides: the legacy format is not supported".into(),
+            ));
         }
         let p = &self.distributor.receivers.otlp;
         if let Some(otlp) = p {
@@ -212,7 +237,10 @@ impl Config {
     /// Tempo keys that were set but do nothing in this version of vivace.
     pub fn ignored_keys(&self) -> Vec<String> {
         let top = [
-            ("stream_over_http_enabled", self.stream_over_http_enabled.is_some()),
+            (
+                "stream_over_http_enabled",
+                self.stream_over_http_enabled.is_some(),
+            ),
             ("storage", self.storage.is_some()),
             ("ingest", self.ingest.is_some()),
             ("block_builder", self.block_builder.is_some()),
@@ -226,19 +254,58 @@ impl Config {
             ("cache", self.cache.is_some()),
             ("compactor", self.compactor.is_some()),
             ("ingester", self.ingester.is_some()),
-            ("server.grpc_listen_address", self.server.grpc_listen_address.is_some()),
-            ("server.grpc_listen_port", self.server.grpc_listen_port.is_some()),
-            ("server.grpc_server_max_recv_msg_size", self.server.grpc_server_max_recv_msg_size.is_some()),
-            ("server.grpc_server_max_send_msg_size", self.server.grpc_server_max_send_msg_size.is_some()),
-            ("server.grpc_server_max_concurrent_streams", self.server.grpc_server_max_concurrent_streams.is_some()),
-            ("server.http_server_read_timeout", self.server.http_server_read_timeout.is_some()),
-            ("server.http_server_write_timeout", self.server.http_server_write_timeout.is_some()),
-            ("server.http_server_idle_timeout", self.server.http_server_idle_timeout.is_some()),
-            ("server.log_request_headers", self.server.log_request_headers.is_some()),
-            ("server.register_instrumentation", self.server.register_instrumentation.is_some()),
+            (
+                "server.grpc_listen_address",
+                self.server.grpc_listen_address.is_some(),
+            ),
+            (
+                "server.grpc_listen_port",
+                self.server.grpc_listen_port.is_some(),
+            ),
+            (
+                "server.grpc_server_max_recv_msg_size",
+                self.server.grpc_server_max_recv_msg_size.is_some(),
+            ),
+            (
+                "server.grpc_server_max_send_msg_size",
+                self.server.grpc_server_max_send_msg_size.is_some(),
+            ),
+            (
+                "server.grpc_server_max_concurrent_streams",
+                self.server.grpc_server_max_concurrent_streams.is_some(),
+            ),
+            (
+                "server.http_server_read_timeout",
+                self.server.http_server_read_timeout.is_some(),
+            ),
+            (
+                "server.http_server_write_timeout",
+                self.server.http_server_write_timeout.is_some(),
+            ),
+            (
+                "server.http_server_idle_timeout",
+                self.server.http_server_idle_timeout.is_some(),
+            ),
+            (
+                "server.log_request_headers",
+                self.server.log_request_headers.is_some(),
+            ),
+            (
+                "server.register_instrumentation",
+                self.server.register_instrumentation.is_some(),
+            ),
         ];
-        let mut v: Vec<String> = top.iter().filter(|(_, set)| *set).map(|(k, _)| k.to_string()).collect();
-        v.extend(self.distributor.ignored_keys().into_iter().map(String::from));
+        let mut v: Vec<String> = top
+            .iter()
+            .filter(|(_, set)| *set)
+            .map(|(k, _)| k.to_string())
+            .collect();
+        v.extend(
+            self.distributor
+                .ignored_keys()
+                .into_iter()
+                .map(String::from),
+        );
         v
     }
 }
@@ -300,21 +367,37 @@ overrides:
         assert_eq!(cfg.server.http_listen_port, 3300);
         let p = &cfg.distributor.receivers.otlp.as_ref().unwrap().protocols;
         assert_eq!(p.grpc.as_ref().unwrap().endpoint, "127.0.0.1:5317");
-        assert_eq!(p.http.as_ref().unwrap().endpoint, "0.0.0.0:4318", "empty http: means defaults");
+        assert_eq!(
+            p.http.as_ref().unwrap().endpoint,
+            "0.0.0.0:4318",
+            "empty http: means defaults"
+        );
         assert_eq!(cfg.overrides.defaults.ingestion.max_traces_per_user, 5);
-        assert_eq!(cfg.ignored_keys(), vec!["server.grpc_listen_port".to_string()]);
+        assert_eq!(
+            cfg.ignored_keys(),
+            vec!["server.grpc_listen_port".to_string()]
+        );
     }
 
     #[test]
     fn unknown_key_names_path_and_line() {
         let text = "server:\n  http_listen_port: 3200\n  htp_listen_address: x\n";
-        let err = Config::parse(text, "t.yaml", false).unwrap_err().to_string();
+        let err = Config::parse(text, "t.yaml", false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("htp_listen_address"), "{err}");
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("`server"), "{err}");
-        let err = Config::parse("live_store:\n  max_trace_idle: soon\n", "t.yaml", false).unwrap_err().to_string();
-        assert!(err.contains("live_store.max_trace_idle") && err.contains("line 2"), "{err}");
-        let err = Config::parse("target: querier\n", "t.yaml", false).unwrap_err().to_string();
+        let err = Config::parse("live_store:\n  max_trace_idle: soon\n", "t.yaml", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("live_store.max_trace_idle") && err.contains("line 2"),
+            "{err}"
+        );
+        let err = Config::parse("target: querier\n", "t.yaml", false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("target"), "{err}");
     }
 
@@ -322,8 +405,16 @@ overrides:
     fn env_expansion() {
         // SAFETY: single-threaded test setting a variable no other test reads.
         unsafe { std::env::set_var("VIVACE_TEST_PORT", "3999") };
-        assert_eq!(expand("a: ${VIVACE_TEST_PORT}\nb: ${VIVACE_UNSET_X:-7}\nc: ${VIVACE_UNSET_X}"), "a: 3999\nb: 7\nc: ");
-        let cfg = Config::parse("server:\n  http_listen_port: ${VIVACE_TEST_PORT}\n", "t", true).unwrap();
+        assert_eq!(
+            expand("a: ${VIVACE_TEST_PORT}\nb: ${VIVACE_UNSET_X:-7}\nc: ${VIVACE_UNSET_X}"),
+            "a: 3999\nb: 7\nc: "
+        );
+        let cfg = Config::parse(
+            "server:\n  http_listen_port: ${VIVACE_TEST_PORT}\n",
+            "t",
+            true,
+        )
+        .unwrap();
         assert_eq!(cfg.server.http_listen_port, 3999);
     }
 }

@@ -16,21 +16,46 @@ pub(crate) struct ProcessMetrics {
 
 impl ProcessMetrics {
     pub(crate) fn register(&self, r: &mut Registry) {
-        r.register("process_resident_memory_bytes", "Resident memory size in bytes", self.resident.clone());
-        r.register("process_virtual_memory_bytes", "Virtual memory size in bytes", self.virtual_mem.clone());
-        r.register("process_cpu_seconds", "Total user and system CPU time spent in seconds", self.cpu_seconds.clone());
-        r.register("process_threads", "Number of OS threads", self.threads.clone());
+        r.register(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes",
+            self.resident.clone(),
+        );
+        r.register(
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes",
+            self.virtual_mem.clone(),
+        );
+        r.register(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds",
+            self.cpu_seconds.clone(),
+        );
+        r.register(
+            "process_threads",
+            "Number of OS threads",
+            self.threads.clone(),
+        );
     }
 
     /// Refreshes the gauges from `/proc/self/stat`.
     pub(crate) fn refresh(&self) {
-        let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return };
+        let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+            return;
+        };
         // Fields after the parenthesised command name, which may itself contain spaces.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return };
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            return;
+        };
         let f: Vec<&str> = rest.split_whitespace().collect();
         let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
         // SAFETY: sysconf has no preconditions.
-        let (tick, page) = unsafe { (libc::sysconf(libc::_SC_CLK_TCK) as f64, libc::sysconf(libc::_SC_PAGESIZE) as f64) };
+        let (tick, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_CLK_TCK) as f64,
+                libc::sysconf(libc::_SC_PAGESIZE) as f64,
+            )
+        };
         // rest starts at field 3 (state): utime=14, stime=15, threads=20, vsize=23, rss=24.
         self.cpu_seconds.set((num(11) + num(12)) / tick.max(1.0));
         self.threads.set(num(17) as i64);

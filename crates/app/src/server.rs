@@ -35,7 +35,11 @@ pub enum AppError {
     #[error("opening the write-ahead log: {0}")]
     Queue(#[from] vivace_queue::Error),
     #[error("listening on {addr} ({key}): {source}")]
-    Bind { addr: String, key: &'static str, source: std::io::Error },
+    Bind {
+        addr: String,
+        key: &'static str,
+        source: std::io::Error,
+    },
     #[error("overrides: {0}")]
     Overrides(String),
     #[error("server failed: {0}")]
@@ -63,35 +67,78 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
 }
 
 async fn bind(addr: &str, key: &'static str) -> Result<TcpListener, AppError> {
-    TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr: addr.to_string(), key, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind {
+            addr: addr.to_string(),
+            key,
+            source,
+        })
 }
 
 impl App {
     pub async fn start(cfg: Config) -> Result<App, AppError> {
         cfg.validate()?;
         for key in cfg.ignored_keys() {
-            tracing::warn!(key, "config key is accepted for Tempo compatibility but has no effect in this version");
+            tracing::warn!(
+                key,
+                "config key is accepted for Tempo compatibility but has no effect in this version"
+            );
         }
         let mut registry = Registry::default();
         let live_metrics = LiveStoreMetrics::default();
-        registry.register("vivace_live_store_live_traces", "Traces receiving spans, by tenant", live_metrics.live_traces.clone());
-        registry.register("vivace_live_store_live_trace_bytes", "Encoded bytes of live traces, by tenant", live_metrics.live_trace_bytes.clone());
-        registry.register("vivace_live_store_complete_traces", "Completed traces held in memory, by tenant", live_metrics.complete_traces.clone());
-        registry.register("vivace_live_store_complete_bytes", "Compressed bytes of completed traces held in memory", live_metrics.complete_bytes.clone());
+        registry.register(
+            "vivace_live_store_live_traces",
+            "Traces receiving spans, by tenant",
+            live_metrics.live_traces.clone(),
+        );
+        registry.register(
+            "vivace_live_store_live_trace_bytes",
+            "Encoded bytes of live traces, by tenant",
+            live_metrics.live_trace_bytes.clone(),
+        );
+        registry.register(
+            "vivace_live_store_complete_traces",
+            "Completed traces held in memory, by tenant",
+            live_metrics.complete_traces.clone(),
+        );
+        registry.register(
+            "vivace_live_store_complete_bytes",
+            "Compressed bytes of completed traces held in memory",
+            live_metrics.complete_bytes.clone(),
+        );
         let live = Arc::new(LiveStore::new(cfg.live_store.clone(), live_metrics));
 
         let wal_metrics = WalMetrics::default();
-        registry.register("vivace_wal_fsync_duration_seconds", "Time of one group commit's fsync", wal_metrics.fsync_seconds.clone());
-        registry.register("vivace_wal_appended_bytes", "Bytes written to the write-ahead log", wal_metrics.appended_bytes.clone());
-        registry.register("vivace_wal_appended_records", "Records written to the write-ahead log", wal_metrics.appended_records.clone());
-        registry.register("vivace_wal_group_commits", "Group commits (one fsync each)", wal_metrics.group_commits.clone());
+        registry.register(
+            "vivace_wal_fsync_duration_seconds",
+            "Time of one group commit's fsync",
+            wal_metrics.fsync_seconds.clone(),
+        );
+        registry.register(
+            "vivace_wal_appended_bytes",
+            "Bytes written to the write-ahead log",
+            wal_metrics.appended_bytes.clone(),
+        );
+        registry.register(
+            "vivace_wal_appended_records",
+            "Records written to the write-ahead log",
+            wal_metrics.appended_records.clone(),
+        );
+        registry.register(
+            "vivace_wal_group_commits",
+            "Group commits (one fsync each)",
+            wal_metrics.group_commits.clone(),
+        );
         let mut wal_cfg = vivace_queue::WalConfig::new(cfg.data_dir.join("wal"));
         wal_cfg.segment_bytes = cfg.wal.segment_bytes;
         let started = Instant::now();
         let replay_live = live.clone();
         let (wal, report, stats) = tokio::task::spawn_blocking(move || {
             let mut stats = ReplayStats::default();
-            let (wal, report) = Wal::open(wal_cfg, wal_metrics, |v, p| replay_record(&replay_live, v, p, &mut stats))?;
+            let (wal, report) = Wal::open(wal_cfg, wal_metrics, |v, p| {
+                replay_record(&replay_live, v, p, &mut stats)
+            })?;
             Ok::<_, vivace_queue::Error>((wal, report, stats))
         })
         .await
@@ -112,20 +159,63 @@ impl App {
         dmetrics.register(&mut registry);
         let process = Arc::new(ProcessMetrics::default());
         process.register(&mut registry);
-        let distributor = Arc::new(Distributor::new(cfg.distributor.clone(), overrides.clone(), live.clone(), wal.clone(), dmetrics));
+        let distributor = Arc::new(Distributor::new(
+            cfg.distributor.clone(),
+            overrides.clone(),
+            live.clone(),
+            wal.clone(),
+            dmetrics,
+        ));
 
-        let host = if cfg.server.http_listen_address.is_empty() { "0.0.0.0" } else { cfg.server.http_listen_address.as_str() };
-        let http = bind(&format!("{host}:{}", cfg.server.http_listen_port), "server.http_listen_port").await?;
-        let protocols = cfg.distributor.receivers.otlp.as_ref().map(|o| o.protocols.clone()).unwrap_or_default();
+        let host = if cfg.server.http_listen_address.is_empty() {
+            "0.0.0.0"
+        } else {
+            cfg.server.http_listen_address.as_str()
+        };
+        let http = bind(
+            &format!("{host}:{}", cfg.server.http_listen_port),
+            "server.http_listen_port",
+        )
+        .await?;
+        let protocols = cfg
+            .distributor
+            .receivers
+            .otlp
+            .as_ref()
+            .map(|o| o.protocols.clone())
+            .unwrap_or_default();
         let otlp_grpc_opt = match &protocols.grpc {
-            Some(g) => Some(bind(&g.endpoint, "distributor.receivers.otlp.protocols.grpc.endpoint").await?),
+            Some(g) => Some(
+                bind(
+                    &g.endpoint,
+                    "distributor.receivers.otlp.protocols.grpc.endpoint",
+                )
+                .await?,
+            ),
             None => None,
         };
         let otlp_http_opt = match &protocols.http {
-            Some(h) => Some(bind(&h.endpoint, "distributor.receivers.otlp.protocols.http.endpoint").await?),
+            Some(h) => Some(
+                bind(
+                    &h.endpoint,
+                    "distributor.receivers.otlp.protocols.http.endpoint",
+                )
+                .await?,
+            ),
             None => None,
         };
-        Ok(App { cfg, live, wal, distributor, overrides, registry: Arc::new(registry), process, http, otlp_grpc_opt, otlp_http_opt })
+        Ok(App {
+            cfg,
+            live,
+            wal,
+            distributor,
+            overrides,
+            registry: Arc::new(registry),
+            process,
+            http,
+            otlp_grpc_opt,
+            otlp_http_opt,
+        })
     }
 
     /// Where the HTTP API listens (useful with port 0).
@@ -135,7 +225,18 @@ impl App {
 
     /// Serves until `shutdown` resolves, then drains and closes.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
-        let App { cfg, live, wal, distributor, overrides, registry, process, http, otlp_grpc_opt, otlp_http_opt } = self;
+        let App {
+            cfg,
+            live,
+            wal,
+            distributor,
+            overrides,
+            registry,
+            process,
+            http,
+            otlp_grpc_opt,
+            otlp_http_opt,
+        } = self;
         let ready = Arc::new(AtomicBool::new(true));
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -154,28 +255,64 @@ impl App {
             },
         };
         let api_routes = vivace_querier::router(api);
-        let api_routes = if cfg.http_api_prefix.is_empty() { api_routes } else { Router::new().nest(&cfg.http_api_prefix, api_routes) };
+        let api_routes = if cfg.http_api_prefix.is_empty() {
+            api_routes
+        } else {
+            Router::new().nest(&cfg.http_api_prefix, api_routes)
+        };
         let app = api_routes
-            .merge(ops_router(OpsState { ready: ready.clone(), registry: registry.clone(), process: process.clone() }))
+            .merge(ops_router(OpsState {
+                ready: ready.clone(),
+                registry: registry.clone(),
+                process: process.clone(),
+            }))
             .layer(tower_http::compression::CompressionLayer::new());
         tracing::info!(addr = ?http.local_addr().ok(), "HTTP API listening");
         let rx = stop_rx.clone();
         servers.push((
             "http api",
-            tokio::spawn(async move { axum::serve(http, app).with_graceful_shutdown(stopped(rx)).await.map_err(|e| e.to_string()) }),
+            tokio::spawn(async move {
+                axum::serve(http, app)
+                    .with_graceful_shutdown(stopped(rx))
+                    .await
+                    .map_err(|e| e.to_string())
+            }),
         ));
 
-        let protocols = cfg.distributor.receivers.otlp.as_ref().map(|o| o.protocols.clone()).unwrap_or_default();
+        let protocols = cfg
+            .distributor
+            .receivers
+            .otlp
+            .as_ref()
+            .map(|o| o.protocols.clone())
+            .unwrap_or_default();
         if let (Some(listener), Some(g)) = (otlp_grpc_opt, &protocols.grpc) {
-            let svc = vivace_distributor::receiver::grpc::service(distributor.clone(), multitenancy, g.max_recv_msg_size_mib << 20);
+            let svc = vivace_distributor::receiver::grpc::service(
+                distributor.clone(),
+                multitenancy,
+                g.max_recv_msg_size_mib << 20,
+            );
             tracing::info!(addr = ?listener.local_addr().ok(), "OTLP gRPC receiver listening");
             let rx = stop_rx.clone();
             let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            let d = distributor.clone();
+            let tenant = if multitenancy {
+                "unknown"
+            } else {
+                vivace_common::SINGLE_TENANT
+            };
+            let remap = move |resp| {
+                let (resp, remapped) = resource_exhausted_for_oversized(resp);
+                if remapped {
+                    d.refused_undecoded(tenant, true, 0);
+                }
+                resp
+            };
             servers.push((
                 "otlp grpc",
                 tokio::spawn(async move {
                     tonic::transport::Server::builder()
-                        .layer(tower::util::MapResponseLayer::new(resource_exhausted_for_oversized))
+                        .layer(tower::util::MapResponseLayer::new(remap))
                         .add_service(svc)
                         .serve_with_incoming_shutdown(incoming, stopped(rx))
                         .await
@@ -184,19 +321,31 @@ impl App {
             ));
         }
         if let (Some(listener), Some(h)) = (otlp_http_opt, &protocols.http) {
-            let router = vivace_distributor::receiver::http::router(distributor.clone(), multitenancy, h.max_request_body_size);
+            let router = vivace_distributor::receiver::http::router(
+                distributor.clone(),
+                multitenancy,
+                h.max_request_body_size,
+            );
             tracing::info!(addr = ?listener.local_addr().ok(), "OTLP HTTP receiver listening");
             let rx = stop_rx.clone();
             servers.push((
                 "otlp http",
-                tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stopped(rx)).await.map_err(|e| e.to_string()) }),
+                tokio::spawn(async move {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(stopped(rx))
+                        .await
+                        .map_err(|e| e.to_string())
+                }),
             ));
         }
         drop(distributor);
 
         let sweeper = tokio::spawn(sweep_loop(live.clone(), stop_rx.clone()));
         let reloader = cfg.overrides.per_tenant_override_config.is_some().then(|| {
-            let period = cfg.overrides.per_tenant_override_period.unwrap_or(Duration::from_secs(10));
+            let period = cfg
+                .overrides
+                .per_tenant_override_period
+                .unwrap_or(Duration::from_secs(10));
             tokio::spawn(reload_loop(overrides.clone(), period, stop_rx.clone()))
         });
 
@@ -214,7 +363,10 @@ impl App {
                 Ok(Ok(Err(e))) => failure = Some(format!("{name}: {e}")),
                 Ok(Err(e)) => failure = Some(format!("{name}: {e}")),
                 Err(_) => {
-                    tracing::warn!(server = name, "in-flight requests did not finish in time; cutting them off");
+                    tracing::warn!(
+                        server = name,
+                        "in-flight requests did not finish in time; cutting them off"
+                    );
                     abort.abort();
                 }
             }
@@ -285,7 +437,14 @@ fn ops_router(state: OpsState) -> Router {
             "/metrics",
             get(|State(s): State<OpsState>| async move {
                 let body = render(&s.registry, &s.process);
-                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    body,
+                )
+                    .into_response()
             }),
         )
         .with_state(state)
@@ -293,16 +452,28 @@ fn ops_router(state: OpsState) -> Router {
 
 /// tonic answers a request message over `max_decoding_message_size` with OUT_OF_RANGE; the
 /// OTLP and gRPC conventions (and Tempo, through grpc-go) say RESOURCE_EXHAUSTED. tonic already
-/// uses RESOURCE_EXHAUSTED for a compressed message that inflates past the limit.
-fn resource_exhausted_for_oversized<B>(mut resp: http::Response<B>) -> http::Response<B> {
-    let out_of_range = resp.headers().get("grpc-status").is_some_and(|v| v.as_bytes() == b"11");
-    let too_large = resp
+/// uses RESOURCE_EXHAUSTED for a compressed message that inflates past the limit. Returns whether
+/// the response is such a size refusal, so it can be counted.
+fn resource_exhausted_for_oversized<B>(mut resp: http::Response<B>) -> (http::Response<B>, bool) {
+    let status = resp
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.as_bytes().to_vec());
+    let message = resp
         .headers()
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|m| m.contains("message%20length%20too%20large") || m.contains("message length too large"));
-    if out_of_range && too_large {
-        resp.headers_mut().insert("grpc-status", HeaderValue::from_static("8"));
+        .unwrap_or("");
+    let too_large = message.contains("message%20length%20too%20large")
+        || message.contains("message length too large");
+    let inflated = message.contains("size%20limit") || message.contains("size limit");
+    match status.as_deref() {
+        Some(b"11") if too_large => {
+            resp.headers_mut()
+                .insert("grpc-status", HeaderValue::from_static("8"));
+            (resp, true)
+        }
+        Some(b"8") if inflated => (resp, true),
+        _ => (resp, false),
     }
-    resp
 }

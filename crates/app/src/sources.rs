@@ -17,9 +17,20 @@ pub(crate) struct LiveStoreSource(pub(crate) Arc<LiveStore>);
 
 #[async_trait::async_trait]
 impl TraceSource for LiveStoreSource {
-    async fn find_trace_by_id(&self, tenant: &TenantId, id: &TraceId, _range_opt: Option<(i64, i64)>) -> Result<Option<FoundTrace>, Status> {
+    async fn find_trace_by_id(
+        &self,
+        tenant: &TenantId,
+        id: &TraceId,
+        _range_opt: Option<(i64, i64)>,
+    ) -> Result<Option<FoundTrace>, Status> {
         // Everything in the live-store is recent; the range only prunes blocks.
-        Ok(self.0.find_trace(tenant, id).map(|(trace, inspected_bytes)| FoundTrace { trace, inspected_bytes }))
+        Ok(self
+            .0
+            .find_trace(tenant, id)
+            .map(|(trace, inspected_bytes)| FoundTrace {
+                trace,
+                inspected_bytes,
+            }))
     }
 }
 
@@ -32,7 +43,12 @@ pub(crate) struct ReplayStats {
 }
 
 /// Applies one queue record to the live-store during replay.
-pub(crate) fn replay_record(live: &LiveStore, version: u8, payload: &[u8], stats: &mut ReplayStats) {
+pub(crate) fn replay_record(
+    live: &LiveStore,
+    version: u8,
+    payload: &[u8],
+    stats: &mut ReplayStats,
+) {
     stats.records += 1;
     if version != vivace_queue::wal::RECORD_VERSION {
         tracing::error!(version, "queue record of an unknown version; skipping it");
@@ -57,13 +73,17 @@ pub(crate) fn replay_record(live: &LiveStore, version: u8, payload: &[u8], stats
     };
     let now = Instant::now();
     for (id, bytes) in rec.ids.iter().zip(rec.traces) {
-        let Some(id) = TraceId::from_slice(id) else { continue };
+        let Some(id) = TraceId::from_slice(id) else {
+            continue;
+        };
         match Trace::decode(bytes.as_ref()) {
             Ok(trace) => {
                 live.push(&tenant, id, &trace, Bytes::clone(&bytes), now);
                 stats.traces += 1;
             }
-            Err(e) => tracing::error!(trace_id = %id, error = %e, "queued trace does not decode; skipping it"),
+            Err(e) => {
+                tracing::error!(trace_id = %id, error = %e, "queued trace does not decode; skipping it")
+            }
         }
     }
 }

@@ -33,13 +33,13 @@ impl StatusCode {
     /// The gRPC status code number (`google.rpc.Code`).
     pub fn grpc(self) -> i32 {
         match self {
-            StatusCode::BadRequest => 3,                                   // INVALID_ARGUMENT
-            StatusCode::Timeout => 4,                                      // DEADLINE_EXCEEDED
-            StatusCode::NotFound => 5,                                     // NOT_FOUND
+            StatusCode::BadRequest => 3, // INVALID_ARGUMENT
+            StatusCode::Timeout => 4,    // DEADLINE_EXCEEDED
+            StatusCode::NotFound => 5,   // NOT_FOUND
             StatusCode::TooManyRequests | StatusCode::PayloadTooLarge => 8, // RESOURCE_EXHAUSTED
-            StatusCode::Internal => 13,                                    // INTERNAL
-            StatusCode::Unavailable => 14,                                 // UNAVAILABLE
-            StatusCode::Unauthorized => 16,                                // UNAUTHENTICATED
+            StatusCode::Internal => 13,  // INTERNAL
+            StatusCode::Unavailable => 14, // UNAVAILABLE
+            StatusCode::Unauthorized => 16, // UNAUTHENTICATED
         }
     }
 

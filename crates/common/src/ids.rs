@@ -84,13 +84,19 @@ mod tests {
         let id = TraceId::from_hex("abc").unwrap();
         assert_eq!(id.to_hex(), "00000000000000000000000000000abc");
         let full = "0123456789abcdef0123456789ABCDEF";
-        assert_eq!(TraceId::from_hex(full).unwrap().to_hex(), full.to_lowercase());
+        assert_eq!(
+            TraceId::from_hex(full).unwrap().to_hex(),
+            full.to_lowercase()
+        );
     }
 
     #[test]
     fn bad_ids_are_refused() {
         assert_eq!(TraceId::from_hex(""), Err(TraceIdParseError::Empty));
-        assert_eq!(TraceId::from_hex(&"1".repeat(33)), Err(TraceIdParseError::TooLong));
+        assert_eq!(
+            TraceId::from_hex(&"1".repeat(33)),
+            Err(TraceIdParseError::TooLong)
+        );
         assert_eq!(TraceId::from_hex("xyz"), Err(TraceIdParseError::NotHex));
     }
 }

@@ -5,8 +5,8 @@
 
 mod error;
 mod ids;
-mod tenant;
 pub mod overrides;
+mod tenant;
 
 pub use error::{Status, StatusCode};
 pub use ids::{SpanId, TraceId, TraceIdParseError};

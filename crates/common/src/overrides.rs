@@ -105,7 +105,9 @@ pub struct GlobalLimits {
 
 impl Default for GlobalLimits {
     fn default() -> Self {
-        GlobalLimits { max_bytes_per_trace: 5_000_000 }
+        GlobalLimits {
+            max_bytes_per_trace: 5_000_000,
+        }
     }
 }
 
@@ -169,8 +171,11 @@ impl Overrides {
 
     /// Re-reads the per-tenant file. On error the previous values stay in force.
     pub fn reload(&self) -> Result<(), String> {
-        let Some(path) = &self.path_opt else { return Ok(()) };
-        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let Some(path) = &self.path_opt else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
         let file: RuntimeFile = if text.trim().is_empty() {
             RuntimeFile::default()
         } else {
@@ -192,7 +197,10 @@ impl Overrides {
     /// The limits of `tenant`: its own entry, else `*`, else the defaults.
     pub fn tenant(&self, tenant: &str) -> Arc<TenantOverrides> {
         let m = self.per_tenant.read();
-        m.get(tenant).or_else(|| m.get("*")).cloned().unwrap_or_else(|| self.defaults.clone())
+        m.get(tenant)
+            .or_else(|| m.get("*"))
+            .cloned()
+            .unwrap_or_else(|| self.defaults.clone())
     }
 }
 
@@ -206,16 +214,27 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("o.yaml");
         std::fs::write(&path, "overrides:\n  a:\n    ingestion:\n      max_traces_per_user: 5\n  '*':\n    global:\n      max_bytes_per_trace: 7\n").unwrap();
-        let mut cfg = OverridesConfig { per_tenant_override_config: Some(path.clone()), ..Default::default() };
+        let mut cfg = OverridesConfig {
+            per_tenant_override_config: Some(path.clone()),
+            ..Default::default()
+        };
         cfg.defaults.global.max_bytes_per_trace = 9;
         let o = Overrides::new(&cfg).unwrap();
         assert_eq!(o.tenant("a").ingestion.max_traces_per_user, 5);
-        assert_eq!(o.tenant("a").global.max_bytes_per_trace, 9, "inherits overrides.defaults");
+        assert_eq!(
+            o.tenant("a").global.max_bytes_per_trace,
+            9,
+            "inherits overrides.defaults"
+        );
         assert_eq!(o.tenant("b").global.max_bytes_per_trace, 7);
         std::fs::write(&path, "overrides:\n  a:\n    ingestion:\n      bogus: 1\n").unwrap();
         let err = o.reload().unwrap_err();
         assert!(err.contains("bogus"), "{err}");
-        assert_eq!(o.tenant("a").ingestion.max_traces_per_user, 5, "old values kept");
+        assert_eq!(
+            o.tenant("a").ingestion.max_traces_per_user,
+            5,
+            "old values kept"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -35,7 +35,10 @@ impl TenantId {
             return Err(TenantIdError::Dots);
         }
         if let Some(ch) = id.chars().find(|c| !valid_char(*c)) {
-            return Err(TenantIdError::BadChar { id: id.to_string(), ch });
+            return Err(TenantIdError::BadChar {
+                id: id.to_string(),
+                ch,
+            });
         }
         Ok(TenantId(id.into()))
     }
@@ -74,8 +77,14 @@ mod tests {
         assert!(TenantId::new("team-a_1.(x)*'!").is_ok());
         assert_eq!(TenantId::new(""), Err(TenantIdError::Missing));
         assert_eq!(TenantId::new(".."), Err(TenantIdError::Dots));
-        assert!(matches!(TenantId::new("a|b"), Err(TenantIdError::BadChar { ch: '|', .. })));
-        assert!(matches!(TenantId::new("a/b"), Err(TenantIdError::BadChar { ch: '/', .. })));
+        assert!(matches!(
+            TenantId::new("a|b"),
+            Err(TenantIdError::BadChar { ch: '|', .. })
+        ));
+        assert!(matches!(
+            TenantId::new("a/b"),
+            Err(TenantIdError::BadChar { ch: '/', .. })
+        ));
         assert_eq!(TenantId::new(&"a".repeat(151)), Err(TenantIdError::TooLong));
     }
 }

@@ -41,14 +41,29 @@ impl Config {
     pub fn ignored_keys(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
         let keys = [
-            ("distributor.log_received_spans", self.log_received_spans.is_some()),
-            ("distributor.log_discarded_spans", self.log_discarded_spans.is_some()),
+            (
+                "distributor.log_received_spans",
+                self.log_received_spans.is_some(),
+            ),
+            (
+                "distributor.log_discarded_spans",
+                self.log_discarded_spans.is_some(),
+            ),
             ("distributor.forwarders", self.forwarders.is_some()),
             ("distributor.usage", self.usage.is_some()),
             ("distributor.ring", self.ring.is_some()),
-            ("distributor.receivers.jaeger", self.receivers.jaeger.is_some()),
-            ("distributor.receivers.zipkin", self.receivers.zipkin.is_some()),
-            ("distributor.receivers.kafka", self.receivers.kafka.is_some()),
+            (
+                "distributor.receivers.jaeger",
+                self.receivers.jaeger.is_some(),
+            ),
+            (
+                "distributor.receivers.zipkin",
+                self.receivers.zipkin.is_some(),
+            ),
+            (
+                "distributor.receivers.kafka",
+                self.receivers.kafka.is_some(),
+            ),
         ];
         for (k, set) in keys {
             if set {
@@ -71,7 +86,12 @@ pub struct Receivers {
 
 impl Default for Receivers {
     fn default() -> Self {
-        Receivers { otlp: Some(OtlpReceiver::default()), jaeger: None, zipkin: None, kafka: None }
+        Receivers {
+            otlp: Some(OtlpReceiver::default()),
+            jaeger: None,
+            zipkin: None,
+            kafka: None,
+        }
     }
 }
 
@@ -84,7 +104,10 @@ pub struct OtlpReceiver {
 impl Default for OtlpReceiver {
     fn default() -> Self {
         OtlpReceiver {
-            protocols: OtlpProtocols { grpc: Some(GrpcProtocol::default()), http: Some(HttpProtocol::default()) },
+            protocols: OtlpProtocols {
+                grpc: Some(GrpcProtocol::default()),
+                http: Some(HttpProtocol::default()),
+            },
         }
     }
 }

@@ -36,22 +36,45 @@ pub struct Distributor {
 }
 
 impl Distributor {
-    pub fn new(cfg: Config, overrides: Overrides, live: Arc<LiveStore>, wal: Wal, metrics: DistributorMetrics) -> Self {
-        Distributor { cfg, overrides, live, wal, rate: RateLimiter::default(), metrics }
+    pub fn new(
+        cfg: Config,
+        overrides: Overrides,
+        live: Arc<LiveStore>,
+        wal: Wal,
+        metrics: DistributorMetrics,
+    ) -> Self {
+        Distributor {
+            cfg,
+            overrides,
+            live,
+            wal,
+            rate: RateLimiter::default(),
+            metrics,
+        }
     }
 
     pub fn config(&self) -> &Config {
         &self.cfg
     }
 
-    /// Counts a request refused before it could be decoded (too large, malformed).
+    /// Counts a request refused before it could be decoded (too large, malformed). `tenant` is
+    /// the header's value, or `unknown` where the protocol layer refused before reading it.
     pub fn refused_undecoded(&self, tenant: &str, too_large: bool, bytes: usize) {
-        let r = if too_large { reason::REQUEST_TOO_LARGE } else { reason::MALFORMED_REQUEST };
+        let r = if too_large {
+            reason::REQUEST_TOO_LARGE
+        } else {
+            reason::MALFORMED_REQUEST
+        };
         self.metrics.refused(tenant, r, 0, bytes);
     }
 
     fn retry_info(&self, tenant: &TenantId, status: Status) -> Status {
-        if self.overrides.tenant(tenant.as_str()).ingestion.retry_info_enabled {
+        if self
+            .overrides
+            .tenant(tenant.as_str())
+            .ingestion
+            .retry_info_enabled
+        {
             status.with_retry_after(self.cfg.retry_after_on_resource_exhausted)
         } else {
             status
@@ -61,9 +84,18 @@ impl Distributor {
     /// Pushes the spans of one request. `encoded_size` is the size of the request in OTLP
     /// protobuf, the unit of the rate limit. Returns once every accepted span is durable and
     /// readable.
-    pub async fn push(&self, tenant: &TenantId, mut batches: Vec<ResourceSpans>, encoded_size: usize) -> Result<PushOutcome, Status> {
+    pub async fn push(
+        &self,
+        tenant: &TenantId,
+        mut batches: Vec<ResourceSpans>,
+        encoded_size: usize,
+    ) -> Result<PushOutcome, Status> {
         let start = Instant::now();
-        let spans: usize = batches.iter().flat_map(|rs| &rs.scope_spans).map(|ss| ss.spans.len()).sum();
+        let spans: usize = batches
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .map(|ss| ss.spans.len())
+            .sum();
         if spans == 0 {
             return Ok(PushOutcome::default());
         }
@@ -71,8 +103,15 @@ impl Distributor {
         let limits = self.overrides.tenant(t);
         let ing = &limits.ingestion;
 
-        if let Err(r) = self.rate.take(tenant, ing.rate_limit_bytes, ing.burst_size_bytes, encoded_size as u64, start) {
-            self.metrics.refused(t, reason::RATE_LIMITED, spans, encoded_size);
+        if let Err(r) = self.rate.take(
+            tenant,
+            ing.rate_limit_bytes,
+            ing.burst_size_bytes,
+            encoded_size as u64,
+            start,
+        ) {
+            self.metrics
+                .refused(t, reason::RATE_LIMITED, spans, encoded_size);
             let msg = match r {
                 RateRefusal::BatchTooLarge => format!(
                     "RATE_LIMITED: batch size ({encoded_size} bytes) exceeds ingestion limit (local: {} bytes/s, burst size: {} bytes) while adding {encoded_size} bytes for user {t}. consider reducing batch size or increasing rate limit.",
@@ -86,7 +125,11 @@ impl Distributor {
             return Err(self.retry_info(tenant, Status::new(StatusCode::TooManyRequests, msg)));
         }
 
-        let max_attr = if ing.max_attribute_bytes > 0 { ing.max_attribute_bytes } else { self.cfg.max_attribute_bytes };
+        let max_attr = if ing.max_attribute_bytes > 0 {
+            ing.max_attribute_bytes
+        } else {
+            self.cfg.max_attribute_bytes
+        };
         truncate_attributes(&mut batches, max_attr);
 
         if let Err(bad) = validate_ids(&batches) {
@@ -99,8 +142,15 @@ impl Distributor {
         }
 
         let groups = group_by_trace(batches);
-        let encoded: Vec<Bytes> = groups.iter().map(|g| Bytes::from(g.trace.encode_to_vec())).collect();
-        let sizes: Vec<_> = groups.iter().zip(&encoded).map(|(g, e)| (g.id, e.len())).collect();
+        let encoded: Vec<Bytes> = groups
+            .iter()
+            .map(|g| Bytes::from(g.trace.encode_to_vec()))
+            .collect();
+        let sizes: Vec<_> = groups
+            .iter()
+            .zip(&encoded)
+            .map(|(g, e)| (g.id, e.len()))
+            .collect();
         let live_limits = Limits {
             max_traces_per_user: ing.max_traces_per_user,
             max_bytes_per_trace: limits.global.max_bytes_per_trace,
@@ -108,25 +158,42 @@ impl Distributor {
         let refused = match self.live.admit(tenant, &sizes, live_limits) {
             Admission::Admit { refused } => refused,
             Admission::LiveTracesExceeded { live, max } => {
-                self.metrics.refused(t, reason::LIVE_TRACES_EXCEEDED, spans, encoded_size);
-                let msg = format!("LIVE_TRACES_EXCEEDED: max live traces exceeded for tenant {t}: per-user traces limit (local: {max} global: 0 actual local: {live}) exceeded");
+                self.metrics
+                    .refused(t, reason::LIVE_TRACES_EXCEEDED, spans, encoded_size);
+                let msg = format!(
+                    "LIVE_TRACES_EXCEEDED: max live traces exceeded for tenant {t}: per-user traces limit (local: {max} global: 0 actual local: {live}) exceeded"
+                );
                 return Err(self.retry_info(tenant, Status::new(StatusCode::TooManyRequests, msg)));
             }
             Admission::LiveBytesExceeded { live_bytes, max } => {
-                self.metrics.refused(t, reason::LIVE_TRACES_EXCEEDED, spans, encoded_size);
-                let msg = format!("LIVE_TRACES_EXCEEDED: max live trace bytes exceeded for tenant {t}: live traces hold {live_bytes} bytes, limit is {max} bytes");
+                self.metrics
+                    .refused(t, reason::LIVE_TRACES_EXCEEDED, spans, encoded_size);
+                let msg = format!(
+                    "LIVE_TRACES_EXCEEDED: max live trace bytes exceeded for tenant {t}: live traces hold {live_bytes} bytes, limit is {max} bytes"
+                );
                 return Err(self.retry_info(tenant, Status::new(StatusCode::TooManyRequests, msg)));
             }
         };
 
         let mut outcome = PushOutcome::default();
-        let mut record = QueueRecord { tenant: t.to_string(), traces: Vec::with_capacity(groups.len()), ids: Vec::with_capacity(groups.len()) };
+        let mut record = QueueRecord {
+            tenant: t.to_string(),
+            traces: Vec::with_capacity(groups.len()),
+            ids: Vec::with_capacity(groups.len()),
+        };
         let mut accepted = Vec::with_capacity(groups.len());
         let mut accepted_spans = 0usize;
         let mut accepted_bytes = 0usize;
         for (i, (g, bytes)) in groups.into_iter().zip(encoded).enumerate() {
-            if let Some(Some(TraceRefusal::TooLarge { trace_id, adding, max, .. })) = refused.get(i) {
-                self.metrics.refused(t, reason::TRACE_TOO_LARGE, g.spans, bytes.len());
+            if let Some(Some(TraceRefusal::TooLarge {
+                trace_id,
+                adding,
+                max,
+                ..
+            })) = refused.get(i)
+            {
+                self.metrics
+                    .refused(t, reason::TRACE_TOO_LARGE, g.spans, bytes.len());
                 outcome.rejected_spans += g.spans as i64;
                 if outcome.message.is_empty() {
                     outcome.message = format!(
@@ -146,7 +213,8 @@ impl Distributor {
         }
 
         if let Err(e) = self.wal.append(Bytes::from(record.encode_to_vec())).await {
-            self.metrics.refused(t, reason::UNKNOWN_ERROR, accepted_spans, accepted_bytes);
+            self.metrics
+                .refused(t, reason::UNKNOWN_ERROR, accepted_spans, accepted_bytes);
             tracing::error!(tenant = t, error = %e, "queue append failed");
             return Err(Status::unavailable(format!("queue write failed: {e}")));
         }
@@ -154,10 +222,20 @@ impl Distributor {
         for (g, bytes) in accepted {
             self.live.push(tenant, g.id, &g.trace, bytes, now);
         }
-        let l = TenantLabel { tenant: t.to_string() };
-        self.metrics.spans_received.get_or_create(&l).inc_by(accepted_spans as u64);
-        self.metrics.bytes_received.get_or_create(&l).inc_by(accepted_bytes as u64);
-        self.metrics.push_seconds.observe(start.elapsed().as_secs_f64());
+        let l = TenantLabel {
+            tenant: t.to_string(),
+        };
+        self.metrics
+            .spans_received
+            .get_or_create(&l)
+            .inc_by(accepted_spans as u64);
+        self.metrics
+            .bytes_received
+            .get_or_create(&l)
+            .inc_by(accepted_bytes as u64);
+        self.metrics
+            .push_seconds
+            .observe(start.elapsed().as_secs_f64());
         Ok(outcome)
     }
 }

@@ -37,6 +37,7 @@ pub struct DistributorMetrics {
     pub(crate) bytes_received: Family<TenantLabel, Counter>,
     pub(crate) discarded_spans: Family<DiscardLabels, Counter>,
     pub(crate) refused_bytes: Family<DiscardLabels, Counter>,
+    pub(crate) refused_requests: Family<DiscardLabels, Counter>,
     pub(crate) push_seconds: Histogram,
 }
 
@@ -47,23 +48,55 @@ impl Default for DistributorMetrics {
             bytes_received: Family::default(),
             discarded_spans: Family::default(),
             refused_bytes: Family::default(),
-            push_seconds: Histogram::new([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            refused_requests: Family::default(),
+            push_seconds: Histogram::new([
+                0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
         }
     }
 }
 
 impl DistributorMetrics {
     pub fn register(&self, r: &mut Registry) {
-        r.register("tempo_distributor_spans_received", "Spans accepted, by tenant", self.spans_received.clone());
-        r.register("tempo_distributor_bytes_received", "Encoded bytes accepted, by tenant", self.bytes_received.clone());
-        r.register("tempo_discarded_spans", "Spans refused, by tenant and reason", self.discarded_spans.clone());
-        r.register("vivace_distributor_refused_bytes", "Encoded bytes refused, by tenant and reason", self.refused_bytes.clone());
-        r.register("vivace_distributor_push_duration_seconds", "Time from decoded request to durable acknowledgement", self.push_seconds.clone());
+        r.register(
+            "tempo_distributor_spans_received",
+            "Spans accepted, by tenant",
+            self.spans_received.clone(),
+        );
+        r.register(
+            "tempo_distributor_bytes_received",
+            "Encoded bytes accepted, by tenant",
+            self.bytes_received.clone(),
+        );
+        r.register(
+            "tempo_discarded_spans",
+            "Spans refused, by tenant and reason",
+            self.discarded_spans.clone(),
+        );
+        r.register(
+            "vivace_distributor_refused_bytes",
+            "Encoded bytes refused, by tenant and reason",
+            self.refused_bytes.clone(),
+        );
+        r.register(
+            "vivace_distributor_refused_requests",
+            "Requests refused, by tenant and reason",
+            self.refused_requests.clone(),
+        );
+        r.register(
+            "vivace_distributor_push_duration_seconds",
+            "Time from decoded request to durable acknowledgement",
+            self.push_seconds.clone(),
+        );
     }
 
     pub(crate) fn refused(&self, tenant: &str, reason: &'static str, spans: usize, bytes: usize) {
-        let l = DiscardLabels { tenant: tenant.to_string(), reason };
+        let l = DiscardLabels {
+            tenant: tenant.to_string(),
+            reason,
+        };
         self.discarded_spans.get_or_create(&l).inc_by(spans as u64);
         self.refused_bytes.get_or_create(&l).inc_by(bytes as u64);
+        self.refused_requests.get_or_create(&l).inc();
     }
 }

@@ -26,7 +26,14 @@ pub(crate) enum RateRefusal {
 }
 
 impl RateLimiter {
-    pub(crate) fn take(&self, tenant: &TenantId, rate: u64, burst: u64, n: u64, now: Instant) -> Result<(), RateRefusal> {
+    pub(crate) fn take(
+        &self,
+        tenant: &TenantId,
+        rate: u64,
+        burst: u64,
+        n: u64,
+        now: Instant,
+    ) -> Result<(), RateRefusal> {
         if rate == 0 {
             return Ok(());
         }
@@ -35,7 +42,10 @@ impl RateLimiter {
             return Err(RateRefusal::BatchTooLarge);
         }
         let mut buckets = self.buckets.lock();
-        let b = buckets.entry(tenant.clone()).or_insert(Bucket { tokens: burst, last: now });
+        let b = buckets.entry(tenant.clone()).or_insert(Bucket {
+            tokens: burst,
+            last: now,
+        });
         let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
         b.tokens = (b.tokens + elapsed * rate as f64).min(burst);
         b.last = now;
@@ -57,11 +67,23 @@ mod tests {
         let r = RateLimiter::default();
         let t = TenantId::single();
         let now = Instant::now();
-        assert_eq!(r.take(&t, 100, 200, 201, now), Err(RateRefusal::BatchTooLarge));
+        assert_eq!(
+            r.take(&t, 100, 200, 201, now),
+            Err(RateRefusal::BatchTooLarge)
+        );
         assert!(r.take(&t, 100, 200, 150, now).is_ok());
-        assert_eq!(r.take(&t, 100, 200, 100, now), Err(RateRefusal::RateExceeded));
-        assert!(r.take(&t, 100, 200, 100, now + Duration::from_millis(500)).is_ok());
-        assert!(r.take(&t, 100, 200, 200, now + Duration::from_secs(100)).is_ok());
+        assert_eq!(
+            r.take(&t, 100, 200, 100, now),
+            Err(RateRefusal::RateExceeded)
+        );
+        assert!(
+            r.take(&t, 100, 200, 100, now + Duration::from_millis(500))
+                .is_ok()
+        );
+        assert!(
+            r.take(&t, 100, 200, 200, now + Duration::from_secs(100))
+                .is_ok()
+        );
         assert!(r.take(&t, 0, 0, 1 << 40, now).is_ok(), "rate 0 = unlimited");
     }
 }

@@ -15,7 +15,8 @@ pub(crate) fn tenant_of(multitenancy: bool, header: Option<&[u8]>) -> Result<Ten
     let Some(raw) = header else {
         return Err(Status::new(StatusCode::Unauthorized, "no org id"));
     };
-    let s = std::str::from_utf8(raw).map_err(|_| Status::bad_request("X-Scope-OrgID is not valid UTF-8"))?;
+    let s = std::str::from_utf8(raw)
+        .map_err(|_| Status::bad_request("X-Scope-OrgID is not valid UTF-8"))?;
     TenantId::new(s.trim()).map_err(|e| Status::bad_request(format!("invalid X-Scope-OrgID: {e}")))
 }
 
@@ -25,12 +26,30 @@ mod tests {
 
     #[test]
     fn tenant_header_forms() {
-        assert_eq!(tenant_of(false, Some(b"x|y")).unwrap().as_str(), "single-tenant");
-        assert_eq!(tenant_of(true, None).unwrap_err().code, StatusCode::Unauthorized);
-        assert_eq!(tenant_of(true, Some(b"")).unwrap_err().code, StatusCode::BadRequest);
-        assert_eq!(tenant_of(true, Some(b"a|b")).unwrap_err().code, StatusCode::BadRequest);
-        assert_eq!(tenant_of(true, Some(b"..")).unwrap_err().code, StatusCode::BadRequest);
-        assert_eq!(tenant_of(true, Some(&[0xff, 0xfe])).unwrap_err().code, StatusCode::BadRequest);
+        assert_eq!(
+            tenant_of(false, Some(b"x|y")).unwrap().as_str(),
+            "single-tenant"
+        );
+        assert_eq!(
+            tenant_of(true, None).unwrap_err().code,
+            StatusCode::Unauthorized
+        );
+        assert_eq!(
+            tenant_of(true, Some(b"")).unwrap_err().code,
+            StatusCode::BadRequest
+        );
+        assert_eq!(
+            tenant_of(true, Some(b"a|b")).unwrap_err().code,
+            StatusCode::BadRequest
+        );
+        assert_eq!(
+            tenant_of(true, Some(b"..")).unwrap_err().code,
+            StatusCode::BadRequest
+        );
+        assert_eq!(
+            tenant_of(true, Some(&[0xff, 0xfe])).unwrap_err().code,
+            StatusCode::BadRequest
+        );
         assert_eq!(tenant_of(true, Some(b"team-1")).unwrap().as_str(), "team-1");
     }
 }

@@ -19,7 +19,9 @@ impl BadId {
     pub(crate) fn message(&self) -> String {
         match self {
             BadId::TraceId { bits } => format!("trace ids must be 128 bit, received {bits} bits"),
-            BadId::SpanId { bits } => format!("span ids must be 64 bit and not all zero, received {bits} bits"),
+            BadId::SpanId { bits } => {
+                format!("span ids must be 64 bit and not all zero, received {bits} bits")
+            }
         }
     }
 }
@@ -60,7 +62,9 @@ fn truncate(attrs: &mut [KeyValue], max: usize) -> usize {
             cut(&mut kv.key, max);
             n += 1;
         }
-        if let Some(any_value::Value::StringValue(s)) = kv.value.as_mut().and_then(|v| v.value.as_mut()) {
+        if let Some(any_value::Value::StringValue(s)) =
+            kv.value.as_mut().and_then(|v| v.value.as_mut())
+        {
             if s.len() > max {
                 cut(s, max);
                 n += 1;
@@ -85,10 +89,14 @@ pub(crate) fn validate_ids(batches: &[ResourceSpans]) -> Result<usize, BadId> {
         for ss in &rs.scope_spans {
             for s in &ss.spans {
                 if s.trace_id.len() != 16 {
-                    return Err(BadId::TraceId { bits: s.trace_id.len() * 8 });
+                    return Err(BadId::TraceId {
+                        bits: s.trace_id.len() * 8,
+                    });
                 }
                 if s.span_id.len() != 8 || s.span_id.iter().all(|b| *b == 0) {
-                    return Err(BadId::SpanId { bits: s.span_id.len() * 8 });
+                    return Err(BadId::SpanId {
+                        bits: s.span_id.len() * 8,
+                    });
                 }
                 spans += 1;
             }
@@ -113,13 +121,27 @@ pub(crate) fn group_by_trace(batches: Vec<ResourceSpans>) -> Vec<TraceGroup> {
     let mut groups: Vec<TraceGroup> = Vec::new();
     let mut index: HashMap<TraceId, usize> = HashMap::new();
     for (ri, rs) in batches.into_iter().enumerate() {
-        let ResourceSpans { resource, scope_spans, schema_url } = rs;
+        let ResourceSpans {
+            resource,
+            scope_spans,
+            schema_url,
+        } = rs;
         for (si, ss) in scope_spans.into_iter().enumerate() {
-            let ScopeSpans { scope, spans, schema_url: scope_schema } = ss;
+            let ScopeSpans {
+                scope,
+                spans,
+                schema_url: scope_schema,
+            } = ss;
             for span in spans {
                 let id = TraceId::from_slice(&span.trace_id).unwrap_or_default();
                 let gi = *index.entry(id).or_insert_with(|| {
-                    groups.push(TraceGroup { id, trace: Trace::default(), spans: 0, last_resource: usize::MAX, last_scope: usize::MAX });
+                    groups.push(TraceGroup {
+                        id,
+                        trace: Trace::default(),
+                        spans: 0,
+                        last_resource: usize::MAX,
+                        last_scope: usize::MAX,
+                    });
                     groups.len() - 1
                 });
                 let g = &mut groups[gi];
@@ -132,9 +154,15 @@ pub(crate) fn group_by_trace(batches: Vec<ResourceSpans>) -> Vec<TraceGroup> {
                     g.last_resource = ri;
                     g.last_scope = usize::MAX;
                 }
-                let Some(rs) = g.trace.resource_spans.last_mut() else { continue };
+                let Some(rs) = g.trace.resource_spans.last_mut() else {
+                    continue;
+                };
                 if g.last_scope != si {
-                    rs.scope_spans.push(ScopeSpans { scope: scope.clone(), spans: Vec::new(), schema_url: scope_schema.clone() });
+                    rs.scope_spans.push(ScopeSpans {
+                        scope: scope.clone(),
+                        spans: Vec::new(),
+                        schema_url: scope_schema.clone(),
+                    });
                     g.last_scope = si;
                 }
                 if let Some(ss) = rs.scope_spans.last_mut() {
@@ -154,25 +182,60 @@ mod tests {
     use vivace_proto::otlp::trace::Span;
 
     fn span(t: u8, s: u8) -> Span {
-        Span { trace_id: vec![t; 16], span_id: vec![s; 8], ..Default::default() }
+        Span {
+            trace_id: vec![t; 16],
+            span_id: vec![s; 8],
+            ..Default::default()
+        }
     }
 
     #[test]
     fn ids_are_checked() {
-        let mut rs = ResourceSpans { scope_spans: vec![ScopeSpans { spans: vec![span(1, 1)], ..Default::default() }], ..Default::default() };
+        let mut rs = ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span(1, 1)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
         assert_eq!(validate_ids(std::slice::from_ref(&rs)), Ok(1));
-        rs.scope_spans[0].spans.push(Span { trace_id: vec![1; 8], ..span(1, 2) });
-        assert_eq!(validate_ids(std::slice::from_ref(&rs)), Err(BadId::TraceId { bits: 64 }));
+        rs.scope_spans[0].spans.push(Span {
+            trace_id: vec![1; 8],
+            ..span(1, 2)
+        });
+        assert_eq!(
+            validate_ids(std::slice::from_ref(&rs)),
+            Err(BadId::TraceId { bits: 64 })
+        );
         rs.scope_spans[0].spans[1] = span(1, 0);
-        assert_eq!(validate_ids(std::slice::from_ref(&rs)), Err(BadId::SpanId { bits: 64 }));
-        assert_eq!(BadId::TraceId { bits: 64 }.message(), "trace ids must be 128 bit, received 64 bits");
+        assert_eq!(
+            validate_ids(std::slice::from_ref(&rs)),
+            Err(BadId::SpanId { bits: 64 })
+        );
+        assert_eq!(
+            BadId::TraceId { bits: 64 }.message(),
+            "trace ids must be 128 bit, received 64 bits"
+        );
     }
 
     #[test]
     fn regroups_per_trace_keeping_resource_and_scope() {
         let batches = vec![
-            ResourceSpans { scope_spans: vec![ScopeSpans { spans: vec![span(1, 1), span(2, 1), span(1, 2)], ..Default::default() }], ..Default::default() },
-            ResourceSpans { scope_spans: vec![ScopeSpans { spans: vec![span(2, 2)], ..Default::default() }], schema_url: "x".into(), ..Default::default() },
+            ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span(1, 1), span(2, 1), span(1, 2)],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span(2, 2)],
+                    ..Default::default()
+                }],
+                schema_url: "x".into(),
+                ..Default::default()
+            },
         ];
         let g = group_by_trace(batches);
         assert_eq!(g.len(), 2);
@@ -186,12 +249,16 @@ mod tests {
     fn truncation_respects_utf8() {
         let mut attrs = vec![KeyValue {
             key: "k".repeat(10),
-            value: Some(AnyValue { value: Some(any_value::Value::StringValue("é".repeat(10))) }),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue("é".repeat(10))),
+            }),
             ..Default::default()
         }];
         assert_eq!(truncate(&mut attrs, 5), 2);
         assert_eq!(attrs[0].key.len(), 5);
-        let Some(any_value::Value::StringValue(s)) = &attrs[0].value.as_ref().unwrap().value else { panic!() };
+        let Some(any_value::Value::StringValue(s)) = &attrs[0].value.as_ref().unwrap().value else {
+            panic!()
+        };
         assert_eq!(s, "éé");
     }
 }

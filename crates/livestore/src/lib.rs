@@ -16,4 +16,4 @@ mod config;
 mod store;
 
 pub use config::Config;
-pub use store::{Admission, LiveStore, LiveStoreMetrics, Limits, TraceRefusal};
+pub use store::{Admission, Limits, LiveStore, LiveStoreMetrics, TraceRefusal};

@@ -14,8 +14,8 @@ use prost::Message;
 use vivace_common::{TenantId, TraceId};
 use vivace_proto::tempopb::Trace;
 
-use vivace_model::{combine_traces, span_key};
 use crate::config::Config;
+use vivace_model::{combine_traces, span_key};
 
 const SHARDS: usize = 16;
 
@@ -32,7 +32,12 @@ pub struct Limits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TraceRefusal {
     /// The trace would pass `max_bytes_per_trace` (reason `trace_too_large`).
-    TooLarge { trace_id: TraceId, current: usize, adding: usize, max: usize },
+    TooLarge {
+        trace_id: TraceId,
+        current: usize,
+        adding: usize,
+        max: usize,
+    },
 }
 
 /// The answer of [`LiveStore::admit`] for one push.
@@ -114,7 +119,12 @@ impl TraceEntry {
 
 impl LiveStore {
     pub fn new(cfg: Config, metrics: LiveStoreMetrics) -> Self {
-        LiveStore { cfg, tenants: RwLock::new(HashMap::new()), complete_bytes: AtomicU64::new(0), metrics }
+        LiveStore {
+            cfg,
+            tenants: RwLock::new(HashMap::new()),
+            complete_bytes: AtomicU64::new(0),
+            metrics,
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -125,7 +135,9 @@ impl LiveStore {
         if let Some(t) = self.tenants.read().get(tenant) {
             return t.clone();
         }
-        let label = TenantLabel { tenant: tenant.to_string() };
+        let label = TenantLabel {
+            tenant: tenant.to_string(),
+        };
         self.tenants
             .write()
             .entry(tenant.clone())
@@ -145,7 +157,12 @@ impl LiveStore {
 
     /// Checks a push against the limits before it is written to the queue. `traces` holds the
     /// trace ID and encoded size of each trace in the push.
-    pub fn admit(&self, tenant: &TenantId, traces: &[(TraceId, usize)], limits: Limits) -> Admission {
+    pub fn admit(
+        &self,
+        tenant: &TenantId,
+        traces: &[(TraceId, usize)],
+        limits: Limits,
+    ) -> Admission {
         let t = self.tenant(tenant);
         let mut new_traces = 0usize;
         let mut added_bytes = 0u64;
@@ -153,7 +170,9 @@ impl LiveStore {
         let mut any_refused = false;
         for (id, size) in traces {
             let shard = t.shards[shard_of(id)].lock();
-            let (live, current) = shard.get(id).map_or((false, 0), |e| (e.is_live(), e.total_bytes()));
+            let (live, current) = shard
+                .get(id)
+                .map_or((false, 0), |e| (e.is_live(), e.total_bytes()));
             drop(shard);
             if limits.max_bytes_per_trace > 0 && current + size > limits.max_bytes_per_trace {
                 refused.push(Some(TraceRefusal::TooLarge {
@@ -172,12 +191,23 @@ impl LiveStore {
             added_bytes += *size as u64;
         }
         let live = t.live.load(Ordering::Relaxed).max(0) as usize;
-        if limits.max_traces_per_user > 0 && new_traces > 0 && live + new_traces > limits.max_traces_per_user {
-            return Admission::LiveTracesExceeded { live, max: limits.max_traces_per_user };
+        if limits.max_traces_per_user > 0
+            && new_traces > 0
+            && live + new_traces > limits.max_traces_per_user
+        {
+            return Admission::LiveTracesExceeded {
+                live,
+                max: limits.max_traces_per_user,
+            };
         }
         let live_bytes = t.live_bytes.load(Ordering::Relaxed).max(0) as u64;
-        if self.cfg.max_live_traces_bytes > 0 && live_bytes + added_bytes > self.cfg.max_live_traces_bytes {
-            return Admission::LiveBytesExceeded { live_bytes, max: self.cfg.max_live_traces_bytes };
+        if self.cfg.max_live_traces_bytes > 0
+            && live_bytes + added_bytes > self.cfg.max_live_traces_bytes
+        {
+            return Admission::LiveBytesExceeded {
+                live_bytes,
+                max: self.cfg.max_live_traces_bytes,
+            };
         }
         if !any_refused {
             refused.clear();
@@ -187,7 +217,14 @@ impl LiveStore {
 
     /// Adds spans of one trace. `encoded` is the protobuf encoding of `trace`. Spans already held
     /// are dropped. Never refuses: limits were checked by [`LiveStore::admit`].
-    pub fn push(&self, tenant: &TenantId, id: TraceId, trace: &Trace, encoded: Bytes, now: Instant) {
+    pub fn push(
+        &self,
+        tenant: &TenantId,
+        id: TraceId,
+        trace: &Trace,
+        encoded: Bytes,
+        now: Instant,
+    ) {
         let t = self.tenant(tenant);
         let mut shard = t.shards[shard_of(&id)].lock();
         let entry = shard.entry(id).or_insert_with(|| TraceEntry {
@@ -238,22 +275,32 @@ impl LiveStore {
         let (complete, parts) = {
             let shard = t.shards[shard_of(id)].lock();
             let e = shard.get(id)?;
-            (e.complete_opt.as_ref().map(|c| (c.lz4.clone(), c.raw_len)), e.parts.clone())
+            (
+                e.complete_opt.as_ref().map(|c| (c.lz4.clone(), c.raw_len)),
+                e.parts.clone(),
+            )
         };
         let mut inspected = 0u64;
         let mut pieces = Vec::with_capacity(parts.len() + 1);
         if let Some((lz4, raw_len)) = complete {
             inspected += raw_len as u64;
-            match lz4_flex::decompress(&lz4, raw_len).map_err(|e| e.to_string()).and_then(|raw| Trace::decode(raw.as_slice()).map_err(|e| e.to_string())) {
+            match lz4_flex::decompress(&lz4, raw_len)
+                .map_err(|e| e.to_string())
+                .and_then(|raw| Trace::decode(raw.as_slice()).map_err(|e| e.to_string()))
+            {
                 Ok(tr) => pieces.push(tr),
-                Err(e) => tracing::error!(trace_id = %id, error = %e, "completed trace does not decode"),
+                Err(e) => {
+                    tracing::error!(trace_id = %id, error = %e, "completed trace does not decode")
+                }
             }
         }
         for p in parts {
             inspected += p.len() as u64;
             match Trace::decode(p.as_ref()) {
                 Ok(tr) => pieces.push(tr),
-                Err(e) => tracing::error!(trace_id = %id, error = %e, "live trace part does not decode"),
+                Err(e) => {
+                    tracing::error!(trace_id = %id, error = %e, "live trace part does not decode")
+                }
             }
         }
         Some((combine_traces(pieces, &mut HashSet::new()), inspected))
@@ -270,8 +317,10 @@ impl LiveStore {
                     if !e.is_live() {
                         continue;
                     }
-                    let idle = now.saturating_duration_since(e.last_push) >= self.cfg.max_trace_idle;
-                    let old = now.saturating_duration_since(e.first_push) >= self.cfg.max_trace_live;
+                    let idle =
+                        now.saturating_duration_since(e.last_push) >= self.cfg.max_trace_idle;
+                    let old =
+                        now.saturating_duration_since(e.first_push) >= self.cfg.max_trace_live;
                     if force || idle || old {
                         self.complete(t, id, e, now);
                     }
@@ -284,8 +333,12 @@ impl LiveStore {
     fn complete(&self, t: &TenantStore, id: &TraceId, e: &mut TraceEntry, now: Instant) {
         let mut pieces = Vec::with_capacity(e.parts.len() + 1);
         if let Some(c) = e.complete_opt.take() {
-            self.complete_bytes.fetch_sub(c.lz4.len() as u64, Ordering::Relaxed);
-            if let Some(tr) = lz4_flex::decompress(&c.lz4, c.raw_len).ok().and_then(|raw| Trace::decode(raw.as_slice()).ok()) {
+            self.complete_bytes
+                .fetch_sub(c.lz4.len() as u64, Ordering::Relaxed);
+            if let Some(tr) = lz4_flex::decompress(&c.lz4, c.raw_len)
+                .ok()
+                .and_then(|raw| Trace::decode(raw.as_slice()).ok())
+            {
                 pieces.push(tr);
             }
         } else {
@@ -298,13 +351,18 @@ impl LiveStore {
         }
         t.live.fetch_sub(1, Ordering::Relaxed);
         t.live_gauge.dec();
-        t.live_bytes.fetch_sub(e.parts_bytes as i64, Ordering::Relaxed);
+        t.live_bytes
+            .fetch_sub(e.parts_bytes as i64, Ordering::Relaxed);
         t.live_bytes_gauge.dec_by(e.parts_bytes as i64);
         e.parts_bytes = 0;
         let raw = combine_traces(pieces, &mut HashSet::new()).encode_to_vec();
         let lz4 = Bytes::from(lz4_flex::compress(&raw));
-        self.complete_bytes.fetch_add(lz4.len() as u64, Ordering::Relaxed);
-        e.complete_opt = Some(Compressed { lz4, raw_len: raw.len() });
+        self.complete_bytes
+            .fetch_add(lz4.len() as u64, Ordering::Relaxed);
+        e.complete_opt = Some(Compressed {
+            lz4,
+            raw_len: raw.len(),
+        });
         e.generation += 1;
         t.completed.lock().push_back((*id, e.generation, now));
     }
@@ -312,37 +370,52 @@ impl LiveStore {
     fn evict(&self, tenants: &[Arc<TenantStore>], now: Instant) {
         for t in tenants {
             loop {
-                let over = self.complete_bytes.load(Ordering::Relaxed) > self.cfg.max_complete_bytes;
+                let over =
+                    self.complete_bytes.load(Ordering::Relaxed) > self.cfg.max_complete_bytes;
                 let mut q = t.completed.lock();
-                let Some(&(id, generation, at)) = q.front() else { break };
+                let Some(&(id, generation, at)) = q.front() else {
+                    break;
+                };
                 if !over && now.saturating_duration_since(at) < self.cfg.complete_block_timeout {
                     break;
                 }
                 q.pop_front();
                 drop(q);
                 let mut shard = t.shards[shard_of(&id)].lock();
-                let Some(e) = shard.get_mut(&id) else { continue };
+                let Some(e) = shard.get_mut(&id) else {
+                    continue;
+                };
                 if e.generation != generation || e.is_live() {
                     continue; // completed again later, or revived: a newer queue entry exists
                 }
                 if let Some(c) = &e.complete_opt {
-                    self.complete_bytes.fetch_sub(c.lz4.len() as u64, Ordering::Relaxed);
+                    self.complete_bytes
+                        .fetch_sub(c.lz4.len() as u64, Ordering::Relaxed);
                 }
                 shard.remove(&id);
                 t.complete_gauge.dec();
             }
         }
-        self.metrics.complete_bytes.set(self.complete_bytes.load(Ordering::Relaxed) as i64);
+        self.metrics
+            .complete_bytes
+            .set(self.complete_bytes.load(Ordering::Relaxed) as i64);
     }
 
     /// Live traces of a tenant (not yet completed).
     pub fn live_traces(&self, tenant: &TenantId) -> usize {
-        self.tenants.read().get(tenant).map_or(0, |t| t.live.load(Ordering::Relaxed).max(0) as usize)
+        self.tenants
+            .read()
+            .get(tenant)
+            .map_or(0, |t| t.live.load(Ordering::Relaxed).max(0) as usize)
     }
 }
 
 fn spans(trace: &Trace) -> impl Iterator<Item = &vivace_proto::otlp::trace::Span> {
-    trace.resource_spans.iter().flat_map(|rs| &rs.scope_spans).flat_map(|ss| &ss.spans)
+    trace
+        .resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| &ss.spans)
 }
 
 fn shard_of(id: &TraceId) -> usize {

@@ -54,11 +54,17 @@ pub fn combine_traces(parts: impl IntoIterator<Item = Trace>, seen: &mut HashSet
         rs.scope_spans.retain(|ss| !ss.spans.is_empty());
     }
     out.retain(|rs| !rs.scope_spans.is_empty());
-    Trace { resource_spans: out }
+    Trace {
+        resource_spans: out,
+    }
 }
 
 fn resource_key(rs: &ResourceSpans) -> Vec<u8> {
-    let mut k = rs.resource.as_ref().map(|r| r.encode_to_vec()).unwrap_or_default();
+    let mut k = rs
+        .resource
+        .as_ref()
+        .map(|r| r.encode_to_vec())
+        .unwrap_or_default();
     k.push(0xff);
     k.extend_from_slice(rs.schema_url.as_bytes());
     k
@@ -76,19 +82,29 @@ mod tests {
         let resource = Resource {
             attributes: vec![KeyValue {
                 key: "service.name".into(),
-                value: Some(AnyValue { value: Some(any_value::Value::StringValue(service.into())) }),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(service.into())),
+                }),
                 ..Default::default()
             }],
             ..Default::default()
         };
         let spans = spans
             .iter()
-            .map(|(id, kind)| Span { span_id: vec![*id; 8], kind: *kind, name: format!("s{id}"), ..Default::default() })
+            .map(|(id, kind)| Span {
+                span_id: vec![*id; 8],
+                kind: *kind,
+                name: format!("s{id}"),
+                ..Default::default()
+            })
             .collect();
         Trace {
             resource_spans: vec![ResourceSpans {
                 resource: Some(resource),
-                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
         }
@@ -111,7 +127,11 @@ mod tests {
     #[test]
     fn merges_resources_and_drops_duplicates() {
         let t = combine_traces(
-            [piece("a", &[(1, 2), (2, 2)]), piece("b", &[(3, 3)]), piece("a", &[(2, 2), (2, 3), (4, 1)])],
+            [
+                piece("a", &[(1, 2), (2, 2)]),
+                piece("b", &[(3, 3)]),
+                piece("a", &[(2, 2), (2, 3), (4, 1)]),
+            ],
             &mut HashSet::new(),
         );
         assert_eq!(t.resource_spans.len(), 2);

@@ -17,7 +17,10 @@ use crate::tempopb::{PartialStatus, Trace, TraceByIdMetrics, TraceByIdResponse};
 pub fn trace_v1(trace: &Trace) -> Value {
     let mut m = Map::new();
     if !trace.resource_spans.is_empty() {
-        m.insert("batches".into(), Value::Array(trace.resource_spans.iter().map(resource_spans).collect()));
+        m.insert(
+            "batches".into(),
+            Value::Array(trace.resource_spans.iter().map(resource_spans).collect()),
+        );
     }
     Value::Object(m)
 }
@@ -28,7 +31,10 @@ pub fn trace_by_id_response(resp: &TraceByIdResponse) -> Value {
     if let Some(t) = &resp.trace {
         let mut tm = Map::new();
         if !t.resource_spans.is_empty() {
-            tm.insert("resourceSpans".into(), Value::Array(t.resource_spans.iter().map(resource_spans).collect()));
+            tm.insert(
+                "resourceSpans".into(),
+                Value::Array(t.resource_spans.iter().map(resource_spans).collect()),
+            );
         }
         m.insert("trace".into(), Value::Object(tm));
     }
@@ -52,7 +58,10 @@ fn trace_by_id_metrics(metrics: &TraceByIdMetrics) -> Value {
     if !metrics.additional_metrics.is_empty() {
         let mut names: Vec<_> = metrics.additional_metrics.iter().collect();
         names.sort();
-        let add: Map<String, Value> = names.into_iter().map(|(k, v)| (k.clone(), json!(v.to_string()))).collect();
+        let add: Map<String, Value> = names
+            .into_iter()
+            .map(|(k, v)| (k.clone(), json!(v.to_string())))
+            .collect();
         m.insert("additionalMetrics".into(), Value::Object(add));
     }
     Value::Object(m)
@@ -64,7 +73,10 @@ fn resource_spans(rs: &ResourceSpans) -> Value {
         m.insert("resource".into(), resource(r));
     }
     if !rs.scope_spans.is_empty() {
-        m.insert("scopeSpans".into(), Value::Array(rs.scope_spans.iter().map(scope_spans).collect()));
+        m.insert(
+            "scopeSpans".into(),
+            Value::Array(rs.scope_spans.iter().map(scope_spans).collect()),
+        );
     }
     put_str(&mut m, "schemaUrl", &rs.schema_url);
     Value::Object(m)
@@ -83,7 +95,10 @@ fn scope_spans(ss: &ScopeSpans) -> Value {
         m.insert("scope".into(), scope(s));
     }
     if !ss.spans.is_empty() {
-        m.insert("spans".into(), Value::Array(ss.spans.iter().map(span_json).collect()));
+        m.insert(
+            "spans".into(),
+            Value::Array(ss.spans.iter().map(span_json).collect()),
+        );
     }
     put_str(&mut m, "schemaUrl", &ss.schema_url);
     Value::Object(m)
@@ -107,7 +122,9 @@ fn span_json(s: &Span) -> Value {
     put_u32(&mut m, "flags", s.flags);
     put_str(&mut m, "name", &s.name);
     if s.kind != 0 {
-        let name = span::SpanKind::try_from(s.kind).map(|k| k.as_str_name().to_string()).unwrap_or_else(|_| s.kind.to_string());
+        let name = span::SpanKind::try_from(s.kind)
+            .map(|k| k.as_str_name().to_string())
+            .unwrap_or_else(|_| s.kind.to_string());
         m.insert("kind".into(), json!(name));
     }
     put_u64(&mut m, "startTimeUnixNano", s.start_time_unix_nano);
@@ -120,7 +137,11 @@ fn span_json(s: &Span) -> Value {
             put_u64(&mut em, "timeUnixNano", e.time_unix_nano);
             put_str(&mut em, "name", &e.name);
             put_attrs(&mut em, &e.attributes);
-            put_u32(&mut em, "droppedAttributesCount", e.dropped_attributes_count);
+            put_u32(
+                &mut em,
+                "droppedAttributesCount",
+                e.dropped_attributes_count,
+            );
             Value::Object(em)
         });
         m.insert("events".into(), Value::Array(events.collect()));
@@ -133,7 +154,11 @@ fn span_json(s: &Span) -> Value {
             put_bytes(&mut lm, "spanId", &l.span_id);
             put_str(&mut lm, "traceState", &l.trace_state);
             put_attrs(&mut lm, &l.attributes);
-            put_u32(&mut lm, "droppedAttributesCount", l.dropped_attributes_count);
+            put_u32(
+                &mut lm,
+                "droppedAttributesCount",
+                l.dropped_attributes_count,
+            );
             put_u32(&mut lm, "flags", l.flags);
             Value::Object(lm)
         });
@@ -160,7 +185,10 @@ fn status(st: &Status) -> Value {
 
 fn put_attrs(m: &mut Map<String, Value>, attrs: &[KeyValue]) {
     if !attrs.is_empty() {
-        m.insert("attributes".into(), Value::Array(attrs.iter().map(key_value).collect()));
+        m.insert(
+            "attributes".into(),
+            Value::Array(attrs.iter().map(key_value).collect()),
+        );
     }
 }
 
@@ -191,14 +219,20 @@ fn any_value_json(v: &AnyValue) -> Value {
         Some(any_value::Value::ArrayValue(a)) => {
             let mut am = Map::new();
             if !a.values.is_empty() {
-                am.insert("values".into(), Value::Array(a.values.iter().map(any_value_json).collect()));
+                am.insert(
+                    "values".into(),
+                    Value::Array(a.values.iter().map(any_value_json).collect()),
+                );
             }
             m.insert("arrayValue".into(), Value::Object(am));
         }
         Some(any_value::Value::KvlistValue(kv)) => {
             let mut km = Map::new();
             if !kv.values.is_empty() {
-                km.insert("values".into(), Value::Array(kv.values.iter().map(key_value).collect()));
+                km.insert(
+                    "values".into(),
+                    Value::Array(kv.values.iter().map(key_value).collect()),
+                );
             }
             m.insert("kvlistValue".into(), Value::Object(km));
         }
@@ -261,15 +295,23 @@ mod tests {
             start_time_unix_nano: 1_700_000_000_000_000_000,
             attributes: vec![KeyValue {
                 key: "n".into(),
-                value: Some(AnyValue { value: Some(any_value::Value::IntValue(0)) }),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::IntValue(0)),
+                }),
                 ..Default::default()
             }],
-            status: Some(Status { code: 2, message: "boom".into() }),
+            status: Some(Status {
+                code: 2,
+                message: "boom".into(),
+            }),
             ..Default::default()
         };
         let trace = Trace {
             resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans { spans: vec![span], ..Default::default() }],
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span],
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
         };

@@ -55,7 +55,11 @@ async fn buildinfo(State(api): State<Arc<QueryApi>>) -> Response {
         "goVersion": "",
         "vivaceVersion": b.vivace_version,
     });
-    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,7 +69,12 @@ struct RangeParams {
 }
 
 fn text(code: StatusCode, msg: impl Into<String>) -> Response {
-    (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{}\n", msg.into())).into_response()
+    (
+        code,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{}\n", msg.into()),
+    )
+        .into_response()
 }
 
 fn status_response(s: Status) -> Response {
@@ -93,7 +102,8 @@ fn read_tenants(api: &QueryApi, headers: &HeaderMap) -> Result<Vec<TenantId>, St
         .map_err(|_| Status::bad_request("X-Scope-OrgID is not valid text"))?;
     let mut tenants = Vec::new();
     for t in raw.split('|') {
-        let t = TenantId::new(t.trim()).map_err(|e| Status::bad_request(format!("invalid X-Scope-OrgID: {e}")))?;
+        let t = TenantId::new(t.trim())
+            .map_err(|e| Status::bad_request(format!("invalid X-Scope-OrgID: {e}")))?;
         if !tenants.contains(&t) {
             tenants.push(t);
         }
@@ -108,13 +118,21 @@ struct TraceRequest {
     range_opt: Option<(i64, i64)>,
 }
 
-fn parse_request(api: &QueryApi, headers: &HeaderMap, id: &str, params: &RangeParams) -> Result<TraceRequest, Status> {
+fn parse_request(
+    api: &QueryApi,
+    headers: &HeaderMap,
+    id: &str,
+    params: &RangeParams,
+) -> Result<TraceRequest, Status> {
     let tenants = read_tenants(api, headers)?;
     let id = TraceId::from_hex(id).map_err(|e| Status::bad_request(e.to_string()))?;
     let parse = |name: &str, v: &Option<String>| -> Result<Option<i64>, Status> {
         match v.as_deref() {
             None | Some("") => Ok(None),
-            Some(s) => s.parse::<i64>().map(Some).map_err(|e| Status::bad_request(format!("invalid {name}: {s}: {e}"))),
+            Some(s) => s
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|e| Status::bad_request(format!("invalid {name}: {s}: {e}"))),
         }
     };
     let start = parse("start", &params.start)?;
@@ -131,7 +149,11 @@ fn parse_request(api: &QueryApi, headers: &HeaderMap, id: &str, params: &RangePa
             Some((s, e))
         }
     };
-    Ok(TraceRequest { tenants, id, range_opt })
+    Ok(TraceRequest {
+        tenants,
+        id,
+        range_opt,
+    })
 }
 
 /// Looks the trace up in every source for every tenant and combines what was found.
@@ -154,7 +176,11 @@ async fn find(api: &QueryApi, req: &TraceRequest) -> Result<Option<(Trace, u64)>
     } else {
         combine_traces(pieces, &mut Default::default())
     };
-    if trace.resource_spans.is_empty() { Ok(None) } else { Ok(Some((trace, inspected))) }
+    if trace.resource_spans.is_empty() {
+        Ok(None)
+    } else {
+        Ok(Some((trace, inspected)))
+    }
 }
 
 async fn trace_v1(
@@ -172,9 +198,17 @@ async fn trace_v1(
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
         Ok(Some((trace, _))) => {
             if wants_protobuf(&headers) {
-                ([(header::CONTENT_TYPE, "application/protobuf")], trace.encode_to_vec()).into_response()
+                (
+                    [(header::CONTENT_TYPE, "application/protobuf")],
+                    trace.encode_to_vec(),
+                )
+                    .into_response()
             } else {
-                ([(header::CONTENT_TYPE, "application/json")], jsonpb::trace_v1(&trace).to_string()).into_response()
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    jsonpb::trace_v1(&trace).to_string(),
+                )
+                    .into_response()
             }
         }
     }
@@ -198,13 +232,24 @@ async fn trace_v2(
     };
     let resp = TraceByIdResponse {
         trace: Some(trace),
-        metrics: Some(TraceByIdMetrics { inspected_bytes: inspected, ..Default::default() }),
+        metrics: Some(TraceByIdMetrics {
+            inspected_bytes: inspected,
+            ..Default::default()
+        }),
         status: 0,
         message: String::new(),
     };
     if wants_protobuf(&headers) {
-        ([(header::CONTENT_TYPE, "application/protobuf")], resp.encode_to_vec()).into_response()
+        (
+            [(header::CONTENT_TYPE, "application/protobuf")],
+            resp.encode_to_vec(),
+        )
+            .into_response()
     } else {
-        ([(header::CONTENT_TYPE, "application/json")], jsonpb::trace_by_id_response(&resp).to_string()).into_response()
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            jsonpb::trace_by_id_response(&resp).to_string(),
+        )
+            .into_response()
     }
 }

@@ -14,4 +14,4 @@ pub mod wal;
 
 pub use error::{Error, Result};
 pub use record::QueueRecord;
-pub use wal::{Wal, WalConfig, WalMetrics, ReplayReport};
+pub use wal::{ReplayReport, Wal, WalConfig, WalMetrics};

@@ -91,7 +91,9 @@ pub struct WalMetrics {
 
 impl Default for WalMetrics {
     fn default() -> Self {
-        let buckets = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0];
+        let buckets = [
+            0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
+        ];
         WalMetrics {
             fsync_seconds: Histogram::new(buckets),
             appended_bytes: Counter::default(),
@@ -154,16 +156,28 @@ impl Wal {
             .name("wal-writer".into())
             .spawn(move || writer.run(rx, max_batch))
             .map_err(io(&cfg.dir))?;
-        Ok((Wal { tx, max_record_bytes: cfg.max_record_bytes }, report))
+        Ok((
+            Wal {
+                tx,
+                max_record_bytes: cfg.max_record_bytes,
+            },
+            report,
+        ))
     }
 
     /// Appends one record and returns once it is durable on disk.
     pub async fn append(&self, payload: Bytes) -> Result<()> {
         if payload.len() > self.max_record_bytes {
-            return Err(Error::RecordTooLarge { size: payload.len(), max: self.max_record_bytes });
+            return Err(Error::RecordTooLarge {
+                size: payload.len(),
+                max: self.max_record_bytes,
+            });
         }
         let (done, wait) = oneshot::channel();
-        self.tx.send(Msg::Append(Append { payload, done })).await.map_err(|_| Error::Closed)?;
+        self.tx
+            .send(Msg::Append(Append { payload, done }))
+            .await
+            .map_err(|_| Error::Closed)?;
         wait.await.map_err(|_| Error::Closed)?
     }
 
@@ -182,7 +196,9 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     for entry in fs::read_dir(dir).map_err(io(dir))? {
         let entry = entry.map_err(io(dir))?;
         let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".wal")) else { continue };
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".wal")) else {
+            continue;
+        };
         if let Ok(seq) = stem.parse::<u64>() {
             out.push((seq, entry.path()));
         }
@@ -201,7 +217,9 @@ fn replay_segment(
     on_record: &mut impl FnMut(u8, &[u8]),
 ) -> Result<()> {
     let mut data = Vec::new();
-    File::open(path).and_then(|mut f| f.read_to_end(&mut data)).map_err(io(path))?;
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut data))
+        .map_err(io(path))?;
     let valid_header = data.len() as u64 >= HEADER_LEN
         && &data[..5] == MAGIC
         && u16::from_le_bytes([data[6], data[7]]) == SEGMENT_FORMAT;
@@ -242,7 +260,10 @@ fn replay_segment(
         tracing::warn!(path = %path.display(), offset = pos, bytes = lost, reason, "wal segment ends in a damaged record, truncating");
         report.truncated_segments += 1;
         report.truncated_bytes += lost as u64;
-        let f = OpenOptions::new().write(true).open(path).map_err(io(path))?;
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
         f.set_len(pos as u64).map_err(io(path))?;
         f.sync_all().map_err(io(path))?;
     }
@@ -250,7 +271,11 @@ fn replay_segment(
 }
 
 fn rewrite_header(path: &Path) -> Result<()> {
-    let mut f = OpenOptions::new().write(true).truncate(true).open(path).map_err(io(path))?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .map_err(io(path))?;
     f.write_all(&header()).map_err(io(path))?;
     f.sync_all().map_err(io(path))
 }
@@ -316,7 +341,12 @@ impl Writer {
             }
             let result = self.commit(&mut buf, &batch);
             for a in batch.drain(..) {
-                let _ = a.done.send(result.as_ref().map(|_| ()).map_err(|e| Error::Failed(e.clone())));
+                let _ = a.done.send(
+                    result
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|e| Error::Failed(e.clone())),
+                );
             }
         }
         rx.close();
@@ -366,7 +396,9 @@ impl Writer {
         self.file.write_all(buf).map_err(io(path()))?;
         let start = Instant::now();
         self.file.sync_data().map_err(io(path()))?;
-        self.metrics.fsync_seconds.observe(start.elapsed().as_secs_f64());
+        self.metrics
+            .fsync_seconds
+            .observe(start.elapsed().as_secs_f64());
         self.metrics.group_commits.inc();
         self.metrics.appended_bytes.inc_by(buf.len() as u64);
         self.written += buf.len() as u64;
@@ -391,10 +423,16 @@ fn frame(buf: &mut Vec<u8>, payload: &[u8]) {
 
 fn new_segment(dir: &Path, seq: u64) -> Result<File> {
     let path = segment_path(dir, seq);
-    let mut f = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io(&path))?;
+    let mut f = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)
+        .map_err(io(&path))?;
     f.write_all(&header()).map_err(io(&path))?;
     f.sync_all().map_err(io(&path))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
     Ok(f)
 }
 

@@ -12,7 +12,11 @@ use clap::{Args, Parser, Subcommand};
 use vivace_app::Config;
 
 #[derive(Debug, Parser)]
-#[command(name = "vivace", version, about = "A distributed tracing backend that speaks Tempo")]
+#[command(
+    name = "vivace",
+    version,
+    about = "A distributed tracing backend that speaks Tempo"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -48,7 +52,11 @@ struct ServeArgs {
 fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
     args.enumerate()
         .map(|(i, a)| {
-            let long_single = i > 0 && a.starts_with('-') && !a.starts_with("--") && a.len() > 2 && a.as_bytes()[1].is_ascii_alphabetic();
+            let long_single = i > 0
+                && a.starts_with('-')
+                && !a.starts_with("--")
+                && a.len() > 2
+                && a.as_bytes()[1].is_ascii_alphabetic();
             if long_single { format!("-{a}") } else { a }
         })
         .collect()
@@ -89,10 +97,15 @@ fn load_config(args: &ServeArgs) -> Result<Config, vivace_app::ConfigError> {
 }
 
 fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VIVACE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},h2=warn,hyper=warn,tower=warn")));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIVACE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},h2=warn,hyper=warn,tower=warn"))
+    });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -104,7 +117,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     init_logging(&cfg.server.log_level);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("vivace: starting the runtime: {e}");
@@ -148,9 +164,34 @@ mod tests {
 
     #[test]
     fn tempo_style_flags() {
-        let args = normalize_args(["vivace", "-config.file=/x.yaml", "-target=all", "-h", "--data-dir", "d"].iter().map(|s| s.to_string()));
-        assert_eq!(args, ["vivace", "--config.file=/x.yaml", "--target=all", "-h", "--data-dir", "d"]);
-        let cli = Cli::parse_from(normalize_args(["vivace", "-config.file", "c.yaml", "-config.expand-env"].iter().map(|s| s.to_string())));
+        let args = normalize_args(
+            [
+                "vivace",
+                "-config.file=/x.yaml",
+                "-target=all",
+                "-h",
+                "--data-dir",
+                "d",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        assert_eq!(
+            args,
+            [
+                "vivace",
+                "--config.file=/x.yaml",
+                "--target=all",
+                "-h",
+                "--data-dir",
+                "d"
+            ]
+        );
+        let cli = Cli::parse_from(normalize_args(
+            ["vivace", "-config.file", "c.yaml", "-config.expand-env"]
+                .iter()
+                .map(|s| s.to_string()),
+        ));
         assert_eq!(cli.serve.config_file, Some(PathBuf::from("c.yaml")));
         assert_eq!(cli.serve.expand_env, Some(true));
     }

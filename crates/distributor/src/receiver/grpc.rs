@@ -8,7 +8,9 @@ use tonic::codec::CompressionEncoding;
 use tonic_types::{ErrorDetails, StatusExt};
 use vivace_common::Status;
 use vivace_proto::otlp::collector::trace_service_server::{TraceService, TraceServiceServer};
-use vivace_proto::otlp::collector::{ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse};
+use vivace_proto::otlp::collector::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 
 use crate::Distributor;
 
@@ -21,11 +23,18 @@ pub struct OtlpGrpc {
 
 /// The tonic service for the OTLP gRPC receiver. `max_recv_bytes` bounds a request message after
 /// decompression; a compressed message inflating past it is refused with RESOURCE_EXHAUSTED.
-pub fn service(distributor: Arc<Distributor>, multitenancy: bool, max_recv_bytes: usize) -> TraceServiceServer<OtlpGrpc> {
-    TraceServiceServer::new(OtlpGrpc { distributor, multitenancy })
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd)
-        .max_decoding_message_size(max_recv_bytes)
+pub fn service(
+    distributor: Arc<Distributor>,
+    multitenancy: bool,
+    max_recv_bytes: usize,
+) -> TraceServiceServer<OtlpGrpc> {
+    TraceServiceServer::new(OtlpGrpc {
+        distributor,
+        multitenancy,
+    })
+    .accept_compressed(CompressionEncoding::Gzip)
+    .accept_compressed(CompressionEncoding::Zstd)
+    .max_decoding_message_size(max_recv_bytes)
 }
 
 /// A vivace status as a gRPC status, with a `google.rpc.RetryInfo` detail when it has a retry
@@ -33,7 +42,11 @@ pub fn service(distributor: Arc<Distributor>, multitenancy: bool, max_recv_bytes
 pub fn to_tonic(s: Status) -> tonic::Status {
     let code = tonic::Code::from_i32(s.code.grpc());
     match s.retry_after_opt {
-        Some(after) => tonic::Status::with_error_details(code, s.message, ErrorDetails::with_retry_info(Some(after))),
+        Some(after) => tonic::Status::with_error_details(
+            code,
+            s.message,
+            ErrorDetails::with_retry_info(Some(after)),
+        ),
         None => tonic::Status::new(code, s.message),
     }
 }
@@ -44,15 +57,24 @@ impl TraceService for OtlpGrpc {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let header = request.metadata().get("x-scope-orgid").map(|v| v.as_bytes().to_vec());
+        let header = request
+            .metadata()
+            .get("x-scope-orgid")
+            .map(|v| v.as_bytes().to_vec());
         let tenant = super::tenant_of(self.multitenancy, header.as_deref()).map_err(to_tonic)?;
         let req = request.into_inner();
         let size = req.encoded_len();
-        let outcome = self.distributor.push(&tenant, req.resource_spans, size).await.map_err(to_tonic)?;
+        let outcome = self
+            .distributor
+            .push(&tenant, req.resource_spans, size)
+            .await
+            .map_err(to_tonic)?;
         let partial_success = (outcome.rejected_spans > 0).then(|| ExportTracePartialSuccess {
             rejected_spans: outcome.rejected_spans,
             error_message: outcome.message,
         });
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success }))
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success,
+        }))
     }
 }

@@ -9,7 +9,12 @@ fn trace(id: u8, spans: &[u8]) -> Trace {
             scope_spans: vec![ScopeSpans {
                 spans: spans
                     .iter()
-                    .map(|s| Span { trace_id: vec![id; 16], span_id: vec![*s; 8], name: "x".repeat(50), ..Default::default() })
+                    .map(|s| Span {
+                        trace_id: vec![id; 16],
+                        span_id: vec![*s; 8],
+                        name: "x".repeat(50),
+                        ..Default::default()
+                    })
                     .collect(),
                 ..Default::default()
             }],
@@ -25,9 +30,15 @@ fn push(store: &LiveStore, tenant: &TenantId, id: u8, spans: &[u8], now: Instant
 }
 
 fn span_count(store: &LiveStore, tenant: &TenantId, id: u8) -> usize {
-    store.find_trace(tenant, &TraceId([id; 16])).map_or(0, |(t, _)| {
-        t.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum()
-    })
+    store
+        .find_trace(tenant, &TraceId([id; 16]))
+        .map_or(0, |(t, _)| {
+            t.resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len())
+                .sum()
+        })
 }
 
 #[test]
@@ -59,37 +70,65 @@ fn pushes_combine_dedupe_and_survive_completion() {
 fn limits_are_checked_before_writing() {
     let store = LiveStore::new(Config::default(), LiveStoreMetrics::default());
     let tenant = TenantId::single();
-    let limits = Limits { max_traces_per_user: 2, max_bytes_per_trace: 1000 };
+    let limits = Limits {
+        max_traces_per_user: 2,
+        max_bytes_per_trace: 1000,
+    };
     let now = Instant::now();
     push(&store, &tenant, 1, &[1], now);
     push(&store, &tenant, 2, &[1], now);
     // Existing traces may grow; a third may not start.
-    assert!(matches!(store.admit(&tenant, &[(TraceId([1; 16]), 10)], limits), Admission::Admit { .. }));
+    assert!(matches!(
+        store.admit(&tenant, &[(TraceId([1; 16]), 10)], limits),
+        Admission::Admit { .. }
+    ));
     assert_eq!(
         store.admit(&tenant, &[(TraceId([3; 16]), 10)], limits),
         Admission::LiveTracesExceeded { live: 2, max: 2 }
     );
-    match store.admit(&tenant, &[(TraceId([1; 16]), 990), (TraceId([2; 16]), 10)], limits) {
+    match store.admit(
+        &tenant,
+        &[(TraceId([1; 16]), 990), (TraceId([2; 16]), 10)],
+        limits,
+    ) {
         Admission::Admit { refused } => {
-            assert!(matches!(refused[0], Some(TraceRefusal::TooLarge { max: 1000, .. })));
+            assert!(matches!(
+                refused[0],
+                Some(TraceRefusal::TooLarge { max: 1000, .. })
+            ));
             assert!(refused[1].is_none());
         }
         other => panic!("{other:?}"),
     }
     // Once idle, the traces no longer count as live.
     store.sweep(now + Duration::from_secs(6), false);
-    assert!(matches!(store.admit(&tenant, &[(TraceId([3; 16]), 10)], limits), Admission::Admit { .. }));
+    assert!(matches!(
+        store.admit(&tenant, &[(TraceId([3; 16]), 10)], limits),
+        Admission::Admit { .. }
+    ));
 }
 
 #[test]
 fn memory_bound_releases_oldest_completed_traces() {
-    let cfg = Config { max_complete_bytes: 2000, ..Config::default() };
+    let cfg = Config {
+        max_complete_bytes: 2000,
+        ..Config::default()
+    };
     let store = LiveStore::new(cfg, LiveStoreMetrics::default());
     let tenant = TenantId::single();
     let now = Instant::now();
     for id in 0..50u8 {
-        push(&store, &tenant, id, &[1, 2, 3], now + Duration::from_millis(id as u64));
-        store.sweep(now + Duration::from_secs(10) + Duration::from_millis(id as u64), true);
+        push(
+            &store,
+            &tenant,
+            id,
+            &[1, 2, 3],
+            now + Duration::from_millis(id as u64),
+        );
+        store.sweep(
+            now + Duration::from_secs(10) + Duration::from_millis(id as u64),
+            true,
+        );
     }
     assert_eq!(span_count(&store, &tenant, 49), 3, "newest kept");
     assert_eq!(span_count(&store, &tenant, 0), 0, "oldest released");

@@ -51,7 +51,9 @@ async fn concurrent_appends_share_fsyncs_and_all_survive() {
         let wal = wal.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..50 {
-                wal.append(Bytes::from(payload(t * 1000 + i, 100))).await.unwrap();
+                wal.append(Bytes::from(payload(t * 1000 + i, 100)))
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -62,7 +64,10 @@ async fn concurrent_appends_share_fsyncs_and_all_survive() {
     assert!(metrics.group_commits.get() <= 800);
     let (wal, got, _) = open(dir.path(), 128 << 20);
     assert_eq!(got.len(), 800);
-    let mut ids: Vec<u32> = got.iter().map(|p| u32::from_le_bytes(p[..4].try_into().unwrap())).collect();
+    let mut ids: Vec<u32> = got
+        .iter()
+        .map(|p| u32::from_le_bytes(p[..4].try_into().unwrap()))
+        .collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 800);
@@ -99,7 +104,11 @@ async fn torn_and_corrupt_tails_are_cut_at_the_last_intact_record() {
         }
         fs::write(&path, &data).unwrap();
         let keep = ends.iter().filter(|e| **e <= cut).count();
-        let keep = if round % 2 == 0 { keep } else { ends.iter().filter(|e| **e <= cut).count() };
+        let keep = if round % 2 == 0 {
+            keep
+        } else {
+            ends.iter().filter(|e| **e <= cut).count()
+        };
         let (wal, got, report) = open(dir.path(), 128 << 20);
         assert_eq!(got, want[..keep].to_vec(), "round {round} cut {cut}");
         assert_eq!(report.truncated_segments, usize::from(keep < want.len()));

@@ -1,0 +1,13 @@
+#![allow(unreachable_pub)] // a test binary: `pub` marks what its modules share
+//! End-to-end tests: the built `vivace` binary on free ports and a temporary data dir, driven by
+//! real clients (the OpenTelemetry Python SDK exporters, tonic and HTTP clients) over sockets.
+//!
+//! Run through `scripts/test.sh`, which installs the pinned Python clients and sets
+//! `VIVACE_PYTHON`.
+
+mod bad_input;
+mod crash;
+mod lifecycle;
+mod model;
+mod roundtrip;
+mod support;

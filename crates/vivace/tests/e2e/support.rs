@@ -1,0 +1,251 @@
+//! Starting the real `vivace` binary on free ports and a temporary data dir, and talking to it.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use vivace_proto::otlp::collector::trace_service_client::TraceServiceClient;
+use vivace_proto::otlp::collector::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use vivace_proto::tempopb::{Trace, TraceByIdResponse};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running vivace process. Killed (SIGKILL) on drop if still running.
+pub struct Server {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    pub http: u16,
+    pub grpc: u16,
+    pub otlp_http: u16,
+    pub log: PathBuf,
+    config: PathBuf,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_vivace")
+}
+
+impl Server {
+    /// Writes a config with fresh ports (plus `extra` YAML appended) and starts vivace on `dir`.
+    pub fn start(dir: &Path, extra: &str) -> Server {
+        Server::start_with(dir, "", "", extra)
+    }
+
+    /// Like [`Server::start`], with extra keys for the OTLP gRPC and HTTP protocols.
+    pub fn start_with(dir: &Path, grpc_keys: &str, http_keys: &str, extra: &str) -> Server {
+        let (http, grpc, otlp_http) = (free_port(), free_port(), free_port());
+        let config = dir.join("vivace.yaml");
+        let indent =
+            |keys: &str| -> String { keys.lines().map(|l| format!("          {l}\n")).collect() };
+        let (grpc_keys, http_keys) = (indent(grpc_keys), indent(http_keys));
+        let yaml = format!(
+            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {http}\n  log_level: info\n\
+             distributor:\n  receivers:\n    otlp:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:{grpc}\n{grpc_keys}        http:\n          endpoint: 127.0.0.1:{otlp_http}\n{http_keys}{extra}"
+        );
+        std::fs::write(&config, yaml).unwrap();
+        let mut s = Server {
+            child: None,
+            dir: dir.to_path_buf(),
+            http,
+            grpc,
+            otlp_http,
+            log: dir.join("vivace.log"),
+            config,
+        };
+        s.restart();
+        s
+    }
+
+    /// Starts the process again with the same config and data dir, waiting until it is ready.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(binary())
+            .arg(format!("-config.file={}", self.config.display()))
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn vivace");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", self.http)) {
+                let _ = c.write_all(b"GET /ready HTTP/1.0\r\n\r\n");
+                let mut buf = String::new();
+                let _ = std::io::Read::read_to_string(&mut c, &mut buf);
+                if buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "vivace exited during start ({status}); log:\n{}",
+                    self.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vivace not ready in 30s; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits (up to 20 s) and returns the exit status and how long it took.
+    pub fn terminate(&mut self) -> (ExitStatus, Duration) {
+        let mut c = self.child.take().expect("running");
+        let start = Instant::now();
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return (st, start.elapsed());
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = c.kill();
+                panic!("vivace did not exit within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.http, path)
+    }
+
+    pub fn otlp_http_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1/traces", self.otlp_http)
+    }
+
+    pub async fn grpc_client(&self) -> TraceServiceClient<tonic::transport::Channel> {
+        TraceServiceClient::connect(format!("http://127.0.0.1:{}", self.grpc))
+            .await
+            .expect("connect grpc")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// The four read forms of a trace: v1/v2 × protobuf/JSON. `None` where the trace is not found.
+pub struct TraceReads {
+    pub v1_proto: Option<Trace>,
+    pub v1_json: Option<serde_json::Value>,
+    pub v2_proto: TraceByIdResponse,
+    pub v2_json: serde_json::Value,
+}
+
+pub async fn read_trace(server: &Server, hex_id: &str, tenant_opt: Option<&str>) -> TraceReads {
+    let c = http();
+    let get = |path: String, proto: bool| {
+        let mut r = c.get(server.api(&path));
+        if proto {
+            r = r.header("Accept", "application/protobuf");
+        }
+        if let Some(t) = tenant_opt {
+            r = r.header("X-Scope-OrgID", t);
+        }
+        r.send()
+    };
+    let r = get(format!("/api/traces/{hex_id}"), true).await.unwrap();
+    let v1_proto = match r.status().as_u16() {
+        200 => Some(Trace::decode(r.bytes().await.unwrap()).unwrap()),
+        404 => {
+            assert!(r.bytes().await.unwrap().is_empty(), "404 has an empty body");
+            None
+        }
+        s => panic!("v1 proto status {s}: {}", r.text().await.unwrap()),
+    };
+    let r = get(format!("/api/traces/{hex_id}"), false).await.unwrap();
+    let v1_json = match r.status().as_u16() {
+        200 => Some(r.json().await.unwrap()),
+        404 => None,
+        s => panic!("v1 json status {s}"),
+    };
+    let r = get(format!("/api/v2/traces/{hex_id}"), true).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/protobuf");
+    let v2_proto = TraceByIdResponse::decode(r.bytes().await.unwrap()).unwrap();
+    let r = get(format!("/api/v2/traces/{hex_id}"), false)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v2_json = r.json().await.unwrap();
+    TraceReads {
+        v1_proto,
+        v1_json,
+        v2_proto,
+        v2_json,
+    }
+}
+
+/// Sends one OTLP protobuf request over HTTP.
+pub async fn post_otlp(
+    server: &Server,
+    req: &ExportTraceServiceRequest,
+    tenant_opt: Option<&str>,
+) -> (u16, ExportTraceServiceResponse) {
+    let mut r = http()
+        .post(server.otlp_http_url())
+        .header("Content-Type", "application/x-protobuf")
+        .body(req.encode_to_vec());
+    if let Some(t) = tenant_opt {
+        r = r.header("X-Scope-OrgID", t);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.unwrap();
+    (
+        status,
+        ExportTraceServiceResponse::decode(body).unwrap_or_default(),
+    )
+}
+
+/// The Python interpreter of the test venv (set by scripts/test.sh).
+pub fn python() -> String {
+    std::env::var("VIVACE_PYTHON").unwrap_or_else(|_| {
+        panic!("VIVACE_PYTHON is not set: run the suite with scripts/test.sh, which installs the OpenTelemetry clients")
+    })
+}
+
+pub fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
