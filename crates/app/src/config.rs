@@ -218,18 +218,29 @@ impl Config {
                 "overrides.enable_legacy_overrides: the legacy format is not supported".into(),
             ));
         }
-        let p = &self.distributor.receivers.otlp;
-        if let Some(otlp) = p {
-            if let Some(g) = &otlp.protocols.grpc {
-                if g.max_recv_msg_size_mib == 0 {
-                    return Err(ConfigError::Invalid("distributor.receivers.otlp.protocols.grpc.max_recv_msg_size_mib must be positive".into()));
-                }
-            }
-            if let Some(h) = &otlp.protocols.http {
-                if h.max_request_body_size == 0 {
-                    return Err(ConfigError::Invalid("distributor.receivers.otlp.protocols.http.max_request_body_size must be positive".into()));
-                }
-            }
+        let protocols = self
+            .distributor
+            .receivers
+            .otlp
+            .as_ref()
+            .map(|o| &o.protocols);
+        if protocols
+            .and_then(|p| p.grpc.as_ref())
+            .is_some_and(|g| g.max_recv_msg_size_mib == 0)
+        {
+            return Err(ConfigError::Invalid(
+                "distributor.receivers.otlp.protocols.grpc.max_recv_msg_size_mib must be positive"
+                    .into(),
+            ));
+        }
+        if protocols
+            .and_then(|p| p.http.as_ref())
+            .is_some_and(|h| h.max_request_body_size == 0)
+        {
+            return Err(ConfigError::Invalid(
+                "distributor.receivers.otlp.protocols.http.max_request_body_size must be positive"
+                    .into(),
+            ));
         }
         Ok(())
     }

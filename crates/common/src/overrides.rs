@@ -24,7 +24,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 /// Limits of one tenant.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TenantOverrides {
     pub ingestion: IngestionLimits,
@@ -36,21 +36,6 @@ pub struct TenantOverrides {
     pub forwarders: Option<serde_yaml_ng::Value>,
     pub storage: Option<serde_yaml_ng::Value>,
     pub cost_attribution: Option<serde_yaml_ng::Value>,
-}
-
-impl Default for TenantOverrides {
-    fn default() -> Self {
-        TenantOverrides {
-            ingestion: IngestionLimits::default(),
-            global: GlobalLimits::default(),
-            read: None,
-            compaction: None,
-            metrics_generator: None,
-            forwarders: None,
-            storage: None,
-            cost_attribution: None,
-        }
-    }
 }
 
 /// `ingestion:` limits.

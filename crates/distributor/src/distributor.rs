@@ -8,6 +8,7 @@ use prost::Message;
 use vivace_common::overrides::Overrides;
 use vivace_common::{Status, StatusCode, TenantId};
 use vivace_livestore::{Admission, Limits, LiveStore, TraceRefusal};
+use vivace_proto::otlp::collector::ExportTracePartialSuccess;
 use vivace_proto::otlp::trace::ResourceSpans;
 use vivace_queue::{QueueRecord, Wal};
 
@@ -21,6 +22,16 @@ use crate::validate::{group_by_trace, truncate_attributes, validate_ids};
 pub struct PushOutcome {
     pub rejected_spans: i64,
     pub message: String,
+}
+
+impl PushOutcome {
+    /// The OTLP `partial_success` field: set only when spans were refused.
+    pub fn partial_success(self) -> Option<ExportTracePartialSuccess> {
+        (self.rejected_spans > 0).then_some(ExportTracePartialSuccess {
+            rejected_spans: self.rejected_spans,
+            error_message: self.message,
+        })
+    }
 }
 
 /// The distributor of a monolithic vivace: validates, limits, appends to the queue, and hands

@@ -64,11 +64,10 @@ fn truncate(attrs: &mut [KeyValue], max: usize) -> usize {
         }
         if let Some(any_value::Value::StringValue(s)) =
             kv.value.as_mut().and_then(|v| v.value.as_mut())
+            && s.len() > max
         {
-            if s.len() > max {
-                cut(s, max);
-                n += 1;
-            }
+            cut(s, max);
+            n += 1;
         }
     }
     n

@@ -8,9 +8,7 @@ use tonic::codec::CompressionEncoding;
 use tonic_types::{ErrorDetails, StatusExt};
 use vivace_common::Status;
 use vivace_proto::otlp::collector::trace_service_server::{TraceService, TraceServiceServer};
-use vivace_proto::otlp::collector::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use vivace_proto::otlp::collector::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 
 use crate::Distributor;
 
@@ -69,10 +67,7 @@ impl TraceService for OtlpGrpc {
             .push(&tenant, req.resource_spans, size)
             .await
             .map_err(to_tonic)?;
-        let partial_success = (outcome.rejected_spans > 0).then(|| ExportTracePartialSuccess {
-            rejected_spans: outcome.rejected_spans,
-            error_message: outcome.message,
-        });
+        let partial_success = outcome.partial_success();
         Ok(tonic::Response::new(ExportTraceServiceResponse {
             partial_success,
         }))

@@ -20,9 +20,7 @@ use http::{HeaderMap, HeaderValue, header};
 use http_body_util::BodyExt;
 use prost::Message;
 use vivace_common::{Status, StatusCode};
-use vivace_proto::otlp::collector::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use vivace_proto::otlp::collector::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use vivace_proto::tempopb::RpcStatus;
 
 use crate::Distributor;
@@ -105,10 +103,7 @@ async fn export(State(st): State<HttpState>, req: Request) -> Response {
     drop(body);
     match d.push(&tenant, msg.resource_spans, size).await {
         Ok(outcome) => {
-            let partial_success = (outcome.rejected_spans > 0).then(|| ExportTracePartialSuccess {
-                rejected_spans: outcome.rejected_spans,
-                error_message: outcome.message,
-            });
+            let partial_success = outcome.partial_success();
             let resp = ExportTraceServiceResponse { partial_success };
             match enc {
                 Encoding::Protobuf => (
@@ -243,10 +238,10 @@ fn error_response(enc: Encoding, s: Status, code: http::StatusCode) -> Response 
     let retry = s
         .retry_after_opt
         .or_else(|| (s.code == StatusCode::Unavailable).then(|| std::time::Duration::from_secs(1)));
-    if let Some(after) = retry {
-        if let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+    if let Some(v) =
+        retry.and_then(|after| HeaderValue::from_str(&after.as_secs().max(1).to_string()).ok())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
     resp
 }

@@ -15,10 +15,10 @@ use crate::support::{Server, http, read_trace};
 
 pub(crate) type Acked = Arc<Mutex<BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>>>>;
 
-fn build(
-    rng: &mut SmallRng,
-    acked: &Acked,
-) -> (ExportTraceServiceRequest, Vec<(Vec<u8>, Vec<u8>)>) {
+/// (trace ID, span ID) of each span in a request.
+type SpanRefs = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn build(rng: &mut SmallRng, acked: &Acked) -> (ExportTraceServiceRequest, SpanRefs) {
     let mut spans = Vec::new();
     let mut ids = Vec::new();
     for _ in 0..3 {

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine or a warm one.
+#
+# Installs what the tests need (a Python venv with the pinned OpenTelemetry SDK exporters, from
+# scripts/requirements-test.txt), idempotently, outside the clone; then checks formatting and
+# lints and runs every test once with one shared build. The cargo target dir defaults to a cache
+# outside the clone so repeated runs (and CI) stay fast.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vivace-target}"
+cache="${VIVACE_CACHE:-$HOME/.cache/vivace}"
+mkdir -p "$cache"
+
+# Python clients, pinned; the venv's name carries the hash of the pins, so a change of pins
+# makes a new venv and an interrupted install is never mistaken for a finished one.
+req=scripts/requirements-test.txt
+venv="$cache/venv-$(sha256sum "$req" | cut -c1-12)"
+if [ ! -x "$venv/bin/python" ]; then
+  echo "==> installing test clients into $venv"
+  rm -rf "$venv.partial"
+  python3 -m venv "$venv.partial"
+  "$venv.partial/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req"
+  mv "$venv.partial" "$venv"
+  # venv scripts embed their path; the interpreter itself does not care, and we only call it.
+fi
+export VIVACE_PYTHON="$venv/bin/python"
+"$VIVACE_PYTHON" -c "import opentelemetry.exporter.otlp.proto.grpc.trace_exporter, opentelemetry.exporter.otlp.json.http" \
+  || { echo "test venv $venv is broken; remove it and re-run" >&2; exit 1; }
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "==> tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast --profile ci "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi
