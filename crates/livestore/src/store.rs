@@ -1,6 +1,7 @@
 //! The per-tenant trace maps, limits, completion and eviction.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
@@ -18,6 +19,26 @@ use crate::config::Config;
 use vivace_model::{combine_traces, span_key};
 
 const SHARDS: usize = 16;
+
+/// Span keys are already xxh3 hashes: hash them by identity.
+type KeySet = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
+
+#[derive(Debug, Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
 
 /// Per-tenant limits from the overrides.
 #[derive(Debug, Clone, Copy)]
@@ -96,7 +117,7 @@ struct TraceEntry {
     /// LZ4-compressed encoded `Trace` holding everything completed so far.
     complete_opt: Option<Compressed>,
     /// Keys of every span held, for deduplication.
-    keys: HashSet<u64>,
+    keys: KeySet,
     /// Bumped on each completion; an eviction entry with an older generation is stale.
     generation: u64,
 }
@@ -233,10 +254,10 @@ impl LiveStore {
             parts: Vec::new(),
             parts_bytes: 0,
             complete_opt: None,
-            keys: HashSet::new(),
+            keys: KeySet::default(),
             generation: 0,
         });
-        let mut incoming = HashSet::new();
+        let mut incoming = KeySet::default();
         let mut dup = false;
         for s in spans(trace) {
             let k = span_key(s);
@@ -331,6 +352,14 @@ impl LiveStore {
     }
 
     fn complete(&self, t: &TenantStore, id: &TraceId, e: &mut TraceEntry, now: Instant) {
+        if e.complete_opt.is_none() && e.parts.len() == 1 {
+            // The common case, a trace that arrived in one push: its bytes are already one
+            // deduplicated trace, so compress them as they are.
+            let raw = e.parts.pop().unwrap_or_default();
+            t.complete_gauge.inc();
+            self.finish_completion(t, id, e, &raw, now);
+            return;
+        }
         let mut pieces = Vec::with_capacity(e.parts.len() + 1);
         if let Some(c) = e.complete_opt.take() {
             self.complete_bytes
@@ -349,14 +378,26 @@ impl LiveStore {
                 pieces.push(tr);
             }
         }
+        let raw = combine_traces(pieces, &mut HashSet::new()).encode_to_vec();
+        self.finish_completion(t, id, e, &raw, now);
+    }
+
+    /// Stores `raw` (the whole encoded trace) compressed and queues it for eviction.
+    fn finish_completion(
+        &self,
+        t: &TenantStore,
+        id: &TraceId,
+        e: &mut TraceEntry,
+        raw: &[u8],
+        now: Instant,
+    ) {
         t.live.fetch_sub(1, Ordering::Relaxed);
         t.live_gauge.dec();
         t.live_bytes
             .fetch_sub(e.parts_bytes as i64, Ordering::Relaxed);
         t.live_bytes_gauge.dec_by(e.parts_bytes as i64);
         e.parts_bytes = 0;
-        let raw = combine_traces(pieces, &mut HashSet::new()).encode_to_vec();
-        let lz4 = Bytes::from(lz4_flex::compress(&raw));
+        let lz4 = Bytes::from(lz4_flex::compress(raw));
         self.complete_bytes
             .fetch_add(lz4.len() as u64, Ordering::Relaxed);
         e.complete_opt = Some(Compressed {
