@@ -6,8 +6,10 @@
 //! and answers [`LiveStore::find_trace`] with the combined trace.
 //!
 //! A trace is *live* while it keeps receiving spans. Once idle for `max_trace_idle` (or alive for
-//! `max_trace_live`) it is *completed*: its parts are merged into one trace, encoded and
-//! zstd-compressed, and kept for `complete_block_timeout` or until `max_complete_bytes` forces the
+//! `max_trace_live`) it is *completed*: its parts are merged into one encoded trace, and the
+//! traces completed in one sweep are zstd-compressed together in chunks of about 256 KiB (they
+//! share resources and attribute keys, so this is about twice as small as compressing each
+//! alone). Chunks are kept for `complete_block_timeout`, or until `max_complete_bytes` forces the
 //! oldest out. Limits (`max_traces_per_user` live traces, `max_bytes_per_trace`) are checked by
 //! [`LiveStore::admit`] before a push is written to the queue, so a refusal reaches the client;
 //! [`LiveStore::push`] itself never refuses, because what reaches it is already durable.

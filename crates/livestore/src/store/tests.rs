@@ -134,3 +134,34 @@ fn memory_bound_releases_oldest_completed_traces() {
     assert_eq!(span_count(&store, &tenant, 0), 0, "oldest released");
     assert!(store.complete_bytes.load(Ordering::Relaxed) <= 2000);
 }
+
+#[test]
+fn traces_completed_together_share_chunks_and_stay_readable() {
+    let store = LiveStore::new(Config::default(), LiveStoreMetrics::default());
+    let tenant = TenantId::single();
+    let now = Instant::now();
+    for id in 0..200u8 {
+        push(&store, &tenant, id, &[1, 2, 3, id.max(4)], now);
+        if id % 3 == 0 {
+            push(&store, &tenant, id, &[250], now); // a second part for some
+        }
+    }
+    store.sweep(now + Duration::from_secs(6), false);
+    assert_eq!(store.live_traces(&tenant), 0);
+    let chunks = store.tenant(&tenant).completed.lock().len();
+    assert!(
+        (1..10).contains(&chunks),
+        "{chunks} chunks for 200 small traces"
+    );
+    for id in 0..200u8 {
+        let want = if id % 3 == 0 { 5 } else { 4 };
+        assert_eq!(span_count(&store, &tenant, id), want, "trace {id}");
+    }
+    // Reviving one trace moves it to a newer chunk; evicting the old chunk keeps it.
+    push(&store, &tenant, 7, &[50], now + Duration::from_secs(7));
+    store.sweep(now + Duration::from_secs(13), false);
+    let late = now + Duration::from_secs(6) + Config::default().complete_block_timeout;
+    store.sweep(late, false);
+    assert_eq!(span_count(&store, &tenant, 7), 5);
+    assert_eq!(span_count(&store, &tenant, 8), 0, "released with its chunk");
+}

@@ -364,7 +364,9 @@ pub(crate) fn templates(
         .collect()
 }
 
-/// Sends pre-encoded OTLP requests over gRPC or HTTP.
+/// Sends pre-encoded OTLP requests over gRPC or HTTP. One per worker, cloned once: the size
+/// difference of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub(crate) enum Sender {
     Grpc {
