@@ -28,6 +28,10 @@ use crate::sources::{LiveStoreSource, ReplayStats, replay_record};
 /// The Tempo API version vivace answers to (Grafana turns streaming on from 2.7.0).
 pub(crate) const TEMPO_API_VERSION: &str = "3.0.0";
 
+/// During replay, completed traces are compressed (and the oldest released) every this many
+/// bytes of records, so a long log never holds more memory than live ingest would.
+const REPLAY_SWEEP_BYTES: usize = 64 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
@@ -136,8 +140,16 @@ impl App {
         let replay_live = live.clone();
         let (wal, report, stats) = tokio::task::spawn_blocking(move || {
             let mut stats = ReplayStats::default();
+            let mut since_sweep = 0usize;
             let (wal, report) = Wal::open(wal_cfg, wal_metrics, |v, p| {
-                replay_record(&replay_live, v, p, &mut stats)
+                replay_record(&replay_live, v, p, &mut stats);
+                // Keep replay within the live-store's memory bounds: complete (compress) what
+                // was replayed so far, releasing the oldest past max_complete_bytes.
+                since_sweep += p.len();
+                if since_sweep > REPLAY_SWEEP_BYTES {
+                    replay_live.sweep(Instant::now(), true);
+                    since_sweep = 0;
+                }
             })?;
             Ok::<_, vivace_queue::Error>((wal, report, stats))
         })
@@ -340,7 +352,16 @@ impl App {
         }
         drop(distributor);
 
-        let sweeper = tokio::spawn(sweep_loop(live.clone(), stop_rx.clone()));
+        // Until blocks exist, a log segment is kept as long as its traces can be in the
+        // live-store: completion (live + idle) plus complete_block_timeout.
+        let ls = &cfg.live_store;
+        let wal_retention = ls.complete_block_timeout + ls.max_trace_live + ls.max_trace_idle;
+        let sweeper = tokio::spawn(sweep_loop(
+            live.clone(),
+            wal.clone(),
+            wal_retention,
+            stop_rx.clone(),
+        ));
         let reloader = cfg.overrides.per_tenant_override_config.is_some().then(|| {
             let period = cfg
                 .overrides
@@ -385,14 +406,29 @@ impl App {
     }
 }
 
-async fn sweep_loop(live: Arc<LiveStore>, mut stop: watch::Receiver<bool>) {
+async fn sweep_loop(
+    live: Arc<LiveStore>,
+    wal: Wal,
+    wal_retention: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 let l = live.clone();
                 let _ = tokio::task::spawn_blocking(move || l.sweep(Instant::now(), false)).await;
+                ticks += 1;
+                if ticks.is_multiple_of(30) {
+                    let w = wal.clone();
+                    match tokio::task::spawn_blocking(move || w.remove_segments_older_than(wal_retention)).await {
+                        Ok(Ok(n)) if n > 0 => tracing::info!(segments = n, "removed write-ahead log segments past retention"),
+                        Ok(Err(e)) => tracing::error!(error = %e, "write-ahead log retention failed"),
+                        _ => {}
+                    }
+                }
             }
             _ = stop.changed() => return,
         }

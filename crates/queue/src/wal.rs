@@ -34,11 +34,20 @@
 //! whose length runs past the end of the file (a torn write) or whose CRC does not match ends the
 //! valid part of its segment: the rest of that segment is logged with its size and truncated, and
 //! replay continues with the next segment. New records always go to a new segment.
+//!
+//! # Retention
+//!
+//! [`Wal::remove_segments_older_than`] deletes closed segments by age. Until blocks in object
+//! storage exist, the application keeps segments as long as the live-store keeps their traces
+//! queryable (`complete_block_timeout`); afterwards a segment goes once its records are in
+//! durable blocks.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
@@ -130,6 +139,9 @@ enum Msg {
 pub struct Wal {
     tx: mpsc::Sender<Msg>,
     max_record_bytes: usize,
+    dir: PathBuf,
+    /// Sequence number of the segment being written; it and later ones are never removed.
+    current_seq: Arc<AtomicU64>,
 }
 
 impl Wal {
@@ -149,7 +161,8 @@ impl Wal {
             report.segments += 1;
             next_seq = seq + 1;
         }
-        let writer = Writer::create(&cfg, next_seq, metrics)?;
+        let current_seq = Arc::new(AtomicU64::new(next_seq));
+        let writer = Writer::create(&cfg, next_seq, metrics, current_seq.clone())?;
         let (tx, rx) = mpsc::channel(cfg.queue_capacity);
         let max_batch = cfg.max_batch_bytes;
         std::thread::Builder::new()
@@ -160,6 +173,8 @@ impl Wal {
             Wal {
                 tx,
                 max_record_bytes: cfg.max_record_bytes,
+                dir: cfg.dir.clone(),
+                current_seq,
             },
             report,
         ))
@@ -179,6 +194,31 @@ impl Wal {
             .await
             .map_err(|_| Error::Closed)?;
         wait.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Deletes closed segments last written more than `max_age` ago; returns how many. The
+    /// segment being written is never touched. Used for retention until blocks take over.
+    pub fn remove_segments_older_than(&self, max_age: Duration) -> Result<usize> {
+        let current = self.current_seq.load(Ordering::Acquire);
+        let mut removed = 0;
+        for (seq, path) in list_segments(&self.dir)? {
+            if seq >= current {
+                continue;
+            }
+            let modified = fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .map_err(io(&path))?;
+            if modified.elapsed().unwrap_or_default() > max_age {
+                fs::remove_file(&path).map_err(io(&path))?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(&self.dir))?;
+        }
+        Ok(removed)
     }
 
     /// Writes and fsyncs every append already queued, then stops the writer; appends made later,
@@ -288,6 +328,7 @@ fn header() -> [u8; 8] {
 }
 
 struct Writer {
+    current_seq: Arc<AtomicU64>,
     dir: PathBuf,
     segment_bytes: u64,
     seq: u64,
@@ -298,9 +339,15 @@ struct Writer {
 }
 
 impl Writer {
-    fn create(cfg: &WalConfig, seq: u64, metrics: WalMetrics) -> Result<Self> {
+    fn create(
+        cfg: &WalConfig,
+        seq: u64,
+        metrics: WalMetrics,
+        current_seq: Arc<AtomicU64>,
+    ) -> Result<Self> {
         let file = new_segment(&cfg.dir, seq)?;
         Ok(Writer {
+            current_seq,
             dir: cfg.dir.clone(),
             segment_bytes: cfg.segment_bytes,
             seq,
@@ -390,6 +437,7 @@ impl Writer {
         if self.written > HEADER_LEN && self.written + buf.len() as u64 > self.segment_bytes {
             self.seq += 1;
             self.file = new_segment(&self.dir, self.seq)?;
+            self.current_seq.store(self.seq, Ordering::Release);
             self.written = HEADER_LEN;
         }
         let path = || segment_path(&self.dir, self.seq);

@@ -134,3 +134,31 @@ async fn oversized_record_is_refused() {
     ));
     wal.close().await;
 }
+
+#[tokio::test]
+async fn retention_removes_old_closed_segments_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _, _) = open(dir.path(), 256);
+    for i in 0..20 {
+        wal.append(Bytes::from(payload(i, 100))).await.unwrap();
+    }
+    let before = list_segments(dir.path()).unwrap().len();
+    assert!(before > 3);
+    assert_eq!(
+        wal.remove_segments_older_than(Duration::from_secs(3600))
+            .unwrap(),
+        0
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    let removed = wal
+        .remove_segments_older_than(Duration::from_millis(1))
+        .unwrap();
+    assert_eq!(removed, before - 1, "all but the segment being written");
+    wal.append(Bytes::from_static(b"still-writing"))
+        .await
+        .unwrap();
+    wal.close().await;
+    let (wal, got, _) = open(dir.path(), 256);
+    assert_eq!(got.last().unwrap(), b"still-writing");
+    wal.close().await;
+}
