@@ -260,4 +260,57 @@ mod tests {
         };
         assert_eq!(s, "éé");
     }
+
+    proptest::proptest! {
+        /// Whatever bytes arrive, decoding then checking and regrouping never panics, and
+        /// regrouping keeps every span exactly once.
+        #[test]
+        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048), max in 0usize..64) {
+            use prost::Message;
+            if let Ok(req) = vivace_proto::otlp::collector::ExportTraceServiceRequest::decode(body.as_slice()) {
+                let mut batches = req.resource_spans;
+                truncate_attributes(&mut batches, max);
+                if let Ok(n) = validate_ids(&batches) {
+                    let groups = group_by_trace(batches);
+                    proptest::prop_assert_eq!(groups.iter().map(|g| g.spans).sum::<usize>(), n);
+                }
+            }
+        }
+
+        /// Regrouping valid requests keeps each span once, under its own resource and scope.
+        #[test]
+        fn regrouping_keeps_every_span(shape in proptest::collection::vec((0u8..4, 0u8..3, 1u8..20), 1..60)) {
+            let mut batches: Vec<ResourceSpans> = Vec::new();
+            for (i, (trace, res, sid)) in shape.iter().enumerate() {
+                while batches.len() <= *res as usize {
+                    batches.push(ResourceSpans { schema_url: format!("r{}", batches.len()), ..Default::default() });
+                }
+                let rs = &mut batches[*res as usize];
+                if rs.scope_spans.is_empty() {
+                    rs.scope_spans.push(ScopeSpans::default());
+                }
+                let mut s = span(*trace, *sid);
+                s.name = format!("{i}");
+                rs.scope_spans[0].spans.push(s);
+            }
+            let groups = group_by_trace(batches);
+            let mut seen: Vec<String> = Vec::new();
+            for g in &groups {
+                for rs in &g.trace.resource_spans {
+                    for ss in &rs.scope_spans {
+                        for s in &ss.spans {
+                            proptest::prop_assert_eq!(&s.trace_id, &g.id.0.to_vec());
+                            let (_, res, _) = shape[s.name.parse::<usize>().unwrap()];
+                            proptest::prop_assert_eq!(&rs.schema_url, &format!("r{res}"));
+                            seen.push(s.name.clone());
+                        }
+                    }
+                }
+            }
+            seen.sort();
+            let mut want: Vec<String> = (0..shape.len()).map(|i| i.to_string()).collect();
+            want.sort();
+            proptest::prop_assert_eq!(seen, want);
+        }
+    }
 }
