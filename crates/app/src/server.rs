@@ -80,6 +80,17 @@ async fn bind(addr: &str, key: &'static str) -> Result<TcpListener, AppError> {
         })
 }
 
+/// Binds `addr` if the protocol is enabled.
+async fn bind_opt(
+    addr_opt: Option<&str>,
+    key: &'static str,
+) -> Result<Option<TcpListener>, AppError> {
+    match addr_opt {
+        Some(addr) => Ok(Some(bind(addr, key).await?)),
+        None => Ok(None),
+    }
+}
+
 impl App {
     pub async fn start(cfg: Config) -> Result<App, AppError> {
         cfg.validate()?;
@@ -196,26 +207,16 @@ impl App {
             .as_ref()
             .map(|o| o.protocols.clone())
             .unwrap_or_default();
-        let otlp_grpc_opt = match &protocols.grpc {
-            Some(g) => Some(
-                bind(
-                    &g.endpoint,
-                    "distributor.receivers.otlp.protocols.grpc.endpoint",
-                )
-                .await?,
-            ),
-            None => None,
-        };
-        let otlp_http_opt = match &protocols.http {
-            Some(h) => Some(
-                bind(
-                    &h.endpoint,
-                    "distributor.receivers.otlp.protocols.http.endpoint",
-                )
-                .await?,
-            ),
-            None => None,
-        };
+        let otlp_grpc_opt = bind_opt(
+            protocols.grpc.as_ref().map(|g| g.endpoint.as_str()),
+            "distributor.receivers.otlp.protocols.grpc.endpoint",
+        )
+        .await?;
+        let otlp_http_opt = bind_opt(
+            protocols.http.as_ref().map(|h| h.endpoint.as_str()),
+            "distributor.receivers.otlp.protocols.http.endpoint",
+        )
+        .await?;
         Ok(App {
             cfg,
             live,

@@ -196,21 +196,28 @@ async fn trace_v1(
     match find(&api, &req).await {
         Err(s) => status_response(s),
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
-        Ok(Some((trace, _))) => {
-            if wants_protobuf(&headers) {
-                (
-                    [(header::CONTENT_TYPE, "application/protobuf")],
-                    trace.encode_to_vec(),
-                )
-                    .into_response()
-            } else {
-                (
-                    [(header::CONTENT_TYPE, "application/json")],
-                    jsonpb::trace_v1(&trace).to_string(),
-                )
-                    .into_response()
-            }
-        }
+        Ok(Some((trace, _))) => negotiate(
+            &headers,
+            || trace.encode_to_vec(),
+            || jsonpb::trace_v1(&trace),
+        ),
+    }
+}
+
+/// Protobuf when the client asks for it (`Accept: application/protobuf`), else JSON.
+fn negotiate(
+    headers: &HeaderMap,
+    proto: impl FnOnce() -> Vec<u8>,
+    json: impl FnOnce() -> serde_json::Value,
+) -> Response {
+    if wants_protobuf(headers) {
+        ([(header::CONTENT_TYPE, "application/protobuf")], proto()).into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            json().to_string(),
+        )
+            .into_response()
     }
 }
 
@@ -239,17 +246,9 @@ async fn trace_v2(
         status: 0,
         message: String::new(),
     };
-    if wants_protobuf(&headers) {
-        (
-            [(header::CONTENT_TYPE, "application/protobuf")],
-            resp.encode_to_vec(),
-        )
-            .into_response()
-    } else {
-        (
-            [(header::CONTENT_TYPE, "application/json")],
-            jsonpb::trace_by_id_response(&resp).to_string(),
-        )
-            .into_response()
-    }
+    negotiate(
+        &headers,
+        || resp.encode_to_vec(),
+        || jsonpb::trace_by_id_response(&resp),
+    )
 }

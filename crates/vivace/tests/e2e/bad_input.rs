@@ -75,6 +75,11 @@ fn rpc_status(body: &[u8]) -> RpcStatus {
     RpcStatus::decode(body).expect("error body is a google.rpc.Status")
 }
 
+async fn metrics_text(server: &Server) -> String {
+    let r = http().get(server.api("/metrics")).send().await.unwrap();
+    r.text().await.unwrap()
+}
+
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     e.write_all(data).unwrap();
@@ -223,14 +228,7 @@ async fn bad_requests_get_clear_errors_and_leave_the_server_healthy() {
             .v1_proto
             .is_some()
     );
-    let metrics = http()
-        .get(server.api("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     for needle in [
         "tempo_discarded_spans_total{tenant=\"single-tenant\",reason=\"invalid_trace_id\"} 4",
         "tempo_discarded_spans_total{tenant=\"single-tenant\",reason=\"invalid_span_id\"} 3",
@@ -399,14 +397,7 @@ async fn limits_refuse_to_the_client_and_count() {
     }
     assert!(limited, "20 kB/s must refuse 50 kB sent at once");
 
-    let metrics = http()
-        .get(server.api("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     for needle in [
         "tempo_discarded_spans_total{tenant=\"big\",reason=\"trace_too_large\"} 2",
         "tempo_discarded_spans_total{tenant=\"livey\",reason=\"live_traces_exceeded\"} 2",
