@@ -384,7 +384,9 @@ impl Parser<'_> {
                 let stage = self.stage()?;
                 match stage {
                     StageOrMetrics::Stage(s) => self.pipeline_from(s, start),
-                    StageOrMetrics::Metrics(..) => Err(self.unexpected(None)),
+                    StageOrMetrics::Metrics(..) | StageOrMetrics::BareAggregate(_) => {
+                        Err(self.unexpected(None))
+                    }
                 }
             }
             _ => {
@@ -484,6 +486,18 @@ impl Parser<'_> {
             self.bump();
             match self.stage()? {
                 StageOrMetrics::Stage(s) => stages.push(s),
+                StageOrMetrics::BareAggregate(aggregate) => {
+                    let pipeline = Pipeline {
+                        stages,
+                        span: self.from(start),
+                    };
+                    let span = self.from(start);
+                    return Ok(ExprBody::ScalarPipeline(ScalarPipeline::Agg {
+                        pipeline,
+                        aggregate,
+                        span,
+                    }));
+                }
                 StageOrMetrics::Metrics(func) => {
                     let second = self.second_stage()?;
                     let pipeline = Pipeline {
@@ -580,6 +594,12 @@ impl Parser<'_> {
                     !matches!(o, Operand::Aggregate(_) | Operand::Const(..))
                 }) {
                     return Err(self.unexpected(None));
+                }
+                if self.peek_cmp().is_none()
+                    && self.is_op(Op::RParen)
+                    && let Arith::Leaf(Operand::Aggregate(agg)) = a
+                {
+                    return Ok(StageOrMetrics::BareAggregate(agg));
                 }
                 Ok(StageOrMetrics::Stage(Stage::ScalarFilter(
                     self.scalar_filter_from(a, start)?,
@@ -1254,6 +1274,8 @@ impl Parser<'_> {
 enum StageOrMetrics {
     Stage(Stage),
     Metrics(MetricsFn),
+    /// `| count()` with no comparison: only valid last in a parenthesised scalar pipeline.
+    BareAggregate(Aggregate),
 }
 
 fn contains(a: &Arith, pred: &dyn Fn(&Operand) -> bool) -> bool {

@@ -1,6 +1,7 @@
 //! The `vivace` binary: argument parsing and subcommands only.
 //!
-//! `vivace` (or `vivace serve`) runs the server; `vivace gen` is the load generator. Tempo's
+//! `vivace` (or `vivace serve`) runs the server; `vivace gen` is the load generator;
+//! `vivace traceql validate '<query>'` checks a TraceQL query. Tempo's
 //! single-dash flags (`-config.file=...`, `-config.expand-env`, `-target=all`) work as in Tempo.
 
 mod loadgen;
@@ -35,6 +36,48 @@ enum Cmd {
     Serve(ServeArgs),
     /// Generate realistic trace load against a running server and report throughput/latency.
     Gen(loadgen::GenArgs),
+    /// TraceQL tools.
+    #[command(subcommand)]
+    Traceql(TraceqlCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum TraceqlCmd {
+    /// Parse and validate a query: print its canonical form (exit 0) or the error (exit 1).
+    Validate {
+        query: String,
+        /// Print the syntax tree as JSON instead of the canonical form.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn traceql(cmd: TraceqlCmd) -> ExitCode {
+    let TraceqlCmd::Validate { query, json } = cmd;
+    match vivace_traceql::parse(&query) {
+        Ok(ast) if json => match serde_json::to_string_pretty(&ast) {
+            Ok(j) => {
+                println!("{j}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("vivace: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Ok(ast) => {
+            println!("{ast}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                eprintln!("{}", e.render(&query));
+            } else {
+                eprintln!("{e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -81,6 +124,7 @@ fn main() -> ExitCode {
             }
         }
         Some(Cmd::Serve(args)) => serve(args),
+        Some(Cmd::Traceql(cmd)) => traceql(cmd),
         None => serve(cli.serve),
     }
 }

@@ -122,3 +122,42 @@ async fn sigterm_under_load_exits_zero_quickly_and_keeps_acknowledged_data() {
     let spans = crate::crash::verify(&server, &acked).await;
     assert!(spans > 0);
 }
+
+#[test]
+fn traceql_validate_prints_the_canonical_form_or_the_error() {
+    let run = |args: &[&str]| {
+        let out = Command::new(binary())
+            .arg("traceql")
+            .arg("validate")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, _) = run(&["{ .a || .b && 1 + 1 > 1 }"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out.trim(), "{ (.a || .b) && true }");
+    let (code, _, err) = run(&["{ span.a = 1 }}"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.trim(),
+        "parse error at line 1, col 15: syntax error: unexpected }, expecting with"
+    );
+    let (code, _, err) = run(&["{ status = 2 }"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("binary operations must operate on the same type: status = 2"),
+        "{err}"
+    );
+    let (code, out, _) = run(&["--json", "{ } | rate()"]);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["body"]["Metrics"]["expr"]["Query"]["func"]["Rate"].is_object(),
+        "{v}"
+    );
+}
