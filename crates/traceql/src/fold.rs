@@ -35,6 +35,10 @@ pub(crate) fn arith(op: ArithOp, l: &Static, r: &Static) -> Result<Static, Strin
                 ArithOp::Mod => a % b,
                 ArithOp::Pow => a.powf(b),
             };
+            // NaN is kept unfolded: it is not equal to itself, so it cannot stand as a literal.
+            if v.is_nan() {
+                return Err("result is not a number".into());
+            }
             Ok(Float(v))
         }
     }

@@ -154,7 +154,6 @@ impl Display for Static {
             Static::Nil => f.write_str("nil"),
             Static::Int(i64::MIN) => f.write_str("minInt"),
             Static::Int(i) => write!(f, "{i}"),
-            Static::Float(v) if v.is_nan() => f.write_str("(0.0 / 0)"),
             Static::Float(v) if v.is_infinite() => {
                 f.write_str(if *v > 0.0 { "(1.0 / 0)" } else { "(-1.0 / 0)" })
             }

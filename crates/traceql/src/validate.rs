@@ -277,7 +277,8 @@ impl Validator<'_> {
                             rhs.span(),
                         ));
                     };
-                    if let Err(err) = regex::Regex::new(pattern) {
+                    // Syntax check only: compiling is the engine's job, and costs far more.
+                    if let Err(err) = regex_syntax::Parser::new().parse(pattern) {
                         return Err(self.err(
                             Phase::Validate,
                             format!("invalid regex: {rhs}: {err}"),
