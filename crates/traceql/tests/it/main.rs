@@ -6,3 +6,4 @@ mod catalogue;
 mod robustness;
 mod roundtrip;
 mod snapshots;
+mod visit;

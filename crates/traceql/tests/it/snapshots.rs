@@ -1,8 +1,6 @@
-//! The trees of representative queries, as JSON, compared with the files under
-//! `tests/it/snapshots/` (regenerate with `UPDATE_SNAPSHOTS=1 cargo test -p vivace-traceql`, then
-//! review the diff).
-
-use std::path::PathBuf;
+//! The trees of representative queries, as JSON snapshots (insta). Review changes with
+//! `cargo insta review` (or `INSTA_UPDATE=always cargo test -p vivace-traceql` and read the diff);
+//! never edit the `.snap` files by hand.
 
 const QUERIES: &[(&str, &str)] = &[
     (
@@ -31,24 +29,10 @@ const QUERIES: &[(&str, &str)] = &[
 
 #[test]
 fn ast_snapshots() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/snapshots");
-    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
-    let mut stale = Vec::new();
     for (name, q) in QUERIES {
         let ast = vivace_traceql::parse(q).unwrap_or_else(|e| panic!("{}", e.render(q)));
-        let got = format!("{q}\n{}\n", serde_json::to_string_pretty(&ast).unwrap());
-        let path = dir.join(format!("{name}.snap"));
-        if update {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(&path, &got).unwrap();
-            continue;
-        }
-        let want = std::fs::read_to_string(&path).unwrap_or_default();
-        if want != got {
-            stale.push(format!(
-                "{name}: snapshot differs (or is missing); got:\n{got}"
-            ));
-        }
+        insta::with_settings!({ description => *q, omit_expression => true }, {
+            insta::assert_json_snapshot!(*name, ast);
+        });
     }
-    assert!(stale.is_empty(), "{}", stale.join("\n"));
 }
