@@ -14,4 +14,4 @@ pub mod wal;
 
 pub use error::{Error, Result};
 pub use record::QueueRecord;
-pub use wal::{ReplayReport, Wal, WalConfig, WalMetrics};
+pub use wal::{ReplayReport, SegmentScan, Wal, WalConfig, WalMetrics, scan_segment};

@@ -251,6 +251,63 @@ fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:020}.wal"))
 }
 
+/// What [`scan_segment`] found in a segment's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentScan {
+    /// Whether the segment starts with a header this code can read.
+    pub header_ok: bool,
+    pub records: u64,
+    pub payload_bytes: u64,
+    /// Bytes from the start that hold the header and intact records.
+    pub valid_len: usize,
+    /// Why the rest (if any) is not readable.
+    pub damage: Option<&'static str>,
+}
+
+/// Reads the records of one segment's bytes, in order, through `on_record(version, payload)`,
+/// up to the first torn or corrupt record. Pure: no I/O, so it can be fuzzed.
+pub fn scan_segment(data: &[u8], mut on_record: impl FnMut(u8, &[u8])) -> SegmentScan {
+    let header_ok = data.len() as u64 >= HEADER_LEN
+        && &data[..5] == MAGIC
+        && u16::from_le_bytes([data[6], data[7]]) == SEGMENT_FORMAT;
+    let mut scan = SegmentScan {
+        header_ok,
+        records: 0,
+        payload_bytes: 0,
+        valid_len: 0,
+        damage: None,
+    };
+    if !header_ok {
+        scan.damage = Some("no valid segment header");
+        return scan;
+    }
+    let mut pos = HEADER_LEN as usize;
+    while pos < data.len() {
+        let rest = &data[pos..];
+        if rest.len() < RECORD_HEADER_LEN {
+            scan.damage = Some("torn record header");
+            break;
+        }
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        if rest.len() - 8 < len + 1 {
+            scan.damage = Some("torn record");
+            break;
+        }
+        let body = &rest[8..8 + 1 + len];
+        if crc32c::crc32c(body) != crc {
+            scan.damage = Some("crc mismatch");
+            break;
+        }
+        on_record(body[0], &body[1..]);
+        scan.records += 1;
+        scan.payload_bytes += len as u64;
+        pos += RECORD_HEADER_LEN + len;
+    }
+    scan.valid_len = pos;
+    scan
+}
+
 fn replay_segment(
     path: &Path,
     report: &mut ReplayReport,
@@ -260,51 +317,26 @@ fn replay_segment(
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut data))
         .map_err(io(path))?;
-    let valid_header = data.len() as u64 >= HEADER_LEN
-        && &data[..5] == MAGIC
-        && u16::from_le_bytes([data[6], data[7]]) == SEGMENT_FORMAT;
-    if !valid_header {
+    let scan = scan_segment(&data, |v, p| on_record(v, p));
+    report.records += scan.records;
+    report.bytes += scan.payload_bytes;
+    if !scan.header_ok {
         // A segment created but never written past its header (or garbage): nothing to keep.
         tracing::warn!(path = %path.display(), bytes = data.len(), "wal segment has no valid header, truncating it");
         report.truncated_segments += 1;
         report.truncated_bytes += data.len() as u64;
-        rewrite_header(path)?;
-        return Ok(());
+        return rewrite_header(path);
     }
-    let mut pos = HEADER_LEN as usize;
-    let mut bad_reason = None;
-    while pos < data.len() {
-        let rest = &data[pos..];
-        if rest.len() < RECORD_HEADER_LEN {
-            bad_reason = Some("torn record header");
-            break;
-        }
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-        if rest.len() - 8 < len + 1 {
-            bad_reason = Some("torn record");
-            break;
-        }
-        let body = &rest[8..8 + 1 + len];
-        if crc32c::crc32c(body) != crc {
-            bad_reason = Some("crc mismatch");
-            break;
-        }
-        on_record(body[0], &body[1..]);
-        report.records += 1;
-        report.bytes += len as u64;
-        pos += RECORD_HEADER_LEN + len;
-    }
-    if let Some(reason) = bad_reason {
-        let lost = data.len() - pos;
-        tracing::warn!(path = %path.display(), offset = pos, bytes = lost, reason, "wal segment ends in a damaged record, truncating");
+    if let Some(reason) = scan.damage {
+        let lost = data.len() - scan.valid_len;
+        tracing::warn!(path = %path.display(), offset = scan.valid_len, bytes = lost, reason, "wal segment ends in a damaged record, truncating");
         report.truncated_segments += 1;
         report.truncated_bytes += lost as u64;
         let f = OpenOptions::new()
             .write(true)
             .open(path)
             .map_err(io(path))?;
-        f.set_len(pos as u64).map_err(io(path))?;
+        f.set_len(scan.valid_len as u64).map_err(io(path))?;
         f.sync_all().map_err(io(path))?;
     }
     Ok(())

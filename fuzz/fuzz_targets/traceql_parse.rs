@@ -1,8 +1,7 @@
 //! Fuzzes the TraceQL front end: no input may panic or overflow the stack, and every query that
 //! parses prints to text that parses back to the same tree.
 //!
-//! Run (stable toolchain): `RUSTC_BOOTSTRAP=1 cargo fuzz run parse -- -max_total_time=60`
-//! from `crates/traceql`.
+//! Run: `RUSTC_BOOTSTRAP=1 cargo fuzz run traceql_parse -- -max_total_time=60` (see Cargo.toml).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
