@@ -233,8 +233,10 @@ async fn trace_v2(
     };
     let (trace, inspected) = match find(&api, &req).await {
         Err(s) => return status_response(s),
-        // As Tempo: v2 answers an unknown trace with 200 and an empty trace.
-        Ok(None) => (Trace::default(), 0),
+        // An unknown trace is 404 with an empty body, as for v1. (Tempo's v2 answers 200 with an
+        // empty trace; Grafana treats both as "not found", and on 404 it retries v1, which is
+        // also 404.)
+        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
         Ok(Some(found)) => found,
     };
     let resp = TraceByIdResponse {

@@ -32,18 +32,22 @@ async fn check_reads(
         want,
         &spans_of(&trace_from_gogo(&v1_json, "batches")),
     );
-    let v2 = r.v2_proto.trace.expect("v2 trace");
-    assert_eq!(r.v2_proto.status, 0, "complete");
+    let v2_resp = r
+        .v2_proto
+        .unwrap_or_else(|| panic!("trace {id} not found over v2"));
+    let v2 = v2_resp.trace.expect("v2 trace");
+    assert_eq!(v2_resp.status, 0, "complete");
+    let v2_json = r.v2_json.expect("v2 json found");
     assert_same(&format!("{id} v2 protobuf"), want, &spans_of(&v2));
     assert_same(
         &format!("{id} v2 json"),
         want,
-        &spans_of(&trace_from_gogo(&r.v2_json["trace"], "resourceSpans")),
+        &spans_of(&trace_from_gogo(&v2_json["trace"], "resourceSpans")),
     );
     assert!(
-        r.v2_json["metrics"]["inspectedBytes"].is_string(),
+        v2_json["metrics"]["inspectedBytes"].is_string(),
         "int64 as string: {}",
-        r.v2_json["metrics"]
+        v2_json["metrics"]
     );
 }
 
@@ -103,15 +107,32 @@ async fn sdk_exports_over_every_transport_read_back_identically() {
         }
         sent.push(set);
     }
-    // A short ID is left-padded, an unknown one is 404 (v1) / empty (v2).
-    let r = read_trace(&server, "00000000000000000000000000000abc", None).await;
+    // A short ID is left-padded; an unknown one is 404 with an empty body on v1 and v2.
+    let r = read_trace(&server, "abc", None).await;
     assert!(
-        r.v1_proto.is_none()
-            && r.v2_proto
-                .trace
-                .unwrap_or_default()
-                .resource_spans
-                .is_empty()
+        r.v1_proto.is_none() && r.v1_json.is_none() && r.v2_proto.is_none() && r.v2_json.is_none()
+    );
+    let mut short_id = vec![0u8; 16];
+    short_id[14..].copy_from_slice(&[0x0a, 0xbc]);
+    let req = ExportTraceServiceRequest {
+        resource_spans: vec![vivace_proto::otlp::trace::ResourceSpans {
+            scope_spans: vec![vivace_proto::otlp::trace::ScopeSpans {
+                spans: vec![vivace_proto::otlp::trace::Span {
+                    trace_id: short_id,
+                    span_id: vec![7; 8],
+                    name: "short".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    assert_eq!(crate::support::post_otlp(&server, &req, None).await.0, 200);
+    let r = read_trace(&server, "abc", None).await;
+    assert!(
+        r.v1_proto.is_some() && r.v2_proto.is_some(),
+        "`abc` is left-padded to 000…0abc"
     );
 
     // Everything acknowledged survives a clean restart (replayed from the log).
