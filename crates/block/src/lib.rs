@@ -1,0 +1,17 @@
+//! Tempo's block format (compatibility notes §5): `meta.json`, and readers of `data.parquet` in
+//! the vParquet5 and vParquet4 schemas, selected by the block's `format`, that find a trace by ID
+//! and turn it back into OTLP.
+//!
+//! A block's rows are traces sorted by trace ID, so a lookup prunes row groups by the `TraceID`
+//! column's statistics and reads only a row group that may hold the trace, stopping as soon as it
+//! passes the ID.
+//!
+//! Not here yet: the writer, bloom filters, compaction (see the blocks issue).
+
+mod error;
+mod meta;
+mod read;
+
+pub use error::{Error, Result};
+pub use meta::{BlockMeta, DedicatedColumn};
+pub use read::{find_trace_by_id, trace_ids};

@@ -1,0 +1,132 @@
+//! `meta.json` (§5.2): written by Go's `encoding/json` from Tempo's block meta.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The fields of `meta.json` vivace reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockMeta {
+    pub format: String,
+    #[serde(rename = "blockID")]
+    pub block_id: String,
+    #[serde(rename = "tenantID")]
+    pub tenant_id: String,
+    /// RFC 3339.
+    pub start_time: String,
+    pub end_time: String,
+    #[serde(default)]
+    pub total_objects: u64,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub compaction_level: u32,
+    #[serde(default)]
+    pub dedicated_columns: Vec<DedicatedColumn>,
+}
+
+/// A dedicated attribute column: `s` scope (`span` when empty), `n` name, `t` type (`string`
+/// when empty), `o` options.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct DedicatedColumn {
+    #[serde(rename = "s", default)]
+    pub scope: String,
+    #[serde(rename = "n")]
+    pub name: String,
+    #[serde(rename = "t", default)]
+    pub kind: String,
+    #[serde(rename = "o", default)]
+    pub options: Vec<String>,
+}
+
+impl DedicatedColumn {
+    pub fn scope(&self) -> &str {
+        if self.scope.is_empty() {
+            "span"
+        } else {
+            &self.scope
+        }
+    }
+
+    pub fn is_int(&self) -> bool {
+        self.kind == "int"
+    }
+}
+
+impl BlockMeta {
+    pub fn read(block_dir: &Path) -> Result<BlockMeta> {
+        let path = block_dir.join("meta.json");
+        let text = std::fs::read(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_slice(&text).map_err(|source| Error::Meta { path, source })
+    }
+
+    /// The dedicated columns of one scope and type, in slot order (`String01`, `String02`, …).
+    pub fn dedicated(&self, scope: &str, int: bool) -> Vec<&str> {
+        self.dedicated_columns
+            .iter()
+            .filter(|c| c.scope() == scope && c.is_int() == int)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+
+    /// Start and end as unix seconds.
+    pub fn time_range(&self) -> Option<(i64, i64)> {
+        Some((
+            rfc3339_seconds(&self.start_time)?,
+            rfc3339_seconds(&self.end_time)?,
+        ))
+    }
+}
+
+/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
+fn rfc3339_seconds(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    if b.len() < 20 || b[4] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        rest = frac.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        r if r.len() == 6 => {
+            let sign = if r.starts_with('-') { -1 } else { 1 };
+            sign * (r[1..3].parse::<i64>().ok()? * 3600 + r[4..6].parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + se - offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(rfc3339_seconds("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(rfc3339_seconds("2026-11-23T08:23:27Z"), Some(1_795_422_207));
+        assert_eq!(
+            rfc3339_seconds("2026-11-23T09:23:27.5+01:00"),
+            Some(1_795_422_207)
+        );
+    }
+}

@@ -1,0 +1,427 @@
+//! Trace by ID in a vParquet5 or vParquet4 `data.parquet`, back to OTLP.
+//!
+//! One converter serves both versions: vParquet4's LIST-wrapped repeated fields come out of the
+//! parquet record reader as the same lists as vParquet5's plain repeated fields, its fixed
+//! well-known columns (`Cluster`, `HttpMethod`, …) are mapped back to their attribute names, and
+//! dedicated columns (lists in v5, optional scalars in v4) are mapped back by slot from
+//! `meta.json`.
+
+use std::fs::File;
+use std::path::Path;
+
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::statistics::Statistics;
+use parquet::record::{Field, Row};
+use vivace_common::TraceId;
+use vivace_proto::otlp::common::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value};
+use vivace_proto::otlp::resource::Resource;
+use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status, span};
+use vivace_proto::tempopb::Trace;
+
+use crate::error::{Error, Result};
+use crate::meta::BlockMeta;
+
+/// vParquet4 resource columns holding well-known attributes.
+const V4_RESOURCE_COLUMNS: &[(&str, &str)] = &[
+    ("Cluster", "cluster"),
+    ("Namespace", "namespace"),
+    ("Pod", "pod"),
+    ("Container", "container"),
+    ("K8sClusterName", "k8s.cluster.name"),
+    ("K8sNamespaceName", "k8s.namespace.name"),
+    ("K8sPodName", "k8s.pod.name"),
+    ("K8sContainerName", "k8s.container.name"),
+];
+
+/// vParquet4 span columns holding well-known attributes.
+const V4_SPAN_COLUMNS: &[(&str, &str)] = &[
+    ("HttpMethod", "http.method"),
+    ("HttpUrl", "http.url"),
+    ("HttpStatusCode", "http.status_code"),
+];
+
+/// Reads the trace `id` from the block in `block_dir`, or `None` if the block does not hold it.
+pub fn find_trace_by_id(block_dir: &Path, meta: &BlockMeta, id: &TraceId) -> Result<Option<Trace>> {
+    if meta.format != "vParquet5" && meta.format != "vParquet4" {
+        return Err(Error::UnsupportedFormat(meta.format.clone()));
+    }
+    let path = block_dir.join("data.parquet");
+    let pq = |source| Error::Parquet {
+        path: path.clone(),
+        source,
+    };
+    let file = File::open(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let reader = SerializedFileReader::new(file).map_err(pq)?;
+    let md = reader.metadata();
+    let schema = md.file_metadata().schema_descr();
+    let id_col = (0..schema.num_columns()).find(|i| schema.column(*i).path().string() == "TraceID");
+    for rg in 0..md.num_row_groups() {
+        // Row groups are sorted by trace ID: skip those whose range cannot hold it.
+        if let Some(Statistics::ByteArray(s)) =
+            id_col.and_then(|c| md.row_group(rg).column(c).statistics())
+        {
+            let (min, max) = (s.min_bytes_opt(), s.max_bytes_opt());
+            if min.is_some_and(|m| id.0.as_slice() < m) || max.is_some_and(|m| id.0.as_slice() > m)
+            {
+                continue;
+            }
+        }
+        let group = reader.get_row_group(rg).map_err(pq)?;
+        for row in group.get_row_iter(None).map_err(pq)? {
+            let row = row.map_err(pq)?;
+            let row_id = bytes(get(&row, "TraceID"));
+            match row_id.as_slice().cmp(id.0.as_slice()) {
+                std::cmp::Ordering::Less => continue,
+                std::cmp::Ordering::Greater => break,
+                std::cmp::Ordering::Equal => {
+                    return Ok(Some(Converter { meta }.trace(&row, &row_id)));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Every trace ID in the block, in row order (sorted).
+pub fn trace_ids(block_dir: &Path) -> Result<Vec<TraceId>> {
+    let path = block_dir.join("data.parquet");
+    let pq = |source| Error::Parquet {
+        path: path.clone(),
+        source,
+    };
+    let file = File::open(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let reader = SerializedFileReader::new(file).map_err(pq)?;
+    let projection = {
+        let schema = reader.metadata().file_metadata().schema_descr();
+        let field = schema
+            .root_schema()
+            .get_fields()
+            .iter()
+            .find(|f| f.name() == "TraceID")
+            .cloned();
+        field.map(|f| {
+            parquet::schema::types::Type::group_type_builder("Trace")
+                .with_fields(vec![f])
+                .build()
+        })
+    };
+    let projection = match projection {
+        Some(Ok(p)) => Some(p),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for row in reader.get_row_iter(projection).map_err(pq)? {
+        let row = row.map_err(pq)?;
+        out.extend(TraceId::from_slice(&bytes(get(&row, "TraceID"))));
+    }
+    Ok(out)
+}
+
+fn get<'a>(row: &'a Row, name: &str) -> &'a Field {
+    row.get_column_iter()
+        .find(|(n, _)| n.as_str() == name)
+        .map_or(&Field::Null, |(_, f)| f)
+}
+
+fn list(f: &Field) -> &[Field] {
+    match f {
+        Field::ListInternal(l) => l.elements(),
+        _ => &[],
+    }
+}
+
+fn group(f: &Field) -> Option<&Row> {
+    match f {
+        Field::Group(r) => Some(r),
+        _ => None,
+    }
+}
+
+fn bytes(f: &Field) -> Vec<u8> {
+    match f {
+        Field::Bytes(b) => b.data().to_vec(),
+        Field::Str(s) => s.as_bytes().to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+fn string(f: &Field) -> String {
+    match f {
+        Field::Str(s) => s.clone(),
+        Field::Bytes(b) => String::from_utf8_lossy(b.data()).into_owned(),
+        _ => String::new(),
+    }
+}
+
+fn int(f: &Field) -> Option<i64> {
+    Some(match f {
+        Field::Byte(v) => *v as i64,
+        Field::Short(v) => *v as i64,
+        Field::Int(v) => *v as i64,
+        Field::Long(v) => *v,
+        Field::UByte(v) => *v as i64,
+        Field::UShort(v) => *v as i64,
+        Field::UInt(v) => *v as i64,
+        Field::ULong(v) => *v as i64,
+        _ => return None,
+    })
+}
+
+fn uint(f: &Field) -> u64 {
+    int(f).unwrap_or(0) as u64
+}
+
+fn any(v: any_value::Value) -> Option<AnyValue> {
+    Some(AnyValue { value: Some(v) })
+}
+
+fn kv(key: &str, v: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: any(v),
+        ..Default::default()
+    }
+}
+
+struct Converter<'m> {
+    meta: &'m BlockMeta,
+}
+
+impl Converter<'_> {
+    fn trace(&self, row: &Row, trace_id: &[u8]) -> Trace {
+        let resource_spans = list(get(row, "rs"))
+            .iter()
+            .filter_map(group)
+            .map(|rs| self.resource_spans(rs, trace_id))
+            .collect();
+        Trace { resource_spans }
+    }
+
+    fn resource_spans(&self, rs: &Row, trace_id: &[u8]) -> ResourceSpans {
+        let resource = group(get(rs, "Resource")).map(|r| {
+            let mut attributes = Vec::new();
+            let service = string(get(r, "ServiceName"));
+            if !service.is_empty() {
+                attributes.push(kv("service.name", any_value::Value::StringValue(service)));
+            }
+            for (col, name) in V4_RESOURCE_COLUMNS {
+                if let Field::Str(v) = get(r, col) {
+                    attributes.push(kv(name, any_value::Value::StringValue(v.clone())));
+                }
+            }
+            self.dedicated(get(r, "DedicatedAttributes"), "resource", &mut attributes);
+            attributes.extend(
+                list(get(r, "Attrs"))
+                    .iter()
+                    .filter_map(group)
+                    .map(attribute),
+            );
+            Resource {
+                attributes,
+                dropped_attributes_count: int(get(r, "DroppedAttributesCount")).unwrap_or(0) as u32,
+                ..Default::default()
+            }
+        });
+        let scope_spans = list(get(rs, "ss"))
+            .iter()
+            .filter_map(group)
+            .map(|ss| self.scope_spans(ss, trace_id))
+            .collect();
+        ResourceSpans {
+            resource,
+            scope_spans,
+            schema_url: String::new(),
+        }
+    }
+
+    fn scope_spans(&self, ss: &Row, trace_id: &[u8]) -> ScopeSpans {
+        let scope = group(get(ss, "Scope")).map(|s| InstrumentationScope {
+            name: string(get(s, "Name")),
+            version: string(get(s, "Version")),
+            attributes: list(get(s, "Attrs"))
+                .iter()
+                .filter_map(group)
+                .map(attribute)
+                .collect(),
+            dropped_attributes_count: int(get(s, "DroppedAttributesCount")).unwrap_or(0) as u32,
+        });
+        let spans = list(get(ss, "Spans"))
+            .iter()
+            .filter_map(group)
+            .map(|s| self.span(s, trace_id))
+            .collect();
+        ScopeSpans {
+            scope,
+            spans,
+            schema_url: String::new(),
+        }
+    }
+
+    fn span(&self, s: &Row, trace_id: &[u8]) -> Span {
+        let start = uint(get(s, "StartTimeUnixNano"));
+        let mut attributes = Vec::new();
+        for (col, name) in V4_SPAN_COLUMNS {
+            match get(s, col) {
+                Field::Str(v) => {
+                    attributes.push(kv(name, any_value::Value::StringValue(v.clone())))
+                }
+                f => {
+                    if let Some(i) = int(f) {
+                        attributes.push(kv(name, any_value::Value::IntValue(i)));
+                    }
+                }
+            }
+        }
+        self.dedicated(get(s, "DedicatedAttributes"), "span", &mut attributes);
+        attributes.extend(
+            list(get(s, "Attrs"))
+                .iter()
+                .filter_map(group)
+                .map(attribute),
+        );
+        let events = list(get(s, "Events"))
+            .iter()
+            .filter_map(group)
+            .map(|e| {
+                let mut attributes = Vec::new();
+                self.dedicated(get(e, "DedicatedAttributes"), "event", &mut attributes);
+                attributes.extend(
+                    list(get(e, "Attrs"))
+                        .iter()
+                        .filter_map(group)
+                        .map(attribute),
+                );
+                span::Event {
+                    time_unix_nano: start + uint(get(e, "TimeSinceStartNano")),
+                    name: string(get(e, "Name")),
+                    attributes,
+                    dropped_attributes_count: int(get(e, "DroppedAttributesCount")).unwrap_or(0)
+                        as u32,
+                }
+            })
+            .collect();
+        let links = list(get(s, "Links"))
+            .iter()
+            .filter_map(group)
+            .map(|l| span::Link {
+                trace_id: bytes(get(l, "TraceID")),
+                span_id: bytes(get(l, "SpanID")),
+                trace_state: string(get(l, "TraceState")),
+                attributes: list(get(l, "Attrs"))
+                    .iter()
+                    .filter_map(group)
+                    .map(attribute)
+                    .collect(),
+                dropped_attributes_count: int(get(l, "DroppedAttributesCount")).unwrap_or(0) as u32,
+                flags: 0,
+            })
+            .collect();
+        let code = int(get(s, "StatusCode")).unwrap_or(0) as i32;
+        let message = string(get(s, "StatusMessage"));
+        Span {
+            trace_id: trace_id.to_vec(),
+            span_id: bytes(get(s, "SpanID")),
+            trace_state: string(get(s, "TraceState")),
+            parent_span_id: bytes(get(s, "ParentSpanID")),
+            flags: 0,
+            name: string(get(s, "Name")),
+            kind: int(get(s, "Kind")).unwrap_or(0) as i32,
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + uint(get(s, "DurationNano")),
+            attributes,
+            dropped_attributes_count: int(get(s, "DroppedAttributesCount")).unwrap_or(0) as u32,
+            events,
+            dropped_events_count: int(get(s, "DroppedEventsCount")).unwrap_or(0) as u32,
+            links,
+            dropped_links_count: int(get(s, "DroppedLinksCount")).unwrap_or(0) as u32,
+            status: (code != 0 || !message.is_empty()).then_some(Status { message, code }),
+        }
+    }
+
+    /// Dedicated columns back to attributes, by slot: `StringNN` and `IntNN` of `scope`.
+    fn dedicated(&self, group_field: &Field, scope: &str, out: &mut Vec<KeyValue>) {
+        let Some(g) = group(group_field) else { return };
+        for (int_col, prefix) in [(false, "String"), (true, "Int")] {
+            for (slot, name) in self.meta.dedicated(scope, int_col).into_iter().enumerate() {
+                let value = get(g, &format!("{prefix}{:02}", slot + 1));
+                let one = |f: &Field| -> Option<any_value::Value> {
+                    if int_col {
+                        int(f).map(any_value::Value::IntValue)
+                    } else if let Field::Str(s) = f {
+                        Some(any_value::Value::StringValue(s.clone()))
+                    } else {
+                        None
+                    }
+                };
+                match value {
+                    Field::ListInternal(l) => match l.elements() {
+                        [] => {}
+                        [single] => out.extend(one(single).map(|v| kv(name, v))),
+                        many => {
+                            let values = many.iter().filter_map(&one).filter_map(any).collect();
+                            out.push(kv(
+                                name,
+                                any_value::Value::ArrayValue(ArrayValue { values }),
+                            ));
+                        }
+                    },
+                    f => out.extend(one(f).map(|v| kv(name, v))),
+                }
+            }
+        }
+    }
+}
+
+/// One `Attribute` group back to an OTLP key-value.
+fn attribute(a: &Row) -> KeyValue {
+    let key = string(get(a, "Key"));
+    if let Field::Str(json) = get(a, "ValueUnsupported")
+        && let Ok(v) = serde_json::from_str::<AnyValue>(json)
+    {
+        return KeyValue {
+            key,
+            value: Some(v),
+            ..Default::default()
+        };
+    }
+    let is_array = matches!(get(a, "IsArray"), Field::Bool(true));
+    let mut values: Vec<any_value::Value> = Vec::new();
+    values.extend(
+        list(get(a, "Value"))
+            .iter()
+            .map(|f| any_value::Value::StringValue(string(f))),
+    );
+    values.extend(
+        list(get(a, "ValueInt"))
+            .iter()
+            .filter_map(int)
+            .map(any_value::Value::IntValue),
+    );
+    values.extend(list(get(a, "ValueDouble")).iter().filter_map(|f| match f {
+        Field::Double(d) => Some(any_value::Value::DoubleValue(*d)),
+        Field::Float(d) => Some(any_value::Value::DoubleValue(*d as f64)),
+        _ => None,
+    }));
+    values.extend(list(get(a, "ValueBool")).iter().filter_map(|f| match f {
+        Field::Bool(b) => Some(any_value::Value::BoolValue(*b)),
+        _ => None,
+    }));
+    let value = if is_array || values.len() > 1 {
+        any(any_value::Value::ArrayValue(ArrayValue {
+            values: values.into_iter().filter_map(any).collect(),
+        }))
+    } else {
+        values.pop().and_then(any)
+    };
+    KeyValue {
+        key,
+        value,
+        ..Default::default()
+    }
+}
