@@ -50,8 +50,8 @@ pub struct Config {
     pub overrides: OverridesConfig,
     /// vivace: write-ahead log settings.
     pub wal: WalConfig,
+    pub storage: StorageConfig,
     pub stream_over_http_enabled: Ignored,
-    pub storage: Ignored,
     pub ingest: Ignored,
     pub block_builder: Ignored,
     pub querier: Ignored,
@@ -79,8 +79,8 @@ impl Default for Config {
             live_store: Default::default(),
             overrides: Default::default(),
             wal: WalConfig::default(),
+            storage: StorageConfig::default(),
             stream_over_http_enabled: None,
-            storage: None,
             ingest: None,
             block_builder: None,
             querier: None,
@@ -146,6 +146,46 @@ impl Default for ServerConfig {
     }
 }
 
+/// `storage:`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub trace: TraceStorageConfig,
+}
+
+/// `storage.trace:` — where blocks live. Tempo has many more keys here (`wal`, `block`, `pool`,
+/// `search`, caches, other backends' settings); they are accepted and reported as ignored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TraceStorageConfig {
+    /// `local` (the only backend in this version).
+    pub backend: String,
+    pub local: LocalStorageConfig,
+    /// How often the block list is re-read (Tempo's default 5m).
+    #[serde(with = "humantime_serde")]
+    pub blocklist_poll: Duration,
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+impl Default for TraceStorageConfig {
+    fn default() -> Self {
+        TraceStorageConfig {
+            backend: "local".into(),
+            local: LocalStorageConfig::default(),
+            blocklist_poll: Duration::from_secs(300),
+            other: Default::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalStorageConfig {
+    /// Bucket directory: `<path>/<tenant>/<blockID>/`. Default `<data_dir>/blocks`.
+    pub path: Option<PathBuf>,
+}
+
 /// `wal:` — vivace's embedded queue.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -195,6 +235,16 @@ impl Config {
         Config::parse(&text, &path.display().to_string(), expand_env)
     }
 
+    /// The local bucket directory.
+    pub fn blocks_dir(&self) -> PathBuf {
+        self.storage
+            .trace
+            .local
+            .path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("blocks"))
+    }
+
     pub fn multitenancy(&self) -> bool {
         self.multitenancy_enabled || self.auth_enabled.unwrap_or(false)
     }
@@ -212,6 +262,17 @@ impl Config {
                 "server.log_level: unknown level `{}`",
                 self.server.log_level
             )));
+        }
+        if self.storage.trace.backend != "local" {
+            return Err(ConfigError::Invalid(format!(
+                "storage.trace.backend: `{}` is not available yet; only `local` in this version",
+                self.storage.trace.backend
+            )));
+        }
+        if self.storage.trace.blocklist_poll.is_zero() {
+            return Err(ConfigError::Invalid(
+                "storage.trace.blocklist_poll must be positive".into(),
+            ));
         }
         if self.overrides.enable_legacy_overrides {
             return Err(ConfigError::Invalid(
@@ -252,7 +313,6 @@ impl Config {
                 "stream_over_http_enabled",
                 self.stream_over_http_enabled.is_some(),
             ),
-            ("storage", self.storage.is_some()),
             ("ingest", self.ingest.is_some()),
             ("block_builder", self.block_builder.is_some()),
             ("querier", self.querier.is_some()),
@@ -316,6 +376,13 @@ impl Config {
                 .ignored_keys()
                 .into_iter()
                 .map(String::from),
+        );
+        v.extend(
+            self.storage
+                .trace
+                .other
+                .keys()
+                .map(|k| format!("storage.trace.{k}")),
         );
         v
     }
@@ -427,5 +494,22 @@ overrides:
         )
         .unwrap();
         assert_eq!(cfg.server.http_listen_port, 3999);
+    }
+}
+
+#[cfg(test)]
+mod storage_tests {
+    use super::*;
+
+    #[test]
+    fn tempo_storage_keys_are_accepted_and_reported() {
+        let cfg = Config::parse("storage:\n  trace:\n    backend: local\n    local:\n      path: /b\n    wal:\n      path: /var/tempo/wal\n    blocklist_poll: 1m\n", "t", false).unwrap();
+        assert_eq!(cfg.blocks_dir(), PathBuf::from("/b"));
+        assert_eq!(cfg.storage.trace.blocklist_poll, Duration::from_secs(60));
+        assert_eq!(cfg.ignored_keys(), vec!["storage.trace.wal".to_string()]);
+        let err = Config::parse("storage:\n  trace:\n    backend: s3\n", "t", false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.trace.backend"), "{err}");
     }
 }

@@ -23,7 +23,7 @@ use vivace_queue::{Wal, WalMetrics};
 
 use crate::config::Config;
 use crate::metrics::{ProcessMetrics, render};
-use crate::sources::{LiveStoreSource, ReplayStats, replay_record};
+use crate::sources::{BlockSource, LiveStoreSource, ReplayStats, replay_record};
 
 /// The Tempo API version vivace answers to (Grafana turns streaming on from 2.7.0).
 pub(crate) const TEMPO_API_VERSION: &str = "3.0.0";
@@ -258,8 +258,15 @@ impl App {
         let multitenancy = cfg.multitenancy();
         let mut servers: Vec<(&'static str, JoinHandle<Result<(), String>>)> = Vec::new();
 
+        let blocks = BlockSource::default();
+        let poller = tokio::spawn(poll_loop(
+            cfg.blocks_dir(),
+            cfg.storage.trace.blocklist_poll,
+            blocks.clone(),
+            stop_rx.clone(),
+        ));
         let api = QueryApi {
-            sources: vec![Arc::new(LiveStoreSource(live.clone()))],
+            sources: vec![Arc::new(LiveStoreSource(live.clone())), Arc::new(blocks)],
             multitenancy,
             build: BuildInfo {
                 version: TEMPO_API_VERSION.into(),
@@ -394,6 +401,7 @@ impl App {
             }
         }
         let _ = sweeper.await;
+        poller.abort();
         if let Some(r) = reloader {
             r.abort();
         }
@@ -431,6 +439,38 @@ async fn sweep_loop(
                     }
                 }
             }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Reads the block list now and every `period`, in the background so `/ready` never waits on
+/// the bucket.
+async fn poll_loop(
+    root: std::path::PathBuf,
+    period: Duration,
+    blocks: BlockSource,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let dir = root.clone();
+        match tokio::task::spawn_blocking(move || vivace_block::poll_local(&dir)).await {
+            Ok(Ok(list)) => {
+                for (dir, why) in &list.skipped {
+                    tracing::warn!(block = %dir.display(), error = %why, "skipping block");
+                }
+                tracing::info!(blocks = list.len(), path = %root.display(), "block list polled");
+                if let Ok(mut l) = blocks.list.write() {
+                    *l = Arc::new(list);
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "polling the block list failed; keeping the previous list")
+            }
+            Err(e) => tracing::error!(error = %e, "block list poll task failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
             _ = stop.changed() => return,
         }
     }

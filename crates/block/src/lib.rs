@@ -9,9 +9,11 @@
 //! Not here yet: the writer, bloom filters, compaction (see the blocks issue).
 
 mod error;
+mod list;
 mod meta;
 mod read;
 
 pub use error::{Error, Result};
+pub use list::{BlockList, BlockRef, poll_local};
 pub use meta::{BlockMeta, DedicatedColumn};
 pub use read::{find_trace_by_id, trace_ids};

@@ -166,3 +166,40 @@ fn the_two_readers_agree_and_unknown_ids_are_absent() {
     assert!(read("vParquet5", &TraceId([0xff; 16])).is_none());
     assert!(read("vParquet4", &TraceId([0x01; 16])).is_none());
 }
+
+#[test]
+fn local_bucket_listing() {
+    let dir = std::env::temp_dir().join(format!("vivace-list-{}", std::process::id()));
+    let tenant = dir.join("single-tenant");
+    std::fs::create_dir_all(&tenant).unwrap();
+    for version in ["vParquet5", "vParquet4"] {
+        let src = block(version);
+        let dst = tenant.join(src.file_name().unwrap());
+        std::fs::create_dir_all(&dst).unwrap();
+        for f in std::fs::read_dir(&src).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, dst.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    // A half-written block (no meta.json) and a compacted one are not listed.
+    std::fs::create_dir_all(tenant.join("half-written")).unwrap();
+    let list = vivace_block::poll_local(&dir).unwrap();
+    assert_eq!(list.blocks("single-tenant").len(), 2);
+    let compacted = list.blocks("single-tenant")[0]
+        .dir
+        .join("meta.compacted.json");
+    std::fs::write(&compacted, "{}").unwrap();
+    assert_eq!(
+        vivace_block::poll_local(&dir)
+            .unwrap()
+            .blocks("single-tenant")
+            .len(),
+        1
+    );
+    assert!(
+        vivace_block::poll_local(&dir.join("missing"))
+            .unwrap()
+            .is_empty()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

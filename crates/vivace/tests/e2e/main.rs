@@ -6,6 +6,7 @@
 //! `VIVACE_PYTHON`.
 
 mod bad_input;
+mod blocks;
 mod crash;
 mod lifecycle;
 mod model;
