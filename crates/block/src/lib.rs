@@ -6,13 +6,17 @@
 //! column's statistics and reads only a row group that may hold the trace, stopping as soon as it
 //! passes the ID.
 //!
-//! Not here yet: the writer, bloom filters, compaction (see the blocks issue).
+//! Bloom shards (`bloom.rs`) are read byte-compatibly with Tempo's and checked before the data.
+//!
+//! Not here yet: the writer, compaction (see the blocks issue).
 
+mod bloom;
 mod error;
 mod list;
 mod meta;
 mod read;
 
+pub use bloom::{Bloom, shard_for};
 pub use error::{Error, Result};
 pub use list::{BlockList, BlockRef, poll_local};
 pub use meta::{BlockMeta, DedicatedColumn};

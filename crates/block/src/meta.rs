@@ -26,6 +26,9 @@ pub struct BlockMeta {
     pub compaction_level: u32,
     #[serde(default)]
     pub dedicated_columns: Vec<DedicatedColumn>,
+    /// Number of `bloom-<n>` shards (0 in old blocks means 10).
+    #[serde(default)]
+    pub bloom_shards: u32,
 }
 
 /// A dedicated attribute column: `s` scope (`span` when empty), `n` name, `t` type (`string`
@@ -73,6 +76,15 @@ impl BlockMeta {
             .filter(|c| c.scope() == scope && c.is_int() == int)
             .map(|c| c.name.as_str())
             .collect()
+    }
+
+    /// Bloom shard count, with Tempo's legacy default.
+    pub fn bloom_shard_count(&self) -> u32 {
+        if self.bloom_shards == 0 {
+            10
+        } else {
+            self.bloom_shards
+        }
     }
 
     /// Start and end as unix seconds.

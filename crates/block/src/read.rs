@@ -4,7 +4,7 @@
 //! parquet record reader as the same lists as vParquet5's plain repeated fields, its fixed
 //! well-known columns (`Cluster`, `HttpMethod`, …) are mapped back to their attribute names, and
 //! dedicated columns (lists in v5, optional scalars in v4) are mapped back by slot from
-//! `meta.json`.
+//! `meta.json`. The block's bloom shard is consulted first.
 
 use std::fs::File;
 use std::path::Path;

@@ -203,3 +203,33 @@ fn local_bucket_listing() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn tempo_bloom_filters_hold_every_trace_of_their_block() {
+    for version in ["vParquet5", "vParquet4"] {
+        let dir = block(version);
+        let bloom = vivace_block::Bloom::read(&dir.join("bloom-0")).unwrap();
+        let ids = trace_ids(&dir).unwrap();
+        for id in &ids {
+            assert_eq!(vivace_block::shard_for(id, 1), 0);
+            assert!(bloom.test(&id.0), "{version}: bloom misses {id}");
+        }
+        // IDs that are not in the block are mostly refused (false-positive rate 1%).
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut positives = 0;
+        for _ in 0..2000 {
+            let mut id = [0u8; 16];
+            for b in id.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *b = state as u8;
+            }
+            positives += usize::from(bloom.test(&id));
+        }
+        assert!(
+            positives < 40,
+            "{version}: {positives} of 2000 random IDs pass the bloom"
+        );
+    }
+}
