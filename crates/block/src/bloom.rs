@@ -59,6 +59,43 @@ impl Bloom {
     }
 }
 
+/// Tests `data` against the bloom file at `path` reading only its header and the `k` words the
+/// test needs (positioned reads), not the whole shard: a lookup over many blocks touches a few
+/// dozen bytes of each bloom.
+pub fn test_file(path: &Path, data: &[u8]) -> Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut header = [0u8; 24];
+    file.read_exact_at(&mut header, 0).map_err(io)?;
+    let word = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or_default());
+    let (m, k, bits) = (
+        word(&header[..8]),
+        word(&header[8..16]),
+        word(&header[16..]),
+    );
+    if m == 0 || bits < m || k > 64 {
+        return Err(Error::Schema {
+            path: path.to_path_buf(),
+            what: "not a bloom filter".into(),
+        });
+    }
+    let h = base_hashes(data);
+    for i in 0..k {
+        let bit = location(&h, i) % m;
+        let mut w = [0u8; 8];
+        file.read_exact_at(&mut w, 24 + (bit / 64) * 8)
+            .map_err(io)?;
+        if u64::from_be_bytes(w) & (1u64 << (bit % 64)) == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// The shard of a trace ID among `shards`.
 pub fn shard_for(id: &TraceId, shards: u32) -> u32 {
     vivace_common::token_for("", &id.0) % shards.max(1)

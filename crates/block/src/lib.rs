@@ -16,7 +16,7 @@ mod list;
 mod meta;
 mod read;
 
-pub use bloom::{Bloom, shard_for};
+pub use bloom::{Bloom, shard_for, test_file};
 pub use error::{Error, Result};
 pub use list::{BlockList, BlockRef, poll_local};
 pub use meta::{BlockMeta, DedicatedColumn};

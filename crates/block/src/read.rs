@@ -45,6 +45,12 @@ pub fn find_trace_by_id(block_dir: &Path, meta: &BlockMeta, id: &TraceId) -> Res
     if meta.format != "vParquet5" && meta.format != "vParquet4" {
         return Err(Error::UnsupportedFormat(meta.format.clone()));
     }
+    // The bloom shard says "surely not" for most blocks without opening data.parquet. A missing
+    // or unreadable shard only costs the bloom's help.
+    let shard = crate::bloom::shard_for(id, meta.bloom_shard_count());
+    if let Ok(false) = crate::bloom::test_file(&block_dir.join(format!("bloom-{shard}")), &id.0) {
+        return Ok(None);
+    }
     let path = block_dir.join("data.parquet");
     let pq = |source| Error::Parquet {
         path: path.clone(),

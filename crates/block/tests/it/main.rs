@@ -213,6 +213,7 @@ fn tempo_bloom_filters_hold_every_trace_of_their_block() {
         for id in &ids {
             assert_eq!(vivace_block::shard_for(id, 1), 0);
             assert!(bloom.test(&id.0), "{version}: bloom misses {id}");
+            assert!(vivace_block::test_file(&dir.join("bloom-0"), &id.0).unwrap());
         }
         // IDs that are not in the block are mostly refused (false-positive rate 1%).
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -225,7 +226,13 @@ fn tempo_bloom_filters_hold_every_trace_of_their_block() {
                 state ^= state << 17;
                 *b = state as u8;
             }
-            positives += usize::from(bloom.test(&id));
+            let from_file = vivace_block::test_file(&dir.join("bloom-0"), &id).unwrap();
+            assert_eq!(
+                bloom.test(&id),
+                from_file,
+                "reading only the needed words agrees"
+            );
+            positives += usize::from(from_file);
         }
         assert!(
             positives < 40,
