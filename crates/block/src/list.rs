@@ -1,5 +1,9 @@
 //! The block list of a local bucket: `<root>/<tenant>/<blockID>/meta.json` (§5.1), polled.
 //!
+//! A tenant's list comes from its tenant index (`<tenant>/index.json.gz`, written by Tempo's
+//! compactors) when there is one, as Tempo's pollers do, and from listing the block directories
+//! otherwise or when the index does not read.
+//!
 //! A block directory counts once its `meta.json` exists (Tempo writes it last); a directory with
 //! `meta.compacted.json` has been replaced by compaction and is skipped. Unreadable metas are
 //! logged by the caller and skipped, never fatal.
@@ -59,28 +63,86 @@ pub fn poll_local(root: &Path) -> Result<BlockList> {
             continue;
         }
         let name = tenant.file_name().to_string_lossy().into_owned();
-        let mut blocks = Vec::new();
-        for block in std::fs::read_dir(tenant.path()).map_err(io(&tenant.path()))? {
-            let dir = block.map_err(io(&tenant.path()))?.path();
-            if !dir.join("meta.json").is_file() || dir.join("meta.compacted.json").exists() {
-                continue;
-            }
-            match BlockMeta::read(&dir) {
-                Ok(meta) => {
+        let mut blocks = match read_tenant_index(&tenant.path()) {
+            Some(Ok(metas)) => metas
+                .into_iter()
+                .map(|meta| {
+                    let dir = tenant.path().join(&meta.block_id);
                     let time_range_opt = meta.time_range();
-                    blocks.push(BlockRef {
+                    BlockRef {
                         dir,
                         meta,
                         time_range_opt,
-                    });
+                    }
+                })
+                .collect(),
+            found => {
+                if let Some(Err(why)) = found {
+                    list.skipped.push((
+                        tenant.path().join(TENANT_INDEX),
+                        format!("{why}; listing the blocks instead"),
+                    ));
                 }
-                Err(e) => list.skipped.push((dir, e.to_string())),
+                list_blocks(&tenant.path(), &mut list.skipped)?
             }
-        }
+        };
         blocks.sort_by(|a, b| a.meta.start_time.cmp(&b.meta.start_time));
         if !blocks.is_empty() {
             list.tenants.insert(name, blocks);
         }
     }
     Ok(list)
+}
+
+/// The tenant index Tempo keeps next to a tenant's blocks (gzip of JSON).
+pub(crate) const TENANT_INDEX: &str = "index.json.gz";
+
+#[derive(serde::Deserialize)]
+struct TenantIndex {
+    #[serde(default)]
+    meta: Vec<BlockMeta>,
+}
+
+/// The live blocks named by `<tenant>/index.json.gz`: `None` if there is no index, an error if it
+/// does not read (the caller then lists the blocks).
+fn read_tenant_index(tenant_dir: &Path) -> Option<std::result::Result<Vec<BlockMeta>, String>> {
+    use std::io::Read;
+    let path = tenant_dir.join(TENANT_INDEX);
+    let file = std::fs::File::open(&path).ok()?;
+    let mut json = Vec::new();
+    if let Err(e) = flate2::read::GzDecoder::new(file).read_to_end(&mut json) {
+        return Some(Err(format!("tenant index does not decompress: {e}")));
+    }
+    Some(
+        serde_json::from_slice::<TenantIndex>(&json)
+            .map(|i| i.meta)
+            .map_err(|e| format!("tenant index does not parse: {e}")),
+    )
+}
+
+/// Lists a tenant's block directories, reading each `meta.json`.
+fn list_blocks(tenant_dir: &Path, skipped: &mut Vec<(PathBuf, String)>) -> Result<Vec<BlockRef>> {
+    let io = |source| Error::Io {
+        path: tenant_dir.to_path_buf(),
+        source,
+    };
+    let mut blocks = Vec::new();
+    for block in std::fs::read_dir(tenant_dir).map_err(io)? {
+        let dir = block.map_err(io)?.path();
+        if !dir.join("meta.json").is_file() || dir.join("meta.compacted.json").exists() {
+            continue;
+        }
+        match BlockMeta::read(&dir) {
+            Ok(meta) => {
+                let time_range_opt = meta.time_range();
+                blocks.push(BlockRef {
+                    dir,
+                    meta,
+                    time_range_opt,
+                });
+            }
+            Err(e) => skipped.push((dir, e.to_string())),
+        }
+    }
+    Ok(blocks)
 }
