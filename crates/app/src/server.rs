@@ -289,15 +289,7 @@ impl App {
             .layer(tower_http::compression::CompressionLayer::new());
         tracing::info!(addr = ?http.local_addr().ok(), "HTTP API listening");
         let rx = stop_rx.clone();
-        servers.push((
-            "http api",
-            tokio::spawn(async move {
-                axum::serve(http, app)
-                    .with_graceful_shutdown(stopped(rx))
-                    .await
-                    .map_err(|e| e.to_string())
-            }),
-        ));
+        servers.push(("http api", serve_http(http, app, rx)));
 
         let protocols = cfg
             .distributor
@@ -348,15 +340,7 @@ impl App {
             );
             tracing::info!(addr = ?listener.local_addr().ok(), "OTLP HTTP receiver listening");
             let rx = stop_rx.clone();
-            servers.push((
-                "otlp http",
-                tokio::spawn(async move {
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(stopped(rx))
-                        .await
-                        .map_err(|e| e.to_string())
-                }),
-            ));
+            servers.push(("otlp http", serve_http(listener, router, rx)));
         }
         drop(distributor);
 
@@ -442,6 +426,23 @@ async fn sweep_loop(
             _ = stop.changed() => return,
         }
     }
+}
+
+/// Serves `router` on `listener` until `stop` turns true, then drains.
+fn serve_http(
+    listener: TcpListener,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<Result<(), String>> {
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|v| *v).await;
+        };
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stopped)
+            .await
+            .map_err(|e| e.to_string())
+    })
 }
 
 /// Reads the block list now and every `period`, in the background so `/ready` never waits on

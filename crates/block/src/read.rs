@@ -51,16 +51,11 @@ pub fn find_trace_by_id(block_dir: &Path, meta: &BlockMeta, id: &TraceId) -> Res
     if let Ok(false) = crate::bloom::test_file(&block_dir.join(format!("bloom-{shard}")), &id.0) {
         return Ok(None);
     }
-    let path = block_dir.join("data.parquet");
+    let (path, reader) = open_data(block_dir)?;
     let pq = |source| Error::Parquet {
         path: path.clone(),
         source,
     };
-    let file = File::open(&path).map_err(|source| Error::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let reader = SerializedFileReader::new(file).map_err(pq)?;
     let md = reader.metadata();
     let schema = md.file_metadata().schema_descr();
     let id_col = (0..schema.num_columns()).find(|i| schema.column(*i).path().string() == "TraceID");
@@ -91,18 +86,27 @@ pub fn find_trace_by_id(block_dir: &Path, meta: &BlockMeta, id: &TraceId) -> Res
     Ok(None)
 }
 
-/// Every trace ID in the block, in row order (sorted).
-pub fn trace_ids(block_dir: &Path) -> Result<Vec<TraceId>> {
+/// Opens a block's `data.parquet`.
+fn open_data(block_dir: &Path) -> Result<(std::path::PathBuf, SerializedFileReader<File>)> {
     let path = block_dir.join("data.parquet");
-    let pq = |source| Error::Parquet {
-        path: path.clone(),
-        source,
-    };
     let file = File::open(&path).map_err(|source| Error::Io {
         path: path.clone(),
         source,
     })?;
-    let reader = SerializedFileReader::new(file).map_err(pq)?;
+    let reader = SerializedFileReader::new(file).map_err(|source| Error::Parquet {
+        path: path.clone(),
+        source,
+    })?;
+    Ok((path, reader))
+}
+
+/// Every trace ID in the block, in row order (sorted).
+pub fn trace_ids(block_dir: &Path) -> Result<Vec<TraceId>> {
+    let (path, reader) = open_data(block_dir)?;
+    let pq = |source| Error::Parquet {
+        path: path.clone(),
+        source,
+    };
     let projection = {
         let schema = reader.metadata().file_metadata().schema_descr();
         let field = schema
