@@ -102,49 +102,11 @@ impl App {
         }
         let mut registry = Registry::default();
         let live_metrics = LiveStoreMetrics::default();
-        registry.register(
-            "vivace_live_store_live_traces",
-            "Traces receiving spans, by tenant",
-            live_metrics.live_traces.clone(),
-        );
-        registry.register(
-            "vivace_live_store_live_trace_bytes",
-            "Encoded bytes of live traces, by tenant",
-            live_metrics.live_trace_bytes.clone(),
-        );
-        registry.register(
-            "vivace_live_store_complete_traces",
-            "Completed traces held in memory, by tenant",
-            live_metrics.complete_traces.clone(),
-        );
-        registry.register(
-            "vivace_live_store_complete_bytes",
-            "Compressed bytes of completed traces held in memory",
-            live_metrics.complete_bytes.clone(),
-        );
+        live_metrics.register(&mut registry);
         let live = Arc::new(LiveStore::new(cfg.live_store.clone(), live_metrics));
 
         let wal_metrics = WalMetrics::default();
-        registry.register(
-            "vivace_wal_fsync_duration_seconds",
-            "Time of one group commit's fsync",
-            wal_metrics.fsync_seconds.clone(),
-        );
-        registry.register(
-            "vivace_wal_appended_bytes",
-            "Bytes written to the write-ahead log",
-            wal_metrics.appended_bytes.clone(),
-        );
-        registry.register(
-            "vivace_wal_appended_records",
-            "Records written to the write-ahead log",
-            wal_metrics.appended_records.clone(),
-        );
-        registry.register(
-            "vivace_wal_group_commits",
-            "Group commits (one fsync each)",
-            wal_metrics.group_commits.clone(),
-        );
+        wal_metrics.register(&mut registry);
         let mut wal_cfg = vivace_queue::WalConfig::new(cfg.data_dir.join("wal"));
         wal_cfg.segment_bytes = cfg.wal.segment_bytes;
         let started = Instant::now();

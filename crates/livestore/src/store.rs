@@ -86,6 +86,31 @@ pub struct LiveStoreMetrics {
     pub complete_bytes: Gauge,
 }
 
+impl LiveStoreMetrics {
+    pub fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        r.register(
+            "vivace_live_store_live_traces",
+            "Traces receiving spans, by tenant",
+            self.live_traces.clone(),
+        );
+        r.register(
+            "vivace_live_store_live_trace_bytes",
+            "Encoded bytes of live traces, by tenant",
+            self.live_trace_bytes.clone(),
+        );
+        r.register(
+            "vivace_live_store_complete_traces",
+            "Completed traces held in memory, by tenant",
+            self.complete_traces.clone(),
+        );
+        r.register(
+            "vivace_live_store_complete_bytes",
+            "Compressed bytes of completed traces held in memory",
+            self.complete_bytes.clone(),
+        );
+    }
+}
+
 /// Recent traces of every tenant.
 #[derive(Debug)]
 pub struct LiveStore {

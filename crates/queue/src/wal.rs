@@ -112,6 +112,31 @@ impl Default for WalMetrics {
     }
 }
 
+impl WalMetrics {
+    pub fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        r.register(
+            "vivace_wal_fsync_duration_seconds",
+            "Time of one group commit's fsync",
+            self.fsync_seconds.clone(),
+        );
+        r.register(
+            "vivace_wal_appended_bytes",
+            "Bytes written to the write-ahead log",
+            self.appended_bytes.clone(),
+        );
+        r.register(
+            "vivace_wal_appended_records",
+            "Records written to the write-ahead log",
+            self.appended_records.clone(),
+        );
+        r.register(
+            "vivace_wal_group_commits",
+            "Group commits (one fsync each)",
+            self.group_commits.clone(),
+        );
+    }
+}
+
 /// What replay found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReplayReport {
