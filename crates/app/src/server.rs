@@ -235,6 +235,7 @@ impl App {
                 vivace_version: env!("CARGO_PKG_VERSION").into(),
                 revision: option_env!("VIVACE_REVISION").unwrap_or("unknown").into(),
             },
+            overrides: overrides.clone(),
         };
         let api_routes = vivace_querier::router(api);
         let api_routes = if cfg.http_api_prefix.is_empty() {

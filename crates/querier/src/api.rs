@@ -9,10 +9,11 @@ use axum::routing::get;
 use http::{HeaderMap, StatusCode, header};
 use prost::Message;
 use serde::Deserialize;
+use vivace_common::overrides::Overrides;
 use vivace_common::{Status, TenantId, TraceId};
 use vivace_model::combine_traces;
 use vivace_proto::jsonpb;
-use vivace_proto::tempopb::{Trace, TraceByIdMetrics, TraceByIdResponse};
+use vivace_proto::tempopb::{PartialStatus, Trace, TraceByIdMetrics, TraceByIdResponse};
 
 use crate::source::TraceSource;
 
@@ -32,6 +33,8 @@ pub struct QueryApi {
     pub sources: Vec<Arc<dyn TraceSource>>,
     pub multitenancy: bool,
     pub build: BuildInfo,
+    /// Per-tenant limits (`global.max_bytes_per_trace` applies to reads too).
+    pub overrides: Overrides,
 }
 
 /// Routes of the query API, to be served on the HTTP port.
@@ -196,12 +199,66 @@ async fn trace_v1(
     match find(&api, &req).await {
         Err(s) => status_response(s),
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        // As Tempo: v1 refuses a trace over max_bytes_per_trace (v2 returns part of it).
+        Ok(Some((trace, _)))
+            if max_trace_bytes(&api, &req.tenants).is_some_and(|max| trace.encoded_len() > max) =>
+        {
+            text(StatusCode::UNPROCESSABLE_ENTITY, "trace exceeds max size")
+        }
         Ok(Some((trace, _))) => negotiate(
             &headers,
             || trace.encode_to_vec(),
             || jsonpb::trace_v1(&trace),
         ),
     }
+}
+
+/// The smallest `max_bytes_per_trace` of the tenants read (`None` when unlimited).
+fn max_trace_bytes(api: &QueryApi, tenants: &[TenantId]) -> Option<usize> {
+    tenants
+        .iter()
+        .map(|t| api.overrides.tenant(t.as_str()).global.max_bytes_per_trace)
+        .filter(|m| *m > 0)
+        .min()
+}
+
+/// The spans of `trace`, in order, that fit in `max` encoded bytes.
+fn truncate_trace(trace: Trace, max: usize) -> Trace {
+    let mut out = Trace::default();
+    let mut size = 0usize;
+    'outer: for mut rs in trace.resource_spans {
+        let scopes = std::mem::take(&mut rs.scope_spans);
+        let mut rs_size = rs.encoded_len() + 8;
+        let mut kept_scopes = Vec::new();
+        for mut ss in scopes {
+            let spans = std::mem::take(&mut ss.spans);
+            let mut ss_size = ss.encoded_len() + 8;
+            let mut kept = Vec::new();
+            for span in spans {
+                let add = span.encoded_len() + 8;
+                if size + rs_size + ss_size + add > max {
+                    if !kept.is_empty() {
+                        ss.spans = kept;
+                        kept_scopes.push(ss);
+                    }
+                    if !kept_scopes.is_empty() {
+                        rs.scope_spans = kept_scopes;
+                        out.resource_spans.push(rs);
+                    }
+                    break 'outer;
+                }
+                ss_size += add;
+                kept.push(span);
+            }
+            rs_size += ss_size;
+            ss.spans = kept;
+            kept_scopes.push(ss);
+        }
+        size += rs_size;
+        rs.scope_spans = kept_scopes;
+        out.resource_spans.push(rs);
+    }
+    out
 }
 
 /// Protobuf when the client asks for it (`Accept: application/protobuf`), else JSON.
@@ -239,18 +296,82 @@ async fn trace_v2(
         Ok(None) => return StatusCode::NOT_FOUND.into_response(),
         Ok(Some(found)) => found,
     };
+    // As Tempo: a trace over max_bytes_per_trace is returned in part, marked PARTIAL.
+    let (trace, status, message) = match max_trace_bytes(&api, &req.tenants) {
+        Some(max) if trace.encoded_len() > max => (
+            truncate_trace(trace, max),
+            PartialStatus::Partial as i32,
+            format!("Trace exceeds maximum size of {max} bytes, a partial trace is returned"),
+        ),
+        _ => (trace, PartialStatus::Complete as i32, String::new()),
+    };
     let resp = TraceByIdResponse {
         trace: Some(trace),
         metrics: Some(TraceByIdMetrics {
             inspected_bytes: inspected,
             ..Default::default()
         }),
-        status: 0,
-        message: String::new(),
+        status,
+        message,
     };
     negotiate(
         &headers,
         || resp.encode_to_vec(),
         || jsonpb::trace_by_id_response(&resp),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
+
+    #[test]
+    fn truncation_keeps_a_prefix_within_the_limit() {
+        let spans: Vec<Span> = (0..50u8)
+            .map(|i| Span {
+                span_id: vec![i; 8],
+                name: "x".repeat(100),
+                ..Default::default()
+            })
+            .collect();
+        let trace = Trace {
+            resource_spans: vec![
+                ResourceSpans {
+                    scope_spans: vec![ScopeSpans {
+                        spans: spans[..20].to_vec(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+                ResourceSpans {
+                    scope_spans: vec![ScopeSpans {
+                        spans: spans[20..].to_vec(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+            ],
+        };
+        for max in [0, 50, 500, 2_500, 4_000, 100_000] {
+            let cut = truncate_trace(trace.clone(), max);
+            let kept: Vec<u8> = cut
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| &s.spans)
+                .map(|s| s.span_id[0])
+                .collect();
+            assert_eq!(
+                kept,
+                (0..kept.len() as u8).collect::<Vec<_>>(),
+                "a prefix, in order"
+            );
+            if max >= trace.encoded_len() {
+                assert_eq!(cut, trace);
+            } else {
+                assert!(cut.encoded_len() <= max, "{} > {max}", cut.encoded_len());
+            }
+        }
+    }
 }

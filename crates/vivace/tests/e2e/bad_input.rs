@@ -406,3 +406,85 @@ async fn limits_refuse_to_the_client_and_count() {
         assert!(metrics.contains(needle), "metrics lack {needle}");
     }
 }
+
+/// A trace over `max_bytes_per_trace` on read (here: the limit was lowered by an overrides
+/// reload after the trace was written): v1 answers 422, v2 a partial trace marked PARTIAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_over_the_size_limit_are_partial_on_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let overrides = dir.path().join("overrides.yaml");
+    std::fs::write(
+        &overrides,
+        "overrides:\n  shrink:\n    global:\n      max_bytes_per_trace: 100000\n",
+    )
+    .unwrap();
+    let extra = format!(
+        "multitenancy_enabled: true\noverrides:\n  per_tenant_override_config: {}\n  per_tenant_override_period: 100ms\n",
+        overrides.display()
+    );
+    let server = Server::start(dir.path(), &extra);
+    let spans: Vec<Span> = (1..=20).map(|i| span(&tid(1), i, 300)).collect();
+    let (st, _) = post_otlp(&server, &request(spans), Some("shrink")).await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        spans_of(
+            &read_trace(&server, &hex(&tid(1)), Some("shrink"))
+                .await
+                .v1_proto
+                .unwrap()
+        )
+        .len(),
+        20
+    );
+
+    std::fs::write(
+        &overrides,
+        "overrides:\n  shrink:\n    global:\n      max_bytes_per_trace: 2000\n",
+    )
+    .unwrap();
+    let url = server.api(&format!("/api/traces/{}", hex(&tid(1))));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = http()
+            .get(&url)
+            .header("X-Scope-OrgID", "shrink")
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 422 {
+            assert_eq!(r.text().await.unwrap().trim(), "trace exceeds max size");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lowered limit never applied"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let v2_url = server.api(&format!("/api/v2/traces/{}", hex(&tid(1))));
+    let get = |accept: &'static str| {
+        http()
+            .get(&v2_url)
+            .header("X-Scope-OrgID", "shrink")
+            .header("Accept", accept)
+            .send()
+    };
+    let body = get("application/protobuf")
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let v2 = vivace_proto::tempopb::TraceByIdResponse::decode(body).unwrap();
+    assert_eq!(v2.status, 1, "PARTIAL");
+    assert_eq!(
+        v2.message,
+        "Trace exceeds maximum size of 2000 bytes, a partial trace is returned"
+    );
+    let partial = v2.trace.unwrap();
+    let kept = spans_of(&partial).len();
+    assert!(kept > 0 && kept < 20, "{kept} spans kept");
+    assert!(partial.encoded_len() <= 2000);
+    let json: serde_json::Value = get("application/json").await.unwrap().json().await.unwrap();
+    assert_eq!(json["status"], "PARTIAL");
+}
