@@ -131,7 +131,7 @@ impl Default for ServerConfig {
             http_listen_port: 3200,
             log_level: "info".into(),
             log_format: "logfmt".into(),
-            graceful_shutdown_timeout: Duration::from_secs(4),
+            graceful_shutdown_timeout: Duration::from_secs(3),
             grpc_listen_address: None,
             grpc_listen_port: None,
             grpc_server_max_recv_msg_size: None,
