@@ -641,8 +641,16 @@ impl Parser<'_> {
         Ok(SpansetExpr::Filter(e, self.from(start)))
     }
 
-    /// Precedence climbing over spanset operators (`&&`/`||` below structural ones).
-    fn spanset_chain(&mut self, mut lhs: SpansetExpr, min: u8) -> Result<SpansetExpr> {
+    /// Precedence climbing over spanset operators (`&&`/`||` below structural ones), for
+    /// spanset expressions and pipeline expressions alike: `operand` parses one operand, `join`
+    /// builds a node.
+    fn op_chain<T>(
+        &mut self,
+        mut lhs: T,
+        min: u8,
+        operand: fn(&mut Self) -> Result<T>,
+        join: fn(SpansetOp, T, T) -> T,
+    ) -> Result<T> {
         let outer = self.depth;
         while let Tok::Op(op) = self.peek().clone() {
             let Some((sop, prec)) = spanset_op(op) else {
@@ -652,58 +660,57 @@ impl Parser<'_> {
                 break;
             }
             self.bump();
+            // Each operator in a chain deepens the tree by one level.
             self.enter()?;
-            let first = self.spanset_operand()?;
-            let rhs = self.spanset_chain(first, prec + 1)?;
-            let span = span_of_spanset(&lhs).to(span_of_spanset(&rhs));
-            lhs = SpansetExpr::Op {
-                op: sop,
-                lhs: Box::new(lhs),
-                rhs: Box::new(rhs),
-                span,
-            };
+            let first = operand(self)?;
+            let rhs = self.op_chain(first, prec + 1, operand, join)?;
+            lhs = join(sop, lhs, rhs);
         }
         self.depth = outer;
         Ok(lhs)
     }
 
-    /// Pipeline expressions: operands are parenthesised pipelines.
-    fn pipeline_chain(&mut self, mut lhs: PipelineExpr, min: u8) -> Result<PipelineExpr> {
-        let outer = self.depth;
-        while let Tok::Op(op) = self.peek().clone() {
-            let Some((sop, prec)) = spanset_op(op) else {
-                break;
-            };
-            if prec < min {
-                break;
-            }
-            self.bump();
-            self.enter()?;
-            if !self.is_op(Op::LParen) {
-                return Err(self.unexpected(Some("(")));
-            }
-            let operand = match self.paren()? {
-                Operand::PipelineExpr(pe) => pe,
-                Operand::Spanset(se) => {
-                    let span = span_of_spanset(&se);
-                    PipelineExpr::Pipeline(Box::new(Pipeline {
-                        stages: vec![Stage::Spanset(se)],
-                        span,
-                    }))
-                }
-                _ => return Err(self.unexpected(None)),
-            };
-            let rhs = self.pipeline_chain(operand, prec + 1)?;
-            let span = span_of_pe(&lhs).to(span_of_pe(&rhs));
-            lhs = PipelineExpr::Op {
-                op: sop,
+    fn spanset_chain(&mut self, lhs: SpansetExpr, min: u8) -> Result<SpansetExpr> {
+        self.op_chain(lhs, min, Self::spanset_operand, |op, lhs, rhs| {
+            let span = span_of_spanset(&lhs).to(span_of_spanset(&rhs));
+            SpansetExpr::Op {
+                op,
                 lhs: Box::new(lhs),
                 rhs: Box::new(rhs),
                 span,
-            };
+            }
+        })
+    }
+
+    /// Pipeline expressions: operands are parenthesised pipelines.
+    fn pipeline_chain(&mut self, lhs: PipelineExpr, min: u8) -> Result<PipelineExpr> {
+        self.op_chain(lhs, min, Self::pipeline_operand, |op, lhs, rhs| {
+            let span = span_of_pe(&lhs).to(span_of_pe(&rhs));
+            PipelineExpr::Op {
+                op,
+                lhs: Box::new(lhs),
+                rhs: Box::new(rhs),
+                span,
+            }
+        })
+    }
+
+    /// `( pipeline )` as an operand of a pipeline expression.
+    fn pipeline_operand(&mut self) -> Result<PipelineExpr> {
+        if !self.is_op(Op::LParen) {
+            return Err(self.unexpected(Some("(")));
         }
-        self.depth = outer;
-        Ok(lhs)
+        match self.paren()? {
+            Operand::PipelineExpr(pe) => Ok(pe),
+            Operand::Spanset(se) => {
+                let span = span_of_spanset(&se);
+                Ok(PipelineExpr::Pipeline(Box::new(Pipeline {
+                    stages: vec![Stage::Spanset(se)],
+                    span,
+                })))
+            }
+            _ => Err(self.unexpected(None)),
+        }
     }
 
     /// `( ... )` at the top level or in arithmetic: whatever it holds.
