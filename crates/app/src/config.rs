@@ -235,6 +235,16 @@ impl Config {
         Config::parse(&text, &path.display().to_string(), expand_env)
     }
 
+    /// The OTLP protocols to serve (none when the receiver is left out).
+    pub fn otlp_protocols(&self) -> vivace_distributor::OtlpProtocols {
+        self.distributor
+            .receivers
+            .otlp
+            .as_ref()
+            .map(|o| o.protocols.clone())
+            .unwrap_or_default()
+    }
+
     /// The local bucket directory.
     pub fn blocks_dir(&self) -> PathBuf {
         self.storage
@@ -279,14 +289,10 @@ impl Config {
                 "overrides.enable_legacy_overrides: the legacy format is not supported".into(),
             ));
         }
-        let protocols = self
-            .distributor
-            .receivers
-            .otlp
-            .as_ref()
-            .map(|o| &o.protocols);
+        let protocols = self.otlp_protocols();
         if protocols
-            .and_then(|p| p.grpc.as_ref())
+            .grpc
+            .as_ref()
             .is_some_and(|g| g.max_recv_msg_size_mib == 0)
         {
             return Err(ConfigError::Invalid(
@@ -295,7 +301,8 @@ impl Config {
             ));
         }
         if protocols
-            .and_then(|p| p.http.as_ref())
+            .http
+            .as_ref()
             .is_some_and(|h| h.max_request_body_size == 0)
         {
             return Err(ConfigError::Invalid(

@@ -162,13 +162,7 @@ impl App {
             "server.http_listen_port",
         )
         .await?;
-        let protocols = cfg
-            .distributor
-            .receivers
-            .otlp
-            .as_ref()
-            .map(|o| o.protocols.clone())
-            .unwrap_or_default();
+        let protocols = cfg.otlp_protocols();
         let otlp_grpc_opt = bind_opt(
             protocols.grpc.as_ref().map(|g| g.endpoint.as_str()),
             "distributor.receivers.otlp.protocols.grpc.endpoint",
@@ -254,13 +248,7 @@ impl App {
         let rx = stop_rx.clone();
         servers.push(("http api", serve_http(http, app, rx)));
 
-        let protocols = cfg
-            .distributor
-            .receivers
-            .otlp
-            .as_ref()
-            .map(|o| o.protocols.clone())
-            .unwrap_or_default();
+        let protocols = cfg.otlp_protocols();
         if let (Some(listener), Some(g)) = (otlp_grpc_opt, &protocols.grpc) {
             let svc = vivace_distributor::receiver::grpc::service(
                 distributor.clone(),

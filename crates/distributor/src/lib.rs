@@ -18,6 +18,6 @@ mod rate;
 pub mod receiver;
 mod validate;
 
-pub use config::Config;
+pub use config::{Config, OtlpProtocols};
 pub use distributor::{Distributor, PushOutcome};
 pub use metrics::DistributorMetrics;
