@@ -186,26 +186,52 @@ async fn find(api: &QueryApi, req: &TraceRequest) -> Result<Option<(Trace, u64)>
     }
 }
 
+/// A trace found for a request, with the size limit of its tenants.
+struct Found {
+    trace: Trace,
+    inspected: u64,
+    /// `max_bytes_per_trace` of the tenants, when the trace is larger.
+    over_limit_opt: Option<usize>,
+}
+
+/// The part both versions share: parse the request and find the trace. An unknown trace is
+/// 404 with an empty body on both. (Tempo's v2 answers 200 with an empty trace; Grafana treats
+/// both as "not found", and on 404 it retries v1, which is also 404.)
+async fn lookup(
+    api: &QueryApi,
+    headers: &HeaderMap,
+    id: &str,
+    params: &RangeParams,
+) -> Result<Found, Response> {
+    let req = parse_request(api, headers, id, params).map_err(status_response)?;
+    match find(api, &req).await.map_err(status_response)? {
+        None => Err(StatusCode::NOT_FOUND.into_response()),
+        Some((trace, inspected)) => {
+            let over_limit_opt =
+                max_trace_bytes(api, &req.tenants).filter(|max| trace.encoded_len() > *max);
+            Ok(Found {
+                trace,
+                inspected,
+                over_limit_opt,
+            })
+        }
+    }
+}
+
 async fn trace_v1(
     State(api): State<Arc<QueryApi>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(params): Query<RangeParams>,
 ) -> Response {
-    let req = match parse_request(&api, &headers, &id, &params) {
-        Ok(r) => r,
-        Err(s) => return status_response(s),
-    };
-    match find(&api, &req).await {
-        Err(s) => status_response(s),
-        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+    match lookup(&api, &headers, &id, &params).await {
+        Err(resp) => resp,
         // As Tempo: v1 refuses a trace over max_bytes_per_trace (v2 returns part of it).
-        Ok(Some((trace, _)))
-            if max_trace_bytes(&api, &req.tenants).is_some_and(|max| trace.encoded_len() > max) =>
-        {
-            text(StatusCode::UNPROCESSABLE_ENTITY, "trace exceeds max size")
-        }
-        Ok(Some((trace, _))) => negotiate(
+        Ok(Found {
+            over_limit_opt: Some(_),
+            ..
+        }) => text(StatusCode::UNPROCESSABLE_ENTITY, "trace exceeds max size"),
+        Ok(Found { trace, .. }) => negotiate(
             &headers,
             || trace.encode_to_vec(),
             || jsonpb::trace_v1(&trace),
@@ -284,26 +310,22 @@ async fn trace_v2(
     Path(id): Path<String>,
     Query(params): Query<RangeParams>,
 ) -> Response {
-    let req = match parse_request(&api, &headers, &id, &params) {
-        Ok(r) => r,
-        Err(s) => return status_response(s),
-    };
-    let (trace, inspected) = match find(&api, &req).await {
-        Err(s) => return status_response(s),
-        // An unknown trace is 404 with an empty body, as for v1. (Tempo's v2 answers 200 with an
-        // empty trace; Grafana treats both as "not found", and on 404 it retries v1, which is
-        // also 404.)
-        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
-        Ok(Some(found)) => found,
+    let Found {
+        trace,
+        inspected,
+        over_limit_opt,
+    } = match lookup(&api, &headers, &id, &params).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
     };
     // As Tempo: a trace over max_bytes_per_trace is returned in part, marked PARTIAL.
-    let (trace, status, message) = match max_trace_bytes(&api, &req.tenants) {
-        Some(max) if trace.encoded_len() > max => (
+    let (trace, status, message) = match over_limit_opt {
+        Some(max) => (
             truncate_trace(trace, max),
             PartialStatus::Partial as i32,
             format!("Trace exceeds maximum size of {max} bytes, a partial trace is returned"),
         ),
-        _ => (trace, PartialStatus::Complete as i32, String::new()),
+        None => (trace, PartialStatus::Complete as i32, String::new()),
     };
     let resp = TraceByIdResponse {
         trace: Some(trace),
