@@ -101,11 +101,11 @@ pub fn shard_for(id: &TraceId, shards: u32) -> u32 {
     vivace_common::token_for("", &id.0) % shards.max(1)
 }
 
-fn location(h: &[u64; 4], i: u64) -> u64 {
+pub(crate) fn location(h: &[u64; 4], i: u64) -> u64 {
     h[(i % 2) as usize].wrapping_add(i.wrapping_mul(h[2 + (((i + (i % 2)) % 4) / 2) as usize]))
 }
 
-fn base_hashes(data: &[u8]) -> [u64; 4] {
+pub(crate) fn base_hashes(data: &[u8]) -> [u64; 4] {
     let (h1, h2) = murmur3_x64_128(data, &[]);
     let (h3, h4) = murmur3_x64_128(data, &[1]);
     [h1, h2, h3, h4]

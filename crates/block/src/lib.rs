@@ -8,16 +8,24 @@
 //!
 //! Bloom shards (`bloom.rs`) are read byte-compatibly with Tempo's and checked before the data.
 //!
-//! Not here yet: the writer, compaction (see the blocks issue).
+//! The vParquet5 writer (`write.rs`) shreds traces straight into Tempo's columns and builds the
+//! bloom shards (`bloom_write.rs`) and `meta.json`.
 
 mod bloom;
+mod bloom_write;
 mod error;
 mod list;
 mod meta;
 mod read;
+mod write;
 
 pub use bloom::{Bloom, shard_for, test_file};
+pub use bloom_write::ShardedBloom;
 pub use error::{Error, Result};
 pub use list::{BlockList, BlockRef, poll_local};
 pub use meta::{BlockMeta, DedicatedColumn};
+pub use meta::{rfc3339, rfc3339_seconds};
 pub use read::{find_trace_by_id, trace_ids};
+pub use write::{
+    BlockWriter, FORMAT, FinishedBlock, ROOT_NOT_RECEIVED, WriteError, WriterConfig, set_file_facts,
+};

@@ -2,12 +2,13 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// The fields of `meta.json` vivace reads.
-#[derive(Debug, Clone, Deserialize)]
+/// `meta.json`, with Tempo's field names and order (Go's `encoding/json` writes struct fields in
+/// declaration order; `size`, `dedicatedColumns` and `replicationFactor` are `omitempty`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BlockMeta {
     pub format: String,
@@ -15,37 +16,107 @@ pub struct BlockMeta {
     pub block_id: String,
     #[serde(rename = "tenantID")]
     pub tenant_id: String,
-    /// RFC 3339.
+    /// RFC 3339, whole seconds.
     pub start_time: String,
     pub end_time: String,
     #[serde(default)]
     pub total_objects: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub size: u64,
     #[serde(default)]
     pub compaction_level: u32,
     #[serde(default)]
-    pub dedicated_columns: Vec<DedicatedColumn>,
+    pub index_page_size: u32,
+    /// Row groups in `data.parquet`.
+    #[serde(default)]
+    pub total_records: u32,
     /// Number of `bloom-<n>` shards (0 in old blocks means 10).
     #[serde(default)]
     pub bloom_shards: u32,
+    /// Length of the parquet footer (the u32 before the trailing `PAR1`).
+    #[serde(default)]
+    pub footer_size: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dedicated_columns: Vec<DedicatedColumn>,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub replication_factor: u32,
+    /// Only in `meta.compacted.json`: when the block was compacted or retained out (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compacted_time: Option<String>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
+fn is_span(s: &str) -> bool {
+    s.is_empty() || s == "span"
+}
+
+fn is_string(s: &str) -> bool {
+    s.is_empty() || s == "string"
 }
 
 /// A dedicated attribute column: `s` scope (`span` when empty), `n` name, `t` type (`string`
 /// when empty), `o` options.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct DedicatedColumn {
-    #[serde(rename = "s", default)]
+    #[serde(rename = "s", default, skip_serializing_if = "is_span")]
     pub scope: String,
     #[serde(rename = "n")]
     pub name: String,
-    #[serde(rename = "t", default)]
+    #[serde(rename = "t", default, skip_serializing_if = "is_string")]
     pub kind: String,
-    #[serde(rename = "o", default)]
+    #[serde(rename = "o", default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
 }
 
 impl DedicatedColumn {
+    fn new(scope: &str, name: &str, int: bool) -> DedicatedColumn {
+        DedicatedColumn {
+            scope: if scope == "span" {
+                String::new()
+            } else {
+                scope.into()
+            },
+            name: name.into(),
+            kind: if int { "int".into() } else { String::new() },
+            options: Vec::new(),
+        }
+    }
+
+    /// Tempo's default dedicated columns (`defaultDedicatedColumns`), in its order.
+    pub fn defaults() -> Vec<DedicatedColumn> {
+        let mut out: Vec<DedicatedColumn> = [
+            "k8s.cluster.name",
+            "k8s.namespace.name",
+            "k8s.pod.name",
+            "k8s.container.name",
+        ]
+        .iter()
+        .map(|n| DedicatedColumn::new("resource", n, false))
+        .collect();
+        for (n, int) in [
+            ("http.request.method", false),
+            ("http.response.status_code", true),
+            ("url.path", false),
+            ("url.route", false),
+            ("server.address", false),
+            ("server.port", true),
+            ("http.method", false),
+            ("http.url", false),
+            ("http.route", false),
+            ("http.status_code", true),
+        ] {
+            out.push(DedicatedColumn::new("span", n, int));
+        }
+        out
+    }
+
     pub fn scope(&self) -> &str {
         if self.scope.is_empty() {
             "span"
@@ -87,6 +158,11 @@ impl BlockMeta {
         }
     }
 
+    /// The JSON Tempo writes (`meta.json`, or `meta.compacted.json` with `compacted_time`).
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
     /// Start and end as unix seconds.
     pub fn time_range(&self) -> Option<(i64, i64)> {
         Some((
@@ -96,8 +172,14 @@ impl BlockMeta {
     }
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` of unix seconds, as Go's `time.Time` marshals a whole second in UTC.
+pub fn rfc3339(seconds: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
 /// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
-fn rfc3339_seconds(s: &str) -> Option<i64> {
+pub fn rfc3339_seconds(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
     if b.len() < 20 || b[4] != b'-' || b[10] != b'T' {

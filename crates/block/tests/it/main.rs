@@ -2,6 +2,8 @@
 //! come back by ID with the spans and attributes that were sent, and the vParquet4 and vParquet5
 //! readers agree on every trace the two blocks share.
 
+mod write;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -11,7 +13,7 @@ use vivace_common::TraceId;
 use vivace_proto::otlp::common::{KeyValue, any_value};
 use vivace_proto::tempopb::Trace;
 
-fn block(version: &str) -> PathBuf {
+pub(crate) fn block(version: &str) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../testdata/tempo-blocks")
         .join(version);

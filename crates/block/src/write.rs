@@ -1,0 +1,1288 @@
+//! The vParquet5 writer (§5.5): traces, sorted by ID, shredded straight into parquet columns.
+//!
+//! Every leaf column of the schema has a [`Leaf`] buffer of values with their repetition and
+//! definition levels. A trace is walked once and each field lands in its column (Dremel
+//! shredding written out by hand for this one schema: a repeated group's first element repeats
+//! at the parent's level, later ones at the group's own; an empty group leaves one null at the
+//! parent's definition level in every column below it). When the buffered row group passes
+//! `row_group_bytes` the columns are written in schema order with Tempo's codec per column
+//! (dictionary, delta, snappy or none; see [`codec_of`]).
+//!
+//! The file schema is Tempo's, with dedicated-column slots present only for the columns the
+//! block's `meta.json` names (Tempo's `SchemaWithDynamicChanges`). Attributes that have a
+//! dedicated column of their scope and type are written only there.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use parquet::basic::{Compression, Encoding};
+use parquet::data_type::{
+    BoolType, ByteArray, ByteArrayType, DataType, DoubleType, Int32Type, Int64Type,
+};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
+use parquet::schema::parser::parse_message_type;
+use parquet::schema::types::ColumnPath;
+use vivace_common::TraceId;
+use vivace_proto::otlp::common::{AnyValue, KeyValue, any_value};
+use vivace_proto::otlp::trace::Span;
+use vivace_proto::tempopb::Trace;
+
+use crate::bloom_write::ShardedBloom;
+use crate::meta::{BlockMeta, DedicatedColumn, rfc3339};
+
+/// The format name written to `meta.json`.
+pub const FORMAT: &str = "vParquet5";
+/// Root name and service of a trace whose root span has not been seen (Tempo's text).
+pub const ROOT_NOT_RECEIVED: &str = "<root span not yet received>";
+/// Tempo's `parquet_row_group_size_bytes` default.
+pub(crate) const DEFAULT_ROW_GROUP_BYTES: usize = 100_000_000;
+
+const STATUS_ERROR: i32 = 2;
+const MAX_DEDICATED_STRINGS: usize = 20;
+const MAX_DEDICATED_INTS: usize = 5;
+
+/// Settings of one block being written.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub tenant: String,
+    pub block_id: String,
+    pub dedicated_columns: Vec<DedicatedColumn>,
+    /// A row group is flushed once its buffered data passes this estimate.
+    pub row_group_bytes: usize,
+    pub bloom_false_positive: f64,
+    pub bloom_shard_bytes: usize,
+    pub compaction_level: u32,
+}
+
+impl WriterConfig {
+    pub fn new(tenant: &str, block_id: &str) -> WriterConfig {
+        WriterConfig {
+            tenant: tenant.into(),
+            block_id: block_id.into(),
+            dedicated_columns: DedicatedColumn::defaults(),
+            row_group_bytes: DEFAULT_ROW_GROUP_BYTES,
+            bloom_false_positive: crate::bloom_write::DEFAULT_FALSE_POSITIVE,
+            bloom_shard_bytes: crate::bloom_write::DEFAULT_SHARD_BYTES,
+            compaction_level: 0,
+        }
+    }
+}
+
+/// A finished block: its `meta.json` and the bytes of each bloom shard. `data.parquet` went to
+/// the writer's sink.
+#[derive(Debug, Clone)]
+pub struct FinishedBlock {
+    pub meta: BlockMeta,
+    pub blooms: Vec<Vec<u8>>,
+}
+
+/// Errors while writing a block.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("writing data.parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("traces must be written in ascending ID order: {0} after {1}")]
+    Unsorted(TraceId, TraceId),
+    #[error("the dedicated columns use {0}, more than vParquet5's limit")]
+    TooManyDedicated(String),
+}
+
+/// Writes one vParquet5 `data.parquet` into `W`, trace by trace, in ascending ID order.
+pub struct BlockWriter<W: Write + Send> {
+    cfg: WriterConfig,
+    writer: SerializedFileWriter<W>,
+    cols: Cols,
+    buffered_bytes: usize,
+    ids: Vec<TraceId>,
+    row_groups: u32,
+    start: u64,
+    end: u64,
+}
+
+impl<W: Write + Send> std::fmt::Debug for BlockWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockWriter")
+            .field("block_id", &self.cfg.block_id)
+            .field("traces", &self.ids.len())
+            .finish()
+    }
+}
+
+impl<W: Write + Send> BlockWriter<W> {
+    pub fn new(sink: W, cfg: WriterConfig) -> Result<BlockWriter<W>, WriteError> {
+        let layout = Layout::new(&cfg.dedicated_columns)?;
+        let text = schema_text(&layout);
+        let schema = Arc::new(parse_message_type(&text)?);
+        let mut props = WriterProperties::builder()
+            .set_created_by(format!("vivace version {}", env!("CARGO_PKG_VERSION")))
+            .set_compression(Compression::SNAPPY)
+            .set_dictionary_enabled(false)
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_data_page_size_limit(1 << 20);
+        for path in leaf_paths(&text) {
+            let codec = codec_of(&path);
+            let col = ColumnPath::new(path.split('.').map(str::to_string).collect());
+            let (compression, encoding, dict) = match codec {
+                Codec::Raw => (
+                    Compression::UNCOMPRESSED,
+                    Encoding::DELTA_LENGTH_BYTE_ARRAY,
+                    false,
+                ),
+                Codec::Text => (
+                    Compression::SNAPPY,
+                    Encoding::DELTA_LENGTH_BYTE_ARRAY,
+                    false,
+                ),
+                Codec::Delta => (
+                    Compression::UNCOMPRESSED,
+                    Encoding::DELTA_BINARY_PACKED,
+                    false,
+                ),
+                Codec::SnappyDelta => (Compression::SNAPPY, Encoding::DELTA_BINARY_PACKED, false),
+                Codec::Dict => (Compression::UNCOMPRESSED, Encoding::PLAIN, true),
+                Codec::SnappyDict => (Compression::SNAPPY, Encoding::PLAIN, true),
+                Codec::Plain => (Compression::SNAPPY, Encoding::PLAIN, false),
+            };
+            props = props
+                .set_column_compression(col.clone(), compression)
+                .set_column_dictionary_enabled(col.clone(), dict);
+            if !dict {
+                props = props.set_column_encoding(col, encoding);
+            }
+        }
+        let writer = SerializedFileWriter::new(sink, schema, Arc::new(props.build()))?;
+        Ok(BlockWriter {
+            cols: Cols::new(&layout),
+            cfg,
+            writer,
+            buffered_bytes: 0,
+            ids: Vec::new(),
+            row_groups: 0,
+            start: u64::MAX,
+            end: 0,
+        })
+    }
+
+    /// Adds one trace. IDs must ascend; a trace is one row (combine pieces of a trace first).
+    pub fn push(&mut self, id: TraceId, trace: &Trace) -> Result<(), WriteError> {
+        if let Some(last) = self.ids.last()
+            && *last >= id
+        {
+            return Err(WriteError::Unsorted(id, *last));
+        }
+        let (start, end) = self.cols.trace(&id, trace);
+        if start <= end {
+            self.start = self.start.min(start);
+            self.end = self.end.max(end);
+        }
+        self.ids.push(id);
+        self.buffered_bytes += prost::Message::encoded_len(trace);
+        if self.buffered_bytes >= self.cfg.row_group_bytes {
+            self.flush_row_group()?;
+        }
+        Ok(())
+    }
+
+    pub fn traces(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn flush_row_group(&mut self) -> Result<(), WriteError> {
+        if self.cols.trace_id.vals.is_empty() {
+            return Ok(());
+        }
+        let mut rg = self.writer.next_row_group()?;
+        self.cols.write(&mut rg)?;
+        rg.close()?;
+        self.row_groups += 1;
+        self.buffered_bytes = 0;
+        Ok(())
+    }
+
+    /// Writes the last row group and the footer, builds the blooms and the block's meta. The
+    /// sink is returned so a caller writing to a file can sync it.
+    pub fn finish(mut self) -> Result<(FinishedBlock, W), WriteError> {
+        self.flush_row_group()?;
+        let mut bloom = ShardedBloom::new(
+            self.ids.len(),
+            self.cfg.bloom_false_positive,
+            self.cfg.bloom_shard_bytes,
+        );
+        for id in &self.ids {
+            bloom.add(id);
+        }
+        let sink = self.writer.into_inner()?;
+        let (start, end) = if self.start <= self.end {
+            (
+                (self.start / 1_000_000_000) as i64,
+                self.end.div_ceil(1_000_000_000) as i64,
+            )
+        } else {
+            (0, 0)
+        };
+        let meta = BlockMeta {
+            format: FORMAT.into(),
+            block_id: self.cfg.block_id.clone(),
+            tenant_id: self.cfg.tenant.clone(),
+            start_time: rfc3339(start),
+            end_time: rfc3339(end),
+            total_objects: self.ids.len() as u64,
+            size: 0,
+            compaction_level: self.cfg.compaction_level,
+            index_page_size: 0,
+            total_records: self.row_groups,
+            bloom_shards: bloom.shard_count(),
+            footer_size: 0,
+            dedicated_columns: self.cfg.dedicated_columns.clone(),
+            replication_factor: 1,
+            compacted_time: None,
+        };
+        Ok((
+            FinishedBlock {
+                meta,
+                blooms: bloom.files(),
+            },
+            sink,
+        ))
+    }
+}
+
+/// Fills `size` and `footerSize` of a block's meta from the bytes of its `data.parquet` tail
+/// (at least the last 8 bytes) and its length.
+pub fn set_file_facts(meta: &mut BlockMeta, len: u64, tail: &[u8]) {
+    meta.size = len;
+    if tail.len() >= 8 && &tail[tail.len() - 4..] == b"PAR1" {
+        let n = &tail[tail.len() - 8..tail.len() - 4];
+        meta.footer_size = u32::from_le_bytes(n.try_into().unwrap_or_default());
+    }
+}
+
+/// How many dedicated columns each scope uses, and the slot of each attribute name.
+#[derive(Debug, Clone, Default)]
+struct Layout {
+    resource: ScopeSlots,
+    span: ScopeSlots,
+    event: ScopeSlots,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ScopeSlots {
+    strings: HashMap<String, usize>,
+    ints: HashMap<String, usize>,
+}
+
+impl Layout {
+    fn new(cols: &[DedicatedColumn]) -> Result<Layout, WriteError> {
+        let mut l = Layout::default();
+        for c in cols {
+            let slots = match c.scope() {
+                "resource" => &mut l.resource,
+                "event" => &mut l.event,
+                _ => &mut l.span,
+            };
+            let (map, max) = if c.is_int() {
+                (&mut slots.ints, MAX_DEDICATED_INTS)
+            } else {
+                (&mut slots.strings, MAX_DEDICATED_STRINGS)
+            };
+            let n = map.len();
+            map.entry(c.name.clone()).or_insert(n);
+            if map.len() > max {
+                return Err(WriteError::TooManyDedicated(format!(
+                    "{} {} {} columns",
+                    map.len(),
+                    c.scope(),
+                    if c.is_int() { "int" } else { "string" }
+                )));
+            }
+        }
+        Ok(l)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema
+
+const ATTRS: &str = "repeated group Attrs {
+  required binary Key (STRING);
+  required boolean IsArray;
+  repeated binary Value (STRING);
+  repeated int64 ValueInt (INTEGER(64,true));
+  repeated double ValueDouble;
+  repeated boolean ValueBool;
+  optional binary ValueUnsupported (STRING);
+}";
+
+fn dedicated_text(s: &ScopeSlots) -> String {
+    let mut out = String::from("required group DedicatedAttributes {\n");
+    for i in 1..=s.strings.len() {
+        out += &format!("repeated binary String{i:02} (STRING);\n");
+    }
+    for i in 1..=s.ints.len() {
+        out += &format!("repeated int64 Int{i:02} (INTEGER(64,true));\n");
+    }
+    out + "}"
+}
+
+fn schema_text(l: &Layout) -> String {
+    let event_dedicated = if l.event.strings.is_empty() && l.event.ints.is_empty() {
+        String::new()
+    } else {
+        dedicated_text(&l.event)
+    };
+    format!(
+        "message Trace {{
+  required binary TraceID;
+  required binary TraceIDText (STRING);
+  required int64 StartTimeUnixNano (INTEGER(64,false));
+  required int64 EndTimeUnixNano (INTEGER(64,false));
+  required int64 DurationNano (INTEGER(64,false));
+  required binary RootServiceName (STRING);
+  required binary RootSpanName (STRING);
+  repeated group ServiceStats {{
+    required binary ServiceName (STRING);
+    required int32 SpanCount (INTEGER(32,false));
+    required int32 ErrorCount (INTEGER(32,false));
+  }}
+  repeated group rs {{
+    required group Resource {{
+      required binary ServiceName (STRING);
+      {ATTRS}
+      required int32 DroppedAttributesCount (INTEGER(32,true));
+      {res_ded}
+    }}
+    repeated group ss {{
+      required group Scope {{
+        required binary Name (STRING);
+        required binary Version (STRING);
+        {ATTRS}
+        required int32 DroppedAttributesCount (INTEGER(32,true));
+      }}
+      repeated group Spans {{
+        required binary SpanID;
+        required binary ParentSpanID;
+        required int32 ParentID (INTEGER(32,true));
+        required int32 NestedSetLeft (INTEGER(32,true));
+        required int32 NestedSetRight (INTEGER(32,true));
+        required int32 ChildCount (INTEGER(32,true));
+        required binary Name (STRING);
+        required int64 Kind (INTEGER(64,true));
+        required binary TraceState (STRING);
+        required int64 StartTimeUnixNano (INTEGER(64,false));
+        required int64 DurationNano (INTEGER(64,false));
+        required int64 StatusCode (INTEGER(64,true));
+        required binary StatusMessage (STRING);
+        {ATTRS}
+        required int32 DroppedAttributesCount (INTEGER(32,true));
+        repeated group Events {{
+          required int64 TimeSinceStartNano (INTEGER(64,false));
+          required binary Name (STRING);
+          {ATTRS}
+          required int32 DroppedAttributesCount (INTEGER(32,true));
+          {event_dedicated}
+        }}
+        required int32 DroppedEventsCount (INTEGER(32,true));
+        repeated group Links {{
+          required binary TraceID;
+          required binary SpanID;
+          required binary TraceState (STRING);
+          {ATTRS}
+          required int32 DroppedAttributesCount (INTEGER(32,true));
+        }}
+        required int32 DroppedLinksCount (INTEGER(32,true));
+        {span_ded}
+        required int32 StartTimeRounded15 (INTEGER(32,false));
+        required int32 StartTimeRounded60 (INTEGER(32,false));
+        required int32 StartTimeRounded300 (INTEGER(32,false));
+        required int32 StartTimeRounded3600 (INTEGER(32,false));
+      }}
+      required int32 SpanCount (INTEGER(32,true));
+    }}
+  }}
+}}",
+        res_ded = dedicated_text(&l.resource),
+        span_ded = dedicated_text(&l.span),
+    )
+}
+
+/// The dotted paths of the leaf columns of a schema text, in order.
+fn leaf_paths(text: &str) -> Vec<String> {
+    let mut stack: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("message") {
+            continue;
+        }
+        if line == "}" {
+            stack.pop();
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.len() < 3 {
+            continue;
+        }
+        let name = words[2].trim_end_matches(';').trim_end_matches('{');
+        if words[1] == "group" {
+            stack.push(name.to_string());
+        } else {
+            let mut p = stack.join(".");
+            if !p.is_empty() {
+                p.push('.');
+            }
+            p.push_str(name);
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A column's compression and encoding, as Tempo's writer chooses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    /// IDs: uncompressed, DELTA_LENGTH_BYTE_ARRAY.
+    Raw,
+    /// Free text: snappy, DELTA_LENGTH_BYTE_ARRAY.
+    Text,
+    /// Integers: uncompressed, DELTA_BINARY_PACKED.
+    Delta,
+    /// Dropped-attribute counts: snappy, DELTA_BINARY_PACKED.
+    SnappyDelta,
+    /// Root names: uncompressed dictionary.
+    Dict,
+    /// Names, keys, values: snappy dictionary.
+    SnappyDict,
+    /// Typed attribute values and counters: snappy, PLAIN.
+    Plain,
+}
+
+fn codec_of(path: &str) -> Codec {
+    let leaf = path.rsplit('.').next().unwrap_or(path);
+    let in_attrs = path.contains(".Attrs.");
+    match leaf {
+        "TraceID" | "SpanID" | "ParentSpanID" => Codec::Raw,
+        "TraceIDText" | "TraceState" | "StatusMessage" | "ValueUnsupported" => Codec::Text,
+        "RootServiceName" | "RootSpanName" => Codec::Dict,
+        "ServiceName" | "Name" | "Version" | "Key" => Codec::SnappyDict,
+        "Value" if in_attrs => Codec::SnappyDict,
+        "DroppedAttributesCount" => Codec::SnappyDelta,
+        "IsArray" | "ValueInt" | "ValueDouble" | "ValueBool" | "DroppedEventsCount"
+        | "DroppedLinksCount" => Codec::Plain,
+        l if l.starts_with("String") && path.contains("DedicatedAttributes") => Codec::SnappyDict,
+        l if l.starts_with("Int") && path.contains("DedicatedAttributes") => Codec::Plain,
+        _ => Codec::Delta,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shredding
+
+/// One leaf column's buffered values and levels.
+#[derive(Debug)]
+struct Leaf<T> {
+    path: String,
+    vals: Vec<T>,
+    def: Vec<i16>,
+    rep: Vec<i16>,
+}
+
+impl<T> Leaf<T> {
+    fn new(path: impl Into<String>) -> Leaf<T> {
+        Leaf {
+            path: path.into(),
+            vals: Vec::new(),
+            def: Vec::new(),
+            rep: Vec::new(),
+        }
+    }
+
+    fn put(&mut self, v: T, r: i16, d: i16) {
+        self.vals.push(v);
+        self.def.push(d);
+        self.rep.push(r);
+    }
+
+    fn null(&mut self, r: i16, d: i16) {
+        self.def.push(d);
+        self.rep.push(r);
+    }
+
+    /// A repeated leaf at level `lvl` (its definition and repetition level when present): the
+    /// values, or one null at `lvl - 1` when there are none.
+    fn list(&mut self, vals: impl IntoIterator<Item = T>, r: i16, lvl: i16) {
+        let mut any = false;
+        for v in vals {
+            self.put(v, if any { lvl } else { r }, lvl);
+            any = true;
+        }
+        if !any {
+            self.null(r, lvl - 1);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.vals.clear();
+        self.def.clear();
+        self.rep.clear();
+    }
+}
+
+fn text(s: &str) -> ByteArray {
+    ByteArray::from(s.as_bytes().to_vec())
+}
+
+fn raw(b: &[u8]) -> ByteArray {
+    ByteArray::from(b.to_vec())
+}
+
+/// Writes the leaf to the next column of the row group, checking it is the expected column.
+fn emit<T: DataType, W: Write + Send>(
+    rg: &mut SerializedRowGroupWriter<'_, W>,
+    leaf: &mut Leaf<T::T>,
+) -> Result<(), WriteError> {
+    let mut col = rg.next_column()?.ok_or_else(|| {
+        parquet::errors::ParquetError::General(format!("schema has no column for {}", leaf.path))
+    })?;
+    let w = col.typed::<T>();
+    let got = w.get_descriptor().path().string();
+    if got != leaf.path {
+        return Err(parquet::errors::ParquetError::General(format!(
+            "column order: writing {} into {got}",
+            leaf.path
+        ))
+        .into());
+    }
+    w.write_batch(&leaf.vals, Some(&leaf.def), Some(&leaf.rep))?;
+    col.close()?;
+    leaf.clear();
+    Ok(())
+}
+
+/// The columns of an `Attrs` group whose own level is `lvl`.
+#[derive(Debug)]
+struct AttrCols {
+    lvl: i16,
+    key: Leaf<ByteArray>,
+    is_array: Leaf<bool>,
+    value: Leaf<ByteArray>,
+    value_int: Leaf<i64>,
+    value_double: Leaf<f64>,
+    value_bool: Leaf<bool>,
+    unsupported: Leaf<ByteArray>,
+}
+
+impl AttrCols {
+    fn new(prefix: &str, lvl: i16) -> AttrCols {
+        let p = |n: &str| format!("{prefix}.Attrs.{n}");
+        AttrCols {
+            lvl,
+            key: Leaf::new(p("Key")),
+            is_array: Leaf::new(p("IsArray")),
+            value: Leaf::new(p("Value")),
+            value_int: Leaf::new(p("ValueInt")),
+            value_double: Leaf::new(p("ValueDouble")),
+            value_bool: Leaf::new(p("ValueBool")),
+            unsupported: Leaf::new(p("ValueUnsupported")),
+        }
+    }
+
+    /// One null in every column, at definition level `d` (the deepest present ancestor).
+    fn nulls(&mut self, r: i16, d: i16) {
+        self.key.null(r, d);
+        self.is_array.null(r, d);
+        self.value.null(r, d);
+        self.value_int.null(r, d);
+        self.value_double.null(r, d);
+        self.value_bool.null(r, d);
+        self.unsupported.null(r, d);
+    }
+
+    fn write<'a>(&mut self, attrs: impl Iterator<Item = &'a KeyValue>, r: i16) {
+        let lvl = self.lvl;
+        let mut first = true;
+        for kv in attrs {
+            let r = if first { r } else { lvl };
+            first = false;
+            self.key.put(text(&kv.key), r, lvl);
+            let v = kv.value.as_ref().and_then(|v| v.value.as_ref());
+            let (mut s, mut i, mut d, mut b) = (vec![], vec![], vec![], vec![]);
+            let mut is_array = false;
+            let mut unsupported = None;
+            use any_value::Value as V;
+            match v {
+                Some(V::StringValue(x)) => s.push(text(x)),
+                Some(V::IntValue(x)) => i.push(*x),
+                Some(V::DoubleValue(x)) => d.push(*x),
+                Some(V::BoolValue(x)) => b.push(*x),
+                Some(V::ArrayValue(arr)) => {
+                    is_array = true;
+                    let vals: Vec<_> = arr.values.iter().filter_map(|v| v.value.as_ref()).collect();
+                    match vals.first() {
+                        None => {}
+                        Some(V::StringValue(_))
+                            if vals.iter().all(|v| matches!(v, V::StringValue(_))) =>
+                        {
+                            s.extend(vals.iter().filter_map(|v| match v {
+                                V::StringValue(x) => Some(text(x)),
+                                _ => None,
+                            }))
+                        }
+                        Some(V::IntValue(_))
+                            if vals.iter().all(|v| matches!(v, V::IntValue(_))) =>
+                        {
+                            i.extend(vals.iter().filter_map(|v| match v {
+                                V::IntValue(x) => Some(*x),
+                                _ => None,
+                            }))
+                        }
+                        Some(V::DoubleValue(_))
+                            if vals.iter().all(|v| matches!(v, V::DoubleValue(_))) =>
+                        {
+                            d.extend(vals.iter().filter_map(|v| match v {
+                                V::DoubleValue(x) => Some(*x),
+                                _ => None,
+                            }))
+                        }
+                        Some(V::BoolValue(_))
+                            if vals.iter().all(|v| matches!(v, V::BoolValue(_))) =>
+                        {
+                            b.extend(vals.iter().filter_map(|v| match v {
+                                V::BoolValue(x) => Some(*x),
+                                _ => None,
+                            }))
+                        }
+                        _ => {
+                            is_array = false;
+                            unsupported = kv.value.as_ref().map(unsupported_json);
+                        }
+                    }
+                }
+                Some(V::KvlistValue(_)) | Some(V::BytesValue(_)) => {
+                    unsupported = kv.value.as_ref().map(unsupported_json)
+                }
+                // Profile-style string-table references have no table here: nothing to store.
+                Some(V::StringValueStrindex(_)) | None => {}
+            }
+            self.is_array.put(is_array, r, lvl);
+            self.value.list(s, r, lvl + 1);
+            self.value_int.list(i, r, lvl + 1);
+            self.value_double.list(d, r, lvl + 1);
+            self.value_bool.list(b, r, lvl + 1);
+            match unsupported {
+                Some(json) => self.unsupported.put(text(&json), r, lvl + 1),
+                None => self.unsupported.null(r, lvl),
+            }
+        }
+        if first {
+            self.nulls(r, lvl - 1);
+        }
+    }
+
+    fn emit<W: Write + Send>(
+        &mut self,
+        rg: &mut SerializedRowGroupWriter<'_, W>,
+    ) -> Result<(), WriteError> {
+        emit::<ByteArrayType, W>(rg, &mut self.key)?;
+        emit::<BoolType, W>(rg, &mut self.is_array)?;
+        emit::<ByteArrayType, W>(rg, &mut self.value)?;
+        emit::<Int64Type, W>(rg, &mut self.value_int)?;
+        emit::<DoubleType, W>(rg, &mut self.value_double)?;
+        emit::<BoolType, W>(rg, &mut self.value_bool)?;
+        emit::<ByteArrayType, W>(rg, &mut self.unsupported)
+    }
+}
+
+/// The OTLP JSON of a value vParquet cannot type (kvlists, bytes, mixed arrays).
+fn unsupported_json(v: &AnyValue) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// A `DedicatedAttributes` group: repeated leaves at level `lvl`.
+#[derive(Debug)]
+struct DedCols {
+    lvl: i16,
+    slots: ScopeSlots,
+    strings: Vec<Leaf<ByteArray>>,
+    ints: Vec<Leaf<i64>>,
+}
+
+impl DedCols {
+    fn new(prefix: &str, lvl: i16, slots: &ScopeSlots) -> DedCols {
+        DedCols {
+            lvl,
+            strings: (1..=slots.strings.len())
+                .map(|i| Leaf::new(format!("{prefix}.DedicatedAttributes.String{i:02}")))
+                .collect(),
+            ints: (1..=slots.ints.len())
+                .map(|i| Leaf::new(format!("{prefix}.DedicatedAttributes.Int{i:02}")))
+                .collect(),
+            slots: slots.clone(),
+        }
+    }
+
+    /// One null in every column, at definition level `d` (the deepest present ancestor).
+    fn nulls(&mut self, r: i16, d: i16) {
+        for l in &mut self.strings {
+            l.null(r, d);
+        }
+        for l in &mut self.ints {
+            l.null(r, d);
+        }
+    }
+
+    /// Splits `attrs` into those with a dedicated column (written here) and the rest (returned).
+    fn write<'a>(&mut self, attrs: &'a [KeyValue], r: i16) -> Vec<&'a KeyValue> {
+        let mut rest = Vec::with_capacity(attrs.len());
+        let mut strings: Vec<Option<ByteArray>> = vec![None; self.strings.len()];
+        let mut ints: Vec<Option<i64>> = vec![None; self.ints.len()];
+        for kv in attrs {
+            let v = kv.value.as_ref().and_then(|v| v.value.as_ref());
+            match v {
+                Some(any_value::Value::StringValue(s))
+                    if self
+                        .slots
+                        .strings
+                        .get(&kv.key)
+                        .is_some_and(|&i| strings[i].is_none()) =>
+                {
+                    strings[self.slots.strings[&kv.key]] = Some(text(s));
+                }
+                Some(any_value::Value::IntValue(n))
+                    if self
+                        .slots
+                        .ints
+                        .get(&kv.key)
+                        .is_some_and(|&i| ints[i].is_none()) =>
+                {
+                    ints[self.slots.ints[&kv.key]] = Some(*n);
+                }
+                _ => rest.push(kv),
+            }
+        }
+        for (leaf, v) in self.strings.iter_mut().zip(strings) {
+            leaf.list(v, r, self.lvl);
+        }
+        for (leaf, v) in self.ints.iter_mut().zip(ints) {
+            leaf.list(v, r, self.lvl);
+        }
+        rest
+    }
+
+    fn emit<W: Write + Send>(
+        &mut self,
+        rg: &mut SerializedRowGroupWriter<'_, W>,
+    ) -> Result<(), WriteError> {
+        for l in &mut self.strings {
+            emit::<ByteArrayType, W>(rg, l)?;
+        }
+        for l in &mut self.ints {
+            emit::<Int64Type, W>(rg, l)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every column of the file, in schema order. Levels (definition = repetition for these
+/// all-required-or-repeated paths): ServiceStats and rs 1, ss and resource Attrs 2, Spans and
+/// scope Attrs 3, span Attrs, Events and Links 4, their Attrs 5.
+#[derive(Debug)]
+struct Cols {
+    trace_id: Leaf<ByteArray>,
+    trace_id_text: Leaf<ByteArray>,
+    start: Leaf<i64>,
+    end: Leaf<i64>,
+    duration: Leaf<i64>,
+    root_service: Leaf<ByteArray>,
+    root_span: Leaf<ByteArray>,
+    stats_service: Leaf<ByteArray>,
+    stats_spans: Leaf<i32>,
+    stats_errors: Leaf<i32>,
+    res_service: Leaf<ByteArray>,
+    res_attrs: AttrCols,
+    res_dropped: Leaf<i32>,
+    res_ded: DedCols,
+    scope_name: Leaf<ByteArray>,
+    scope_version: Leaf<ByteArray>,
+    scope_attrs: AttrCols,
+    scope_dropped: Leaf<i32>,
+    span: SpanCols,
+    ss_span_count: Leaf<i32>,
+}
+
+#[derive(Debug)]
+struct SpanCols {
+    span_id: Leaf<ByteArray>,
+    parent_span_id: Leaf<ByteArray>,
+    parent_id: Leaf<i32>,
+    left: Leaf<i32>,
+    right: Leaf<i32>,
+    child_count: Leaf<i32>,
+    name: Leaf<ByteArray>,
+    kind: Leaf<i64>,
+    trace_state: Leaf<ByteArray>,
+    start: Leaf<i64>,
+    duration: Leaf<i64>,
+    status_code: Leaf<i64>,
+    status_message: Leaf<ByteArray>,
+    attrs: AttrCols,
+    dropped_attrs: Leaf<i32>,
+    ev_time: Leaf<i64>,
+    ev_name: Leaf<ByteArray>,
+    ev_attrs: AttrCols,
+    ev_dropped: Leaf<i32>,
+    ev_ded: DedCols,
+    dropped_events: Leaf<i32>,
+    link_trace_id: Leaf<ByteArray>,
+    link_span_id: Leaf<ByteArray>,
+    link_trace_state: Leaf<ByteArray>,
+    link_attrs: AttrCols,
+    link_dropped: Leaf<i32>,
+    dropped_links: Leaf<i32>,
+    ded: DedCols,
+    rounded: [Leaf<i32>; 4],
+}
+
+const ROUNDINGS: [u64; 4] = [15, 60, 300, 3600];
+
+/// The nested-set position of a span in its trace.
+#[derive(Debug, Clone, Copy, Default)]
+struct Nest {
+    parent: i32,
+    left: i32,
+    right: i32,
+    children: i32,
+}
+
+impl Cols {
+    fn new(l: &Layout) -> Cols {
+        const SP: &str = "rs.ss.Spans";
+        fn s<T>(n: &str) -> Leaf<T> {
+            Leaf::new(format!("{SP}.{n}"))
+        }
+        Cols {
+            trace_id: Leaf::new("TraceID"),
+            trace_id_text: Leaf::new("TraceIDText"),
+            start: Leaf::new("StartTimeUnixNano"),
+            end: Leaf::new("EndTimeUnixNano"),
+            duration: Leaf::new("DurationNano"),
+            root_service: Leaf::new("RootServiceName"),
+            root_span: Leaf::new("RootSpanName"),
+            stats_service: Leaf::new("ServiceStats.ServiceName"),
+            stats_spans: Leaf::new("ServiceStats.SpanCount"),
+            stats_errors: Leaf::new("ServiceStats.ErrorCount"),
+            res_service: Leaf::new("rs.Resource.ServiceName"),
+            res_attrs: AttrCols::new("rs.Resource", 2),
+            res_dropped: Leaf::new("rs.Resource.DroppedAttributesCount"),
+            res_ded: DedCols::new("rs.Resource", 2, &l.resource),
+            scope_name: Leaf::new("rs.ss.Scope.Name"),
+            scope_version: Leaf::new("rs.ss.Scope.Version"),
+            scope_attrs: AttrCols::new("rs.ss.Scope", 3),
+            scope_dropped: Leaf::new("rs.ss.Scope.DroppedAttributesCount"),
+            span: SpanCols {
+                span_id: s("SpanID"),
+                parent_span_id: s("ParentSpanID"),
+                parent_id: s("ParentID"),
+                left: s("NestedSetLeft"),
+                right: s("NestedSetRight"),
+                child_count: s("ChildCount"),
+                name: s("Name"),
+                kind: s("Kind"),
+                trace_state: s("TraceState"),
+                start: s("StartTimeUnixNano"),
+                duration: s("DurationNano"),
+                status_code: s("StatusCode"),
+                status_message: s("StatusMessage"),
+                attrs: AttrCols::new(SP, 4),
+                dropped_attrs: s("DroppedAttributesCount"),
+                ev_time: s("Events.TimeSinceStartNano"),
+                ev_name: s("Events.Name"),
+                ev_attrs: AttrCols::new("rs.ss.Spans.Events", 5),
+                ev_dropped: s("Events.DroppedAttributesCount"),
+                ev_ded: DedCols::new("rs.ss.Spans.Events", 5, &l.event),
+                dropped_events: s("DroppedEventsCount"),
+                link_trace_id: s("Links.TraceID"),
+                link_span_id: s("Links.SpanID"),
+                link_trace_state: s("Links.TraceState"),
+                link_attrs: AttrCols::new("rs.ss.Spans.Links", 5),
+                link_dropped: s("Links.DroppedAttributesCount"),
+                dropped_links: s("DroppedLinksCount"),
+                ded: DedCols::new(SP, 4, &l.span),
+                rounded: ROUNDINGS.map(|r| s(&format!("StartTimeRounded{r}"))),
+            },
+            ss_span_count: Leaf::new("rs.ss.SpanCount"),
+        }
+    }
+
+    /// Shreds one trace (one row). Returns its start and end in unix nanoseconds.
+    fn trace(&mut self, id: &TraceId, trace: &Trace) -> (u64, u64) {
+        let spans: Vec<(&str, &Span)> = trace
+            .resource_spans
+            .iter()
+            .flat_map(|rs| {
+                let service = service_name(rs.resource.as_ref().map_or(&[][..], |r| &r.attributes));
+                rs.scope_spans
+                    .iter()
+                    .flat_map(move |ss| ss.spans.iter().map(move |s| (service, s)))
+            })
+            .collect();
+        let nests = nested_set(spans.iter().map(|(_, s)| *s));
+        let start = spans
+            .iter()
+            .map(|(_, s)| s.start_time_unix_nano)
+            .min()
+            .unwrap_or(0);
+        let end = spans
+            .iter()
+            .map(|(_, s)| s.end_time_unix_nano)
+            .max()
+            .unwrap_or(0);
+        let root = spans.iter().find(|(_, s)| s.parent_span_id.is_empty());
+        let (root_service, root_name) = root
+            .map_or((ROOT_NOT_RECEIVED, ROOT_NOT_RECEIVED), |(svc, s)| {
+                (*svc, s.name.as_str())
+            });
+
+        self.trace_id.put(raw(&id.0), 0, 0);
+        self.trace_id_text.put(text(&hex_trimmed(id)), 0, 0);
+        self.start.put(start as i64, 0, 0);
+        self.end.put(end as i64, 0, 0);
+        self.duration.put(end.saturating_sub(start) as i64, 0, 0);
+        self.root_service.put(text(root_service), 0, 0);
+        self.root_span.put(text(root_name), 0, 0);
+
+        let mut stats: Vec<(&str, i32, i32)> = Vec::new();
+        for (svc, s) in &spans {
+            let err = s.status.as_ref().is_some_and(|st| st.code == STATUS_ERROR) as i32;
+            match stats.iter_mut().find(|(n, _, _)| n == svc) {
+                Some(e) => {
+                    e.1 += 1;
+                    e.2 += err;
+                }
+                None => stats.push((svc, 1, err)),
+            }
+        }
+        stats.sort_by(|a, b| a.0.cmp(b.0));
+        if stats.is_empty() {
+            self.stats_service.null(0, 0);
+            self.stats_spans.null(0, 0);
+            self.stats_errors.null(0, 0);
+        }
+        for (i, (svc, n, e)) in stats.iter().enumerate() {
+            let r = if i == 0 { 0 } else { 1 };
+            self.stats_service.put(text(svc), r, 1);
+            self.stats_spans.put(*n, r, 1);
+            self.stats_errors.put(*e, r, 1);
+        }
+
+        let mut span_index = 0usize;
+        if trace.resource_spans.is_empty() {
+            self.resource_nulls();
+        }
+        for (i, rs) in trace.resource_spans.iter().enumerate() {
+            let r = if i == 0 { 0 } else { 1 };
+            let attrs = rs.resource.as_ref().map_or(&[][..], |r| &r.attributes);
+            self.res_service.put(text(service_name(attrs)), r, 1);
+            let rest = self.res_ded.write(attrs, r);
+            self.res_attrs
+                .write(rest.into_iter().filter(|kv| kv.key != "service.name"), r);
+            self.res_dropped.put(
+                rs.resource
+                    .as_ref()
+                    .map_or(0, |r| r.dropped_attributes_count) as i32,
+                r,
+                1,
+            );
+            if rs.scope_spans.is_empty() {
+                self.scope_nulls(r, 1);
+            }
+            for (j, ss) in rs.scope_spans.iter().enumerate() {
+                let r = if j == 0 { r } else { 2 };
+                let scope = ss.scope.clone().unwrap_or_default();
+                self.scope_name.put(text(&scope.name), r, 2);
+                self.scope_version.put(text(&scope.version), r, 2);
+                self.scope_attrs.write(scope.attributes.iter(), r);
+                self.scope_dropped
+                    .put(scope.dropped_attributes_count as i32, r, 2);
+                if ss.spans.is_empty() {
+                    self.span.nulls(r, 2);
+                }
+                for (k, s) in ss.spans.iter().enumerate() {
+                    let r = if k == 0 { r } else { 3 };
+                    self.span.span(s, nests[span_index], r);
+                    span_index += 1;
+                }
+                self.ss_span_count.put(ss.spans.len() as i32, r, 2);
+            }
+        }
+        (start, end)
+    }
+
+    fn resource_nulls(&mut self) {
+        self.res_service.null(0, 0);
+        self.res_attrs.nulls(0, 0);
+        self.res_dropped.null(0, 0);
+        self.res_ded.nulls(0, 0);
+        self.scope_nulls(0, 0);
+    }
+
+    fn scope_nulls(&mut self, r: i16, d: i16) {
+        self.scope_name.null(r, d);
+        self.scope_version.null(r, d);
+        self.scope_attrs.nulls(r, d);
+        self.scope_dropped.null(r, d);
+        self.span.nulls(r, d);
+        self.ss_span_count.null(r, d);
+    }
+
+    fn write<W: Write + Send>(
+        &mut self,
+        rg: &mut SerializedRowGroupWriter<'_, W>,
+    ) -> Result<(), WriteError> {
+        emit::<ByteArrayType, W>(rg, &mut self.trace_id)?;
+        emit::<ByteArrayType, W>(rg, &mut self.trace_id_text)?;
+        emit::<Int64Type, W>(rg, &mut self.start)?;
+        emit::<Int64Type, W>(rg, &mut self.end)?;
+        emit::<Int64Type, W>(rg, &mut self.duration)?;
+        emit::<ByteArrayType, W>(rg, &mut self.root_service)?;
+        emit::<ByteArrayType, W>(rg, &mut self.root_span)?;
+        emit::<ByteArrayType, W>(rg, &mut self.stats_service)?;
+        emit::<Int32Type, W>(rg, &mut self.stats_spans)?;
+        emit::<Int32Type, W>(rg, &mut self.stats_errors)?;
+        emit::<ByteArrayType, W>(rg, &mut self.res_service)?;
+        self.res_attrs.emit(rg)?;
+        emit::<Int32Type, W>(rg, &mut self.res_dropped)?;
+        self.res_ded.emit(rg)?;
+        emit::<ByteArrayType, W>(rg, &mut self.scope_name)?;
+        emit::<ByteArrayType, W>(rg, &mut self.scope_version)?;
+        self.scope_attrs.emit(rg)?;
+        emit::<Int32Type, W>(rg, &mut self.scope_dropped)?;
+        self.span.emit(rg)?;
+        emit::<Int32Type, W>(rg, &mut self.ss_span_count)
+    }
+}
+
+impl SpanCols {
+    /// Nulls for an empty `Spans` list (or an empty parent) at definition level `d`.
+    fn nulls(&mut self, r: i16, d: i16) {
+        for l in [
+            &mut self.span_id,
+            &mut self.parent_span_id,
+            &mut self.name,
+            &mut self.trace_state,
+            &mut self.status_message,
+            &mut self.ev_name,
+            &mut self.link_trace_id,
+            &mut self.link_span_id,
+            &mut self.link_trace_state,
+        ] {
+            l.null(r, d);
+        }
+        for l in [
+            &mut self.parent_id,
+            &mut self.left,
+            &mut self.right,
+            &mut self.child_count,
+            &mut self.dropped_attrs,
+            &mut self.ev_dropped,
+            &mut self.dropped_events,
+            &mut self.link_dropped,
+            &mut self.dropped_links,
+        ] {
+            l.null(r, d);
+        }
+        for l in &mut self.rounded {
+            l.null(r, d);
+        }
+        for l in [
+            &mut self.kind,
+            &mut self.start,
+            &mut self.duration,
+            &mut self.status_code,
+            &mut self.ev_time,
+        ] {
+            l.null(r, d);
+        }
+        for a in [&mut self.attrs, &mut self.ev_attrs, &mut self.link_attrs] {
+            a.nulls(r, d);
+        }
+        self.ded.nulls(r, d);
+        self.ev_ded.nulls(r, d);
+    }
+
+    fn span(&mut self, s: &Span, nest: Nest, r: i16) {
+        const D: i16 = 3;
+        self.span_id.put(raw(&s.span_id), r, D);
+        self.parent_span_id.put(raw(&s.parent_span_id), r, D);
+        self.parent_id.put(nest.parent, r, D);
+        self.left.put(nest.left, r, D);
+        self.right.put(nest.right, r, D);
+        self.child_count.put(nest.children, r, D);
+        self.name.put(text(&s.name), r, D);
+        self.kind.put(i64::from(s.kind), r, D);
+        self.trace_state.put(text(&s.trace_state), r, D);
+        self.start.put(s.start_time_unix_nano as i64, r, D);
+        let duration = s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano);
+        self.duration.put(duration as i64, r, D);
+        let status = s.status.clone().unwrap_or_default();
+        self.status_code.put(i64::from(status.code), r, D);
+        self.status_message.put(text(&status.message), r, D);
+        let rest = self.ded.write(&s.attributes, r);
+        self.attrs.write(rest.into_iter(), r);
+        self.dropped_attrs
+            .put(s.dropped_attributes_count as i32, r, D);
+
+        if s.events.is_empty() {
+            self.ev_time.null(r, D);
+            self.ev_name.null(r, D);
+            self.ev_attrs.nulls(r, D);
+            self.ev_dropped.null(r, D);
+            self.ev_ded.nulls(r, D);
+        }
+        for (i, e) in s.events.iter().enumerate() {
+            let r = if i == 0 { r } else { 4 };
+            let since = e.time_unix_nano.saturating_sub(s.start_time_unix_nano);
+            self.ev_time.put(since as i64, r, 4);
+            self.ev_name.put(text(&e.name), r, 4);
+            let rest = self.ev_ded.write(&e.attributes, r);
+            self.ev_attrs.write(rest.into_iter(), r);
+            self.ev_dropped.put(e.dropped_attributes_count as i32, r, 4);
+        }
+        self.dropped_events.put(s.dropped_events_count as i32, r, D);
+
+        if s.links.is_empty() {
+            self.link_trace_id.null(r, D);
+            self.link_span_id.null(r, D);
+            self.link_trace_state.null(r, D);
+            self.link_attrs.nulls(r, D);
+            self.link_dropped.null(r, D);
+        }
+        for (i, l) in s.links.iter().enumerate() {
+            let r = if i == 0 { r } else { 4 };
+            self.link_trace_id.put(raw(&l.trace_id), r, 4);
+            self.link_span_id.put(raw(&l.span_id), r, 4);
+            self.link_trace_state.put(text(&l.trace_state), r, 4);
+            self.link_attrs.write(l.attributes.iter(), r);
+            self.link_dropped
+                .put(l.dropped_attributes_count as i32, r, 4);
+        }
+        self.dropped_links.put(s.dropped_links_count as i32, r, D);
+
+        let secs = s.start_time_unix_nano / 1_000_000_000;
+        for (leaf, every) in self.rounded.iter_mut().zip(ROUNDINGS) {
+            leaf.put((secs / every) as i32, r, D);
+        }
+    }
+
+    fn emit<W: Write + Send>(
+        &mut self,
+        rg: &mut SerializedRowGroupWriter<'_, W>,
+    ) -> Result<(), WriteError> {
+        emit::<ByteArrayType, W>(rg, &mut self.span_id)?;
+        emit::<ByteArrayType, W>(rg, &mut self.parent_span_id)?;
+        emit::<Int32Type, W>(rg, &mut self.parent_id)?;
+        emit::<Int32Type, W>(rg, &mut self.left)?;
+        emit::<Int32Type, W>(rg, &mut self.right)?;
+        emit::<Int32Type, W>(rg, &mut self.child_count)?;
+        emit::<ByteArrayType, W>(rg, &mut self.name)?;
+        emit::<Int64Type, W>(rg, &mut self.kind)?;
+        emit::<ByteArrayType, W>(rg, &mut self.trace_state)?;
+        emit::<Int64Type, W>(rg, &mut self.start)?;
+        emit::<Int64Type, W>(rg, &mut self.duration)?;
+        emit::<Int64Type, W>(rg, &mut self.status_code)?;
+        emit::<ByteArrayType, W>(rg, &mut self.status_message)?;
+        self.attrs.emit(rg)?;
+        emit::<Int32Type, W>(rg, &mut self.dropped_attrs)?;
+        emit::<Int64Type, W>(rg, &mut self.ev_time)?;
+        emit::<ByteArrayType, W>(rg, &mut self.ev_name)?;
+        self.ev_attrs.emit(rg)?;
+        emit::<Int32Type, W>(rg, &mut self.ev_dropped)?;
+        self.ev_ded.emit(rg)?;
+        emit::<Int32Type, W>(rg, &mut self.dropped_events)?;
+        emit::<ByteArrayType, W>(rg, &mut self.link_trace_id)?;
+        emit::<ByteArrayType, W>(rg, &mut self.link_span_id)?;
+        emit::<ByteArrayType, W>(rg, &mut self.link_trace_state)?;
+        self.link_attrs.emit(rg)?;
+        emit::<Int32Type, W>(rg, &mut self.link_dropped)?;
+        emit::<Int32Type, W>(rg, &mut self.dropped_links)?;
+        self.ded.emit(rg)?;
+        for l in &mut self.rounded {
+            emit::<Int32Type, W>(rg, l)?;
+        }
+        Ok(())
+    }
+}
+
+fn service_name(attrs: &[KeyValue]) -> &str {
+    attrs
+        .iter()
+        .find(|kv| kv.key == "service.name")
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .unwrap_or("")
+}
+
+/// Hex of the ID without leading zeros, as Tempo's `TraceIDToHexString`.
+fn hex_trimmed(id: &TraceId) -> String {
+    let h = hex::encode(id.0);
+    let t = h.trim_start_matches('0');
+    if t.is_empty() { "0".into() } else { t.into() }
+}
+
+/// Nested-set positions of the spans, in the order given: a depth-first walk from each root
+/// (a span without a parent, or whose parent is not in the trace), children by start time.
+/// `left` and `right` number the walk from 1; a span's `parent` is its parent's `left`, -1 for
+/// roots.
+fn nested_set<'a>(spans: impl Iterator<Item = &'a Span>) -> Vec<Nest> {
+    let spans: Vec<&Span> = spans.collect();
+    let by_id: HashMap<&[u8], usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.span_id.as_slice(), i))
+        .collect();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
+    let mut roots = Vec::new();
+    for (i, s) in spans.iter().enumerate() {
+        match by_id.get(s.parent_span_id.as_slice()) {
+            Some(&p) if !s.parent_span_id.is_empty() && p != i => children[p].push(i),
+            _ => roots.push(i),
+        }
+    }
+    let by_start = |v: &mut Vec<usize>| v.sort_by_key(|&i| spans[i].start_time_unix_nano);
+    by_start(&mut roots);
+    for c in &mut children {
+        by_start(c);
+    }
+    let mut out = vec![Nest::default(); spans.len()];
+    let mut seen = vec![false; spans.len()];
+    let mut counter = 0i32;
+    // Iterative walk: (span, parent left, whether its children were pushed).
+    for &root in &roots {
+        let mut stack = vec![(root, -1i32, false)];
+        while let Some((i, parent, expanded)) = stack.pop() {
+            if expanded {
+                counter += 1;
+                out[i].right = counter;
+                continue;
+            }
+            if seen[i] {
+                continue;
+            }
+            seen[i] = true;
+            counter += 1;
+            out[i] = Nest {
+                parent,
+                left: counter,
+                right: 0,
+                children: children[i].len() as i32,
+            };
+            stack.push((i, parent, true));
+            for &c in children[i].iter().rev() {
+                stack.push((c, out[i].left, false));
+            }
+        }
+    }
+    out
+}
