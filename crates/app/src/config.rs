@@ -153,14 +153,18 @@ pub struct StorageConfig {
     pub trace: TraceStorageConfig,
 }
 
-/// `storage.trace:` — where blocks live. Tempo has many more keys here (`wal`, `block`, `pool`,
-/// `search`, caches, other backends' settings); they are accepted and reported as ignored.
+/// `storage.trace:` — where blocks live. Tempo has more keys here (`wal`, `pool`, `search`,
+/// caches); they are accepted and reported as ignored.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct TraceStorageConfig {
-    /// `local` (the only backend in this version).
+    /// `local`, `s3`, `gcs` or `azure`.
     pub backend: String,
     pub local: LocalStorageConfig,
+    pub s3: vivace_block::S3Config,
+    pub gcs: vivace_block::GcsConfig,
+    pub azure: vivace_block::AzureConfig,
+    pub block: BlockConfig,
     /// How often the block list is re-read (Tempo's default 5m).
     #[serde(with = "humantime_serde")]
     pub blocklist_poll: Duration,
@@ -173,7 +177,36 @@ impl Default for TraceStorageConfig {
         TraceStorageConfig {
             backend: "local".into(),
             local: LocalStorageConfig::default(),
+            s3: Default::default(),
+            gcs: Default::default(),
+            azure: Default::default(),
+            block: BlockConfig::default(),
             blocklist_poll: Duration::from_secs(300),
+            other: Default::default(),
+        }
+    }
+}
+
+/// `storage.trace.block:` — how blocks are written (Tempo's keys and defaults).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BlockConfig {
+    /// The format written; only `vParquet5` (vParquet4 blocks are read).
+    pub version: String,
+    pub bloom_filter_false_positive: f64,
+    pub bloom_filter_shard_size_bytes: usize,
+    pub parquet_row_group_size_bytes: usize,
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+impl Default for BlockConfig {
+    fn default() -> Self {
+        BlockConfig {
+            version: "vParquet5".into(),
+            bloom_filter_false_positive: 0.01,
+            bloom_filter_shard_size_bytes: 100 * 1024,
+            parquet_row_group_size_bytes: 100_000_000,
             other: Default::default(),
         }
     }
@@ -255,6 +288,18 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("blocks"))
     }
 
+    /// The object store of `storage.trace.backend`.
+    pub fn backend(&self) -> Result<vivace_block::Backend, ConfigError> {
+        let t = &self.storage.trace;
+        let b = match t.backend.as_str() {
+            "s3" => vivace_block::Backend::s3(&t.s3),
+            "gcs" => vivace_block::Backend::gcs(&t.gcs),
+            "azure" => vivace_block::Backend::azure(&t.azure),
+            _ => vivace_block::Backend::local(&self.blocks_dir()),
+        };
+        b.map_err(|e| ConfigError::Invalid(format!("storage.trace.{}: {e}", t.backend)))
+    }
+
     pub fn multitenancy(&self) -> bool {
         self.multitenancy_enabled || self.auth_enabled.unwrap_or(false)
     }
@@ -273,11 +318,23 @@ impl Config {
                 self.server.log_level
             )));
         }
-        if self.storage.trace.backend != "local" {
+        if !["local", "s3", "gcs", "azure"].contains(&self.storage.trace.backend.as_str()) {
             return Err(ConfigError::Invalid(format!(
-                "storage.trace.backend: `{}` is not available yet; only `local` in this version",
+                "storage.trace.backend: unknown backend `{}` (local, s3, gcs or azure)",
                 self.storage.trace.backend
             )));
+        }
+        if self.storage.trace.block.version != "vParquet5" {
+            return Err(ConfigError::Invalid(format!(
+                "storage.trace.block.version: vivace writes `vParquet5` (and reads vParquet4); `{}` is not written",
+                self.storage.trace.block.version
+            )));
+        }
+        let fp = self.storage.trace.block.bloom_filter_false_positive;
+        if !(fp > 0.0 && fp < 1.0) {
+            return Err(ConfigError::Invalid(
+                "storage.trace.block.bloom_filter_false_positive must be between 0 and 1".into(),
+            ));
         }
         if self.storage.trace.blocklist_poll.is_zero() {
             return Err(ConfigError::Invalid(
@@ -390,6 +447,14 @@ impl Config {
                 .other
                 .keys()
                 .map(|k| format!("storage.trace.{k}")),
+        );
+        v.extend(
+            self.storage
+                .trace
+                .block
+                .other
+                .keys()
+                .map(|k| format!("storage.trace.block.{k}")),
         );
         v
     }
@@ -514,9 +579,18 @@ mod storage_tests {
         assert_eq!(cfg.blocks_dir(), PathBuf::from("/b"));
         assert_eq!(cfg.storage.trace.blocklist_poll, Duration::from_secs(60));
         assert_eq!(cfg.ignored_keys(), vec!["storage.trace.wal".to_string()]);
-        let err = Config::parse("storage:\n  trace:\n    backend: s3\n", "t", false)
+        let err = Config::parse("storage:\n  trace:\n    backend: swift\n", "t", false)
             .unwrap_err()
             .to_string();
         assert!(err.contains("storage.trace.backend"), "{err}");
+        let cfg = Config::parse("storage:\n  trace:\n    backend: s3\n    s3:\n      bucket: tempo\n      endpoint: 127.0.0.1:9000\n      insecure: true\n      forcepathstyle: true\n      access_key: a\n      secret_key: b\n    block:\n      bloom_filter_shard_size_bytes: 1000\n      v2_index_downsample_bytes: 1\n", "t", false).unwrap();
+        assert_eq!(cfg.storage.trace.s3.bucket, "tempo");
+        assert_eq!(cfg.storage.trace.block.bloom_filter_shard_size_bytes, 1000);
+        assert_eq!(cfg.ignored_keys(), vec!["storage.trace.block.v2_index_downsample_bytes".to_string()]);
+        assert!(cfg.backend().is_ok());
+        let err = Config::parse("storage:\n  trace:\n    block:\n      version: vParquet3\n", "t", false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("vParquet5"), "{err}");
     }
 }

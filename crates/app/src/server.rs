@@ -54,6 +54,7 @@ pub enum AppError {
 #[derive(Debug)]
 pub struct App {
     cfg: Config,
+    backend: vivace_block::Backend,
     live: Arc<LiveStore>,
     wal: Wal,
     distributor: Arc<Distributor>,
@@ -114,8 +115,8 @@ impl App {
         let (wal, report, stats) = tokio::task::spawn_blocking(move || {
             let mut stats = ReplayStats::default();
             let mut since_sweep = 0usize;
-            let (wal, report) = Wal::open(wal_cfg, wal_metrics, |v, p| {
-                replay_record(&replay_live, v, p, &mut stats);
+            let (wal, report) = Wal::open_with_segments(wal_cfg, wal_metrics, |seg, v, p| {
+                replay_record(&replay_live, seg, v, p, &mut stats);
                 // Keep replay within the live-store's memory bounds: complete (compress) what
                 // was replayed so far, releasing the oldest past max_complete_bytes.
                 since_sweep += p.len();
@@ -139,6 +140,7 @@ impl App {
             "write-ahead log replayed"
         );
 
+        let backend = cfg.backend()?;
         let overrides = Overrides::new(&cfg.overrides).map_err(AppError::Overrides)?;
         let dmetrics = DistributorMetrics::default();
         dmetrics.register(&mut registry);
@@ -175,6 +177,7 @@ impl App {
         .await?;
         Ok(App {
             cfg,
+            backend,
             live,
             wal,
             distributor,
@@ -196,6 +199,7 @@ impl App {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
         let App {
             cfg,
+            backend,
             live,
             wal,
             distributor,
@@ -214,10 +218,16 @@ impl App {
         let multitenancy = cfg.multitenancy();
         let mut servers: Vec<(&'static str, JoinHandle<Result<(), String>>)> = Vec::new();
 
-        let blocks = BlockSource::default();
+        let blocks = BlockSource::new(backend.clone());
         let poller = tokio::spawn(poll_loop(
-            cfg.blocks_dir(),
             cfg.storage.trace.blocklist_poll,
+            blocks.clone(),
+            stop_rx.clone(),
+        ));
+        let flusher = tokio::spawn(crate::flush::flush_loop(
+            live.clone(),
+            backend,
+            cfg.storage.trace.block.clone(),
             blocks.clone(),
             stop_rx.clone(),
         ));
@@ -295,16 +305,7 @@ impl App {
         }
         drop(distributor);
 
-        // Until blocks exist, a log segment is kept as long as its traces can be in the
-        // live-store: completion (live + idle) plus complete_block_timeout.
-        let ls = &cfg.live_store;
-        let wal_retention = ls.complete_block_timeout + ls.max_trace_live + ls.max_trace_idle;
-        let sweeper = tokio::spawn(sweep_loop(
-            live.clone(),
-            wal.clone(),
-            wal_retention,
-            stop_rx.clone(),
-        ));
+        let sweeper = tokio::spawn(sweep_loop(live.clone(), wal.clone(), stop_rx.clone()));
         let reloader = cfg.overrides.per_tenant_override_config.is_some().then(|| {
             let period = cfg
                 .overrides
@@ -336,6 +337,8 @@ impl App {
             }
         }
         let _ = sweeper.await;
+        // A block being written is abandoned: its traces are still in the log.
+        flusher.abort();
         poller.abort();
         if let Some(r) = reloader {
             r.abort();
@@ -350,12 +353,9 @@ impl App {
     }
 }
 
-async fn sweep_loop(
-    live: Arc<LiveStore>,
-    wal: Wal,
-    wal_retention: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
+/// Every second completes idle traces; every 5 s removes the log segments whose records are all
+/// in blocks (below the live-store's low watermark).
+async fn sweep_loop(live: Arc<LiveStore>, wal: Wal, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u64;
@@ -365,11 +365,15 @@ async fn sweep_loop(
                 let l = live.clone();
                 let _ = tokio::task::spawn_blocking(move || l.sweep(Instant::now(), false)).await;
                 ticks += 1;
-                if ticks.is_multiple_of(30) {
-                    let w = wal.clone();
-                    match tokio::task::spawn_blocking(move || w.remove_segments_older_than(wal_retention)).await {
-                        Ok(Ok(n)) if n > 0 => tracing::info!(segments = n, "removed write-ahead log segments past retention"),
-                        Ok(Err(e)) => tracing::error!(error = %e, "write-ahead log retention failed"),
+                if ticks.is_multiple_of(5) {
+                    let (w, l) = (wal.clone(), live.clone());
+                    let removed = tokio::task::spawn_blocking(move || {
+                        w.remove_segments_below(l.wal_low_watermark().unwrap_or(u64::MAX))
+                    })
+                    .await;
+                    match removed {
+                        Ok(Ok(n)) if n > 0 => tracing::info!(segments = n, "removed write-ahead log segments held in blocks"),
+                        Ok(Err(e)) => tracing::error!(error = %e, "write-ahead log truncation failed"),
                         _ => {}
                     }
                 }
@@ -397,29 +401,32 @@ fn serve_http(
 }
 
 /// Reads the block list now and every `period`, in the background so `/ready` never waits on
-/// the bucket.
-async fn poll_loop(
-    root: std::path::PathBuf,
-    period: Duration,
-    blocks: BlockSource,
-    mut stop: watch::Receiver<bool>,
-) {
+/// the bucket. This process is a tenant-index builder: each poll rewrites `index.json.gz`.
+async fn poll_loop(period: Duration, blocks: BlockSource, mut stop: watch::Receiver<bool>) {
     loop {
-        let dir = root.clone();
-        match tokio::task::spawn_blocking(move || vivace_block::poll_local(&dir)).await {
-            Ok(Ok(list)) => {
-                for (dir, why) in &list.skipped {
-                    tracing::warn!(block = %dir.display(), error = %why, "skipping block");
+        let previous = blocks.current();
+        match vivace_block::poll(&blocks.backend, &previous, true).await {
+            Ok(mut list) => {
+                for (key, why) in &list.skipped {
+                    tracing::warn!(object = %key, error = %why, "skipping block");
                 }
-                tracing::info!(blocks = list.len(), path = %root.display(), "block list polled");
-                if let Ok(mut l) = blocks.list.write() {
-                    *l = Arc::new(list);
+                // Blocks written since the poll began are kept.
+                let now = blocks.current();
+                for (tenant, bs) in &now.tenants {
+                    for b in bs {
+                        let known = list.blocks(tenant).iter().any(|x| x.meta.block_id == b.meta.block_id);
+                        let compacted = list.compacted.get(tenant).is_some_and(|c| c.iter().any(|m| m.block_id == b.meta.block_id));
+                        if !known && !compacted && !previous.blocks(tenant).iter().any(|x| x.meta.block_id == b.meta.block_id) {
+                            list = list.with_block(b.clone());
+                        }
+                    }
                 }
+                tracing::info!(blocks = list.len(), backend = blocks.backend.describe(), "block list polled");
+                blocks.set(list);
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 tracing::error!(error = %e, "polling the block list failed; keeping the previous list")
             }
-            Err(e) => tracing::error!(error = %e, "block list poll task failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(period) => {}

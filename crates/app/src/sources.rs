@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use prost::Message;
-use vivace_block::{BlockList, BlockRef};
+use futures::StreamExt;
+use vivace_block::{Backend, BlockList, BlockRef};
 use vivace_common::{Status, TenantId, TraceId};
 use vivace_livestore::LiveStore;
 use vivace_proto::tempopb::Trace;
@@ -35,11 +36,42 @@ impl TraceSource for LiveStoreSource {
     }
 }
 
-/// Blocks in the bucket as a trace source: the current block list, searched on a blocking
-/// thread. Blocks whose time range does not overlap the request's are skipped.
-#[derive(Debug, Clone, Default)]
+/// Blocks in the bucket as a trace source: the current block list, searched concurrently
+/// (at most [`LOOKUP_CONCURRENCY`] blocks at a time). Blocks whose time range does not overlap
+/// the request's are skipped; so is every block whose bloom says no.
+#[derive(Debug, Clone)]
 pub(crate) struct BlockSource {
+    pub(crate) backend: Backend,
     pub(crate) list: Arc<std::sync::RwLock<Arc<BlockList>>>,
+}
+
+/// Blocks read at once by one trace-by-ID lookup.
+const LOOKUP_CONCURRENCY: usize = 32;
+
+impl BlockSource {
+    pub(crate) fn new(backend: Backend) -> BlockSource {
+        BlockSource {
+            backend,
+            list: Default::default(),
+        }
+    }
+
+    pub(crate) fn current(&self) -> Arc<BlockList> {
+        self.list.read().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn set(&self, list: BlockList) {
+        if let Ok(mut l) = self.list.write() {
+            *l = Arc::new(list);
+        }
+    }
+
+    /// A block just written, queried before the next poll lists it.
+    pub(crate) fn add(&self, block: BlockRef) {
+        if let Ok(mut l) = self.list.write() {
+            *l = Arc::new(l.with_block(block));
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -50,7 +82,7 @@ impl TraceSource for BlockSource {
         id: &TraceId,
         range_opt: Option<(i64, i64)>,
     ) -> Result<Option<FoundTrace>, Status> {
-        let list = self.list.read().map(|l| l.clone()).unwrap_or_default();
+        let list = self.current();
         let blocks: Vec<BlockRef> = list
             .blocks(tenant.as_str())
             .iter()
@@ -63,28 +95,36 @@ impl TraceSource for BlockSource {
         if blocks.is_empty() {
             return Ok(None);
         }
-        let id = *id;
-        let found = tokio::task::spawn_blocking(move || {
-            let mut pieces = Vec::new();
-            let mut inspected = 0;
-            for b in &blocks {
-                inspected += b.meta.size;
-                match vivace_block::find_trace_by_id(&b.dir, &b.meta, &id) {
-                    Ok(Some(t)) => pieces.push(t),
-                    Ok(None) => {}
-                    Err(e) => {
-                        return Err(Status::internal(format!(
-                            "reading block {}: {e}",
-                            b.meta.block_id
-                        )));
-                    }
+        let results: Vec<_> = futures::stream::iter(blocks)
+            .map(|b| {
+                let (backend, id) = (self.backend.clone(), *id);
+                async move {
+                    let r = vivace_block::find_trace_by_id(&backend, &b, &id).await;
+                    (b, r)
+                }
+            })
+            .buffer_unordered(LOOKUP_CONCURRENCY)
+            .collect()
+            .await;
+        let mut pieces = Vec::new();
+        let mut inspected_bytes = 0;
+        for (b, r) in results {
+            match r {
+                Ok(Some(t)) => {
+                    inspected_bytes += b.meta.size;
+                    pieces.push(t)
+                }
+                Ok(None) => {}
+                // Compacted away between the poll and the read: its traces are in the new block.
+                Err(vivace_block::Error::Backend(e)) if e.is_not_found() => {}
+                Err(e) => {
+                    return Err(Status::internal(format!(
+                        "reading block {}: {e}",
+                        b.meta.block_id
+                    )));
                 }
             }
-            Ok((pieces, inspected))
-        })
-        .await
-        .map_err(|e| Status::internal(format!("block read task failed: {e}")))??;
-        let (pieces, inspected_bytes) = found;
+        }
         if pieces.is_empty() {
             return Ok(None);
         }
@@ -107,6 +147,7 @@ pub(crate) struct ReplayStats {
 /// Applies one queue record to the live-store during replay.
 pub(crate) fn replay_record(
     live: &LiveStore,
+    segment: u64,
     version: u8,
     payload: &[u8],
     stats: &mut ReplayStats,
@@ -140,7 +181,7 @@ pub(crate) fn replay_record(
         };
         match Trace::decode(bytes.as_ref()) {
             Ok(trace) => {
-                live.push(&tenant, id, &trace, Bytes::clone(&bytes), now);
+                live.push(&tenant, id, &trace, Bytes::clone(&bytes), now, segment);
                 stats.traces += 1;
             }
             Err(e) => {

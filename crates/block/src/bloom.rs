@@ -96,6 +96,44 @@ pub fn test_file(path: &Path, data: &[u8]) -> Result<bool> {
     Ok(true)
 }
 
+/// Tests `id` against the block's bloom shard in the backend: the shard's header (`m`, `k`) is
+/// read once per block and kept; each test then reads only the `k` words it needs, which object
+/// stores coalesce into one ranged request.
+pub(crate) async fn test_backend(
+    backend: &crate::backend::Backend,
+    block: &crate::list::BlockRef,
+    id: &TraceId,
+) -> Result<bool> {
+    let shard = shard_for(id, block.meta.bloom_shard_count());
+    let key = block.key(&format!("bloom-{shard}"));
+    let (m, k) = block.bloom_header(backend, shard, &key).await?;
+    let h = base_hashes(&id.0);
+    let ranges: Vec<std::ops::Range<u64>> = (0..k)
+        .map(|i| {
+            let word = (location(&h, i) % m) / 64;
+            24 + word * 8..32 + word * 8
+        })
+        .collect();
+    let words = backend.get_ranges(&key, &ranges).await?;
+    Ok((0..k).zip(words).all(|(i, w)| {
+        let bit = location(&h, i) % m;
+        w.len() == 8 && u64::from_be_bytes(w[..8].try_into().unwrap_or_default()) & (1u64 << (bit % 64)) != 0
+    }))
+}
+
+/// `(m, k)` from the 24-byte header of a bloom file.
+pub(crate) fn parse_header(header: &[u8], key: &str) -> Result<(u64, u64)> {
+    let word = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or_default());
+    if header.len() < 24 {
+        return Err(Error::Schema { path: key.into(), what: "bloom header is short".into() });
+    }
+    let (m, k, bits) = (word(&header[..8]), word(&header[8..16]), word(&header[16..24]));
+    if m == 0 || bits < m || k > 64 {
+        return Err(Error::Schema { path: key.into(), what: "not a bloom filter".into() });
+    }
+    Ok((m, k))
+}
+
 /// The shard of a trace ID among `shards`.
 pub fn shard_for(id: &TraceId, shards: u32) -> u32 {
     vivace_common::token_for("", &id.0) % shards.max(1)

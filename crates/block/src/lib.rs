@@ -11,6 +11,7 @@
 //! The vParquet5 writer (`write.rs`) shreds traces straight into Tempo's columns and builds the
 //! bloom shards (`bloom_write.rs`) and `meta.json`.
 
+mod backend;
 mod bloom;
 mod bloom_write;
 mod error;
@@ -22,10 +23,11 @@ mod write;
 pub use bloom::{Bloom, shard_for, test_file};
 pub use bloom_write::ShardedBloom;
 pub use error::{Error, Result};
-pub use list::{BlockList, BlockRef, poll_local};
+pub use backend::{AzureConfig, Backend, BackendError, GcsConfig, S3Config};
+pub use list::{BlockList, BlockRef, poll};
 pub use meta::{BlockMeta, DedicatedColumn};
 pub use meta::{rfc3339, rfc3339_seconds};
-pub use read::{find_trace_by_id, trace_ids};
+pub use read::{find_trace_by_id, find_trace_by_id_local, read_all_traces, trace_ids};
 pub use write::{
     BlockWriter, FORMAT, FinishedBlock, ROOT_NOT_RECEIVED, WriteError, WriterConfig, set_file_facts,
 };

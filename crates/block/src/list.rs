@@ -1,34 +1,118 @@
-//! The block list of a local bucket: `<root>/<tenant>/<blockID>/meta.json` (§5.1), polled.
+//! The block list of a bucket: `<tenant>/<blockID>/meta.json` (§5.1), polled.
 //!
-//! A tenant's list comes from its tenant index (`<tenant>/index.json.gz`, written by Tempo's
-//! compactors) when there is one, as Tempo's pollers do, and from listing the block directories
-//! otherwise or when the index does not read.
+//! Each poll lists every tenant's objects once. A block counts once its `meta.json` exists
+//! (it is written last); a block with `meta.compacted.json` has been replaced by compaction or
+//! retention and is not queried. Metas already known from the previous poll are reused (a meta
+//! never changes); new ones come from the tenant index (`<tenant>/index.json.gz`, Tempo's or
+//! ours) when it names them, else from `meta.json` itself. Unreadable metas are reported and
+//! skipped, never fatal.
 //!
-//! A block directory counts once its `meta.json` exists (Tempo writes it last); a directory with
-//! `meta.compacted.json` has been replaced by compaction and is skipped. Unreadable metas are
-//! logged by the caller and skipped, never fatal.
+//! A poll that builds the index writes `<tenant>/index.json.gz` afterwards: gzip (member name
+//! `index.json`) of `{"created_at", "meta": [...], "compacted": [...]}` as Tempo's builders do.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::sync::Arc;
 
+use bytes::Bytes;
+use futures::StreamExt;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use tokio::sync::OnceCell;
+
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::meta::BlockMeta;
 
-/// A block found by a poll.
+/// A block found by a poll, with what lookups learn about it (footer, bloom headers).
 #[derive(Debug, Clone)]
 pub struct BlockRef {
-    pub dir: PathBuf,
+    pub tenant: String,
     pub meta: BlockMeta,
     /// Unix seconds, from `meta.json`.
     pub time_range_opt: Option<(i64, i64)>,
+    cache: Arc<BlockCache>,
 }
 
-/// Every live block by tenant, as of one poll.
+#[derive(Debug, Default)]
+struct BlockCache {
+    footer: OnceCell<Arc<ParquetMetaData>>,
+    bloom_headers: parking_lot::Mutex<HashMap<u32, (u64, u64)>>,
+}
+
+impl BlockRef {
+    pub fn new(tenant: &str, meta: BlockMeta) -> BlockRef {
+        BlockRef {
+            tenant: tenant.into(),
+            time_range_opt: meta.time_range(),
+            meta,
+            cache: Arc::default(),
+        }
+    }
+
+    /// The object key of one of the block's files.
+    pub fn key(&self, file: &str) -> String {
+        format!("{}/{}/{file}", self.tenant, self.meta.block_id)
+    }
+
+    /// The parquet footer, read once (its length is `meta.footerSize`; one ranged read).
+    pub(crate) async fn footer(&self, backend: &Backend) -> Result<Arc<ParquetMetaData>> {
+        self.cache
+            .footer
+            .get_or_try_init(|| async {
+                let key = self.key("data.parquet");
+                let size = if self.meta.size > 0 {
+                    self.meta.size
+                } else {
+                    backend.size(&key).await?
+                };
+                let want = if self.meta.footer_size > 0 {
+                    u64::from(self.meta.footer_size) + 8
+                } else {
+                    64 << 10
+                }
+                .min(size);
+                let mut tail = backend.get_range(&key, size - want..size).await?;
+                let footer_len = footer_len(&tail, &key)?;
+                if footer_len + 8 > tail.len() as u64 {
+                    let need = (footer_len + 8).min(size);
+                    tail = backend.get_range(&key, size - need..size).await?;
+                }
+                let n = tail.len();
+                let md = ParquetMetaDataReader::decode_metadata(&tail[n - 8 - footer_len as usize..n - 8])
+                    .map_err(|source| Error::Parquet { path: key.clone().into(), source })?;
+                Ok(Arc::new(md))
+            })
+            .await
+            .cloned()
+    }
+
+    pub(crate) async fn bloom_header(&self, backend: &Backend, shard: u32, key: &str) -> Result<(u64, u64)> {
+        if let Some(h) = self.cache.bloom_headers.lock().get(&shard) {
+            return Ok(*h);
+        }
+        let header = backend.get_range(key, 0..24).await?;
+        let h = crate::bloom::parse_header(&header, key)?;
+        self.cache.bloom_headers.lock().insert(shard, h);
+        Ok(h)
+    }
+}
+
+fn footer_len(tail: &Bytes, key: &str) -> Result<u64> {
+    let n = tail.len();
+    if n < 8 || &tail[n - 4..] != b"PAR1" {
+        return Err(Error::Schema { path: key.into(), what: "not a parquet file (no PAR1 trailer)".into() });
+    }
+    Ok(u64::from(u32::from_le_bytes(tail[n - 8..n - 4].try_into().unwrap_or_default())))
+}
+
+/// Every block by tenant, as of one poll.
 #[derive(Debug, Clone, Default)]
 pub struct BlockList {
     pub tenants: HashMap<String, Vec<BlockRef>>,
-    /// Blocks whose `meta.json` could not be read, with why.
-    pub skipped: Vec<(PathBuf, String)>,
+    /// Compacted blocks (`meta.compacted.json`) still in the bucket, by tenant.
+    pub compacted: HashMap<String, Vec<BlockMeta>>,
+    /// Blocks whose meta could not be read, with why.
+    pub skipped: Vec<(String, String)>,
 }
 
 impl BlockList {
@@ -43,106 +127,177 @@ impl BlockList {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Adds a block just written, so it is queried before the next poll.
+    pub fn with_block(&self, block: BlockRef) -> BlockList {
+        let mut next = self.clone();
+        next.tenants.entry(block.tenant.clone()).or_default().push(block);
+        next
+    }
 }
 
-/// Lists the blocks under `root` (a missing root is an empty list).
-pub fn poll_local(root: &Path) -> Result<BlockList> {
+/// The tenant index next to a tenant's blocks (gzip of JSON).
+pub(crate) const TENANT_INDEX: &str = "index.json.gz";
+
+#[derive(serde::Deserialize, serde::Serialize)]
+struct TenantIndex {
+    #[serde(default)]
+    created_at: String,
+    #[serde(default)]
+    meta: Vec<BlockMeta>,
+    #[serde(default)]
+    compacted: Vec<BlockMeta>,
+}
+
+/// Polls the bucket. `previous` supplies metas already known; with `build_index` each tenant's
+/// `index.json.gz` is rewritten from what was found.
+pub async fn poll(backend: &Backend, previous: &BlockList, build_index: bool) -> Result<BlockList> {
     let mut list = BlockList::default();
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
-    };
-    let tenants = match std::fs::read_dir(root) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(list),
-        Err(e) => return Err(io(root)(e)),
-    };
-    for tenant in tenants {
-        let tenant = tenant.map_err(io(root))?;
-        if !tenant.file_type().map_err(io(root))?.is_dir() {
-            continue;
-        }
-        let name = tenant.file_name().to_string_lossy().into_owned();
-        let mut blocks = match read_tenant_index(&tenant.path()) {
-            Some(Ok(metas)) => metas
-                .into_iter()
-                .map(|meta| {
-                    let dir = tenant.path().join(&meta.block_id);
-                    let time_range_opt = meta.time_range();
-                    BlockRef {
-                        dir,
-                        meta,
-                        time_range_opt,
-                    }
-                })
-                .collect(),
-            found => {
-                if let Some(Err(why)) = found {
-                    list.skipped.push((
-                        tenant.path().join(TENANT_INDEX),
-                        format!("{why}; listing the blocks instead"),
-                    ));
-                }
-                list_blocks(&tenant.path(), &mut list.skipped)?
+    let known: HashMap<&str, &BlockRef> = previous
+        .tenants
+        .values()
+        .flatten()
+        .map(|b| (b.meta.block_id.as_str(), b))
+        .collect();
+    let known_compacted: HashMap<&str, &BlockMeta> = previous
+        .compacted
+        .values()
+        .flatten()
+        .map(|m| (m.block_id.as_str(), m))
+        .collect();
+    for tenant in backend.list_dirs("").await? {
+        let objects = backend.list_all(&tenant).await?;
+        let mut live = Vec::new();
+        let mut compacted = Vec::new();
+        {
+            let mut has_meta = HashSet::new();
+            let mut has_compacted = HashSet::new();
+            for (key, _) in &objects {
+                let mut parts = key.splitn(3, '/');
+                let (_, Some(block), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
+                    continue;
+                };
+                match file {
+                    "meta.json" => has_meta.insert(block.to_string()),
+                    "meta.compacted.json" => has_compacted.insert(block.to_string()),
+                    _ => false,
+                };
             }
-        };
+            for b in has_compacted.iter() {
+                compacted.push(b.clone());
+            }
+            for b in has_meta {
+                if !has_compacted.contains(&b) {
+                    live.push(b);
+                }
+            }
+        }
+        // Metas of blocks not seen before: from the tenant index if it has them, else meta.json.
+        let mut index_metas: HashMap<String, BlockMeta> = HashMap::new();
+        let mut index_compacted: HashMap<String, BlockMeta> = HashMap::new();
+        if live.iter().any(|b| !known.contains_key(b.as_str()))
+            && let Some(idx) = read_tenant_index(backend, &tenant).await
+        {
+            match idx {
+                Ok(idx) => {
+                    index_metas.extend(idx.meta.into_iter().map(|m| (m.block_id.clone(), m)));
+                    index_compacted
+                        .extend(idx.compacted.into_iter().map(|m| (m.block_id.clone(), m)));
+                }
+                Err(why) => list.skipped.push((format!("{tenant}/{TENANT_INDEX}"), why)),
+            }
+        }
+        let mut blocks = Vec::new();
+        let mut fetch = Vec::new();
+        for b in live {
+            if let Some(r) = known.get(b.as_str()) {
+                blocks.push((*r).clone());
+            } else if let Some(m) = index_metas.remove(&b) {
+                blocks.push(BlockRef::new(&tenant, m));
+            } else {
+                fetch.push(format!("{tenant}/{b}/meta.json"));
+            }
+        }
+        let mut compacted_metas = Vec::new();
+        for b in compacted {
+            if let Some(m) = known_compacted.get(b.as_str()) {
+                compacted_metas.push((*m).clone());
+            } else if let Some(m) = index_compacted.remove(&b) {
+                compacted_metas.push(m);
+            } else {
+                fetch.push(format!("{tenant}/{b}/meta.compacted.json"));
+            }
+        }
+        let fetched: Vec<(String, Result<BlockMeta>)> = futures::stream::iter(fetch)
+            .map(|key| async move {
+                let r = match backend.get(&key).await {
+                    Ok(bytes) => serde_json::from_slice::<BlockMeta>(&bytes)
+                        .map_err(|source| Error::Meta { path: key.clone().into(), source }),
+                    Err(e) => Err(e.into()),
+                };
+                (key, r)
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for (key, r) in fetched {
+            match r {
+                Ok(m) if key.ends_with("meta.compacted.json") => compacted_metas.push(m),
+                Ok(m) => blocks.push(BlockRef::new(&tenant, m)),
+                // A block deleted between the listing and the read is simply gone.
+                Err(Error::Backend(e)) if e.is_not_found() => {}
+                Err(e) => list.skipped.push((key, e.to_string())),
+            }
+        }
         blocks.sort_by(|a, b| a.meta.start_time.cmp(&b.meta.start_time));
+        if build_index && (!blocks.is_empty() || !compacted_metas.is_empty()) {
+            let idx = TenantIndex {
+                created_at: crate::meta::rfc3339(now_secs()),
+                meta: blocks.iter().map(|b| b.meta.clone()).collect(),
+                compacted: compacted_metas.clone(),
+            };
+            if let Err(e) = write_tenant_index(backend, &tenant, &idx).await {
+                tracing::warn!(tenant, error = %e, "writing the tenant index failed");
+            }
+        }
         if !blocks.is_empty() {
-            list.tenants.insert(name, blocks);
+            list.tenants.insert(tenant.clone(), blocks);
+        }
+        if !compacted_metas.is_empty() {
+            list.compacted.insert(tenant, compacted_metas);
         }
     }
     Ok(list)
 }
 
-/// The tenant index Tempo keeps next to a tenant's blocks (gzip of JSON).
-pub(crate) const TENANT_INDEX: &str = "index.json.gz";
-
-#[derive(serde::Deserialize)]
-struct TenantIndex {
-    #[serde(default)]
-    meta: Vec<BlockMeta>,
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// The live blocks named by `<tenant>/index.json.gz`: `None` if there is no index, an error if it
-/// does not read (the caller then lists the blocks).
-fn read_tenant_index(tenant_dir: &Path) -> Option<std::result::Result<Vec<BlockMeta>, String>> {
-    use std::io::Read;
-    let path = tenant_dir.join(TENANT_INDEX);
-    let file = std::fs::File::open(&path).ok()?;
+/// `<tenant>/index.json.gz`: `None` if there is none, an error if it does not read.
+async fn read_tenant_index(backend: &Backend, tenant: &str) -> Option<std::result::Result<TenantIndex, String>> {
+    let bytes = match backend.get(&format!("{tenant}/{TENANT_INDEX}")).await {
+        Ok(b) => b,
+        Err(e) if e.is_not_found() => return None,
+        Err(e) => return Some(Err(e.to_string())),
+    };
     let mut json = Vec::new();
-    if let Err(e) = flate2::read::GzDecoder::new(file).read_to_end(&mut json) {
+    if let Err(e) = flate2::read::GzDecoder::new(bytes.as_ref()).read_to_end(&mut json) {
         return Some(Err(format!("tenant index does not decompress: {e}")));
     }
-    Some(
-        serde_json::from_slice::<TenantIndex>(&json)
-            .map(|i| i.meta)
-            .map_err(|e| format!("tenant index does not parse: {e}")),
-    )
+    Some(serde_json::from_slice::<TenantIndex>(&json).map_err(|e| format!("tenant index does not parse: {e}")))
 }
 
-/// Lists a tenant's block directories, reading each `meta.json`.
-fn list_blocks(tenant_dir: &Path, skipped: &mut Vec<(PathBuf, String)>) -> Result<Vec<BlockRef>> {
-    let io = |source| Error::Io {
-        path: tenant_dir.to_path_buf(),
-        source,
-    };
-    let mut blocks = Vec::new();
-    for block in std::fs::read_dir(tenant_dir).map_err(io)? {
-        let dir = block.map_err(io)?.path();
-        if !dir.join("meta.json").is_file() || dir.join("meta.compacted.json").exists() {
-            continue;
-        }
-        match BlockMeta::read(&dir) {
-            Ok(meta) => {
-                let time_range_opt = meta.time_range();
-                blocks.push(BlockRef {
-                    dir,
-                    meta,
-                    time_range_opt,
-                });
-            }
-            Err(e) => skipped.push((dir, e.to_string())),
-        }
-    }
-    Ok(blocks)
+async fn write_tenant_index(backend: &Backend, tenant: &str, idx: &TenantIndex) -> Result<()> {
+    let json = serde_json::to_vec(idx).unwrap_or_default();
+    let mut gz = flate2::GzBuilder::new()
+        .filename("index.json")
+        .write(Vec::new(), flate2::Compression::default());
+    let io = |source| Error::Io { path: TENANT_INDEX.into(), source };
+    gz.write_all(&json).map_err(io)?;
+    let data = gz.finish().map_err(io)?;
+    backend.put(&format!("{tenant}/{TENANT_INDEX}"), Bytes::from(data)).await?;
+    Ok(())
 }

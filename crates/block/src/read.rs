@@ -6,10 +6,14 @@
 //! dedicated columns (lists in v5, optional scalars in v4) are mapped back by slot from
 //! `meta.json`. The block's bloom shard is consulted first.
 
-use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use parquet::file::reader::{FileReader, SerializedFileReader};
+use bytes::Bytes;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::properties::ReaderProperties;
+use parquet::file::reader::{ChunkReader, FileReader, Length, RowGroupReader, SerializedFileReader};
+use parquet::file::serialized_reader::SerializedRowGroupReader;
 use parquet::file::statistics::Statistics;
 use parquet::record::{Field, Row};
 use vivace_common::TraceId;
@@ -18,7 +22,9 @@ use vivace_proto::otlp::resource::Resource;
 use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status, span};
 use vivace_proto::tempopb::Trace;
 
+use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::list::BlockRef;
 use crate::meta::BlockMeta;
 
 /// vParquet4 resource columns holding well-known attributes.
@@ -40,73 +46,221 @@ const V4_SPAN_COLUMNS: &[(&str, &str)] = &[
     ("HttpStatusCode", "http.status_code"),
 ];
 
-/// Reads the trace `id` from the block in `block_dir`, or `None` if the block does not hold it.
-pub fn find_trace_by_id(block_dir: &Path, meta: &BlockMeta, id: &TraceId) -> Result<Option<Trace>> {
-    if meta.format != "vParquet5" && meta.format != "vParquet4" {
-        return Err(Error::UnsupportedFormat(meta.format.clone()));
+/// Reads the trace `id` from a block in the backend, or `None` if the block does not hold it.
+///
+/// Object reads: the bloom shard's header (once per block, then cached) and the `k` words the
+/// test needs (one coalesced request on object stores), the footer (once per block, cached),
+/// and the one row group whose `TraceID` range can hold the ID.
+pub async fn find_trace_by_id(
+    backend: &Backend,
+    block: &BlockRef,
+    id: &TraceId,
+) -> Result<Option<Trace>> {
+    let meta = &block.meta;
+    check_format(meta)?;
+    if !crate::bloom::test_backend(backend, block, id).await? {
+        return Ok(None);
     }
-    // The bloom shard says "surely not" for most blocks without opening data.parquet. A missing
-    // or unreadable shard only costs the bloom's help.
+    let footer = block.footer(backend).await?;
+    let Some(rg) = row_group_for(&footer, id) else {
+        return Ok(None);
+    };
+    let (start, len) = row_group_range(footer.row_group(rg));
+    let key = block.key("data.parquet");
+    let bytes = backend
+        .get_range(&key, start..start + len)
+        .await
+        .map_err(Error::Backend)?;
+    let meta = meta.clone();
+    let id = *id;
+    tokio::task::spawn_blocking(move || {
+        let reader = Arc::new(Sparse { base: start, data: bytes, len: meta.size.max(start + len) });
+        find_in_row_group(reader, &footer, rg, &meta, &id, &key)
+    })
+    .await
+    .map_err(|e| Error::Schema { path: PathBuf::new(), what: format!("block read task failed: {e}") })?
+}
+
+/// Reads the trace `id` from a block directory on local disk (tests, tools).
+pub fn find_trace_by_id_local(block_dir: &Path, meta: &BlockMeta, id: &TraceId) -> Result<Option<Trace>> {
+    check_format(meta)?;
     let shard = crate::bloom::shard_for(id, meta.bloom_shard_count());
     if let Ok(false) = crate::bloom::test_file(&block_dir.join(format!("bloom-{shard}")), &id.0) {
         return Ok(None);
     }
-    let (path, reader) = open_data(block_dir)?;
-    let pq = |source| Error::Parquet {
-        path: path.clone(),
-        source,
+    let (path, data) = read_local(block_dir)?;
+    let key = path.display().to_string();
+    let footer = Arc::new(parse_footer(&data, &key)?);
+    let Some(rg) = row_group_for(&footer, id) else {
+        return Ok(None);
     };
-    let md = reader.metadata();
+    find_in_row_group(Arc::new(data), &footer, rg, meta, id, &key)
+}
+
+fn check_format(meta: &BlockMeta) -> Result<()> {
+    if meta.format != "vParquet5" && meta.format != "vParquet4" {
+        return Err(Error::UnsupportedFormat(meta.format.clone()));
+    }
+    Ok(())
+}
+
+fn read_local(block_dir: &Path) -> Result<(PathBuf, Bytes)> {
+    let path = block_dir.join("data.parquet");
+    let data = std::fs::read(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+    Ok((path, Bytes::from(data)))
+}
+
+/// The footer of a whole `data.parquet` in memory.
+pub(crate) fn parse_footer(data: &Bytes, key: &str) -> Result<ParquetMetaData> {
+    ParquetMetaDataReader::new()
+        .parse_and_finish(data)
+        .map_err(|source| Error::Parquet { path: key.into(), source })
+}
+
+/// The only row group that can hold `id`: rows are sorted by trace ID, so binary-search the
+/// row groups' `TraceID` ranges (statistics) for the first whose maximum is not below the ID.
+pub(crate) fn row_group_for(md: &ParquetMetaData, id: &TraceId) -> Option<usize> {
     let schema = md.file_metadata().schema_descr();
-    let id_col = (0..schema.num_columns()).find(|i| schema.column(*i).path().string() == "TraceID");
-    for rg in 0..md.num_row_groups() {
-        // Row groups are sorted by trace ID: skip those whose range cannot hold it.
-        if let Some(Statistics::ByteArray(s)) =
-            id_col.and_then(|c| md.row_group(rg).column(c).statistics())
-        {
-            let (min, max) = (s.min_bytes_opt(), s.max_bytes_opt());
-            if min.is_some_and(|m| id.0.as_slice() < m) || max.is_some_and(|m| id.0.as_slice() > m)
-            {
-                continue;
-            }
+    let col = (0..schema.num_columns()).find(|i| schema.column(*i).path().string() == "TraceID");
+    let n = md.num_row_groups();
+    let Some(col) = col else { return (n > 0).then_some(0) };
+    let range = |rg: usize| match md.row_group(rg).column(col).statistics() {
+        Some(Statistics::ByteArray(s)) => (
+            s.min_bytes_opt().map(<[u8]>::to_vec),
+            s.max_bytes_opt().map(<[u8]>::to_vec),
+        ),
+        _ => (None, None),
+    };
+    // First row group whose max >= id (a row group without statistics may hold anything).
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        match range(mid).1 {
+            Some(max) if max.as_slice() < id.0.as_slice() => lo = mid + 1,
+            _ => hi = mid,
         }
-        let group = reader.get_row_group(rg).map_err(pq)?;
-        for row in group.get_row_iter(None).map_err(pq)? {
-            let row = row.map_err(pq)?;
-            let row_id = bytes(get(&row, "TraceID"));
-            match row_id.as_slice().cmp(id.0.as_slice()) {
-                std::cmp::Ordering::Less => continue,
-                std::cmp::Ordering::Greater => break,
-                std::cmp::Ordering::Equal => {
-                    return Ok(Some(Converter { meta }.trace(&row, &row_id)));
-                }
-            }
+    }
+    if lo == n {
+        return None;
+    }
+    match range(lo).0 {
+        Some(min) if min.as_slice() > id.0.as_slice() => None,
+        _ => Some(lo),
+    }
+}
+
+/// Byte range (start, length) of a row group's column chunks.
+pub(crate) fn row_group_range(rg: &parquet::file::metadata::RowGroupMetaData) -> (u64, u64) {
+    let mut start = u64::MAX;
+    let mut end = 0;
+    for c in rg.columns() {
+        let (s, l) = c.byte_range();
+        start = start.min(s);
+        end = end.max(s + l);
+    }
+    if start == u64::MAX { (0, 0) } else { (start, end - start) }
+}
+
+fn find_in_row_group<R: ChunkReader + 'static>(
+    reader: Arc<R>,
+    footer: &ParquetMetaData,
+    rg: usize,
+    meta: &BlockMeta,
+    id: &TraceId,
+    key: &str,
+) -> Result<Option<Trace>> {
+    let pq = |source| Error::Parquet { path: key.into(), source };
+    let group = SerializedRowGroupReader::new(
+        reader,
+        footer.row_group(rg),
+        None,
+        Arc::new(ReaderProperties::builder().build()),
+    )
+    .map_err(pq)?;
+    for row in group.get_row_iter(None).map_err(pq)? {
+        let row = row.map_err(pq)?;
+        let row_id = bytes(get(&row, "TraceID"));
+        match row_id.as_slice().cmp(id.0.as_slice()) {
+            std::cmp::Ordering::Less => continue,
+            std::cmp::Ordering::Greater => break,
+            std::cmp::Ordering::Equal => return Ok(Some(Converter { meta }.trace(&row, &row_id))),
         }
     }
     Ok(None)
 }
 
-/// Opens a block's `data.parquet`.
-fn open_data(block_dir: &Path) -> Result<(std::path::PathBuf, SerializedFileReader<File>)> {
-    let path = block_dir.join("data.parquet");
-    let file = File::open(&path).map_err(|source| Error::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let reader = SerializedFileReader::new(file).map_err(|source| Error::Parquet {
-        path: path.clone(),
-        source,
-    })?;
-    Ok((path, reader))
+/// Every trace of a whole `data.parquet` in memory, in row (ID) order, for compaction.
+pub fn read_all_traces(data: Bytes, meta: &BlockMeta, key: &str) -> Result<Vec<(TraceId, Trace)>> {
+    check_format(meta)?;
+    let pq = |source| Error::Parquet { path: key.into(), source };
+    let reader = SerializedFileReader::new(data).map_err(pq)?;
+    let mut out = Vec::new();
+    for row in reader.get_row_iter(None).map_err(pq)? {
+        let row = row.map_err(pq)?;
+        let row_id = bytes(get(&row, "TraceID"));
+        if let Some(id) = TraceId::from_slice(&row_id) {
+            out.push((id, Converter { meta }.trace(&row, &row_id)));
+        }
+    }
+    Ok(out)
 }
 
-/// Every trace ID in the block, in row order (sorted).
+/// A part of a file held in memory (`data` starting at file offset `base`), read as if it were
+/// the file: enough for the row-group reader, which only reads its own row group's chunks.
+struct Sparse {
+    base: u64,
+    data: Bytes,
+    len: u64,
+}
+
+impl Length for Sparse {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for Sparse {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        use bytes::Buf;
+        Ok(self.slice(start, None)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.slice(start, Some(length))
+    }
+}
+
+impl Sparse {
+    fn slice(&self, start: u64, length: Option<usize>) -> parquet::errors::Result<Bytes> {
+        let off = start
+            .checked_sub(self.base)
+            .map(|o| o as usize)
+            .filter(|o| *o <= self.data.len());
+        let Some(off) = off else {
+            return Err(parquet::errors::ParquetError::General(format!(
+                "read at {start} outside the fetched range"
+            )));
+        };
+        let end = length.map_or(self.data.len(), |l| off + l);
+        if end > self.data.len() {
+            return Err(parquet::errors::ParquetError::EOF(format!(
+                "read of {length:?} bytes at {start} past the fetched range"
+            )));
+        }
+        Ok(self.data.slice(off..end))
+    }
+}
+
+/// Every trace ID in a local block, in row order (sorted).
 pub fn trace_ids(block_dir: &Path) -> Result<Vec<TraceId>> {
-    let (path, reader) = open_data(block_dir)?;
+    let (path, data) = read_local(block_dir)?;
     let pq = |source| Error::Parquet {
         path: path.clone(),
         source,
     };
+    let reader = SerializedFileReader::new(data).map_err(pq)?;
     let projection = {
         let schema = reader.metadata().file_metadata().schema_descr();
         let field = schema

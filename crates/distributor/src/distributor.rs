@@ -223,6 +223,8 @@ impl Distributor {
             return Ok(outcome);
         }
 
+        // Until the traces are in the live-store, the segment they go to must not be removed.
+        let guard = self.live.begin_append(self.wal.current_segment());
         if let Err(e) = self.wal.append(Bytes::from(record.encode_to_vec())).await {
             self.metrics
                 .refused(t, reason::UNKNOWN_ERROR, accepted_spans, accepted_bytes);
@@ -231,8 +233,10 @@ impl Distributor {
         }
         let now = Instant::now();
         for (g, bytes) in accepted {
-            self.live.push(tenant, g.id, &g.trace, bytes, now);
+            self.live
+                .push(tenant, g.id, &g.trace, bytes, now, guard.segment());
         }
+        drop(guard);
         let l = TenantLabel {
             tenant: t.to_string(),
         };

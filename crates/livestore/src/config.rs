@@ -19,8 +19,14 @@ pub struct Config {
     /// 429 / RESOURCE_EXHAUSTED (reason `live_traces_exceeded`). Tempo's default 250 MB.
     pub max_live_traces_bytes: u64,
     /// vivace: bytes of completed, compressed traces held in memory across tenants; the oldest
-    /// are released first when it is passed. They stay in the write-ahead log.
+    /// already written to a block are released first when it is passed.
     pub max_complete_bytes: u64,
+    /// A tenant's completed traces are written as a block once the oldest has waited this long
+    /// (Tempo's default 30s)…
+    #[serde(with = "humantime_serde")]
+    pub max_block_duration: Duration,
+    /// …or once they reach this many (uncompressed) bytes (Tempo's default 50 MiB).
+    pub max_block_bytes: u64,
 }
 
 impl Default for Config {
@@ -31,6 +37,8 @@ impl Default for Config {
             complete_block_timeout: Duration::from_secs(20 * 60),
             max_live_traces_bytes: 250_000_000,
             max_complete_bytes: 256 << 20,
+            max_block_duration: Duration::from_secs(30),
+            max_block_bytes: 50 << 20,
         }
     }
 }

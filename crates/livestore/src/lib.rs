@@ -18,4 +18,4 @@ mod config;
 mod store;
 
 pub use config::Config;
-pub use store::{Admission, Limits, LiveStore, LiveStoreMetrics, TraceRefusal};
+pub use store::{Admission, AppendGuard, Limits, LiveStore, LiveStoreMetrics, PendingBlock, TraceRefusal};

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -115,6 +115,8 @@ impl LiveStoreMetrics {
 #[derive(Debug)]
 pub struct LiveStore {
     cfg: Config,
+    /// Write-ahead log segments of appends not yet pushed here, with their counts.
+    inflight: Mutex<HashMap<u64, usize>>,
     tenants: RwLock<HashMap<TenantId, Arc<TenantStore>>>,
     complete_bytes: AtomicU64,
     metrics: LiveStoreMetrics,
@@ -127,6 +129,8 @@ struct TenantStore {
     live_bytes: AtomicI64,
     /// Chunks of completed traces, oldest first.
     completed: Mutex<VecDeque<(Arc<Chunk>, Instant)>>,
+    /// Chunks not yet written to a block in the backend, oldest first.
+    unflushed: Mutex<VecDeque<Arc<Chunk>>>,
     live_gauge: Gauge,
     live_bytes_gauge: Gauge,
     complete_gauge: Gauge,
@@ -138,6 +142,9 @@ struct TraceEntry {
     last_push: Instant,
     /// Encoded `Trace` pieces received since the trace was (re)opened.
     parts: Vec<Bytes>,
+    /// The write-ahead log segment of each part (a lower bound: the segment current when the
+    /// append began).
+    part_segs: Vec<u64>,
     parts_bytes: usize,
     /// Everything completed so far, as one encoded `Trace` in a compressed chunk.
     complete_opt: Option<CompleteRef>,
@@ -152,17 +159,24 @@ struct TraceEntry {
 /// attribute keys and values, so a chunk compresses far better than each trace alone. Reading
 /// one trace decompresses its chunk.
 #[derive(Debug)]
-struct Chunk {
+pub(crate) struct Chunk {
     data: Bytes,
     raw_len: usize,
     /// The traces stored here and the generation each had when it was stored.
     traces: Vec<(TraceId, u64)>,
+    /// Where each trace's encoding lies in the raw data.
+    places: Vec<(u32, u32)>,
+    /// The oldest write-ahead log segment holding a part folded into this chunk.
+    min_seg: u64,
+    created: Instant,
+    /// Written to a block in the backend: the chunk may be released and its segments removed.
+    flushed: AtomicBool,
 }
 
 const CHUNK_RAW_BYTES: usize = 256 << 10;
 
 impl Chunk {
-    fn build(items: &[(TraceId, u64, Bytes)]) -> (Arc<Chunk>, Vec<(u32, u32)>) {
+    fn build(items: &[(TraceId, u64, Bytes)], min_seg: u64, now: Instant) -> (Arc<Chunk>, Vec<(u32, u32)>) {
         let raw_len = items.iter().map(|(_, _, b)| b.len()).sum();
         let mut raw = Vec::with_capacity(raw_len);
         let mut spans = Vec::with_capacity(items.len());
@@ -181,6 +195,10 @@ impl Chunk {
                 data,
                 raw_len,
                 traces,
+                places: spans.clone(),
+                min_seg,
+                created: now,
+                flushed: AtomicBool::new(false),
             }),
             spans,
         )
@@ -193,6 +211,82 @@ struct CompleteRef {
     chunk: Arc<Chunk>,
     offset: u32,
     len: u32,
+}
+
+impl Chunk {
+    /// Every trace of the chunk, decoded.
+    fn traces(&self) -> Result<Vec<(TraceId, Trace)>, String> {
+        let raw = zstd::bulk::decompress(&self.data, self.raw_len).map_err(|e| e.to_string())?;
+        let mut out = Vec::with_capacity(self.traces.len());
+        for ((id, _), (off, len)) in self.traces.iter().zip(&self.places) {
+            let piece = raw
+                .get(*off as usize..(*off + *len) as usize)
+                .ok_or("chunk is shorter than its index")?;
+            out.push((*id, Trace::decode(piece).map_err(|e| e.to_string())?));
+        }
+        Ok(out)
+    }
+}
+
+/// Completed traces of one tenant not yet in a block, taken by the flusher.
+#[derive(Debug)]
+pub struct PendingBlock {
+    pub tenant: TenantId,
+    chunks: Vec<Arc<Chunk>>,
+}
+
+impl PendingBlock {
+    /// The traces, decoded, pieces of one trace combined, sorted by ID.
+    pub fn traces(&self) -> Result<Vec<(TraceId, Trace)>, String> {
+        let mut by_id: std::collections::BTreeMap<TraceId, Vec<Trace>> = Default::default();
+        for c in &self.chunks {
+            for (id, t) in c.traces()? {
+                by_id.entry(id).or_default().push(t);
+            }
+        }
+        Ok(by_id
+            .into_iter()
+            .map(|(id, pieces)| {
+                let t = if pieces.len() == 1 {
+                    pieces.into_iter().next().unwrap_or_default()
+                } else {
+                    combine_traces(pieces, &mut HashSet::new())
+                };
+                (id, t)
+            })
+            .collect())
+    }
+
+    /// Uncompressed bytes of the traces.
+    pub fn raw_bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.raw_len).sum()
+    }
+}
+
+/// Keeps a write-ahead log segment referenced while an append to it is on its way to the
+/// live-store (see [`LiveStore::begin_append`]).
+#[derive(Debug)]
+pub struct AppendGuard<'a> {
+    store: &'a LiveStore,
+    seg: u64,
+}
+
+impl AppendGuard<'_> {
+    pub fn segment(&self) -> u64 {
+        self.seg
+    }
+}
+
+impl Drop for AppendGuard<'_> {
+    fn drop(&mut self) {
+        let mut m = self.store.inflight.lock();
+        if let Some(n) = m.get_mut(&self.seg) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.seg);
+            }
+        }
+    }
 }
 
 impl CompleteRef {
@@ -220,6 +314,7 @@ impl LiveStore {
     pub fn new(cfg: Config, metrics: LiveStoreMetrics) -> Self {
         LiveStore {
             cfg,
+            inflight: Mutex::new(HashMap::new()),
             tenants: RwLock::new(HashMap::new()),
             complete_bytes: AtomicU64::new(0),
             metrics,
@@ -246,6 +341,7 @@ impl LiveStore {
                     live: AtomicI64::new(0),
                     live_bytes: AtomicI64::new(0),
                     completed: Mutex::new(VecDeque::new()),
+                    unflushed: Mutex::new(VecDeque::new()),
                     live_gauge: self.metrics.live_traces.get_or_create(&label).clone(),
                     live_bytes_gauge: self.metrics.live_trace_bytes.get_or_create(&label).clone(),
                     complete_gauge: self.metrics.complete_traces.get_or_create(&label).clone(),
@@ -323,6 +419,7 @@ impl LiveStore {
         trace: &Trace,
         encoded: Bytes,
         now: Instant,
+        wal_seg: u64,
     ) {
         let t = self.tenant(tenant);
         let mut shard = t.shards[shard_of(&id)].lock();
@@ -330,6 +427,7 @@ impl LiveStore {
             first_push: now,
             last_push: now,
             parts: Vec::new(),
+            part_segs: Vec::new(),
             parts_bytes: 0,
             complete_opt: None,
             keys: KeySet::default(),
@@ -372,6 +470,7 @@ impl LiveStore {
         t.live_bytes.fetch_add(part.len() as i64, Ordering::Relaxed);
         t.live_bytes_gauge.inc_by(part.len() as i64);
         entry.parts.push(part);
+        entry.part_segs.push(wal_seg);
     }
 
     /// The combined trace, or `None`. Also returns the bytes inspected.
@@ -416,6 +515,7 @@ impl LiveStore {
         for t in &tenants {
             // (trace, parts folded in, encoded trace) per completing trace.
             let mut done: Vec<(TraceId, usize, Bytes)> = Vec::new();
+            let mut min_seg = u64::MAX;
             for shard in &t.shards {
                 let shard = shard.lock();
                 for (id, e) in shard.iter() {
@@ -427,6 +527,7 @@ impl LiveStore {
                     let old =
                         now.saturating_duration_since(e.first_push) >= self.cfg.max_trace_live;
                     if force || idle || old {
+                        min_seg = min_seg.min(e.part_segs.iter().copied().min().unwrap_or(u64::MAX));
                         done.push((*id, e.parts.len(), whole_trace(id, e)));
                     }
                 }
@@ -437,7 +538,7 @@ impl LiveStore {
                 batch_bytes += raw.len();
                 batch.push((*id, *folded as u64, raw.clone()));
                 if batch_bytes >= CHUNK_RAW_BYTES || i + 1 == done.len() {
-                    self.install_chunk(t, std::mem::take(&mut batch), now);
+                    self.install_chunk(t, std::mem::take(&mut batch), min_seg, now);
                     batch_bytes = 0;
                 }
             }
@@ -447,14 +548,20 @@ impl LiveStore {
 
     /// Compresses `items` (trace, parts folded in, encoding) into one chunk and points each trace
     /// at it.
-    fn install_chunk(&self, t: &TenantStore, mut items: Vec<(TraceId, u64, Bytes)>, now: Instant) {
+    fn install_chunk(
+        &self,
+        t: &TenantStore,
+        mut items: Vec<(TraceId, u64, Bytes)>,
+        min_seg: u64,
+        now: Instant,
+    ) {
         // The chunk records the generation each trace will have once installed.
         let folded: Vec<usize> = items.iter().map(|(_, f, _)| *f as usize).collect();
         for (id, generation, _) in &mut items {
             let shard = t.shards[shard_of(id)].lock();
             *generation = shard.get(id).map_or(0, |e| e.generation + 1);
         }
-        let (chunk, places) = Chunk::build(&items);
+        let (chunk, places) = Chunk::build(&items, min_seg, now);
         self.complete_bytes
             .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
         for (((id, generation, _), (offset, len)), folded) in items.iter().zip(places).zip(folded) {
@@ -463,11 +570,9 @@ impl LiveStore {
             if e.generation + 1 != *generation {
                 continue; // completed concurrently by another sweep; keep that one
             }
-            let folded_bytes: usize = e
-                .parts
-                .drain(..folded.min(e.parts.len()))
-                .map(|p| p.len())
-                .sum();
+            let n = folded.min(e.parts.len());
+            e.part_segs.drain(..n.min(e.part_segs.len()));
+            let folded_bytes: usize = e.parts.drain(..n).map(|p| p.len()).sum();
             e.parts_bytes -= folded_bytes;
             t.live_bytes
                 .fetch_sub(folded_bytes as i64, Ordering::Relaxed);
@@ -487,7 +592,8 @@ impl LiveStore {
                 e.keys = KeySet::default();
             }
         }
-        t.completed.lock().push_back((chunk, now));
+        t.completed.lock().push_back((chunk.clone(), now));
+        t.unflushed.lock().push_back(chunk);
     }
 
     fn evict(&self, tenants: &[Arc<TenantStore>], now: Instant) {
@@ -498,6 +604,10 @@ impl LiveStore {
                 let mut q = t.completed.lock();
                 let Some((chunk, at)) = q.front() else { break };
                 if !over && now.saturating_duration_since(*at) < self.cfg.complete_block_timeout {
+                    break;
+                }
+                // Not yet in a block: it is the only copy outside the log; keep it.
+                if !chunk.flushed.load(Ordering::Acquire) {
                     break;
                 }
                 let chunk = chunk.clone();
@@ -520,6 +630,87 @@ impl LiveStore {
         self.metrics
             .complete_bytes
             .set(self.complete_bytes.load(Ordering::Relaxed) as i64);
+    }
+
+    /// Registers an append to the write-ahead log about to begin: until the guard drops, the
+    /// segment current now (a lower bound of where the record lands) counts as referenced.
+    pub fn begin_append(&self, current_segment: u64) -> AppendGuard<'_> {
+        *self.inflight.lock().entry(current_segment).or_insert(0) += 1;
+        AppendGuard {
+            store: self,
+            seg: current_segment,
+        }
+    }
+
+    /// The oldest write-ahead log segment still needed: referenced by an append in flight, a
+    /// live trace, or a completed trace not yet in a block. `None` when nothing is (every
+    /// closed segment may go).
+    pub fn wal_low_watermark(&self) -> Option<u64> {
+        let mut min = self.inflight.lock().keys().copied().min();
+        let mut take = |v: u64| min = Some(min.map_or(v, |m| m.min(v)));
+        let tenants: Vec<Arc<TenantStore>> = self.tenants.read().values().cloned().collect();
+        for t in &tenants {
+            for c in t.unflushed.lock().iter() {
+                take(c.min_seg);
+            }
+            for shard in &t.shards {
+                for e in shard.lock().values() {
+                    if let Some(s) = e.part_segs.iter().copied().min() {
+                        take(s);
+                    }
+                }
+            }
+        }
+        min.filter(|m| *m != u64::MAX)
+    }
+
+    /// Completed traces ready to become a block, per tenant: those whose oldest chunk is
+    /// `max_age` old or whose bytes reach `max_bytes` (everything with `force`). The chunks
+    /// stay until [`LiveStore::mark_flushed`]; one flusher at a time.
+    pub fn take_ready(
+        &self,
+        now: Instant,
+        max_age: std::time::Duration,
+        max_bytes: usize,
+        force: bool,
+    ) -> Vec<PendingBlock> {
+        let tenants: Vec<(TenantId, Arc<TenantStore>)> = self
+            .tenants
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut out = Vec::new();
+        for (tenant, t) in tenants {
+            let q = t.unflushed.lock();
+            let Some(oldest) = q.front() else { continue };
+            let bytes: usize = q.iter().map(|c| c.raw_len).sum();
+            if force || bytes >= max_bytes || now.saturating_duration_since(oldest.created) >= max_age {
+                let mut chunks = Vec::new();
+                let mut taken = 0;
+                for c in q.iter() {
+                    if taken >= max_bytes && !chunks.is_empty() {
+                        break;
+                    }
+                    taken += c.raw_len;
+                    chunks.push(c.clone());
+                }
+                out.push(PendingBlock { tenant, chunks });
+            }
+        }
+        out
+    }
+
+    /// The block holding `block`'s traces is durable in the backend.
+    pub fn mark_flushed(&self, block: &PendingBlock) {
+        let Some(t) = self.tenants.read().get(&block.tenant).cloned() else { return };
+        let mut q = t.unflushed.lock();
+        for c in &block.chunks {
+            c.flushed.store(true, Ordering::Release);
+            if let Some(pos) = q.iter().position(|x| Arc::ptr_eq(x, c)) {
+                q.remove(pos);
+            }
+        }
     }
 
     /// Live traces of a tenant (not yet completed).

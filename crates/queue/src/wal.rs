@@ -37,10 +37,9 @@
 //!
 //! # Retention
 //!
-//! [`Wal::remove_segments_older_than`] deletes closed segments by age. Until blocks in object
-//! storage exist, the application keeps segments as long as the live-store keeps their traces
-//! queryable (`complete_block_timeout`); afterwards a segment goes once its records are in
-//! durable blocks.
+//! [`Wal::remove_segments_below`] deletes the closed segments whose every record is in durable
+//! blocks in object storage: the application passes the oldest segment still referenced by a
+//! trace that is not yet in a block (see the live-store's low watermark).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -177,12 +176,22 @@ impl Wal {
         metrics: WalMetrics,
         mut on_record: impl FnMut(u8, &[u8]),
     ) -> Result<(Wal, ReplayReport)> {
+        Wal::open_with_segments(cfg, metrics, |_, v, p| on_record(v, p))
+    }
+
+    /// [`Wal::open`], telling `on_record` the sequence number of the segment each record is in
+    /// (what [`Wal::remove_segments_below`] later takes).
+    pub fn open_with_segments(
+        cfg: WalConfig,
+        metrics: WalMetrics,
+        mut on_record: impl FnMut(u64, u8, &[u8]),
+    ) -> Result<(Wal, ReplayReport)> {
         fs::create_dir_all(&cfg.dir).map_err(io(&cfg.dir))?;
         let segments = list_segments(&cfg.dir)?;
         let mut report = ReplayReport::default();
         let mut next_seq = 1;
         for (seq, path) in &segments {
-            replay_segment(path, &mut report, &mut on_record)?;
+            replay_segment(path, &mut report, &mut |v, p| on_record(*seq, v, p))?;
             report.segments += 1;
             next_seq = seq + 1;
         }
@@ -219,6 +228,32 @@ impl Wal {
             .await
             .map_err(|_| Error::Closed)?;
         wait.await.map_err(|_| Error::Closed)?
+    }
+
+    /// The sequence number of the segment being written. A record appended after this call lands
+    /// in this segment or a later one.
+    pub fn current_segment(&self) -> u64 {
+        self.current_seq.load(Ordering::Acquire)
+    }
+
+    /// Deletes every closed segment numbered below `seq` (their records are in durable blocks);
+    /// returns how many. The segment being written is never touched.
+    pub fn remove_segments_below(&self, seq: u64) -> Result<usize> {
+        let limit = seq.min(self.current_seq.load(Ordering::Acquire));
+        let mut removed = 0;
+        for (s, path) in list_segments(&self.dir)? {
+            if s >= limit {
+                break;
+            }
+            fs::remove_file(&path).map_err(io(&path))?;
+            removed += 1;
+        }
+        if removed > 0 {
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(&self.dir))?;
+        }
+        Ok(removed)
     }
 
     /// Deletes closed segments last written more than `max_age` ago; returns how many. The
@@ -336,7 +371,7 @@ pub fn scan_segment(data: &[u8], mut on_record: impl FnMut(u8, &[u8])) -> Segmen
 fn replay_segment(
     path: &Path,
     report: &mut ReplayReport,
-    on_record: &mut impl FnMut(u8, &[u8]),
+    on_record: &mut dyn FnMut(u8, &[u8]),
 ) -> Result<()> {
     let mut data = Vec::new();
     File::open(path)

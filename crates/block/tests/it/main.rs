@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
-use vivace_block::{BlockMeta, find_trace_by_id, trace_ids};
+use vivace_block::{BlockMeta, find_trace_by_id_local, trace_ids};
 use vivace_common::TraceId;
 use vivace_proto::otlp::common::{KeyValue, any_value};
 use vivace_proto::tempopb::Trace;
@@ -35,7 +35,7 @@ fn read(version: &str, id: &TraceId) -> Option<Trace> {
     let dir = block(version);
     let meta = BlockMeta::read(&dir).unwrap();
     assert_eq!(meta.format, version);
-    find_trace_by_id(&dir, &meta, id).unwrap()
+    find_trace_by_id_local(&dir, &meta, id).unwrap()
 }
 
 /// span ID → (resource attributes, span) with attributes sorted by key (dedicated columns
@@ -169,9 +169,10 @@ fn the_two_readers_agree_and_unknown_ids_are_absent() {
     assert!(read("vParquet4", &TraceId([0x01; 16])).is_none());
 }
 
-#[test]
-fn local_bucket_listing() {
-    let dir = std::env::temp_dir().join(format!("vivace-list-{}", std::process::id()));
+#[tokio::test]
+async fn local_bucket_listing_and_lookups_through_the_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let tenant = dir.join("single-tenant");
     std::fs::create_dir_all(&tenant).unwrap();
     for version in ["vParquet5", "vParquet4"] {
@@ -183,27 +184,39 @@ fn local_bucket_listing() {
             std::fs::copy(&f, dst.join(f.file_name().unwrap())).unwrap();
         }
     }
-    // A half-written block (no meta.json) and a compacted one are not listed.
+    // A half-written block (no meta.json) is not listed.
     std::fs::create_dir_all(tenant.join("half-written")).unwrap();
-    let list = vivace_block::poll_local(&dir).unwrap();
+    std::fs::write(tenant.join("half-written/data.parquet"), "x").unwrap();
+    let backend = vivace_block::Backend::local(dir).unwrap();
+    let list = vivace_block::poll(&backend, &Default::default(), true).await.unwrap();
     assert_eq!(list.blocks("single-tenant").len(), 2);
-    let compacted = list.blocks("single-tenant")[0]
-        .dir
-        .join("meta.compacted.json");
-    std::fs::write(&compacted, "{}").unwrap();
-    assert_eq!(
-        vivace_block::poll_local(&dir)
-            .unwrap()
-            .blocks("single-tenant")
-            .len(),
-        1
-    );
-    assert!(
-        vivace_block::poll_local(&dir.join("missing"))
-            .unwrap()
-            .is_empty()
-    );
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(tenant.join("index.json.gz").exists(), "the poll wrote the tenant index");
+
+    // Every trace of both blocks is found through the backend, and absent IDs are not.
+    for b in list.blocks("single-tenant") {
+        let local = dir.join(b.key(""));
+        for id in trace_ids(&local).unwrap() {
+            let got = vivace_block::find_trace_by_id(&backend, b, &id).await.unwrap();
+            assert_eq!(got, find_trace_by_id_local(&local, &b.meta, &id).unwrap(), "{id}");
+            assert!(got.is_some());
+        }
+        let absent = TraceId([0xEE; 16]);
+        assert!(vivace_block::find_trace_by_id(&backend, b, &absent).await.unwrap().is_none());
+    }
+
+    // A compacted block drops out of the next poll.
+    let first = list.blocks("single-tenant")[0].clone();
+    std::fs::write(dir.join(first.key("meta.compacted.json")), first.meta.to_json()).unwrap();
+    let next = vivace_block::poll(&backend, &list, true).await.unwrap();
+    assert_eq!(next.blocks("single-tenant").len(), 1);
+    assert_eq!(next.compacted["single-tenant"].len(), 1);
+    // A fresh reader gets the metas from the index alone.
+    std::fs::remove_file(dir.join(next.blocks("single-tenant")[0].key("meta.json"))).unwrap();
+    std::fs::write(dir.join(next.blocks("single-tenant")[0].key("meta.json")), "not json").unwrap();
+    let fresh = vivace_block::poll(&backend, &Default::default(), false).await.unwrap();
+    assert_eq!(fresh.blocks("single-tenant").len(), 1, "{:?}", fresh.skipped);
+    let empty = vivace_block::Backend::local(&dir.join("missing")).unwrap();
+    assert!(vivace_block::poll(&empty, &Default::default(), true).await.unwrap().is_empty());
 }
 
 #[test]

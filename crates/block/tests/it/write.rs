@@ -8,7 +8,7 @@ use std::path::Path;
 use parquet::basic::Encoding;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use vivace_block::{
-    BlockMeta, BlockWriter, WriterConfig, find_trace_by_id, set_file_facts, trace_ids,
+    BlockMeta, BlockWriter, WriterConfig, find_trace_by_id_local, set_file_facts, trace_ids,
 };
 use vivace_common::TraceId;
 use vivace_proto::tempopb::Trace;
@@ -22,7 +22,7 @@ fn tempo_traces() -> Vec<(TraceId, Trace)> {
     trace_ids(&dir)
         .unwrap()
         .into_iter()
-        .map(|id| (id, find_trace_by_id(&dir, &meta, &id).unwrap().unwrap()))
+        .map(|id| (id, find_trace_by_id_local(&dir, &meta, &id).unwrap().unwrap()))
         .collect()
 }
 
@@ -63,13 +63,13 @@ fn tempo_traces_round_trip_through_the_writer() {
         traces.iter().map(|(id, _)| *id).collect::<Vec<_>>()
     );
     for (id, original) in &traces {
-        let again = find_trace_by_id(tmp.path(), &meta, id).unwrap().unwrap();
+        let again = find_trace_by_id_local(tmp.path(), &meta, id).unwrap().unwrap();
         assert_eq!(&again, original, "trace {id}");
     }
     let mut absent = traces[5].0;
     absent.0[15] ^= 0x55;
     assert!(
-        find_trace_by_id(tmp.path(), &meta, &absent)
+        find_trace_by_id_local(tmp.path(), &meta, &absent)
             .unwrap()
             .is_none()
     );
@@ -159,6 +159,6 @@ fn bloom_and_meta_match_tempo() {
     let data = std::fs::read(tmp.path().join("data.parquet")).unwrap();
     let footer = u32::from_le_bytes(data[data.len() - 8..data.len() - 4].try_into().unwrap());
     assert_eq!(ours["footerSize"], footer);
-    assert!(meta.start_time <= tempo["startTime"].as_str().unwrap().to_string());
-    assert!(meta.end_time >= tempo["endTime"].as_str().unwrap().to_string());
+    assert!(meta.start_time.as_str() <= tempo["startTime"].as_str().unwrap());
+    assert!(meta.end_time.as_str() >= tempo["endTime"].as_str().unwrap());
 }

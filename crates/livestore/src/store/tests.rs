@@ -26,7 +26,7 @@ fn trace(id: u8, spans: &[u8]) -> Trace {
 fn push(store: &LiveStore, tenant: &TenantId, id: u8, spans: &[u8], now: Instant) {
     let t = trace(id, spans);
     let enc = Bytes::from(t.encode_to_vec());
-    store.push(tenant, TraceId([id; 16]), &t, enc, now);
+    store.push(tenant, TraceId([id; 16]), &t, enc, now, 3);
 }
 
 fn span_count(store: &LiveStore, tenant: &TenantId, id: u8) -> usize {
@@ -108,6 +108,30 @@ fn limits_are_checked_before_writing() {
     ));
 }
 
+/// What the flusher does once blocks are written: completed traces may then be released.
+fn flush_all(store: &LiveStore) {
+    for b in store.take_ready(Instant::now(), Duration::ZERO, usize::MAX, true) {
+        store.mark_flushed(&b);
+    }
+}
+
+#[test]
+fn unflushed_traces_are_never_released() {
+    let cfg = Config {
+        max_complete_bytes: 100,
+        ..Config::default()
+    };
+    let store = LiveStore::new(cfg, LiveStoreMetrics::default());
+    let tenant = TenantId::single();
+    let now = Instant::now();
+    for id in 0..20u8 {
+        push(&store, &tenant, id, &[1, 2, 3], now);
+    }
+    store.sweep(now + Duration::from_secs(3600), true);
+    store.sweep(now + Duration::from_secs(7200), false);
+    assert_eq!(span_count(&store, &tenant, 0), 3, "kept until written to a block");
+}
+
 #[test]
 fn memory_bound_releases_oldest_completed_traces() {
     let cfg = Config {
@@ -129,6 +153,7 @@ fn memory_bound_releases_oldest_completed_traces() {
             now + Duration::from_secs(10) + Duration::from_millis(id as u64),
             true,
         );
+        flush_all(&store);
     }
     assert_eq!(span_count(&store, &tenant, 49), 3, "newest kept");
     assert_eq!(span_count(&store, &tenant, 0), 0, "oldest released");
@@ -160,8 +185,36 @@ fn traces_completed_together_share_chunks_and_stay_readable() {
     // Reviving one trace moves it to a newer chunk; evicting the old chunk keeps it.
     push(&store, &tenant, 7, &[50], now + Duration::from_secs(7));
     store.sweep(now + Duration::from_secs(13), false);
+    flush_all(&store);
     let late = now + Duration::from_secs(6) + Config::default().complete_block_timeout;
     store.sweep(late, false);
     assert_eq!(span_count(&store, &tenant, 7), 5);
     assert_eq!(span_count(&store, &tenant, 8), 0, "released with its chunk");
+}
+
+#[test]
+fn log_segments_stay_referenced_until_the_block_is_written() {
+    let store = LiveStore::new(Config::default(), LiveStoreMetrics::default());
+    let tenant = TenantId::new("t").unwrap();
+    let now = Instant::now();
+    assert_eq!(store.wal_low_watermark(), None);
+    {
+        let guard = store.begin_append(2);
+        assert_eq!(store.wal_low_watermark(), Some(2), "an append in flight");
+        drop(guard);
+    }
+    push(&store, &tenant, 1, &[1, 2], now);
+    assert_eq!(store.wal_low_watermark(), Some(3), "a live trace");
+    store.sweep(now, true);
+    assert_eq!(store.wal_low_watermark(), Some(3), "completed, not yet in a block");
+    assert!(store.take_ready(now, Duration::from_secs(30), 1 << 30, false).is_empty());
+    let blocks = store.take_ready(now, Duration::from_secs(30), 1 << 30, true);
+    assert_eq!(blocks.len(), 1);
+    let traces = blocks[0].traces().unwrap();
+    assert_eq!(traces.len(), 1);
+    store.mark_flushed(&blocks[0]);
+    assert_eq!(store.wal_low_watermark(), None, "in a block: the log may go");
+    assert!(store.take_ready(now, Duration::ZERO, 0, true).is_empty());
+    // Still readable from memory until complete_block_timeout.
+    assert!(store.find_trace(&tenant, &TraceId([1; 16])).is_some());
 }
