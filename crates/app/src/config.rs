@@ -586,11 +586,18 @@ mod storage_tests {
         let cfg = Config::parse("storage:\n  trace:\n    backend: s3\n    s3:\n      bucket: tempo\n      endpoint: 127.0.0.1:9000\n      insecure: true\n      forcepathstyle: true\n      access_key: a\n      secret_key: b\n    block:\n      bloom_filter_shard_size_bytes: 1000\n      v2_index_downsample_bytes: 1\n", "t", false).unwrap();
         assert_eq!(cfg.storage.trace.s3.bucket, "tempo");
         assert_eq!(cfg.storage.trace.block.bloom_filter_shard_size_bytes, 1000);
-        assert_eq!(cfg.ignored_keys(), vec!["storage.trace.block.v2_index_downsample_bytes".to_string()]);
+        assert_eq!(
+            cfg.ignored_keys(),
+            vec!["storage.trace.block.v2_index_downsample_bytes".to_string()]
+        );
         assert!(cfg.backend().is_ok());
-        let err = Config::parse("storage:\n  trace:\n    block:\n      version: vParquet3\n", "t", false)
-            .unwrap_err()
-            .to_string();
+        let err = Config::parse(
+            "storage:\n  trace:\n    block:\n      version: vParquet3\n",
+            "t",
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("vParquet5"), "{err}");
     }
 }

@@ -47,7 +47,10 @@ pub(crate) async fn write_block(
     .map_err(|e| e.to_string())??;
     let key = |f: &str| format!("{tenant}/{block_id}/{f}");
     let put = |k: String, b: Bytes| async move {
-        backend.put(&k, b).await.map_err(|e| format!("writing {k}: {e}"))
+        backend
+            .put(&k, b)
+            .await
+            .map_err(|e| format!("writing {k}: {e}"))
     };
     put(key("data.parquet"), Bytes::from(data)).await?;
     for (i, b) in done.blooms.into_iter().enumerate() {

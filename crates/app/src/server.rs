@@ -366,6 +366,10 @@ async fn sweep_loop(live: Arc<LiveStore>, wal: Wal, mut stop: watch::Receiver<bo
                 let _ = tokio::task::spawn_blocking(move || l.sweep(Instant::now(), false)).await;
                 ticks += 1;
                 if ticks.is_multiple_of(5) {
+                    // Nothing references the segment being written: close it so it can go too.
+                    if live.wal_low_watermark().is_none_or(|m| m > wal.current_segment()) {
+                        let _ = wal.rotate().await;
+                    }
                     let (w, l) = (wal.clone(), live.clone());
                     let removed = tokio::task::spawn_blocking(move || {
                         w.remove_segments_below(l.wal_low_watermark().unwrap_or(u64::MAX))
@@ -414,14 +418,30 @@ async fn poll_loop(period: Duration, blocks: BlockSource, mut stop: watch::Recei
                 let now = blocks.current();
                 for (tenant, bs) in &now.tenants {
                     for b in bs {
-                        let known = list.blocks(tenant).iter().any(|x| x.meta.block_id == b.meta.block_id);
-                        let compacted = list.compacted.get(tenant).is_some_and(|c| c.iter().any(|m| m.block_id == b.meta.block_id));
-                        if !known && !compacted && !previous.blocks(tenant).iter().any(|x| x.meta.block_id == b.meta.block_id) {
+                        let known = list
+                            .blocks(tenant)
+                            .iter()
+                            .any(|x| x.meta.block_id == b.meta.block_id);
+                        let compacted = list
+                            .compacted
+                            .get(tenant)
+                            .is_some_and(|c| c.iter().any(|m| m.block_id == b.meta.block_id));
+                        if !known
+                            && !compacted
+                            && !previous
+                                .blocks(tenant)
+                                .iter()
+                                .any(|x| x.meta.block_id == b.meta.block_id)
+                        {
                             list = list.with_block(b.clone());
                         }
                     }
                 }
-                tracing::info!(blocks = list.len(), backend = blocks.backend.describe(), "block list polled");
+                tracing::info!(
+                    blocks = list.len(),
+                    backend = blocks.backend.describe(),
+                    "block list polled"
+                );
                 blocks.set(list);
             }
             Err(e) => {

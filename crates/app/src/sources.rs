@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use prost::Message;
 use futures::StreamExt;
+use prost::Message;
 use vivace_block::{Backend, BlockList, BlockRef};
 use vivace_common::{Status, TenantId, TraceId};
 use vivace_livestore::LiveStore;

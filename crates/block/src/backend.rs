@@ -75,7 +75,10 @@ pub enum BackendError {
 
 impl BackendError {
     pub fn is_not_found(&self) -> bool {
-        matches!(self, BackendError::Store(object_store::Error::NotFound { .. }))
+        matches!(
+            self,
+            BackendError::Store(object_store::Error::NotFound { .. })
+        )
     }
 }
 
@@ -120,14 +123,20 @@ impl Backend {
 
     pub fn s3(c: &S3Config) -> Result<Backend, BackendError> {
         if c.bucket.is_empty() {
-            return Err(BackendError::Config("storage.trace.s3.bucket is required".into()));
+            return Err(BackendError::Config(
+                "storage.trace.s3.bucket is required".into(),
+            ));
         }
         let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(&c.bucket);
         if !c.endpoint.is_empty() {
             let ep = if c.endpoint.contains("://") {
                 c.endpoint.clone()
             } else {
-                format!("{}://{}", if c.insecure { "http" } else { "https" }, c.endpoint)
+                format!(
+                    "{}://{}",
+                    if c.insecure { "http" } else { "https" },
+                    c.endpoint
+                )
             };
             b = b.with_endpoint(ep);
         }
@@ -145,7 +154,11 @@ impl Backend {
         Ok(Backend {
             store: Arc::new(b.build()?),
             prefix: prefix_of(&c.prefix),
-            part_size: if c.part_size == 0 { DEFAULT_PART_SIZE } else { c.part_size.max(DEFAULT_PART_SIZE) },
+            part_size: if c.part_size == 0 {
+                DEFAULT_PART_SIZE
+            } else {
+                c.part_size.max(DEFAULT_PART_SIZE)
+            },
             multipart: true,
             describe: format!("s3 bucket {}", c.bucket),
         })
@@ -153,7 +166,9 @@ impl Backend {
 
     pub fn gcs(c: &GcsConfig) -> Result<Backend, BackendError> {
         if c.bucket_name.is_empty() {
-            return Err(BackendError::Config("storage.trace.gcs.bucket_name is required".into()));
+            return Err(BackendError::Config(
+                "storage.trace.gcs.bucket_name is required".into(),
+            ));
         }
         let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
             .with_bucket_name(&c.bucket_name);
@@ -179,7 +194,9 @@ impl Backend {
 
     pub fn azure(c: &AzureConfig) -> Result<Backend, BackendError> {
         if c.container_name.is_empty() {
-            return Err(BackendError::Config("storage.trace.azure.container_name is required".into()));
+            return Err(BackendError::Config(
+                "storage.trace.azure.container_name is required".into(),
+            ));
         }
         let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
             .with_container_name(&c.container_name);
@@ -247,7 +264,11 @@ impl Backend {
     }
 
     /// Several ranges of one object; stores that can coalesce them into one request do.
-    pub async fn get_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>, BackendError> {
+    pub async fn get_ranges(
+        &self,
+        key: &str,
+        ranges: &[Range<u64>],
+    ) -> Result<Vec<Bytes>, BackendError> {
         Ok(self.store.get_ranges(&self.path(key), ranges).await?)
     }
 
@@ -267,7 +288,9 @@ impl Backend {
             }
             w.finish().await?;
         } else {
-            self.store.put(&self.path(key), PutPayload::from(data)).await?;
+            self.store
+                .put(&self.path(key), PutPayload::from(data))
+                .await?;
         }
         Ok(())
     }
@@ -281,7 +304,11 @@ impl Backend {
 
     /// The "directories" directly under `dir` ("" for the root), by name.
     pub async fn list_dirs(&self, dir: &str) -> Result<Vec<String>, BackendError> {
-        let p = if dir.is_empty() { self.prefix.clone() } else { Some(self.path(dir)) };
+        let p = if dir.is_empty() {
+            self.prefix.clone()
+        } else {
+            Some(self.path(dir))
+        };
         let res = self.store.list_with_delimiter(p.as_ref()).await?;
         Ok(res
             .common_prefixes

@@ -117,7 +117,8 @@ pub(crate) async fn test_backend(
     let words = backend.get_ranges(&key, &ranges).await?;
     Ok((0..k).zip(words).all(|(i, w)| {
         let bit = location(&h, i) % m;
-        w.len() == 8 && u64::from_be_bytes(w[..8].try_into().unwrap_or_default()) & (1u64 << (bit % 64)) != 0
+        w.len() == 8
+            && u64::from_be_bytes(w[..8].try_into().unwrap_or_default()) & (1u64 << (bit % 64)) != 0
     }))
 }
 
@@ -125,11 +126,21 @@ pub(crate) async fn test_backend(
 pub(crate) fn parse_header(header: &[u8], key: &str) -> Result<(u64, u64)> {
     let word = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or_default());
     if header.len() < 24 {
-        return Err(Error::Schema { path: key.into(), what: "bloom header is short".into() });
+        return Err(Error::Schema {
+            path: key.into(),
+            what: "bloom header is short".into(),
+        });
     }
-    let (m, k, bits) = (word(&header[..8]), word(&header[8..16]), word(&header[16..24]));
+    let (m, k, bits) = (
+        word(&header[..8]),
+        word(&header[8..16]),
+        word(&header[16..24]),
+    );
     if m == 0 || bits < m || k > 64 {
-        return Err(Error::Schema { path: key.into(), what: "not a bloom filter".into() });
+        return Err(Error::Schema {
+            path: key.into(),
+            what: "not a bloom filter".into(),
+        });
     }
     Ok((m, k))
 }

@@ -20,10 +20,10 @@ mod meta;
 mod read;
 mod write;
 
+pub use backend::{AzureConfig, Backend, BackendError, GcsConfig, S3Config};
 pub use bloom::{Bloom, shard_for, test_file};
 pub use bloom_write::ShardedBloom;
 pub use error::{Error, Result};
-pub use backend::{AzureConfig, Backend, BackendError, GcsConfig, S3Config};
 pub use list::{BlockList, BlockRef, poll};
 pub use meta::{BlockMeta, DedicatedColumn};
 pub use meta::{rfc3339, rfc3339_seconds};

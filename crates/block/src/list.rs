@@ -78,15 +78,25 @@ impl BlockRef {
                     tail = backend.get_range(&key, size - need..size).await?;
                 }
                 let n = tail.len();
-                let md = ParquetMetaDataReader::decode_metadata(&tail[n - 8 - footer_len as usize..n - 8])
-                    .map_err(|source| Error::Parquet { path: key.clone().into(), source })?;
+                let md = ParquetMetaDataReader::decode_metadata(
+                    &tail[n - 8 - footer_len as usize..n - 8],
+                )
+                .map_err(|source| Error::Parquet {
+                    path: key.clone().into(),
+                    source,
+                })?;
                 Ok(Arc::new(md))
             })
             .await
             .cloned()
     }
 
-    pub(crate) async fn bloom_header(&self, backend: &Backend, shard: u32, key: &str) -> Result<(u64, u64)> {
+    pub(crate) async fn bloom_header(
+        &self,
+        backend: &Backend,
+        shard: u32,
+        key: &str,
+    ) -> Result<(u64, u64)> {
         if let Some(h) = self.cache.bloom_headers.lock().get(&shard) {
             return Ok(*h);
         }
@@ -100,9 +110,14 @@ impl BlockRef {
 fn footer_len(tail: &Bytes, key: &str) -> Result<u64> {
     let n = tail.len();
     if n < 8 || &tail[n - 4..] != b"PAR1" {
-        return Err(Error::Schema { path: key.into(), what: "not a parquet file (no PAR1 trailer)".into() });
+        return Err(Error::Schema {
+            path: key.into(),
+            what: "not a parquet file (no PAR1 trailer)".into(),
+        });
     }
-    Ok(u64::from(u32::from_le_bytes(tail[n - 8..n - 4].try_into().unwrap_or_default())))
+    Ok(u64::from(u32::from_le_bytes(
+        tail[n - 8..n - 4].try_into().unwrap_or_default(),
+    )))
 }
 
 /// Every block by tenant, as of one poll.
@@ -131,7 +146,10 @@ impl BlockList {
     /// Adds a block just written, so it is queried before the next poll.
     pub fn with_block(&self, block: BlockRef) -> BlockList {
         let mut next = self.clone();
-        next.tenants.entry(block.tenant.clone()).or_default().push(block);
+        next.tenants
+            .entry(block.tenant.clone())
+            .or_default()
+            .push(block);
         next
     }
 }
@@ -174,7 +192,8 @@ pub async fn poll(backend: &Backend, previous: &BlockList, build_index: bool) ->
             let mut has_compacted = HashSet::new();
             for (key, _) in &objects {
                 let mut parts = key.splitn(3, '/');
-                let (_, Some(block), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
+                let (_, Some(block), Some(file)) = (parts.next(), parts.next(), parts.next())
+                else {
                     continue;
                 };
                 match file {
@@ -231,8 +250,12 @@ pub async fn poll(backend: &Backend, previous: &BlockList, build_index: bool) ->
         let fetched: Vec<(String, Result<BlockMeta>)> = futures::stream::iter(fetch)
             .map(|key| async move {
                 let r = match backend.get(&key).await {
-                    Ok(bytes) => serde_json::from_slice::<BlockMeta>(&bytes)
-                        .map_err(|source| Error::Meta { path: key.clone().into(), source }),
+                    Ok(bytes) => {
+                        serde_json::from_slice::<BlockMeta>(&bytes).map_err(|source| Error::Meta {
+                            path: key.clone().into(),
+                            source,
+                        })
+                    }
                     Err(e) => Err(e.into()),
                 };
                 (key, r)
@@ -277,7 +300,10 @@ pub(crate) fn now_secs() -> i64 {
 }
 
 /// `<tenant>/index.json.gz`: `None` if there is none, an error if it does not read.
-async fn read_tenant_index(backend: &Backend, tenant: &str) -> Option<std::result::Result<TenantIndex, String>> {
+async fn read_tenant_index(
+    backend: &Backend,
+    tenant: &str,
+) -> Option<std::result::Result<TenantIndex, String>> {
     let bytes = match backend.get(&format!("{tenant}/{TENANT_INDEX}")).await {
         Ok(b) => b,
         Err(e) if e.is_not_found() => return None,
@@ -287,7 +313,10 @@ async fn read_tenant_index(backend: &Backend, tenant: &str) -> Option<std::resul
     if let Err(e) = flate2::read::GzDecoder::new(bytes.as_ref()).read_to_end(&mut json) {
         return Some(Err(format!("tenant index does not decompress: {e}")));
     }
-    Some(serde_json::from_slice::<TenantIndex>(&json).map_err(|e| format!("tenant index does not parse: {e}")))
+    Some(
+        serde_json::from_slice::<TenantIndex>(&json)
+            .map_err(|e| format!("tenant index does not parse: {e}")),
+    )
 }
 
 async fn write_tenant_index(backend: &Backend, tenant: &str, idx: &TenantIndex) -> Result<()> {
@@ -295,9 +324,14 @@ async fn write_tenant_index(backend: &Backend, tenant: &str, idx: &TenantIndex) 
     let mut gz = flate2::GzBuilder::new()
         .filename("index.json")
         .write(Vec::new(), flate2::Compression::default());
-    let io = |source| Error::Io { path: TENANT_INDEX.into(), source };
+    let io = |source| Error::Io {
+        path: TENANT_INDEX.into(),
+        source,
+    };
     gz.write_all(&json).map_err(io)?;
     let data = gz.finish().map_err(io)?;
-    backend.put(&format!("{tenant}/{TENANT_INDEX}"), Bytes::from(data)).await?;
+    backend
+        .put(&format!("{tenant}/{TENANT_INDEX}"), Bytes::from(data))
+        .await?;
     Ok(())
 }

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::ReaderProperties;
-use parquet::file::reader::{ChunkReader, FileReader, Length, RowGroupReader, SerializedFileReader};
+use parquet::file::reader::{
+    ChunkReader, FileReader, Length, RowGroupReader, SerializedFileReader,
+};
 use parquet::file::serialized_reader::SerializedRowGroupReader;
 use parquet::file::statistics::Statistics;
 use parquet::record::{Field, Row};
@@ -74,15 +76,26 @@ pub async fn find_trace_by_id(
     let meta = meta.clone();
     let id = *id;
     tokio::task::spawn_blocking(move || {
-        let reader = Arc::new(Sparse { base: start, data: bytes, len: meta.size.max(start + len) });
+        let reader = Arc::new(Sparse {
+            base: start,
+            data: bytes,
+            len: meta.size.max(start + len),
+        });
         find_in_row_group(reader, &footer, rg, &meta, &id, &key)
     })
     .await
-    .map_err(|e| Error::Schema { path: PathBuf::new(), what: format!("block read task failed: {e}") })?
+    .map_err(|e| Error::Schema {
+        path: PathBuf::new(),
+        what: format!("block read task failed: {e}"),
+    })?
 }
 
 /// Reads the trace `id` from a block directory on local disk (tests, tools).
-pub fn find_trace_by_id_local(block_dir: &Path, meta: &BlockMeta, id: &TraceId) -> Result<Option<Trace>> {
+pub fn find_trace_by_id_local(
+    block_dir: &Path,
+    meta: &BlockMeta,
+    id: &TraceId,
+) -> Result<Option<Trace>> {
     check_format(meta)?;
     let shard = crate::bloom::shard_for(id, meta.bloom_shard_count());
     if let Ok(false) = crate::bloom::test_file(&block_dir.join(format!("bloom-{shard}")), &id.0) {
@@ -106,7 +119,10 @@ fn check_format(meta: &BlockMeta) -> Result<()> {
 
 fn read_local(block_dir: &Path) -> Result<(PathBuf, Bytes)> {
     let path = block_dir.join("data.parquet");
-    let data = std::fs::read(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+    let data = std::fs::read(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
     Ok((path, Bytes::from(data)))
 }
 
@@ -114,7 +130,10 @@ fn read_local(block_dir: &Path) -> Result<(PathBuf, Bytes)> {
 pub(crate) fn parse_footer(data: &Bytes, key: &str) -> Result<ParquetMetaData> {
     ParquetMetaDataReader::new()
         .parse_and_finish(data)
-        .map_err(|source| Error::Parquet { path: key.into(), source })
+        .map_err(|source| Error::Parquet {
+            path: key.into(),
+            source,
+        })
 }
 
 /// The only row group that can hold `id`: rows are sorted by trace ID, so binary-search the
@@ -123,7 +142,9 @@ pub(crate) fn row_group_for(md: &ParquetMetaData, id: &TraceId) -> Option<usize>
     let schema = md.file_metadata().schema_descr();
     let col = (0..schema.num_columns()).find(|i| schema.column(*i).path().string() == "TraceID");
     let n = md.num_row_groups();
-    let Some(col) = col else { return (n > 0).then_some(0) };
+    let Some(col) = col else {
+        return (n > 0).then_some(0);
+    };
     let range = |rg: usize| match md.row_group(rg).column(col).statistics() {
         Some(Statistics::ByteArray(s)) => (
             s.min_bytes_opt().map(<[u8]>::to_vec),
@@ -158,7 +179,11 @@ pub(crate) fn row_group_range(rg: &parquet::file::metadata::RowGroupMetaData) ->
         start = start.min(s);
         end = end.max(s + l);
     }
-    if start == u64::MAX { (0, 0) } else { (start, end - start) }
+    if start == u64::MAX {
+        (0, 0)
+    } else {
+        (start, end - start)
+    }
 }
 
 fn find_in_row_group<R: ChunkReader + 'static>(
@@ -169,7 +194,10 @@ fn find_in_row_group<R: ChunkReader + 'static>(
     id: &TraceId,
     key: &str,
 ) -> Result<Option<Trace>> {
-    let pq = |source| Error::Parquet { path: key.into(), source };
+    let pq = |source| Error::Parquet {
+        path: key.into(),
+        source,
+    };
     let group = SerializedRowGroupReader::new(
         reader,
         footer.row_group(rg),
@@ -192,7 +220,10 @@ fn find_in_row_group<R: ChunkReader + 'static>(
 /// Every trace of a whole `data.parquet` in memory, in row (ID) order, for compaction.
 pub fn read_all_traces(data: Bytes, meta: &BlockMeta, key: &str) -> Result<Vec<(TraceId, Trace)>> {
     check_format(meta)?;
-    let pq = |source| Error::Parquet { path: key.into(), source };
+    let pq = |source| Error::Parquet {
+        path: key.into(),
+        source,
+    };
     let reader = SerializedFileReader::new(data).map_err(pq)?;
     let mut out = Vec::new();
     for row in reader.get_row_iter(None).map_err(pq)? {

@@ -18,4 +18,6 @@ mod config;
 mod store;
 
 pub use config::Config;
-pub use store::{Admission, AppendGuard, Limits, LiveStore, LiveStoreMetrics, PendingBlock, TraceRefusal};
+pub use store::{
+    Admission, AppendGuard, Limits, LiveStore, LiveStoreMetrics, PendingBlock, TraceRefusal,
+};

@@ -176,7 +176,11 @@ pub(crate) struct Chunk {
 const CHUNK_RAW_BYTES: usize = 256 << 10;
 
 impl Chunk {
-    fn build(items: &[(TraceId, u64, Bytes)], min_seg: u64, now: Instant) -> (Arc<Chunk>, Vec<(u32, u32)>) {
+    fn build(
+        items: &[(TraceId, u64, Bytes)],
+        min_seg: u64,
+        now: Instant,
+    ) -> (Arc<Chunk>, Vec<(u32, u32)>) {
         let raw_len = items.iter().map(|(_, _, b)| b.len()).sum();
         let mut raw = Vec::with_capacity(raw_len);
         let mut spans = Vec::with_capacity(items.len());
@@ -527,7 +531,8 @@ impl LiveStore {
                     let old =
                         now.saturating_duration_since(e.first_push) >= self.cfg.max_trace_live;
                     if force || idle || old {
-                        min_seg = min_seg.min(e.part_segs.iter().copied().min().unwrap_or(u64::MAX));
+                        min_seg =
+                            min_seg.min(e.part_segs.iter().copied().min().unwrap_or(u64::MAX));
                         done.push((*id, e.parts.len(), whole_trace(id, e)));
                     }
                 }
@@ -685,7 +690,10 @@ impl LiveStore {
             let q = t.unflushed.lock();
             let Some(oldest) = q.front() else { continue };
             let bytes: usize = q.iter().map(|c| c.raw_len).sum();
-            if force || bytes >= max_bytes || now.saturating_duration_since(oldest.created) >= max_age {
+            if force
+                || bytes >= max_bytes
+                || now.saturating_duration_since(oldest.created) >= max_age
+            {
                 let mut chunks = Vec::new();
                 let mut taken = 0;
                 for c in q.iter() {
@@ -703,7 +711,9 @@ impl LiveStore {
 
     /// The block holding `block`'s traces is durable in the backend.
     pub fn mark_flushed(&self, block: &PendingBlock) {
-        let Some(t) = self.tenants.read().get(&block.tenant).cloned() else { return };
+        let Some(t) = self.tenants.read().get(&block.tenant).cloned() else {
+            return;
+        };
         let mut q = t.unflushed.lock();
         for c in &block.chunks {
             c.flushed.store(true, Ordering::Release);

@@ -154,6 +154,8 @@ struct Append {
 
 enum Msg {
     Append(Append),
+    /// Close the current segment (if it holds records) and start a new one.
+    Rotate(oneshot::Sender<Result<()>>),
     /// Stop after what is already queued, then answer; later appends fail with [`Error::Closed`].
     Close(oneshot::Sender<()>),
 }
@@ -234,6 +236,17 @@ impl Wal {
     /// in this segment or a later one.
     pub fn current_segment(&self) -> u64 {
         self.current_seq.load(Ordering::Acquire)
+    }
+
+    /// Closes the segment being written, if it holds any record, and starts a new one: lets a
+    /// quiet log hand its last records' segment to [`Wal::remove_segments_below`].
+    pub async fn rotate(&self) -> Result<()> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Msg::Rotate(done))
+            .await
+            .map_err(|_| Error::Closed)?;
+        wait.await.map_err(|_| Error::Closed)?
     }
 
     /// Deletes every closed segment numbered below `seq` (their records are in durable blocks);
@@ -457,6 +470,10 @@ impl Writer {
         while closing.is_none() {
             let first = match rx.blocking_recv() {
                 Some(Msg::Append(a)) => a,
+                Some(Msg::Rotate(done)) => {
+                    let _ = done.send(self.rotate());
+                    continue;
+                }
                 Some(Msg::Close(done)) => {
                     closing = Some(done);
                     break;
@@ -474,6 +491,10 @@ impl Writer {
                     Ok(Msg::Close(done)) => {
                         closing = Some(done);
                         break;
+                    }
+                    Ok(Msg::Rotate(done)) => {
+                        // Rotating between appends of one batch changes nothing a caller sees.
+                        let _ = done.send(Ok(()));
                     }
                     Err(_) => break,
                 }
@@ -497,6 +518,9 @@ impl Writer {
                 }
                 Msg::Close(done) => {
                     let _ = done.send(());
+                }
+                Msg::Rotate(done) => {
+                    let _ = done.send(Err(Error::Closed));
                 }
             }
         }
@@ -525,12 +549,22 @@ impl Writer {
         res.map_err(|e| e.to_string())
     }
 
-    fn write(&mut self, buf: &[u8]) -> Result<()> {
-        if self.written > HEADER_LEN && self.written + buf.len() as u64 > self.segment_bytes {
+    fn rotate(&mut self) -> Result<()> {
+        if let Some(f) = &self.failed {
+            return Err(Error::Failed(f.clone()));
+        }
+        if self.written > HEADER_LEN {
             self.seq += 1;
             self.file = new_segment(&self.dir, self.seq)?;
             self.current_seq.store(self.seq, Ordering::Release);
             self.written = HEADER_LEN;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, buf: &[u8]) -> Result<()> {
+        if self.written > HEADER_LEN && self.written + buf.len() as u64 > self.segment_bytes {
+            self.rotate()?;
         }
         let path = || segment_path(&self.dir, self.seq);
         self.file.write_all(buf).map_err(io(path()))?;

@@ -188,35 +188,71 @@ async fn local_bucket_listing_and_lookups_through_the_backend() {
     std::fs::create_dir_all(tenant.join("half-written")).unwrap();
     std::fs::write(tenant.join("half-written/data.parquet"), "x").unwrap();
     let backend = vivace_block::Backend::local(dir).unwrap();
-    let list = vivace_block::poll(&backend, &Default::default(), true).await.unwrap();
+    let list = vivace_block::poll(&backend, &Default::default(), true)
+        .await
+        .unwrap();
     assert_eq!(list.blocks("single-tenant").len(), 2);
-    assert!(tenant.join("index.json.gz").exists(), "the poll wrote the tenant index");
+    assert!(
+        tenant.join("index.json.gz").exists(),
+        "the poll wrote the tenant index"
+    );
 
     // Every trace of both blocks is found through the backend, and absent IDs are not.
     for b in list.blocks("single-tenant") {
         let local = dir.join(b.key(""));
         for id in trace_ids(&local).unwrap() {
-            let got = vivace_block::find_trace_by_id(&backend, b, &id).await.unwrap();
-            assert_eq!(got, find_trace_by_id_local(&local, &b.meta, &id).unwrap(), "{id}");
+            let got = vivace_block::find_trace_by_id(&backend, b, &id)
+                .await
+                .unwrap();
+            assert_eq!(
+                got,
+                find_trace_by_id_local(&local, &b.meta, &id).unwrap(),
+                "{id}"
+            );
             assert!(got.is_some());
         }
         let absent = TraceId([0xEE; 16]);
-        assert!(vivace_block::find_trace_by_id(&backend, b, &absent).await.unwrap().is_none());
+        assert!(
+            vivace_block::find_trace_by_id(&backend, b, &absent)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     // A compacted block drops out of the next poll.
     let first = list.blocks("single-tenant")[0].clone();
-    std::fs::write(dir.join(first.key("meta.compacted.json")), first.meta.to_json()).unwrap();
+    std::fs::write(
+        dir.join(first.key("meta.compacted.json")),
+        first.meta.to_json(),
+    )
+    .unwrap();
     let next = vivace_block::poll(&backend, &list, true).await.unwrap();
     assert_eq!(next.blocks("single-tenant").len(), 1);
     assert_eq!(next.compacted["single-tenant"].len(), 1);
     // A fresh reader gets the metas from the index alone.
     std::fs::remove_file(dir.join(next.blocks("single-tenant")[0].key("meta.json"))).unwrap();
-    std::fs::write(dir.join(next.blocks("single-tenant")[0].key("meta.json")), "not json").unwrap();
-    let fresh = vivace_block::poll(&backend, &Default::default(), false).await.unwrap();
-    assert_eq!(fresh.blocks("single-tenant").len(), 1, "{:?}", fresh.skipped);
+    std::fs::write(
+        dir.join(next.blocks("single-tenant")[0].key("meta.json")),
+        "not json",
+    )
+    .unwrap();
+    let fresh = vivace_block::poll(&backend, &Default::default(), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        fresh.blocks("single-tenant").len(),
+        1,
+        "{:?}",
+        fresh.skipped
+    );
     let empty = vivace_block::Backend::local(&dir.join("missing")).unwrap();
-    assert!(vivace_block::poll(&empty, &Default::default(), true).await.unwrap().is_empty());
+    assert!(
+        vivace_block::poll(&empty, &Default::default(), true)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]

@@ -22,7 +22,12 @@ fn tempo_traces() -> Vec<(TraceId, Trace)> {
     trace_ids(&dir)
         .unwrap()
         .into_iter()
-        .map(|id| (id, find_trace_by_id_local(&dir, &meta, &id).unwrap().unwrap()))
+        .map(|id| {
+            (
+                id,
+                find_trace_by_id_local(&dir, &meta, &id).unwrap().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -63,7 +68,9 @@ fn tempo_traces_round_trip_through_the_writer() {
         traces.iter().map(|(id, _)| *id).collect::<Vec<_>>()
     );
     for (id, original) in &traces {
-        let again = find_trace_by_id_local(tmp.path(), &meta, id).unwrap().unwrap();
+        let again = find_trace_by_id_local(tmp.path(), &meta, id)
+            .unwrap()
+            .unwrap();
         assert_eq!(&again, original, "trace {id}");
     }
     let mut absent = traces[5].0;

@@ -129,7 +129,11 @@ fn unflushed_traces_are_never_released() {
     }
     store.sweep(now + Duration::from_secs(3600), true);
     store.sweep(now + Duration::from_secs(7200), false);
-    assert_eq!(span_count(&store, &tenant, 0), 3, "kept until written to a block");
+    assert_eq!(
+        span_count(&store, &tenant, 0),
+        3,
+        "kept until written to a block"
+    );
 }
 
 #[test]
@@ -206,14 +210,26 @@ fn log_segments_stay_referenced_until_the_block_is_written() {
     push(&store, &tenant, 1, &[1, 2], now);
     assert_eq!(store.wal_low_watermark(), Some(3), "a live trace");
     store.sweep(now, true);
-    assert_eq!(store.wal_low_watermark(), Some(3), "completed, not yet in a block");
-    assert!(store.take_ready(now, Duration::from_secs(30), 1 << 30, false).is_empty());
+    assert_eq!(
+        store.wal_low_watermark(),
+        Some(3),
+        "completed, not yet in a block"
+    );
+    assert!(
+        store
+            .take_ready(now, Duration::from_secs(30), 1 << 30, false)
+            .is_empty()
+    );
     let blocks = store.take_ready(now, Duration::from_secs(30), 1 << 30, true);
     assert_eq!(blocks.len(), 1);
     let traces = blocks[0].traces().unwrap();
     assert_eq!(traces.len(), 1);
     store.mark_flushed(&blocks[0]);
-    assert_eq!(store.wal_low_watermark(), None, "in a block: the log may go");
+    assert_eq!(
+        store.wal_low_watermark(),
+        None,
+        "in a block: the log may go"
+    );
     assert!(store.take_ready(now, Duration::ZERO, 0, true).is_empty());
     // Still readable from memory until complete_block_timeout.
     assert!(store.find_trace(&tenant, &TraceId([1; 16])).is_some());

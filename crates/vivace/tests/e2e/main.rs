@@ -11,4 +11,5 @@ mod crash;
 mod lifecycle;
 mod model;
 mod roundtrip;
+mod storage;
 mod support;

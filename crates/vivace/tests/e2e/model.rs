@@ -262,3 +262,43 @@ pub fn assert_same(
         );
     }
 }
+
+/// A span map as Tempo's block format keeps it: span flags and schema URLs have no column (Tempo
+/// drops them too), an unset status with no message is no status, and attributes come back
+/// grouped (dedicated columns first), so they are compared sorted by key.
+pub fn as_stored_in_blocks(
+    spans: &BTreeMap<(Vec<u8>, i32), FullSpan>,
+) -> BTreeMap<(Vec<u8>, i32), FullSpan> {
+    let sort = |a: &mut Vec<KeyValue>| a.sort_by(|x, y| x.key.cmp(&y.key));
+    spans
+        .iter()
+        .map(|(k, f)| {
+            let mut f = f.clone();
+            f.span.flags = 0;
+            if f.span
+                .status
+                .as_ref()
+                .is_some_and(|s| s.code == 0 && s.message.is_empty())
+            {
+                f.span.status = None;
+            }
+            sort(&mut f.span.attributes);
+            for e in &mut f.span.events {
+                sort(&mut e.attributes);
+            }
+            for l in &mut f.span.links {
+                sort(&mut l.attributes);
+                l.flags = 0;
+            }
+            if let Some(r) = &mut f.resource {
+                sort(&mut r.attributes);
+            }
+            if let Some(s) = &mut f.scope {
+                sort(&mut s.attributes);
+            }
+            f.resource_schema.clear();
+            f.scope_schema.clear();
+            (k.clone(), f)
+        })
+        .collect()
+}

