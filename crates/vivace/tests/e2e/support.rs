@@ -28,6 +28,7 @@ pub struct Server {
     pub otlp_http: u16,
     pub log: PathBuf,
     config: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 pub fn binary() -> &'static str {
@@ -40,8 +41,23 @@ impl Server {
         Server::start_with(dir, "", "", extra)
     }
 
+    /// Like [`Server::start`], with extra environment variables for the process.
+    pub fn start_env(dir: &Path, extra: &str, env: &[(&str, &str)]) -> Server {
+        Server::start_inner(dir, "", "", extra, env)
+    }
+
     /// Like [`Server::start`], with extra keys for the OTLP gRPC and HTTP protocols.
     pub fn start_with(dir: &Path, grpc_keys: &str, http_keys: &str, extra: &str) -> Server {
+        Server::start_inner(dir, grpc_keys, http_keys, extra, &[])
+    }
+
+    fn start_inner(
+        dir: &Path,
+        grpc_keys: &str,
+        http_keys: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
         let (http, grpc, otlp_http) = (free_port(), free_port(), free_port());
         let config = dir.join("vivace.yaml");
         let indent =
@@ -60,6 +76,10 @@ impl Server {
             otlp_http,
             log: dir.join("vivace.log"),
             config,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.restart();
         s
@@ -77,6 +97,7 @@ impl Server {
             .arg(format!("-config.file={}", self.config.display()))
             .arg("--data-dir")
             .arg(self.dir.join("data"))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
