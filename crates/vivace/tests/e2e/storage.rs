@@ -199,17 +199,21 @@ async fn multipart_round_trip(backend: &vivace_block::Backend) {
     );
 }
 
-fn venv_bin(name: &str) -> std::path::PathBuf {
-    Path::new(&python()).parent().unwrap().join(name)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_on_moto_with_multipart() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _moto = Emulator(
-        Command::new(venv_bin("moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // As a module: the venv's console scripts name the interpreter of where it was built.
+        Command::new(python())
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
