@@ -106,6 +106,9 @@ pub(crate) async fn test_backend(
 ) -> Result<bool> {
     let shard = shard_for(id, block.meta.bloom_shard_count());
     let key = block.key(&format!("bloom-{shard}"));
+    if let Some(bloom) = block.cached_bloom(backend, shard, &key).await? {
+        return Ok(bloom.test(&id.0));
+    }
     let (m, k) = block.bloom_header(backend, shard, &key).await?;
     let h = base_hashes(&id.0);
     let ranges: Vec<std::ops::Range<u64>> = (0..k)

@@ -37,6 +37,21 @@ pub struct BlockRef {
 struct BlockCache {
     footer: OnceCell<Arc<ParquetMetaData>>,
     bloom_headers: parking_lot::Mutex<HashMap<u32, (u64, u64)>>,
+    /// Whole bloom shards held in memory, within [`BLOOM_CACHE_BYTES`] across all blocks.
+    blooms: parking_lot::Mutex<HashMap<u32, Arc<crate::bloom::Bloom>>>,
+    bloom_bytes: std::sync::atomic::AtomicU64,
+}
+
+/// Memory for bloom shards kept across lookups (all blocks together). Past it, lookups read the
+/// few words they need from the backend instead.
+const BLOOM_CACHE_BYTES: u64 = 256 << 20;
+static BLOOM_CACHE_USED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl Drop for BlockCache {
+    fn drop(&mut self) {
+        let held = self.bloom_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        BLOOM_CACHE_USED.fetch_sub(held, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl BlockRef {
@@ -89,6 +104,38 @@ impl BlockRef {
             })
             .await
             .cloned()
+    }
+
+    /// The whole bloom shard from memory, reading it once (one GET) while the cache has room;
+    /// `None` when it is full.
+    pub(crate) async fn cached_bloom(
+        &self,
+        backend: &Backend,
+        shard: u32,
+        key: &str,
+    ) -> Result<Option<Arc<crate::bloom::Bloom>>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(b) = self.cache.blooms.lock().get(&shard) {
+            return Ok(Some(b.clone()));
+        }
+        let size = 24 + (crate::bloom_write::DEFAULT_SHARD_BYTES as u64) + 8;
+        if BLOOM_CACHE_USED.load(Relaxed) + size > BLOOM_CACHE_BYTES {
+            return Ok(None);
+        }
+        let bytes = backend.get(key).await?;
+        let bloom = crate::bloom::Bloom::parse(&bytes).ok_or_else(|| Error::Schema {
+            path: key.into(),
+            what: "not a bloom filter".into(),
+        })?;
+        let bloom = Arc::new(bloom);
+        let mut m = self.cache.blooms.lock();
+        if !m.contains_key(&shard) {
+            let n = bytes.len() as u64;
+            BLOOM_CACHE_USED.fetch_add(n, Relaxed);
+            self.cache.bloom_bytes.fetch_add(n, Relaxed);
+            m.insert(shard, bloom.clone());
+        }
+        Ok(Some(bloom))
     }
 
     pub(crate) async fn bloom_header(

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use parquet::column::reader::ColumnReader;
+use parquet::data_type::ByteArray;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::ReaderProperties;
 use parquet::file::reader::{
@@ -17,6 +19,7 @@ use parquet::file::reader::{
 };
 use parquet::file::serialized_reader::SerializedRowGroupReader;
 use parquet::file::statistics::Statistics;
+use parquet::file::writer::SerializedFileWriter;
 use parquet::record::{Field, Row};
 use vivace_common::TraceId;
 use vivace_proto::otlp::common::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value};
@@ -186,6 +189,10 @@ pub(crate) fn row_group_range(rg: &parquet::file::metadata::RowGroupMetaData) ->
     }
 }
 
+/// Finds the trace in one row group without assembling the rows before it: the `TraceID` column
+/// alone gives the row's index; every other column skips to that row (level decoding only) and
+/// reads its one record; those values are written as a one-row file with the block's own schema,
+/// which the record reader then assembles. One row is materialised instead of half a row group.
 fn find_in_row_group<R: ChunkReader + 'static>(
     reader: Arc<R>,
     footer: &ParquetMetaData,
@@ -205,16 +212,103 @@ fn find_in_row_group<R: ChunkReader + 'static>(
         Arc::new(ReaderProperties::builder().build()),
     )
     .map_err(pq)?;
-    for row in group.get_row_iter(None).map_err(pq)? {
-        let row = row.map_err(pq)?;
-        let row_id = bytes(get(&row, "TraceID"));
-        match row_id.as_slice().cmp(id.0.as_slice()) {
-            std::cmp::Ordering::Less => continue,
-            std::cmp::Ordering::Greater => break,
-            std::cmp::Ordering::Equal => return Ok(Some(Converter { meta }.trace(&row, &row_id))),
+    let schema = footer.file_metadata().schema_descr_ptr();
+    let Some(id_col) =
+        (0..schema.num_columns()).find(|i| schema.column(*i).path().string() == "TraceID")
+    else {
+        return Err(Error::Schema {
+            path: key.into(),
+            what: "no TraceID column".into(),
+        });
+    };
+    let Some(row_index) = find_row(&group, id_col, id).map_err(pq)? else {
+        return Ok(None);
+    };
+    let one = extract_row(&group, &schema, row_index).map_err(pq)?;
+    let file = SerializedFileReader::new(one).map_err(pq)?;
+    let Some(row) = file.get_row_iter(None).map_err(pq)?.next() else {
+        return Ok(None);
+    };
+    let row = row.map_err(pq)?;
+    Ok(Some(Converter { meta }.trace(&row, &id.0)))
+}
+
+/// The index of the row holding `id` in a row group sorted by the `TraceID` column.
+fn find_row(
+    group: &dyn RowGroupReader,
+    col: usize,
+    id: &TraceId,
+) -> parquet::errors::Result<Option<usize>> {
+    let ColumnReader::ByteArrayColumnReader(mut r) = group.get_column_reader(col)? else {
+        return Ok(None);
+    };
+    let mut base = 0usize;
+    let mut vals: Vec<ByteArray> = Vec::with_capacity(1024);
+    loop {
+        vals.clear();
+        let (records, _, _) = r.read_records(1024, None, None, &mut vals)?;
+        if records == 0 {
+            return Ok(None);
         }
+        for (i, v) in vals.iter().enumerate() {
+            match v.data().cmp(id.0.as_slice()) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => return Ok(Some(base + i)),
+                std::cmp::Ordering::Greater => return Ok(None),
+            }
+        }
+        base += records;
     }
-    Ok(None)
+}
+
+/// Row `row` of a row group as a one-row parquet file with the same schema.
+fn extract_row(
+    group: &dyn RowGroupReader,
+    schema: &Arc<parquet::schema::types::SchemaDescriptor>,
+    row: usize,
+) -> parquet::errors::Result<Bytes> {
+    let props = Arc::new(
+        parquet::file::properties::WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .set_compression(parquet::basic::Compression::UNCOMPRESSED)
+            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
+            .build(),
+    );
+    let mut w = SerializedFileWriter::new(Vec::new(), schema.root_schema_ptr(), props)?;
+    let mut out = w.next_row_group()?;
+    for i in 0..schema.num_columns() {
+        let mut col = out
+            .next_column()?
+            .ok_or_else(|| parquet::errors::ParquetError::General("schema ended early".into()))?;
+        let (mut def, mut rep) = (Vec::new(), Vec::new());
+        let descr = schema.column(i);
+        macro_rules! copy {
+            ($r:expr, $t:ty) => {{
+                let mut r = $r;
+                let mut vals = Vec::new();
+                r.skip_records(row)?;
+                r.read_records(1, Some(&mut def), Some(&mut rep), &mut vals)?;
+                let d = (descr.max_def_level() > 0).then_some(&def[..]);
+                let r = (descr.max_rep_level() > 0).then_some(&rep[..]);
+                col.typed::<$t>().write_batch(&vals, d, r)?;
+            }};
+        }
+        match group.get_column_reader(i)? {
+            ColumnReader::BoolColumnReader(r) => copy!(r, parquet::data_type::BoolType),
+            ColumnReader::Int32ColumnReader(r) => copy!(r, parquet::data_type::Int32Type),
+            ColumnReader::Int64ColumnReader(r) => copy!(r, parquet::data_type::Int64Type),
+            ColumnReader::Int96ColumnReader(r) => copy!(r, parquet::data_type::Int96Type),
+            ColumnReader::FloatColumnReader(r) => copy!(r, parquet::data_type::FloatType),
+            ColumnReader::DoubleColumnReader(r) => copy!(r, parquet::data_type::DoubleType),
+            ColumnReader::ByteArrayColumnReader(r) => copy!(r, parquet::data_type::ByteArrayType),
+            ColumnReader::FixedLenByteArrayColumnReader(r) => {
+                copy!(r, parquet::data_type::FixedLenByteArrayType)
+            }
+        }
+        col.close()?;
+    }
+    out.close()?;
+    Ok(Bytes::from(w.into_inner()?))
 }
 
 /// Every trace of a whole `data.parquet` in memory, in row (ID) order, for compaction.
