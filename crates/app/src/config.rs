@@ -58,11 +58,11 @@ pub struct Config {
     pub query_frontend: Ignored,
     pub metrics_generator: Ignored,
     pub backend_scheduler: Ignored,
-    pub backend_worker: Ignored,
+    pub backend_worker: Option<CompactorSection>,
     pub memberlist: Ignored,
     pub usage_report: Ignored,
     pub cache: Ignored,
-    pub compactor: Ignored,
+    pub compactor: Option<CompactorSection>,
     pub ingester: Ignored,
 }
 
@@ -219,6 +219,16 @@ pub struct LocalStorageConfig {
     pub path: Option<PathBuf>,
 }
 
+/// `compactor:` (Tempo 2.x) or `backend_worker:` (Tempo 3): the `compaction` keys act; the rest of
+/// the section is accepted and reported.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CompactorSection {
+    pub compaction: vivace_compactor::CompactionConfig,
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
+}
+
 /// `wal:` — vivace's embedded queue.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -298,6 +308,16 @@ impl Config {
             _ => vivace_block::Backend::local(&self.blocks_dir()),
         };
         b.map_err(|e| ConfigError::Invalid(format!("storage.trace.{}: {e}", t.backend)))
+    }
+
+    /// Compaction and retention settings: `backend_worker.compaction` (Tempo 3) over
+    /// `compactor.compaction` (Tempo 2.x) over the defaults.
+    pub fn compaction(&self) -> vivace_compactor::CompactionConfig {
+        self.backend_worker
+            .as_ref()
+            .or(self.compactor.as_ref())
+            .map(|s| s.compaction.clone())
+            .unwrap_or_default()
     }
 
     pub fn multitenancy(&self) -> bool {
@@ -383,11 +403,9 @@ impl Config {
             ("query_frontend", self.query_frontend.is_some()),
             ("metrics_generator", self.metrics_generator.is_some()),
             ("backend_scheduler", self.backend_scheduler.is_some()),
-            ("backend_worker", self.backend_worker.is_some()),
             ("memberlist", self.memberlist.is_some()),
             ("usage_report", self.usage_report.is_some()),
             ("cache", self.cache.is_some()),
-            ("compactor", self.compactor.is_some()),
             ("ingester", self.ingester.is_some()),
             (
                 "server.grpc_listen_address",
@@ -448,6 +466,20 @@ impl Config {
                 .keys()
                 .map(|k| format!("storage.trace.{k}")),
         );
+        for (name, sec) in [
+            ("compactor", &self.compactor),
+            ("backend_worker", &self.backend_worker),
+        ] {
+            if let Some(sec) = sec {
+                v.extend(sec.other.keys().map(|k| format!("{name}.{k}")));
+                v.extend(
+                    sec.compaction
+                        .other
+                        .keys()
+                        .map(|k| format!("{name}.compaction.{k}")),
+                );
+            }
+        }
         v.extend(
             self.storage
                 .trace

@@ -112,3 +112,81 @@ pub(crate) async fn flush_loop(
         }
     }
 }
+
+/// The backend-scheduler and backend-worker in one loop: every `compaction_cycle`, one
+/// compaction job per tenant (the smallest blocks of the newest window first), then retention.
+pub(crate) async fn compaction_loop(
+    cfg: vivace_compactor::CompactionConfig,
+    block_cfg: BlockConfig,
+    overrides: vivace_common::overrides::Overrides,
+    blocks: BlockSource,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut template = WriterConfig::new("", "");
+    template.row_group_bytes = block_cfg.parquet_row_group_size_bytes;
+    template.bloom_false_positive = block_cfg.bloom_filter_false_positive;
+    template.bloom_shard_bytes = block_cfg.bloom_filter_shard_size_bytes;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(cfg.compaction_cycle) => {}
+            _ = stop.changed() => return,
+        }
+        let list = blocks.current();
+        let now = unix_now();
+        if !cfg.compaction_disabled {
+            for (tenant, tenant_blocks) in &list.tenants {
+                let Some(job) = vivace_compactor::select(tenant_blocks, now, &cfg)
+                    .into_iter()
+                    .next()
+                else {
+                    continue;
+                };
+                let max_trace = overrides.tenant(tenant).global.max_bytes_per_trace;
+                let started = Instant::now();
+                match vivace_compactor::compact(&blocks.backend, &job, &template, max_trace).await {
+                    Ok(r) => {
+                        tracing::info!(
+                            tenant,
+                            block = %r.output.meta.block_id,
+                            inputs = r.inputs,
+                            input_traces = r.input_traces,
+                            traces = r.output.meta.total_objects,
+                            level = r.output.meta.compaction_level,
+                            discarded_spans = r.discarded_spans,
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "blocks compacted"
+                        );
+                        blocks.replace(&job, r.output);
+                    }
+                    Err(e) => tracing::error!(tenant, error = %e, "compaction failed"),
+                }
+            }
+        }
+        let list = blocks.current();
+        let retention_of = |tenant: &str| tenant_block_retention(&overrides, tenant);
+        match vivace_compactor::retention(&blocks.backend, &list, now, &cfg, retention_of).await {
+            Ok(r) if r.marked + r.deleted > 0 => {
+                tracing::info!(marked = r.marked, deleted = r.deleted, "retention applied");
+                blocks.drop_expired(now, &cfg, &retention_of);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "retention failed"),
+        }
+    }
+}
+
+/// The tenant's `compaction.block_retention` override, if set.
+fn tenant_block_retention(
+    overrides: &vivace_common::overrides::Overrides,
+    tenant: &str,
+) -> Option<Duration> {
+    let o = overrides.tenant(tenant);
+    let v = o.compaction.as_ref()?.get("block_retention")?;
+    humantime::parse_duration(v.as_str()?).ok()
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

@@ -224,6 +224,13 @@ impl App {
             blocks.clone(),
             stop_rx.clone(),
         ));
+        let compactor = tokio::spawn(crate::flush::compaction_loop(
+            cfg.compaction(),
+            cfg.storage.trace.block.clone(),
+            overrides.clone(),
+            blocks.clone(),
+            stop_rx.clone(),
+        ));
         let flusher = tokio::spawn(crate::flush::flush_loop(
             live.clone(),
             backend,
@@ -339,6 +346,9 @@ impl App {
         let _ = sweeper.await;
         // A block being written is abandoned: its traces are still in the log.
         flusher.abort();
+        // A compaction cut short leaves its output without meta.json (invisible) or its inputs
+        // not yet marked (read twice, deduplicated); the next run redoes it.
+        compactor.abort();
         poller.abort();
         if let Some(r) = reloader {
             r.abort();

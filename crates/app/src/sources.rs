@@ -66,6 +66,36 @@ impl BlockSource {
         }
     }
 
+    /// Compaction replaced `inputs` by `output`.
+    pub(crate) fn replace(&self, inputs: &[BlockRef], output: BlockRef) {
+        if let Ok(mut l) = self.list.write() {
+            let mut next = (**l).clone();
+            if let Some(bs) = next.tenants.get_mut(&output.tenant) {
+                bs.retain(|b| !inputs.iter().any(|i| i.meta.block_id == b.meta.block_id));
+            }
+            *l = Arc::new(next.with_block(output));
+        }
+    }
+
+    /// Blocks past their retention leave the queried list at once.
+    pub(crate) fn drop_expired(
+        &self,
+        now: i64,
+        cfg: &vivace_compactor::CompactionConfig,
+        retention_of: &dyn Fn(&str) -> Option<std::time::Duration>,
+    ) {
+        if let Ok(mut l) = self.list.write() {
+            let mut next = (**l).clone();
+            for (tenant, bs) in next.tenants.iter_mut() {
+                let keep = retention_of(tenant)
+                    .unwrap_or(cfg.block_retention)
+                    .as_secs() as i64;
+                bs.retain(|b| b.time_range_opt.is_none_or(|(_, end)| end >= now - keep));
+            }
+            *l = Arc::new(next);
+        }
+    }
+
     /// A block just written, queried before the next poll lists it.
     pub(crate) fn add(&self, block: BlockRef) {
         if let Ok(mut l) = self.list.write() {

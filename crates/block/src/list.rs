@@ -128,12 +128,12 @@ impl BlockRef {
             what: "not a bloom filter".into(),
         })?;
         let bloom = Arc::new(bloom);
-        let mut m = self.cache.blooms.lock();
-        if !m.contains_key(&shard) {
+        if let std::collections::hash_map::Entry::Vacant(e) = self.cache.blooms.lock().entry(shard)
+        {
             let n = bytes.len() as u64;
             BLOOM_CACHE_USED.fetch_add(n, Relaxed);
             self.cache.bloom_bytes.fetch_add(n, Relaxed);
-            m.insert(shard, bloom.clone());
+            e.insert(bloom.clone());
         }
         Ok(Some(bloom))
     }

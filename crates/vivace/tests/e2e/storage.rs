@@ -12,9 +12,10 @@ use crate::support::{Server, clients_dir, free_port, python, read_trace};
 use prost::Message;
 use vivace_proto::otlp::collector::ExportTraceServiceRequest;
 
-/// Short live-store and log settings: traces complete in 200 ms, blocks are cut after 500 ms,
-/// completed traces leave memory after 1 s, every append starts a new log segment.
-const FAST_BLOCKS: &str = "live_store:\n  max_trace_idle: 200ms\n  max_trace_live: 1s\n  max_block_duration: 500ms\n  complete_block_timeout: 1s\nwal:\n  segment_bytes: 1024\n";
+/// Short live-store, log and compaction settings: traces complete in 200 ms, blocks are cut
+/// after 500 ms, completed traces leave memory after 1 s, every append starts a new log segment,
+/// compaction runs every second.
+const FAST_BLOCKS: &str = "live_store:\n  max_trace_idle: 200ms\n  max_trace_live: 1s\n  max_block_duration: 500ms\n  complete_block_timeout: 1s\nwal:\n  segment_bytes: 1024\ncompactor:\n  compaction:\n    compaction_cycle: 1s\n";
 
 fn send(endpoint: &str, out: &Path, seed: u32, traces: u32) -> SpanSet {
     let o = Command::new(python())
@@ -64,6 +65,8 @@ async fn round_trip_env(dir: &Path, storage_yaml: &str, env: &[(&str, &str)]) ->
         "removed write-ahead log segments held in blocks",
         2,
     );
+    // The two blocks share a time window and level: they are compacted into one.
+    wait_for_log(&server, "blocks compacted", 1);
     let (status, _) = server.terminate();
     assert!(status.success());
     server.restart();
@@ -120,15 +123,35 @@ async fn local_disk() {
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir())
         .collect();
-    assert!(blocks.len() >= 2, "{blocks:?}");
+    assert!(blocks.len() >= 3, "{blocks:?}");
+    let mut levels = Vec::new();
     for b in &blocks {
-        for f in ["meta.json", "data.parquet", "bloom-0"] {
+        for f in ["data.parquet", "bloom-0"] {
             assert!(b.join(f).is_file(), "{} has no {f}", b.display());
         }
-        let meta = vivace_block::BlockMeta::read(b).unwrap();
+        // Live blocks have meta.json; compacted inputs have only meta.compacted.json.
+        let live = b.join("meta.json").is_file();
+        assert_ne!(
+            live,
+            b.join("meta.compacted.json").is_file(),
+            "{}",
+            b.display()
+        );
+        let file = if live {
+            "meta.json"
+        } else {
+            "meta.compacted.json"
+        };
+        let meta: vivace_block::BlockMeta =
+            serde_json::from_slice(&std::fs::read(b.join(file)).unwrap()).unwrap();
         assert_eq!(meta.format, "vParquet5");
         assert_eq!(meta.tenant_id, "single-tenant");
+        assert_eq!(meta.compacted_time.is_some(), !live);
+        if live {
+            levels.push(meta.compaction_level);
+        }
     }
+    assert!(levels.contains(&1), "a compacted block is live: {levels:?}");
     // The poll after restart rebuilt the tenant index.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !tenant.join("index.json.gz").is_file() {

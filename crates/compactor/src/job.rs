@@ -1,0 +1,283 @@
+//! Job selection, the compaction of one job, and retention.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use bytes::Bytes;
+use prost::Message;
+use vivace_block::{
+    Backend, BlockList, BlockMeta, BlockRef, BlockWriter, WriterConfig, read_all_traces, rfc3339,
+    rfc3339_seconds, set_file_facts,
+};
+use vivace_common::TraceId;
+use vivace_proto::tempopb::Trace;
+
+use crate::config::CompactionConfig;
+
+/// What one compaction did.
+#[derive(Debug, Clone)]
+pub struct CompactionResult {
+    pub output: BlockRef,
+    pub inputs: usize,
+    pub input_traces: u64,
+    /// Spans dropped because their trace passed `max_bytes_per_trace`.
+    pub discarded_spans: u64,
+}
+
+/// What one retention pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionResult {
+    /// Blocks past `block_retention`, marked compacted.
+    pub marked: usize,
+    /// Compacted blocks past `compacted_block_retention`, deleted.
+    pub deleted: usize,
+}
+
+const DAY: i64 = 24 * 3600;
+
+/// Compaction jobs for one tenant's blocks, each 2..=max_input_blocks blocks, most urgent first.
+pub fn select(blocks: &[BlockRef], now: i64, cfg: &CompactionConfig) -> Vec<Vec<BlockRef>> {
+    let window = cfg.compaction_window.as_secs().max(1) as i64;
+    let mut groups: BTreeMap<(i64, u32, String), Vec<&BlockRef>> = BTreeMap::new();
+    for b in blocks {
+        let m = &b.meta;
+        if m.format != vivace_block::FORMAT
+            || (cfg.max_compaction_level > 0 && m.compaction_level >= cfg.max_compaction_level)
+        {
+            continue;
+        }
+        let Some((_, end)) = b.time_range_opt else {
+            continue;
+        };
+        // Recent blocks compact level by level; older ones across levels.
+        let level = if end >= now - DAY {
+            m.compaction_level
+        } else {
+            u32::MAX
+        };
+        let dedicated = serde_json_key(m);
+        groups
+            .entry((end / window, level, dedicated))
+            .or_default()
+            .push(b);
+    }
+    let mut jobs = Vec::new();
+    // Newest windows first: that is where the small fresh blocks are.
+    for (_, mut group) in groups.into_iter().rev() {
+        if group.len() < cfg.min_input_blocks.max(2) {
+            continue;
+        }
+        group.sort_by_key(|b| (b.meta.total_objects, b.meta.block_id.clone()));
+        let mut job: Vec<BlockRef> = Vec::new();
+        let (mut objects, mut bytes) = (0u64, 0u64);
+        for b in group {
+            if job.len() >= cfg.max_input_blocks.max(2)
+                || (!job.is_empty()
+                    && (objects + b.meta.total_objects > cfg.max_compaction_objects
+                        || bytes + b.meta.size > cfg.max_block_bytes))
+            {
+                break;
+            }
+            objects += b.meta.total_objects;
+            bytes += b.meta.size;
+            job.push(b.clone());
+        }
+        if job.len() >= cfg.min_input_blocks.max(2) {
+            jobs.push(job);
+        }
+    }
+    jobs
+}
+
+fn serde_json_key(m: &BlockMeta) -> String {
+    m.dedicated_columns
+        .iter()
+        .map(|c| {
+            format!(
+                "{}/{}/{}/{}",
+                c.scope(),
+                c.name,
+                c.kind,
+                c.options.join(",")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// Compacts `inputs` (one tenant) into one block; see the crate docs for the order of writes.
+/// `template` carries the block settings (row group size, bloom parameters).
+pub async fn compact(
+    backend: &Backend,
+    inputs: &[BlockRef],
+    template: &WriterConfig,
+    max_bytes_per_trace: usize,
+) -> Result<CompactionResult, String> {
+    let Some(first) = inputs.first() else {
+        return Err("no input blocks".into());
+    };
+    let tenant = first.tenant.clone();
+    let mut by_id: BTreeMap<TraceId, Vec<Trace>> = BTreeMap::new();
+    let mut input_traces = 0;
+    for b in inputs {
+        let key = b.key("data.parquet");
+        let data = backend
+            .get(&key)
+            .await
+            .map_err(|e| format!("reading {key}: {e}"))?;
+        let meta = b.meta.clone();
+        let traces = tokio::task::spawn_blocking(move || read_all_traces(data, &meta, &key))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        input_traces += traces.len() as u64;
+        for (id, t) in traces {
+            by_id.entry(id).or_default().push(t);
+        }
+    }
+    let block_id = uuid::Uuid::new_v4().to_string();
+    let mut cfg = template.clone();
+    cfg.tenant = tenant.clone();
+    cfg.block_id = block_id.clone();
+    cfg.dedicated_columns = first.meta.dedicated_columns.clone();
+    cfg.compaction_level = inputs
+        .iter()
+        .map(|b| b.meta.compaction_level)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let (done, data, discarded_spans) = tokio::task::spawn_blocking(move || {
+        let mut w = BlockWriter::new(Vec::new(), cfg).map_err(|e| e.to_string())?;
+        let mut discarded = 0u64;
+        for (id, pieces) in by_id {
+            let mut trace = vivace_model::combine_traces(pieces, &mut HashSet::new());
+            if max_bytes_per_trace > 0 {
+                discarded += trim(&mut trace, max_bytes_per_trace);
+            }
+            w.push(id, &trace).map_err(|e| e.to_string())?;
+        }
+        let (mut done, data) = w.finish().map_err(|e| e.to_string())?;
+        set_file_facts(&mut done.meta, data.len() as u64, &data);
+        Ok::<_, String>((done, data, discarded))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let key = |f: &str| format!("{tenant}/{block_id}/{f}");
+    let put = |k: String, b: Bytes| async move {
+        backend
+            .put(&k, b)
+            .await
+            .map_err(|e| format!("writing {k}: {e}"))
+    };
+    put(key("data.parquet"), Bytes::from(data)).await?;
+    for (i, b) in done.blooms.into_iter().enumerate() {
+        put(key(&format!("bloom-{i}")), Bytes::from(b)).await?;
+    }
+    put(key("meta.json"), Bytes::from(done.meta.to_json())).await?;
+    let now = now_secs();
+    for b in inputs {
+        mark_compacted(backend, b, now).await?;
+    }
+    Ok(CompactionResult {
+        output: BlockRef::new(&tenant, done.meta),
+        inputs: inputs.len(),
+        input_traces,
+        discarded_spans,
+    })
+}
+
+/// Drops spans from the end of the trace until its encoding fits `max` bytes (Tempo's
+/// `trace_too_large_to_compact`); returns how many were dropped.
+fn trim(trace: &mut Trace, max: usize) -> u64 {
+    let mut dropped = 0;
+    while trace.encoded_len() > max {
+        let Some(ss) = trace
+            .resource_spans
+            .iter_mut()
+            .rev()
+            .flat_map(|rs| rs.scope_spans.iter_mut().rev())
+            .find(|ss| !ss.spans.is_empty())
+        else {
+            break;
+        };
+        ss.spans.pop();
+        dropped += 1;
+    }
+    for rs in &mut trace.resource_spans {
+        rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+    }
+    trace.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+    dropped
+}
+
+/// `meta.compacted.json` (the meta plus `compactedTime`), then `meta.json` removed.
+async fn mark_compacted(backend: &Backend, b: &BlockRef, now: i64) -> Result<(), String> {
+    let mut meta = b.meta.clone();
+    meta.compacted_time = Some(rfc3339(now));
+    let k = b.key("meta.compacted.json");
+    backend
+        .put(&k, Bytes::from(meta.to_json()))
+        .await
+        .map_err(|e| format!("writing {k}: {e}"))?;
+    let k = b.key("meta.json");
+    backend
+        .delete(&k)
+        .await
+        .map_err(|e| format!("deleting {k}: {e}"))
+}
+
+/// Applies `block_retention` (per tenant: `retention_of(tenant)`) and
+/// `compacted_block_retention` to the blocks of `list`.
+pub async fn retention(
+    backend: &Backend,
+    list: &BlockList,
+    now: i64,
+    cfg: &CompactionConfig,
+    retention_of: impl Fn(&str) -> Option<std::time::Duration>,
+) -> Result<RetentionResult, String> {
+    let mut out = RetentionResult::default();
+    for (tenant, blocks) in &list.tenants {
+        let keep = retention_of(tenant)
+            .unwrap_or(cfg.block_retention)
+            .as_secs() as i64;
+        for b in blocks {
+            if b.time_range_opt.is_some_and(|(_, end)| end < now - keep) {
+                mark_compacted(backend, b, now).await?;
+                out.marked += 1;
+            }
+        }
+    }
+    let keep = cfg.compacted_block_retention.as_secs() as i64;
+    let mut seen = HashMap::new();
+    for (tenant, metas) in &list.compacted {
+        for m in metas {
+            let when = m.compacted_time.as_deref().and_then(rfc3339_seconds);
+            if when.is_some_and(|t| t < now - keep) && seen.insert(m.block_id.clone(), ()).is_none()
+            {
+                let dir = format!("{tenant}/{}/", m.block_id);
+                let objects = backend.list_all(&dir).await.map_err(|e| e.to_string())?;
+                let last = format!("{dir}meta.compacted.json");
+                for (key, _) in objects.iter().filter(|(k, _)| *k != last) {
+                    backend
+                        .delete(key)
+                        .await
+                        .map_err(|e| format!("deleting {key}: {e}"))?;
+                }
+                backend
+                    .delete(&last)
+                    .await
+                    .map_err(|e| format!("deleting {last}: {e}"))?;
+                out.deleted += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests;
