@@ -90,6 +90,8 @@ pub struct Backend {
     part_size: u64,
     multipart: bool,
     describe: String,
+    /// Read requests made (GET, ranged GET; a coalesced multi-range read counts once).
+    reads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -118,6 +120,7 @@ impl Backend {
             part_size: DEFAULT_PART_SIZE,
             multipart: false,
             describe: format!("local {}", root.display()),
+            reads: Arc::default(),
         })
     }
 
@@ -161,6 +164,7 @@ impl Backend {
             },
             multipart: true,
             describe: format!("s3 bucket {}", c.bucket),
+            reads: Arc::default(),
         })
     }
 
@@ -189,6 +193,7 @@ impl Backend {
             // GCS takes single uploads of any size; its XML multipart is not needed.
             multipart: false,
             describe: format!("gcs bucket {}", c.bucket_name),
+            reads: Arc::default(),
         })
     }
 
@@ -222,6 +227,7 @@ impl Backend {
             part_size: DEFAULT_PART_SIZE,
             multipart: true,
             describe: format!("azure container {}", c.container_name),
+            reads: Arc::default(),
         })
     }
 
@@ -233,6 +239,7 @@ impl Backend {
             part_size: DEFAULT_PART_SIZE,
             multipart: true,
             describe: "memory".into(),
+            reads: Arc::default(),
         }
     }
 
@@ -255,11 +262,23 @@ impl Backend {
         }
     }
 
+    /// Read requests made so far through this backend (and its clones).
+    pub fn reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count_read(&self) {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub async fn get(&self, key: &str) -> Result<Bytes, BackendError> {
+        self.count_read();
         Ok(self.store.get(&self.path(key)).await?.bytes().await?)
     }
 
     pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, BackendError> {
+        self.count_read();
         Ok(self.store.get_range(&self.path(key), range).await?)
     }
 
@@ -269,6 +288,7 @@ impl Backend {
         key: &str,
         ranges: &[Range<u64>],
     ) -> Result<Vec<Bytes>, BackendError> {
+        self.count_read();
         Ok(self.store.get_ranges(&self.path(key), ranges).await?)
     }
 
