@@ -196,8 +196,26 @@ pub struct BlockConfig {
     pub bloom_filter_false_positive: f64,
     pub bloom_filter_shard_size_bytes: usize,
     pub parquet_row_group_size_bytes: usize,
+    /// vivace: `compact` (zstd, smaller blocks; the default) or `tempo` (Tempo's exact codecs).
+    pub parquet_codecs: String,
     #[serde(flatten)]
     pub other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+impl BlockConfig {
+    /// The writer settings of a new block (tenant and ID filled in by the caller).
+    pub fn writer_config(&self, tenant: &str, block_id: &str) -> vivace_block::WriterConfig {
+        let mut w = vivace_block::WriterConfig::new(tenant, block_id);
+        w.row_group_bytes = self.parquet_row_group_size_bytes;
+        w.bloom_false_positive = self.bloom_filter_false_positive;
+        w.bloom_shard_bytes = self.bloom_filter_shard_size_bytes;
+        w.codecs = if self.parquet_codecs == "tempo" {
+            vivace_block::Codecs::Tempo
+        } else {
+            vivace_block::Codecs::Compact
+        };
+        w
+    }
 }
 
 impl Default for BlockConfig {
@@ -207,6 +225,7 @@ impl Default for BlockConfig {
             bloom_filter_false_positive: 0.01,
             bloom_filter_shard_size_bytes: 100 * 1024,
             parquet_row_group_size_bytes: 100_000_000,
+            parquet_codecs: "compact".into(),
             other: Default::default(),
         }
     }
@@ -348,6 +367,12 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "storage.trace.block.version: vivace writes `vParquet5` (and reads vParquet4); `{}` is not written",
                 self.storage.trace.block.version
+            )));
+        }
+        if !["compact", "tempo"].contains(&self.storage.trace.block.parquet_codecs.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "storage.trace.block.parquet_codecs: `{}` is neither `compact` nor `tempo`",
+                self.storage.trace.block.parquet_codecs
             )));
         }
         let fp = self.storage.trace.block.bloom_filter_false_positive;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use vivace_block::{Backend, BlockRef, BlockWriter, WriterConfig, set_file_facts};
+use vivace_block::{Backend, BlockRef, BlockWriter, set_file_facts};
 use vivace_livestore::{LiveStore, PendingBlock};
 
 use crate::config::BlockConfig;
@@ -29,10 +29,7 @@ pub(crate) async fn write_block(
 ) -> Result<BlockRef, String> {
     let tenant = pending.tenant.to_string();
     let block_id = uuid::Uuid::new_v4().to_string();
-    let mut wcfg = WriterConfig::new(&tenant, &block_id);
-    wcfg.row_group_bytes = block_cfg.parquet_row_group_size_bytes;
-    wcfg.bloom_false_positive = block_cfg.bloom_filter_false_positive;
-    wcfg.bloom_shard_bytes = block_cfg.bloom_filter_shard_size_bytes;
+    let wcfg = block_cfg.writer_config(&tenant, &block_id);
     let traces = pending.traces()?;
     let (done, data) = tokio::task::spawn_blocking(move || {
         let mut w = BlockWriter::new(Vec::new(), wcfg).map_err(|e| e.to_string())?;
@@ -122,10 +119,7 @@ pub(crate) async fn compaction_loop(
     blocks: BlockSource,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut template = WriterConfig::new("", "");
-    template.row_group_bytes = block_cfg.parquet_row_group_size_bytes;
-    template.bloom_false_positive = block_cfg.bloom_filter_false_positive;
-    template.bloom_shard_bytes = block_cfg.bloom_filter_shard_size_bytes;
+    let template = block_cfg.writer_config("", "");
     loop {
         tokio::select! {
             _ = tokio::time::sleep(cfg.compaction_cycle) => {}

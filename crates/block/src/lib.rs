@@ -29,5 +29,6 @@ pub use meta::{BlockMeta, DedicatedColumn};
 pub use meta::{rfc3339, rfc3339_seconds};
 pub use read::{find_trace_by_id, find_trace_by_id_local, read_all_traces, trace_ids};
 pub use write::{
-    BlockWriter, FORMAT, FinishedBlock, ROOT_NOT_RECEIVED, WriteError, WriterConfig, set_file_facts,
+    BlockWriter, Codecs, FORMAT, FinishedBlock, ROOT_NOT_RECEIVED, WriteError, WriterConfig,
+    set_file_facts,
 };

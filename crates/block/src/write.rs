@@ -54,6 +54,20 @@ pub struct WriterConfig {
     pub bloom_false_positive: f64,
     pub bloom_shard_bytes: usize,
     pub compaction_level: u32,
+    /// Column codecs: Tempo's choices, or smaller files (zstd instead of snappy and of no
+    /// compression, a dictionary for parent span IDs). Both read with any parquet reader.
+    pub codecs: Codecs,
+}
+
+/// See [`WriterConfig::codecs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Codecs {
+    /// Exactly Tempo's compression and encodings per column (~55 B/span on `vivace gen` data).
+    Tempo,
+    /// zstd (level 3) where Tempo uses snappy or nothing; parent span IDs dictionary-encoded
+    /// (~35 B/span on the same data, and faster to write). The default.
+    #[default]
+    Compact,
 }
 
 impl WriterConfig {
@@ -66,6 +80,7 @@ impl WriterConfig {
             bloom_false_positive: crate::bloom_write::DEFAULT_FALSE_POSITIVE,
             bloom_shard_bytes: crate::bloom_write::DEFAULT_SHARD_BYTES,
             compaction_level: 0,
+            codecs: Codecs::Compact,
         }
     }
 }
@@ -144,6 +159,13 @@ impl<W: Write + Send> BlockWriter<W> {
                 Codec::Dict => (Compression::UNCOMPRESSED, Encoding::PLAIN, true),
                 Codec::SnappyDict => (Compression::SNAPPY, Encoding::PLAIN, true),
                 Codec::Plain => (Compression::SNAPPY, Encoding::PLAIN, false),
+            };
+            let (compression, dict) = match cfg.codecs {
+                Codecs::Tempo => (compression, dict),
+                Codecs::Compact => (
+                    Compression::ZSTD(parquet::basic::ZstdLevel::try_new(3).unwrap_or_default()),
+                    dict || path.ends_with("ParentSpanID"),
+                ),
             };
             props = props
                 .set_column_compression(col.clone(), compression)

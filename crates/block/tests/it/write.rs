@@ -8,7 +8,7 @@ use std::path::Path;
 use parquet::basic::Encoding;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use vivace_block::{
-    BlockMeta, BlockWriter, WriterConfig, find_trace_by_id_local, set_file_facts, trace_ids,
+    BlockMeta, BlockWriter, Codecs, WriterConfig, find_trace_by_id_local, set_file_facts, trace_ids,
 };
 use vivace_common::TraceId;
 use vivace_proto::tempopb::Trace;
@@ -31,15 +31,26 @@ fn tempo_traces() -> Vec<(TraceId, Trace)> {
         .collect()
 }
 
-/// Writes a block directory the way the flusher does (data, blooms, meta last).
+/// Writes a block directory the way the flusher does (data, blooms, meta last), with Tempo's
+/// codecs.
 pub(crate) fn write_block(
     dir: &Path,
     traces: &[(TraceId, Trace)],
     row_group_bytes: usize,
 ) -> BlockMeta {
+    write_block_with(dir, traces, row_group_bytes, Codecs::Tempo)
+}
+
+fn write_block_with(
+    dir: &Path,
+    traces: &[(TraceId, Trace)],
+    row_group_bytes: usize,
+    codecs: Codecs,
+) -> BlockMeta {
     std::fs::create_dir_all(dir).unwrap();
     let mut cfg = WriterConfig::new("single-tenant", "00000000-0000-4000-8000-000000000001");
     cfg.row_group_bytes = row_group_bytes;
+    cfg.codecs = codecs;
     let mut w = BlockWriter::new(Vec::new(), cfg).unwrap();
     for (id, t) in traces {
         w.push(*id, t).unwrap();
@@ -80,6 +91,32 @@ fn tempo_traces_round_trip_through_the_writer() {
             .unwrap()
             .is_none()
     );
+}
+
+#[test]
+fn compact_codecs_keep_the_schema_and_every_trace() {
+    let traces = tempo_traces();
+    let (tempo, compact) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_block_with(tempo.path(), &traces, 100_000_000, Codecs::Tempo);
+    let meta = write_block_with(compact.path(), &traces, 100_000_000, Codecs::Compact);
+    let open = |p: &Path| {
+        SerializedFileReader::new(std::fs::File::open(p.join("data.parquet")).unwrap()).unwrap()
+    };
+    let (a, b) = (open(tempo.path()), open(compact.path()));
+    assert_eq!(
+        a.metadata().file_metadata().schema_descr().root_schema(),
+        b.metadata().file_metadata().schema_descr().root_schema()
+    );
+    for (id, original) in traces.iter().step_by(7) {
+        assert_eq!(
+            &find_trace_by_id_local(compact.path(), &meta, id)
+                .unwrap()
+                .unwrap(),
+            original
+        );
+    }
+    let size = |p: &Path| std::fs::metadata(p.join("data.parquet")).unwrap().len();
+    assert!(size(compact.path()) < size(tempo.path()));
 }
 
 #[test]
