@@ -206,3 +206,28 @@ fn bloom_and_meta_match_tempo() {
     assert!(meta.start_time.as_str() <= tempo["startTime"].as_str().unwrap());
     assert!(meta.end_time.as_str() >= tempo["endTime"].as_str().unwrap());
 }
+
+#[test]
+fn frozen_vivace_blocks_stay_readable() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/vivace-blocks/vParquet5");
+    let dir = std::fs::read_dir(&root)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let meta = BlockMeta::read(&dir).unwrap();
+    assert_eq!(meta.format, "vParquet5");
+    let traces = tempo_traces();
+    assert_eq!(
+        trace_ids(&dir).unwrap(),
+        traces.iter().map(|(id, _)| *id).collect::<Vec<_>>()
+    );
+    for (id, original) in &traces {
+        assert_eq!(
+            &find_trace_by_id_local(&dir, &meta, id).unwrap().unwrap(),
+            original,
+            "{id}"
+        );
+    }
+}
