@@ -54,7 +54,7 @@ pub struct Config {
     pub stream_over_http_enabled: Ignored,
     pub ingest: Ignored,
     pub block_builder: Ignored,
-    pub querier: Ignored,
+    pub querier: Option<QuerierSection>,
     pub query_frontend: Ignored,
     pub metrics_generator: Ignored,
     pub backend_scheduler: Ignored,
@@ -238,6 +238,35 @@ pub struct LocalStorageConfig {
     pub path: Option<PathBuf>,
 }
 
+/// `querier:` — the keys that act; the rest is accepted and reported.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct QuerierSection {
+    pub trace_by_id: TraceByIdConfig,
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+/// `querier.trace_by_id:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TraceByIdConfig {
+    /// A lookup across blocks that takes longer answers 504 (Tempo's default 10s).
+    #[serde(with = "humantime_serde")]
+    pub query_timeout: Duration,
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+impl Default for TraceByIdConfig {
+    fn default() -> Self {
+        TraceByIdConfig {
+            query_timeout: Duration::from_secs(10),
+            other: Default::default(),
+        }
+    }
+}
+
 /// `compactor:` (Tempo 2.x) or `backend_worker:` (Tempo 3): the `compaction` keys act; the rest of
 /// the section is accepted and reported.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -339,6 +368,13 @@ impl Config {
             .unwrap_or_default()
     }
 
+    /// `querier.trace_by_id.query_timeout`.
+    pub fn trace_by_id_timeout(&self) -> Duration {
+        self.querier
+            .as_ref()
+            .map_or(Duration::from_secs(10), |q| q.trace_by_id.query_timeout)
+    }
+
     pub fn multitenancy(&self) -> bool {
         self.multitenancy_enabled || self.auth_enabled.unwrap_or(false)
     }
@@ -424,7 +460,6 @@ impl Config {
             ),
             ("ingest", self.ingest.is_some()),
             ("block_builder", self.block_builder.is_some()),
-            ("querier", self.querier.is_some()),
             ("query_frontend", self.query_frontend.is_some()),
             ("metrics_generator", self.metrics_generator.is_some()),
             ("backend_scheduler", self.backend_scheduler.is_some()),
@@ -491,6 +526,15 @@ impl Config {
                 .keys()
                 .map(|k| format!("storage.trace.{k}")),
         );
+        if let Some(q) = &self.querier {
+            v.extend(q.other.keys().map(|k| format!("querier.{k}")));
+            v.extend(
+                q.trace_by_id
+                    .other
+                    .keys()
+                    .map(|k| format!("querier.trace_by_id.{k}")),
+            );
+        }
         for (name, sec) in [
             ("compactor", &self.compactor),
             ("backend_worker", &self.backend_worker),
@@ -656,5 +700,18 @@ mod storage_tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("vParquet5"), "{err}");
+        let cfg = Config::parse("querier:\n  trace_by_id:\n    query_timeout: 2s\n  max_concurrent_queries: 20\ncompactor:\n  compaction:\n    block_retention: 48h\n    v2_in_buffer_bytes: 1\n", "t", false).unwrap();
+        assert_eq!(cfg.trace_by_id_timeout(), Duration::from_secs(2));
+        assert_eq!(
+            cfg.compaction().block_retention,
+            Duration::from_secs(48 * 3600)
+        );
+        assert_eq!(
+            cfg.ignored_keys(),
+            vec![
+                "querier.max_concurrent_queries".to_string(),
+                "compactor.compaction.v2_in_buffer_bytes".to_string()
+            ]
+        );
     }
 }

@@ -218,7 +218,7 @@ impl App {
         let multitenancy = cfg.multitenancy();
         let mut servers: Vec<(&'static str, JoinHandle<Result<(), String>>)> = Vec::new();
 
-        let blocks = BlockSource::new(backend.clone());
+        let blocks = BlockSource::new(backend.clone(), cfg.trace_by_id_timeout());
         let poller = tokio::spawn(poll_loop(
             cfg.storage.trace.blocklist_poll,
             blocks.clone(),

@@ -43,16 +43,19 @@ impl TraceSource for LiveStoreSource {
 pub(crate) struct BlockSource {
     pub(crate) backend: Backend,
     pub(crate) list: Arc<std::sync::RwLock<Arc<BlockList>>>,
+    /// `querier.trace_by_id.query_timeout`.
+    pub(crate) timeout: std::time::Duration,
 }
 
 /// Blocks read at once by one trace-by-ID lookup.
 const LOOKUP_CONCURRENCY: usize = 32;
 
 impl BlockSource {
-    pub(crate) fn new(backend: Backend) -> BlockSource {
+    pub(crate) fn new(backend: Backend, timeout: std::time::Duration) -> BlockSource {
         BlockSource {
             backend,
             list: Default::default(),
+            timeout,
         }
     }
 
@@ -125,7 +128,7 @@ impl TraceSource for BlockSource {
         if blocks.is_empty() {
             return Ok(None);
         }
-        let results: Vec<_> = futures::stream::iter(blocks)
+        let lookups = futures::stream::iter(blocks)
             .map(|b| {
                 let (backend, id) = (self.backend.clone(), *id);
                 async move {
@@ -134,8 +137,16 @@ impl TraceSource for BlockSource {
                 }
             })
             .buffer_unordered(LOOKUP_CONCURRENCY)
-            .collect()
-            .await;
+            .collect::<Vec<_>>();
+        let Ok(results) = tokio::time::timeout(self.timeout, lookups).await else {
+            return Err(Status::new(
+                vivace_common::StatusCode::Timeout,
+                format!(
+                    "trace by ID timed out after {:?} (querier.trace_by_id.query_timeout)",
+                    self.timeout
+                ),
+            ));
+        };
         let mut pieces = Vec::new();
         let mut inspected_bytes = 0;
         for (b, r) in results {
