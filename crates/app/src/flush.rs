@@ -21,6 +21,10 @@ use vivace_livestore::{LiveStore, PendingBlock};
 use crate::config::BlockConfig;
 use crate::sources::BlockSource;
 
+/// A fresh block's time range is clamped to the time of writing ± this (Tempo's
+/// `ingestion_time_range_slack`, 2m).
+const INGESTION_SLACK_SECS: i64 = 120;
+
 /// Writes one block of `pending` to the backend; returns it.
 pub(crate) async fn write_block(
     backend: &Backend,
@@ -29,7 +33,9 @@ pub(crate) async fn write_block(
 ) -> Result<BlockRef, String> {
     let tenant = pending.tenant.to_string();
     let block_id = uuid::Uuid::new_v4().to_string();
-    let wcfg = block_cfg.writer_config(&tenant, &block_id);
+    let mut wcfg = block_cfg.writer_config(&tenant, &block_id);
+    let now = unix_now();
+    wcfg.time_bounds = Some((now - INGESTION_SLACK_SECS, now + INGESTION_SLACK_SECS));
     let traces = pending.traces()?;
     let (done, data) = tokio::task::spawn_blocking(move || {
         let mut w = BlockWriter::new(Vec::new(), wcfg).map_err(|e| e.to_string())?;

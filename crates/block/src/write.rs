@@ -57,6 +57,10 @@ pub struct WriterConfig {
     /// Column codecs: Tempo's choices, or smaller files (zstd instead of snappy and of no
     /// compression, a dictionary for parent span IDs). Both read with any parquet reader.
     pub codecs: Codecs,
+    /// `meta.json`'s start and end (unix seconds) are clamped into this range: for a fresh block
+    /// the time of writing ± Tempo's ingestion slack, so spans with bogus timestamps neither
+    /// expire the block at once nor keep it forever; for a compacted block the inputs' range.
+    pub time_bounds: Option<(i64, i64)>,
 }
 
 /// See [`WriterConfig::codecs`].
@@ -81,6 +85,7 @@ impl WriterConfig {
             bloom_shard_bytes: crate::bloom_write::DEFAULT_SHARD_BYTES,
             compaction_level: 0,
             codecs: Codecs::Compact,
+            time_bounds: None,
         }
     }
 }
@@ -236,14 +241,18 @@ impl<W: Write + Send> BlockWriter<W> {
             bloom.add(id);
         }
         let sink = self.writer.into_inner()?;
-        let (start, end) = if self.start <= self.end {
+        let (mut start, mut end) = if self.start <= self.end {
             (
                 (self.start / 1_000_000_000) as i64,
                 self.end.div_ceil(1_000_000_000) as i64,
             )
         } else {
-            (0, 0)
+            self.cfg.time_bounds.unwrap_or((0, 0))
         };
+        if let Some((lo, hi)) = self.cfg.time_bounds {
+            start = start.clamp(lo, hi);
+            end = end.clamp(lo, hi);
+        }
         let meta = BlockMeta {
             format: FORMAT.into(),
             block_id: self.cfg.block_id.clone(),

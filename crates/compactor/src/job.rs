@@ -145,6 +145,14 @@ pub async fn compact(
         .max()
         .unwrap_or(0)
         + 1;
+    // The output covers the inputs' time range (Tempo: end = max input end), whatever the
+    // spans' own timestamps say.
+    let ranges: Vec<(i64, i64)> = inputs.iter().filter_map(|b| b.time_range_opt).collect();
+    cfg.time_bounds = ranges
+        .iter()
+        .map(|r| r.0)
+        .min()
+        .zip(ranges.iter().map(|r| r.1).max());
     let (done, data, discarded_spans) = tokio::task::spawn_blocking(move || {
         let mut w = BlockWriter::new(Vec::new(), cfg).map_err(|e| e.to_string())?;
         let mut discarded = 0u64;

@@ -100,6 +100,40 @@ pub(crate) async fn sender(
     }
 }
 
+/// Which blocks on disk hold the trace (live or compacted), for the failure message.
+fn where_is(blocks: &std::path::Path, trace: &[u8]) -> String {
+    let mut out = Vec::new();
+    for tenant in std::fs::read_dir(blocks).into_iter().flatten().flatten() {
+        for b in std::fs::read_dir(tenant.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let dir = b.path();
+            let state = if dir.join("meta.json").exists() {
+                "live"
+            } else if dir.join("meta.compacted.json").exists() {
+                "compacted"
+            } else {
+                "no meta"
+            };
+            match vivace_block::trace_ids(&dir) {
+                Ok(ids) => {
+                    let has = ids.iter().any(|i| i.0.as_slice() == trace);
+                    out.push(format!(
+                        "{} {state} {} traces{}",
+                        dir.display(),
+                        ids.len(),
+                        if has { " HAS IT" } else { "" }
+                    ));
+                }
+                Err(e) => out.push(format!("{} {state}: {e}", dir.display())),
+            }
+        }
+    }
+    format!("blocks:\n{}", out.join("\n"))
+}
+
 pub(crate) async fn verify(server: &Server, acked: &Acked) -> usize {
     let want = acked.lock().unwrap().clone();
     let mut spans = 0;
@@ -107,7 +141,13 @@ pub(crate) async fn verify(server: &Server, acked: &Acked) -> usize {
         let got = read_trace(server, &hex(trace), None)
             .await
             .v1_proto
-            .unwrap_or_else(|| panic!("acknowledged trace {} lost", hex(trace)));
+            .unwrap_or_else(|| {
+                panic!(
+                    "acknowledged trace {} lost; {}",
+                    hex(trace),
+                    where_is(&server.dir.join("data/blocks"), trace)
+                )
+            });
         // spans_of panics on a duplicated span.
         let got: BTreeSet<Vec<u8>> = spans_of(&got).into_keys().map(|(id, _)| id).collect();
         for s in span_ids {
@@ -180,15 +220,16 @@ async fn sigkill_under_load_loses_no_acknowledged_span() {
     );
 }
 
-/// SIGKILL at random moments while blocks are being cut and uploaded every ~half second and the
-/// log is being truncated behind them: after each restart every acknowledged span is readable
-/// (from blocks, the replayed log, or both, deduplicated), and no span appears twice.
+/// SIGKILL at random moments while blocks are being cut and uploaded every ~half second, the log
+/// is being truncated behind them and blocks are compacted every 400 ms: after each restart every
+/// acknowledged span is readable (from blocks, the replayed log, or both, deduplicated), and no
+/// span appears twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_around_block_upload_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(
         dir.path(),
-        "wal:\n  segment_bytes: 4096\nlive_store:\n  max_trace_idle: 100ms\n  max_trace_live: 500ms\n  max_block_duration: 300ms\n  complete_block_timeout: 500ms\n",
+        "wal:\n  segment_bytes: 4096\nlive_store:\n  max_trace_idle: 100ms\n  max_trace_live: 500ms\n  max_block_duration: 300ms\n  complete_block_timeout: 500ms\ncompactor:\n  compaction:\n    compaction_cycle: 400ms\n",
     );
     let acked: Acked = Arc::default();
     let mut rng = SmallRng::seed_from_u64(7);
@@ -235,5 +276,9 @@ async fn sigkill_around_block_upload_loses_nothing() {
     assert!(
         server.log_text().contains("block written"),
         "blocks were cut during the test"
+    );
+    assert!(
+        server.log_text().contains("blocks compacted"),
+        "blocks were compacted during the test"
     );
 }
