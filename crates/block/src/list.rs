@@ -193,10 +193,13 @@ impl BlockList {
     /// Adds a block just written, so it is queried before the next poll.
     pub fn with_block(&self, block: BlockRef) -> BlockList {
         let mut next = self.clone();
-        next.tenants
-            .entry(block.tenant.clone())
-            .or_default()
-            .push(block);
+        let blocks = next.tenants.entry(block.tenant.clone()).or_default();
+        if !blocks
+            .iter()
+            .any(|b| b.meta.block_id == block.meta.block_id)
+        {
+            blocks.push(block);
+        }
         next
     }
 }
