@@ -118,6 +118,8 @@ pub async fn compact(
     let tenant = first.tenant.clone();
     let mut by_id: BTreeMap<TraceId, Vec<Trace>> = BTreeMap::new();
     let mut input_traces = 0;
+    // Inputs are fetched one after another but decoded in parallel (decoding dominates).
+    let mut decoding = Vec::with_capacity(inputs.len());
     for b in inputs {
         let key = b.key("data.parquet");
         let data = backend
@@ -125,7 +127,12 @@ pub async fn compact(
             .await
             .map_err(|e| format!("reading {key}: {e}"))?;
         let meta = b.meta.clone();
-        let traces = tokio::task::spawn_blocking(move || read_all_traces(data, &meta, &key))
+        decoding.push(tokio::task::spawn_blocking(move || {
+            read_all_traces(data, &meta, &key)
+        }));
+    }
+    for d in decoding {
+        let traces = d
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
@@ -157,7 +164,12 @@ pub async fn compact(
         let mut w = BlockWriter::new(Vec::new(), cfg).map_err(|e| e.to_string())?;
         let mut discarded = 0u64;
         for (id, pieces) in by_id {
-            let mut trace = vivace_model::combine_traces(pieces, &mut HashSet::new());
+            // Most traces are in one input only: nothing to combine.
+            let mut trace = if pieces.len() == 1 {
+                pieces.into_iter().next().unwrap_or_default()
+            } else {
+                vivace_model::combine_traces(pieces, &mut HashSet::new())
+            };
             if max_bytes_per_trace > 0 {
                 discarded += trim(&mut trace, max_bytes_per_trace);
             }
