@@ -8,7 +8,9 @@
 //! skipped, never fatal.
 //!
 //! A poll that builds the index writes `<tenant>/index.json.gz` afterwards: gzip (member name
-//! `index.json`) of `{"created_at", "meta": [...], "compacted": [...]}` as Tempo's builders do.
+//! `index.json`) of `{"created_at", "meta": [...], "compacted": [...]}` as Tempo's builders do,
+//! and removes a stale `index.pb.zst` (Tempo's protobuf index, which vivace does not write:
+//! Tempo's readers prefer it and would miss vivace's blocks; without it they read the JSON one).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
@@ -383,5 +385,8 @@ async fn write_tenant_index(backend: &Backend, tenant: &str, idx: &TenantIndex) 
     backend
         .put(&format!("{tenant}/{TENANT_INDEX}"), Bytes::from(data))
         .await?;
+    // vivace does not write Tempo's protobuf index; one Tempo left would now be stale, and Tempo
+    // reads it before the JSON one. Without it Tempo falls back to this file.
+    backend.delete(&format!("{tenant}/index.pb.zst")).await?;
     Ok(())
 }

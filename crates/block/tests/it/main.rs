@@ -187,11 +187,15 @@ async fn local_bucket_listing_and_lookups_through_the_backend() {
     // A half-written block (no meta.json) is not listed.
     std::fs::create_dir_all(tenant.join("half-written")).unwrap();
     std::fs::write(tenant.join("half-written/data.parquet"), "x").unwrap();
+    // A protobuf index Tempo left behind would go stale: the poll that rewrites the JSON index
+    // removes it.
+    std::fs::write(tenant.join("index.pb.zst"), "stale").unwrap();
     let backend = vivace_block::Backend::local(dir).unwrap();
     let list = vivace_block::poll(&backend, &Default::default(), true)
         .await
         .unwrap();
     assert_eq!(list.blocks("single-tenant").len(), 2);
+    assert!(!tenant.join("index.pb.zst").exists());
     assert!(
         tenant.join("index.json.gz").exists(),
         "the poll wrote the tenant index"
