@@ -36,8 +36,9 @@ pub(crate) async fn write_block(
     let mut wcfg = block_cfg.writer_config(&tenant, &block_id);
     let now = unix_now();
     wcfg.time_bounds = Some((now - INGESTION_SLACK_SECS, now + INGESTION_SLACK_SECS));
-    let traces = pending.traces()?;
-    let (done, data) = tokio::task::spawn_blocking(move || {
+    let pending_owned = pending.clone();
+    let (done, data) = vivace_common::background::run("vivace-flush", move || {
+        let traces = pending_owned.traces()?;
         let mut w = BlockWriter::new(Vec::new(), wcfg).map_err(|e| e.to_string())?;
         for (id, t) in &traces {
             w.push(*id, t).map_err(|e| e.to_string())?;
@@ -47,7 +48,7 @@ pub(crate) async fn write_block(
         Ok::<_, String>((done, data))
     })
     .await
-    .map_err(|e| e.to_string())??;
+    .ok_or("the block writer thread failed")??;
     let key = |f: &str| format!("{tenant}/{block_id}/{f}");
     let put = |k: String, b: Bytes| async move {
         backend

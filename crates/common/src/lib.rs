@@ -3,6 +3,7 @@
 //!
 //! This crate sits at the bottom of the workspace and depends on nothing of vivace's own.
 
+pub mod background;
 mod error;
 mod ids;
 pub mod overrides;

@@ -118,8 +118,8 @@ pub async fn compact(
     let tenant = first.tenant.clone();
     let mut by_id: BTreeMap<TraceId, Vec<Trace>> = BTreeMap::new();
     let mut input_traces = 0;
-    // Inputs are fetched one after another but decoded in parallel (decoding dominates).
-    let mut decoding = Vec::with_capacity(inputs.len());
+    // One input at a time on one blocking thread: compaction runs beside ingest, and on a small
+    // machine a second busy core would show up as export latency.
     for b in inputs {
         let key = b.key("data.parquet");
         let data = backend
@@ -127,15 +127,12 @@ pub async fn compact(
             .await
             .map_err(|e| format!("reading {key}: {e}"))?;
         let meta = b.meta.clone();
-        decoding.push(tokio::task::spawn_blocking(move || {
+        let traces = vivace_common::background::run("vivace-compact", move || {
             read_all_traces(data, &meta, &key)
-        }));
-    }
-    for d in decoding {
-        let traces = d
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        })
+        .await
+        .ok_or("the compaction thread failed")?
+        .map_err(|e| e.to_string())?;
         input_traces += traces.len() as u64;
         for (id, t) in traces {
             by_id.entry(id).or_default().push(t);
@@ -160,27 +157,28 @@ pub async fn compact(
         .map(|r| r.0)
         .min()
         .zip(ranges.iter().map(|r| r.1).max());
-    let (done, data, discarded_spans) = tokio::task::spawn_blocking(move || {
-        let mut w = BlockWriter::new(Vec::new(), cfg).map_err(|e| e.to_string())?;
-        let mut discarded = 0u64;
-        for (id, pieces) in by_id {
-            // Most traces are in one input only: nothing to combine.
-            let mut trace = if pieces.len() == 1 {
-                pieces.into_iter().next().unwrap_or_default()
-            } else {
-                vivace_model::combine_traces(pieces, &mut HashSet::new())
-            };
-            if max_bytes_per_trace > 0 {
-                discarded += trim(&mut trace, max_bytes_per_trace);
+    let (done, data, discarded_spans) =
+        vivace_common::background::run("vivace-compact", move || {
+            let mut w = BlockWriter::new(Vec::new(), cfg).map_err(|e| e.to_string())?;
+            let mut discarded = 0u64;
+            for (id, pieces) in by_id {
+                // Most traces are in one input only: nothing to combine.
+                let mut trace = if pieces.len() == 1 {
+                    pieces.into_iter().next().unwrap_or_default()
+                } else {
+                    vivace_model::combine_traces(pieces, &mut HashSet::new())
+                };
+                if max_bytes_per_trace > 0 {
+                    discarded += trim(&mut trace, max_bytes_per_trace);
+                }
+                w.push(id, &trace).map_err(|e| e.to_string())?;
             }
-            w.push(id, &trace).map_err(|e| e.to_string())?;
-        }
-        let (mut done, data) = w.finish().map_err(|e| e.to_string())?;
-        set_file_facts(&mut done.meta, data.len() as u64, &data);
-        Ok::<_, String>((done, data, discarded))
-    })
-    .await
-    .map_err(|e| e.to_string())??;
+            let (mut done, data) = w.finish().map_err(|e| e.to_string())?;
+            set_file_facts(&mut done.meta, data.len() as u64, &data);
+            Ok::<_, String>((done, data, discarded))
+        })
+        .await
+        .ok_or("the compaction thread failed")??;
     let key = |f: &str| format!("{tenant}/{block_id}/{f}");
     let put = |k: String, b: Bytes| async move {
         backend

@@ -233,7 +233,7 @@ impl Chunk {
 }
 
 /// Completed traces of one tenant not yet in a block, taken by the flusher.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PendingBlock {
     pub tenant: TenantId,
     chunks: Vec<Arc<Chunk>>,
