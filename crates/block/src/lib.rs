@@ -27,7 +27,7 @@ pub use error::{Error, Result};
 pub use list::{BlockList, BlockRef, poll};
 pub use meta::{BlockMeta, DedicatedColumn};
 pub use meta::{rfc3339, rfc3339_seconds};
-pub use read::{find_trace_by_id, find_trace_by_id_local, read_all_traces, trace_ids};
+pub use read::{TraceRows, find_trace_by_id, find_trace_by_id_local, read_all_traces, trace_ids};
 pub use write::{
     BlockWriter, Codecs, FORMAT, FinishedBlock, ROOT_NOT_RECEIVED, WriteError, WriterConfig,
     set_file_facts,

@@ -311,7 +311,59 @@ fn extract_row(
     Ok(Bytes::from(w.into_inner()?))
 }
 
-/// Every trace of a whole `data.parquet` in memory, in row (ID) order, for compaction.
+/// The traces of a whole `data.parquet` in memory, one row at a time in ID order: compaction
+/// merges several of these without holding any block decoded.
+pub struct TraceRows {
+    rows: parquet::record::reader::RowIter<'static>,
+    meta: BlockMeta,
+    key: String,
+}
+
+impl std::fmt::Debug for TraceRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceRows").field("key", &self.key).finish()
+    }
+}
+
+impl TraceRows {
+    pub fn new(data: Bytes, meta: &BlockMeta, key: &str) -> Result<TraceRows> {
+        check_format(meta)?;
+        let reader = SerializedFileReader::new(data).map_err(|source| Error::Parquet {
+            path: key.into(),
+            source,
+        })?;
+        Ok(TraceRows {
+            rows: parquet::record::reader::RowIter::from_file_into(Box::new(reader)),
+            meta: meta.clone(),
+            key: key.into(),
+        })
+    }
+}
+
+impl Iterator for TraceRows {
+    type Item = Result<(TraceId, Trace)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let row = match self.rows.next()? {
+                Ok(r) => r,
+                Err(source) => {
+                    return Some(Err(Error::Parquet {
+                        path: self.key.clone().into(),
+                        source,
+                    }));
+                }
+            };
+            let row_id = bytes(get(&row, "TraceID"));
+            if let Some(id) = TraceId::from_slice(&row_id) {
+                let trace = Converter { meta: &self.meta }.trace(&row, &row_id);
+                return Some(Ok((id, trace)));
+            }
+        }
+    }
+}
+
+/// Every trace of a whole `data.parquet` in memory, in row (ID) order.
 pub fn read_all_traces(data: Bytes, meta: &BlockMeta, key: &str) -> Result<Vec<(TraceId, Trace)>> {
     check_format(meta)?;
     let pq = |source| Error::Parquet {

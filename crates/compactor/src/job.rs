@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use bytes::Bytes;
 use prost::Message;
 use vivace_block::{
-    Backend, BlockList, BlockMeta, BlockRef, BlockWriter, WriterConfig, read_all_traces, rfc3339,
-    rfc3339_seconds, set_file_facts,
+    Backend, BlockList, BlockMeta, BlockRef, BlockWriter, WriterConfig, rfc3339, rfc3339_seconds,
+    set_file_facts,
 };
 use vivace_common::TraceId;
 use vivace_proto::tempopb::Trace;
@@ -116,27 +116,16 @@ pub async fn compact(
         return Err("no input blocks".into());
     };
     let tenant = first.tenant.clone();
-    let mut by_id: BTreeMap<TraceId, Vec<Trace>> = BTreeMap::new();
-    let mut input_traces = 0;
-    // One input at a time on one blocking thread: compaction runs beside ingest, and on a small
-    // machine a second busy core would show up as export latency.
+    // The inputs' files (compressed) are fetched whole; rows are then decoded one at a time in a
+    // k-way merge by trace ID, so no block is ever held decoded.
+    let mut sources = Vec::with_capacity(inputs.len());
     for b in inputs {
         let key = b.key("data.parquet");
         let data = backend
             .get(&key)
             .await
             .map_err(|e| format!("reading {key}: {e}"))?;
-        let meta = b.meta.clone();
-        let traces = vivace_common::background::run("vivace-compact", move || {
-            read_all_traces(data, &meta, &key)
-        })
-        .await
-        .ok_or("the compaction thread failed")?
-        .map_err(|e| e.to_string())?;
-        input_traces += traces.len() as u64;
-        for (id, t) in traces {
-            by_id.entry(id).or_default().push(t);
-        }
+        sources.push((data, b.meta.clone(), key));
     }
     let block_id = uuid::Uuid::new_v4().to_string();
     let mut cfg = template.clone();
@@ -157,25 +146,9 @@ pub async fn compact(
         .map(|r| r.0)
         .min()
         .zip(ranges.iter().map(|r| r.1).max());
-    let (done, data, discarded_spans) =
+    let (done, data, discarded_spans, input_traces) =
         vivace_common::background::run("vivace-compact", move || {
-            let mut w = BlockWriter::new(Vec::new(), cfg).map_err(|e| e.to_string())?;
-            let mut discarded = 0u64;
-            for (id, pieces) in by_id {
-                // Most traces are in one input only: nothing to combine.
-                let mut trace = if pieces.len() == 1 {
-                    pieces.into_iter().next().unwrap_or_default()
-                } else {
-                    vivace_model::combine_traces(pieces, &mut HashSet::new())
-                };
-                if max_bytes_per_trace > 0 {
-                    discarded += trim(&mut trace, max_bytes_per_trace);
-                }
-                w.push(id, &trace).map_err(|e| e.to_string())?;
-            }
-            let (mut done, data) = w.finish().map_err(|e| e.to_string())?;
-            set_file_facts(&mut done.meta, data.len() as u64, &data);
-            Ok::<_, String>((done, data, discarded))
+            merge(sources, cfg, max_bytes_per_trace)
         })
         .await
         .ok_or("the compaction thread failed")??;
@@ -201,6 +174,65 @@ pub async fn compact(
         input_traces,
         discarded_spans,
     })
+}
+
+/// A finished block, its `data.parquet`, spans discarded, input rows read.
+type Merged = (vivace_block::FinishedBlock, Vec<u8>, u64, u64);
+
+/// The k-way merge of sorted blocks into one: rows with the same trace ID are combined (spans
+/// deduplicated), traces over `max_bytes_per_trace` trimmed.
+fn merge(
+    sources: Vec<(Bytes, BlockMeta, String)>,
+    cfg: WriterConfig,
+    max_bytes_per_trace: usize,
+) -> Result<Merged, String> {
+    let mut rows = Vec::with_capacity(sources.len());
+    for (data, meta, key) in &sources {
+        rows.push(
+            vivace_block::TraceRows::new(data.clone(), meta, key)
+                .map_err(|e| e.to_string())?
+                .peekable(),
+        );
+    }
+    let mut w = BlockWriter::new(Vec::new(), cfg).map_err(|e| e.to_string())?;
+    let (mut discarded, mut input_rows) = (0u64, 0u64);
+    loop {
+        let mut next: Option<TraceId> = None;
+        for r in &mut rows {
+            match r.peek() {
+                Some(Ok((id, _))) => next = Some(next.map_or(*id, |n| n.min(*id))),
+                Some(Err(_)) => {
+                    if let Some(Err(e)) = r.next() {
+                        return Err(e.to_string());
+                    }
+                }
+                None => {}
+            }
+        }
+        let Some(id) = next else { break };
+        let mut pieces = Vec::new();
+        for r in &mut rows {
+            while matches!(r.peek(), Some(Ok((i, _))) if *i == id) {
+                if let Some(Ok((_, t))) = r.next() {
+                    pieces.push(t);
+                    input_rows += 1;
+                }
+            }
+        }
+        // Most traces are in one input only: nothing to combine.
+        let mut trace = if pieces.len() == 1 {
+            pieces.pop().unwrap_or_default()
+        } else {
+            vivace_model::combine_traces(pieces, &mut HashSet::new())
+        };
+        if max_bytes_per_trace > 0 {
+            discarded += trim(&mut trace, max_bytes_per_trace);
+        }
+        w.push(id, &trace).map_err(|e| e.to_string())?;
+    }
+    let (mut done, data) = w.finish().map_err(|e| e.to_string())?;
+    set_file_facts(&mut done.meta, data.len() as u64, &data);
+    Ok((done, data, discarded, input_rows))
 }
 
 /// Drops spans from the end of the trace until its encoding fits `max` bytes (Tempo's
