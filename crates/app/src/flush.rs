@@ -38,11 +38,8 @@ pub(crate) async fn write_block(
     wcfg.time_bounds = Some((now - INGESTION_SLACK_SECS, now + INGESTION_SLACK_SECS));
     let pending_owned = pending.clone();
     let (done, data) = vivace_common::background::run("vivace-flush", move || {
-        let traces = pending_owned.traces()?;
         let mut w = BlockWriter::new(Vec::new(), wcfg).map_err(|e| e.to_string())?;
-        for (id, t) in &traces {
-            w.push(*id, t).map_err(|e| e.to_string())?;
-        }
+        pending_owned.for_each_trace(|id, t| w.push(id, &t).map_err(|e| e.to_string()))?;
         let (mut done, data) = w.finish().map_err(|e| e.to_string())?;
         set_file_facts(&mut done.meta, data.len() as u64, &data);
         Ok::<_, String>((done, data))

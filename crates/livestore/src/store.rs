@@ -217,21 +217,6 @@ struct CompleteRef {
     len: u32,
 }
 
-impl Chunk {
-    /// Every trace of the chunk, decoded.
-    fn traces(&self) -> Result<Vec<(TraceId, Trace)>, String> {
-        let raw = zstd::bulk::decompress(&self.data, self.raw_len).map_err(|e| e.to_string())?;
-        let mut out = Vec::with_capacity(self.traces.len());
-        for ((id, _), (off, len)) in self.traces.iter().zip(&self.places) {
-            let piece = raw
-                .get(*off as usize..(*off + *len) as usize)
-                .ok_or("chunk is shorter than its index")?;
-            out.push((*id, Trace::decode(piece).map_err(|e| e.to_string())?));
-        }
-        Ok(out)
-    }
-}
-
 /// Completed traces of one tenant not yet in a block, taken by the flusher.
 #[derive(Debug, Clone)]
 pub struct PendingBlock {
@@ -242,23 +227,56 @@ pub struct PendingBlock {
 impl PendingBlock {
     /// The traces, decoded, pieces of one trace combined, sorted by ID.
     pub fn traces(&self) -> Result<Vec<(TraceId, Trace)>, String> {
-        let mut by_id: std::collections::BTreeMap<TraceId, Vec<Trace>> = Default::default();
-        for c in &self.chunks {
-            for (id, t) in c.traces()? {
-                by_id.entry(id).or_default().push(t);
+        let mut out = Vec::new();
+        self.for_each_trace(|id, t| {
+            out.push((id, t));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with each trace in ID order, pieces of one trace combined. Only the chunks'
+    /// raw bytes and one trace at a time are held decoded, not the whole block.
+    pub fn for_each_trace(
+        &self,
+        mut f: impl FnMut(TraceId, Trace) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let mut raws = Vec::with_capacity(self.chunks.len());
+        // (trace, chunk, offset, length), sorted by trace then chunk (older pieces first).
+        let mut index = Vec::new();
+        for (ci, c) in self.chunks.iter().enumerate() {
+            raws.push(zstd::bulk::decompress(&c.data, c.raw_len).map_err(|e| e.to_string())?);
+            for ((id, _), (off, len)) in c.traces.iter().zip(&c.places) {
+                index.push((*id, ci, *off as usize, *len as usize));
             }
         }
-        Ok(by_id
-            .into_iter()
-            .map(|(id, pieces)| {
-                let t = if pieces.len() == 1 {
-                    pieces.into_iter().next().unwrap_or_default()
-                } else {
-                    combine_traces(pieces, &mut HashSet::new())
-                };
-                (id, t)
-            })
-            .collect())
+        index.sort_unstable_by_key(|(id, ci, _, _)| (*id, *ci));
+        let decode = |&(_, ci, off, len): &(TraceId, usize, usize, usize)| {
+            let piece: &[u8] = raws[ci]
+                .get(off..off + len)
+                .ok_or("chunk is shorter than its index")?;
+            Trace::decode(piece).map_err(|e| e.to_string())
+        };
+        let mut i = 0;
+        while i < index.len() {
+            let id = index[i].0;
+            let mut j = i + 1;
+            while j < index.len() && index[j].0 == id {
+                j += 1;
+            }
+            let trace = if j - i == 1 {
+                decode(&index[i])?
+            } else {
+                let pieces = index[i..j]
+                    .iter()
+                    .map(decode)
+                    .collect::<Result<Vec<_>, _>>()?;
+                combine_traces(pieces, &mut HashSet::new())
+            };
+            f(id, trace)?;
+            i = j;
+        }
+        Ok(())
     }
 
     /// Uncompressed bytes of the traces.
