@@ -14,7 +14,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use vivace_block::{Backend, BlockRef, BlockWriter, set_file_facts};
 use vivace_livestore::{LiveStore, PendingBlock};
 
@@ -46,19 +45,9 @@ pub(crate) async fn write_block(
     })
     .await
     .ok_or("the block writer thread failed")??;
-    let key = |f: &str| format!("{tenant}/{block_id}/{f}");
-    let put = |k: String, b: Bytes| async move {
-        backend
-            .put(&k, b)
-            .await
-            .map_err(|e| format!("writing {k}: {e}"))
-    };
-    put(key("data.parquet"), Bytes::from(data)).await?;
-    for (i, b) in done.blooms.into_iter().enumerate() {
-        put(key(&format!("bloom-{i}")), Bytes::from(b)).await?;
-    }
-    put(key("meta.json"), Bytes::from(done.meta.to_json())).await?;
-    Ok(BlockRef::new(&tenant, done.meta))
+    vivace_block::upload(backend, done, data)
+        .await
+        .map_err(|e| format!("uploading block {block_id}: {e}"))
 }
 
 /// Every second: cut the tenants whose completed traces are old or big enough, one block each.

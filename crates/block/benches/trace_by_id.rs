@@ -7,7 +7,6 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
 use futures::StreamExt;
 use vivace_block::{Backend, BlockRef, BlockWriter, WriterConfig, set_file_facts};
 use vivace_common::TraceId;
@@ -128,12 +127,7 @@ fn main() {
             let (mut done, data) = w.finish().unwrap();
             set_file_facts(&mut done.meta, data.len() as u64, &data);
             bytes += data.len() as u64;
-            let key = |f: &str| format!("bench/{block_id}/{f}");
-            backend.put(&key("data.parquet"), Bytes::from(data)).await.unwrap();
-            for (i, bl) in done.blooms.into_iter().enumerate() {
-                backend.put(&key(&format!("bloom-{i}")), Bytes::from(bl)).await.unwrap();
-            }
-            backend.put(&key("meta.json"), Bytes::from(done.meta.to_json())).await.unwrap();
+            vivace_block::upload(&backend, done, data).await.unwrap();
             all_ids.extend(ids);
         }
         let spans = all_ids.len() * 20;

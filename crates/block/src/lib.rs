@@ -18,6 +18,7 @@ mod error;
 mod list;
 mod meta;
 mod read;
+mod upload;
 mod write;
 
 pub use backend::{AzureConfig, Backend, BackendError, GcsConfig, S3Config};
@@ -28,6 +29,7 @@ pub use list::{BlockList, BlockRef, poll};
 pub use meta::{BlockMeta, DedicatedColumn};
 pub use meta::{rfc3339, rfc3339_seconds};
 pub use read::{TraceRows, find_trace_by_id, find_trace_by_id_local, read_all_traces, trace_ids};
+pub use upload::upload;
 pub use write::{
     BlockWriter, Codecs, FORMAT, FinishedBlock, ROOT_NOT_RECEIVED, WriteError, WriterConfig,
     set_file_facts,

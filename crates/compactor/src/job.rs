@@ -152,24 +152,15 @@ pub async fn compact(
         })
         .await
         .ok_or("the compaction thread failed")??;
-    let key = |f: &str| format!("{tenant}/{block_id}/{f}");
-    let put = |k: String, b: Bytes| async move {
-        backend
-            .put(&k, b)
-            .await
-            .map_err(|e| format!("writing {k}: {e}"))
-    };
-    put(key("data.parquet"), Bytes::from(data)).await?;
-    for (i, b) in done.blooms.into_iter().enumerate() {
-        put(key(&format!("bloom-{i}")), Bytes::from(b)).await?;
-    }
-    put(key("meta.json"), Bytes::from(done.meta.to_json())).await?;
+    let output = vivace_block::upload(backend, done, data)
+        .await
+        .map_err(|e| format!("uploading block {block_id}: {e}"))?;
     let now = now_secs();
     for b in inputs {
         mark_compacted(backend, b, now).await?;
     }
     Ok(CompactionResult {
-        output: BlockRef::new(&tenant, done.meta),
+        output,
         inputs: inputs.len(),
         input_traces,
         discarded_spans,

@@ -51,24 +51,7 @@ async fn put_block(backend: &Backend, n: u8, traces: &[(TraceId, Trace)]) -> Blo
     }
     let (mut done, data) = w.finish().unwrap();
     set_file_facts(&mut done.meta, data.len() as u64, &data);
-    backend
-        .put(&format!("t/{id}/data.parquet"), Bytes::from(data))
-        .await
-        .unwrap();
-    for (i, b) in done.blooms.iter().enumerate() {
-        backend
-            .put(&format!("t/{id}/bloom-{i}"), Bytes::from(b.clone()))
-            .await
-            .unwrap();
-    }
-    backend
-        .put(
-            &format!("t/{id}/meta.json"),
-            Bytes::from(done.meta.to_json()),
-        )
-        .await
-        .unwrap();
-    BlockRef::new("t", done.meta)
+    vivace_block::upload(backend, done, data).await.unwrap()
 }
 
 fn span_ids(t: &Trace) -> Vec<u8> {
