@@ -122,6 +122,9 @@ pub(crate) async fn compaction_loop(
         let now = unix_now();
         if !cfg.compaction_disabled {
             for (tenant, tenant_blocks) in &list.tenants {
+                if tenant_compaction_disabled(&overrides, tenant) {
+                    continue;
+                }
                 let Some(job) = vivace_compactor::select(tenant_blocks, now, &cfg)
                     .into_iter()
                     .next()
@@ -160,6 +163,19 @@ pub(crate) async fn compaction_loop(
             Err(e) => tracing::error!(error = %e, "retention failed"),
         }
     }
+}
+
+/// The tenant's `compaction.compaction_disabled` override.
+fn tenant_compaction_disabled(
+    overrides: &vivace_common::overrides::Overrides,
+    tenant: &str,
+) -> bool {
+    let o = overrides.tenant(tenant);
+    o.compaction
+        .as_ref()
+        .and_then(|c| c.get("compaction_disabled"))
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
 }
 
 /// The tenant's `compaction.block_retention` override, if set.
