@@ -193,3 +193,30 @@ fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_compaction_overrides_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("overrides.yaml");
+        std::fs::write(
+            &file,
+            "overrides:\n  team-a:\n    compaction:\n      block_retention: 48h\n      compaction_disabled: true\n",
+        )
+        .unwrap();
+        let cfg: vivace_common::overrides::OverridesConfig =
+            serde_yaml_ng::from_str(&format!("per_tenant_override_config: {}\n", file.display()))
+                .unwrap();
+        let o = vivace_common::overrides::Overrides::new(&cfg).unwrap();
+        assert_eq!(
+            tenant_block_retention(&o, "team-a"),
+            Some(Duration::from_secs(48 * 3600))
+        );
+        assert!(tenant_compaction_disabled(&o, "team-a"));
+        assert_eq!(tenant_block_retention(&o, "team-b"), None);
+        assert!(!tenant_compaction_disabled(&o, "team-b"));
+    }
+}
