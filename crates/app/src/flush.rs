@@ -33,7 +33,7 @@ pub(crate) async fn write_block(
     let tenant = pending.tenant.to_string();
     let block_id = uuid::Uuid::new_v4().to_string();
     let mut wcfg = block_cfg.writer_config(&tenant, &block_id);
-    let now = unix_now();
+    let now = vivace_block::now_secs();
     wcfg.time_bounds = Some((now - INGESTION_SLACK_SECS, now + INGESTION_SLACK_SECS));
     let pending_owned = pending.clone();
     let (done, data) = vivace_common::background::run("vivace-flush", move || {
@@ -119,7 +119,7 @@ pub(crate) async fn compaction_loop(
             _ = stop.changed() => return,
         }
         let list = blocks.current();
-        let now = unix_now();
+        let now = vivace_block::now_secs();
         if !cfg.compaction_disabled {
             for (tenant, tenant_blocks) in &list.tenants {
                 if tenant_compaction_disabled(&overrides, tenant) {
@@ -186,12 +186,6 @@ fn tenant_block_retention(
     let o = overrides.tenant(tenant);
     let v = o.compaction.as_ref()?.get("block_retention")?;
     humantime::parse_duration(v.as_str()?).ok()
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]

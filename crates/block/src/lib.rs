@@ -25,7 +25,7 @@ pub use backend::{AzureConfig, Backend, BackendError, GcsConfig, S3Config};
 pub use bloom::{Bloom, shard_for, test_file};
 pub use bloom_write::ShardedBloom;
 pub use error::{Error, Result};
-pub use list::{BlockList, BlockRef, poll};
+pub use list::{BlockList, BlockRef, now_secs, poll};
 pub use meta::{BlockMeta, DedicatedColumn};
 pub use meta::{rfc3339, rfc3339_seconds};
 pub use read::{TraceRows, find_trace_by_id, find_trace_by_id_local, read_all_traces, trace_ids};

@@ -345,7 +345,8 @@ pub async fn poll(backend: &Backend, previous: &BlockList, build_index: bool) ->
     Ok(list)
 }
 
-pub(crate) fn now_secs() -> i64 {
+/// The current time in unix seconds (the unit of block time ranges).
+pub fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

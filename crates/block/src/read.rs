@@ -365,21 +365,7 @@ impl Iterator for TraceRows {
 
 /// Every trace of a whole `data.parquet` in memory, in row (ID) order.
 pub fn read_all_traces(data: Bytes, meta: &BlockMeta, key: &str) -> Result<Vec<(TraceId, Trace)>> {
-    check_format(meta)?;
-    let pq = |source| Error::Parquet {
-        path: key.into(),
-        source,
-    };
-    let reader = SerializedFileReader::new(data).map_err(pq)?;
-    let mut out = Vec::new();
-    for row in reader.get_row_iter(None).map_err(pq)? {
-        let row = row.map_err(pq)?;
-        let row_id = bytes(get(&row, "TraceID"));
-        if let Some(id) = TraceId::from_slice(&row_id) {
-            out.push((id, Converter { meta }.trace(&row, &row_id)));
-        }
-    }
-    Ok(out)
+    TraceRows::new(data, meta, key)?.collect()
 }
 
 /// A part of a file held in memory (`data` starting at file offset `base`), read as if it were

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use bytes::Bytes;
 use prost::Message;
 use vivace_block::{
-    Backend, BlockList, BlockMeta, BlockRef, BlockWriter, WriterConfig, rfc3339, rfc3339_seconds,
-    set_file_facts,
+    Backend, BlockList, BlockMeta, BlockRef, BlockWriter, WriterConfig, now_secs, rfc3339,
+    rfc3339_seconds, set_file_facts,
 };
 use vivace_common::TraceId;
 use vivace_proto::tempopb::Trace;
@@ -312,12 +312,6 @@ pub async fn retention(
         }
     }
     Ok(out)
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]
