@@ -46,7 +46,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
@@ -260,31 +260,6 @@ impl Wal {
             }
             fs::remove_file(&path).map_err(io(&path))?;
             removed += 1;
-        }
-        if removed > 0 {
-            File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io(&self.dir))?;
-        }
-        Ok(removed)
-    }
-
-    /// Deletes closed segments last written more than `max_age` ago; returns how many. The
-    /// segment being written is never touched. Used for retention until blocks take over.
-    pub fn remove_segments_older_than(&self, max_age: Duration) -> Result<usize> {
-        let current = self.current_seq.load(Ordering::Acquire);
-        let mut removed = 0;
-        for (seq, path) in list_segments(&self.dir)? {
-            if seq >= current {
-                continue;
-            }
-            let modified = fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .map_err(io(&path))?;
-            if modified.elapsed().unwrap_or_default() > max_age {
-                fs::remove_file(&path).map_err(io(&path))?;
-                removed += 1;
-            }
         }
         if removed > 0 {
             File::open(&self.dir)
