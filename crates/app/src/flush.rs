@@ -155,9 +155,13 @@ pub(crate) async fn compaction_loop(
         let list = blocks.current();
         let retention_of = |tenant: &str| tenant_block_retention(&overrides, tenant);
         match vivace_compactor::retention(&blocks.backend, &list, now, &cfg, retention_of).await {
-            Ok(r) if r.marked + r.deleted > 0 => {
-                tracing::info!(marked = r.marked, deleted = r.deleted, "retention applied");
-                blocks.drop_expired(now, &cfg, &retention_of);
+            Ok(r) if !r.retired.is_empty() || r.deleted > 0 => {
+                tracing::info!(
+                    retired = r.retired.len(),
+                    deleted = r.deleted,
+                    "retention applied"
+                );
+                blocks.remove(&r.retired);
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "retention failed"),

@@ -71,29 +71,22 @@ impl BlockSource {
 
     /// Compaction replaced `inputs` by `output`.
     pub(crate) fn replace(&self, inputs: &[BlockRef], output: BlockRef) {
-        if let Ok(mut l) = self.list.write() {
-            let mut next = (**l).clone();
-            if let Some(bs) = next.tenants.get_mut(&output.tenant) {
-                bs.retain(|b| !inputs.iter().any(|i| i.meta.block_id == b.meta.block_id));
-            }
-            *l = Arc::new(next.with_block(output));
-        }
+        let gone: Vec<(String, String)> = inputs
+            .iter()
+            .map(|b| (b.tenant.clone(), b.meta.block_id.clone()))
+            .collect();
+        self.remove(&gone);
+        self.add(output);
     }
 
-    /// Blocks past their retention leave the queried list at once.
-    pub(crate) fn drop_expired(
-        &self,
-        now: i64,
-        cfg: &vivace_compactor::CompactionConfig,
-        retention_of: &dyn Fn(&str) -> Option<std::time::Duration>,
-    ) {
+    /// Blocks (tenant, block ID) compacted away or retired leave the queried list at once.
+    pub(crate) fn remove(&self, gone: &[(String, String)]) {
         if let Ok(mut l) = self.list.write() {
             let mut next = (**l).clone();
-            for (tenant, bs) in next.tenants.iter_mut() {
-                let keep = retention_of(tenant)
-                    .unwrap_or(cfg.block_retention)
-                    .as_secs() as i64;
-                bs.retain(|b| b.time_range_opt.is_none_or(|(_, end)| end >= now - keep));
+            for (tenant, id) in gone {
+                if let Some(bs) = next.tenants.get_mut(tenant) {
+                    bs.retain(|b| b.meta.block_id != *id);
+                }
             }
             *l = Arc::new(next);
         }

@@ -24,10 +24,10 @@ pub struct CompactionResult {
 }
 
 /// What one retention pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetentionResult {
-    /// Blocks past `block_retention`, marked compacted.
-    pub marked: usize,
+    /// Blocks past `block_retention`, marked compacted: (tenant, block ID).
+    pub retired: Vec<(String, String)>,
     /// Compacted blocks past `compacted_block_retention`, deleted.
     pub deleted: usize,
 }
@@ -283,7 +283,7 @@ pub async fn retention(
         for b in blocks {
             if b.time_range_opt.is_some_and(|(_, end)| end < now - keep) {
                 mark_compacted(backend, b, now).await?;
-                out.marked += 1;
+                out.retired.push((tenant.clone(), b.meta.block_id.clone()));
             }
         }
     }

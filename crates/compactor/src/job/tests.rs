@@ -119,10 +119,11 @@ async fn blocks_merge_into_one_with_split_traces_combined_once() {
     })
     .await
     .unwrap();
+    let output = list.blocks("t")[0].meta.block_id.clone();
     assert_eq!(
         r,
         RetentionResult {
-            marked: 1,
+            retired: vec![("t".into(), output)],
             deleted: 3
         }
     );
