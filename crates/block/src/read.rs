@@ -139,11 +139,15 @@ pub(crate) fn parse_footer(data: &Bytes, key: &str) -> Result<ParquetMetaData> {
         })
 }
 
+/// The leaf column of the top-level `TraceID` field.
+fn trace_id_column(schema: &parquet::schema::types::SchemaDescriptor) -> Option<usize> {
+    (0..schema.num_columns()).find(|i| schema.column(*i).path().parts() == ["TraceID"])
+}
+
 /// The only row group that can hold `id`: rows are sorted by trace ID, so binary-search the
 /// row groups' `TraceID` ranges (statistics) for the first whose maximum is not below the ID.
 pub(crate) fn row_group_for(md: &ParquetMetaData, id: &TraceId) -> Option<usize> {
-    let schema = md.file_metadata().schema_descr();
-    let col = (0..schema.num_columns()).find(|i| schema.column(*i).path().string() == "TraceID");
+    let col = trace_id_column(md.file_metadata().schema_descr());
     let n = md.num_row_groups();
     let Some(col) = col else {
         return (n > 0).then_some(0);
@@ -213,9 +217,7 @@ fn find_in_row_group<R: ChunkReader + 'static>(
     )
     .map_err(pq)?;
     let schema = footer.file_metadata().schema_descr_ptr();
-    let Some(id_col) =
-        (0..schema.num_columns()).find(|i| schema.column(*i).path().string() == "TraceID")
-    else {
+    let Some(id_col) = trace_id_column(&schema) else {
         return Err(Error::Schema {
             path: key.into(),
             what: "no TraceID column".into(),
