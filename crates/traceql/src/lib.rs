@@ -12,7 +12,9 @@
 //! of nesting, whatever the input.
 
 pub mod ast;
+pub mod batch;
 mod error;
+pub mod eval;
 mod fold;
 mod lexer;
 pub mod parser;

@@ -1,0 +1,608 @@
+//! The columnar span batch the evaluator reads: traces, resources, scopes, spans, events, links
+//! and attributes of many traces, flattened into arrays with indexes between levels
+//! (span → scope → resource → trace). Strings are dictionary IDs into one per-batch dictionary,
+//! so a query's names and literals are resolved once per batch, not once per span.
+//!
+//! The live store and block readers both produce this form (through [`BatchBuilder`]), so one
+//! evaluator answers for recent data and for blocks alike.
+//!
+//! Invariants: the spans of trace `t` are `traces[t].spans` (contiguous); a span's attributes,
+//! events and links are contiguous ranges of their arrays; nested-set numbers are Tempo's
+//! (`left`/`right` from a depth-first numbering from 1, `parent` = the parent's `left`, roots
+//! `-1`, spans not connected to a root all 0).
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use crate::ast::{KindValue, StatusValue};
+
+/// A dictionary ID of a string in a [`SpanBatch`].
+pub type StrId = u32;
+
+/// An attribute value as stored: scalars inline, strings and arrays by reference.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stored {
+    Str(StrId),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// Arrays: a range of the batch's array element columns.
+    StrArr(u32, u32),
+    IntArr(u32, u32),
+    FloatArr(u32, u32),
+    BoolArr(u32, u32),
+}
+
+/// Where an attribute belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AttrOwner {
+    Resource,
+    Scope,
+    Span,
+    Event,
+    Link,
+}
+
+/// One trace (or the fragment of it a batch holds).
+#[derive(Debug, Clone)]
+pub struct TraceRow {
+    pub id: [u8; 16],
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub root_service_opt: Option<StrId>,
+    pub root_name_opt: Option<StrId>,
+    pub spans: Range<u32>,
+}
+
+/// One resource: its attributes and its `service.name`.
+#[derive(Debug, Clone)]
+pub struct ResourceRow {
+    pub attrs: Range<u32>,
+    pub service_opt: Option<StrId>,
+}
+
+/// One instrumentation scope.
+#[derive(Debug, Clone)]
+pub struct ScopeRow {
+    pub name: StrId,
+    pub version: StrId,
+    pub attrs: Range<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub name: StrId,
+    pub time_since_start_ns: u64,
+    pub attrs: Range<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LinkRow {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub attrs: Range<u32>,
+}
+
+/// Many traces' spans, column by column.
+#[derive(Debug, Default, Clone)]
+pub struct SpanBatch {
+    strings: Vec<Box<str>>,
+    string_ids: HashMap<Box<str>, StrId>,
+
+    pub traces: Vec<TraceRow>,
+    pub resources: Vec<ResourceRow>,
+    pub scopes: Vec<ScopeRow>,
+
+    // Span columns, one value per span.
+    pub span_trace: Vec<u32>,
+    pub span_resource: Vec<u32>,
+    pub span_scope: Vec<u32>,
+    pub span_id: Vec<[u8; 8]>,
+    pub span_parent_id: Vec<[u8; 8]>,
+    pub span_name: Vec<StrId>,
+    pub span_kind: Vec<KindValue>,
+    pub span_status: Vec<StatusValue>,
+    pub span_status_message: Vec<StrId>,
+    pub span_start_ns: Vec<u64>,
+    pub span_duration_ns: Vec<u64>,
+    pub span_nested_left: Vec<i32>,
+    pub span_nested_right: Vec<i32>,
+    pub span_nested_parent: Vec<i32>,
+    pub span_child_count: Vec<i32>,
+    pub span_attrs: Vec<Range<u32>>,
+    pub span_events: Vec<Range<u32>>,
+    pub span_links: Vec<Range<u32>>,
+
+    pub events: Vec<EventRow>,
+    pub links: Vec<LinkRow>,
+
+    // Attribute columns.
+    pub attr_key: Vec<StrId>,
+    pub attr_value: Vec<Stored>,
+    pub arr_str: Vec<StrId>,
+    pub arr_int: Vec<i64>,
+    pub arr_float: Vec<f64>,
+    pub arr_bool: Vec<bool>,
+}
+
+impl SpanBatch {
+    /// The string of a dictionary ID.
+    pub fn str(&self, id: StrId) -> &str {
+        self.strings.get(id as usize).map_or("", |s| s)
+    }
+
+    /// The dictionary ID of `s`, if the batch holds it.
+    pub fn lookup(&self, s: &str) -> Option<StrId> {
+        self.string_ids.get(s).copied()
+    }
+
+    fn intern(&mut self, s: &str) -> StrId {
+        if let Some(id) = self.string_ids.get(s) {
+            return *id;
+        }
+        let id = self.strings.len() as StrId;
+        self.strings.push(s.into());
+        self.string_ids.insert(s.into(), id);
+        id
+    }
+
+    pub fn span_count(&self) -> usize {
+        self.span_id.len()
+    }
+
+    /// The value of attribute `key` in `attrs`, if present.
+    pub fn find_attr(&self, attrs: &Range<u32>, key: StrId) -> Option<Stored> {
+        let r = attrs.start as usize..attrs.end as usize;
+        self.attr_key[r.clone()]
+            .iter()
+            .position(|k| *k == key)
+            .map(|i| self.attr_value[r.start + i])
+    }
+
+    /// Approximate bytes held (for inspected-bytes metrics and memory accounting).
+    pub fn approx_bytes(&self) -> usize {
+        self.strings.iter().map(|s| s.len() + 16).sum::<usize>()
+            + self.span_count() * 96
+            + self.attr_key.len() * 24
+            + self.events.len() * 40
+            + self.links.len() * 48
+    }
+}
+
+/// A value of an attribute being added to a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttrInput<'a> {
+    Str(&'a str),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    StrArr(Vec<&'a str>),
+    IntArr(Vec<i64>),
+    FloatArr(Vec<f64>),
+    BoolArr(Vec<bool>),
+}
+
+/// A span being added to a batch.
+#[derive(Debug, Clone)]
+pub struct SpanInput<'a> {
+    pub id: [u8; 8],
+    /// All zero for a root span.
+    pub parent_id: [u8; 8],
+    pub name: &'a str,
+    pub kind: KindValue,
+    pub status: StatusValue,
+    pub status_message: &'a str,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// A link to the same trace with `opentracing.ref_type = "child_of"` (then not a root).
+    pub child_of_link: bool,
+}
+
+/// Builds a [`SpanBatch`] trace by trace: `begin_trace`, then resources, scopes and spans in
+/// order, each span's attributes, events and links right after it; `end_trace` computes the
+/// trace-level fields and the nested-set numbers.
+#[derive(Debug, Default)]
+pub struct BatchBuilder {
+    b: SpanBatch,
+    trace_open: bool,
+    trace_id: [u8; 16],
+    trace_first_span: u32,
+}
+
+impl BatchBuilder {
+    pub fn new() -> BatchBuilder {
+        BatchBuilder::default()
+    }
+
+    pub fn begin_trace(&mut self, id: [u8; 16]) {
+        if self.trace_open {
+            self.end_trace();
+        }
+        self.trace_open = true;
+        self.trace_id = id;
+        self.trace_first_span = self.b.span_id.len() as u32;
+    }
+
+    /// Starts a resource; its attributes follow with [`BatchBuilder::resource_attr`].
+    pub fn begin_resource(&mut self) {
+        let at = self.b.attr_key.len() as u32;
+        self.b.resources.push(ResourceRow {
+            attrs: at..at,
+            service_opt: None,
+        });
+    }
+
+    pub fn resource_attr(&mut self, key: &str, v: AttrInput<'_>) {
+        let is_service = key == "service.name";
+        let service = match &v {
+            AttrInput::Str(s) if is_service => Some(*s),
+            _ => None,
+        };
+        self.push_attr(key, v);
+        let end = self.b.attr_key.len() as u32;
+        let service = service.map(|s| self.b.intern(s));
+        if let Some(r) = self.b.resources.last_mut() {
+            r.attrs.end = end;
+            if service.is_some() {
+                r.service_opt = service;
+            }
+        }
+    }
+
+    pub fn begin_scope(&mut self, name: &str, version: &str) {
+        let (name, version) = (self.b.intern(name), self.b.intern(version));
+        let at = self.b.attr_key.len() as u32;
+        self.b.scopes.push(ScopeRow {
+            name,
+            version,
+            attrs: at..at,
+        });
+    }
+
+    pub fn scope_attr(&mut self, key: &str, v: AttrInput<'_>) {
+        self.push_attr(key, v);
+        let end = self.b.attr_key.len() as u32;
+        if let Some(s) = self.b.scopes.last_mut() {
+            s.attrs.end = end;
+        }
+    }
+
+    pub fn span(&mut self, s: &SpanInput<'_>) {
+        let b = &mut self.b;
+        b.span_trace.push(b.traces.len() as u32);
+        b.span_resource
+            .push(b.resources.len().saturating_sub(1) as u32);
+        b.span_scope.push(b.scopes.len().saturating_sub(1) as u32);
+        b.span_id.push(s.id);
+        b.span_parent_id
+            .push(if s.child_of_link && s.parent_id == [0; 8] {
+                // Marks "not a root" without a parent in the trace: never matches a span ID.
+                [0xff; 8]
+            } else {
+                s.parent_id
+            });
+        let name = b.intern(s.name);
+        b.span_name.push(name);
+        b.span_kind.push(s.kind);
+        b.span_status.push(s.status);
+        let msg = b.intern(s.status_message);
+        b.span_status_message.push(msg);
+        b.span_start_ns.push(s.start_ns);
+        b.span_duration_ns.push(s.end_ns.saturating_sub(s.start_ns));
+        let (a, e, l) = (
+            b.attr_key.len() as u32,
+            b.events.len() as u32,
+            b.links.len() as u32,
+        );
+        b.span_attrs.push(a..a);
+        b.span_events.push(e..e);
+        b.span_links.push(l..l);
+    }
+
+    pub fn span_attr(&mut self, key: &str, v: AttrInput<'_>) {
+        self.push_attr(key, v);
+        let end = self.b.attr_key.len() as u32;
+        if let Some(r) = self.b.span_attrs.last_mut() {
+            r.end = end;
+        }
+    }
+
+    pub fn event(&mut self, name: &str, time_since_start_ns: u64) {
+        let name = self.b.intern(name);
+        let at = self.b.attr_key.len() as u32;
+        self.b.events.push(EventRow {
+            name,
+            time_since_start_ns,
+            attrs: at..at,
+        });
+        let n = self.b.events.len() as u32;
+        if let Some(r) = self.b.span_events.last_mut() {
+            r.end = n;
+        }
+    }
+
+    pub fn event_attr(&mut self, key: &str, v: AttrInput<'_>) {
+        self.push_attr(key, v);
+        let end = self.b.attr_key.len() as u32;
+        if let Some(e) = self.b.events.last_mut() {
+            e.attrs.end = end;
+        }
+    }
+
+    pub fn link(&mut self, trace_id: [u8; 16], span_id: [u8; 8]) {
+        let at = self.b.attr_key.len() as u32;
+        self.b.links.push(LinkRow {
+            trace_id,
+            span_id,
+            attrs: at..at,
+        });
+        let n = self.b.links.len() as u32;
+        if let Some(r) = self.b.span_links.last_mut() {
+            r.end = n;
+        }
+    }
+
+    pub fn link_attr(&mut self, key: &str, v: AttrInput<'_>) {
+        self.push_attr(key, v);
+        let end = self.b.attr_key.len() as u32;
+        if let Some(l) = self.b.links.last_mut() {
+            l.attrs.end = end;
+        }
+    }
+
+    fn push_attr(&mut self, key: &str, v: AttrInput<'_>) {
+        let b = &mut self.b;
+        let key = b.intern(key);
+        let stored = match v {
+            AttrInput::Str(s) => Stored::Str(b.intern(s)),
+            AttrInput::Int(i) => Stored::Int(i),
+            AttrInput::Float(f) => Stored::Float(f),
+            AttrInput::Bool(x) => Stored::Bool(x),
+            // A one-element array is stored and searched as a scalar (vParquet5).
+            AttrInput::StrArr(a) if a.len() == 1 => Stored::Str(b.intern(a[0])),
+            AttrInput::IntArr(a) if a.len() == 1 => Stored::Int(a[0]),
+            AttrInput::FloatArr(a) if a.len() == 1 => Stored::Float(a[0]),
+            AttrInput::BoolArr(a) if a.len() == 1 => Stored::Bool(a[0]),
+            AttrInput::StrArr(a) => {
+                let at = b.arr_str.len() as u32;
+                for s in &a {
+                    let id = b.intern(s);
+                    b.arr_str.push(id);
+                }
+                Stored::StrArr(at, a.len() as u32)
+            }
+            AttrInput::IntArr(a) => {
+                let at = b.arr_int.len() as u32;
+                b.arr_int.extend_from_slice(&a);
+                Stored::IntArr(at, a.len() as u32)
+            }
+            AttrInput::FloatArr(a) => {
+                let at = b.arr_float.len() as u32;
+                b.arr_float.extend_from_slice(&a);
+                Stored::FloatArr(at, a.len() as u32)
+            }
+            AttrInput::BoolArr(a) => {
+                let at = b.arr_bool.len() as u32;
+                b.arr_bool.extend_from_slice(&a);
+                Stored::BoolArr(at, a.len() as u32)
+            }
+        };
+        b.attr_key.push(key);
+        b.attr_value.push(stored);
+    }
+
+    /// Closes the open trace: start/end, root span, nested-set numbers.
+    pub fn end_trace(&mut self) {
+        if !self.trace_open {
+            return;
+        }
+        self.trace_open = false;
+        let b = &mut self.b;
+        let spans = self.trace_first_span..b.span_id.len() as u32;
+        let r = spans.start as usize..spans.end as usize;
+        let mut start = u64::MAX;
+        let mut end = 0u64;
+        let mut root_opt = None;
+        for i in r.clone() {
+            start = start.min(b.span_start_ns[i]);
+            end = end.max(b.span_start_ns[i] + b.span_duration_ns[i]);
+            if b.span_parent_id[i] == [0; 8] {
+                // The last root received wins.
+                root_opt = Some(i);
+            }
+        }
+        if r.is_empty() {
+            start = 0;
+        }
+        nested_set(b, r.clone());
+        let (root_service_opt, root_name_opt) = match root_opt {
+            Some(i) => (
+                b.resources
+                    .get(b.span_resource[i] as usize)
+                    .and_then(|res| res.service_opt),
+                Some(b.span_name[i]),
+            ),
+            None => (None, None),
+        };
+        b.traces.push(TraceRow {
+            id: self.trace_id,
+            start_ns: start,
+            end_ns: end,
+            root_service_opt,
+            root_name_opt,
+            spans,
+        });
+    }
+
+    pub fn finish(mut self) -> SpanBatch {
+        self.end_trace();
+        self.b
+    }
+
+    /// Spans added so far.
+    pub fn span_count(&self) -> usize {
+        self.b.span_id.len()
+    }
+}
+
+/// Tempo's nested-set numbering of one trace's spans (`r`): depth-first from each root in the
+/// order received, children in the order received, one counter from 1 shared by all roots.
+/// Spans not connected to a root keep 0; so does every span when more than two spans share an
+/// ID (a client and a server span may share one, as Zipkin sends them).
+fn nested_set(b: &mut SpanBatch, r: Range<usize>) {
+    let n = r.len();
+    for _ in r.clone() {
+        b.span_nested_left.push(0);
+        b.span_nested_right.push(0);
+        b.span_nested_parent.push(0);
+        b.span_child_count.push(0);
+    }
+    if n == 0 {
+        return;
+    }
+    let base = r.start;
+    let mut by_id: HashMap<[u8; 8], Vec<usize>> = HashMap::with_capacity(n);
+    for i in 0..n {
+        by_id.entry(b.span_id[base + i]).or_default().push(i);
+    }
+    if by_id.values().any(|v| v.len() > 2) {
+        return;
+    }
+    // children[i]: local indexes of i's children, in the order received.
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut roots = Vec::new();
+    for i in 0..n {
+        let p = b.span_parent_id[base + i];
+        if p == [0; 8] {
+            roots.push(i);
+            continue;
+        }
+        if let Some(cands) = by_id.get(&p) {
+            // With a shared ID, a span's parent is the other span of the pair (e.g. the
+            // server span's parent is the client span).
+            let parent = cands.iter().copied().find(|&c| c != i);
+            if let Some(parent) = parent {
+                children[parent].push(i);
+            }
+        }
+    }
+    for (i, kids) in children.iter().enumerate() {
+        b.span_child_count[base + i] = kids.len() as i32;
+    }
+    let mut counter = 1i32;
+    // Iterative depth-first walk: (span, parent left, next child index).
+    for &root in &roots {
+        let mut stack: Vec<(usize, usize)> = Vec::new();
+        b.span_nested_left[base + root] = counter;
+        b.span_nested_parent[base + root] = -1;
+        counter += 1;
+        stack.push((root, 0));
+        while let Some(&mut (s, ref mut next)) = stack.last_mut() {
+            if *next < children[s].len() {
+                let c = children[s][*next];
+                *next += 1;
+                if b.span_nested_left[base + c] != 0 {
+                    continue; // a cycle: visited already
+                }
+                b.span_nested_left[base + c] = counter;
+                b.span_nested_parent[base + c] = b.span_nested_left[base + s];
+                counter += 1;
+                stack.push((c, 0));
+            } else {
+                b.span_nested_right[base + s] = counter;
+                counter += 1;
+                stack.pop();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sid(n: u8) -> [u8; 8] {
+        [n; 8]
+    }
+
+    fn span<'a>(id: u8, parent: u8, name: &'a str) -> SpanInput<'a> {
+        SpanInput {
+            id: sid(id),
+            parent_id: if parent == 0 { [0; 8] } else { sid(parent) },
+            name,
+            kind: KindValue::Internal,
+            status: StatusValue::Unset,
+            status_message: "",
+            start_ns: id as u64,
+            end_ns: id as u64 + 10,
+            child_of_link: false,
+        }
+    }
+
+    #[test]
+    fn nested_set_numbers_match_tempo_worked_example() {
+        // Fixture S, T1: a(1,14) → b(2,5) → c(3,4); a → d(6,11) → e(7,10) → f(8,9); a → g(12,13).
+        let mut bb = BatchBuilder::new();
+        bb.begin_trace([1; 16]);
+        bb.begin_resource();
+        bb.begin_scope("", "");
+        for (id, parent, name) in [
+            (1, 0, "a"),
+            (2, 1, "b"),
+            (3, 2, "c"),
+            (4, 1, "d"),
+            (5, 4, "e"),
+            (6, 5, "f"),
+            (7, 1, "g"),
+        ] {
+            bb.span(&span(id, parent, name));
+        }
+        let b = bb.finish();
+        let got: Vec<(i32, i32, i32)> = (0..7)
+            .map(|i| {
+                (
+                    b.span_nested_left[i],
+                    b.span_nested_right[i],
+                    b.span_nested_parent[i],
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, 14, -1),
+                (2, 5, 1),
+                (3, 4, 2),
+                (6, 11, 1),
+                (7, 10, 6),
+                (8, 9, 7),
+                (12, 13, 1)
+            ]
+        );
+        assert_eq!(b.span_child_count[0], 3);
+        assert_eq!(b.str(b.traces[0].root_name_opt.unwrap()), "a");
+    }
+
+    #[test]
+    fn orphans_and_several_roots() {
+        // Fixture R: r1(1,4,-1) k1(2,3,1) r2(5,6,-1); orphans o1, o2 stay 0.
+        let mut bb = BatchBuilder::new();
+        bb.begin_trace([2; 16]);
+        bb.begin_resource();
+        bb.begin_scope("", "");
+        for (id, parent, name) in [
+            (1, 0, "root1"),
+            (2, 1, "kid1"),
+            (3, 0, "root2"),
+            (4, 9, "orphan"),
+            (5, 4, "orphankid"),
+        ] {
+            bb.span(&span(id, parent, name));
+        }
+        let b = bb.finish();
+        assert_eq!(&b.span_nested_left, &[1, 2, 5, 0, 0]);
+        assert_eq!(&b.span_nested_right, &[4, 3, 6, 0, 0]);
+        assert_eq!(&b.span_nested_parent, &[-1, 1, -1, 0, 0]);
+        assert_eq!(b.str(b.traces[0].root_name_opt.unwrap()), "root2");
+    }
+}
