@@ -55,7 +55,7 @@ pub struct Config {
     pub ingest: Ignored,
     pub block_builder: Ignored,
     pub querier: Option<QuerierSection>,
-    pub query_frontend: Ignored,
+    pub query_frontend: Option<QueryFrontendSection>,
     pub metrics_generator: Ignored,
     pub backend_scheduler: Ignored,
     pub backend_worker: Option<CompactorSection>,
@@ -238,11 +238,59 @@ pub struct LocalStorageConfig {
     pub path: Option<PathBuf>,
 }
 
+/// `query_frontend:` — the search keys act; the rest is accepted and reported.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct QueryFrontendSection {
+    pub search: FrontendSearchConfig,
+    /// Longest TraceQL text accepted (128 KiB).
+    pub max_query_expression_size_bytes: Option<usize>,
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+/// `query_frontend.search:`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct FrontendSearchConfig {
+    /// Traces returned when the request gives no `limit` (20).
+    pub default_result_limit: Option<u32>,
+    /// A larger `limit` is refused with 400 (262144).
+    pub max_result_limit: Option<u32>,
+    /// Spans per spanset when the request gives no `spss` (3).
+    pub default_spans_per_span_set: Option<u32>,
+    /// A larger `spss` is refused with 400 (100).
+    pub max_spans_per_span_set: Option<u32>,
+    /// Longest range a search may cover (168h).
+    #[serde(with = "humantime_serde::option")]
+    pub max_duration: Option<Duration>,
+    /// vivace: how much of the newest data a search leaves out. Tempo cuts 30s; vivace's
+    /// default is 0, since a span is searchable as soon as it is acknowledged.
+    #[serde(with = "humantime_serde::option")]
+    pub query_end_cutoff: Option<Duration>,
+    /// Jobs (the live-store, blocks) read and evaluated at once (vivace default 4).
+    pub concurrent_jobs: Option<usize>,
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+/// `querier.search:`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct QuerierSearchConfig {
+    /// A search that takes longer answers 504 (30s).
+    #[serde(with = "humantime_serde::option")]
+    pub query_timeout: Option<Duration>,
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
+}
+
 /// `querier:` — the keys that act; the rest is accepted and reported.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct QuerierSection {
     pub trace_by_id: TraceByIdConfig,
+    pub search: QuerierSearchConfig,
     #[serde(flatten)]
     pub other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
 }
@@ -375,6 +423,30 @@ impl Config {
             .map_or(Duration::from_secs(10), |q| q.trace_by_id.query_timeout)
     }
 
+    /// Search settings from `query_frontend.search`, `query_frontend` and `querier.search`.
+    pub fn search(&self) -> vivace_querier::SearchConfig {
+        let mut c = vivace_querier::SearchConfig::default();
+        if let Some(f) = &self.query_frontend {
+            let s = &f.search;
+            c.default_result_limit = s.default_result_limit.unwrap_or(c.default_result_limit);
+            c.max_result_limit = s.max_result_limit.unwrap_or(c.max_result_limit);
+            c.default_spans_per_span_set = s
+                .default_spans_per_span_set
+                .unwrap_or(c.default_spans_per_span_set);
+            c.max_spans_per_span_set = s.max_spans_per_span_set.unwrap_or(c.max_spans_per_span_set);
+            c.max_duration = s.max_duration.unwrap_or(c.max_duration);
+            c.query_end_cutoff = s.query_end_cutoff.unwrap_or(c.query_end_cutoff);
+            c.concurrent_jobs = s.concurrent_jobs.unwrap_or(c.concurrent_jobs).max(1);
+            c.max_query_bytes = f
+                .max_query_expression_size_bytes
+                .unwrap_or(c.max_query_bytes);
+        }
+        if let Some(t) = self.querier.as_ref().and_then(|q| q.search.query_timeout) {
+            c.query_timeout = t;
+        }
+        c
+    }
+
     pub fn multitenancy(&self) -> bool {
         self.multitenancy_enabled || self.auth_enabled.unwrap_or(false)
     }
@@ -460,7 +532,6 @@ impl Config {
             ),
             ("ingest", self.ingest.is_some()),
             ("block_builder", self.block_builder.is_some()),
-            ("query_frontend", self.query_frontend.is_some()),
             ("metrics_generator", self.metrics_generator.is_some()),
             ("backend_scheduler", self.backend_scheduler.is_some()),
             ("memberlist", self.memberlist.is_some()),
@@ -526,8 +597,18 @@ impl Config {
                 .keys()
                 .map(|k| format!("storage.trace.{k}")),
         );
+        if let Some(f) = &self.query_frontend {
+            v.extend(f.other.keys().map(|k| format!("query_frontend.{k}")));
+            v.extend(
+                f.search
+                    .other
+                    .keys()
+                    .map(|k| format!("query_frontend.search.{k}")),
+            );
+        }
         if let Some(q) = &self.querier {
             v.extend(q.other.keys().map(|k| format!("querier.{k}")));
+            v.extend(q.search.other.keys().map(|k| format!("querier.search.{k}")));
             v.extend(
                 q.trace_by_id
                     .other

@@ -238,8 +238,12 @@ impl App {
             blocks.clone(),
             stop_rx.clone(),
         ));
+        let live_source = Arc::new(LiveStoreSource(live.clone()));
+        let block_source = Arc::new(blocks);
         let api = QueryApi {
-            sources: vec![Arc::new(LiveStoreSource(live.clone())), Arc::new(blocks)],
+            sources: vec![live_source.clone(), block_source.clone()],
+            search_sources: vec![live_source, block_source],
+            search: cfg.search(),
             multitenancy,
             build: BuildInfo {
                 version: TEMPO_API_VERSION.into(),

@@ -10,7 +10,7 @@ use vivace_block::{Backend, BlockList, BlockRef};
 use vivace_common::{Status, TenantId, TraceId};
 use vivace_livestore::LiveStore;
 use vivace_proto::tempopb::Trace;
-use vivace_querier::{FoundTrace, TraceSource};
+use vivace_querier::{FetchedBatch, FoundTrace, SearchJob, SearchSource, TraceSource};
 use vivace_queue::QueueRecord;
 
 /// The live-store as a trace source of the querier (in-process; a gRPC client in distributed mode).
@@ -33,6 +33,38 @@ impl TraceSource for LiveStoreSource {
                 trace,
                 inspected_bytes,
             }))
+    }
+}
+
+#[async_trait::async_trait]
+impl SearchSource for LiveStoreSource {
+    /// One job: every trace not yet in a block, read whole into a batch on a blocking thread.
+    async fn search_jobs(
+        &self,
+        tenant: &TenantId,
+        _start: i64,
+        end: i64,
+    ) -> Result<Vec<SearchJob>, Status> {
+        let (live, tenant) = (self.0.clone(), tenant.clone());
+        let fetch = async move {
+            tokio::task::spawn_blocking(move || {
+                let (traces, inspected_bytes) = live.search_snapshot(&tenant);
+                let batch = vivace_model::batch_of(traces.iter().map(|(id, t)| (id, t)));
+                FetchedBatch {
+                    batch: Arc::new(batch),
+                    inspected_bytes,
+                }
+            })
+            .await
+            .map_err(|e| Status::internal(format!("live-store search task failed: {e}")))
+        };
+        Ok(vec![SearchJob {
+            what: "live-store".into(),
+            is_block: false,
+            block_bytes: 0,
+            end_secs: end,
+            fetch: Box::pin(fetch),
+        }])
     }
 }
 
@@ -167,6 +199,53 @@ impl TraceSource for BlockSource {
             trace,
             inspected_bytes,
         }))
+    }
+}
+
+#[async_trait::async_trait]
+impl SearchSource for BlockSource {
+    /// One job per block of the tenant whose time range overlaps `[start, end]`.
+    async fn search_jobs(
+        &self,
+        tenant: &TenantId,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<SearchJob>, Status> {
+        let list = self.current();
+        let mut jobs = Vec::new();
+        for b in list.blocks(tenant.as_str()) {
+            let (bs, be) = b.time_range_opt.unwrap_or((i64::MIN, i64::MAX));
+            if bs > end || be < start {
+                continue;
+            }
+            let (backend, block) = (self.backend.clone(), b.clone());
+            let fetch = async move {
+                match vivace_block::read_batch(&backend, &block).await {
+                    Ok((batch, bytes)) => Ok(FetchedBatch {
+                        batch: Arc::new(batch),
+                        inspected_bytes: bytes,
+                    }),
+                    // Compacted away between the poll and the read: its traces are in the
+                    // new block, which the next poll lists.
+                    Err(vivace_block::Error::Backend(e)) if e.is_not_found() => Ok(FetchedBatch {
+                        batch: Default::default(),
+                        inspected_bytes: 0,
+                    }),
+                    Err(e) => Err(Status::internal(format!(
+                        "reading block {}: {e}",
+                        block.meta.block_id
+                    ))),
+                }
+            };
+            jobs.push(SearchJob {
+                what: format!("block {}", b.meta.block_id),
+                is_block: true,
+                block_bytes: b.meta.size,
+                end_secs: be,
+                fetch: Box::pin(fetch),
+            });
+        }
+        Ok(jobs)
     }
 }
 

@@ -18,6 +18,7 @@ mod error;
 mod list;
 mod meta;
 mod read;
+mod scan;
 mod upload;
 mod write;
 
@@ -29,6 +30,7 @@ pub use list::{BlockList, BlockRef, now_secs, poll};
 pub use meta::{BlockMeta, DedicatedColumn};
 pub use meta::{rfc3339, rfc3339_seconds};
 pub use read::{TraceRows, find_trace_by_id, find_trace_by_id_local, read_all_traces, trace_ids};
+pub use scan::read_batch;
 pub use upload::upload;
 pub use write::{
     BlockWriter, Codecs, FORMAT, FinishedBlock, ROOT_NOT_RECEIVED, WriteError, WriterConfig,

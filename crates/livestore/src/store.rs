@@ -526,6 +526,72 @@ impl LiveStore {
         Some((combine_traces(pieces, &mut HashSet::new()), inspected))
     }
 
+    /// Every trace of `tenant` that is not yet in a block — live ones and completed ones whose
+    /// block is not written — whole (pieces combined), for search. A span is here from the
+    /// moment its push is acknowledged. Traces whose block exists are left to the block.
+    /// Also returns the bytes inspected (encoded pieces).
+    pub fn search_snapshot(&self, tenant: &TenantId) -> (Vec<(TraceId, Trace)>, u64) {
+        let Some(t) = self.tenants.read().get(tenant).cloned() else {
+            return (Vec::new(), 0);
+        };
+        // (trace, completed part, live parts), copied out under each shard's lock.
+        let mut held: Vec<(TraceId, Option<CompleteRef>, Vec<Bytes>)> = Vec::new();
+        for shard in &t.shards {
+            let shard = shard.lock();
+            for (id, e) in shard.iter() {
+                let complete = e
+                    .complete_opt
+                    .as_ref()
+                    .filter(|c| !c.chunk.flushed.load(Ordering::Acquire));
+                if complete.is_none() && e.parts.is_empty() {
+                    continue;
+                }
+                let complete = if e.parts.is_empty() {
+                    complete.cloned()
+                } else {
+                    // A live trace with an older completed part: search it whole.
+                    e.complete_opt.clone()
+                };
+                held.push((*id, complete, e.parts.clone()));
+            }
+        }
+        // Decompress each chunk once.
+        let mut raws: HashMap<*const Chunk, Option<Vec<u8>>> = HashMap::new();
+        let mut inspected = 0u64;
+        let mut out = Vec::with_capacity(held.len());
+        for (id, complete, parts) in held {
+            let mut pieces = Vec::with_capacity(parts.len() + 1);
+            if let Some(c) = complete {
+                let raw = raws
+                    .entry(Arc::as_ptr(&c.chunk))
+                    .or_insert_with(|| zstd::bulk::decompress(&c.chunk.data, c.chunk.raw_len).ok());
+                let piece = raw
+                    .as_ref()
+                    .and_then(|r| r.get(c.offset as usize..(c.offset + c.len) as usize));
+                match piece.map(Trace::decode) {
+                    Some(Ok(tr)) => {
+                        inspected += u64::from(c.len);
+                        pieces.push(tr)
+                    }
+                    _ => tracing::error!(trace_id = %id, "completed trace does not decode"),
+                }
+            }
+            for p in parts {
+                inspected += p.len() as u64;
+                if let Ok(tr) = Trace::decode(p.as_ref()) {
+                    pieces.push(tr);
+                }
+            }
+            let trace = if pieces.len() == 1 {
+                pieces.pop().unwrap_or_default()
+            } else {
+                combine_traces(pieces, &mut HashSet::new())
+            };
+            out.push((id, trace));
+        }
+        (out, inspected)
+    }
+
     /// Completes idle and old traces and releases completed ones past their retention or the
     /// memory bound. Called periodically (and at shutdown with `force`).
     ///

@@ -1,6 +1,10 @@
 //! The trace model shared by the write and read paths: how pieces of one trace, from several
-//! pushes, the live-store and blocks, become one trace with each span once.
+//! pushes, the live-store and blocks, become one trace with each span once; and how traces
+//! become TraceQL's columnar span batches ([`batch_of`]).
 
+mod batch;
 mod combine;
+
+pub use batch::{append_trace, batch_of};
 
 pub use combine::{combine_traces, span_key};

@@ -11,7 +11,11 @@ use serde_json::{Map, Value, json};
 use crate::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use crate::otlp::resource::Resource;
 use crate::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status, span};
-use crate::tempopb::{PartialStatus, Trace, TraceByIdMetrics, TraceByIdResponse};
+use crate::tempopb::{
+    MetadataMetrics, PartialStatus, SearchMetrics, SearchResponse, SearchTagValuesResponse,
+    SearchTagValuesV2Response, SearchTagsResponse, SearchTagsV2Response, SpanSet, Trace,
+    TraceByIdMetrics, TraceByIdResponse, TraceSearchMetadata,
+};
 
 /// The v1 JSON form of a trace: `{"batches":[...]}`.
 pub fn trace_v1(trace: &Trace) -> Value {
@@ -183,6 +187,179 @@ fn status(st: &Status) -> Value {
     Value::Object(m)
 }
 
+/// `/api/search`: `{"traces":[...],"metrics":{...}}`.
+pub fn search_response(r: &SearchResponse) -> Value {
+    let mut m = Map::new();
+    if !r.traces.is_empty() {
+        m.insert(
+            "traces".into(),
+            Value::Array(r.traces.iter().map(trace_search_metadata).collect()),
+        );
+    }
+    m.insert(
+        "metrics".into(),
+        search_metrics(&r.metrics.clone().unwrap_or_default()),
+    );
+    Value::Object(m)
+}
+
+fn trace_search_metadata(t: &TraceSearchMetadata) -> Value {
+    let mut m = Map::new();
+    put_str(&mut m, "traceID", &t.trace_id);
+    put_str(&mut m, "rootServiceName", &t.root_service_name);
+    put_str(&mut m, "rootTraceName", &t.root_trace_name);
+    put_u64(&mut m, "startTimeUnixNano", t.start_time_unix_nano);
+    put_u32(&mut m, "durationMs", t.duration_ms);
+    if let Some(s) = &t.span_set {
+        m.insert("spanSet".into(), span_set(s));
+    }
+    if !t.span_sets.is_empty() {
+        m.insert(
+            "spanSets".into(),
+            Value::Array(t.span_sets.iter().map(span_set).collect()),
+        );
+    }
+    if !t.service_stats.is_empty() {
+        let mut names: Vec<_> = t.service_stats.iter().collect();
+        names.sort_by(|a, b| a.0.cmp(b.0));
+        let mut sm = Map::new();
+        for (name, st) in names {
+            let mut e = Map::new();
+            put_u32(&mut e, "spanCount", st.span_count);
+            put_u32(&mut e, "errorCount", st.error_count);
+            sm.insert(name.clone(), Value::Object(e));
+        }
+        m.insert("serviceStats".into(), Value::Object(sm));
+    }
+    Value::Object(m)
+}
+
+fn span_set(s: &SpanSet) -> Value {
+    let mut m = Map::new();
+    if !s.spans.is_empty() {
+        let spans = s
+            .spans
+            .iter()
+            .map(|sp| {
+                let mut sm = Map::new();
+                put_str(&mut sm, "spanID", &sp.span_id);
+                put_str(&mut sm, "name", &sp.name);
+                put_u64(&mut sm, "startTimeUnixNano", sp.start_time_unix_nano);
+                put_u64(&mut sm, "durationNanos", sp.duration_nanos);
+                put_attrs(&mut sm, &sp.attributes);
+                Value::Object(sm)
+            })
+            .collect();
+        m.insert("spans".into(), Value::Array(spans));
+    }
+    put_u32(&mut m, "matched", s.matched);
+    put_attrs(&mut m, &s.attributes);
+    Value::Object(m)
+}
+
+fn additional(m: &mut Map<String, Value>, extra: &std::collections::HashMap<String, i64>) {
+    if !extra.is_empty() {
+        let mut names: Vec<_> = extra.iter().collect();
+        names.sort();
+        let mut am = Map::new();
+        for (k, v) in names {
+            am.insert(k.clone(), json!(v.to_string()));
+        }
+        m.insert("additionalMetrics".into(), Value::Object(am));
+    }
+}
+
+fn search_metrics(x: &SearchMetrics) -> Value {
+    let mut m = Map::new();
+    put_u32(&mut m, "inspectedTraces", x.inspected_traces);
+    put_u64(&mut m, "inspectedBytes", x.inspected_bytes);
+    put_u32(&mut m, "totalBlocks", x.total_blocks);
+    put_u32(&mut m, "completedJobs", x.completed_jobs);
+    put_u32(&mut m, "totalJobs", x.total_jobs);
+    put_u64(&mut m, "totalBlockBytes", x.total_block_bytes);
+    put_u64(&mut m, "inspectedSpans", x.inspected_spans);
+    put_u64(&mut m, "backendReads", x.backend_reads);
+    put_u64(&mut m, "backendBytes", x.backend_bytes);
+    additional(&mut m, &x.additional_metrics);
+    Value::Object(m)
+}
+
+fn metadata_metrics(x: &Option<MetadataMetrics>) -> Value {
+    let x = x.clone().unwrap_or_default();
+    let mut m = Map::new();
+    put_u64(&mut m, "inspectedBytes", x.inspected_bytes);
+    put_u32(&mut m, "totalJobs", x.total_jobs);
+    put_u32(&mut m, "completedJobs", x.completed_jobs);
+    put_u32(&mut m, "totalBlocks", x.total_blocks);
+    put_u64(&mut m, "totalBlockBytes", x.total_block_bytes);
+    put_u64(&mut m, "backendReads", x.backend_reads);
+    put_u64(&mut m, "backendBytes", x.backend_bytes);
+    additional(&mut m, &x.additional_metrics);
+    Value::Object(m)
+}
+
+/// `/api/search/tags`: `{"tagNames":[...],"metrics":{...}}`.
+pub fn search_tags_response(r: &SearchTagsResponse) -> Value {
+    let mut m = Map::new();
+    if !r.tag_names.is_empty() {
+        m.insert("tagNames".into(), json!(r.tag_names));
+    }
+    m.insert("metrics".into(), metadata_metrics(&r.metrics));
+    Value::Object(m)
+}
+
+/// `/api/v2/search/tags`: `{"scopes":[{"name":..,"tags":[..]}],"metrics":{...}}`.
+pub fn search_tags_v2_response(r: &SearchTagsV2Response) -> Value {
+    let mut m = Map::new();
+    if !r.scopes.is_empty() {
+        let scopes = r
+            .scopes
+            .iter()
+            .map(|s| {
+                let mut sm = Map::new();
+                put_str(&mut sm, "name", &s.name);
+                if !s.tags.is_empty() {
+                    sm.insert("tags".into(), json!(s.tags));
+                }
+                Value::Object(sm)
+            })
+            .collect();
+        m.insert("scopes".into(), Value::Array(scopes));
+    }
+    m.insert("metrics".into(), metadata_metrics(&r.metrics));
+    Value::Object(m)
+}
+
+/// `/api/search/tag/{t}/values`: `{"tagValues":["a",...],"metrics":{...}}`.
+pub fn search_tag_values_response(r: &SearchTagValuesResponse) -> Value {
+    let mut m = Map::new();
+    if !r.tag_values.is_empty() {
+        m.insert("tagValues".into(), json!(r.tag_values));
+    }
+    m.insert("metrics".into(), metadata_metrics(&r.metrics));
+    Value::Object(m)
+}
+
+/// `/api/v2/search/tag/{t}/values`: `{"tagValues":[{"type":..,"value":..}],"metrics":{...}}`.
+pub fn search_tag_values_v2_response(r: &SearchTagValuesV2Response) -> Value {
+    let mut m = Map::new();
+    if !r.tag_values.is_empty() {
+        let vals = r
+            .tag_values
+            .iter()
+            .map(|v| {
+                let mut vm = Map::new();
+                put_str(&mut vm, "type", &v.r#type);
+                put_str(&mut vm, "value", &v.value);
+                Value::Object(vm)
+            })
+            .collect();
+        m.insert("tagValues".into(), Value::Array(vals));
+    }
+    m.insert("metrics".into(), metadata_metrics(&r.metrics));
+    Value::Object(m)
+}
+
 fn put_attrs(m: &mut Map<String, Value>, attrs: &[KeyValue]) {
     if !attrs.is_empty() {
         m.insert(
@@ -251,6 +428,9 @@ fn double(d: f64) -> Value {
         json!("NaN")
     } else if d.is_infinite() {
         json!(if d > 0.0 { "Infinity" } else { "-Infinity" })
+    } else if d.fract() == 0.0 && d.abs() < 1e15 {
+        // Go writes a float64 with no fraction as an integer: 1, not 1.0.
+        json!(d as i64)
     } else {
         json!(d)
     }

@@ -4,6 +4,10 @@
 
 use crate::otlp::trace::ResourceSpans;
 
+// Search, tags and tag values messages and the `StreamingQuerier` service, generated from
+// `proto/tempopb/tempo.proto` by build.rs.
+include!(concat!(env!("OUT_DIR"), "/tempopb.rs"));
+
 /// `tempopb.Trace`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Trace {

@@ -15,7 +15,9 @@ use vivace_model::combine_traces;
 use vivace_proto::jsonpb;
 use vivace_proto::tempopb::{PartialStatus, Trace, TraceByIdMetrics, TraceByIdResponse};
 
-use crate::source::TraceSource;
+use crate::search::{SearchConfig, SearchRequest};
+use crate::source::{SearchSource, TraceSource};
+use crate::tags::{self, INTRINSICS, SCOPES, TagRef, TagRequest};
 
 /// `/api/status/buildinfo` fields.
 #[derive(Debug, Clone)]
@@ -35,6 +37,9 @@ pub struct QueryApi {
     pub build: BuildInfo,
     /// Per-tenant limits (`global.max_bytes_per_trace` applies to reads too).
     pub overrides: Overrides,
+    /// Where search, tags and tag values read: the live-store and blocks.
+    pub search_sources: Vec<Arc<dyn SearchSource>>,
+    pub search: SearchConfig,
 }
 
 /// Routes of the query API, to be served on the HTTP port.
@@ -42,6 +47,11 @@ pub fn router(api: QueryApi) -> Router {
     Router::new()
         .route("/api/traces/{id}", get(trace_v1))
         .route("/api/v2/traces/{id}", get(trace_v2))
+        .route("/api/search", get(search))
+        .route("/api/search/tags", get(search_tags_v1))
+        .route("/api/v2/search/tags", get(search_tags_v2))
+        .route("/api/search/tag/{tag}/values", get(tag_values_v1))
+        .route("/api/v2/search/tag/{tag}/values", get(tag_values_v2))
         .route("/api/echo", get(|| async { "echo\n" }))
         .route("/api/status/buildinfo", get(buildinfo))
         .with_state(Arc::new(api))
@@ -341,6 +351,259 @@ async fn trace_v2(
         || resp.encode_to_vec(),
         || jsonpb::trace_by_id_response(&resp),
     )
+}
+
+type Params = Query<std::collections::HashMap<String, String>>;
+
+async fn search(
+    State(api): State<Arc<QueryApi>>,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    let run = async {
+        let tenants = read_tenants(&api, &headers)?;
+        let req = SearchRequest::from_params(&q, &api.search)?;
+        crate::search::search(&api.search_sources, &tenants, &req, &api.search, |_| {}).await
+    };
+    match run.await {
+        Ok(resp) => negotiate(
+            &headers,
+            || resp.encode_to_vec(),
+            || jsonpb::search_response(&resp),
+        ),
+        Err(s) => status_response(s),
+    }
+}
+
+/// `read.max_bytes_per_tag_values_query` of the tenants (the smallest; default 1,000,000).
+fn max_tag_bytes(api: &QueryApi, tenants: &[TenantId]) -> usize {
+    tenants
+        .iter()
+        .map(|t| {
+            api.overrides
+                .tenant(t.as_str())
+                .read
+                .as_ref()
+                .and_then(|r| r.get("max_bytes_per_tag_values_query"))
+                .and_then(|v| v.as_u64())
+                .map_or(1_000_000, |v| v as usize)
+        })
+        .min()
+        .unwrap_or(1_000_000)
+}
+
+fn tag_request(
+    api: &QueryApi,
+    tenants: &[TenantId],
+    q: &std::collections::HashMap<String, String>,
+    limit_key: &str,
+) -> Result<TagRequest, Status> {
+    let (start, end) = crate::params::time_range(
+        q,
+        std::time::Duration::from_secs(15 * 60),
+        api.search.query_end_cutoff,
+        Some(api.search.max_duration),
+    )?;
+    Ok(TagRequest {
+        start,
+        end,
+        plan_opt: tags::lenient_plan(q.get("q").map(String::as_str)),
+        limit: crate::params::uint(q, limit_key, 0)? as usize,
+        max_stale: crate::params::uint(q, "maxStaleValues", 0)? as usize,
+        max_bytes: max_tag_bytes(api, tenants),
+    })
+}
+
+/// The attribute scopes a `scope` parameter asks for, and whether intrinsics are listed.
+fn scopes_of(scope: Option<&str>, v2: bool) -> Result<(Vec<&'static str>, bool), Status> {
+    match scope.unwrap_or("") {
+        "" => Ok((SCOPES.to_vec(), v2)),
+        "none" if v2 => Ok((SCOPES.to_vec(), true)),
+        "intrinsic" => Ok((Vec::new(), true)),
+        s => SCOPES
+            .iter()
+            .find(|x| **x == s)
+            .map(|x| (vec![*x], false))
+            .ok_or_else(|| Status::bad_request(format!("invalid scope: {s}"))),
+    }
+}
+
+async fn search_tags_v1(
+    State(api): State<Arc<QueryApi>>,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    let run = async {
+        let tenants = read_tenants(&api, &headers)?;
+        let req = tag_request(&api, &tenants, &q, "limit")?;
+        let (scopes, intrinsic) = scopes_of(q.get("scope").map(String::as_str), false)?;
+        let (names, metrics) = tags::tag_names(
+            &api.search_sources,
+            &tenants,
+            &req,
+            scopes,
+            api.search.concurrent_jobs,
+        )
+        .await?;
+        let mut all: std::collections::BTreeSet<String> = names.into_values().flatten().collect();
+        if intrinsic {
+            all.extend(INTRINSICS.iter().map(|s| s.to_string()));
+        }
+        Ok::<_, Status>(vivace_proto::tempopb::SearchTagsResponse {
+            tag_names: all.into_iter().collect(),
+            metrics: Some(metrics),
+        })
+    };
+    match run.await {
+        Ok(resp) => negotiate(
+            &headers,
+            || resp.encode_to_vec(),
+            || jsonpb::search_tags_response(&resp),
+        ),
+        Err(s) => status_response(s),
+    }
+}
+
+async fn search_tags_v2(
+    State(api): State<Arc<QueryApi>>,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    let run = async {
+        let tenants = read_tenants(&api, &headers)?;
+        let req = tag_request(&api, &tenants, &q, "limit")?;
+        let (scopes, intrinsic) = scopes_of(q.get("scope").map(String::as_str), true)?;
+        let (mut names, metrics) = tags::tag_names(
+            &api.search_sources,
+            &tenants,
+            &req,
+            scopes.clone(),
+            api.search.concurrent_jobs,
+        )
+        .await?;
+        let mut out = Vec::new();
+        for s in scopes {
+            if let Some(tags) = names.remove(s).filter(|t| !t.is_empty()) {
+                out.push(vivace_proto::tempopb::SearchTagsV2Scope {
+                    name: s.to_string(),
+                    tags: tags.into_iter().collect(),
+                });
+            }
+        }
+        if intrinsic {
+            out.push(vivace_proto::tempopb::SearchTagsV2Scope {
+                name: "intrinsic".into(),
+                tags: INTRINSICS.iter().map(|s| s.to_string()).collect(),
+            });
+        }
+        Ok::<_, Status>(vivace_proto::tempopb::SearchTagsV2Response {
+            scopes: out,
+            metrics: Some(metrics),
+        })
+    };
+    match run.await {
+        Ok(resp) => negotiate(
+            &headers,
+            || resp.encode_to_vec(),
+            || jsonpb::search_tags_v2_response(&resp),
+        ),
+        Err(s) => status_response(s),
+    }
+}
+
+async fn tag_values_v1(
+    State(api): State<Arc<QueryApi>>,
+    headers: HeaderMap,
+    Path(tag): Path<String>,
+    Query(q): Params,
+) -> Response {
+    let run = async {
+        let tenants = read_tenants(&api, &headers)?;
+        let req = tag_request(&api, &tenants, &q, "limit")?;
+        let virtual_values: Option<Vec<String>> = match tag.as_str() {
+            "status.code" => Some(vec!["unset".into(), "ok".into(), "error".into()]),
+            "error" => Some(vec!["true".into()]),
+            _ => None,
+        };
+        let (values, metrics) = match virtual_values {
+            Some(v) => (v, Default::default()),
+            None => {
+                let (vals, m) = tags::tag_values(
+                    &api.search_sources,
+                    &tenants,
+                    &req,
+                    TagRef::Attr(vivace_traceql::ast::AttrScope::None, tag.clone()),
+                    api.search.concurrent_jobs,
+                )
+                .await?;
+                let mut seen = std::collections::HashSet::new();
+                let v = vals
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .filter(|v| seen.insert(v.clone()))
+                    .collect();
+                (v, m)
+            }
+        };
+        Ok::<_, Status>(vivace_proto::tempopb::SearchTagValuesResponse {
+            tag_values: values,
+            metrics: Some(metrics),
+        })
+    };
+    match run.await {
+        Ok(resp) => negotiate(
+            &headers,
+            || resp.encode_to_vec(),
+            || jsonpb::search_tag_values_response(&resp),
+        ),
+        Err(s) => status_response(s),
+    }
+}
+
+async fn tag_values_v2(
+    State(api): State<Arc<QueryApi>>,
+    headers: HeaderMap,
+    Path(tag): Path<String>,
+    Query(q): Params,
+) -> Response {
+    let run = async {
+        let tenants = read_tenants(&api, &headers)?;
+        let tag = tags::parse_tag_v2(&tag)?;
+        let req = tag_request(&api, &tenants, &q, "limit")?;
+        let (values, metrics) = match tags::virtual_values_v2(&tag) {
+            Some(v) => (v, Default::default()),
+            None => {
+                let (vals, m) = tags::tag_values(
+                    &api.search_sources,
+                    &tenants,
+                    &req,
+                    tag,
+                    api.search.concurrent_jobs,
+                )
+                .await?;
+                let v = vals
+                    .into_iter()
+                    .map(|(t, v)| vivace_proto::tempopb::TagValue {
+                        r#type: t.to_string(),
+                        value: v,
+                    })
+                    .collect();
+                (v, m)
+            }
+        };
+        Ok::<_, Status>(vivace_proto::tempopb::SearchTagValuesV2Response {
+            tag_values: values,
+            metrics: Some(metrics),
+        })
+    };
+    match run.await {
+        Ok(resp) => negotiate(
+            &headers,
+            || resp.encode_to_vec(),
+            || jsonpb::search_tag_values_v2_response(&resp),
+        ),
+        Err(s) => status_response(s),
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,11 @@
 //! Multi-tenant reads accept `X-Scope-OrgID: a|b` and combine the tenants' results.
 
 mod api;
+mod params;
+pub mod search;
 mod source;
+pub mod tags;
 
 pub use api::{BuildInfo, QueryApi, router};
-pub use source::{FoundTrace, TraceSource};
+pub use search::SearchConfig;
+pub use source::{FetchedBatch, FoundTrace, SearchJob, SearchSource, TraceSource};

@@ -20,3 +20,44 @@ pub trait TraceSource: Send + Sync + std::fmt::Debug + 'static {
         range_opt: Option<(i64, i64)>,
     ) -> Result<Option<FoundTrace>, Status>;
 }
+
+/// One unit of a search: fetching one batch of spans (the live-store's recent data, or one
+/// block), evaluated by the querier once it arrives.
+pub struct SearchJob {
+    /// What the job reads, for errors and logs (`live-store`, `block <id>`).
+    pub what: String,
+    /// Whether the job reads a block (counted in `totalBlocks`).
+    pub is_block: bool,
+    /// Bytes of the block (`totalBlockBytes`), 0 for the live-store.
+    pub block_bytes: u64,
+    /// The newest time the job's data covers (unix seconds), for most-recent-first ordering.
+    pub end_secs: i64,
+    pub fetch: futures::future::BoxFuture<'static, Result<FetchedBatch, Status>>,
+}
+
+impl std::fmt::Debug for SearchJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchJob")
+            .field("what", &self.what)
+            .finish()
+    }
+}
+
+/// A batch a job fetched, with the bytes it inspected.
+#[derive(Debug)]
+pub struct FetchedBatch {
+    pub batch: std::sync::Arc<vivace_traceql::batch::SpanBatch>,
+    pub inspected_bytes: u64,
+}
+
+/// Somewhere spans can be searched: the jobs that cover `tenant`'s data overlapping
+/// `[start, end]` (unix seconds).
+#[async_trait::async_trait]
+pub trait SearchSource: Send + Sync + std::fmt::Debug + 'static {
+    async fn search_jobs(
+        &self,
+        tenant: &TenantId,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<SearchJob>, Status>;
+}

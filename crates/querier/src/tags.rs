@@ -1,0 +1,537 @@
+//! Tag names and tag values (compatibility notes §1.7, §1.8), collected from the same batches
+//! search reads, over the requested time range, optionally restricted to the spans a query
+//! matches (`q`), bounded in count and bytes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use vivace_common::{Status, TenantId};
+use vivace_proto::tempopb::{MetadataMetrics, TagValue};
+use vivace_traceql::ast::{AttrScope, Body, FieldExpr, Intrinsic, SpansetExpr, Stage};
+use vivace_traceql::batch::{SpanBatch, Stored, StrId};
+use vivace_traceql::eval::SearchPlan;
+
+use crate::search::{collect_jobs, run_jobs};
+use crate::source::SearchSource;
+
+/// Intrinsics as Tempo lists them in the `intrinsic` scope (nested-set ones left out).
+pub const INTRINSICS: &[&str] = &[
+    "duration",
+    "name",
+    "status",
+    "statusMessage",
+    "kind",
+    "rootServiceName",
+    "rootName",
+    "traceDuration",
+    "event:name",
+    "event:timeSinceStart",
+    "link:spanID",
+    "link:traceID",
+    "instrumentation:name",
+    "instrumentation:version",
+    "trace:id",
+    "span:id",
+    "span:parentID",
+    "span:status",
+    "span:statusMessage",
+    "span:duration",
+    "span:name",
+    "span:kind",
+    "trace:rootName",
+    "trace:rootService",
+    "trace:duration",
+];
+
+/// Attribute scopes of tag names, in the order v2 lists them.
+pub const SCOPES: &[&str] = &["resource", "span", "event", "link", "instrumentation"];
+
+/// A tag request's common part.
+#[derive(Debug, Clone)]
+pub struct TagRequest {
+    pub start: i64,
+    pub end: i64,
+    /// Spans to collect from (`q`), when it is a usable search query.
+    pub plan_opt: Option<Arc<SearchPlan>>,
+    /// Most names per scope / values; 0 = no limit.
+    pub limit: usize,
+    /// Stop after this many values already seen in a row; 0 = never.
+    pub max_stale: usize,
+    /// `read.max_bytes_per_tag_values_query`.
+    pub max_bytes: usize,
+}
+
+/// A best-effort filter from `q`: a query that does not parse or is not a search is ignored,
+/// as Tempo tolerates incomplete queries while the user types.
+pub fn lenient_plan(q: Option<&str>) -> Option<Arc<SearchPlan>> {
+    let q = q?.trim();
+    if q.is_empty() || q == "{}" || q == "{ }" {
+        return None;
+    }
+    let parsed = vivace_traceql::parse(q).ok()?;
+    SearchPlan::new(&parsed).ok().map(Arc::new)
+}
+
+/// Which spans of a batch count: in the time range, and matched by the plan if any.
+fn spans_of(batch: &SpanBatch, req: &TagRequest) -> Vec<u32> {
+    let (start_ns, end_ns) = (
+        (req.start.max(0) as u64).saturating_mul(1_000_000_000),
+        (req.end.max(0) as u64)
+            .saturating_add(1)
+            .saturating_mul(1_000_000_000),
+    );
+    let bound = req.plan_opt.as_ref().map(|p| p.bind(batch));
+    let mut out = Vec::new();
+    for (t, trace) in batch.traces.iter().enumerate() {
+        if trace.start_ns >= end_ns || trace.end_ns < start_ns {
+            continue;
+        }
+        match &bound {
+            None => out.extend(trace.spans.clone()),
+            Some(b) => {
+                let mut spans: Vec<u32> = b
+                    .eval_trace(t)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .flat_map(|s| s.spans)
+                    .collect();
+                spans.sort_unstable();
+                spans.dedup();
+                out.extend(spans);
+            }
+        }
+    }
+    out
+}
+
+/// Attribute names per scope in one batch.
+fn names_in(
+    batch: &SpanBatch,
+    req: &TagRequest,
+    scopes: &[&str],
+) -> HashMap<&'static str, BTreeSet<String>> {
+    let spans = spans_of(batch, req);
+    let mut ids: HashMap<&'static str, BTreeSet<StrId>> = HashMap::new();
+    let mut res_seen = BTreeSet::new();
+    let mut scope_seen = BTreeSet::new();
+    for &s in &spans {
+        let s = s as usize;
+        for scope in SCOPES {
+            if !scopes.contains(scope) {
+                continue;
+            }
+            let set = ids.entry(scope).or_default();
+            match *scope {
+                "span" => {
+                    let r = &batch.span_attrs[s];
+                    set.extend(batch.attr_key[r.start as usize..r.end as usize].iter());
+                }
+                "resource" => {
+                    let ri = batch.span_resource[s];
+                    if res_seen.insert(ri)
+                        && let Some(r) = batch.resources.get(ri as usize)
+                    {
+                        set.extend(
+                            batch.attr_key[r.attrs.start as usize..r.attrs.end as usize].iter(),
+                        );
+                    }
+                }
+                "instrumentation" => {
+                    let si = batch.span_scope[s];
+                    if scope_seen.insert(si)
+                        && let Some(sc) = batch.scopes.get(si as usize)
+                    {
+                        set.extend(
+                            batch.attr_key[sc.attrs.start as usize..sc.attrs.end as usize].iter(),
+                        );
+                    }
+                }
+                "event" => {
+                    for e in &batch.events
+                        [batch.span_events[s].start as usize..batch.span_events[s].end as usize]
+                    {
+                        set.extend(
+                            batch.attr_key[e.attrs.start as usize..e.attrs.end as usize].iter(),
+                        );
+                    }
+                }
+                "link" => {
+                    for l in &batch.links
+                        [batch.span_links[s].start as usize..batch.span_links[s].end as usize]
+                    {
+                        set.extend(
+                            batch.attr_key[l.attrs.start as usize..l.attrs.end as usize].iter(),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    ids.into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                v.into_iter().map(|id| batch.str(id).to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// The tag to read values of.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TagRef {
+    Attr(AttrScope, String),
+    Intrinsic(Intrinsic),
+}
+
+/// A v2 tag name (`resource.x`, `span.x`, `.x`, an intrinsic), parsed as TraceQL.
+pub fn parse_tag_v2(tag: &str) -> Result<TagRef, Status> {
+    let bad = || Status::bad_request("tag name is not valid intrinsic or scoped attribute");
+    let q = vivace_traceql::parse_unvalidated(&format!("{{ {tag} }}")).map_err(|_| bad())?;
+    let Body::Search(p) = q.body else {
+        return Err(bad());
+    };
+    match p.stages.as_slice() {
+        [Stage::Spanset(SpansetExpr::Filter(FieldExpr::Attribute(a), _))] if !a.parent => {
+            Ok(match a.intrinsic {
+                Some(i) => TagRef::Intrinsic(i),
+                None => TagRef::Attr(a.scope, a.name.clone()),
+            })
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn fmt_float(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        format!("{}", f as i64)
+    } else {
+        format!("{f}")
+    }
+}
+
+fn typed(batch: &SpanBatch, v: Stored, out: &mut Vec<(&'static str, String)>) {
+    match v {
+        Stored::Str(id) => out.push(("string", batch.str(id).to_string())),
+        Stored::Int(i) => out.push(("int", i.to_string())),
+        Stored::Float(f) => out.push(("float", fmt_float(f))),
+        Stored::Bool(b) => out.push(("bool", b.to_string())),
+        Stored::StrArr(at, n) => {
+            for id in &batch.arr_str[at as usize..(at + n) as usize] {
+                out.push(("string", batch.str(*id).to_string()));
+            }
+        }
+        Stored::IntArr(at, n) => {
+            for i in &batch.arr_int[at as usize..(at + n) as usize] {
+                out.push(("int", i.to_string()));
+            }
+        }
+        Stored::FloatArr(at, n) => {
+            for f in &batch.arr_float[at as usize..(at + n) as usize] {
+                out.push(("float", fmt_float(*f)));
+            }
+        }
+        Stored::BoolArr(at, n) => {
+            for b in &batch.arr_bool[at as usize..(at + n) as usize] {
+                out.push(("bool", b.to_string()));
+            }
+        }
+    }
+}
+
+/// Values of `tag` in one batch, typed, in first-seen order.
+fn values_in(batch: &SpanBatch, req: &TagRequest, tag: &TagRef) -> Vec<(&'static str, String)> {
+    let spans = spans_of(batch, req);
+    let mut out = Vec::new();
+    match tag {
+        TagRef::Attr(scope, name) => {
+            let Some(key) = batch.lookup(name) else {
+                return out;
+            };
+            for &s in &spans {
+                let s = s as usize;
+                let mut look = |attrs: &std::ops::Range<u32>| {
+                    if let Some(v) = batch.find_attr(attrs, key) {
+                        typed(batch, v, &mut out);
+                    }
+                };
+                let res = batch.resources.get(batch.span_resource[s] as usize);
+                match scope {
+                    AttrScope::Span => look(&batch.span_attrs[s]),
+                    AttrScope::Resource => {
+                        if let Some(r) = res {
+                            look(&r.attrs)
+                        }
+                    }
+                    AttrScope::None => {
+                        look(&batch.span_attrs[s]);
+                        if let Some(r) = res {
+                            look(&r.attrs)
+                        }
+                    }
+                    AttrScope::Instrumentation => {
+                        if let Some(sc) = batch.scopes.get(batch.span_scope[s] as usize) {
+                            look(&sc.attrs)
+                        }
+                    }
+                    AttrScope::Event => {
+                        for e in batch.span_events[s].clone() {
+                            look(&batch.events[e as usize].attrs)
+                        }
+                    }
+                    AttrScope::Link => {
+                        for l in batch.span_links[s].clone() {
+                            look(&batch.links[l as usize].attrs)
+                        }
+                    }
+                }
+            }
+        }
+        TagRef::Intrinsic(i) => {
+            for &s in &spans {
+                let s = s as usize;
+                let trace = &batch.traces[batch.span_trace[s] as usize];
+                let v = match i {
+                    Intrinsic::Name => Some(batch.span_name[s]),
+                    Intrinsic::StatusMessage => Some(batch.span_status_message[s]),
+                    Intrinsic::TraceRootName => trace.root_name_opt,
+                    Intrinsic::TraceRootService => trace.root_service_opt,
+                    Intrinsic::InstrumentationName => batch
+                        .scopes
+                        .get(batch.span_scope[s] as usize)
+                        .map(|sc| sc.name),
+                    Intrinsic::InstrumentationVersion => batch
+                        .scopes
+                        .get(batch.span_scope[s] as usize)
+                        .map(|sc| sc.version),
+                    Intrinsic::EventName => {
+                        for e in batch.span_events[s].clone() {
+                            out.push((
+                                "string",
+                                batch.str(batch.events[e as usize].name).to_string(),
+                            ));
+                        }
+                        None
+                    }
+                    _ => None,
+                };
+                if let Some(id) = v {
+                    out.push(("string", batch.str(id).to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Values of intrinsics that are a fixed list (Tempo's virtual values), or `None`.
+pub fn virtual_values_v2(tag: &TagRef) -> Option<Vec<TagValue>> {
+    let kw = |v: &[&str]| {
+        v.iter()
+            .map(|x| TagValue {
+                r#type: "keyword".into(),
+                value: (*x).into(),
+            })
+            .collect()
+    };
+    match tag {
+        TagRef::Intrinsic(Intrinsic::Status) => Some(kw(&["ok", "error", "unset"])),
+        TagRef::Intrinsic(Intrinsic::Kind) => Some(kw(&[
+            "client",
+            "server",
+            "producer",
+            "consumer",
+            "internal",
+            "unspecified",
+        ])),
+        TagRef::Intrinsic(
+            Intrinsic::Duration
+            | Intrinsic::TraceDuration
+            | Intrinsic::EventTimeSinceStart
+            | Intrinsic::SpanId
+            | Intrinsic::ParentId
+            | Intrinsic::TraceId
+            | Intrinsic::LinkSpanId
+            | Intrinsic::LinkTraceId
+            | Intrinsic::ChildCount
+            | Intrinsic::NestedSetLeft
+            | Intrinsic::NestedSetRight
+            | Intrinsic::NestedSetParent
+            | Intrinsic::Parent,
+        ) => Some(Vec::new()),
+        _ => None,
+    }
+}
+
+/// Runs the jobs of a tag request and hands each batch to `collect` (on a blocking thread)
+/// until it answers false. Returns the metrics.
+async fn collect<T: Send + 'static>(
+    sources: &[Arc<dyn SearchSource>],
+    tenants: &[TenantId],
+    req: &TagRequest,
+    concurrency: usize,
+    state: Arc<Mutex<T>>,
+    collect: fn(&SpanBatch, &TagRequest, &mut T) -> bool,
+) -> Result<MetadataMetrics, Status> {
+    let jobs = collect_jobs(sources, tenants, req.start, req.end).await?;
+    let mut metrics = MetadataMetrics {
+        total_jobs: jobs.len() as u32,
+        total_blocks: jobs.iter().filter(|j| j.is_block).count() as u32,
+        total_block_bytes: jobs.iter().map(|j| j.block_bytes).sum(),
+        ..Default::default()
+    };
+    let inspected = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let req = Arc::new(req.clone());
+    let done = run_jobs(jobs, concurrency, |fetched| {
+        let (req, state, inspected) = (req.clone(), state.clone(), inspected.clone());
+        Box::pin(async move {
+            inspected.fetch_add(
+                fetched.inspected_bytes,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            tokio::task::spawn_blocking(move || {
+                let mut s = state.lock();
+                collect(&fetched.batch, &req, &mut s)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("tag task failed: {e}")))
+        })
+    })
+    .await?;
+    metrics.completed_jobs = done;
+    metrics.inspected_bytes = inspected.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(metrics)
+}
+
+/// Tag names per scope: `scopes` are the attribute scopes asked for.
+#[derive(Debug, Default)]
+pub struct NamesState {
+    pub scopes: Vec<&'static str>,
+    pub names: HashMap<&'static str, BTreeSet<String>>,
+    bytes: usize,
+}
+
+pub async fn tag_names(
+    sources: &[Arc<dyn SearchSource>],
+    tenants: &[TenantId],
+    req: &TagRequest,
+    scopes: Vec<&'static str>,
+    concurrency: usize,
+) -> Result<(HashMap<&'static str, BTreeSet<String>>, MetadataMetrics), Status> {
+    let state = Arc::new(Mutex::new(NamesState {
+        scopes,
+        ..Default::default()
+    }));
+    let metrics = collect(
+        sources,
+        tenants,
+        req,
+        concurrency,
+        state.clone(),
+        |b, req, st| {
+            let scopes = st.scopes.clone();
+            for (scope, names) in names_in(b, req, &scopes) {
+                let set = st.names.entry(scope).or_default();
+                for n in names {
+                    if req.limit > 0 && set.len() >= req.limit {
+                        break;
+                    }
+                    if req.max_bytes > 0 && st.bytes + n.len() > req.max_bytes {
+                        return false;
+                    }
+                    st.bytes += n.len();
+                    set.insert(n);
+                }
+            }
+            true
+        },
+    )
+    .await?;
+    let names = std::mem::take(&mut state.lock().names);
+    Ok((names, metrics))
+}
+
+#[derive(Debug, Default)]
+pub struct ValuesState {
+    pub tag: Option<TagRef>,
+    pub values: Vec<(&'static str, String)>,
+    seen: std::collections::HashSet<(&'static str, String)>,
+    bytes: usize,
+    stale: usize,
+}
+
+pub async fn tag_values(
+    sources: &[Arc<dyn SearchSource>],
+    tenants: &[TenantId],
+    req: &TagRequest,
+    tag: TagRef,
+    concurrency: usize,
+) -> Result<(Vec<(&'static str, String)>, MetadataMetrics), Status> {
+    let state = Arc::new(Mutex::new(ValuesState {
+        tag: Some(tag),
+        ..Default::default()
+    }));
+    let metrics = collect(
+        sources,
+        tenants,
+        req,
+        concurrency,
+        state.clone(),
+        |b, req, st| {
+            let Some(tag) = st.tag.clone() else {
+                return false;
+            };
+            for v in values_in(b, req, &tag) {
+                if st.seen.contains(&v) {
+                    st.stale += 1;
+                    if req.max_stale > 0 && st.stale >= req.max_stale {
+                        return false;
+                    }
+                    continue;
+                }
+                st.stale = 0;
+                if (req.limit > 0 && st.values.len() >= req.limit)
+                    || (req.max_bytes > 0 && st.bytes + v.1.len() > req.max_bytes)
+                {
+                    return false;
+                }
+                st.bytes += v.1.len();
+                st.seen.insert(v.clone());
+                st.values.push(v);
+            }
+            true
+        },
+    )
+    .await?;
+    let values = std::mem::take(&mut state.lock().values);
+    Ok((values, metrics))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_tag_names() {
+        assert_eq!(
+            parse_tag_v2("resource.service.name").unwrap(),
+            TagRef::Attr(AttrScope::Resource, "service.name".into())
+        );
+        assert_eq!(
+            parse_tag_v2(".http.method").unwrap(),
+            TagRef::Attr(AttrScope::None, "http.method".into())
+        );
+        assert_eq!(
+            parse_tag_v2("name").unwrap(),
+            TagRef::Intrinsic(Intrinsic::Name)
+        );
+        assert_eq!(
+            parse_tag_v2("span:status").unwrap(),
+            TagRef::Intrinsic(Intrinsic::Status)
+        );
+        assert!(parse_tag_v2("service.name").is_err());
+        assert!(parse_tag_v2("x y").is_err());
+    }
+}
