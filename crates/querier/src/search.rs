@@ -288,11 +288,19 @@ impl Combiner {
             .filter_map(|id| self.traces.get(id).cloned())
             .collect();
         if self.most_recent {
-            traces.sort_by_key(|t| std::cmp::Reverse(t.start_time_unix_nano));
+            traces.sort_by(|a, b| {
+                b.start_time_unix_nano
+                    .cmp(&a.start_time_unix_nano)
+                    .then_with(|| a.trace_id.cmp(&b.trace_id))
+            });
             traces.truncate(self.limit);
         } else {
             traces.truncate(self.limit);
-            traces.sort_by_key(|t| std::cmp::Reverse(t.start_time_unix_nano));
+            traces.sort_by(|a, b| {
+                b.start_time_unix_nano
+                    .cmp(&a.start_time_unix_nano)
+                    .then_with(|| a.trace_id.cmp(&b.trace_id))
+            });
         }
         SearchResponse {
             traces,
@@ -421,9 +429,12 @@ fn metadata(
         .iter()
         .map(|set| {
             let take = if spss == 0 { set.spans.len() } else { spss };
+            // Spans by start time (then ID): the same order whatever the storage order of the
+            // live-store, a block or a compacted block.
+            let mut ordered = set.spans.clone();
+            ordered.sort_by_key(|&s| (b.span_start_ns[s as usize], b.span_id[s as usize]));
             SpanSet {
-                spans: set
-                    .spans
+                spans: ordered
                     .iter()
                     .take(take)
                     .map(|&s| ResultSpan {

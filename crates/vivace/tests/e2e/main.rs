@@ -11,5 +11,6 @@ mod crash;
 mod lifecycle;
 mod model;
 mod roundtrip;
+mod search;
 mod storage;
 mod support;
