@@ -112,8 +112,11 @@ pub struct ServerConfig {
     /// Upper bound on the drain of in-flight requests at shutdown.
     #[serde(with = "humantime_serde")]
     pub graceful_shutdown_timeout: Duration,
-    pub grpc_listen_address: Ignored,
-    pub grpc_listen_port: Ignored,
+    /// Address of the gRPC query port (default: `http_listen_address`).
+    pub grpc_listen_address: Option<String>,
+    /// Port of `tempopb.StreamingQuerier` over gRPC (Tempo 9095; 0 turns it off). The same
+    /// service is also served as h2c on the HTTP port, where Grafana dials it.
+    pub grpc_listen_port: u16,
     pub grpc_server_max_recv_msg_size: Ignored,
     pub grpc_server_max_send_msg_size: Ignored,
     pub grpc_server_max_concurrent_streams: Ignored,
@@ -133,7 +136,7 @@ impl Default for ServerConfig {
             log_format: "logfmt".into(),
             graceful_shutdown_timeout: Duration::from_secs(3),
             grpc_listen_address: None,
-            grpc_listen_port: None,
+            grpc_listen_port: 9095,
             grpc_server_max_recv_msg_size: None,
             grpc_server_max_send_msg_size: None,
             grpc_server_max_concurrent_streams: None,
@@ -539,14 +542,6 @@ impl Config {
             ("cache", self.cache.is_some()),
             ("ingester", self.ingester.is_some()),
             (
-                "server.grpc_listen_address",
-                self.server.grpc_listen_address.is_some(),
-            ),
-            (
-                "server.grpc_listen_port",
-                self.server.grpc_listen_port.is_some(),
-            ),
-            (
                 "server.grpc_server_max_recv_msg_size",
                 self.server.grpc_server_max_recv_msg_size.is_some(),
             ),
@@ -705,10 +700,8 @@ overrides:
             "empty http: means defaults"
         );
         assert_eq!(cfg.overrides.defaults.ingestion.max_traces_per_user, 5);
-        assert_eq!(
-            cfg.ignored_keys(),
-            vec!["server.grpc_listen_port".to_string()]
-        );
+        assert_eq!(cfg.server.grpc_listen_port, 9096);
+        assert!(cfg.ignored_keys().is_empty());
     }
 
     #[test]

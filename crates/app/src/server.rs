@@ -64,6 +64,7 @@ pub struct App {
     http: TcpListener,
     otlp_grpc_opt: Option<TcpListener>,
     otlp_http_opt: Option<TcpListener>,
+    grpc_query_opt: Option<TcpListener>,
 }
 
 /// Starts and serves until `shutdown` resolves.
@@ -164,6 +165,18 @@ impl App {
             "server.http_listen_port",
         )
         .await?;
+        let grpc_host = cfg.server.grpc_listen_address.as_deref().unwrap_or(host);
+        let grpc_query_opt = if cfg.server.grpc_listen_port == 0 {
+            None
+        } else {
+            Some(
+                bind(
+                    &format!("{grpc_host}:{}", cfg.server.grpc_listen_port),
+                    "server.grpc_listen_port",
+                )
+                .await?,
+            )
+        };
         let protocols = cfg.otlp_protocols();
         let otlp_grpc_opt = bind_opt(
             protocols.grpc.as_ref().map(|g| g.endpoint.as_str()),
@@ -187,6 +200,7 @@ impl App {
             http,
             otlp_grpc_opt,
             otlp_http_opt,
+            grpc_query_opt,
         })
     }
 
@@ -209,6 +223,7 @@ impl App {
             http,
             otlp_grpc_opt,
             otlp_http_opt,
+            grpc_query_opt,
         } = self;
         let ready = Arc::new(AtomicBool::new(true));
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -252,6 +267,7 @@ impl App {
             },
             overrides: overrides.clone(),
         };
+        let streaming = vivace_querier::streaming_service(api.clone());
         let api_routes = vivace_querier::router(api);
         let api_routes = if cfg.http_api_prefix.is_empty() {
             api_routes
@@ -264,10 +280,28 @@ impl App {
                 registry: registry.clone(),
                 process: process.clone(),
             }))
-            .layer(tower_http::compression::CompressionLayer::new());
+            .layer(tower_http::compression::CompressionLayer::new())
+            // Grafana streams search over gRPC on the HTTP port (h2c).
+            .route_service("/tempopb.StreamingQuerier/{*method}", streaming.clone());
         tracing::info!(addr = ?http.local_addr().ok(), "HTTP API listening");
         let rx = stop_rx.clone();
         servers.push(("http api", serve_http(http, app, rx)));
+
+        if let Some(listener) = grpc_query_opt {
+            tracing::info!(addr = ?listener.local_addr().ok(), "gRPC query API listening");
+            let rx = stop_rx.clone();
+            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            servers.push((
+                "grpc query",
+                tokio::spawn(async move {
+                    tonic::transport::Server::builder()
+                        .add_service(streaming)
+                        .serve_with_incoming_shutdown(incoming, stopped(rx))
+                        .await
+                        .map_err(|e| e.to_string())
+                }),
+            ));
+        }
 
         let protocols = cfg.otlp_protocols();
         if let (Some(listener), Some(g)) = (otlp_grpc_opt, &protocols.grpc) {

@@ -88,3 +88,18 @@ impl Status {
         self
     }
 }
+
+/// A vivace status as a gRPC status (the one mapping, with [`StatusCode::grpc`]), with a
+/// `google.rpc.RetryInfo` detail when it has a retry hint.
+pub fn to_tonic(s: Status) -> tonic::Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    let code = tonic::Code::from_i32(s.code.grpc());
+    match s.retry_after_opt {
+        Some(after) => tonic::Status::with_error_details(
+            code,
+            s.message,
+            ErrorDetails::with_retry_info(Some(after)),
+        ),
+        None => tonic::Status::new(code, s.message),
+    }
+}

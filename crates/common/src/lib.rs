@@ -9,7 +9,7 @@ mod ids;
 pub mod overrides;
 mod tenant;
 
-pub use error::{Status, StatusCode};
+pub use error::{Status, StatusCode, to_tonic};
 pub use ids::{SpanId, TraceId, TraceIdParseError};
 pub use tenant::{SINGLE_TENANT, TenantId, TenantIdError};
 

@@ -15,6 +15,14 @@ use vivace_model::combine_traces;
 use vivace_proto::jsonpb;
 use vivace_proto::tempopb::{PartialStatus, Trace, TraceByIdMetrics, TraceByIdResponse};
 
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use vivace_proto::tempopb::{
+    SearchTagValuesResponse, SearchTagValuesV2Response, SearchTagsResponse, SearchTagsV2Response,
+    SearchTagsV2Scope, TagValue,
+};
+use vivace_traceql::ast::AttrScope;
+
 use crate::search::{SearchConfig, SearchRequest};
 use crate::source::{SearchSource, TraceSource};
 use crate::tags::{self, INTRINSICS, SCOPES, TagRef, TagRequest};
@@ -104,7 +112,7 @@ fn wants_protobuf(headers: &HeaderMap) -> bool {
 }
 
 /// Parses the tenant header for reads: one tenant, or several joined with `|`.
-fn read_tenants(api: &QueryApi, headers: &HeaderMap) -> Result<Vec<TenantId>, Status> {
+pub(crate) fn read_tenants(api: &QueryApi, headers: &HeaderMap) -> Result<Vec<TenantId>, Status> {
     if !api.multitenancy {
         return Ok(vec![TenantId::single()]);
     }
@@ -353,26 +361,41 @@ async fn trace_v2(
     )
 }
 
-type Params = Query<std::collections::HashMap<String, String>>;
+type Params = Query<HashMap<String, String>>;
+
+/// Protobuf or JSON for a computed answer, or the error's status.
+fn answer<T: Message>(
+    headers: &HeaderMap,
+    r: Result<T, Status>,
+    json: impl FnOnce(&T) -> serde_json::Value,
+) -> Response {
+    match r {
+        Ok(resp) => negotiate(headers, || resp.encode_to_vec(), || json(&resp)),
+        Err(s) => status_response(s),
+    }
+}
 
 async fn search(
     State(api): State<Arc<QueryApi>>,
     headers: HeaderMap,
     Query(q): Params,
 ) -> Response {
-    let run = async {
-        let tenants = read_tenants(&api, &headers)?;
-        let req = SearchRequest::from_params(&q, &api.search)?;
-        crate::search::search(&api.search_sources, &tenants, &req, &api.search, |_| {}).await
+    let r = match read_tenants(&api, &headers) {
+        Ok(tenants) => run_search(&api, &tenants, &q, |_| {}).await,
+        Err(e) => Err(e),
     };
-    match run.await {
-        Ok(resp) => negotiate(
-            &headers,
-            || resp.encode_to_vec(),
-            || jsonpb::search_response(&resp),
-        ),
-        Err(s) => status_response(s),
-    }
+    answer(&headers, r, jsonpb::search_response)
+}
+
+/// A search from request parameters (HTTP query, or a gRPC request turned into them).
+pub(crate) async fn run_search(
+    api: &QueryApi,
+    tenants: &[TenantId],
+    q: &HashMap<String, String>,
+    on_progress: impl FnMut(&crate::search::Combiner) + Send,
+) -> Result<vivace_proto::tempopb::SearchResponse, Status> {
+    let req = SearchRequest::from_params(q, &api.search)?;
+    crate::search::search(&api.search_sources, tenants, &req, &api.search, on_progress).await
 }
 
 /// `read.max_bytes_per_tag_values_query` of the tenants (the smallest; default 1,000,000).
@@ -395,8 +418,7 @@ fn max_tag_bytes(api: &QueryApi, tenants: &[TenantId]) -> usize {
 fn tag_request(
     api: &QueryApi,
     tenants: &[TenantId],
-    q: &std::collections::HashMap<String, String>,
-    limit_key: &str,
+    q: &HashMap<String, String>,
 ) -> Result<TagRequest, Status> {
     let (start, end) = crate::params::time_range(
         q,
@@ -408,7 +430,7 @@ fn tag_request(
         start,
         end,
         plan_opt: tags::lenient_plan(q.get("q").map(String::as_str)),
-        limit: crate::params::uint(q, limit_key, 0)? as usize,
+        limit: crate::params::uint(q, "limit", 0)? as usize,
         max_stale: crate::params::uint(q, "maxStaleValues", 0)? as usize,
         max_bytes: max_tag_bytes(api, tenants),
     })
@@ -428,40 +450,149 @@ fn scopes_of(scope: Option<&str>, v2: bool) -> Result<(Vec<&'static str>, bool),
     }
 }
 
+pub(crate) async fn run_tags_v1(
+    api: &QueryApi,
+    tenants: &[TenantId],
+    q: &HashMap<String, String>,
+) -> Result<SearchTagsResponse, Status> {
+    let req = tag_request(api, tenants, q)?;
+    let (scopes, intrinsic) = scopes_of(q.get("scope").map(String::as_str), false)?;
+    let (names, metrics) = tags::tag_names(
+        &api.search_sources,
+        tenants,
+        &req,
+        scopes,
+        api.search.concurrent_jobs,
+    )
+    .await?;
+    let mut all: BTreeSet<String> = names.into_values().flatten().collect();
+    if intrinsic {
+        all.extend(INTRINSICS.iter().map(|s| s.to_string()));
+    }
+    Ok(SearchTagsResponse {
+        tag_names: all.into_iter().collect(),
+        metrics: Some(metrics),
+    })
+}
+
+pub(crate) async fn run_tags_v2(
+    api: &QueryApi,
+    tenants: &[TenantId],
+    q: &HashMap<String, String>,
+) -> Result<SearchTagsV2Response, Status> {
+    let req = tag_request(api, tenants, q)?;
+    let (scopes, intrinsic) = scopes_of(q.get("scope").map(String::as_str), true)?;
+    let (mut names, metrics) = tags::tag_names(
+        &api.search_sources,
+        tenants,
+        &req,
+        scopes.clone(),
+        api.search.concurrent_jobs,
+    )
+    .await?;
+    let mut out = Vec::new();
+    for s in scopes {
+        if let Some(tags) = names.remove(s).filter(|t| !t.is_empty()) {
+            out.push(SearchTagsV2Scope {
+                name: s.to_string(),
+                tags: tags.into_iter().collect(),
+            });
+        }
+    }
+    if intrinsic {
+        out.push(SearchTagsV2Scope {
+            name: "intrinsic".into(),
+            tags: INTRINSICS.iter().map(|s| s.to_string()).collect(),
+        });
+    }
+    Ok(SearchTagsV2Response {
+        scopes: out,
+        metrics: Some(metrics),
+    })
+}
+
+pub(crate) async fn run_values_v1(
+    api: &QueryApi,
+    tenants: &[TenantId],
+    tag: &str,
+    q: &HashMap<String, String>,
+) -> Result<SearchTagValuesResponse, Status> {
+    let req = tag_request(api, tenants, q)?;
+    // Tempo's virtual values of the legacy tags.
+    let fixed: Option<Vec<String>> = match tag {
+        "status.code" => Some(vec!["unset".into(), "ok".into(), "error".into()]),
+        "error" => Some(vec!["true".into()]),
+        _ => None,
+    };
+    if let Some(v) = fixed {
+        return Ok(SearchTagValuesResponse {
+            tag_values: v,
+            metrics: Some(Default::default()),
+        });
+    }
+    let (vals, metrics) = tags::tag_values(
+        &api.search_sources,
+        tenants,
+        &req,
+        TagRef::Attr(AttrScope::None, tag.to_string()),
+        api.search.concurrent_jobs,
+    )
+    .await?;
+    let mut seen = HashSet::new();
+    Ok(SearchTagValuesResponse {
+        tag_values: vals
+            .into_iter()
+            .map(|(_, v)| v)
+            .filter(|v| seen.insert(v.clone()))
+            .collect(),
+        metrics: Some(metrics),
+    })
+}
+
+pub(crate) async fn run_values_v2(
+    api: &QueryApi,
+    tenants: &[TenantId],
+    tag: &str,
+    q: &HashMap<String, String>,
+) -> Result<SearchTagValuesV2Response, Status> {
+    let tag = tags::parse_tag_v2(tag)?;
+    let req = tag_request(api, tenants, q)?;
+    if let Some(v) = tags::virtual_values_v2(&tag) {
+        return Ok(SearchTagValuesV2Response {
+            tag_values: v,
+            metrics: Some(Default::default()),
+        });
+    }
+    let (vals, metrics) = tags::tag_values(
+        &api.search_sources,
+        tenants,
+        &req,
+        tag,
+        api.search.concurrent_jobs,
+    )
+    .await?;
+    Ok(SearchTagValuesV2Response {
+        tag_values: vals
+            .into_iter()
+            .map(|(t, v)| TagValue {
+                r#type: t.to_string(),
+                value: v,
+            })
+            .collect(),
+        metrics: Some(metrics),
+    })
+}
+
 async fn search_tags_v1(
     State(api): State<Arc<QueryApi>>,
     headers: HeaderMap,
     Query(q): Params,
 ) -> Response {
-    let run = async {
-        let tenants = read_tenants(&api, &headers)?;
-        let req = tag_request(&api, &tenants, &q, "limit")?;
-        let (scopes, intrinsic) = scopes_of(q.get("scope").map(String::as_str), false)?;
-        let (names, metrics) = tags::tag_names(
-            &api.search_sources,
-            &tenants,
-            &req,
-            scopes,
-            api.search.concurrent_jobs,
-        )
-        .await?;
-        let mut all: std::collections::BTreeSet<String> = names.into_values().flatten().collect();
-        if intrinsic {
-            all.extend(INTRINSICS.iter().map(|s| s.to_string()));
-        }
-        Ok::<_, Status>(vivace_proto::tempopb::SearchTagsResponse {
-            tag_names: all.into_iter().collect(),
-            metrics: Some(metrics),
-        })
+    let r = match read_tenants(&api, &headers) {
+        Ok(t) => run_tags_v1(&api, &t, &q).await,
+        Err(e) => Err(e),
     };
-    match run.await {
-        Ok(resp) => negotiate(
-            &headers,
-            || resp.encode_to_vec(),
-            || jsonpb::search_tags_response(&resp),
-        ),
-        Err(s) => status_response(s),
-    }
+    answer(&headers, r, jsonpb::search_tags_response)
 }
 
 async fn search_tags_v2(
@@ -469,46 +600,11 @@ async fn search_tags_v2(
     headers: HeaderMap,
     Query(q): Params,
 ) -> Response {
-    let run = async {
-        let tenants = read_tenants(&api, &headers)?;
-        let req = tag_request(&api, &tenants, &q, "limit")?;
-        let (scopes, intrinsic) = scopes_of(q.get("scope").map(String::as_str), true)?;
-        let (mut names, metrics) = tags::tag_names(
-            &api.search_sources,
-            &tenants,
-            &req,
-            scopes.clone(),
-            api.search.concurrent_jobs,
-        )
-        .await?;
-        let mut out = Vec::new();
-        for s in scopes {
-            if let Some(tags) = names.remove(s).filter(|t| !t.is_empty()) {
-                out.push(vivace_proto::tempopb::SearchTagsV2Scope {
-                    name: s.to_string(),
-                    tags: tags.into_iter().collect(),
-                });
-            }
-        }
-        if intrinsic {
-            out.push(vivace_proto::tempopb::SearchTagsV2Scope {
-                name: "intrinsic".into(),
-                tags: INTRINSICS.iter().map(|s| s.to_string()).collect(),
-            });
-        }
-        Ok::<_, Status>(vivace_proto::tempopb::SearchTagsV2Response {
-            scopes: out,
-            metrics: Some(metrics),
-        })
+    let r = match read_tenants(&api, &headers) {
+        Ok(t) => run_tags_v2(&api, &t, &q).await,
+        Err(e) => Err(e),
     };
-    match run.await {
-        Ok(resp) => negotiate(
-            &headers,
-            || resp.encode_to_vec(),
-            || jsonpb::search_tags_v2_response(&resp),
-        ),
-        Err(s) => status_response(s),
-    }
+    answer(&headers, r, jsonpb::search_tags_v2_response)
 }
 
 async fn tag_values_v1(
@@ -517,47 +613,11 @@ async fn tag_values_v1(
     Path(tag): Path<String>,
     Query(q): Params,
 ) -> Response {
-    let run = async {
-        let tenants = read_tenants(&api, &headers)?;
-        let req = tag_request(&api, &tenants, &q, "limit")?;
-        let virtual_values: Option<Vec<String>> = match tag.as_str() {
-            "status.code" => Some(vec!["unset".into(), "ok".into(), "error".into()]),
-            "error" => Some(vec!["true".into()]),
-            _ => None,
-        };
-        let (values, metrics) = match virtual_values {
-            Some(v) => (v, Default::default()),
-            None => {
-                let (vals, m) = tags::tag_values(
-                    &api.search_sources,
-                    &tenants,
-                    &req,
-                    TagRef::Attr(vivace_traceql::ast::AttrScope::None, tag.clone()),
-                    api.search.concurrent_jobs,
-                )
-                .await?;
-                let mut seen = std::collections::HashSet::new();
-                let v = vals
-                    .into_iter()
-                    .map(|(_, v)| v)
-                    .filter(|v| seen.insert(v.clone()))
-                    .collect();
-                (v, m)
-            }
-        };
-        Ok::<_, Status>(vivace_proto::tempopb::SearchTagValuesResponse {
-            tag_values: values,
-            metrics: Some(metrics),
-        })
+    let r = match read_tenants(&api, &headers) {
+        Ok(t) => run_values_v1(&api, &t, &tag, &q).await,
+        Err(e) => Err(e),
     };
-    match run.await {
-        Ok(resp) => negotiate(
-            &headers,
-            || resp.encode_to_vec(),
-            || jsonpb::search_tag_values_response(&resp),
-        ),
-        Err(s) => status_response(s),
-    }
+    answer(&headers, r, jsonpb::search_tag_values_response)
 }
 
 async fn tag_values_v2(
@@ -566,44 +626,11 @@ async fn tag_values_v2(
     Path(tag): Path<String>,
     Query(q): Params,
 ) -> Response {
-    let run = async {
-        let tenants = read_tenants(&api, &headers)?;
-        let tag = tags::parse_tag_v2(&tag)?;
-        let req = tag_request(&api, &tenants, &q, "limit")?;
-        let (values, metrics) = match tags::virtual_values_v2(&tag) {
-            Some(v) => (v, Default::default()),
-            None => {
-                let (vals, m) = tags::tag_values(
-                    &api.search_sources,
-                    &tenants,
-                    &req,
-                    tag,
-                    api.search.concurrent_jobs,
-                )
-                .await?;
-                let v = vals
-                    .into_iter()
-                    .map(|(t, v)| vivace_proto::tempopb::TagValue {
-                        r#type: t.to_string(),
-                        value: v,
-                    })
-                    .collect();
-                (v, m)
-            }
-        };
-        Ok::<_, Status>(vivace_proto::tempopb::SearchTagValuesV2Response {
-            tag_values: values,
-            metrics: Some(metrics),
-        })
+    let r = match read_tenants(&api, &headers) {
+        Ok(t) => run_values_v2(&api, &t, &tag, &q).await,
+        Err(e) => Err(e),
     };
-    match run.await {
-        Ok(resp) => negotiate(
-            &headers,
-            || resp.encode_to_vec(),
-            || jsonpb::search_tag_values_v2_response(&resp),
-        ),
-        Err(s) => status_response(s),
-    }
+    answer(&headers, r, jsonpb::search_tag_values_v2_response)
 }
 
 #[cfg(test)]

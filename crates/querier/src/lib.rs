@@ -6,11 +6,13 @@
 //! Multi-tenant reads accept `X-Scope-OrgID: a|b` and combine the tenants' results.
 
 mod api;
+mod grpc;
 mod params;
 pub mod search;
 mod source;
 pub mod tags;
 
 pub use api::{BuildInfo, QueryApi, router};
+pub use grpc::{Streaming, streaming_service};
 pub use search::SearchConfig;
 pub use source::{FetchedBatch, FoundTrace, SearchJob, SearchSource, TraceSource};

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use prost::Message;
 use tonic::codec::CompressionEncoding;
-use tonic_types::{ErrorDetails, StatusExt};
-use vivace_common::Status;
+use vivace_common::to_tonic;
 use vivace_proto::otlp::collector::trace_service_server::{TraceService, TraceServiceServer};
 use vivace_proto::otlp::collector::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 
@@ -33,20 +32,6 @@ pub fn service(
     .accept_compressed(CompressionEncoding::Gzip)
     .accept_compressed(CompressionEncoding::Zstd)
     .max_decoding_message_size(max_recv_bytes)
-}
-
-/// A vivace status as a gRPC status, with a `google.rpc.RetryInfo` detail when it has a retry
-/// hint.
-pub fn to_tonic(s: Status) -> tonic::Status {
-    let code = tonic::Code::from_i32(s.code.grpc());
-    match s.retry_after_opt {
-        Some(after) => tonic::Status::with_error_details(
-            code,
-            s.message,
-            ErrorDetails::with_retry_info(Some(after)),
-        ),
-        None => tonic::Status::new(code, s.message),
-    }
 }
 
 #[tonic::async_trait]

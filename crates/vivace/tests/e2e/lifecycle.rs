@@ -66,7 +66,7 @@ fn environment_expansion_in_config() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let path = dir.path().join("c.yaml");
-    std::fs::write(&path, "server:\n  http_listen_port: ${VIVACE_TEST_HTTP_PORT}\n  http_listen_address: 127.0.0.1\ndistributor:\n  receivers:\n    otlp:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:0\n        http:\n          endpoint: 127.0.0.1:0\n").unwrap();
+    std::fs::write(&path, "server:\n  http_listen_port: ${VIVACE_TEST_HTTP_PORT}\n  grpc_listen_port: 0\n  http_listen_address: 127.0.0.1\ndistributor:\n  receivers:\n    otlp:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:0\n        http:\n          endpoint: 127.0.0.1:0\n").unwrap();
     let mut child = Command::new(binary())
         .args([
             format!("-config.file={}", path.display()),

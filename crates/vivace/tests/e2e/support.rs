@@ -26,6 +26,8 @@ pub struct Server {
     pub http: u16,
     pub grpc: u16,
     pub otlp_http: u16,
+    /// `server.grpc_listen_port`: the gRPC query API.
+    pub grpc_query: u16,
     pub log: PathBuf,
     config: PathBuf,
     env: Vec<(String, String)>,
@@ -58,13 +60,14 @@ impl Server {
         extra: &str,
         env: &[(&str, &str)],
     ) -> Server {
-        let (http, grpc, otlp_http) = (free_port(), free_port(), free_port());
+        let (http, grpc, otlp_http, grpc_query) =
+            (free_port(), free_port(), free_port(), free_port());
         let config = dir.join("vivace.yaml");
         let indent =
             |keys: &str| -> String { keys.lines().map(|l| format!("          {l}\n")).collect() };
         let (grpc_keys, http_keys) = (indent(grpc_keys), indent(http_keys));
         let yaml = format!(
-            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {http}\n  log_level: info\n\
+            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {http}\n  grpc_listen_port: {grpc_query}\n  log_level: info\n\
              distributor:\n  receivers:\n    otlp:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:{grpc}\n{grpc_keys}        http:\n          endpoint: 127.0.0.1:{otlp_http}\n{http_keys}{extra}"
         );
         std::fs::write(&config, yaml).unwrap();
@@ -74,6 +77,7 @@ impl Server {
             http,
             grpc,
             otlp_http,
+            grpc_query,
             log: dir.join("vivace.log"),
             config,
             env: env

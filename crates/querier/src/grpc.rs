@@ -1,0 +1,178 @@
+//! `tempopb.StreamingQuerier` (compatibility notes §1.12): search, tags and tag values over
+//! gRPC, as Grafana's Tempo data source streams them — on the HTTP port as h2c and on
+//! `server.grpc_listen_port`. The tenant comes from the `x-scope-orgid` metadata.
+//!
+//! A search streams a partial response at most every 500 ms while jobs complete (the traces
+//! found so far and the cumulative metrics, whose `completedJobs`/`totalJobs` drive Grafana's
+//! progress bar), then the final response. Tags and tag values answer with one message.
+//! Requests become the same parameters the HTTP API parses, so both give the same answers and
+//! the same errors (400 → InvalidArgument, 504 → DeadlineExceeded, …).
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use http::HeaderMap;
+use tonic::{Request, Response};
+use vivace_common::{Status, to_tonic};
+use vivace_proto::tempopb::streaming_querier_server::{StreamingQuerier, StreamingQuerierServer};
+use vivace_proto::tempopb::{
+    SearchRequest, SearchResponse, SearchTagValuesRequest, SearchTagValuesResponse,
+    SearchTagValuesV2Response, SearchTagsRequest, SearchTagsResponse, SearchTagsV2Response,
+};
+
+use crate::api::{
+    QueryApi, read_tenants, run_search, run_tags_v1, run_tags_v2, run_values_v1, run_values_v2,
+};
+
+/// The service, ready to be routed (h2c on the HTTP port) or served on the gRPC port.
+pub fn streaming_service(api: QueryApi) -> StreamingQuerierServer<Streaming> {
+    StreamingQuerierServer::new(Streaming { api: Arc::new(api) })
+}
+
+#[derive(Debug, Clone)]
+pub struct Streaming {
+    api: Arc<QueryApi>,
+}
+
+type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send>>;
+
+fn once<T: Send + 'static>(r: Result<T, Status>) -> Result<Response<Streamed<T>>, tonic::Status> {
+    let msg = r.map_err(to_tonic)?;
+    Ok(Response::new(Box::pin(futures::stream::once(async move {
+        Ok(msg)
+    }))))
+}
+
+impl Streaming {
+    fn tenants<T>(&self, req: &Request<T>) -> Result<Vec<vivace_common::TenantId>, tonic::Status> {
+        let headers: HeaderMap = req.metadata().clone().into_headers();
+        read_tenants(&self.api, &headers).map_err(to_tonic)
+    }
+}
+
+fn put(m: &mut HashMap<String, String>, k: &str, v: impl ToString) {
+    m.insert(k.to_string(), v.to_string());
+}
+
+fn put_nonzero(m: &mut HashMap<String, String>, k: &str, v: u32) {
+    if v != 0 {
+        put(m, k, v);
+    }
+}
+
+/// A gRPC search as the HTTP parameters it stands for. `SpansPerSpanSet` is always passed on
+/// (0 = all spans), as Tempo's frontend does.
+fn search_params(r: &SearchRequest) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    if !r.query.is_empty() {
+        put(&mut m, "q", &r.query);
+    } else if !r.tags.is_empty() {
+        let mut tags: Vec<String> = r
+            .tags
+            .iter()
+            .map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap_or_default()))
+            .collect();
+        tags.sort();
+        put(&mut m, "tags", tags.join(" "));
+    }
+    put_nonzero(&mut m, "limit", r.limit);
+    put(&mut m, "spss", r.spans_per_span_set);
+    put_nonzero(&mut m, "start", r.start);
+    put_nonzero(&mut m, "end", r.end);
+    if r.min_duration_ms > 0 {
+        put(&mut m, "minDuration", format!("{}ms", r.min_duration_ms));
+    }
+    if r.max_duration_ms > 0 {
+        put(&mut m, "maxDuration", format!("{}ms", r.max_duration_ms));
+    }
+    m
+}
+
+fn tags_params(r: &SearchTagsRequest) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    put(&mut m, "scope", &r.scope);
+    put(&mut m, "q", &r.query);
+    put_nonzero(&mut m, "start", r.start);
+    put_nonzero(&mut m, "end", r.end);
+    put_nonzero(&mut m, "limit", r.max_tags_per_scope);
+    put_nonzero(&mut m, "maxStaleValues", r.stale_values_threshold);
+    m
+}
+
+fn values_params(r: &SearchTagValuesRequest) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    put(&mut m, "q", &r.query);
+    put_nonzero(&mut m, "start", r.start);
+    put_nonzero(&mut m, "end", r.end);
+    put_nonzero(&mut m, "limit", r.max_tag_values);
+    put_nonzero(&mut m, "maxStaleValues", r.stale_value_threshold);
+    m
+}
+
+#[tonic::async_trait]
+impl StreamingQuerier for Streaming {
+    type SearchStream = Streamed<SearchResponse>;
+    type SearchTagsStream = Streamed<SearchTagsResponse>;
+    type SearchTagsV2Stream = Streamed<SearchTagsV2Response>;
+    type SearchTagValuesStream = Streamed<SearchTagValuesResponse>;
+    type SearchTagValuesV2Stream = Streamed<SearchTagValuesV2Response>;
+
+    async fn search(
+        &self,
+        req: Request<SearchRequest>,
+    ) -> Result<Response<Self::SearchStream>, tonic::Status> {
+        let tenants = self.tenants(&req)?;
+        let params = search_params(req.get_ref());
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<SearchResponse, tonic::Status>>(16);
+        let api = self.api.clone();
+        tokio::spawn(async move {
+            let progress_tx = tx.clone();
+            let r = run_search(&api, &tenants, &params, move |c| {
+                // A slow client never stalls the search: a partial answer that does not fit
+                // is skipped (the final one always follows).
+                let _ = progress_tx.try_send(Ok(c.response()));
+            })
+            .await;
+            let _ = tx.send(r.map_err(to_tonic)).await;
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn search_tags(
+        &self,
+        req: Request<SearchTagsRequest>,
+    ) -> Result<Response<Self::SearchTagsStream>, tonic::Status> {
+        let tenants = self.tenants(&req)?;
+        once(run_tags_v1(&self.api, &tenants, &tags_params(req.get_ref())).await)
+    }
+
+    async fn search_tags_v2(
+        &self,
+        req: Request<SearchTagsRequest>,
+    ) -> Result<Response<Self::SearchTagsV2Stream>, tonic::Status> {
+        let tenants = self.tenants(&req)?;
+        once(run_tags_v2(&self.api, &tenants, &tags_params(req.get_ref())).await)
+    }
+
+    async fn search_tag_values(
+        &self,
+        req: Request<SearchTagValuesRequest>,
+    ) -> Result<Response<Self::SearchTagValuesStream>, tonic::Status> {
+        let tenants = self.tenants(&req)?;
+        let r = req.get_ref();
+        once(run_values_v1(&self.api, &tenants, &r.tag_name, &values_params(r)).await)
+    }
+
+    async fn search_tag_values_v2(
+        &self,
+        req: Request<SearchTagValuesRequest>,
+    ) -> Result<Response<Self::SearchTagValuesV2Stream>, tonic::Status> {
+        let tenants = self.tenants(&req)?;
+        let r = req.get_ref();
+        once(run_values_v2(&self.api, &tenants, &r.tag_name, &values_params(r)).await)
+    }
+}
