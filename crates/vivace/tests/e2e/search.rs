@@ -880,8 +880,7 @@ async fn streaming_search_over_grpc_on_both_ports() {
         let no_tenant = client
             .search_tags_v2(SearchTagsRequest::default())
             .await
-            .err()
-            .expect("refused without a tenant");
+            .expect_err("refused without a tenant");
         assert_eq!(no_tenant.code(), tonic::Code::Unauthenticated);
 
         let mut tags = client
