@@ -44,6 +44,7 @@ impl SearchSource for LiveStoreSource {
         tenant: &TenantId,
         _start: i64,
         end: i64,
+        _proj: vivace_traceql::batch::Projection,
     ) -> Result<Vec<SearchJob>, Status> {
         let (live, tenant) = (self.0.clone(), tenant.clone());
         let fetch = async move {
@@ -210,6 +211,7 @@ impl SearchSource for BlockSource {
         tenant: &TenantId,
         start: i64,
         end: i64,
+        proj: vivace_traceql::batch::Projection,
     ) -> Result<Vec<SearchJob>, Status> {
         let list = self.current();
         let mut jobs = Vec::new();
@@ -220,7 +222,7 @@ impl SearchSource for BlockSource {
             }
             let (backend, block) = (self.backend.clone(), b.clone());
             let fetch = async move {
-                match vivace_block::read_batch(&backend, &block).await {
+                match vivace_block::read_batch(&backend, &block, proj).await {
                     Ok((batch, bytes)) => Ok(FetchedBatch {
                         batch: Arc::new(batch),
                         inspected_bytes: bytes,

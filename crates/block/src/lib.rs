@@ -14,6 +14,7 @@
 mod backend;
 mod bloom;
 mod bloom_write;
+mod columnar;
 mod error;
 mod list;
 mod meta;
@@ -25,6 +26,7 @@ mod write;
 pub use backend::{AzureConfig, Backend, BackendError, GcsConfig, S3Config};
 pub use bloom::{Bloom, shard_for, test_file};
 pub use bloom_write::ShardedBloom;
+pub use columnar::read_columnar;
 pub use error::{Error, Result};
 pub use list::{BlockList, BlockRef, now_secs, poll};
 pub use meta::{BlockMeta, DedicatedColumn};

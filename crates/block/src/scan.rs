@@ -1,23 +1,32 @@
 //! A whole block read into TraceQL's columnar [`SpanBatch`], for search and tag collection.
 //!
-//! Today the rows go through the same record reader as trace by ID and are appended to the
-//! batch trace by trace (`vivace_model::append_trace`); the batch is the contract, so a
-//! column-projecting reader can replace this without touching the evaluator.
+//! vParquet5 blocks are read column by column (`columnar.rs`); vParquet4 blocks (written by
+//! Tempo, read-only here) go through the record reader and `vivace_model::append_trace`. The
+//! batch is the contract: the evaluator cannot tell the two apart.
 
-use vivace_traceql::batch::{BatchBuilder, SpanBatch};
+use vivace_traceql::batch::{BatchBuilder, Projection, SpanBatch};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::list::BlockRef;
 use crate::read::TraceRows;
 
-/// Reads every trace of `block` into one batch. Returns the batch and the bytes read.
-pub async fn read_batch(backend: &Backend, block: &BlockRef) -> Result<(SpanBatch, u64)> {
+/// Reads every trace of `block` into one batch: vParquet5 blocks column by column, only what
+/// `proj` asks for (`columnar.rs`); vParquet4 blocks through the record reader. Returns the
+/// batch and the bytes read.
+pub async fn read_batch(
+    backend: &Backend,
+    block: &BlockRef,
+    proj: Projection,
+) -> Result<(SpanBatch, u64)> {
     let key = block.key("data.parquet");
     let data = backend.get(&key).await.map_err(Error::Backend)?;
     let len = data.len() as u64;
     let meta = block.meta.clone();
     let batch = tokio::task::spawn_blocking(move || -> Result<SpanBatch> {
+        if meta.format == crate::FORMAT {
+            return crate::columnar::read_columnar(data, &meta, &key, &proj);
+        }
         let mut bb = BatchBuilder::new();
         for row in TraceRows::new(data, &meta, &key)? {
             let (id, trace) = row?;

@@ -526,11 +526,12 @@ pub(crate) async fn collect_jobs(
     tenants: &[TenantId],
     start: i64,
     end: i64,
+    proj: vivace_traceql::batch::Projection,
 ) -> Result<Vec<SearchJob>, Status> {
     let mut jobs = Vec::new();
     for tenant in tenants {
         for src in sources {
-            jobs.extend(src.search_jobs(tenant, start, end).await?);
+            jobs.extend(src.search_jobs(tenant, start, end, proj).await?);
         }
     }
     jobs.sort_by(|a, b| {
@@ -590,7 +591,7 @@ pub async fn search(
         return Ok(combiner.lock().response());
     }
     let work = async {
-        let jobs = collect_jobs(sources, tenants, req.start, req.end).await?;
+        let jobs = collect_jobs(sources, tenants, req.start, req.end, plan.projection).await?;
         {
             let mut c = combiner.lock();
             c.metrics.total_jobs = jobs.len() as u32;

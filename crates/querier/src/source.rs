@@ -51,7 +51,7 @@ pub struct FetchedBatch {
 }
 
 /// Somewhere spans can be searched: the jobs that cover `tenant`'s data overlapping
-/// `[start, end]` (unix seconds).
+/// `[start, end]` (unix seconds). A job's batch must hold at least what `proj` asks for.
 #[async_trait::async_trait]
 pub trait SearchSource: Send + Sync + std::fmt::Debug + 'static {
     async fn search_jobs(
@@ -59,5 +59,6 @@ pub trait SearchSource: Send + Sync + std::fmt::Debug + 'static {
         tenant: &TenantId,
         start: i64,
         end: i64,
+        proj: vivace_traceql::batch::Projection,
     ) -> Result<Vec<SearchJob>, Status>;
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use vivace_common::{Status, TenantId};
 use vivace_proto::tempopb::{MetadataMetrics, TagValue};
-use vivace_traceql::ast::{AttrScope, Body, FieldExpr, Intrinsic, SpansetExpr, Stage};
-use vivace_traceql::batch::{SpanBatch, Stored, StrId};
+use vivace_traceql::ast::{AttrScope, Attribute, Body, FieldExpr, Intrinsic, SpansetExpr, Stage};
+use vivace_traceql::batch::{Projection, SpanBatch, Stored, StrId};
 use vivace_traceql::eval::SearchPlan;
 
 use crate::search::{collect_jobs, run_jobs};
@@ -371,11 +371,16 @@ async fn collect<T: Send + 'static>(
     sources: &[Arc<dyn SearchSource>],
     tenants: &[TenantId],
     req: &TagRequest,
+    proj: Projection,
     concurrency: usize,
     state: Arc<Mutex<T>>,
     collect: fn(&SpanBatch, &TagRequest, &mut T) -> bool,
 ) -> Result<MetadataMetrics, Status> {
-    let jobs = collect_jobs(sources, tenants, req.start, req.end).await?;
+    let proj = match &req.plan_opt {
+        Some(p) => proj.union(p.projection),
+        None => proj,
+    };
+    let jobs = collect_jobs(sources, tenants, req.start, req.end, proj).await?;
     let mut metrics = MetadataMetrics {
         total_jobs: jobs.len() as u32,
         total_blocks: jobs.iter().filter(|j| j.is_block).count() as u32,
@@ -420,6 +425,23 @@ pub async fn tag_names(
     scopes: Vec<&'static str>,
     concurrency: usize,
 ) -> Result<(HashMap<&'static str, BTreeSet<String>>, MetadataMetrics), Status> {
+    let mut proj = Projection::NONE;
+    for s in &scopes {
+        match *s {
+            "span" => proj.span_attrs = true,
+            "resource" => proj.resource_attrs = true,
+            "instrumentation" => proj.scope_attrs = true,
+            "event" => {
+                proj.events = true;
+                proj.event_attrs = true
+            }
+            "link" => {
+                proj.links = true;
+                proj.link_attrs = true
+            }
+            _ => {}
+        }
+    }
     let state = Arc::new(Mutex::new(NamesState {
         scopes,
         ..Default::default()
@@ -428,6 +450,7 @@ pub async fn tag_names(
         sources,
         tenants,
         req,
+        proj,
         concurrency,
         state.clone(),
         |b, req, st| {
@@ -469,6 +492,20 @@ pub async fn tag_values(
     tag: TagRef,
     concurrency: usize,
 ) -> Result<(Vec<(&'static str, String)>, MetadataMetrics), Status> {
+    let proj = match &tag {
+        TagRef::Attr(scope, name) => vivace_traceql::eval::projection_of(&[Attribute {
+            scope: *scope,
+            parent: false,
+            name: name.clone(),
+            intrinsic: None,
+            span: Default::default(),
+        }]),
+        TagRef::Intrinsic(Intrinsic::EventName) => Projection {
+            events: true,
+            ..Projection::NONE
+        },
+        TagRef::Intrinsic(_) => Projection::NONE,
+    };
     let state = Arc::new(Mutex::new(ValuesState {
         tag: Some(tag),
         ..Default::default()
@@ -477,6 +514,7 @@ pub async fn tag_values(
         sources,
         tenants,
         req,
+        proj,
         concurrency,
         state.clone(),
         |b, req, st| {

@@ -136,7 +136,55 @@ impl SpanBatch {
         self.string_ids.get(s).copied()
     }
 
-    fn intern(&mut self, s: &str) -> StrId {
+    /// The dictionary ID of a UTF-8 byte string (invalid UTF-8 is replaced).
+    pub fn intern_bytes(&mut self, b: &[u8]) -> StrId {
+        match std::str::from_utf8(b) {
+            Ok(s) => self.intern(s),
+            Err(_) => self.intern(&String::from_utf8_lossy(b)),
+        }
+    }
+
+    /// Closes trace `id` whose spans `spans` are already in the batch: start and end, root
+    /// span, nested-set numbers.
+    pub fn close_trace(&mut self, id: [u8; 16], spans: Range<u32>) {
+        let b = self;
+        let r = spans.start as usize..spans.end as usize;
+        let mut start = u64::MAX;
+        let mut end = 0u64;
+        let mut root_opt = None;
+        for i in r.clone() {
+            start = start.min(b.span_start_ns[i]);
+            end = end.max(b.span_start_ns[i] + b.span_duration_ns[i]);
+            if b.span_parent_id[i] == [0; 8] {
+                // The last root received wins.
+                root_opt = Some(i);
+            }
+        }
+        if r.is_empty() {
+            start = 0;
+        }
+        nested_set(b, r.clone());
+        let (root_service_opt, root_name_opt) = match root_opt {
+            Some(i) => (
+                b.resources
+                    .get(b.span_resource[i] as usize)
+                    .and_then(|res| res.service_opt),
+                Some(b.span_name[i]),
+            ),
+            None => (None, None),
+        };
+        b.traces.push(TraceRow {
+            id,
+            start_ns: start,
+            end_ns: end,
+            root_service_opt,
+            root_name_opt,
+            spans,
+        });
+    }
+
+    /// The dictionary ID of `s`, added if new.
+    pub fn intern(&mut self, s: &str) -> StrId {
         if let Some(id) = self.string_ids.get(s) {
             return *id;
         }
@@ -166,6 +214,55 @@ impl SpanBatch {
             + self.attr_key.len() * 24
             + self.events.len() * 40
             + self.links.len() * 48
+    }
+}
+
+/// Which parts of the data a reader must fill in a batch; the rest may stay empty. Span
+/// intrinsics, resource service names and scope names and versions are always read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Projection {
+    pub span_attrs: bool,
+    pub resource_attrs: bool,
+    pub scope_attrs: bool,
+    pub events: bool,
+    pub event_attrs: bool,
+    pub links: bool,
+    pub link_attrs: bool,
+}
+
+impl Projection {
+    /// Everything.
+    pub const ALL: Projection = Projection {
+        span_attrs: true,
+        resource_attrs: true,
+        scope_attrs: true,
+        events: true,
+        event_attrs: true,
+        links: true,
+        link_attrs: true,
+    };
+
+    /// Nothing beyond what is always read.
+    pub const NONE: Projection = Projection {
+        span_attrs: false,
+        resource_attrs: false,
+        scope_attrs: false,
+        events: false,
+        event_attrs: false,
+        links: false,
+        link_attrs: false,
+    };
+
+    pub fn union(self, o: Projection) -> Projection {
+        Projection {
+            span_attrs: self.span_attrs || o.span_attrs,
+            resource_attrs: self.resource_attrs || o.resource_attrs,
+            scope_attrs: self.scope_attrs || o.scope_attrs,
+            events: self.events || o.events,
+            event_attrs: self.event_attrs || o.event_attrs,
+            links: self.links || o.links,
+            link_attrs: self.link_attrs || o.link_attrs,
+        }
     }
 }
 
@@ -397,41 +494,8 @@ impl BatchBuilder {
             return;
         }
         self.trace_open = false;
-        let b = &mut self.b;
-        let spans = self.trace_first_span..b.span_id.len() as u32;
-        let r = spans.start as usize..spans.end as usize;
-        let mut start = u64::MAX;
-        let mut end = 0u64;
-        let mut root_opt = None;
-        for i in r.clone() {
-            start = start.min(b.span_start_ns[i]);
-            end = end.max(b.span_start_ns[i] + b.span_duration_ns[i]);
-            if b.span_parent_id[i] == [0; 8] {
-                // The last root received wins.
-                root_opt = Some(i);
-            }
-        }
-        if r.is_empty() {
-            start = 0;
-        }
-        nested_set(b, r.clone());
-        let (root_service_opt, root_name_opt) = match root_opt {
-            Some(i) => (
-                b.resources
-                    .get(b.span_resource[i] as usize)
-                    .and_then(|res| res.service_opt),
-                Some(b.span_name[i]),
-            ),
-            None => (None, None),
-        };
-        b.traces.push(TraceRow {
-            id: self.trace_id,
-            start_ns: start,
-            end_ns: end,
-            root_service_opt,
-            root_name_opt,
-            spans,
-        });
+        let spans = self.trace_first_span..self.b.span_id.len() as u32;
+        self.b.close_trace(self.trace_id, spans);
     }
 
     pub fn finish(mut self) -> SpanBatch {

@@ -22,7 +22,7 @@ use crate::ast::{
     AggFunc, AttrScope, Attribute, Body, CmpOp, Intrinsic, Pipeline, PipelineExpr, Query,
     ScalarExpr, SpansetExpr, SpansetOp, Stage, Static,
 };
-use crate::batch::{SpanBatch, StrId};
+use crate::batch::{Projection, SpanBatch, StrId};
 
 use expr::{Ctx, Expr, Names, compile, lit, matches};
 pub use value::{OwnedValue, go_duration, kind_text, status_text};
@@ -106,6 +106,8 @@ pub struct SearchPlan {
     pub most_recent: bool,
     /// `{ false }` and the like: nothing can match, no data needs reading.
     pub matches_nothing: bool,
+    /// What of the data the query reads.
+    pub projection: Projection,
 }
 
 /// Per-batch resolution of a plan's attribute names to dictionary IDs.
@@ -162,6 +164,7 @@ impl SearchPlan {
             returned: out,
             most_recent,
             matches_nothing,
+            projection: projection_of(&q.attributes()),
         })
     }
 
@@ -178,6 +181,36 @@ impl SearchPlan {
             ids: self.names.bind(batch),
         }
     }
+}
+
+/// The parts of the data that attributes `attrs` live in.
+pub fn projection_of(attrs: &[Attribute]) -> Projection {
+    let mut p = Projection::NONE;
+    for a in attrs {
+        match a.intrinsic {
+            Some(Intrinsic::EventName | Intrinsic::EventTimeSinceStart) => p.events = true,
+            Some(Intrinsic::LinkTraceId | Intrinsic::LinkSpanId) => p.links = true,
+            Some(_) => {}
+            None => match a.scope {
+                AttrScope::None => {
+                    p.span_attrs = true;
+                    p.resource_attrs = true;
+                }
+                AttrScope::Span => p.span_attrs = true,
+                AttrScope::Resource => p.resource_attrs = true,
+                AttrScope::Instrumentation => p.scope_attrs = true,
+                AttrScope::Event => {
+                    p.events = true;
+                    p.event_attrs = true;
+                }
+                AttrScope::Link => {
+                    p.links = true;
+                    p.link_attrs = true;
+                }
+            },
+        }
+    }
+    p
 }
 
 /// Intrinsics a result carries in dedicated fields are not repeated among its attributes.

@@ -2,6 +2,7 @@
 //! come back by ID with the spans and attributes that were sent, and the vParquet4 and vParquet5
 //! readers agree on every trace the two blocks share.
 
+mod columnar;
 mod write;
 
 use std::collections::BTreeMap;
