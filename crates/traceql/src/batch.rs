@@ -87,7 +87,7 @@ pub struct LinkRow {
 #[derive(Debug, Default, Clone)]
 pub struct SpanBatch {
     strings: Vec<Box<str>>,
-    string_ids: HashMap<Box<str>, StrId>,
+    string_ids: HashMap<Box<str>, StrId, rustc_hash::FxBuildHasher>,
 
     pub traces: Vec<TraceRow>,
     pub resources: Vec<ResourceRow>,
@@ -525,34 +525,51 @@ fn nested_set(b: &mut SpanBatch, r: Range<usize>) {
         return;
     }
     let base = r.start;
-    let mut by_id: HashMap<[u8; 8], Vec<usize>> = HashMap::with_capacity(n);
-    for i in 0..n {
-        by_id.entry(b.span_id[base + i]).or_default().push(i);
-    }
-    if by_id.values().any(|v| v.len() > 2) {
+    // Span IDs sorted (no hashing, one allocation): a parent is found by binary search.
+    let mut ids: Vec<([u8; 8], u32)> = (0..n).map(|i| (b.span_id[base + i], i as u32)).collect();
+    ids.sort_unstable();
+    if ids.windows(3).any(|w| w[0].0 == w[2].0) {
         return;
     }
-    // children[i]: local indexes of i's children, in the order received.
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    const NONE: u32 = u32::MAX;
+    let mut parent_of = vec![NONE; n];
     let mut roots = Vec::new();
-    for i in 0..n {
+    for (i, parent) in parent_of.iter_mut().enumerate() {
         let p = b.span_parent_id[base + i];
         if p == [0; 8] {
             roots.push(i);
             continue;
         }
-        if let Some(cands) = by_id.get(&p) {
-            // With a shared ID, a span's parent is the other span of the pair (e.g. the
-            // server span's parent is the client span).
-            let parent = cands.iter().copied().find(|&c| c != i);
-            if let Some(parent) = parent {
-                children[parent].push(i);
-            }
+        let at = ids.partition_point(|(id, _)| *id < p);
+        // With a shared ID, a span's parent is the other span of the pair (e.g. the server
+        // span's parent is the client span).
+        *parent = ids[at..]
+            .iter()
+            .take_while(|(id, _)| *id == p)
+            .map(|(_, j)| *j)
+            .find(|&j| j as usize != i)
+            .unwrap_or(NONE);
+    }
+    // Children in the order received, as one array with offsets per parent.
+    let mut offsets = vec![0u32; n + 1];
+    for &p in &parent_of {
+        if p != NONE {
+            offsets[p as usize + 1] += 1;
         }
     }
-    for (i, kids) in children.iter().enumerate() {
-        b.span_child_count[base + i] = kids.len() as i32;
+    for i in 0..n {
+        offsets[i + 1] += offsets[i];
+        b.span_child_count[base + i] = (offsets[i + 1] - offsets[i]) as i32;
     }
+    let mut fill = offsets.clone();
+    let mut kids = vec![0u32; offsets[n] as usize];
+    for (i, &p) in parent_of.iter().enumerate() {
+        if p != NONE {
+            kids[fill[p as usize] as usize] = i as u32;
+            fill[p as usize] += 1;
+        }
+    }
+    let children = |s: usize| &kids[offsets[s] as usize..offsets[s + 1] as usize];
     let mut counter = 1i32;
     // Iterative depth-first walk: (span, parent left, next child index).
     for &root in &roots {
@@ -562,8 +579,8 @@ fn nested_set(b: &mut SpanBatch, r: Range<usize>) {
         counter += 1;
         stack.push((root, 0));
         while let Some(&mut (s, ref mut next)) = stack.last_mut() {
-            if *next < children[s].len() {
-                let c = children[s][*next];
+            if *next < children(s).len() {
+                let c = children(s)[*next] as usize;
                 *next += 1;
                 if b.span_nested_left[base + c] != 0 {
                     continue; // a cycle: visited already
