@@ -284,6 +284,9 @@ pub struct QuerierSearchConfig {
     /// A search that takes longer answers 504 (30s).
     #[serde(with = "humantime_serde::option")]
     pub query_timeout: Option<Duration>,
+    /// vivace: memory for blocks already decoded for search, reused by later searches of the
+    /// same blocks (256 MiB; 0 turns the cache off).
+    pub block_cache_bytes: Option<usize>,
     #[serde(flatten)]
     pub other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
 }
@@ -448,6 +451,14 @@ impl Config {
             c.query_timeout = t;
         }
         c
+    }
+
+    /// `querier.search.block_cache_bytes`.
+    pub fn search_block_cache_bytes(&self) -> usize {
+        self.querier
+            .as_ref()
+            .and_then(|q| q.search.block_cache_bytes)
+            .unwrap_or(256 << 20)
     }
 
     pub fn multitenancy(&self) -> bool {

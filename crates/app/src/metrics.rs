@@ -64,6 +64,59 @@ impl ProcessMetrics {
     }
 }
 
+/// The search block cache in `/metrics`, refreshed from its counts at each scrape.
+#[derive(Debug, Clone)]
+pub(crate) struct CacheMetrics {
+    pub(crate) cache: std::sync::Arc<vivace_block::BatchCache>,
+    bytes: Gauge,
+    entries: Gauge,
+    hits: Gauge,
+    misses: Gauge,
+}
+
+impl CacheMetrics {
+    pub(crate) fn new(cache: std::sync::Arc<vivace_block::BatchCache>) -> CacheMetrics {
+        CacheMetrics {
+            cache,
+            bytes: Gauge::default(),
+            entries: Gauge::default(),
+            hits: Gauge::default(),
+            misses: Gauge::default(),
+        }
+    }
+
+    pub(crate) fn register(&self, r: &mut Registry) {
+        r.register(
+            "vivace_search_block_cache_bytes",
+            "Bytes of decoded blocks kept for search (querier.search.block_cache_bytes)",
+            self.bytes.clone(),
+        );
+        r.register(
+            "vivace_search_block_cache_entries",
+            "Decoded blocks kept for search",
+            self.entries.clone(),
+        );
+        r.register(
+            "vivace_search_block_cache_hits",
+            "Block reads of searches answered from the cache",
+            self.hits.clone(),
+        );
+        r.register(
+            "vivace_search_block_cache_misses",
+            "Block reads of searches that read the block",
+            self.misses.clone(),
+        );
+    }
+
+    pub(crate) fn refresh(&self) {
+        let s = self.cache.stats();
+        self.bytes.set(s.bytes as i64);
+        self.entries.set(s.entries as i64);
+        self.hits.set(s.hits as i64);
+        self.misses.set(s.misses as i64);
+    }
+}
+
 pub(crate) fn render(registry: &Registry, process: &ProcessMetrics) -> String {
     process.refresh();
     let mut out = String::new();

@@ -65,6 +65,7 @@ pub struct App {
     otlp_grpc_opt: Option<TcpListener>,
     otlp_http_opt: Option<TcpListener>,
     grpc_query_opt: Option<TcpListener>,
+    cache: crate::metrics::CacheMetrics,
 }
 
 /// Starts and serves until `shutdown` resolves.
@@ -103,6 +104,10 @@ impl App {
             );
         }
         let mut registry = Registry::default();
+        let cache = crate::metrics::CacheMetrics::new(Arc::new(vivace_block::BatchCache::new(
+            cfg.search_block_cache_bytes(),
+        )));
+        cache.register(&mut registry);
         let live_metrics = LiveStoreMetrics::default();
         live_metrics.register(&mut registry);
         let live = Arc::new(LiveStore::new(cfg.live_store.clone(), live_metrics));
@@ -201,6 +206,7 @@ impl App {
             otlp_grpc_opt,
             otlp_http_opt,
             grpc_query_opt,
+            cache,
         })
     }
 
@@ -224,6 +230,7 @@ impl App {
             otlp_grpc_opt,
             otlp_http_opt,
             grpc_query_opt,
+            cache,
         } = self;
         let ready = Arc::new(AtomicBool::new(true));
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -233,7 +240,11 @@ impl App {
         let multitenancy = cfg.multitenancy();
         let mut servers: Vec<(&'static str, JoinHandle<Result<(), String>>)> = Vec::new();
 
-        let blocks = BlockSource::new(backend.clone(), cfg.trace_by_id_timeout());
+        let blocks = BlockSource::new(
+            backend.clone(),
+            cfg.trace_by_id_timeout(),
+            cache.cache.clone(),
+        );
         let poller = tokio::spawn(poll_loop(
             cfg.storage.trace.blocklist_poll,
             blocks.clone(),
@@ -279,6 +290,7 @@ impl App {
                 ready: ready.clone(),
                 registry: registry.clone(),
                 process: process.clone(),
+                cache: cache.clone(),
             }))
             .layer(tower_http::compression::CompressionLayer::new())
             // Grafana streams search over gRPC on the HTTP port (h2c).
@@ -523,6 +535,7 @@ struct OpsState {
     ready: Arc<AtomicBool>,
     registry: Arc<Registry>,
     process: Arc<ProcessMetrics>,
+    cache: crate::metrics::CacheMetrics,
 }
 
 fn ops_router(state: OpsState) -> Router {
@@ -540,6 +553,7 @@ fn ops_router(state: OpsState) -> Router {
         .route(
             "/metrics",
             get(|State(s): State<OpsState>| async move {
+                s.cache.refresh();
                 let body = render(&s.registry, &s.process);
                 (
                     [(

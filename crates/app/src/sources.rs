@@ -78,17 +78,24 @@ pub(crate) struct BlockSource {
     pub(crate) list: Arc<std::sync::RwLock<Arc<BlockList>>>,
     /// `querier.trace_by_id.query_timeout`.
     pub(crate) timeout: std::time::Duration,
+    /// Blocks already decoded for search.
+    pub(crate) cache: Arc<vivace_block::BatchCache>,
 }
 
 /// Blocks read at once by one trace-by-ID lookup.
 const LOOKUP_CONCURRENCY: usize = 32;
 
 impl BlockSource {
-    pub(crate) fn new(backend: Backend, timeout: std::time::Duration) -> BlockSource {
+    pub(crate) fn new(
+        backend: Backend,
+        timeout: std::time::Duration,
+        cache: Arc<vivace_block::BatchCache>,
+    ) -> BlockSource {
         BlockSource {
             backend,
             list: Default::default(),
             timeout,
+            cache,
         }
     }
 
@@ -220,13 +227,27 @@ impl SearchSource for BlockSource {
             if bs > end || be < start {
                 continue;
             }
-            let (backend, block) = (self.backend.clone(), b.clone());
+            let (backend, block, cache) = (self.backend.clone(), b.clone(), self.cache.clone());
             let fetch = async move {
-                match vivace_block::read_batch(&backend, &block, proj).await {
-                    Ok((batch, bytes)) => Ok(FetchedBatch {
-                        batch: Arc::new(batch),
-                        inspected_bytes: bytes,
-                    }),
+                let (tenant, id) = (block.tenant.as_str(), block.meta.block_id.as_str());
+                let read = match cache.get(tenant, id, proj) {
+                    Ok(batch) => {
+                        return Ok(FetchedBatch {
+                            batch,
+                            inspected_bytes: block.meta.size,
+                        });
+                    }
+                    Err(read) => read,
+                };
+                match vivace_block::read_batch(&backend, &block, read).await {
+                    Ok((batch, bytes)) => {
+                        let batch = Arc::new(batch);
+                        cache.insert(tenant, id, read, batch.clone());
+                        Ok(FetchedBatch {
+                            batch,
+                            inspected_bytes: bytes,
+                        })
+                    }
                     // Compacted away between the poll and the read: its traces are in the
                     // new block, which the next poll lists.
                     Err(vivace_block::Error::Backend(e)) if e.is_not_found() => Ok(FetchedBatch {

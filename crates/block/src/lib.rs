@@ -12,6 +12,7 @@
 //! bloom shards (`bloom_write.rs`) and `meta.json`.
 
 mod backend;
+mod batch_cache;
 mod bloom;
 mod bloom_write;
 mod columnar;
@@ -24,6 +25,7 @@ mod upload;
 mod write;
 
 pub use backend::{AzureConfig, Backend, BackendError, GcsConfig, S3Config};
+pub use batch_cache::{BatchCache, BatchCacheStats};
 pub use bloom::{Bloom, shard_for, test_file};
 pub use bloom_write::ShardedBloom;
 pub use columnar::read_columnar;

@@ -209,11 +209,23 @@ impl SpanBatch {
 
     /// Approximate bytes held (for inspected-bytes metrics and memory accounting).
     pub fn approx_bytes(&self) -> usize {
+        fn v<T>(x: &Vec<T>) -> usize {
+            x.capacity() * std::mem::size_of::<T>()
+        }
         self.strings.iter().map(|s| s.len() + 16).sum::<usize>()
-            + self.span_count() * 96
-            + self.attr_key.len() * 24
-            + self.events.len() * 40
-            + self.links.len() * 48
+            + self.string_ids.capacity() * 32
+            + v(&self.traces)
+            + v(&self.resources)
+            + v(&self.scopes)
+            + self.span_count() * 112
+            + v(&self.events)
+            + v(&self.links)
+            + v(&self.attr_key)
+            + v(&self.attr_value)
+            + v(&self.arr_str)
+            + v(&self.arr_int)
+            + v(&self.arr_float)
+            + v(&self.arr_bool)
     }
 }
 
