@@ -230,7 +230,8 @@ impl SpanBatch {
 }
 
 /// Which parts of the data a reader must fill in a batch; the rest may stay empty. Span
-/// intrinsics, resource service names and scope names and versions are always read.
+/// intrinsics, resource service names (also as the resource attribute `service.name`) and
+/// scope names and versions are always read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Projection {
     pub span_attrs: bool,

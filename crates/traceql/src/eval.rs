@@ -168,6 +168,92 @@ impl SearchPlan {
         })
     }
 
+    /// How the query runs, for `vivace traceql explain`: what each reader reads, the
+    /// conditions by scope, the stages, what results carry.
+    pub fn explain(&self, q: &Query) -> String {
+        let mut out = String::new();
+        let p = self.projection;
+        out.push_str(&format!("query:      {q}\n"));
+        if self.matches_nothing {
+            out.push_str("plan:       nothing can match; no data is read\n");
+            return out;
+        }
+        let mut reads = vec![
+            "span IDs, parent IDs, names, kinds, status, status messages, start times, durations",
+            "resource service names, scope names and versions",
+        ];
+        for (on, what) in [
+            (
+                p.span_attrs,
+                "span attributes (generic and dedicated columns)",
+            ),
+            (
+                p.resource_attrs,
+                "resource attributes (generic and dedicated columns)",
+            ),
+            (p.scope_attrs, "instrumentation scope attributes"),
+            (p.events, "events (name, time)"),
+            (p.event_attrs, "event attributes"),
+            (p.links, "links (trace and span IDs)"),
+            (p.link_attrs, "link attributes"),
+        ] {
+            if on {
+                reads.push(what);
+            }
+        }
+        out.push_str("reads:\n");
+        for r in reads {
+            out.push_str(&format!("  - {r}\n"));
+        }
+        let conds = q.conditions_by_scope();
+        if !conds.is_empty() {
+            out.push_str("conditions by scope:\n");
+            for (scope, cs) in conds {
+                for c in cs {
+                    out.push_str(&format!(
+                        "  {scope:?}: {} {} {}\n",
+                        c.attribute,
+                        c.op.text(),
+                        c.value
+                    ));
+                }
+            }
+        }
+        out.push_str(&format!(
+            "structure:  {}\n",
+            if q.needs_structure() {
+                "nested sets (structural operators), computed per trace"
+            } else {
+                "not needed"
+            }
+        ));
+        if let Body::Search(pl) = &q.body {
+            out.push_str("stages (per trace):\n");
+            for (i, st) in pl.stages.iter().enumerate() {
+                out.push_str(&format!("  {}. {st}\n", i + 1));
+            }
+        }
+        let returned: Vec<String> = self
+            .returned
+            .iter()
+            .map(|(a, _, sel)| format!("{a}{}", if *sel { " (select)" } else { "" }))
+            .collect();
+        out.push_str(&format!(
+            "results:    trace ID, root service and name, start, duration, service stats; per span: ID, name, start, duration{}{}\n",
+            if returned.is_empty() { "" } else { ", " },
+            returned.join(", ")
+        ));
+        out.push_str(&format!(
+            "order:      {}\n",
+            if self.most_recent {
+                "every job read; the newest traces kept (most_recent=true)"
+            } else {
+                "live data first, then blocks newest first; no job starts once `limit` traces are found"
+            }
+        ));
+        out
+    }
+
     /// Attribute names the plan reads (for tag collection and explain).
     pub fn attribute_names(&self) -> &[String] {
         &self.names.names
@@ -191,13 +277,14 @@ pub fn projection_of(attrs: &[Attribute]) -> Projection {
             Some(Intrinsic::EventName | Intrinsic::EventTimeSinceStart) => p.events = true,
             Some(Intrinsic::LinkTraceId | Intrinsic::LinkSpanId) => p.links = true,
             Some(_) => {}
+            // `service.name` of a resource is always read (its own column in blocks).
             None => match a.scope {
                 AttrScope::None => {
                     p.span_attrs = true;
-                    p.resource_attrs = true;
+                    p.resource_attrs |= a.name != "service.name";
                 }
                 AttrScope::Span => p.span_attrs = true,
-                AttrScope::Resource => p.resource_attrs = true,
+                AttrScope::Resource => p.resource_attrs |= a.name != "service.name",
                 AttrScope::Instrumentation => p.scope_attrs = true,
                 AttrScope::Event => {
                     p.events = true;

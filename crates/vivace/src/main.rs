@@ -50,10 +50,16 @@ enum TraceqlCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print how a search query runs: what is read, the conditions by scope, the stages, what
+    /// results carry.
+    Explain { query: String },
 }
 
 fn traceql(cmd: TraceqlCmd) -> ExitCode {
-    let TraceqlCmd::Validate { query, json } = cmd;
+    let (query, json) = match cmd {
+        TraceqlCmd::Validate { query, json } => (query, json),
+        TraceqlCmd::Explain { query } => return explain(&query),
+    };
     match vivace_traceql::parse(&query) {
         Ok(ast) if json => match serde_json::to_string_pretty(&ast) {
             Ok(j) => {
@@ -75,6 +81,26 @@ fn traceql(cmd: TraceqlCmd) -> ExitCode {
             } else {
                 eprintln!("{e}");
             }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn explain(query: &str) -> ExitCode {
+    let plan = vivace_traceql::parse(query)
+        .map_err(|e| e.to_string())
+        .and_then(|q| {
+            vivace_traceql::eval::SearchPlan::new(&q)
+                .map(|p| p.explain(&q))
+                .map_err(|e| e.to_string())
+        });
+    match plan {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
             ExitCode::FAILURE
         }
     }

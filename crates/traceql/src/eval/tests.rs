@@ -285,3 +285,28 @@ fn returned_span_attributes() {
         ]
     );
 }
+
+#[test]
+fn explain_names_what_is_read_and_the_conditions() {
+    let q = crate::parse(r#"{ resource.service.name = "x" && duration > 500ms } >> { event:name = "e" } | select(span.a)"#).unwrap();
+    let text = SearchPlan::new(&q).unwrap().explain(&q);
+    assert!(
+        !text.contains("resource attributes"),
+        "service.name has its own column: {text}"
+    );
+    assert!(text.contains("events (name, time)"), "{text}");
+    assert!(!text.contains("link attributes"), "{text}");
+    assert!(
+        text.contains("Resource: resource.service.name = \"x\""),
+        "{text}"
+    );
+    assert!(text.contains("nested sets"), "{text}");
+    assert!(text.contains("span.a (select)"), "{text}");
+    let q = crate::parse("{ false }").unwrap();
+    assert!(
+        SearchPlan::new(&q)
+            .unwrap()
+            .explain(&q)
+            .contains("no data is read")
+    );
+}
