@@ -54,29 +54,29 @@ def row(name, cold, warm, resp, cpu):
 
 
 QUERIES = [
-    ("needle (one trace by attribute)", None),
+    ("needle (one trace)", None),
     ("typical", '{ resource.service.name = "frontend" && duration > 500ms }'),
     ("structural", '{ resource.service.name = "frontend" } >> { status = error }'),
     ("count", "{ } | count() > 10"),
     ("no match", '{ name = "no-such-span-name" }'),
     ("span attribute", "{ span.http.response.status_code = 500 }"),
-    ("no match, exhaustive (limit 1e6)", '{ span.http.route = "/nothing" }'),
+    ("no match on a span attribute", '{ span.http.route = "/nothing" }'),
 ]
 
 
 def main():
-    # A needle: the ID of one trace, searched by its span ID (read before the clock starts).
+    # A needle: one trace by its ID (vivace gen replays templates, so span IDs and attribute
+    # values repeat across traces; the trace ID does not).
     _, first = search("{ }", limit=1)
     needle = None
     if first.get("traces"):
-        sid = first["traces"][0]["spanSets"][0]["spans"][0]["spanID"]
-        needle = f'{{ span:id = "{sid}" }}'
+        needle = f'{{ trace:id = "{first["traces"][0]["traceID"]}" }}'
     print("== search (range: last 3 h; limit 20 unless said)")
     for name, q in QUERIES:
         q = q or needle
         if q is None:
             continue
-        limit = 1_000_000 if "exhaustive" in name else 20
+        limit = 20
         c0 = cpu_seconds()
         cold, resp = search(q, limit)
         cpu = cpu_seconds() - c0

@@ -39,6 +39,8 @@ impl TraceSource for LiveStoreSource {
 #[async_trait::async_trait]
 impl SearchSource for LiveStoreSource {
     /// One job: every trace not yet in a block, read whole into a batch on a blocking thread.
+    /// One job per completed chunk not yet in a block (its batch built once and kept) and one
+    /// for the traces still receiving spans; the snapshot is taken here, on a blocking thread.
     async fn search_jobs(
         &self,
         tenant: &TenantId,
@@ -47,25 +49,28 @@ impl SearchSource for LiveStoreSource {
         _proj: vivace_traceql::batch::Projection,
     ) -> Result<Vec<SearchJob>, Status> {
         let (live, tenant) = (self.0.clone(), tenant.clone());
-        let fetch = async move {
-            tokio::task::spawn_blocking(move || {
-                let (traces, inspected_bytes) = live.search_snapshot(&tenant);
-                let batch = vivace_model::batch_of(traces.iter().map(|(id, t)| (id, t)));
-                FetchedBatch {
-                    batch: Arc::new(batch),
-                    inspected_bytes,
+        let (batches, inspected) =
+            tokio::task::spawn_blocking(move || live.search_batches(&tenant))
+                .await
+                .map_err(|e| Status::internal(format!("live-store search task failed: {e}")))?;
+        let n = batches.len().max(1) as u64;
+        Ok(batches
+            .into_iter()
+            .map(|(batch, traces_opt)| {
+                let fetched = FetchedBatch {
+                    batch,
+                    traces_opt,
+                    inspected_bytes: inspected / n,
+                };
+                SearchJob {
+                    what: "live-store".into(),
+                    is_block: false,
+                    block_bytes: 0,
+                    end_secs: end,
+                    fetch: Box::pin(async move { Ok(fetched) }),
                 }
             })
-            .await
-            .map_err(|e| Status::internal(format!("live-store search task failed: {e}")))
-        };
-        Ok(vec![SearchJob {
-            what: "live-store".into(),
-            is_block: false,
-            block_bytes: 0,
-            end_secs: end,
-            fetch: Box::pin(fetch),
-        }])
+            .collect())
     }
 }
 
@@ -234,6 +239,7 @@ impl SearchSource for BlockSource {
                     Ok(batch) => {
                         return Ok(FetchedBatch {
                             batch,
+                            traces_opt: None,
                             inspected_bytes: block.meta.size,
                         });
                     }
@@ -245,6 +251,7 @@ impl SearchSource for BlockSource {
                         cache.insert(tenant, id, read, batch.clone());
                         Ok(FetchedBatch {
                             batch,
+                            traces_opt: None,
                             inspected_bytes: bytes,
                         })
                     }
@@ -252,6 +259,7 @@ impl SearchSource for BlockSource {
                     // new block, which the next poll lists.
                     Err(vivace_block::Error::Backend(e)) if e.is_not_found() => Ok(FetchedBatch {
                         batch: Default::default(),
+                        traces_opt: None,
                         inspected_bytes: 0,
                     }),
                     Err(e) => Err(Status::internal(format!(

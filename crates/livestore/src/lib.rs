@@ -19,5 +19,6 @@ mod store;
 
 pub use config::Config;
 pub use store::{
-    Admission, AppendGuard, Limits, LiveStore, LiveStoreMetrics, PendingBlock, TraceRefusal,
+    Admission, AppendGuard, Limits, LiveStore, LiveStoreMetrics, PendingBlock, SearchBatch,
+    TraceRefusal,
 };

@@ -14,6 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prost::Message;
 use vivace_common::{TenantId, TraceId};
 use vivace_proto::tempopb::Trace;
+use vivace_traceql::batch::SpanBatch;
 
 use crate::config::Config;
 use vivace_model::{combine_traces, span_key};
@@ -84,6 +85,8 @@ pub struct LiveStoreMetrics {
     pub live_trace_bytes: Family<TenantLabel, Gauge>,
     pub complete_traces: Family<TenantLabel, Gauge>,
     pub complete_bytes: Gauge,
+    /// Bytes of the span batches kept for search of completed traces not yet in a block.
+    pub search_batch_bytes: Gauge,
 }
 
 impl LiveStoreMetrics {
@@ -108,8 +111,16 @@ impl LiveStoreMetrics {
             "Compressed bytes of completed traces held in memory",
             self.complete_bytes.clone(),
         );
+        r.register(
+            "vivace_live_store_search_batch_bytes",
+            "Bytes of span batches of completed traces not yet in a block, kept for search",
+            self.search_batch_bytes.clone(),
+        );
     }
 }
+
+/// A span batch for search and, when only some of its traces are current, their indexes.
+pub type SearchBatch = (Arc<SpanBatch>, Option<Vec<u32>>);
 
 /// Recent traces of every tenant.
 #[derive(Debug)]
@@ -171,6 +182,9 @@ pub(crate) struct Chunk {
     created: Instant,
     /// Written to a block in the backend: the chunk may be released and its segments removed.
     flushed: AtomicBool,
+    /// The chunk's traces as a span batch (in `traces` order), built by the first search that
+    /// needs it and dropped once the chunk is in a block (search then reads the block).
+    batch: Mutex<Option<Arc<SpanBatch>>>,
 }
 
 const CHUNK_RAW_BYTES: usize = 256 << 10;
@@ -203,6 +217,7 @@ impl Chunk {
                 min_seg,
                 created: now,
                 flushed: AtomicBool::new(false),
+                batch: Mutex::new(None),
             }),
             spans,
         )
@@ -526,68 +541,89 @@ impl LiveStore {
         Some((combine_traces(pieces, &mut HashSet::new()), inspected))
     }
 
-    /// Every trace of `tenant` that is not yet in a block — live ones and completed ones whose
-    /// block is not written — whole (pieces combined), for search. A span is here from the
-    /// moment its push is acknowledged. Traces whose block exists are left to the block.
-    /// Also returns the bytes inspected (encoded pieces).
-    pub fn search_snapshot(&self, tenant: &TenantId) -> (Vec<(TraceId, Trace)>, u64) {
+    /// Everything of `tenant` not yet in a block, as span batches for search: one batch per
+    /// completed chunk (built once, kept until the chunk's block is written) with the indexes of
+    /// its traces that are still current (not reopened, not completed again later), and one
+    /// batch of the traces still receiving spans, read whole. Also returns the bytes inspected.
+    pub fn search_batches(&self, tenant: &TenantId) -> (Vec<SearchBatch>, u64) {
         let Some(t) = self.tenants.read().get(tenant).cloned() else {
             return (Vec::new(), 0);
         };
-        // (trace, completed part, live parts), copied out under each shard's lock.
-        let mut held: Vec<(TraceId, Option<CompleteRef>, Vec<Bytes>)> = Vec::new();
+        let chunks: Vec<Arc<Chunk>> = t.unflushed.lock().iter().cloned().collect();
+        // Per chunk, the traces whose current state is exactly their part in that chunk.
+        let mut current: HashMap<*const Chunk, HashSet<TraceId>> = HashMap::new();
+        let mut live: Vec<(TraceId, Option<CompleteRef>, Vec<Bytes>)> = Vec::new();
         for shard in &t.shards {
             let shard = shard.lock();
             for (id, e) in shard.iter() {
-                let complete = e
-                    .complete_opt
-                    .as_ref()
-                    .filter(|c| !c.chunk.flushed.load(Ordering::Acquire));
-                if complete.is_none() && e.parts.is_empty() {
-                    continue;
+                match (&e.complete_opt, e.parts.is_empty()) {
+                    (Some(c), true) if !c.chunk.flushed.load(Ordering::Acquire) => {
+                        current
+                            .entry(Arc::as_ptr(&c.chunk))
+                            .or_default()
+                            .insert(*id);
+                    }
+                    (_, true) => {} // in a block already
+                    (complete, false) => live.push((*id, complete.clone(), e.parts.clone())),
                 }
-                let complete = if e.parts.is_empty() {
-                    complete.cloned()
-                } else {
-                    // A live trace with an older completed part: search it whole.
-                    e.complete_opt.clone()
-                };
-                held.push((*id, complete, e.parts.clone()));
             }
         }
-        // Decompress each chunk once.
-        let mut raws: HashMap<*const Chunk, Option<Vec<u8>>> = HashMap::new();
+        let mut out = Vec::new();
         let mut inspected = 0u64;
-        let mut out = Vec::with_capacity(held.len());
-        for (id, complete, parts) in held {
-            let mut pieces = Vec::with_capacity(parts.len() + 1);
-            if let Some(c) = complete {
-                let raw = raws
-                    .entry(Arc::as_ptr(&c.chunk))
-                    .or_insert_with(|| zstd::bulk::decompress(&c.chunk.data, c.chunk.raw_len).ok());
-                let piece = raw
-                    .as_ref()
-                    .and_then(|r| r.get(c.offset as usize..(c.offset + c.len) as usize));
-                match piece.map(Trace::decode) {
-                    Some(Ok(tr)) => {
-                        inspected += u64::from(c.len);
-                        pieces.push(tr)
-                    }
-                    _ => tracing::error!(trace_id = %id, "completed trace does not decode"),
-                }
-            }
-            for p in parts {
-                inspected += p.len() as u64;
-                if let Ok(tr) = Trace::decode(p.as_ref()) {
-                    pieces.push(tr);
-                }
-            }
-            let trace = if pieces.len() == 1 {
-                pieces.pop().unwrap_or_default()
-            } else {
-                combine_traces(pieces, &mut HashSet::new())
+        for c in &chunks {
+            let Some(ids) = current.get(&Arc::as_ptr(c)) else {
+                continue;
             };
-            out.push((id, trace));
+            let batch = {
+                let mut slot = c.batch.lock();
+                match &*slot {
+                    Some(b) => b.clone(),
+                    None => {
+                        let b = Arc::new(chunk_batch(c));
+                        self.metrics
+                            .search_batch_bytes
+                            .inc_by(b.approx_bytes() as i64);
+                        *slot = Some(b.clone());
+                        b
+                    }
+                }
+            };
+            inspected += c.raw_len as u64;
+            let mask: Vec<u32> = c
+                .traces
+                .iter()
+                .enumerate()
+                .filter(|(_, (id, _))| ids.contains(id))
+                .map(|(i, _)| i as u32)
+                .collect();
+            let mask = (mask.len() < batch.traces.len()).then_some(mask);
+            out.push((batch, mask));
+        }
+        if !live.is_empty() {
+            let mut traces = Vec::with_capacity(live.len());
+            for (id, complete, parts) in live {
+                let mut pieces = Vec::with_capacity(parts.len() + 1);
+                if let Some(c) = complete {
+                    inspected += u64::from(c.len);
+                    match c.decode() {
+                        Ok(tr) => pieces.push(tr),
+                        Err(e) => {
+                            tracing::error!(trace_id = %id, error = %e, "completed trace does not decode")
+                        }
+                    }
+                }
+                for p in parts {
+                    inspected += p.len() as u64;
+                    if let Ok(tr) = Trace::decode(p.as_ref()) {
+                        pieces.push(tr);
+                    }
+                }
+                traces.push((id, combine_traces(pieces, &mut HashSet::new())));
+            }
+            out.push((
+                Arc::new(vivace_model::batch_of(traces.iter().map(|(id, t)| (id, t)))),
+                None,
+            ));
         }
         (out, inspected)
     }
@@ -801,6 +837,11 @@ impl LiveStore {
         let mut q = t.unflushed.lock();
         for c in &block.chunks {
             c.flushed.store(true, Ordering::Release);
+            if let Some(b) = c.batch.lock().take() {
+                self.metrics
+                    .search_batch_bytes
+                    .dec_by(b.approx_bytes() as i64);
+            }
             if let Some(pos) = q.iter().position(|x| Arc::ptr_eq(x, c)) {
                 q.remove(pos);
             }
@@ -838,6 +879,20 @@ fn whole_trace(id: &TraceId, e: &TraceEntry) -> Bytes {
             .filter_map(|p| Trace::decode(p.as_ref()).ok()),
     );
     Bytes::from(combine_traces(pieces, &mut HashSet::new()).encode_to_vec())
+}
+
+/// A chunk's traces as one span batch, trace `i` of the batch being `chunk.traces[i]`.
+fn chunk_batch(c: &Chunk) -> SpanBatch {
+    let mut bb = vivace_traceql::batch::BatchBuilder::new();
+    let raw = zstd::bulk::decompress(&c.data, c.raw_len).unwrap_or_default();
+    for ((id, _), (off, len)) in c.traces.iter().zip(&c.places) {
+        let trace = raw
+            .get(*off as usize..(*off + *len) as usize)
+            .and_then(|b| Trace::decode(b).ok())
+            .unwrap_or_default();
+        vivace_model::append_trace(&mut bb, id, &trace);
+    }
+    bb.finish()
 }
 
 fn spans(trace: &Trace) -> impl Iterator<Item = &vivace_proto::otlp::trace::Span> {

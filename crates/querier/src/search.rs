@@ -362,9 +362,10 @@ pub struct BatchResult {
 /// Evaluates the plan over one batch (CPU work: call on a blocking thread).
 pub fn search_batch(
     plan: &SearchPlan,
-    batch: &SpanBatch,
+    fetched: &FetchedBatch,
     req: &SearchRequest,
 ) -> Result<BatchResult, Status> {
+    let batch: &SpanBatch = &fetched.batch;
     let mut out = BatchResult::default();
     if plan.matches_nothing {
         return Ok(out);
@@ -376,7 +377,8 @@ pub fn search_batch(
             .saturating_add(1)
             .saturating_mul(1_000_000_000),
     );
-    for (t, trace) in batch.traces.iter().enumerate() {
+    for t in fetched.trace_indexes() {
+        let trace = &batch.traces[t];
         if trace.start_ns >= end_ns || trace.end_ns < start_ns {
             continue;
         }
@@ -603,10 +605,9 @@ pub async fn search(
             let (plan, req, combiner) = (plan.clone(), req.clone(), combiner.clone());
             Box::pin(async move {
                 let bytes = fetched.inspected_bytes;
-                let r =
-                    tokio::task::spawn_blocking(move || search_batch(&plan, &fetched.batch, &req))
-                        .await
-                        .map_err(|e| Status::internal(format!("search task failed: {e}")))??;
+                let r = tokio::task::spawn_blocking(move || search_batch(&plan, &fetched, &req))
+                    .await
+                    .map_err(|e| Status::internal(format!("search task failed: {e}")))??;
                 let mut c = combiner.lock();
                 c.metrics.completed_jobs += 1;
                 c.metrics.inspected_bytes += bytes;

@@ -47,7 +47,19 @@ impl std::fmt::Debug for SearchJob {
 #[derive(Debug)]
 pub struct FetchedBatch {
     pub batch: std::sync::Arc<vivace_traceql::batch::SpanBatch>,
+    /// The traces of the batch to read (indexes), when not all of them are current.
+    pub traces_opt: Option<Vec<u32>>,
     pub inspected_bytes: u64,
+}
+
+impl FetchedBatch {
+    /// The trace indexes to read.
+    pub fn trace_indexes(&self) -> Box<dyn Iterator<Item = usize> + '_> {
+        match &self.traces_opt {
+            Some(v) => Box::new(v.iter().map(|i| *i as usize)),
+            None => Box::new(0..self.batch.traces.len()),
+        }
+    }
 }
 
 /// Somewhere spans can be searched: the jobs that cover `tenant`'s data overlapping

@@ -13,7 +13,7 @@ use vivace_traceql::batch::{Projection, SpanBatch, Stored, StrId};
 use vivace_traceql::eval::SearchPlan;
 
 use crate::search::{collect_jobs, run_jobs};
-use crate::source::SearchSource;
+use crate::source::{FetchedBatch, SearchSource};
 
 /// Intrinsics as Tempo lists them in the `intrinsic` scope (nested-set ones left out).
 pub const INTRINSICS: &[&str] = &[
@@ -74,7 +74,8 @@ pub fn lenient_plan(q: Option<&str>) -> Option<Arc<SearchPlan>> {
 }
 
 /// Which spans of a batch count: in the time range, and matched by the plan if any.
-fn spans_of(batch: &SpanBatch, req: &TagRequest) -> Vec<u32> {
+fn spans_of(fetched: &FetchedBatch, req: &TagRequest) -> Vec<u32> {
+    let batch: &SpanBatch = &fetched.batch;
     let (start_ns, end_ns) = (
         (req.start.max(0) as u64).saturating_mul(1_000_000_000),
         (req.end.max(0) as u64)
@@ -83,7 +84,8 @@ fn spans_of(batch: &SpanBatch, req: &TagRequest) -> Vec<u32> {
     );
     let bound = req.plan_opt.as_ref().map(|p| p.bind(batch));
     let mut out = Vec::new();
-    for (t, trace) in batch.traces.iter().enumerate() {
+    for t in fetched.trace_indexes() {
+        let trace = &batch.traces[t];
         if trace.start_ns >= end_ns || trace.end_ns < start_ns {
             continue;
         }
@@ -107,11 +109,12 @@ fn spans_of(batch: &SpanBatch, req: &TagRequest) -> Vec<u32> {
 
 /// Attribute names per scope in one batch.
 fn names_in(
-    batch: &SpanBatch,
+    fetched: &FetchedBatch,
     req: &TagRequest,
     scopes: &[&str],
 ) -> HashMap<&'static str, BTreeSet<String>> {
-    let spans = spans_of(batch, req);
+    let batch: &SpanBatch = &fetched.batch;
+    let spans = spans_of(fetched, req);
     let mut ids: HashMap<&'static str, BTreeSet<StrId>> = HashMap::new();
     let mut res_seen = BTreeSet::new();
     let mut scope_seen = BTreeSet::new();
@@ -242,8 +245,13 @@ fn typed(batch: &SpanBatch, v: Stored, out: &mut Vec<(&'static str, String)>) {
 }
 
 /// Values of `tag` in one batch, typed, in first-seen order.
-fn values_in(batch: &SpanBatch, req: &TagRequest, tag: &TagRef) -> Vec<(&'static str, String)> {
-    let spans = spans_of(batch, req);
+fn values_in(
+    fetched: &FetchedBatch,
+    req: &TagRequest,
+    tag: &TagRef,
+) -> Vec<(&'static str, String)> {
+    let batch: &SpanBatch = &fetched.batch;
+    let spans = spans_of(fetched, req);
     let mut out = Vec::new();
     match tag {
         TagRef::Attr(scope, name) => {
@@ -374,7 +382,7 @@ async fn collect<T: Send + 'static>(
     proj: Projection,
     concurrency: usize,
     state: Arc<Mutex<T>>,
-    collect: fn(&SpanBatch, &TagRequest, &mut T) -> bool,
+    collect: fn(&FetchedBatch, &TagRequest, &mut T) -> bool,
 ) -> Result<MetadataMetrics, Status> {
     let proj = match &req.plan_opt {
         Some(p) => proj.union(p.projection),
@@ -398,7 +406,7 @@ async fn collect<T: Send + 'static>(
             );
             tokio::task::spawn_blocking(move || {
                 let mut s = state.lock();
-                collect(&fetched.batch, &req, &mut s)
+                collect(&fetched, &req, &mut s)
             })
             .await
             .map_err(|e| Status::internal(format!("tag task failed: {e}")))

@@ -234,3 +234,57 @@ fn log_segments_stay_referenced_until_the_block_is_written() {
     // Still readable from memory until complete_block_timeout.
     assert!(store.find_trace(&tenant, &TraceId([1; 16])).is_some());
 }
+
+/// Which (trace byte, span count) a search of the live-store sees, over every batch it offers.
+fn searched(store: &LiveStore, tenant: &TenantId) -> Vec<(u8, usize)> {
+    let (batches, _) = store.search_batches(tenant);
+    let mut out = Vec::new();
+    for (b, mask) in batches {
+        let idx: Vec<usize> = match mask {
+            Some(m) => m.into_iter().map(|i| i as usize).collect(),
+            None => (0..b.traces.len()).collect(),
+        };
+        for t in idx {
+            out.push((b.traces[t].id[0], b.traces[t].spans.len()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn search_sees_every_trace_not_in_a_block_once_and_whole() {
+    let store = LiveStore::new(Config::default(), LiveStoreMetrics::default());
+    let tenant = TenantId::single();
+    let now = Instant::now();
+    push(&store, &tenant, 1, &[1, 2], now);
+    push(&store, &tenant, 2, &[1], now);
+    assert_eq!(searched(&store, &tenant), vec![(1, 2), (2, 1)], "live");
+    store.sweep(now + Duration::from_secs(6), false);
+    assert_eq!(
+        searched(&store, &tenant),
+        vec![(1, 2), (2, 1)],
+        "completed, in a chunk batch"
+    );
+    // Trace 1 is reopened by a late span: searched whole from its parts, not from the chunk.
+    push(&store, &tenant, 1, &[3], now + Duration::from_secs(7));
+    assert_eq!(searched(&store, &tenant), vec![(1, 3), (2, 1)], "reopened");
+    store.sweep(now + Duration::from_secs(20), false);
+    assert_eq!(
+        searched(&store, &tenant),
+        vec![(1, 3), (2, 1)],
+        "completed again"
+    );
+    for b in store.take_ready(Instant::now(), Duration::ZERO, usize::MAX, true) {
+        store.mark_flushed(&b);
+    }
+    assert!(
+        searched(&store, &tenant).is_empty(),
+        "in blocks: search reads the blocks"
+    );
+    assert_eq!(
+        store.metrics.search_batch_bytes.get(),
+        0,
+        "batches dropped with their chunks"
+    );
+}
