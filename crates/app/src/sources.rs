@@ -46,7 +46,7 @@ impl SearchSource for LiveStoreSource {
         tenant: &TenantId,
         _start: i64,
         end: i64,
-        _proj: vivace_traceql::batch::Projection,
+        _fetch: &vivace_traceql::batch::Fetch,
     ) -> Result<Vec<SearchJob>, Status> {
         let (live, tenant) = (self.0.clone(), tenant.clone());
         let (batches, inspected) =
@@ -223,9 +223,10 @@ impl SearchSource for BlockSource {
         tenant: &TenantId,
         start: i64,
         end: i64,
-        proj: vivace_traceql::batch::Projection,
+        fetch: &vivace_traceql::batch::Fetch,
     ) -> Result<Vec<SearchJob>, Status> {
         let list = self.current();
+        let proj = fetch.projection;
         let mut jobs = Vec::new();
         for b in list.blocks(tenant.as_str()) {
             let (bs, be) = b.time_range_opt.unwrap_or((i64::MIN, i64::MAX));
@@ -233,6 +234,7 @@ impl SearchSource for BlockSource {
                 continue;
             }
             let (backend, block, cache) = (self.backend.clone(), b.clone(), self.cache.clone());
+            let needles = vivace_block::needles(&b.meta, &fetch.required);
             let fetch = async move {
                 let (tenant, id) = (block.tenant.as_str(), block.meta.block_id.as_str());
                 let read = match cache.get(tenant, id, proj) {
@@ -245,10 +247,13 @@ impl SearchSource for BlockSource {
                     }
                     Err(read) => read,
                 };
-                match vivace_block::read_batch(&backend, &block, read).await {
-                    Ok((batch, bytes)) => {
+                match vivace_block::read_batch(&backend, &block, read, &needles).await {
+                    Ok((batch, bytes, complete)) => {
                         let batch = Arc::new(batch);
-                        cache.insert(tenant, id, read, batch.clone());
+                        // A batch of some row groups only stands for this query, not the block.
+                        if complete {
+                            cache.insert(tenant, id, read, batch.clone());
+                        }
                         Ok(FetchedBatch {
                             batch,
                             traces_opt: None,

@@ -55,10 +55,11 @@ pub fn read_columnar(
     Ok(batch)
 }
 
-struct RowGroup<'a> {
-    group: &'a dyn RowGroupReader,
-    columns: &'a HashMap<String, usize>,
-    key: &'a str,
+/// One row group being read into a batch.
+pub(crate) struct RowGroup<'a> {
+    pub(crate) group: &'a dyn RowGroupReader,
+    pub(crate) columns: &'a HashMap<String, usize>,
+    pub(crate) key: &'a str,
 }
 
 /// One leaf column of a row group: its levels and its values (one per level entry at the
@@ -321,7 +322,7 @@ impl RowGroup<'_> {
         Ok(out)
     }
 
-    fn read_into(
+    pub(crate) fn read_into(
         &mut self,
         batch: &mut SpanBatch,
         meta: &BlockMeta,

@@ -11,22 +11,25 @@ use crate::error::{Error, Result};
 use crate::list::BlockRef;
 use crate::read::TraceRows;
 
-/// Reads every trace of `block` into one batch: vParquet5 blocks column by column, only what
-/// `proj` asks for (`columnar.rs`); vParquet4 blocks through the record reader. Returns the
-/// batch and the bytes read.
+/// Reads `block` into one batch: vParquet5 blocks by ranged reads of the column chunks `proj`
+/// asks for, in the row groups whose dictionaries do not rule out `needles` (`prune.rs`);
+/// vParquet4 blocks whole through the record reader. Returns the batch, the bytes read and
+/// whether every row group is in the batch.
 pub async fn read_batch(
     backend: &Backend,
     block: &BlockRef,
     proj: Projection,
-) -> Result<(SpanBatch, u64)> {
+    needles: &[crate::prune::Needle],
+) -> Result<(SpanBatch, u64, bool)> {
+    if block.meta.format == crate::FORMAT {
+        let r = crate::prune::read_pruned(backend, block, proj, needles).await?;
+        return Ok((r.batch, r.bytes, r.complete));
+    }
     let key = block.key("data.parquet");
     let data = backend.get(&key).await.map_err(Error::Backend)?;
     let len = data.len() as u64;
     let meta = block.meta.clone();
     let batch = tokio::task::spawn_blocking(move || -> Result<SpanBatch> {
-        if meta.format == crate::FORMAT {
-            return crate::columnar::read_columnar(data, &meta, &key, &proj);
-        }
         let mut bb = BatchBuilder::new();
         for row in TraceRows::new(data, &meta, &key)? {
             let (id, trace) = row?;
@@ -39,5 +42,5 @@ pub async fn read_batch(
         path: Default::default(),
         what: format!("block scan task failed: {e}"),
     })??;
-    Ok((batch, len))
+    Ok((batch, len, true))
 }

@@ -528,12 +528,12 @@ pub(crate) async fn collect_jobs(
     tenants: &[TenantId],
     start: i64,
     end: i64,
-    proj: vivace_traceql::batch::Projection,
+    fetch: &vivace_traceql::batch::Fetch,
 ) -> Result<Vec<SearchJob>, Status> {
     let mut jobs = Vec::new();
     for tenant in tenants {
         for src in sources {
-            jobs.extend(src.search_jobs(tenant, start, end, proj).await?);
+            jobs.extend(src.search_jobs(tenant, start, end, fetch).await?);
         }
     }
     jobs.sort_by(|a, b| {
@@ -593,7 +593,7 @@ pub async fn search(
         return Ok(combiner.lock().response());
     }
     let work = async {
-        let jobs = collect_jobs(sources, tenants, req.start, req.end, plan.projection).await?;
+        let jobs = collect_jobs(sources, tenants, req.start, req.end, &plan.fetch()).await?;
         {
             let mut c = combiner.lock();
             c.metrics.total_jobs = jobs.len() as u32;

@@ -63,7 +63,8 @@ impl FetchedBatch {
 }
 
 /// Somewhere spans can be searched: the jobs that cover `tenant`'s data overlapping
-/// `[start, end]` (unix seconds). A job's batch must hold at least what `proj` asks for.
+/// `[start, end]` (unix seconds). A job's batch must hold at least what `fetch.projection`
+/// asks for, for every trace that can satisfy `fetch.required`.
 #[async_trait::async_trait]
 pub trait SearchSource: Send + Sync + std::fmt::Debug + 'static {
     async fn search_jobs(
@@ -71,6 +72,6 @@ pub trait SearchSource: Send + Sync + std::fmt::Debug + 'static {
         tenant: &TenantId,
         start: i64,
         end: i64,
-        proj: vivace_traceql::batch::Projection,
+        fetch: &vivace_traceql::batch::Fetch,
     ) -> Result<Vec<SearchJob>, Status>;
 }

@@ -388,7 +388,15 @@ async fn collect<T: Send + 'static>(
         Some(p) => proj.union(p.projection),
         None => proj,
     };
-    let jobs = collect_jobs(sources, tenants, req.start, req.end, proj).await?;
+    let fetch = vivace_traceql::batch::Fetch {
+        projection: proj,
+        required: req
+            .plan_opt
+            .as_ref()
+            .map(|p| p.required.clone())
+            .unwrap_or_default(),
+    };
+    let jobs = collect_jobs(sources, tenants, req.start, req.end, &fetch).await?;
     let mut metrics = MetadataMetrics {
         total_jobs: jobs.len() as u32,
         total_blocks: jobs.iter().filter(|j| j.is_block).count() as u32,

@@ -279,6 +279,25 @@ impl Projection {
     }
 }
 
+/// What a search asks of a reader: the parts of the data it reads, and the `attribute =
+/// "string"` conditions every match must satisfy (a reader may skip data that provably holds
+/// none of them; see `Query::required_equalities`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetch {
+    pub projection: Projection,
+    pub required: Vec<(crate::ast::Attribute, String)>,
+}
+
+impl Fetch {
+    /// Reads `projection`, prunes nothing.
+    pub fn all_of(projection: Projection) -> Fetch {
+        Fetch {
+            projection,
+            required: Vec::new(),
+        }
+    }
+}
+
 /// A value of an attribute being added to a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttrInput<'a> {

@@ -108,6 +108,8 @@ pub struct SearchPlan {
     pub matches_nothing: bool,
     /// What of the data the query reads.
     pub projection: Projection,
+    /// `attribute = "string"` conditions every match needs (for pruning).
+    pub required: Vec<(Attribute, String)>,
 }
 
 /// Per-batch resolution of a plan's attribute names to dictionary IDs.
@@ -165,6 +167,7 @@ impl SearchPlan {
             most_recent,
             matches_nothing,
             projection: projection_of(&q.attributes()),
+            required: q.required_equalities(),
         })
     }
 
@@ -204,6 +207,12 @@ impl SearchPlan {
         out.push_str("reads:\n");
         for r in reads {
             out.push_str(&format!("  - {r}\n"));
+        }
+        if !self.required.is_empty() {
+            out.push_str("prunes block row groups whose dictionaries lack:\n");
+            for (a, v) in &self.required {
+                out.push_str(&format!("  {a} = {v:?}\n"));
+            }
         }
         let conds = q.conditions_by_scope();
         if !conds.is_empty() {
@@ -252,6 +261,14 @@ impl SearchPlan {
             }
         ));
         out
+    }
+
+    /// What a reader must give this plan.
+    pub fn fetch(&self) -> crate::batch::Fetch {
+        crate::batch::Fetch {
+            projection: self.projection,
+            required: self.required.clone(),
+        }
     }
 
     /// Attribute names the plan reads (for tag collection and explain).

@@ -230,3 +230,62 @@ impl Query {
         v.0
     }
 }
+
+impl Query {
+    /// `attribute = "string"` conditions every matching trace must satisfy on some span: the
+    /// conjuncts of the first filter of a search (through `&&`, and both sides of structural
+    /// operators, only the right side of negated ones), none under `||`, `!` or a pipeline
+    /// expression. A block row group whose dictionary lacks such a string holds no match.
+    pub fn required_equalities(&self) -> Vec<(Attribute, String)> {
+        fn field(e: &FieldExpr, out: &mut Vec<(Attribute, String)>) {
+            match e {
+                FieldExpr::Binary {
+                    op: BinOp::And,
+                    lhs,
+                    rhs,
+                    ..
+                } => {
+                    field(lhs, out);
+                    field(rhs, out);
+                }
+                FieldExpr::Binary {
+                    op: BinOp::Cmp(CmpOp::Eq),
+                    lhs,
+                    rhs,
+                    ..
+                } => match (lhs.as_ref(), rhs.as_ref()) {
+                    (FieldExpr::Attribute(a), FieldExpr::Static(Static::Str(s), _))
+                    | (FieldExpr::Static(Static::Str(s), _), FieldExpr::Attribute(a)) => {
+                        out.push((a.clone(), s.clone()))
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        fn spanset(se: &SpansetExpr, out: &mut Vec<(Attribute, String)>) {
+            match se {
+                SpansetExpr::Filter(e, _) => field(e, out),
+                SpansetExpr::Op { op, lhs, rhs, .. } => match op {
+                    SpansetOp::Union => {}
+                    SpansetOp::NotChild
+                    | SpansetOp::NotParent
+                    | SpansetOp::NotDescendant
+                    | SpansetOp::NotAncestor
+                    | SpansetOp::NotSibling => spanset(rhs, out),
+                    _ => {
+                        spanset(lhs, out);
+                        spanset(rhs, out);
+                    }
+                },
+            }
+        }
+        let mut out = Vec::new();
+        if let Body::Search(p) = &self.body
+            && let Some(Stage::Spanset(se)) = p.stages.first()
+        {
+            spanset(se, &mut out);
+        }
+        out
+    }
+}

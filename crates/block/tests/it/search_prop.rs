@@ -6,7 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use vivace_block::{BlockWriter, WriterConfig, read_columnar, set_file_facts};
+use proptest::strategy::ValueTree;
+use vivace_block::{
+    Backend, BlockRef, BlockWriter, WriterConfig, needles, read_columnar, read_pruned,
+    set_file_facts,
+};
 use vivace_common::TraceId;
 use vivace_proto::otlp::common::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value};
 use vivace_proto::otlp::resource::Resource;
@@ -258,6 +262,7 @@ proptest! {
 
     #[test]
     fn block_columnar_search_equals_the_plain_evaluator(traces in traces()) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let mut cfg = WriterConfig::new("t", "00000000-0000-4000-8000-000000000009");
         cfg.row_group_bytes = 3_000;
         let mut w = BlockWriter::new(Vec::new(), cfg).unwrap();
@@ -276,7 +281,67 @@ proptest! {
             if *q == "{ }" {
                 prop_assert_eq!(want.len(), traces.len(), "every trace matches {{ }}");
             }
-            prop_assert_eq!(want, answer(&plan, &cols), "query {}", q);
+            prop_assert_eq!(&want, &answer(&plan, &cols), "query {}", q);
+            // The search path: ranged reads of the projected chunks of the row groups whose
+            // dictionaries do not rule the query out.
+            let backend = Backend::memory();
+            let block = BlockRef::new("t", done.meta.clone());
+            let pruned = rt.block_on(async {
+                backend.put(&block.key("data.parquet"), data.clone()).await.unwrap();
+                read_pruned(&backend, &block, plan.projection, &needles(&done.meta, &plan.required)).await.unwrap()
+            });
+            prop_assert_eq!(&want, &answer(&plan, &pruned.batch), "query {} (pruned read)", q);
+        }
+    }
+}
+
+/// A search for a string no span has reads no row group of a block (only dictionary pages),
+/// and one for a string some spans have reads the row groups that hold it.
+#[test]
+fn absent_strings_prune_every_row_group() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let traces = traces().new_tree(&mut runner).unwrap().current();
+    let mut cfg = WriterConfig::new("t", "00000000-0000-4000-8000-00000000000a");
+    cfg.row_group_bytes = 3_000;
+    let mut w = BlockWriter::new(Vec::new(), cfg).unwrap();
+    for (id, t) in &traces {
+        w.push(*id, t).unwrap();
+    }
+    let (mut done, data) = w.finish().unwrap();
+    set_file_facts(&mut done.meta, data.len() as u64, &data);
+    let backend = Backend::memory();
+    let block = BlockRef::new("t", done.meta.clone());
+    rt.block_on(backend.put(&block.key("data.parquet"), Bytes::from(data)))
+        .unwrap();
+    for (q, none_read) in [
+        (r#"{ name = "absent" }"#, true),
+        (r#"{ resource.service.name = "absent" }"#, true),
+        (r#"{ span.a = "absent" }"#, true),
+        (r#"{ span.http.method = "absent" }"#, true),
+        (r#"{ name = "root" }"#, false),
+    ] {
+        let plan = SearchPlan::new(&vivace_traceql::parse(q).unwrap()).unwrap();
+        let r = rt
+            .block_on(read_pruned(
+                &backend,
+                &block,
+                plan.projection,
+                &needles(&done.meta, &plan.required),
+            ))
+            .unwrap();
+        if none_read {
+            assert_eq!(
+                r.row_groups_read, 0,
+                "{q}: {} of {} row groups read",
+                r.row_groups_read, r.row_groups
+            );
+            assert!(!r.complete);
+        } else {
+            assert!(r.row_groups_read > 0, "{q}");
         }
     }
 }

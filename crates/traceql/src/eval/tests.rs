@@ -310,3 +310,34 @@ fn explain_names_what_is_read_and_the_conditions() {
             .contains("no data is read")
     );
 }
+
+#[test]
+fn required_equalities_are_only_what_every_match_needs() {
+    let req = |q: &str| -> Vec<String> {
+        crate::parse(q)
+            .unwrap()
+            .required_equalities()
+            .into_iter()
+            .map(|(a, v)| format!("{a}={v}"))
+            .collect()
+    };
+    assert_eq!(
+        req(r#"{ name = "a" && span.x = "b" }"#),
+        vec!["name=a", "span.x=b"]
+    );
+    assert!(req(r#"{ name = "a" || span.x = "b" }"#).is_empty());
+    assert!(req(r#"{ !(name = "a") }"#).is_empty());
+    assert!(req(r#"{ name != "a" }"#).is_empty());
+    assert_eq!(req(r#"{ name = "a" } !> { name = "b" }"#), vec!["name=b"]);
+    assert_eq!(
+        req(r#"{ name = "a" } >> { name = "b" } | count() > 1"#),
+        vec!["name=a", "name=b"]
+    );
+    assert!(req(r#"{ name = "a" } || { name = "b" }"#).is_empty());
+    assert_eq!(
+        req(r#"({ name = "a" }) && ({ name = "b" })"#),
+        vec!["name=a", "name=b"]
+    );
+    assert!(req(r#"({ name = "a" } | count() > 1) && ({ name = "b" })"#).is_empty());
+    assert!(req(r#"{ span.n = 1 }"#).is_empty());
+}

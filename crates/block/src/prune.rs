@@ -1,0 +1,354 @@
+//! Reading a vParquet5 block for a search with ranged reads: the footer (cached per block),
+//! the dictionary pages the query's required strings can be looked up in, and then only the
+//! column chunks the query needs of the row groups that can hold a match.
+//!
+//! Pruning: for each `attribute = "string"` every match needs (`Query::required_equalities`),
+//! the column chunk that would hold the string (`Name`, `Resource.ServiceName`, a dedicated
+//! column, or the generic `Attrs.Value` of the scope) is looked up in each row group: when all
+//! of its data pages are dictionary-encoded and its dictionary lacks the string, no span of the
+//! row group can match and the row group is not read. A chunk whose encoding stats are missing
+//! or mixed is never used to prune. This is why a search for something absent costs a few
+//! small reads instead of a scan.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parquet::basic::{Encoding, PageType};
+use parquet::column::page::{Page, PageReader};
+use parquet::file::metadata::ColumnChunkMetaData;
+use parquet::file::properties::ReaderProperties;
+use parquet::file::reader::{ChunkReader, Length};
+use parquet::file::serialized_reader::{SerializedPageReader, SerializedRowGroupReader};
+use vivace_traceql::ast::{AttrScope, Attribute, Intrinsic};
+use vivace_traceql::batch::{Projection, SpanBatch};
+
+use crate::backend::Backend;
+use crate::columnar::RowGroup;
+use crate::error::{Error, Result};
+use crate::list::BlockRef;
+use crate::meta::BlockMeta;
+
+/// A string that must be present in one of some column chunks for their row group to hold a
+/// match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Needle {
+    /// Where the string can be: a row group is ruled out only when it is absent from all.
+    pub columns: Vec<String>,
+    pub value: Vec<u8>,
+}
+
+/// The needles of a query's required equalities in this block's layout. Unscoped attributes
+/// and intrinsics other than `name` are not used (they could live in several columns).
+pub fn needles(meta: &BlockMeta, required: &[(Attribute, String)]) -> Vec<Needle> {
+    let mut out = Vec::new();
+    for (a, v) in required {
+        let columns = match (a.intrinsic, a.scope) {
+            (Some(Intrinsic::Name), _) => vec!["rs.ss.Spans.Name".to_string()],
+            (Some(_), _) => continue,
+            // A string service name has its own column; any other goes with the attributes.
+            (None, AttrScope::Resource) if a.name == "service.name" => vec![
+                "rs.Resource.ServiceName".to_string(),
+                "rs.Resource.Attrs.Value".to_string(),
+            ],
+            (None, AttrScope::Resource) => columns_of(meta, "resource", "rs.Resource", &a.name),
+            (None, AttrScope::Span) => columns_of(meta, "span", "rs.ss.Spans", &a.name),
+            _ => continue,
+        };
+        out.push(Needle {
+            columns,
+            value: v.as_bytes().to_vec(),
+        });
+    }
+    out
+}
+
+/// The columns a string attribute of `scope` can live in: the generic attribute values, and
+/// its dedicated column if it has one (values the dedicated column cannot hold, such as arrays
+/// of a scalar column, stay generic).
+fn columns_of(meta: &BlockMeta, scope: &str, prefix: &str, name: &str) -> Vec<String> {
+    let mut out = vec![format!("{prefix}.Attrs.Value")];
+    if let Some(slot) = meta.dedicated(scope, false).iter().position(|n| *n == name) {
+        out.push(format!(
+            "{prefix}.DedicatedAttributes.String{:02}",
+            slot + 1
+        ));
+    }
+    out
+}
+
+/// Leaf columns a projection reads (by path prefix).
+fn wanted(path: &str, proj: &Projection) -> bool {
+    const ALWAYS: &[&str] = &[
+        "TraceID",
+        "rs.Resource.ServiceName",
+        "rs.ss.Scope.Name",
+        "rs.ss.Scope.Version",
+        "rs.ss.Spans.SpanID",
+        "rs.ss.Spans.ParentSpanID",
+        "rs.ss.Spans.Name",
+        "rs.ss.Spans.Kind",
+        "rs.ss.Spans.StatusCode",
+        "rs.ss.Spans.StatusMessage",
+        "rs.ss.Spans.StartTimeUnixNano",
+        "rs.ss.Spans.DurationNano",
+    ];
+    let under = |p: &str| path.starts_with(p);
+    ALWAYS.contains(&path)
+        || (proj.resource_attrs
+            && (under("rs.Resource.Attrs.") || under("rs.Resource.DedicatedAttributes.")))
+        || (proj.scope_attrs && under("rs.ss.Scope.Attrs."))
+        || (proj.span_attrs
+            && (under("rs.ss.Spans.Attrs.") || under("rs.ss.Spans.DedicatedAttributes.")))
+        || (proj.events
+            && (path == "rs.ss.Spans.Events.Name"
+                || path == "rs.ss.Spans.Events.TimeSinceStartNano"))
+        || (proj.event_attrs && under("rs.ss.Spans.Events.Attrs."))
+        || (proj.links
+            && (path == "rs.ss.Spans.Links.TraceID" || path == "rs.ss.Spans.Links.SpanID"))
+        || (proj.link_attrs && under("rs.ss.Spans.Links.Attrs."))
+}
+
+/// What a pruned read gives: the batch of the row groups read, the bytes fetched, and whether
+/// every row group was read (only then may the batch stand for the whole block).
+#[derive(Debug)]
+pub struct PrunedRead {
+    pub batch: SpanBatch,
+    pub bytes: u64,
+    pub complete: bool,
+    pub row_groups: usize,
+    pub row_groups_read: usize,
+}
+
+/// Reads `block` for a search: prunes row groups by `needles`, then fetches only the column
+/// chunks `proj` needs of the others (one coalesced ranged request) and reads them into a
+/// batch on a blocking thread.
+pub async fn read_pruned(
+    backend: &Backend,
+    block: &BlockRef,
+    proj: Projection,
+    needles: &[Needle],
+) -> Result<PrunedRead> {
+    let footer = block.footer(backend).await?;
+    let key = block.key("data.parquet");
+    let schema = footer.file_metadata().schema_descr_ptr();
+    let paths: Vec<String> = (0..schema.num_columns())
+        .map(|i| schema.column(i).path().string())
+        .collect();
+    let n_rg = footer.num_row_groups();
+    let mut bytes = 0u64;
+
+    // 1. Dictionary pages of the needles' chunks, all row groups in one request. A row group
+    //    is ruled out when, for some needle, every column it can be in proves it absent (a
+    //    column missing from the schema holds nothing).
+    let mut dict_reqs: Vec<(usize, usize, usize, Range<u64>)> = Vec::new(); // rg, needle, col
+    let mut unproven = vec![vec![0usize; needles.len()]; n_rg];
+    for (rg, left) in unproven.iter_mut().enumerate() {
+        for (ni, n) in needles.iter().enumerate() {
+            for name in &n.columns {
+                let Some(col) = paths.iter().position(|p| p == name) else {
+                    continue;
+                };
+                left[ni] += 1;
+                let c = footer.row_group(rg).column(col);
+                if let Some(r) = dictionary_range(c) {
+                    dict_reqs.push((rg, ni, col, r));
+                }
+            }
+        }
+    }
+    if !dict_reqs.is_empty() {
+        let ranges: Vec<Range<u64>> = dict_reqs.iter().map(|(_, _, _, r)| r.clone()).collect();
+        let got = backend
+            .get_ranges(&key, &ranges)
+            .await
+            .map_err(Error::Backend)?;
+        bytes += got.iter().map(|b| b.len() as u64).sum::<u64>();
+        for ((rg, ni, col, r), data) in dict_reqs.iter().zip(got) {
+            let c = footer.row_group(*rg).column(*col);
+            if dictionary_contains(c, r.start, data, &needles[*ni].value, &key)? == Some(false) {
+                unproven[*rg][*ni] -= 1;
+            }
+        }
+    }
+    let skip: Vec<bool> = unproven
+        .iter()
+        .map(|per_needle| per_needle.contains(&0))
+        .collect();
+
+    // 2. The wanted column chunks of the row groups left.
+    let cols: Vec<usize> = (0..paths.len())
+        .filter(|i| wanted(&paths[*i], &proj))
+        .collect();
+    let mut ranges: Vec<Range<u64>> = Vec::new();
+    for rg in (0..n_rg).filter(|rg| !skip[*rg]) {
+        for &col in &cols {
+            let (s, l) = footer.row_group(rg).column(col).byte_range();
+            ranges.push(s..s + l);
+        }
+    }
+    let got = if ranges.is_empty() {
+        Vec::new()
+    } else {
+        backend
+            .get_ranges(&key, &ranges)
+            .await
+            .map_err(Error::Backend)?
+    };
+    bytes += got.iter().map(|b| b.len() as u64).sum::<u64>();
+    let parts: Vec<(u64, Bytes)> = ranges.iter().map(|r| r.start).zip(got).collect();
+    let meta = block.meta.clone();
+    let row_groups_read = skip.iter().filter(|s| !**s).count();
+    let batch = tokio::task::spawn_blocking(move || -> Result<SpanBatch> {
+        let reader = Arc::new(Parts::new(parts, meta.size));
+        let mut batch = SpanBatch::default();
+        let columns: std::collections::HashMap<String, usize> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), i))
+            .collect();
+        for rg in (0..n_rg).filter(|rg| !skip[*rg]) {
+            let group = SerializedRowGroupReader::new(
+                reader.clone(),
+                footer.row_group(rg),
+                None,
+                Arc::new(ReaderProperties::builder().build()),
+            )
+            .map_err(|source| Error::Parquet {
+                path: key.clone().into(),
+                source,
+            })?;
+            let mut r = RowGroup {
+                group: &group,
+                columns: &columns,
+                key: &key,
+            };
+            r.read_into(&mut batch, &meta, &proj)?;
+        }
+        Ok(batch)
+    })
+    .await
+    .map_err(|e| Error::Schema {
+        path: Default::default(),
+        what: format!("block read task failed: {e}"),
+    })??;
+    Ok(PrunedRead {
+        batch,
+        bytes,
+        complete: row_groups_read == n_rg,
+        row_groups: n_rg,
+        row_groups_read,
+    })
+}
+
+/// The byte range of a chunk's dictionary page, when every data page of the chunk is
+/// dictionary-encoded (else the dictionary cannot prove a value absent).
+fn dictionary_range(c: &ColumnChunkMetaData) -> Option<Range<u64>> {
+    let dict = c.dictionary_page_offset()? as u64;
+    let stats = c.page_encoding_stats()?;
+    let all_dict = stats.iter().all(|s| {
+        !matches!(s.page_type, PageType::DATA_PAGE | PageType::DATA_PAGE_V2)
+            || matches!(
+                s.encoding,
+                Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY
+            )
+    });
+    let data = c.data_page_offset() as u64;
+    (all_dict && data > dict).then_some(dict..data)
+}
+
+/// Whether the dictionary page (bytes `data` at file offset `at`) holds `value`; `None` when
+/// the page cannot be read as a dictionary of byte strings.
+fn dictionary_contains(
+    c: &ColumnChunkMetaData,
+    at: u64,
+    data: Bytes,
+    value: &[u8],
+    key: &str,
+) -> Result<Option<bool>> {
+    let len = at + data.len() as u64;
+    let reader = Arc::new(Parts::new(
+        vec![(at, data)],
+        len.max(c.byte_range().0 + c.byte_range().1),
+    ));
+    let mut pages =
+        SerializedPageReader::new(reader, c, 0, None).map_err(|source| Error::Parquet {
+            path: key.into(),
+            source,
+        })?;
+    let Ok(Some(Page::DictionaryPage {
+        buf, num_values, ..
+    })) = pages.get_next_page()
+    else {
+        return Ok(None);
+    };
+    // PLAIN byte arrays: a 4-byte little-endian length, then the bytes.
+    let mut i = 0usize;
+    for _ in 0..num_values {
+        let Some(n) = buf.get(i..i + 4) else {
+            return Ok(None);
+        };
+        let n = u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize;
+        let Some(v) = buf.get(i + 4..i + 4 + n) else {
+            return Ok(None);
+        };
+        if v == value {
+            return Ok(Some(true));
+        }
+        i += 4 + n;
+    }
+    Ok(Some(false))
+}
+
+/// Fetched ranges of a file, read as if they were the file.
+struct Parts {
+    parts: Vec<(u64, Bytes)>,
+    len: u64,
+}
+
+impl Parts {
+    fn new(mut parts: Vec<(u64, Bytes)>, len: u64) -> Parts {
+        parts.sort_by_key(|(s, _)| *s);
+        Parts { parts, len }
+    }
+
+    fn slice(&self, start: u64, length: Option<usize>) -> parquet::errors::Result<Bytes> {
+        let i = self.parts.partition_point(|(s, _)| *s <= start);
+        let found = i
+            .checked_sub(1)
+            .and_then(|i| self.parts.get(i))
+            .filter(|(s, d)| start < s + d.len() as u64);
+        let Some((s, d)) = found else {
+            return Err(parquet::errors::ParquetError::General(format!(
+                "read at {start} outside the fetched ranges"
+            )));
+        };
+        let off = (start - s) as usize;
+        let end = length.map_or(d.len(), |l| off + l);
+        if end > d.len() {
+            return Err(parquet::errors::ParquetError::EOF(format!(
+                "read of {length:?} bytes at {start} past a fetched range"
+            )));
+        }
+        Ok(d.slice(off..end))
+    }
+}
+
+impl Length for Parts {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for Parts {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        use bytes::Buf;
+        Ok(self.slice(start, None)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.slice(start, Some(length))
+    }
+}
