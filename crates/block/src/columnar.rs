@@ -167,11 +167,19 @@ impl RowGroup<'_> {
 
     /// Generic attributes under `prefix` (`rs.ss.Spans.Attrs`) whose owners are at depth
     /// `d - 1` (the attribute group itself is at depth `d`).
-    fn attrs(&self, prefix: &str, d: i16, batch: &mut SpanBatch) -> Result<Attrs> {
+    fn attrs(&self, prefix: &str, d: i16, batch: &mut SpanBatch, keys_only: bool) -> Result<Attrs> {
         let key_path = format!("{prefix}.Key");
         let keys = self.need(self.bytes(&key_path)?, &key_path)?;
         let per_owner = keys.counts(d);
         let n = keys.values.len();
+        if keys_only {
+            // Tag names: every key, with a placeholder value.
+            return Ok(Attrs {
+                per_owner,
+                keys: keys.values,
+                stored: vec![Some(Stored::Bool(true)); n],
+            });
+        }
         let is_array = self
             .bools(&format!("{prefix}.IsArray"))?
             .map(|l| l.values)
@@ -384,7 +392,7 @@ impl RowGroup<'_> {
 
         // Attributes per owner level, as projected.
         let res_attrs = if proj.resource_attrs {
-            Some(self.attrs("rs.Resource.Attrs", 2, batch)?)
+            Some(self.attrs("rs.Resource.Attrs", 2, batch, proj.keys_only)?)
         } else {
             None
         };
@@ -401,12 +409,12 @@ impl RowGroup<'_> {
             vec![Vec::new(); n_rs]
         };
         let scope_attrs = if proj.scope_attrs {
-            Some(self.attrs("rs.ss.Scope.Attrs", 3, batch)?)
+            Some(self.attrs("rs.ss.Scope.Attrs", 3, batch, proj.keys_only)?)
         } else {
             None
         };
         let span_attrs = if proj.span_attrs {
-            Some(self.attrs("rs.ss.Spans.Attrs", 4, batch)?)
+            Some(self.attrs("rs.ss.Spans.Attrs", 4, batch, proj.keys_only)?)
         } else {
             None
         };
@@ -568,7 +576,7 @@ impl RowGroup<'_> {
             .unwrap_or_default();
         let per_span = names.counts(4);
         let attrs = if proj.event_attrs {
-            Some(self.attrs("rs.ss.Spans.Events.Attrs", 5, batch)?)
+            Some(self.attrs("rs.ss.Spans.Events.Attrs", 5, batch, proj.keys_only)?)
         } else {
             None
         };
@@ -611,7 +619,7 @@ impl RowGroup<'_> {
             .unwrap_or_default();
         let per_span = tids.counts(4);
         let attrs = if proj.link_attrs {
-            Some(self.attrs("rs.ss.Spans.Links.Attrs", 5, batch)?)
+            Some(self.attrs("rs.ss.Spans.Links.Attrs", 5, batch, proj.keys_only)?)
         } else {
             None
         };

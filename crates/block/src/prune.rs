@@ -20,6 +20,7 @@ use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::properties::ReaderProperties;
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::serialized_reader::{SerializedPageReader, SerializedRowGroupReader};
+use vivace_common::TraceId;
 use vivace_traceql::ast::{AttrScope, Attribute, Intrinsic};
 use vivace_traceql::batch::{Projection, SpanBatch};
 
@@ -45,6 +46,21 @@ pub fn needles(meta: &BlockMeta, required: &[(Attribute, String)]) -> Vec<Needle
     for (a, v) in required {
         let columns = match (a.intrinsic, a.scope) {
             (Some(Intrinsic::Name), _) => vec!["rs.ss.Spans.Name".to_string()],
+            // The trace ID: found by the block's bloom and the row groups' ID ranges.
+            (Some(Intrinsic::TraceId), _) => {
+                let hex = v.trim_start_matches('0');
+                if hex.len() > 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    continue;
+                }
+                let Ok(id) = TraceId::from_hex(&format!("{hex:0>32}")) else {
+                    continue;
+                };
+                out.push(Needle {
+                    columns: vec![TRACE_ID.to_string()],
+                    value: id.0.to_vec(),
+                });
+                continue;
+            }
             (Some(_), _) => continue,
             // A string service name has its own column; any other goes with the attributes.
             (None, AttrScope::Resource) if a.name == "service.name" => vec![
@@ -77,6 +93,8 @@ fn columns_of(meta: &BlockMeta, scope: &str, prefix: &str, name: &str) -> Vec<St
     out
 }
 
+const TRACE_ID: &str = "TraceID";
+
 /// Leaf columns a projection reads (by path prefix).
 fn wanted(path: &str, proj: &Projection) -> bool {
     const ALWAYS: &[&str] = &[
@@ -94,6 +112,9 @@ fn wanted(path: &str, proj: &Projection) -> bool {
         "rs.ss.Spans.DurationNano",
     ];
     let under = |p: &str| path.starts_with(p);
+    if proj.keys_only && path.contains(".Attrs.") && !path.ends_with(".Attrs.Key") {
+        return false;
+    }
     ALWAYS.contains(&path)
         || (proj.resource_attrs
             && (under("rs.Resource.Attrs.") || under("rs.Resource.DedicatedAttributes.")))
@@ -143,8 +164,32 @@ pub async fn read_pruned(
     //    column missing from the schema holds nothing).
     let mut dict_reqs: Vec<(usize, usize, usize, Range<u64>)> = Vec::new(); // rg, needle, col
     let mut unproven = vec![vec![0usize; needles.len()]; n_rg];
+    // A trace ID: the bloom rules the block out, else the one row group whose ID range can
+    // hold it is the only one left.
+    for (ni, n) in needles.iter().enumerate() {
+        if n.columns.first().map(String::as_str) != Some(TRACE_ID) {
+            continue;
+        }
+        let Some(id) = TraceId::from_slice(&n.value) else {
+            continue;
+        };
+        // A bloom that cannot be read rules nothing out.
+        let maybe = crate::bloom::test_backend(backend, block, &id)
+            .await
+            .unwrap_or(true);
+        let only = maybe
+            .then(|| crate::read::row_group_for(&footer, &id))
+            .flatten();
+        for (rg, left) in unproven.iter_mut().enumerate() {
+            // Counted as present unless ruled out, so dictionaries below never touch it.
+            left[ni] = usize::from(only == Some(rg));
+        }
+    }
     for (rg, left) in unproven.iter_mut().enumerate() {
         for (ni, n) in needles.iter().enumerate() {
+            if n.columns.first().map(String::as_str) == Some(TRACE_ID) {
+                continue;
+            }
             for name in &n.columns {
                 let Some(col) = paths.iter().position(|p| p == name) else {
                     continue;

@@ -441,7 +441,10 @@ pub async fn tag_names(
     scopes: Vec<&'static str>,
     concurrency: usize,
 ) -> Result<(HashMap<&'static str, BTreeSet<String>>, MetadataMetrics), Status> {
-    let mut proj = Projection::NONE;
+    let mut proj = Projection {
+        keys_only: true,
+        ..Projection::NONE
+    };
     for s in &scopes {
         match *s {
             "span" => proj.span_attrs = true,

@@ -241,6 +241,8 @@ pub struct Projection {
     pub event_attrs: bool,
     pub links: bool,
     pub link_attrs: bool,
+    /// Attribute keys without their values (tag names); readers may still give values.
+    pub keys_only: bool,
 }
 
 impl Projection {
@@ -253,6 +255,7 @@ impl Projection {
         event_attrs: true,
         links: true,
         link_attrs: true,
+        keys_only: false,
     };
 
     /// Nothing beyond what is always read.
@@ -264,8 +267,10 @@ impl Projection {
         event_attrs: false,
         links: false,
         link_attrs: false,
+        keys_only: false,
     };
 
+    /// The smallest projection holding both (values win over keys only).
     pub fn union(self, o: Projection) -> Projection {
         Projection {
             span_attrs: self.span_attrs || o.span_attrs,
@@ -275,6 +280,7 @@ impl Projection {
             event_attrs: self.event_attrs || o.event_attrs,
             links: self.links || o.links,
             link_attrs: self.link_attrs || o.link_attrs,
+            keys_only: self.keys_only && o.keys_only,
         }
     }
 }

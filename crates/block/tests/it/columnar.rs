@@ -113,6 +113,34 @@ fn compare(dir: &Path) {
     .unwrap();
     assert_eq!(spans_only.span_id, by_columns.span_id);
     assert!(spans_only.attr_key.len() < by_columns.attr_key.len() / 2);
+    // Keys only (tag names): the same keys, owner by owner.
+    let keys = read_columnar(
+        Bytes::from(std::fs::read(dir.join("data.parquet")).unwrap()),
+        &meta,
+        "data.parquet",
+        &Projection {
+            keys_only: true,
+            ..Projection::ALL
+        },
+    )
+    .unwrap();
+    let names = |b: &SpanBatch, r: &std::ops::Range<u32>| -> BTreeSet<String> {
+        (r.start..r.end)
+            .map(|i| b.str(b.attr_key[i as usize]).to_string())
+            .collect()
+    };
+    for s in 0..by_columns.span_count() {
+        assert_eq!(
+            names(&keys, &keys.span_attrs[s]),
+            names(&by_columns, &by_columns.span_attrs[s])
+        );
+    }
+    for r in 0..by_columns.resources.len() {
+        assert_eq!(
+            names(&keys, &keys.resources[r].attrs),
+            names(&by_columns, &by_columns.resources[r].attrs)
+        );
+    }
 }
 
 #[test]

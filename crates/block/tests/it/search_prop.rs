@@ -218,6 +218,8 @@ const QUERIES: &[&str] = &[
     "{ } | max(span.b) > 3",
     "{ trace:rootName = \"root\" && span:childCount > 0 }",
     "{ } | select(span.a, resource.service.name)",
+    "{ trace:id = \"40000000000000000000000000000001\" }",
+    "{ trace:id = \"40000000000000000000000000000001\" && span.a = \"x\" }",
 ];
 
 type Answer = BTreeMap<[u8; 16], Vec<(BTreeSet<[u8; 8]>, String, Vec<String>)>>;
@@ -323,6 +325,7 @@ fn absent_strings_prune_every_row_group() {
         (r#"{ span.a = "absent" }"#, true),
         (r#"{ span.http.method = "absent" }"#, true),
         (r#"{ name = "root" }"#, false),
+        (r#"{ trace:id = "1234" }"#, true),
     ] {
         let plan = SearchPlan::new(&vivace_traceql::parse(q).unwrap()).unwrap();
         let r = rt
@@ -344,4 +347,22 @@ fn absent_strings_prune_every_row_group() {
             assert!(r.row_groups_read > 0, "{q}");
         }
     }
+    // One trace by ID: one row group read, and the trace found in it.
+    let (id, _) = &traces[traces.len() / 2];
+    let q = format!("{{ trace:id = \"{id}\" }}");
+    let plan = SearchPlan::new(&vivace_traceql::parse(&q).unwrap()).unwrap();
+    let r = rt
+        .block_on(read_pruned(
+            &backend,
+            &block,
+            plan.projection,
+            &needles(&done.meta, &plan.required),
+        ))
+        .unwrap();
+    assert!(
+        r.row_groups_read <= 1,
+        "{q}: {} row groups read",
+        r.row_groups_read
+    );
+    assert!(r.batch.traces.iter().any(|t| t.id == id.0), "{q}");
 }
