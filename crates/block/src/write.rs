@@ -881,14 +881,7 @@ struct SpanCols {
 
 const ROUNDINGS: [u64; 4] = [15, 60, 300, 3600];
 
-/// The nested-set position of a span in its trace.
-#[derive(Debug, Clone, Copy, Default)]
-struct Nest {
-    parent: i32,
-    left: i32,
-    right: i32,
-    children: i32,
-}
+use vivace_traceql::batch::Nest;
 
 impl Cols {
     fn new(l: &Layout) -> Cols {
@@ -1267,58 +1260,17 @@ fn hex_trimmed(id: &TraceId) -> String {
     if t.is_empty() { "0".into() } else { t.into() }
 }
 
-/// Nested-set positions of the spans, in the order given: a depth-first walk from each root
-/// (a span without a parent, or whose parent is not in the trace), children by start time.
-/// `left` and `right` number the walk from 1; a span's `parent` is its parent's `left`, -1 for
-/// roots.
+/// Nested-set positions of the spans, in the order stored (Tempo's numbering, shared with the
+/// evaluator: `vivace_traceql::batch::nested_sets`).
 fn nested_set<'a>(spans: impl Iterator<Item = &'a Span>) -> Vec<Nest> {
-    let spans: Vec<&Span> = spans.collect();
-    let by_id: HashMap<&[u8], usize> = spans
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.span_id.as_slice(), i))
-        .collect();
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
-    let mut roots = Vec::new();
-    for (i, s) in spans.iter().enumerate() {
-        match by_id.get(s.parent_span_id.as_slice()) {
-            Some(&p) if !s.parent_span_id.is_empty() && p != i => children[p].push(i),
-            _ => roots.push(i),
-        }
-    }
-    let by_start = |v: &mut Vec<usize>| v.sort_by_key(|&i| spans[i].start_time_unix_nano);
-    by_start(&mut roots);
-    for c in &mut children {
-        by_start(c);
-    }
-    let mut out = vec![Nest::default(); spans.len()];
-    let mut seen = vec![false; spans.len()];
-    let mut counter = 0i32;
-    // Iterative walk: (span, parent left, whether its children were pushed).
-    for &root in &roots {
-        let mut stack = vec![(root, -1i32, false)];
-        while let Some((i, parent, expanded)) = stack.pop() {
-            if expanded {
-                counter += 1;
-                out[i].right = counter;
-                continue;
-            }
-            if seen[i] {
-                continue;
-            }
-            seen[i] = true;
-            counter += 1;
-            out[i] = Nest {
-                parent,
-                left: counter,
-                right: 0,
-                children: children[i].len() as i32,
-            };
-            stack.push((i, parent, true));
-            for &c in children[i].iter().rev() {
-                stack.push((c, out[i].left, false));
-            }
-        }
-    }
-    out
+    let id8 = |b: &[u8]| {
+        let mut id = [0u8; 8];
+        let n = b.len().min(8);
+        id[8 - n..].copy_from_slice(&b[b.len() - n..]);
+        id
+    };
+    let (ids, parents): (Vec<[u8; 8]>, Vec<[u8; 8]>) = spans
+        .map(|s| (id8(&s.span_id), id8(&s.parent_span_id)))
+        .unzip();
+    vivace_traceql::batch::nested_sets(&ids, &parents)
 }

@@ -547,41 +547,52 @@ impl BatchBuilder {
     }
 }
 
-/// Tempo's nested-set numbering of one trace's spans (`r`): depth-first from each root in the
-/// order received, children in the order received, one counter from 1 shared by all roots.
-/// Spans not connected to a root keep 0; so does every span when more than two spans share an
-/// ID (a client and a server span may share one, as Zipkin sends them).
-fn nested_set(b: &mut SpanBatch, r: Range<usize>) {
-    let n = r.len();
-    for _ in r.clone() {
-        b.span_nested_left.push(0);
-        b.span_nested_right.push(0);
-        b.span_nested_parent.push(0);
-        b.span_child_count.push(0);
-    }
+/// The nested-set position of one span: Tempo's `NestedSetLeft`, `NestedSetRight`, `ParentID`
+/// and `ChildCount` columns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Nest {
+    pub left: i32,
+    pub right: i32,
+    pub parent: i32,
+    pub children: i32,
+}
+
+/// Tempo's nested-set numbering of one trace's spans, given their IDs and parent IDs (all zero
+/// for a root) in the order received: depth-first from each root in that order, children in
+/// that order, one counter from 1 shared by all roots; `parent` is the parent's `left`, roots
+/// `-1`. Spans not connected to a root (orphans and their descendants) keep 0; so does every
+/// span when more than two spans share an ID (a client and a server span may share one, as
+/// Zipkin sends them). The block writer stores these numbers and the evaluator computes them,
+/// so live data and blocks agree, and both agree with Tempo's own blocks.
+pub fn nested_sets(ids: &[[u8; 8]], parents: &[[u8; 8]]) -> Vec<Nest> {
+    let n = ids.len();
+    let mut out = vec![Nest::default(); n];
     if n == 0 {
-        return;
+        return out;
     }
-    let base = r.start;
     // Span IDs sorted (no hashing, one allocation): a parent is found by binary search.
-    let mut ids: Vec<([u8; 8], u32)> = (0..n).map(|i| (b.span_id[base + i], i as u32)).collect();
-    ids.sort_unstable();
-    if ids.windows(3).any(|w| w[0].0 == w[2].0) {
-        return;
+    let mut sorted: Vec<([u8; 8], u32)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i as u32))
+        .collect();
+    sorted.sort_unstable();
+    if sorted.windows(3).any(|w| w[0].0 == w[2].0) {
+        return out;
     }
     const NONE: u32 = u32::MAX;
     let mut parent_of = vec![NONE; n];
     let mut roots = Vec::new();
     for (i, parent) in parent_of.iter_mut().enumerate() {
-        let p = b.span_parent_id[base + i];
+        let p = parents[i];
         if p == [0; 8] {
             roots.push(i);
             continue;
         }
-        let at = ids.partition_point(|(id, _)| *id < p);
+        let at = sorted.partition_point(|(id, _)| *id < p);
         // With a shared ID, a span's parent is the other span of the pair (e.g. the server
         // span's parent is the client span).
-        *parent = ids[at..]
+        *parent = sorted[at..]
             .iter()
             .take_while(|(id, _)| *id == p)
             .map(|(_, j)| *j)
@@ -597,7 +608,7 @@ fn nested_set(b: &mut SpanBatch, r: Range<usize>) {
     }
     for i in 0..n {
         offsets[i + 1] += offsets[i];
-        b.span_child_count[base + i] = (offsets[i + 1] - offsets[i]) as i32;
+        out[i].children = (offsets[i + 1] - offsets[i]) as i32;
     }
     let mut fill = offsets.clone();
     let mut kids = vec![0u32; offsets[n] as usize];
@@ -609,30 +620,45 @@ fn nested_set(b: &mut SpanBatch, r: Range<usize>) {
     }
     let children = |s: usize| &kids[offsets[s] as usize..offsets[s + 1] as usize];
     let mut counter = 1i32;
-    // Iterative depth-first walk: (span, parent left, next child index).
     for &root in &roots {
-        let mut stack: Vec<(usize, usize)> = Vec::new();
-        b.span_nested_left[base + root] = counter;
-        b.span_nested_parent[base + root] = -1;
+        // Iterative depth-first walk: (span, next child index).
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        out[root].left = counter;
+        out[root].parent = -1;
         counter += 1;
-        stack.push((root, 0));
         while let Some(&mut (s, ref mut next)) = stack.last_mut() {
             if *next < children(s).len() {
                 let c = children(s)[*next] as usize;
                 *next += 1;
-                if b.span_nested_left[base + c] != 0 {
+                if out[c].left != 0 {
                     continue; // a cycle: visited already
                 }
-                b.span_nested_left[base + c] = counter;
-                b.span_nested_parent[base + c] = b.span_nested_left[base + s];
+                out[c].left = counter;
+                out[c].parent = out[s].left;
                 counter += 1;
                 stack.push((c, 0));
             } else {
-                b.span_nested_right[base + s] = counter;
+                out[s].right = counter;
                 counter += 1;
                 stack.pop();
             }
         }
+    }
+    out
+}
+
+/// Fills the batch's nested-set columns for the spans `r` of one trace.
+fn nested_set(b: &mut SpanBatch, r: Range<usize>) {
+    // A span marked "not a root" by a child_of link has no parent in the trace.
+    let parents: Vec<[u8; 8]> = b.span_parent_id[r.clone()]
+        .iter()
+        .map(|p| if *p == [0xff; 8] { [0; 8] } else { *p })
+        .collect();
+    for n in nested_sets(&b.span_id[r], &parents) {
+        b.span_nested_left.push(n.left);
+        b.span_nested_right.push(n.right);
+        b.span_nested_parent.push(n.parent);
+        b.span_child_count.push(n.children);
     }
 }
 

@@ -159,3 +159,72 @@ fn columnar_reader_matches_the_record_reader_on_a_vivace_block() {
         .path();
     compare(&dir);
 }
+
+/// Reads an int32 leaf column of a whole file, values in order.
+fn int32_column(data: &Bytes, path: &str) -> Vec<i32> {
+    use parquet::column::reader::ColumnReader;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = SerializedFileReader::new(data.clone()).unwrap();
+    let schema = file.metadata().file_metadata().schema_descr_ptr();
+    let col = (0..schema.num_columns())
+        .find(|i| schema.column(*i).path().string() == path)
+        .unwrap();
+    let mut out = Vec::new();
+    for rg in 0..file.num_row_groups() {
+        let group = file.get_row_group(rg).unwrap();
+        let ColumnReader::Int32ColumnReader(mut r) = group.get_column_reader(col).unwrap() else {
+            panic!("{path} is not int32");
+        };
+        let (mut def, mut rep) = (Vec::new(), Vec::new());
+        loop {
+            let (n, _, _) = r
+                .read_records(8192, Some(&mut def), Some(&mut rep), &mut out)
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The nested-set numbers and child counts the evaluator computes (from parent IDs, in the
+/// order spans are stored) are the ones Tempo stored for every span of its own block, and the
+/// ones vivace's writer stores — structural operators and `span:childCount` depend on them.
+#[test]
+fn nested_sets_equal_the_stored_columns() {
+    // Tempo's traces written again by vivace's writer.
+    let tmp = tempfile::tempdir().unwrap();
+    crate::write::write_block(tmp.path(), &crate::write::tempo_traces(), 20_000);
+    for dir in [crate::block("vParquet5"), tmp.path().to_path_buf()] {
+        let meta = BlockMeta::read(&dir).unwrap();
+        let data = Bytes::from(std::fs::read(dir.join("data.parquet")).unwrap());
+        let b = read_columnar(data.clone(), &meta, "data.parquet", &Projection::NONE).unwrap();
+        let left = int32_column(&data, "rs.ss.Spans.NestedSetLeft");
+        let right = int32_column(&data, "rs.ss.Spans.NestedSetRight");
+        let parent = int32_column(&data, "rs.ss.Spans.ParentID");
+        let children = int32_column(&data, "rs.ss.Spans.ChildCount");
+        assert_eq!(left.len(), b.span_count());
+        let mut diffs = Vec::new();
+        for s in 0..b.span_count() {
+            let got = (
+                b.span_nested_left[s],
+                b.span_nested_right[s],
+                b.span_nested_parent[s],
+                b.span_child_count[s],
+            );
+            let want = (left[s], right[s], parent[s], children[s]);
+            if got != want {
+                diffs.push(format!("span {s}: computed {got:?}, stored {want:?}"));
+            }
+        }
+        assert!(
+            diffs.is_empty(),
+            "{}: {} of {} spans differ:\n{}",
+            dir.display(),
+            diffs.len(),
+            b.span_count(),
+            diffs[..diffs.len().min(10)].join("\n")
+        );
+    }
+}

@@ -16,7 +16,7 @@ use vivace_proto::tempopb::Trace;
 use crate::block;
 
 /// Every trace of Tempo's vParquet5 block, read with vivace's reader.
-fn tempo_traces() -> Vec<(TraceId, Trace)> {
+pub(crate) fn tempo_traces() -> Vec<(TraceId, Trace)> {
     let dir = block("vParquet5");
     let meta = BlockMeta::read(&dir).unwrap();
     trace_ids(&dir)
