@@ -133,11 +133,27 @@ macro_rules! read_leaf {
     }};
 }
 
+/// Dictionary IDs of the strings of one column, memoised by where their bytes are: values of a
+/// dictionary-encoded page are slices of its dictionary, so a repeated value costs a pointer
+/// lookup instead of hashing and comparing its bytes. Sound only while the values it saw are
+/// alive (their buffers cannot be reused): one memo per column read, dropped with it.
+#[derive(Default)]
+struct Memo(HashMap<(usize, usize), vivace_traceql::batch::StrId, rustc_hash::FxBuildHasher>);
+
+impl Memo {
+    fn id(&mut self, batch: &mut SpanBatch, b: &[u8]) -> vivace_traceql::batch::StrId {
+        *self
+            .0
+            .entry((b.as_ptr() as usize, b.len()))
+            .or_insert_with(|| batch.intern_bytes(b))
+    }
+}
+
 /// The attributes of one owner level (`prefix` = the path of the `Attrs` group), decoded.
 struct Attrs {
     /// Attributes per owner.
     per_owner: Vec<u32>,
-    keys: Vec<ByteArray>,
+    keys: Vec<vivace_traceql::batch::StrId>,
     stored: Vec<Option<Stored>>,
 }
 
@@ -172,14 +188,21 @@ impl RowGroup<'_> {
         let keys = self.need(self.bytes(&key_path)?, &key_path)?;
         let per_owner = keys.counts(d);
         let n = keys.values.len();
+        let mut memo = Memo::default();
+        let key_ids: Vec<_> = keys
+            .values
+            .iter()
+            .map(|k| memo.id(batch, k.data()))
+            .collect();
         if keys_only {
             // Tag names: every key, with a placeholder value.
             return Ok(Attrs {
                 per_owner,
-                keys: keys.values,
+                keys: key_ids,
                 stored: vec![Some(Stored::Bool(true)); n],
             });
         }
+        let mut memo = Memo::default();
         let is_array = self
             .bools(&format!("{prefix}.IsArray"))?
             .map(|l| l.values)
@@ -212,11 +235,11 @@ impl RowGroup<'_> {
             let v = if ns > 0 {
                 let vals = &strs.as_ref().map_or(&[][..], |l| &l.values[..])[os..os + ns];
                 Some(if ns == 1 {
-                    Stored::Str(batch.intern_bytes(vals[0].data()))
+                    Stored::Str(memo.id(batch, vals[0].data()))
                 } else {
                     let at = batch.arr_str.len() as u32;
                     for v in vals {
-                        let id = batch.intern_bytes(v.data());
+                        let id = memo.id(batch, v.data());
                         batch.arr_str.push(id);
                     }
                     Stored::StrArr(at, ns as u32)
@@ -259,7 +282,7 @@ impl RowGroup<'_> {
         }
         Ok(Attrs {
             per_owner,
-            keys: keys.values,
+            keys: key_ids,
             stored,
         })
     }
@@ -281,6 +304,7 @@ impl RowGroup<'_> {
                 continue;
             };
             let name = batch.intern(name);
+            let mut memo = Memo::default();
             let mut at = 0usize;
             for (o, &c) in leaf.counts(d).iter().enumerate() {
                 let c = c as usize;
@@ -288,11 +312,11 @@ impl RowGroup<'_> {
                 at += c;
                 let v = match vals {
                     [] => continue,
-                    [one] => Stored::Str(batch.intern_bytes(one.data())),
+                    [one] => Stored::Str(memo.id(batch, one.data())),
                     many => {
                         let start = batch.arr_str.len() as u32;
                         for v in many {
-                            let id = batch.intern_bytes(v.data());
+                            let id = memo.id(batch, v.data());
                             batch.arr_str.push(id);
                         }
                         Stored::StrArr(start, many.len() as u32)
@@ -435,10 +459,10 @@ impl RowGroup<'_> {
         // Resources.
         let rs_base = batch.resources.len() as u32;
         let mut res_attr_at = 0usize;
+        let mut memo = Memo::default();
         for (r, service) in services.values.iter().enumerate() {
             let start = batch.attr_key.len() as u32;
-            let service_opt =
-                (!service.data().is_empty()).then(|| batch.intern_bytes(service.data()));
+            let service_opt = (!service.data().is_empty()).then(|| memo.id(batch, service.data()));
             if let Some(s) = service_opt {
                 batch.attr_key.push(service_key);
                 batch.attr_value.push(Stored::Str(s));
@@ -460,6 +484,7 @@ impl RowGroup<'_> {
         // Scopes.
         let ss_base = batch.scopes.len() as u32;
         let mut scope_attr_at = 0usize;
+        let (mut name_memo, mut version_memo) = (Memo::default(), Memo::default());
         for s in 0..n_ss {
             let start = batch.attr_key.len() as u32;
             if let Some(a) = &scope_attrs {
@@ -467,8 +492,9 @@ impl RowGroup<'_> {
                 push_attrs(batch, a, scope_attr_at, c);
                 scope_attr_at += c;
             }
-            let name = batch.intern_bytes(scope_names.values[s].data());
-            let version = batch.intern_bytes(scope_versions.get(s).map_or(&[][..], |v| v.data()));
+            let name = name_memo.id(batch, scope_names.values[s].data());
+            let version =
+                version_memo.id(batch, scope_versions.get(s).map_or(&[][..], |v| v.data()));
             batch.scopes.push(vivace_traceql::batch::ScopeRow {
                 name,
                 version,
@@ -491,6 +517,7 @@ impl RowGroup<'_> {
         // Spans, walking the structure to give each its trace, resource and scope.
         let mut span = 0usize;
         let mut span_attr_at = 0usize;
+        let (mut name_memo, mut msg_memo) = (Memo::default(), Memo::default());
         let (mut rs_i, mut ss_i) = (0usize, 0usize);
         for (t, tid) in trace_ids.iter().enumerate() {
             let trace_index = batch.traces.len() as u32;
@@ -509,11 +536,11 @@ impl RowGroup<'_> {
                         batch.span_scope.push(ss_base + ss_i as u32);
                         batch.span_id.push(id8(span_ids.values[span].data()));
                         batch.span_parent_id.push(id8(parents[span].data()));
-                        let name = batch.intern_bytes(names[span].data());
+                        let name = name_memo.id(batch, names[span].data());
                         batch.span_name.push(name);
                         batch.span_kind.push(kind(kinds[span]));
                         batch.span_status.push(status(codes[span]));
-                        let msg = batch.intern_bytes(messages[span].data());
+                        let msg = msg_memo.id(batch, messages[span].data());
                         batch.span_status_message.push(msg);
                         batch.span_start_ns.push(starts[span] as u64);
                         batch.span_duration_ns.push(durs[span] as u64);
@@ -582,6 +609,7 @@ impl RowGroup<'_> {
         };
         let mut out = Vec::with_capacity(n_spans);
         let (mut e, mut attr_at) = (0usize, 0usize);
+        let mut memo = Memo::default();
         for s in 0..n_spans {
             let start = batch.events.len() as u32;
             for _ in 0..per_span.get(s).copied().unwrap_or(0) {
@@ -591,7 +619,7 @@ impl RowGroup<'_> {
                     push_attrs(batch, a, attr_at, c);
                     attr_at += c;
                 }
-                let name = batch.intern_bytes(names.values[e].data());
+                let name = memo.id(batch, names.values[e].data());
                 batch.events.push(vivace_traceql::batch::EventRow {
                     name,
                     time_since_start_ns: times.get(e).copied().unwrap_or(0) as u64,
@@ -659,8 +687,7 @@ fn empty_ranges(at: u32, n: usize) -> Vec<std::ops::Range<u32>> {
 fn push_attrs(batch: &mut SpanBatch, a: &Attrs, from: usize, count: usize) {
     for j in from..(from + count).min(a.keys.len()) {
         if let Some(v) = a.stored[j] {
-            let k = batch.intern_bytes(a.keys[j].data());
-            batch.attr_key.push(k);
+            batch.attr_key.push(a.keys[j]);
             batch.attr_value.push(v);
         }
     }
