@@ -10,7 +10,7 @@ use vivace_block::{Backend, BlockList, BlockRef};
 use vivace_common::{Status, TenantId, TraceId};
 use vivace_livestore::LiveStore;
 use vivace_proto::tempopb::Trace;
-use vivace_querier::{FetchedBatch, FoundTrace, SearchJob, SearchSource, TraceSource};
+use vivace_querier::{FetchedBatch, FoundTrace, SearchJob, SearchSource, TagNames, TraceSource};
 use vivace_queue::QueueRecord;
 
 /// The live-store as a trace source of the querier (in-process; a gRPC client in distributed mode).
@@ -282,6 +282,63 @@ impl SearchSource for BlockSource {
             });
         }
         Ok(jobs)
+    }
+
+    /// Names from the dictionaries of every vParquet5 block overlapping the range (eight blocks
+    /// at a time); `None` when a vParquet4 block must be read as a batch.
+    async fn tag_names(
+        &self,
+        tenant: &TenantId,
+        start: i64,
+        end: i64,
+        scopes: &[&'static str],
+    ) -> Option<Result<TagNames, Status>> {
+        let list = self.current();
+        let blocks: Vec<BlockRef> = list
+            .blocks(tenant.as_str())
+            .iter()
+            .filter(|b| {
+                let (bs, be) = b.time_range_opt.unwrap_or((i64::MIN, i64::MAX));
+                bs <= end && be >= start
+            })
+            .cloned()
+            .collect();
+        if blocks.iter().any(|b| b.meta.format != vivace_block::FORMAT) {
+            return None;
+        }
+        let backend = self.backend.clone();
+        let scopes = scopes.to_vec();
+        let results = futures::stream::iter(blocks)
+            .map(|b| {
+                let (backend, scopes) = (backend.clone(), scopes.clone());
+                async move {
+                    let r = vivace_block::block_tag_names(&backend, &b, &scopes).await;
+                    (b, r)
+                }
+            })
+            .buffer_unordered(8)
+            .collect::<Vec<_>>()
+            .await;
+        let mut out = TagNames::default();
+        for (b, r) in results {
+            match r {
+                Ok(names) => {
+                    out.blocks += 1;
+                    out.block_bytes += b.meta.size;
+                    for (scope, set) in names {
+                        out.names.entry(scope).or_default().extend(set);
+                    }
+                }
+                Err(vivace_block::Error::Backend(e)) if e.is_not_found() => {}
+                Err(e) => {
+                    return Some(Err(Status::internal(format!(
+                        "reading block {}: {e}",
+                        b.meta.block_id
+                    ))));
+                }
+            }
+        }
+        Some(Ok(out))
     }
 }
 

@@ -288,7 +288,7 @@ pub async fn read_pruned(
 
 /// The byte range of a chunk's dictionary page, when every data page of the chunk is
 /// dictionary-encoded (else the dictionary cannot prove a value absent).
-fn dictionary_range(c: &ColumnChunkMetaData) -> Option<Range<u64>> {
+pub(crate) fn dictionary_range(c: &ColumnChunkMetaData) -> Option<Range<u64>> {
     let dict = c.dictionary_page_offset()? as u64;
     let stats = c.page_encoding_stats()?;
     let all_dict = stats.iter().all(|s| {
@@ -346,13 +346,13 @@ fn dictionary_contains(
 }
 
 /// Fetched ranges of a file, read as if they were the file.
-struct Parts {
+pub(crate) struct Parts {
     parts: Vec<(u64, Bytes)>,
     len: u64,
 }
 
 impl Parts {
-    fn new(mut parts: Vec<(u64, Bytes)>, len: u64) -> Parts {
+    pub(crate) fn new(mut parts: Vec<(u64, Bytes)>, len: u64) -> Parts {
         parts.sort_by_key(|(s, _)| *s);
         Parts { parts, len }
     }

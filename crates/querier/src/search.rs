@@ -601,25 +601,35 @@ pub async fn search(
             c.metrics.total_block_bytes = jobs.iter().map(|j| j.block_bytes).sum();
         }
         let req = Arc::new(req.clone());
-        run_jobs(jobs, cfg.concurrent_jobs, |fetched| {
-            let (plan, req, combiner) = (plan.clone(), req.clone(), combiner.clone());
-            Box::pin(async move {
-                let bytes = fetched.inspected_bytes;
-                let r = tokio::task::spawn_blocking(move || search_batch(&plan, &fetched, &req))
-                    .await
-                    .map_err(|e| Status::internal(format!("search task failed: {e}")))??;
-                let mut c = combiner.lock();
-                c.metrics.completed_jobs += 1;
-                c.metrics.inspected_bytes += bytes;
-                c.metrics.inspected_traces += r.inspected_traces as u32;
-                c.metrics.inspected_spans += r.inspected_spans;
-                for t in r.traces {
-                    c.add(t);
-                }
-                Ok(!c.is_complete())
+        // Recent data first, blocks only when it did not find enough: block reads already
+        // started when the limit is reached still finish, so none start needlessly.
+        let (live, blocks): (Vec<SearchJob>, Vec<SearchJob>) =
+            jobs.into_iter().partition(|j| !j.is_block);
+        for jobs in [live, blocks] {
+            if jobs.is_empty() || combiner.lock().is_complete() {
+                continue;
+            }
+            run_jobs(jobs, cfg.concurrent_jobs, |fetched| {
+                let (plan, req, combiner) = (plan.clone(), req.clone(), combiner.clone());
+                Box::pin(async move {
+                    let bytes = fetched.inspected_bytes;
+                    let r =
+                        tokio::task::spawn_blocking(move || search_batch(&plan, &fetched, &req))
+                            .await
+                            .map_err(|e| Status::internal(format!("search task failed: {e}")))??;
+                    let mut c = combiner.lock();
+                    c.metrics.completed_jobs += 1;
+                    c.metrics.inspected_bytes += bytes;
+                    c.metrics.inspected_traces += r.inspected_traces as u32;
+                    c.metrics.inspected_spans += r.inspected_spans;
+                    for t in r.traces {
+                        c.add(t);
+                    }
+                    Ok(!c.is_complete())
+                })
             })
-        })
-        .await?;
+            .await?;
+        }
         Ok::<(), Status>(())
     };
     tokio::pin!(work);

@@ -74,4 +74,25 @@ pub trait SearchSource: Send + Sync + std::fmt::Debug + 'static {
         end: i64,
         fetch: &vivace_traceql::batch::Fetch,
     ) -> Result<Vec<SearchJob>, Status>;
+
+    /// Attribute names per scope of `tenant`'s data overlapping `[start, end]`, when the source
+    /// can list them without reading spans (blocks: from dictionaries). `None`: read batches.
+    async fn tag_names(
+        &self,
+        _tenant: &TenantId,
+        _start: i64,
+        _end: i64,
+        _scopes: &[&'static str],
+    ) -> Option<Result<TagNames, Status>> {
+        None
+    }
+}
+
+/// Attribute names by scope, and the blocks and bytes read for them.
+#[derive(Debug, Default)]
+pub struct TagNames {
+    pub names: std::collections::BTreeMap<&'static str, std::collections::BTreeSet<String>>,
+    pub blocks: u32,
+    pub block_bytes: u64,
+    pub inspected_bytes: u64,
 }

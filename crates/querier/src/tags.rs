@@ -462,11 +462,38 @@ pub async fn tag_names(
         }
     }
     let state = Arc::new(Mutex::new(NamesState {
-        scopes,
+        scopes: scopes.clone(),
         ..Default::default()
     }));
-    let metrics = collect(
-        sources,
+    // Sources that list names on their own (blocks, from dictionaries) when no `q` narrows
+    // the spans; the rest are read as batches.
+    let mut metrics = MetadataMetrics::default();
+    let mut rest: Vec<Arc<dyn SearchSource>> = Vec::new();
+    for src in sources {
+        let mut fast = req.plan_opt.is_none();
+        if fast {
+            for tenant in tenants {
+                match src.tag_names(tenant, req.start, req.end, &scopes).await {
+                    Some(r) => {
+                        let r = r?;
+                        metrics.total_blocks += r.blocks;
+                        metrics.total_block_bytes += r.block_bytes;
+                        metrics.inspected_bytes += r.inspected_bytes;
+                        let mut st = state.lock();
+                        for (scope, names) in r.names {
+                            st.names.entry(scope).or_default().extend(names);
+                        }
+                    }
+                    None => fast = false,
+                }
+            }
+        }
+        if !fast {
+            rest.push(src.clone());
+        }
+    }
+    let batch_metrics = collect(
+        &rest,
         tenants,
         req,
         proj,
@@ -491,7 +518,25 @@ pub async fn tag_names(
         },
     )
     .await?;
-    let names = std::mem::take(&mut state.lock().names);
+    metrics.total_jobs += batch_metrics.total_jobs;
+    metrics.completed_jobs += batch_metrics.completed_jobs;
+    metrics.total_blocks += batch_metrics.total_blocks;
+    metrics.total_block_bytes += batch_metrics.total_block_bytes;
+    metrics.inspected_bytes += batch_metrics.inspected_bytes;
+    let mut names = std::mem::take(&mut state.lock().names);
+    // Limits over everything collected: names per scope, and bytes.
+    let mut bytes = 0usize;
+    for set in names.values_mut() {
+        if req.limit > 0 {
+            while set.len() > req.limit {
+                set.pop_last();
+            }
+        }
+        set.retain(|n| {
+            bytes += n.len();
+            req.max_bytes == 0 || bytes <= req.max_bytes
+        });
+    }
     Ok((names, metrics))
 }
 

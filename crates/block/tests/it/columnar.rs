@@ -228,3 +228,66 @@ fn nested_sets_equal_the_stored_columns() {
         );
     }
 }
+
+/// Tag names listed from dictionaries equal the keys of every attribute read column by column,
+/// scope by scope, on Tempo's block and on Tempo's traces written by vivace.
+#[test]
+fn tag_names_from_dictionaries_equal_the_attributes_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    crate::write::write_block(tmp.path(), &crate::write::tempo_traces(), 20_000);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for dir in [crate::block("vParquet5"), tmp.path().to_path_buf()] {
+        let meta = BlockMeta::read(&dir).unwrap();
+        let data = Bytes::from(std::fs::read(dir.join("data.parquet")).unwrap());
+        let b = read_columnar(data.clone(), &meta, "data.parquet", &Projection::ALL).unwrap();
+        let keys = |ranges: Vec<std::ops::Range<u32>>| -> BTreeSet<String> {
+            ranges
+                .into_iter()
+                .flat_map(|r| r.start..r.end)
+                .map(|i| b.str(b.attr_key[i as usize]).to_string())
+                .collect()
+        };
+        let want: Vec<(&str, BTreeSet<String>)> = vec![
+            (
+                "resource",
+                keys(b.resources.iter().map(|r| r.attrs.clone()).collect()),
+            ),
+            ("span", keys(b.span_attrs.clone())),
+            (
+                "instrumentation",
+                keys(b.scopes.iter().map(|s| s.attrs.clone()).collect()),
+            ),
+            (
+                "event",
+                keys(b.events.iter().map(|e| e.attrs.clone()).collect()),
+            ),
+            (
+                "link",
+                keys(b.links.iter().map(|l| l.attrs.clone()).collect()),
+            ),
+        ];
+        let backend = vivace_block::Backend::memory();
+        let block = vivace_block::BlockRef::new("t", meta.clone());
+        let got = rt.block_on(async {
+            backend.put(&block.key("data.parquet"), data).await.unwrap();
+            vivace_block::block_tag_names(
+                &backend,
+                &block,
+                &["resource", "span", "instrumentation", "event", "link"],
+            )
+            .await
+            .unwrap()
+        });
+        for (scope, names) in want {
+            assert_eq!(
+                got.get(scope).cloned().unwrap_or_default(),
+                names,
+                "{}: scope {scope}",
+                dir.display()
+            );
+        }
+    }
+}

@@ -368,6 +368,52 @@ async fn catalogue_cases_live_in_blocks_and_compacted() {
     // Flushed traces leave the live-store's search at once; give the poll a moment anyway.
     std::thread::sleep(Duration::from_millis(500));
     let blocks = run_cases(&server, &all, "blocks").await;
+    // Tag names of blocks come from their dictionaries; the same names as live.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let tags = |tenant: &'static str| {
+        let r = http()
+            .get(server.api("/api/v2/search/tags"))
+            .header("X-Scope-OrgID", tenant)
+            .query(&[("start", now - 3600), ("end", now)]);
+        async move { r.send().await.unwrap().json::<Json>().await.unwrap() }
+    };
+    let t = tags("E").await;
+    let scope = |name: &str| {
+        t["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+    };
+    assert!(
+        scope("instrumentation").unwrap()["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&Json::from("lang")),
+        "{t}"
+    );
+    assert!(
+        scope("event").unwrap()["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&Json::from("msg")),
+        "{t}"
+    );
+    assert!(
+        scope("resource").unwrap()["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&Json::from("service.name")),
+        "{t}"
+    );
+    assert!(
+        t["metrics"]["totalBlocks"].as_u64().unwrap_or(0) >= 1,
+        "{t}"
+    );
 
     // Compacted: the fixtures again (same IDs) make a second block per tenant once the first
     // copies have left the live-store (complete_block_timeout); compaction merges each pair

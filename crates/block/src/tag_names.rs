@@ -1,0 +1,207 @@
+//! Attribute names of a vParquet5 block for tag autocompletion, from dictionary pages: the
+//! `Attrs.Key` column chunk of a scope holds every key of that scope, and when all its data
+//! pages are dictionary-encoded its dictionary page alone lists them. Chunks that are not read
+//! that way are decoded (the key column only). Dedicated columns contribute their names when
+//! they hold a value; `service.name` comes from `Resource.ServiceName`. No span column is read:
+//! like Tempo, a block is taken whole when its time range overlaps the request.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parquet::column::page::{Page, PageReader};
+use parquet::column::reader::ColumnReader;
+use parquet::data_type::ByteArray;
+use parquet::file::properties::ReaderProperties;
+use parquet::file::reader::RowGroupReader;
+use parquet::file::serialized_reader::{SerializedPageReader, SerializedRowGroupReader};
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::list::BlockRef;
+use crate::prune::{Parts, dictionary_range};
+
+/// The key column of each attribute scope.
+fn key_column(scope: &str) -> Option<&'static str> {
+    Some(match scope {
+        "resource" => "rs.Resource.Attrs.Key",
+        "span" => "rs.ss.Spans.Attrs.Key",
+        "instrumentation" => "rs.ss.Scope.Attrs.Key",
+        "event" => "rs.ss.Spans.Events.Attrs.Key",
+        "link" => "rs.ss.Spans.Links.Attrs.Key",
+        _ => return None,
+    })
+}
+
+/// The attribute names per scope of `block` (`scopes` among resource, span, instrumentation,
+/// event, link).
+pub async fn block_tag_names(
+    backend: &Backend,
+    block: &BlockRef,
+    scopes: &[&'static str],
+) -> Result<BTreeMap<&'static str, BTreeSet<String>>> {
+    let footer = block.footer(backend).await?;
+    let key = block.key("data.parquet");
+    let schema = footer.file_metadata().schema_descr_ptr();
+    let columns: HashMap<String, usize> = (0..schema.num_columns())
+        .map(|i| (schema.column(i).path().string(), i))
+        .collect();
+    // (scope, column, name to add when the column has a value: None = the values are names).
+    let mut wanted: Vec<(&'static str, usize, Option<String>)> = Vec::new();
+    for &scope in scopes {
+        if let Some(c) = key_column(scope).and_then(|p| columns.get(p)) {
+            wanted.push((scope, *c, None));
+        }
+        let prefix = match scope {
+            "resource" => "rs.Resource.DedicatedAttributes",
+            "span" => "rs.ss.Spans.DedicatedAttributes",
+            _ => continue,
+        };
+        for (int, kind) in [(false, "String"), (true, "Int")] {
+            for (slot, name) in block.meta.dedicated(scope, int).into_iter().enumerate() {
+                if let Some(c) = columns.get(&format!("{prefix}.{kind}{:02}", slot + 1)) {
+                    wanted.push((scope, *c, Some(name.to_string())));
+                }
+            }
+        }
+        if scope == "resource"
+            && let Some(c) = columns.get("rs.Resource.ServiceName")
+        {
+            wanted.push((scope, *c, Some("service.name".into())));
+        }
+    }
+    // Dictionary pages where they say everything; whole chunks elsewhere.
+    let mut ranges = Vec::new();
+    let mut plan = Vec::new(); // (wanted index, row group, dictionary only)
+    for rg in 0..footer.num_row_groups() {
+        for (w, (_, col, _)) in wanted.iter().enumerate() {
+            let c = footer.row_group(rg).column(*col);
+            match dictionary_range(c) {
+                Some(r) => {
+                    ranges.push(r);
+                    plan.push((w, rg, true));
+                }
+                None => {
+                    let (s, l) = c.byte_range();
+                    ranges.push(s..s + l);
+                    plan.push((w, rg, false));
+                }
+            }
+        }
+    }
+    let got = if ranges.is_empty() {
+        Vec::new()
+    } else {
+        backend
+            .get_ranges(&key, &ranges)
+            .await
+            .map_err(Error::Backend)?
+    };
+    let parts: Vec<(u64, Bytes)> = ranges.iter().map(|r| r.start).zip(got).collect();
+    let size = block.meta.size;
+    tokio::task::spawn_blocking(move || {
+        let pq = |source| Error::Parquet {
+            path: key.clone().into(),
+            source,
+        };
+        let reader = Arc::new(Parts::new(parts, size));
+        let mut out: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+        for (w, rg, dict_only) in plan {
+            let (scope, col, name_opt) = &wanted[w];
+            let c = footer.row_group(rg).column(*col);
+            let values: Vec<Vec<u8>> = if dict_only {
+                let mut pages =
+                    SerializedPageReader::new(reader.clone(), c, 0, None).map_err(pq)?;
+                match pages.get_next_page().map_err(pq)? {
+                    Some(Page::DictionaryPage {
+                        buf, num_values, ..
+                    }) if c.column_type() == parquet::basic::Type::BYTE_ARRAY => {
+                        plain_byte_arrays(&buf, num_values as usize)
+                    }
+                    // An int dictionary: any entry means a value.
+                    Some(Page::DictionaryPage { num_values, .. }) if num_values > 0 => {
+                        vec![vec![1]]
+                    }
+                    _ => Vec::new(),
+                }
+            } else {
+                let group = SerializedRowGroupReader::new(
+                    reader.clone(),
+                    footer.row_group(rg),
+                    None,
+                    Arc::new(ReaderProperties::builder().build()),
+                )
+                .map_err(pq)?;
+                column_values(&group, *col).map_err(pq)?
+            };
+            let set = out.entry(scope).or_default();
+            match name_opt {
+                // A dedicated (or service name) column: its name, when it holds a value.
+                Some(name) => {
+                    if values.iter().any(|v| !v.is_empty()) {
+                        set.insert(name.clone());
+                    }
+                }
+                None => set.extend(
+                    values
+                        .into_iter()
+                        .map(|v| String::from_utf8_lossy(&v).into_owned()),
+                ),
+            }
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| Error::Schema {
+        path: Default::default(),
+        what: format!("tag names task failed: {e}"),
+    })?
+}
+
+/// PLAIN-encoded byte arrays (a 4-byte little-endian length, then the bytes), or what of them
+/// can be read.
+fn plain_byte_arrays(buf: &Bytes, n: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::with_capacity(n);
+    let mut i = 0usize;
+    for _ in 0..n {
+        let Some(len) = buf.get(i..i + 4) else { break };
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let Some(v) = buf.get(i + 4..i + 4 + len) else {
+            break;
+        };
+        out.push(v.to_vec());
+        i += 4 + len;
+    }
+    out
+}
+
+/// Every value of a byte-array (or, as a presence marker, int64) column of a row group.
+fn column_values(group: &dyn RowGroupReader, col: usize) -> parquet::errors::Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    match group.get_column_reader(col)? {
+        ColumnReader::ByteArrayColumnReader(mut r) => {
+            let mut vals: Vec<ByteArray> = Vec::new();
+            let (mut def, mut rep) = (Vec::new(), Vec::new());
+            loop {
+                let (n, _, _) = r.read_records(8192, Some(&mut def), Some(&mut rep), &mut vals)?;
+                if n == 0 {
+                    break;
+                }
+            }
+            out.extend(vals.iter().map(|v| v.data().to_vec()));
+        }
+        ColumnReader::Int64ColumnReader(mut r) => {
+            let mut vals: Vec<i64> = Vec::new();
+            let (mut def, mut rep) = (Vec::new(), Vec::new());
+            loop {
+                let (n, _, _) = r.read_records(8192, Some(&mut def), Some(&mut rep), &mut vals)?;
+                if n == 0 {
+                    break;
+                }
+            }
+            out.extend(vals.iter().map(|v| v.to_le_bytes().to_vec()));
+        }
+        _ => {}
+    }
+    Ok(out)
+}
