@@ -61,6 +61,7 @@ QUERIES = [
     ("no match", '{ name = "no-such-span-name" }'),
     ("span attribute", "{ span.http.response.status_code = 500 }"),
     ("no match on a span attribute", '{ span.http.route = "/nothing" }'),
+    ("exhaustive (no trace has 1000 spans)", "{ } | count() > 1000"),
 ]
 
 
