@@ -10,7 +10,9 @@ use vivace_block::{Backend, BlockList, BlockRef};
 use vivace_common::{Status, TenantId, TraceId};
 use vivace_livestore::LiveStore;
 use vivace_proto::tempopb::Trace;
-use vivace_querier::{FetchedBatch, FoundTrace, SearchJob, SearchSource, TagNames, TraceSource};
+use vivace_querier::{
+    FetchedBatch, FoundTrace, SearchJob, SearchSource, TagNames, TagValues, TraceSource,
+};
 use vivace_queue::QueueRecord;
 
 /// The live-store as a trace source of the querier (in-process; a gRPC client in distributed mode).
@@ -329,6 +331,81 @@ impl SearchSource for BlockSource {
                         out.names.entry(scope).or_default().extend(set);
                     }
                 }
+                Err(vivace_block::Error::Backend(e)) if e.is_not_found() => {}
+                Err(e) => {
+                    return Some(Err(Status::internal(format!(
+                        "reading block {}: {e}",
+                        b.meta.block_id
+                    ))));
+                }
+            }
+        }
+        Some(Ok(out))
+    }
+
+    /// Values from the dictionaries of `name`, `service.name` or a dedicated column in every
+    /// vParquet5 block overlapping the range; `None` when a block needs the full read (a
+    /// vParquet4 block, or values of the attribute among the generic ones).
+    async fn tag_values(
+        &self,
+        tenant: &TenantId,
+        start: i64,
+        end: i64,
+        scope: &'static str,
+        name: &str,
+    ) -> Option<Result<TagValues, Status>> {
+        let list = self.current();
+        let blocks: Vec<BlockRef> = list
+            .blocks(tenant.as_str())
+            .iter()
+            .filter(|b| {
+                let (bs, be) = b.time_range_opt.unwrap_or((i64::MIN, i64::MAX));
+                bs <= end && be >= start
+            })
+            .cloned()
+            .collect();
+        let mut plans = Vec::with_capacity(blocks.len());
+        for b in blocks {
+            if b.meta.format != vivace_block::FORMAT {
+                return None;
+            }
+            let column = vivace_block::values_column(&b.meta, scope, name)?;
+            let guard: Option<&'static str> = match scope {
+                "resource" => Some("rs.Resource.Attrs.Key"),
+                "span" => Some("rs.ss.Spans.Attrs.Key"),
+                _ => None,
+            };
+            plans.push((b, column, guard));
+        }
+        type Read = futures::future::BoxFuture<
+            'static,
+            (
+                BlockRef,
+                Result<Option<std::collections::BTreeSet<String>>, vivace_block::Error>,
+            ),
+        >;
+        let mut reads: Vec<Read> = Vec::with_capacity(plans.len());
+        for (b, column, guard) in plans {
+            let (backend, name) = (self.backend.clone(), name.to_string());
+            reads.push(Box::pin(async move {
+                let guard = guard.map(|g| (g, name.as_str()));
+                let r = vivace_block::block_column_values(&backend, &b, &column, guard).await;
+                (b, r)
+            }));
+        }
+        let results = futures::stream::iter(reads)
+            .buffer_unordered(8)
+            .collect::<Vec<_>>()
+            .await;
+        let mut out = TagValues::default();
+        for (b, r) in results {
+            match r {
+                Ok(Some(values)) => {
+                    out.blocks += 1;
+                    out.block_bytes += b.meta.size;
+                    out.values.extend(values);
+                }
+                Ok(None) => return None,
                 Err(vivace_block::Error::Backend(e)) if e.is_not_found() => {}
                 Err(e) => {
                     return Some(Err(Status::internal(format!(

@@ -205,3 +205,124 @@ fn column_values(group: &dyn RowGroupReader, col: usize) -> parquet::errors::Res
     }
     Ok(out)
 }
+
+/// Where a tag's values can be listed from one column's dictionaries: `name`, a resource's
+/// `service.name`, or a dedicated string column. `None` for anything else.
+pub fn values_column(meta: &crate::meta::BlockMeta, scope: &str, name: &str) -> Option<String> {
+    match (scope, name) {
+        ("intrinsic", "name") => Some("rs.ss.Spans.Name".into()),
+        ("resource", "service.name") => Some("rs.Resource.ServiceName".into()),
+        ("resource" | "span", _) => {
+            let prefix = if scope == "span" {
+                "rs.ss.Spans"
+            } else {
+                "rs.Resource"
+            };
+            meta.dedicated(scope, false)
+                .iter()
+                .position(|n| *n == name)
+                .map(|slot| format!("{prefix}.DedicatedAttributes.String{:02}", slot + 1))
+        }
+        _ => None,
+    }
+}
+
+/// The distinct string values of `column` in `block`, from dictionary pages where they list
+/// everything (else the column is decoded). `None` when the attribute `guard` (key column,
+/// name) also occurs among the generic attributes — values there need the full read.
+pub async fn block_column_values(
+    backend: &Backend,
+    block: &BlockRef,
+    column: &str,
+    guard: Option<(&str, &str)>,
+) -> Result<Option<BTreeSet<String>>> {
+    let footer = block.footer(backend).await?;
+    let key = block.key("data.parquet");
+    let schema = footer.file_metadata().schema_descr_ptr();
+    let find = |p: &str| (0..schema.num_columns()).find(|i| schema.column(*i).path().string() == p);
+    let Some(col) = find(column) else {
+        return Ok(Some(BTreeSet::new()));
+    };
+    let guard_col = guard.and_then(|(c, n)| find(c).map(|i| (i, n.as_bytes().to_vec())));
+    let mut ranges = Vec::new();
+    let mut plan = Vec::new(); // (row group, column, dictionary only, is guard)
+    for rg in 0..footer.num_row_groups() {
+        for (c, is_guard) in
+            std::iter::once((col, false)).chain(guard_col.iter().map(|(c, _)| (*c, true)))
+        {
+            let meta = footer.row_group(rg).column(c);
+            match dictionary_range(meta) {
+                Some(r) => {
+                    ranges.push(r);
+                    plan.push((rg, c, true, is_guard));
+                }
+                None => {
+                    let (s, l) = meta.byte_range();
+                    ranges.push(s..s + l);
+                    plan.push((rg, c, false, is_guard));
+                }
+            }
+        }
+    }
+    let got = if ranges.is_empty() {
+        Vec::new()
+    } else {
+        backend
+            .get_ranges(&key, &ranges)
+            .await
+            .map_err(Error::Backend)?
+    };
+    let parts: Vec<(u64, Bytes)> = ranges.iter().map(|r| r.start).zip(got).collect();
+    let size = block.meta.size;
+    let keep_empty = column.ends_with(".Name");
+    tokio::task::spawn_blocking(move || {
+        let pq = |source| Error::Parquet {
+            path: key.clone().into(),
+            source,
+        };
+        let reader = Arc::new(Parts::new(parts, size));
+        let mut out = BTreeSet::new();
+        for (rg, c, dict_only, is_guard) in plan {
+            let meta = footer.row_group(rg).column(c);
+            let values = if dict_only {
+                let mut pages =
+                    SerializedPageReader::new(reader.clone(), meta, 0, None).map_err(pq)?;
+                match pages.get_next_page().map_err(pq)? {
+                    Some(Page::DictionaryPage {
+                        buf, num_values, ..
+                    }) => plain_byte_arrays(&buf, num_values as usize),
+                    _ => Vec::new(),
+                }
+            } else {
+                let group = SerializedRowGroupReader::new(
+                    reader.clone(),
+                    footer.row_group(rg),
+                    None,
+                    Arc::new(ReaderProperties::builder().build()),
+                )
+                .map_err(pq)?;
+                column_values(&group, c).map_err(pq)?
+            };
+            if is_guard {
+                if let Some((_, name)) = &guard_col
+                    && values.iter().any(|v| v == name)
+                {
+                    return Ok(None);
+                }
+                continue;
+            }
+            out.extend(
+                values
+                    .into_iter()
+                    .filter(|v| !v.is_empty() || keep_empty)
+                    .map(|v| String::from_utf8_lossy(&v).into_owned()),
+            );
+        }
+        Ok(Some(out))
+    })
+    .await
+    .map_err(|e| Error::Schema {
+        path: Default::default(),
+        what: format!("tag values task failed: {e}"),
+    })?
+}

@@ -15,4 +15,6 @@ pub mod tags;
 pub use api::{BuildInfo, QueryApi, router};
 pub use grpc::{Streaming, streaming_service};
 pub use search::SearchConfig;
-pub use source::{FetchedBatch, FoundTrace, SearchJob, SearchSource, TagNames, TraceSource};
+pub use source::{
+    FetchedBatch, FoundTrace, SearchJob, SearchSource, TagNames, TagValues, TraceSource,
+};

@@ -86,6 +86,28 @@ pub trait SearchSource: Send + Sync + std::fmt::Debug + 'static {
     ) -> Option<Result<TagNames, Status>> {
         None
     }
+
+    /// The string values of a tag (`scope` resource, span or intrinsic) over `[start, end]`,
+    /// when the source can list them without reading spans (blocks: dictionaries of `name`,
+    /// `service.name` and dedicated columns). `None`: read batches.
+    async fn tag_values(
+        &self,
+        _tenant: &TenantId,
+        _start: i64,
+        _end: i64,
+        _scope: &'static str,
+        _name: &str,
+    ) -> Option<Result<TagValues, Status>> {
+        None
+    }
+}
+
+/// Distinct string values of a tag, and the blocks read for them.
+#[derive(Debug, Default)]
+pub struct TagValues {
+    pub values: std::collections::BTreeSet<String>,
+    pub blocks: u32,
+    pub block_bytes: u64,
 }
 
 /// Attribute names by scope, and the blocks and bytes read for them.

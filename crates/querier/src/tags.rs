@@ -570,12 +570,58 @@ pub async fn tag_values(
         },
         TagRef::Intrinsic(_) => Projection::NONE,
     };
+    // Sources that list the values on their own (blocks: dictionaries), when no `q` narrows the
+    // spans and the tag has one column of string values there.
+    let fast_scope: Option<(&'static str, String)> = match (&tag, req.plan_opt.is_none()) {
+        (TagRef::Attr(AttrScope::Resource, n), true) => Some(("resource", n.clone())),
+        (TagRef::Attr(AttrScope::Span, n), true) => Some(("span", n.clone())),
+        (TagRef::Intrinsic(Intrinsic::Name), true) => Some(("intrinsic", "name".into())),
+        _ => None,
+    };
+    let mut fast_metrics = MetadataMetrics::default();
+    let mut fast_values: BTreeSet<String> = BTreeSet::new();
+    let mut rest: Vec<Arc<dyn SearchSource>> = Vec::new();
+    for src in sources {
+        let mut fast = fast_scope.is_some();
+        if let Some((scope, name)) = &fast_scope {
+            for tenant in tenants {
+                match src
+                    .tag_values(tenant, req.start, req.end, scope, name)
+                    .await
+                {
+                    Some(r) => {
+                        let r = r?;
+                        fast_metrics.total_blocks += r.blocks;
+                        fast_metrics.total_block_bytes += r.block_bytes;
+                        fast_values.extend(r.values);
+                    }
+                    None => fast = false,
+                }
+            }
+        }
+        if !fast {
+            rest.push(src.clone());
+        }
+    }
     let state = Arc::new(Mutex::new(ValuesState {
         tag: Some(tag),
         ..Default::default()
     }));
-    let metrics = collect(
-        sources,
+    {
+        let mut st = state.lock();
+        for v in fast_values {
+            if (req.limit > 0 && st.values.len() >= req.limit)
+                || (req.max_bytes > 0 && st.bytes + v.len() > req.max_bytes)
+            {
+                break;
+            }
+            st.bytes += v.len();
+            st.seen.insert(("string", v.clone()));
+            st.values.push(("string", v));
+        }
+    }
+    let mut metrics = collect(
+        &rest,
         tenants,
         req,
         proj,
@@ -607,6 +653,8 @@ pub async fn tag_values(
         },
     )
     .await?;
+    metrics.total_blocks += fast_metrics.total_blocks;
+    metrics.total_block_bytes += fast_metrics.total_block_bytes;
     let values = std::mem::take(&mut state.lock().values);
     Ok((values, metrics))
 }

@@ -291,3 +291,77 @@ fn tag_names_from_dictionaries_equal_the_attributes_read() {
         }
     }
 }
+
+/// Tag values listed from dictionaries (`name`, `service.name`, dedicated columns) equal the
+/// string values read column by column.
+#[test]
+fn tag_values_from_dictionaries_equal_the_values_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    crate::write::write_block(tmp.path(), &crate::write::tempo_traces(), 20_000);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for dir in [crate::block("vParquet5"), tmp.path().to_path_buf()] {
+        let meta = BlockMeta::read(&dir).unwrap();
+        let data = Bytes::from(std::fs::read(dir.join("data.parquet")).unwrap());
+        let b = read_columnar(data.clone(), &meta, "data.parquet", &Projection::ALL).unwrap();
+        let backend = vivace_block::Backend::memory();
+        let block = vivace_block::BlockRef::new("t", meta.clone());
+        rt.block_on(backend.put(&block.key("data.parquet"), data))
+            .unwrap();
+        let strings = |ranges: Vec<std::ops::Range<u32>>, key: &str| -> BTreeSet<String> {
+            ranges
+                .into_iter()
+                .flat_map(|r| r.start..r.end)
+                .filter(|i| b.str(b.attr_key[*i as usize]) == key)
+                .filter_map(|i| match b.attr_value[i as usize] {
+                    Stored::Str(s) => Some(b.str(s).to_string()),
+                    _ => None,
+                })
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let mut cases: Vec<(&str, String, BTreeSet<String>)> = vec![
+            (
+                "intrinsic",
+                "name".into(),
+                b.span_name.iter().map(|n| b.str(*n).to_string()).collect(),
+            ),
+            (
+                "resource",
+                "service.name".into(),
+                strings(
+                    b.resources.iter().map(|r| r.attrs.clone()).collect(),
+                    "service.name",
+                ),
+            ),
+        ];
+        for n in meta.dedicated("span", false) {
+            cases.push(("span", n.to_string(), strings(b.span_attrs.clone(), n)));
+        }
+        for n in meta.dedicated("resource", false) {
+            let r = b.resources.iter().map(|r| r.attrs.clone()).collect();
+            cases.push(("resource", n.to_string(), strings(r, n)));
+        }
+        let mut checked = 0;
+        for (scope, name, want) in cases {
+            let column = vivace_block::values_column(&meta, scope, &name).unwrap();
+            let guard = match scope {
+                "resource" => Some(("rs.Resource.Attrs.Key", name.as_str())),
+                "span" => Some(("rs.ss.Spans.Attrs.Key", name.as_str())),
+                _ => None,
+            };
+            let got = rt
+                .block_on(vivace_block::block_column_values(
+                    &backend, &block, &column, guard,
+                ))
+                .unwrap();
+            if let Some(got) = got {
+                assert_eq!(got, want, "{}: {scope} {name}", dir.display());
+                checked += 1;
+            }
+        }
+        assert!(checked >= 2, "{checked}");
+    }
+}
