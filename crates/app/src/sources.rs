@@ -106,6 +106,20 @@ impl BlockSource {
         }
     }
 
+    /// The tenant's blocks whose time range overlaps `[start, end]` (unix seconds); a block
+    /// without a range always does.
+    fn overlapping(&self, tenant: &TenantId, start: i64, end: i64) -> Vec<BlockRef> {
+        self.current()
+            .blocks(tenant.as_str())
+            .iter()
+            .filter(|b| {
+                let (bs, be) = b.time_range_opt.unwrap_or((i64::MIN, i64::MAX));
+                bs <= end && be >= start
+            })
+            .cloned()
+            .collect()
+    }
+
     pub(crate) fn current(&self) -> Arc<BlockList> {
         self.list.read().map(|l| l.clone()).unwrap_or_default()
     }
@@ -227,14 +241,9 @@ impl SearchSource for BlockSource {
         end: i64,
         fetch: &vivace_traceql::batch::Fetch,
     ) -> Result<Vec<SearchJob>, Status> {
-        let list = self.current();
         let proj = fetch.projection;
         let mut jobs = Vec::new();
-        for b in list.blocks(tenant.as_str()) {
-            let (bs, be) = b.time_range_opt.unwrap_or((i64::MIN, i64::MAX));
-            if bs > end || be < start {
-                continue;
-            }
+        for b in self.overlapping(tenant, start, end) {
             let (backend, block, cache) = (self.backend.clone(), b.clone(), self.cache.clone());
             let needles = vivace_block::needles(&b.meta, &fetch.required);
             let fetch = async move {
@@ -279,7 +288,7 @@ impl SearchSource for BlockSource {
                 what: format!("block {}", b.meta.block_id),
                 is_block: true,
                 block_bytes: b.meta.size,
-                end_secs: be,
+                end_secs: b.time_range_opt.map_or(i64::MAX, |(_, e)| e),
                 fetch: Box::pin(fetch),
             });
         }
@@ -295,16 +304,7 @@ impl SearchSource for BlockSource {
         end: i64,
         scopes: &[&'static str],
     ) -> Option<Result<TagNames, Status>> {
-        let list = self.current();
-        let blocks: Vec<BlockRef> = list
-            .blocks(tenant.as_str())
-            .iter()
-            .filter(|b| {
-                let (bs, be) = b.time_range_opt.unwrap_or((i64::MIN, i64::MAX));
-                bs <= end && be >= start
-            })
-            .cloned()
-            .collect();
+        let blocks = self.overlapping(tenant, start, end);
         if blocks.iter().any(|b| b.meta.format != vivace_block::FORMAT) {
             return None;
         }
@@ -354,16 +354,7 @@ impl SearchSource for BlockSource {
         scope: &'static str,
         name: &str,
     ) -> Option<Result<TagValues, Status>> {
-        let list = self.current();
-        let blocks: Vec<BlockRef> = list
-            .blocks(tenant.as_str())
-            .iter()
-            .filter(|b| {
-                let (bs, be) = b.time_range_opt.unwrap_or((i64::MIN, i64::MAX));
-                bs <= end && be >= start
-            })
-            .cloned()
-            .collect();
+        let blocks = self.overlapping(tenant, start, end);
         let mut plans = Vec::with_capacity(blocks.len());
         for b in blocks {
             if b.meta.format != vivace_block::FORMAT {

@@ -108,32 +108,7 @@ pub async fn block_tag_names(
         let mut out: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
         for (w, rg, dict_only) in plan {
             let (scope, col, name_opt) = &wanted[w];
-            let c = footer.row_group(rg).column(*col);
-            let values: Vec<Vec<u8>> = if dict_only {
-                let mut pages =
-                    SerializedPageReader::new(reader.clone(), c, 0, None).map_err(pq)?;
-                match pages.get_next_page().map_err(pq)? {
-                    Some(Page::DictionaryPage {
-                        buf, num_values, ..
-                    }) if c.column_type() == parquet::basic::Type::BYTE_ARRAY => {
-                        plain_byte_arrays(&buf, num_values as usize)
-                    }
-                    // An int dictionary: any entry means a value.
-                    Some(Page::DictionaryPage { num_values, .. }) if num_values > 0 => {
-                        vec![vec![1]]
-                    }
-                    _ => Vec::new(),
-                }
-            } else {
-                let group = SerializedRowGroupReader::new(
-                    reader.clone(),
-                    footer.row_group(rg),
-                    None,
-                    Arc::new(ReaderProperties::builder().build()),
-                )
-                .map_err(pq)?;
-                column_values(&group, *col).map_err(pq)?
-            };
+            let values = chunk_values(&reader, &footer, rg, *col, dict_only).map_err(pq)?;
             let set = out.entry(scope).or_default();
             match name_opt {
                 // A dedicated (or service name) column: its name, when it holds a value.
@@ -156,6 +131,38 @@ pub async fn block_tag_names(
         path: Default::default(),
         what: format!("tag names task failed: {e}"),
     })?
+}
+
+/// The values of one column chunk: from its dictionary page (`dict_only`: the chunk is all
+/// dictionary-encoded, so the dictionary lists every value; an int dictionary gives one marker
+/// value when it has entries), else by decoding the chunk.
+fn chunk_values(
+    reader: &Arc<Parts>,
+    footer: &parquet::file::metadata::ParquetMetaData,
+    rg: usize,
+    col: usize,
+    dict_only: bool,
+) -> parquet::errors::Result<Vec<Vec<u8>>> {
+    let c = footer.row_group(rg).column(col);
+    if dict_only {
+        let mut pages = SerializedPageReader::new(reader.clone(), c, 0, None)?;
+        return Ok(match pages.get_next_page()? {
+            Some(Page::DictionaryPage {
+                buf, num_values, ..
+            }) if c.column_type() == parquet::basic::Type::BYTE_ARRAY => {
+                plain_byte_arrays(&buf, num_values as usize)
+            }
+            Some(Page::DictionaryPage { num_values, .. }) if num_values > 0 => vec![vec![1]],
+            _ => Vec::new(),
+        });
+    }
+    let group = SerializedRowGroupReader::new(
+        reader.clone(),
+        footer.row_group(rg),
+        None,
+        Arc::new(ReaderProperties::builder().build()),
+    )?;
+    column_values(&group, col)
 }
 
 /// PLAIN-encoded byte arrays (a 4-byte little-endian length, then the bytes), or what of them
@@ -283,26 +290,7 @@ pub async fn block_column_values(
         let reader = Arc::new(Parts::new(parts, size));
         let mut out = BTreeSet::new();
         for (rg, c, dict_only, is_guard) in plan {
-            let meta = footer.row_group(rg).column(c);
-            let values = if dict_only {
-                let mut pages =
-                    SerializedPageReader::new(reader.clone(), meta, 0, None).map_err(pq)?;
-                match pages.get_next_page().map_err(pq)? {
-                    Some(Page::DictionaryPage {
-                        buf, num_values, ..
-                    }) => plain_byte_arrays(&buf, num_values as usize),
-                    _ => Vec::new(),
-                }
-            } else {
-                let group = SerializedRowGroupReader::new(
-                    reader.clone(),
-                    footer.row_group(rg),
-                    None,
-                    Arc::new(ReaderProperties::builder().build()),
-                )
-                .map_err(pq)?;
-                column_values(&group, c).map_err(pq)?
-            };
+            let values = chunk_values(&reader, &footer, rg, c, dict_only).map_err(pq)?;
             if is_guard {
                 if let Some((_, name)) = &guard_col
                     && values.iter().any(|v| v == name)
