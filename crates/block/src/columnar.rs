@@ -581,7 +581,7 @@ impl RowGroup<'_> {
             let d = tid.data();
             let n = d.len().min(16);
             id[16 - n..].copy_from_slice(&d[d.len() - n..]);
-            batch.close_trace(id, first_span..batch.span_id.len() as u32);
+            batch.close_trace_with(id, first_span..batch.span_id.len() as u32, proj.structure);
         }
         Ok(())
     }

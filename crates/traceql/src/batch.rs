@@ -147,6 +147,12 @@ impl SpanBatch {
     /// Closes trace `id` whose spans `spans` are already in the batch: start and end, root
     /// span, nested-set numbers.
     pub fn close_trace(&mut self, id: [u8; 16], spans: Range<u32>) {
+        self.close_trace_with(id, spans, true);
+    }
+
+    /// [`SpanBatch::close_trace`]; without `structure` the nested-set columns are left 0 (for
+    /// readers whose query reads no structure: `Projection::structure`).
+    pub fn close_trace_with(&mut self, id: [u8; 16], spans: Range<u32>, structure: bool) {
         let b = self;
         let r = spans.start as usize..spans.end as usize;
         let mut start = u64::MAX;
@@ -163,7 +169,15 @@ impl SpanBatch {
         if r.is_empty() {
             start = 0;
         }
-        nested_set(b, r.clone());
+        if structure {
+            nested_set(b, r.clone());
+        } else {
+            let n = r.len();
+            b.span_nested_left.extend(std::iter::repeat_n(0, n));
+            b.span_nested_right.extend(std::iter::repeat_n(0, n));
+            b.span_nested_parent.extend(std::iter::repeat_n(0, n));
+            b.span_child_count.extend(std::iter::repeat_n(0, n));
+        }
         let (root_service_opt, root_name_opt) = match root_opt {
             Some(i) => (
                 b.resources
@@ -243,6 +257,9 @@ pub struct Projection {
     pub link_attrs: bool,
     /// Attribute keys without their values (tag names); readers may still give values.
     pub keys_only: bool,
+    /// Nested-set numbers and child counts (structural operators, `nestedSet*`,
+    /// `span:childCount`); without it readers may leave them 0.
+    pub structure: bool,
 }
 
 impl Projection {
@@ -256,6 +273,7 @@ impl Projection {
         links: true,
         link_attrs: true,
         keys_only: false,
+        structure: true,
     };
 
     /// Nothing beyond what is always read.
@@ -268,6 +286,7 @@ impl Projection {
         links: false,
         link_attrs: false,
         keys_only: false,
+        structure: false,
     };
 
     /// The smallest projection holding both (values win over keys only).
@@ -281,6 +300,7 @@ impl Projection {
             links: self.links || o.links,
             link_attrs: self.link_attrs || o.link_attrs,
             keys_only: self.keys_only && o.keys_only,
+            structure: self.structure || o.structure,
         }
     }
 }

@@ -166,7 +166,11 @@ impl SearchPlan {
             returned: out,
             most_recent,
             matches_nothing,
-            projection: projection_of(&q.attributes()),
+            projection: {
+                let mut p = projection_of(&q.attributes());
+                p.structure |= q.needs_structure();
+                p
+            },
             required: q.required_equalities(),
         })
     }
@@ -293,6 +297,12 @@ pub fn projection_of(attrs: &[Attribute]) -> Projection {
         match a.intrinsic {
             Some(Intrinsic::EventName | Intrinsic::EventTimeSinceStart) => p.events = true,
             Some(Intrinsic::LinkTraceId | Intrinsic::LinkSpanId) => p.links = true,
+            Some(
+                Intrinsic::NestedSetLeft
+                | Intrinsic::NestedSetRight
+                | Intrinsic::NestedSetParent
+                | Intrinsic::ChildCount,
+            ) => p.structure = true,
             Some(_) => {}
             // `service.name` of a resource is always read (its own column in blocks).
             None => match a.scope {

@@ -199,7 +199,11 @@ fn nested_sets_equal_the_stored_columns() {
     for dir in [crate::block("vParquet5"), tmp.path().to_path_buf()] {
         let meta = BlockMeta::read(&dir).unwrap();
         let data = Bytes::from(std::fs::read(dir.join("data.parquet")).unwrap());
-        let b = read_columnar(data.clone(), &meta, "data.parquet", &Projection::NONE).unwrap();
+        let structure = Projection {
+            structure: true,
+            ..Projection::NONE
+        };
+        let b = read_columnar(data.clone(), &meta, "data.parquet", &structure).unwrap();
         let left = int32_column(&data, "rs.ss.Spans.NestedSetLeft");
         let right = int32_column(&data, "rs.ss.Spans.NestedSetRight");
         let parent = int32_column(&data, "rs.ss.Spans.ParentID");
