@@ -20,8 +20,9 @@ use bytes::Bytes;
 use parquet::column::reader::ColumnReader;
 use parquet::data_type::ByteArray;
 use parquet::file::reader::{FileReader, RowGroupReader, SerializedFileReader};
-use vivace_traceql::ast::{KindValue, StatusValue};
-use vivace_traceql::batch::{Projection, SpanBatch, Stored};
+use vivace_traceql::batch::{
+    Projection, SpanBatch, Stored, id8, id16, kind_of_otlp, status_of_otlp,
+};
 
 use crate::error::{Error, Result};
 use crate::meta::BlockMeta;
@@ -538,8 +539,8 @@ impl RowGroup<'_> {
                         batch.span_parent_id.push(id8(parents[span].data()));
                         let name = name_memo.id(batch, names[span].data());
                         batch.span_name.push(name);
-                        batch.span_kind.push(kind(kinds[span]));
-                        batch.span_status.push(status(codes[span]));
+                        batch.span_kind.push(kind_of_otlp(kinds[span]));
+                        batch.span_status.push(status_of_otlp(codes[span]));
                         let msg = msg_memo.id(batch, messages[span].data());
                         batch.span_status_message.push(msg);
                         batch.span_start_ns.push(starts[span] as u64);
@@ -577,11 +578,11 @@ impl RowGroup<'_> {
                 }
                 rs_i += 1;
             }
-            let mut id = [0u8; 16];
-            let d = tid.data();
-            let n = d.len().min(16);
-            id[16 - n..].copy_from_slice(&d[d.len() - n..]);
-            batch.close_trace_with(id, first_span..batch.span_id.len() as u32, proj.structure);
+            batch.close_trace_with(
+                id16(tid.data()),
+                first_span..batch.span_id.len() as u32,
+                proj.structure,
+            );
         }
         Ok(())
     }
@@ -662,12 +663,8 @@ impl RowGroup<'_> {
                     push_attrs(batch, a, attr_at, c);
                     attr_at += c;
                 }
-                let mut trace_id = [0u8; 16];
-                let d = tids.values[l].data();
-                let n = d.len().min(16);
-                trace_id[16 - n..].copy_from_slice(&d[d.len() - n..]);
                 batch.links.push(vivace_traceql::batch::LinkRow {
-                    trace_id,
+                    trace_id: id16(tids.values[l].data()),
                     span_id: id8(sids.get(l).map_or(&[][..], |v| v.data())),
                     attrs: a0..batch.attr_key.len() as u32,
                 });
@@ -690,31 +687,5 @@ fn push_attrs(batch: &mut SpanBatch, a: &Attrs, from: usize, count: usize) {
             batch.attr_key.push(a.keys[j]);
             batch.attr_value.push(v);
         }
-    }
-}
-
-fn id8(b: &[u8]) -> [u8; 8] {
-    let mut id = [0u8; 8];
-    let n = b.len().min(8);
-    id[8 - n..].copy_from_slice(&b[b.len() - n..]);
-    id
-}
-
-fn kind(k: i64) -> KindValue {
-    match k {
-        1 => KindValue::Internal,
-        2 => KindValue::Server,
-        3 => KindValue::Client,
-        4 => KindValue::Producer,
-        5 => KindValue::Consumer,
-        _ => KindValue::Unspecified,
-    }
-}
-
-fn status(c: i64) -> StatusValue {
-    match c {
-        1 => StatusValue::Ok,
-        2 => StatusValue::Error,
-        _ => StatusValue::Unset,
     }
 }

@@ -973,7 +973,7 @@ impl Cols {
             });
 
         self.trace_id.put(raw(&id.0), 0, 0);
-        self.trace_id_text.put(text(&hex_trimmed(id)), 0, 0);
+        self.trace_id_text.put(text(&id.to_trimmed_hex()), 0, 0);
         self.start.put(start as i64, 0, 0);
         self.end.put(end as i64, 0, 0);
         self.duration.put(end.saturating_sub(start) as i64, 0, 0);
@@ -1253,22 +1253,10 @@ fn service_name(attrs: &[KeyValue]) -> &str {
         .unwrap_or("")
 }
 
-/// Hex of the ID without leading zeros, as Tempo's `TraceIDToHexString`.
-fn hex_trimmed(id: &TraceId) -> String {
-    let h = hex::encode(id.0);
-    let t = h.trim_start_matches('0');
-    if t.is_empty() { "0".into() } else { t.into() }
-}
-
 /// Nested-set positions of the spans, in the order stored (Tempo's numbering, shared with the
 /// evaluator: `vivace_traceql::batch::nested_sets`).
 fn nested_set<'a>(spans: impl Iterator<Item = &'a Span>) -> Vec<Nest> {
-    let id8 = |b: &[u8]| {
-        let mut id = [0u8; 8];
-        let n = b.len().min(8);
-        id[8 - n..].copy_from_slice(&b[b.len() - n..]);
-        id
-    };
+    use vivace_traceql::batch::id8;
     let (ids, parents): (Vec<[u8; 8]>, Vec<[u8; 8]>) = spans
         .map(|s| (id8(&s.span_id), id8(&s.parent_span_id)))
         .unzip();

@@ -49,6 +49,14 @@ impl TraceId {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+
+    /// Hex without leading zeros, as Tempo's `TraceIDToHexString` (search results,
+    /// `TraceIDText`).
+    pub fn to_trimmed_hex(&self) -> String {
+        let h = self.to_hex();
+        let t = h.trim_start_matches('0');
+        if t.is_empty() { "0".into() } else { t.into() }
+    }
 }
 
 impl SpanId {

@@ -8,10 +8,12 @@
 
 use vivace_common::TraceId;
 use vivace_proto::otlp::common::{AnyValue, KeyValue, any_value};
-use vivace_proto::otlp::trace::{Span, span, status};
+use vivace_proto::otlp::trace::Span;
 use vivace_proto::tempopb::Trace;
-use vivace_traceql::ast::{KindValue, StatusValue};
-use vivace_traceql::batch::{AttrInput, BatchBuilder, SpanBatch, SpanInput};
+use vivace_traceql::ast::StatusValue;
+use vivace_traceql::batch::{
+    AttrInput, BatchBuilder, SpanBatch, SpanInput, id8, id16, kind_of_otlp, status_of_otlp,
+};
 
 /// Builds a batch of the given traces.
 pub fn batch_of<'a>(traces: impl IntoIterator<Item = (&'a TraceId, &'a Trace)>) -> SpanBatch {
@@ -67,21 +69,14 @@ fn append_span(bb: &mut BatchBuilder, trace_id: &TraceId, s: &Span) {
             })
     });
     let (status, message) = match &s.status {
-        Some(st) => (
-            match status::StatusCode::try_from(st.code) {
-                Ok(status::StatusCode::Ok) => StatusValue::Ok,
-                Ok(status::StatusCode::Error) => StatusValue::Error,
-                _ => StatusValue::Unset,
-            },
-            st.message.as_str(),
-        ),
+        Some(st) => (status_of_otlp(i64::from(st.code)), st.message.as_str()),
         None => (StatusValue::Unset, ""),
     };
     bb.span(&SpanInput {
         id: id8(&s.span_id),
         parent_id: id8(&s.parent_span_id),
         name: &s.name,
-        kind: kind(s.kind),
+        kind: kind_of_otlp(i64::from(s.kind)),
         status,
         status_message: message,
         start_ns: s.start_time_unix_nano,
@@ -97,10 +92,7 @@ fn append_span(bb: &mut BatchBuilder, trace_id: &TraceId, s: &Span) {
         attrs(&e.attributes, |k, v| bb.event_attr(k, v));
     }
     for l in &s.links {
-        let mut tid = [0u8; 16];
-        let n = l.trace_id.len().min(16);
-        tid[16 - n..].copy_from_slice(&l.trace_id[..n]);
-        bb.link(tid, id8(&l.span_id));
+        bb.link(id16(&l.trace_id), id8(&l.span_id));
         attrs(&l.attributes, |k, v| bb.link_attr(k, v));
     }
 }
@@ -110,24 +102,6 @@ fn attrs(kvs: &[KeyValue], mut f: impl FnMut(&str, AttrInput<'_>)) {
         if let Some(v) = kv.value.as_ref().and_then(input) {
             f(&kv.key, v);
         }
-    }
-}
-
-fn id8(b: &[u8]) -> [u8; 8] {
-    let mut id = [0u8; 8];
-    let n = b.len().min(8);
-    id[8 - n..].copy_from_slice(&b[b.len() - n..]);
-    id
-}
-
-fn kind(k: i32) -> KindValue {
-    match span::SpanKind::try_from(k) {
-        Ok(span::SpanKind::Internal) => KindValue::Internal,
-        Ok(span::SpanKind::Server) => KindValue::Server,
-        Ok(span::SpanKind::Client) => KindValue::Client,
-        Ok(span::SpanKind::Producer) => KindValue::Producer,
-        Ok(span::SpanKind::Consumer) => KindValue::Consumer,
-        _ => KindValue::Unspecified,
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use vivace_common::{Status, StatusCode, TenantId};
+use vivace_common::{Status, StatusCode, TenantId, TraceId};
 use vivace_proto::otlp::common::{AnyValue, ArrayValue, KeyValue, any_value};
 use vivace_proto::tempopb::{
     SearchMetrics, SearchResponse, ServiceStats, Span as ResultSpan, SpanSet, TraceSearchMetadata,
@@ -440,7 +440,7 @@ fn metadata(
                     .iter()
                     .take(take)
                     .map(|&s| ResultSpan {
-                        span_id: hex(&b.span_id[s as usize]),
+                        span_id: hex::encode(b.span_id[s as usize]),
                         name: b.str(b.span_name[s as usize]).to_string(),
                         start_time_unix_nano: b.span_start_ns[s as usize],
                         duration_nanos: b.span_duration_ns[s as usize],
@@ -461,7 +461,7 @@ fn metadata(
         })
         .collect();
     TraceSearchMetadata {
-        trace_id: trim_hex(&hex(&trace.id)),
+        trace_id: TraceId(trace.id).to_trimmed_hex(),
         root_service_name: trace
             .root_service_opt
             .map_or(ROOT_NOT_RECEIVED.to_string(), |id| b.str(id).to_string()),
@@ -475,20 +475,6 @@ fn metadata(
         span_sets,
         service_stats: stats.into_iter().collect(),
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push_str(&format!("{x:02x}"));
-    }
-    s
-}
-
-/// A trace ID as Tempo prints it in search results: leading zeros removed.
-fn trim_hex(s: &str) -> String {
-    let t = s.trim_start_matches('0');
-    if t.is_empty() { "0".into() } else { t.into() }
 }
 
 /// A result attribute in OTLP form: durations as Go duration strings, status and kind as

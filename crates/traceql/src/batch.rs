@@ -324,6 +324,44 @@ impl Fetch {
     }
 }
 
+/// An 8-byte span ID from OTLP or block bytes: the last 8 bytes, right-aligned (empty = all
+/// zero, a root's parent).
+pub fn id8(b: &[u8]) -> [u8; 8] {
+    let mut id = [0u8; 8];
+    let n = b.len().min(8);
+    id[8 - n..].copy_from_slice(&b[b.len() - n..]);
+    id
+}
+
+/// A 16-byte trace ID from OTLP or block bytes, right-aligned like [`id8`].
+pub fn id16(b: &[u8]) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    let n = b.len().min(16);
+    id[16 - n..].copy_from_slice(&b[b.len() - n..]);
+    id
+}
+
+/// TraceQL's kind of an OTLP `SpanKind` number (as OTLP and blocks store it).
+pub fn kind_of_otlp(k: i64) -> KindValue {
+    match k {
+        1 => KindValue::Internal,
+        2 => KindValue::Server,
+        3 => KindValue::Client,
+        4 => KindValue::Producer,
+        5 => KindValue::Consumer,
+        _ => KindValue::Unspecified,
+    }
+}
+
+/// TraceQL's status of an OTLP `StatusCode` number.
+pub fn status_of_otlp(c: i64) -> StatusValue {
+    match c {
+        1 => StatusValue::Ok,
+        2 => StatusValue::Error,
+        _ => StatusValue::Unset,
+    }
+}
+
 /// A value of an attribute being added to a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttrInput<'a> {
