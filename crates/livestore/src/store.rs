@@ -518,27 +518,7 @@ impl LiveStore {
             let e = shard.get(id)?;
             (e.complete_opt.clone(), e.parts.clone())
         };
-        let mut inspected = 0u64;
-        let mut pieces = Vec::with_capacity(parts.len() + 1);
-        if let Some(c) = complete {
-            inspected += c.len as u64;
-            match c.decode() {
-                Ok(tr) => pieces.push(tr),
-                Err(e) => {
-                    tracing::error!(trace_id = %id, error = %e, "completed trace does not decode")
-                }
-            }
-        }
-        for p in parts {
-            inspected += p.len() as u64;
-            match Trace::decode(p.as_ref()) {
-                Ok(tr) => pieces.push(tr),
-                Err(e) => {
-                    tracing::error!(trace_id = %id, error = %e, "live trace part does not decode")
-                }
-            }
-        }
-        Some((combine_traces(pieces, &mut HashSet::new()), inspected))
+        Some(held_trace(id, complete, parts))
     }
 
     /// Everything of `tenant` not yet in a block, as span batches for search: one batch per
@@ -602,23 +582,9 @@ impl LiveStore {
         if !live.is_empty() {
             let mut traces = Vec::with_capacity(live.len());
             for (id, complete, parts) in live {
-                let mut pieces = Vec::with_capacity(parts.len() + 1);
-                if let Some(c) = complete {
-                    inspected += u64::from(c.len);
-                    match c.decode() {
-                        Ok(tr) => pieces.push(tr),
-                        Err(e) => {
-                            tracing::error!(trace_id = %id, error = %e, "completed trace does not decode")
-                        }
-                    }
-                }
-                for p in parts {
-                    inspected += p.len() as u64;
-                    if let Ok(tr) = Trace::decode(p.as_ref()) {
-                        pieces.push(tr);
-                    }
-                }
-                traces.push((id, combine_traces(pieces, &mut HashSet::new())));
+                let (trace, bytes) = held_trace(&id, complete, parts);
+                inspected += bytes;
+                traces.push((id, trace));
             }
             out.push((
                 Arc::new(vivace_model::batch_of(traces.iter().map(|(id, t)| (id, t)))),
@@ -855,6 +821,32 @@ impl LiveStore {
             .get(tenant)
             .map_or(0, |t| t.live.load(Ordering::Relaxed).max(0) as usize)
     }
+}
+
+/// A trace from what the live-store holds of it (its completed part and live parts), decoded
+/// and combined, with the encoded bytes read. Pieces that do not decode are logged and left out.
+fn held_trace(id: &TraceId, complete: Option<CompleteRef>, parts: Vec<Bytes>) -> (Trace, u64) {
+    let mut inspected = 0u64;
+    let mut pieces = Vec::with_capacity(parts.len() + 1);
+    if let Some(c) = complete {
+        inspected += u64::from(c.len);
+        match c.decode() {
+            Ok(tr) => pieces.push(tr),
+            Err(e) => {
+                tracing::error!(trace_id = %id, error = %e, "completed trace does not decode")
+            }
+        }
+    }
+    for p in parts {
+        inspected += p.len() as u64;
+        match Trace::decode(p.as_ref()) {
+            Ok(tr) => pieces.push(tr),
+            Err(e) => {
+                tracing::error!(trace_id = %id, error = %e, "live trace part does not decode")
+            }
+        }
+    }
+    (combine_traces(pieces, &mut HashSet::new()), inspected)
 }
 
 /// The whole trace held by `e` (completed part and live parts), encoded.
