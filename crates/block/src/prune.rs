@@ -156,6 +156,11 @@ pub async fn read_pruned(
     let paths: Vec<String> = (0..schema.num_columns())
         .map(|i| schema.column(i).path().string())
         .collect();
+    let columns: std::collections::HashMap<String, usize> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.clone(), i))
+        .collect();
     let n_rg = footer.num_row_groups();
     let mut bytes = 0u64;
 
@@ -191,7 +196,7 @@ pub async fn read_pruned(
                 continue;
             }
             for name in &n.columns {
-                let Some(col) = paths.iter().position(|p| p == name) else {
+                let Some(&col) = columns.get(name) else {
                     continue;
                 };
                 left[ni] += 1;
@@ -247,11 +252,6 @@ pub async fn read_pruned(
     let batch = tokio::task::spawn_blocking(move || -> Result<SpanBatch> {
         let reader = Arc::new(Parts::new(parts, meta.size));
         let mut batch = SpanBatch::default();
-        let columns: std::collections::HashMap<String, usize> = paths
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.clone(), i))
-            .collect();
         for rg in (0..n_rg).filter(|rg| !skip[*rg]) {
             let group = SerializedRowGroupReader::new(
                 reader.clone(),
@@ -327,22 +327,31 @@ fn dictionary_contains(
     else {
         return Ok(None);
     };
-    // PLAIN byte arrays: a 4-byte little-endian length, then the bytes.
-    let mut i = 0usize;
-    for _ in 0..num_values {
-        let Some(n) = buf.get(i..i + 4) else {
-            return Ok(None);
-        };
-        let n = u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize;
-        let Some(v) = buf.get(i + 4..i + 4 + n) else {
-            return Ok(None);
-        };
-        if v == value {
-            return Ok(Some(true));
-        }
-        i += 4 + n;
+    let (values, whole) = plain_byte_arrays(&buf, num_values as usize);
+    if values.contains(&value) {
+        return Ok(Some(true));
     }
-    Ok(Some(false))
+    // A dictionary read only in part proves nothing absent.
+    Ok(whole.then_some(false))
+}
+
+/// PLAIN-encoded byte arrays (a 4-byte little-endian length, then the bytes): as many of the
+/// `n` values as `buf` holds, and whether it held all of them.
+pub(crate) fn plain_byte_arrays(buf: &[u8], n: usize) -> (Vec<&[u8]>, bool) {
+    let mut out = Vec::with_capacity(n);
+    let mut i = 0usize;
+    for _ in 0..n {
+        let Some(len) = buf.get(i..i + 4) else {
+            return (out, false);
+        };
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let Some(v) = buf.get(i + 4..i + 4 + len) else {
+            return (out, false);
+        };
+        out.push(v);
+        i += 4 + len;
+    }
+    (out, true)
 }
 
 /// Fetched ranges of a file, read as if they were the file.

@@ -19,7 +19,7 @@ use parquet::file::serialized_reader::{SerializedPageReader, SerializedRowGroupR
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::list::BlockRef;
-use crate::prune::{Parts, dictionary_range};
+use crate::prune::{Parts, dictionary_range, plain_byte_arrays};
 
 /// The key column of each attribute scope.
 fn key_column(scope: &str) -> Option<&'static str> {
@@ -41,7 +41,6 @@ pub async fn block_tag_names(
     scopes: &[&'static str],
 ) -> Result<BTreeMap<&'static str, BTreeSet<String>>> {
     let footer = block.footer(backend).await?;
-    let key = block.key("data.parquet");
     let schema = footer.file_metadata().schema_descr_ptr();
     let columns: HashMap<String, usize> = (0..schema.num_columns())
         .map(|i| (schema.column(i).path().string(), i))
@@ -70,22 +69,54 @@ pub async fn block_tag_names(
             wanted.push((scope, *c, Some("service.name".into())));
         }
     }
-    // Dictionary pages where they say everything; whole chunks elsewhere.
-    let mut ranges = Vec::new();
-    let mut plan = Vec::new(); // (wanted index, row group, dictionary only)
-    for rg in 0..footer.num_row_groups() {
-        for (w, (_, col, _)) in wanted.iter().enumerate() {
-            let c = footer.row_group(rg).column(*col);
-            match dictionary_range(c) {
-                Some(r) => {
-                    ranges.push(r);
-                    plan.push((w, rg, true));
+    let chunks: Vec<(usize, usize)> = (0..footer.num_row_groups())
+        .flat_map(|rg| wanted.iter().map(move |(_, col, _)| (rg, *col)))
+        .collect();
+    let values = chunks_values(backend, block, footer, chunks).await?;
+    let mut out: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+    // `values` runs over row groups, and within each over `wanted`.
+    for (i, values) in values.into_iter().enumerate() {
+        let (scope, _, name_opt) = &wanted[i % wanted.len()];
+        let set = out.entry(scope).or_default();
+        match name_opt {
+            // A dedicated (or service name) column: its name, when it holds a value.
+            Some(name) => {
+                if values.iter().any(|v| !v.is_empty()) {
+                    set.insert(name.clone());
                 }
-                None => {
-                    let (s, l) = c.byte_range();
-                    ranges.push(s..s + l);
-                    plan.push((w, rg, false));
-                }
+            }
+            None => set.extend(
+                values
+                    .into_iter()
+                    .map(|v| String::from_utf8_lossy(&v).into_owned()),
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// The values of column chunks (row group, column) of a block, in order: from dictionary pages
+/// where they list every value, else by decoding the chunk; one ranged request for all.
+async fn chunks_values(
+    backend: &Backend,
+    block: &BlockRef,
+    footer: Arc<parquet::file::metadata::ParquetMetaData>,
+    chunks: Vec<(usize, usize)>,
+) -> Result<Vec<Vec<Vec<u8>>>> {
+    let key = block.key("data.parquet");
+    let mut ranges = Vec::with_capacity(chunks.len());
+    let mut dict_only = Vec::with_capacity(chunks.len());
+    for &(rg, col) in &chunks {
+        let c = footer.row_group(rg).column(col);
+        match dictionary_range(c) {
+            Some(r) => {
+                ranges.push(r);
+                dict_only.push(true);
+            }
+            None => {
+                let (s, l) = c.byte_range();
+                ranges.push(s..s + l);
+                dict_only.push(false);
             }
         }
     }
@@ -100,36 +131,22 @@ pub async fn block_tag_names(
     let parts: Vec<(u64, Bytes)> = ranges.iter().map(|r| r.start).zip(got).collect();
     let size = block.meta.size;
     tokio::task::spawn_blocking(move || {
-        let pq = |source| Error::Parquet {
-            path: key.clone().into(),
-            source,
-        };
         let reader = Arc::new(Parts::new(parts, size));
-        let mut out: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
-        for (w, rg, dict_only) in plan {
-            let (scope, col, name_opt) = &wanted[w];
-            let values = chunk_values(&reader, &footer, rg, *col, dict_only).map_err(pq)?;
-            let set = out.entry(scope).or_default();
-            match name_opt {
-                // A dedicated (or service name) column: its name, when it holds a value.
-                Some(name) => {
-                    if values.iter().any(|v| !v.is_empty()) {
-                        set.insert(name.clone());
-                    }
-                }
-                None => set.extend(
-                    values
-                        .into_iter()
-                        .map(|v| String::from_utf8_lossy(&v).into_owned()),
-                ),
-            }
-        }
-        Ok(out)
+        chunks
+            .iter()
+            .zip(dict_only)
+            .map(|(&(rg, col), dict)| {
+                chunk_values(&reader, &footer, rg, col, dict).map_err(|source| Error::Parquet {
+                    path: key.clone().into(),
+                    source,
+                })
+            })
+            .collect()
     })
     .await
     .map_err(|e| Error::Schema {
         path: Default::default(),
-        what: format!("tag names task failed: {e}"),
+        what: format!("block column read task failed: {e}"),
     })?
 }
 
@@ -150,7 +167,8 @@ fn chunk_values(
             Some(Page::DictionaryPage {
                 buf, num_values, ..
             }) if c.column_type() == parquet::basic::Type::BYTE_ARRAY => {
-                plain_byte_arrays(&buf, num_values as usize)
+                let (values, _) = plain_byte_arrays(&buf, num_values as usize);
+                values.into_iter().map(<[u8]>::to_vec).collect()
             }
             Some(Page::DictionaryPage { num_values, .. }) if num_values > 0 => vec![vec![1]],
             _ => Vec::new(),
@@ -163,23 +181,6 @@ fn chunk_values(
         Arc::new(ReaderProperties::builder().build()),
     )?;
     column_values(&group, col)
-}
-
-/// PLAIN-encoded byte arrays (a 4-byte little-endian length, then the bytes), or what of them
-/// can be read.
-fn plain_byte_arrays(buf: &Bytes, n: usize) -> Vec<Vec<u8>> {
-    let mut out = Vec::with_capacity(n);
-    let mut i = 0usize;
-    for _ in 0..n {
-        let Some(len) = buf.get(i..i + 4) else { break };
-        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        let Some(v) = buf.get(i + 4..i + 4 + len) else {
-            break;
-        };
-        out.push(v.to_vec());
-        i += 4 + len;
-    }
-    out
 }
 
 /// Every value of a byte-array (or, as a presence marker, int64) column of a row group.
@@ -244,73 +245,37 @@ pub async fn block_column_values(
     guard: Option<(&str, &str)>,
 ) -> Result<Option<BTreeSet<String>>> {
     let footer = block.footer(backend).await?;
-    let key = block.key("data.parquet");
     let schema = footer.file_metadata().schema_descr_ptr();
     let find = |p: &str| (0..schema.num_columns()).find(|i| schema.column(*i).path().string() == p);
     let Some(col) = find(column) else {
         return Ok(Some(BTreeSet::new()));
     };
     let guard_col = guard.and_then(|(c, n)| find(c).map(|i| (i, n.as_bytes().to_vec())));
-    let mut ranges = Vec::new();
-    let mut plan = Vec::new(); // (row group, column, dictionary only, is guard)
-    for rg in 0..footer.num_row_groups() {
-        for (c, is_guard) in
-            std::iter::once((col, false)).chain(guard_col.iter().map(|(c, _)| (*c, true)))
-        {
-            let meta = footer.row_group(rg).column(c);
-            match dictionary_range(meta) {
-                Some(r) => {
-                    ranges.push(r);
-                    plan.push((rg, c, true, is_guard));
-                }
-                None => {
-                    let (s, l) = meta.byte_range();
-                    ranges.push(s..s + l);
-                    plan.push((rg, c, false, is_guard));
-                }
-            }
-        }
-    }
-    let got = if ranges.is_empty() {
-        Vec::new()
-    } else {
-        backend
-            .get_ranges(&key, &ranges)
-            .await
-            .map_err(Error::Backend)?
-    };
-    let parts: Vec<(u64, Bytes)> = ranges.iter().map(|r| r.start).zip(got).collect();
-    let size = block.meta.size;
+    // Per row group: the column, then the guard's key column.
+    let per_rg = 1 + usize::from(guard_col.is_some());
+    let chunks: Vec<(usize, usize)> = (0..footer.num_row_groups())
+        .flat_map(|rg| {
+            std::iter::once((rg, col)).chain(guard_col.iter().map(move |(c, _)| (rg, *c)))
+        })
+        .collect();
     let keep_empty = column.ends_with(".Name");
-    tokio::task::spawn_blocking(move || {
-        let pq = |source| Error::Parquet {
-            path: key.clone().into(),
-            source,
-        };
-        let reader = Arc::new(Parts::new(parts, size));
-        let mut out = BTreeSet::new();
-        for (rg, c, dict_only, is_guard) in plan {
-            let values = chunk_values(&reader, &footer, rg, c, dict_only).map_err(pq)?;
-            if is_guard {
-                if let Some((_, name)) = &guard_col
-                    && values.iter().any(|v| v == name)
-                {
-                    return Ok(None);
-                }
-                continue;
+    let values = chunks_values(backend, block, footer, chunks).await?;
+    let mut out = BTreeSet::new();
+    for (i, values) in values.into_iter().enumerate() {
+        if i % per_rg == 1 {
+            if let Some((_, name)) = &guard_col
+                && values.iter().any(|v| v == name)
+            {
+                return Ok(None);
             }
-            out.extend(
-                values
-                    .into_iter()
-                    .filter(|v| !v.is_empty() || keep_empty)
-                    .map(|v| String::from_utf8_lossy(&v).into_owned()),
-            );
+            continue;
         }
-        Ok(Some(out))
-    })
-    .await
-    .map_err(|e| Error::Schema {
-        path: Default::default(),
-        what: format!("tag values task failed: {e}"),
-    })?
+        out.extend(
+            values
+                .into_iter()
+                .filter(|v| !v.is_empty() || keep_empty)
+                .map(|v| String::from_utf8_lossy(&v).into_owned()),
+        );
+    }
+    Ok(Some(out))
 }
