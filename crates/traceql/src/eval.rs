@@ -474,13 +474,11 @@ impl<'b> Bound<'_, 'b> {
         Ok(out)
     }
 
-    fn ctx(&self, span: u32) -> Ctx<'b>
-    where
-        Self: 'b,
-    {
+    /// Span `span` of the batch, with the plan's names resolved, no event or link bound.
+    fn ctx(&self, span: u32) -> Ctx<'_> {
         Ctx {
             b: self.batch,
-            ids: &[],
+            ids: &self.ids,
             span: span as usize,
             event_opt: None,
             link_opt: None,
@@ -488,9 +486,7 @@ impl<'b> Bound<'_, 'b> {
     }
 
     fn value(&self, e: &Expr, span: u32) -> Result<OwnedValue, EvalError> {
-        let mut c = self.ctx(span);
-        c.ids = &self.ids;
-        Ok(c.eval(e)?.into_owned())
+        Ok(self.ctx(span).eval(e)?.into_owned())
     }
 
     fn stages(&self, stages: &[CStage], mut sets: Vec<Spanset>) -> Result<Vec<Spanset>, EvalError> {
@@ -786,13 +782,9 @@ impl<'b> Bound<'_, 'b> {
     /// and the resource value when both exist.
     pub fn span_attributes(&self, span: u32) -> Vec<(String, OwnedValue)> {
         let mut out: Vec<(String, OwnedValue)> = Vec::new();
-        let mut c = self.ctx(span);
-        c.ids = &self.ids;
+        let c = self.ctx(span);
         for (a, e, selected) in &self.plan.returned {
-            let key = match a.intrinsic {
-                Some(_) => a.name.clone(),
-                None => a.name.clone(),
-            };
+            let key = a.name.clone();
             if a.intrinsic.is_none() && matches!(a.scope, AttrScope::Event | AttrScope::Link) {
                 continue;
             }
