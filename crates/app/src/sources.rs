@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use prost::Message;
 use vivace_block::{Backend, BlockList, BlockRef};
 use vivace_common::{Status, TenantId, TraceId};
@@ -308,36 +309,26 @@ impl SearchSource for BlockSource {
         if blocks.iter().any(|b| b.meta.format != vivace_block::FORMAT) {
             return None;
         }
-        let backend = self.backend.clone();
         let scopes = scopes.to_vec();
-        let results = futures::stream::iter(blocks)
+        let reads: Vec<BlockRead<_>> = blocks
+            .into_iter()
             .map(|b| {
-                let (backend, scopes) = (backend.clone(), scopes.clone());
-                async move {
-                    let r = vivace_block::block_tag_names(&backend, &b, &scopes).await;
-                    (b, r)
-                }
+                let (backend, scopes, block) = (self.backend.clone(), scopes.clone(), b.clone());
+                let read: BoxFuture<'static, _> = Box::pin(async move {
+                    vivace_block::block_tag_names(&backend, &block, &scopes).await
+                });
+                (b, read)
             })
-            .buffer_unordered(8)
-            .collect::<Vec<_>>()
-            .await;
+            .collect();
         let mut out = TagNames::default();
-        for (b, r) in results {
-            match r {
-                Ok(names) => {
-                    out.blocks += 1;
-                    out.block_bytes += b.meta.size;
-                    for (scope, set) in names {
-                        out.names.entry(scope).or_default().extend(set);
-                    }
-                }
-                Err(vivace_block::Error::Backend(e)) if e.is_not_found() => {}
-                Err(e) => {
-                    return Some(Err(Status::internal(format!(
-                        "reading block {}: {e}",
-                        b.meta.block_id
-                    ))));
-                }
+        for (b, names) in match read_blocks(reads).await {
+            Ok(r) => r,
+            Err(e) => return Some(Err(e)),
+        } {
+            out.blocks += 1;
+            out.block_bytes += b.meta.size;
+            for (scope, set) in names {
+                out.names.entry(scope).or_default().extend(set);
             }
         }
         Some(Ok(out))
@@ -368,46 +359,60 @@ impl SearchSource for BlockSource {
             };
             plans.push((b, column, guard));
         }
-        type Read = futures::future::BoxFuture<
-            'static,
-            (
-                BlockRef,
-                Result<Option<std::collections::BTreeSet<String>>, vivace_block::Error>,
-            ),
-        >;
-        let mut reads: Vec<Read> = Vec::with_capacity(plans.len());
-        for (b, column, guard) in plans {
-            let (backend, name) = (self.backend.clone(), name.to_string());
-            reads.push(Box::pin(async move {
-                let guard = guard.map(|g| (g, name.as_str()));
-                let r = vivace_block::block_column_values(&backend, &b, &column, guard).await;
-                (b, r)
-            }));
-        }
-        let results = futures::stream::iter(reads)
-            .buffer_unordered(8)
-            .collect::<Vec<_>>()
-            .await;
+        let reads: Vec<BlockRead<_>> = plans
+            .into_iter()
+            .map(|(b, column, guard)| {
+                let (backend, name, block) = (self.backend.clone(), name.to_string(), b.clone());
+                let read: BoxFuture<'static, _> = Box::pin(async move {
+                    let guard = guard.map(|g| (g, name.as_str()));
+                    vivace_block::block_column_values(&backend, &block, &column, guard).await
+                });
+                (b, read)
+            })
+            .collect();
         let mut out = TagValues::default();
-        for (b, r) in results {
-            match r {
-                Ok(Some(values)) => {
-                    out.blocks += 1;
-                    out.block_bytes += b.meta.size;
-                    out.values.extend(values);
-                }
-                Ok(None) => return None,
-                Err(vivace_block::Error::Backend(e)) if e.is_not_found() => {}
-                Err(e) => {
-                    return Some(Err(Status::internal(format!(
-                        "reading block {}: {e}",
-                        b.meta.block_id
-                    ))));
-                }
-            }
+        for (b, values) in match read_blocks(reads).await {
+            Ok(r) => r,
+            Err(e) => return Some(Err(e)),
+        } {
+            out.blocks += 1;
+            out.block_bytes += b.meta.size;
+            out.values.extend(values?);
         }
         Some(Ok(out))
     }
+}
+
+/// One block's read for a tag listing.
+type BlockRead<T> = (BlockRef, BoxFuture<'static, Result<T, vivace_block::Error>>);
+
+/// Runs block reads eight at a time. A block compacted away since the poll is skipped (its
+/// data is in the new block); any other failure fails the request, naming the block.
+async fn read_blocks<T: Send + 'static>(
+    reads: Vec<BlockRead<T>>,
+) -> Result<Vec<(BlockRef, T)>, Status> {
+    let mut tagged: Vec<BoxFuture<'static, _>> = Vec::with_capacity(reads.len());
+    for (b, read) in reads {
+        tagged.push(Box::pin(async move { (b, read.await) }));
+    }
+    let results = futures::stream::iter(tagged)
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    let mut out = Vec::with_capacity(results.len());
+    for (b, r) in results {
+        match r {
+            Ok(v) => out.push((b, v)),
+            Err(vivace_block::Error::Backend(e)) if e.is_not_found() => {}
+            Err(e) => {
+                return Err(Status::internal(format!(
+                    "reading block {}: {e}",
+                    b.meta.block_id
+                )));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Counts of a replay, for the start-up log.
