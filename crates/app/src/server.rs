@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -302,11 +303,11 @@ impl App {
         if let Some(listener) = grpc_query_opt {
             tracing::info!(addr = ?listener.local_addr().ok(), "gRPC query API listening");
             let rx = stop_rx.clone();
-            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            let incoming = grpc_incoming(listener);
             servers.push((
                 "grpc query",
                 tokio::spawn(async move {
-                    tonic::transport::Server::builder()
+                    grpc_server()
                         .add_service(streaming)
                         .serve_with_incoming_shutdown(incoming, stopped(rx))
                         .await
@@ -324,7 +325,7 @@ impl App {
             );
             tracing::info!(addr = ?listener.local_addr().ok(), "OTLP gRPC receiver listening");
             let rx = stop_rx.clone();
-            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            let incoming = grpc_incoming(listener);
             let d = distributor.clone();
             let tenant = if multitenancy {
                 "unknown"
@@ -341,7 +342,7 @@ impl App {
             servers.push((
                 "otlp grpc",
                 tokio::spawn(async move {
-                    tonic::transport::Server::builder()
+                    grpc_server()
                         .layer(tower::util::MapResponseLayer::new(remap))
                         .add_service(svc)
                         .serve_with_incoming_shutdown(incoming, stopped(rx))
@@ -447,6 +448,20 @@ async fn sweep_loop(live: Arc<LiveStore>, wal: Wal, mut stop: watch::Receiver<bo
     }
 }
 
+/// Accepted gRPC connections with Nagle off: a unary export's response would otherwise wait
+/// for the client's delayed ACK (measured: p50 44 ms → 2 ms at 2 requests in flight).
+fn grpc_incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+/// HTTP/2 flow-control windows sized for OTLP exports of a few hundred KB: with the 64 KiB
+/// default a 222 KB request waits for window updates several times before it is whole.
+fn grpc_server() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .initial_stream_window_size(4 << 20)
+        .initial_connection_window_size(8 << 20)
+}
+
 /// Serves `router` on `listener` until `stop` turns true, then drains.
 fn serve_http(
     listener: TcpListener,
@@ -457,6 +472,13 @@ fn serve_http(
         let stopped = async move {
             let _ = stop.wait_for(|v| *v).await;
         };
+        // Without TCP_NODELAY a response's last segment waits for the client's delayed ACK
+        // (~40 ms on Linux): every request-response exchange would stall on Nagle.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, router)
             .with_graceful_shutdown(stopped)
             .await
