@@ -25,8 +25,9 @@ use crate::ast::{
 use crate::batch::{Projection, SpanBatch, StrId};
 
 use expr::{Ctx, Expr, Names, compile, lit, matches};
-pub use value::{OwnedValue, go_duration, kind_text, status_text};
-use value::{Value, agg_order, arith, compare};
+pub(crate) use expr::{hex as hex_id, stored as expr_stored};
+pub use value::{OwnedValue, Value, go_duration, kind_text, status_text};
+use value::{agg_order, arith, compare};
 
 /// A run-time failure: the whole search fails (traceql.md §11).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,6 +112,10 @@ pub struct SearchPlan {
     /// `attribute = "string"` conditions every match needs (for pruning).
     pub required: Vec<(Attribute, String)>,
 }
+
+/// An attribute compiled into a plan, read per span with [`Bound::read`].
+#[derive(Debug, Clone)]
+pub struct Reader(Expr);
 
 /// Per-batch resolution of a plan's attribute names to dictionary IDs.
 #[derive(Debug, Clone)]
@@ -278,6 +283,15 @@ impl SearchPlan {
     /// Attribute names the plan reads (for tag collection and explain).
     pub fn attribute_names(&self) -> &[String] {
         &self.names.names
+    }
+
+    /// Compiles `a` into the plan so [`Bound::read`] can give its value per span (metrics
+    /// functions and `by` labels read attributes the pipeline may not mention).
+    pub fn reader(&mut self, a: &Attribute) -> Result<Reader, EvalError> {
+        Ok(Reader(compile(
+            &crate::ast::FieldExpr::Attribute(a.clone()),
+            &mut self.names,
+        )?))
     }
 
     /// Binds the plan to one batch.
@@ -472,6 +486,50 @@ impl<'b> Bound<'_, 'b> {
         let mut out = self.stages(&self.plan.stages, input)?;
         out.retain(|s| !s.spans.is_empty());
         Ok(out)
+    }
+
+    /// The spans of trace `t` the query returns, in storage order, each once (the
+    /// observations of a metrics query). A lone filter is tested span by span without building
+    /// spansets.
+    pub fn matching_spans(&self, t: usize, out: &mut Vec<u32>) -> Result<(), EvalError> {
+        out.clear();
+        let spans = self.batch.traces[t].spans.clone();
+        if let [CStage::Spanset(CSpanset::Filter(f))] = self.plan.stages.as_slice() {
+            if f.always_true {
+                out.extend(spans);
+                return Ok(());
+            }
+            for sp in spans {
+                if matches(
+                    self.batch,
+                    &self.ids,
+                    &f.expr,
+                    sp as usize,
+                    f.uses_event,
+                    f.uses_link,
+                )? {
+                    out.push(sp);
+                }
+            }
+            return Ok(());
+        }
+        let sets = self.eval_trace(t)?;
+        if let [one] = sets.as_slice() {
+            out.extend_from_slice(&one.spans);
+            return Ok(());
+        }
+        for s in sets {
+            out.extend(s.spans);
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(())
+    }
+
+    /// The value of a [`Reader`]'s attribute on `span` (nil when absent or on a run-time
+    /// error such as a type mismatch).
+    pub fn read<'e>(&'e self, r: &'e Reader, span: u32) -> Value<'e> {
+        self.ctx(span).eval(&r.0).unwrap_or(Value::Nil)
     }
 
     /// Span `span` of the batch, with the plan's names resolved, no event or link bound.
@@ -830,4 +888,4 @@ fn union(a: &[u32], b: &[u32]) -> Vec<u32> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -17,6 +17,7 @@ mod error;
 pub mod eval;
 mod fold;
 mod lexer;
+pub mod metrics;
 pub mod parser;
 mod printer;
 mod validate;

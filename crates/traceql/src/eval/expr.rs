@@ -185,7 +185,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) link_opt: Option<usize>,
 }
 
-fn stored<'a>(b: &'a SpanBatch, v: Stored) -> Value<'a> {
+pub(crate) fn stored<'a>(b: &'a SpanBatch, v: Stored) -> Value<'a> {
     match v {
         Stored::Str(id) => Value::Str(Cow::Borrowed(b.str(id))),
         Stored::Int(i) => Value::Int(i),

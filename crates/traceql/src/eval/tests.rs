@@ -10,7 +10,7 @@ use super::*;
 use crate::ast::{KindValue, StatusValue};
 use crate::batch::{AttrInput, BatchBuilder, SpanInput};
 
-const FIXTURES: &str = include_str!("../../testdata/fixtures.json");
+pub(crate) const FIXTURES: &str = include_str!("../../testdata/fixtures.json");
 const CASES: &str = include_str!("../../testdata/semantic.txt");
 
 fn id8(label: &str) -> [u8; 8] {
@@ -73,7 +73,7 @@ fn status(s: Option<&str>) -> StatusValue {
 }
 
 /// The batch of one fixture and, per span index, (trace label, span label).
-fn fixture(name: &str, all: &Json) -> (SpanBatch, Vec<(String, String)>) {
+pub(crate) fn fixture(name: &str, all: &Json) -> (SpanBatch, Vec<(String, String)>) {
     let mut bb = BatchBuilder::new();
     let mut labels = Vec::new();
     let empty = serde_json::Map::new();
