@@ -246,8 +246,29 @@ pub struct LocalStorageConfig {
 #[serde(default)]
 pub struct QueryFrontendSection {
     pub search: FrontendSearchConfig,
+    pub metrics: FrontendMetricsConfig,
     /// Longest TraceQL text accepted (128 KiB).
     pub max_query_expression_size_bytes: Option<usize>,
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+/// `query_frontend.metrics:` (TraceQL metrics).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct FrontendMetricsConfig {
+    /// Longest range of a metrics query (24h; 0 = no limit).
+    #[serde(with = "humantime_serde::option")]
+    pub max_duration: Option<Duration>,
+    /// Most intervals a range query may have (10000).
+    pub max_intervals: Option<u64>,
+    /// Most exemplars in an answer; a request's `exemplars` is cut to it (100).
+    pub max_exemplars: Option<u32>,
+    /// Most series in an answer; more are cut and the answer flagged partial (1000).
+    pub max_response_series: Option<u32>,
+    /// vivace: how much of the newest data a metrics query leaves out (Tempo 30s; vivace 0).
+    #[serde(with = "humantime_serde::option")]
+    pub query_end_cutoff: Option<Duration>,
     #[serde(flatten)]
     pub other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
 }
@@ -449,6 +470,20 @@ impl Config {
         }
         if let Some(t) = self.querier.as_ref().and_then(|q| q.search.query_timeout) {
             c.query_timeout = t;
+        }
+        c
+    }
+
+    /// TraceQL metrics settings (`query_frontend.metrics`).
+    pub fn metrics(&self) -> vivace_querier::MetricsConfig {
+        let mut c = vivace_querier::MetricsConfig::default();
+        if let Some(f) = &self.query_frontend {
+            let m = &f.metrics;
+            c.max_duration = m.max_duration.unwrap_or(c.max_duration);
+            c.max_intervals = m.max_intervals.unwrap_or(c.max_intervals);
+            c.max_exemplars = m.max_exemplars.unwrap_or(c.max_exemplars);
+            c.max_response_series = m.max_response_series.unwrap_or(c.max_response_series);
+            c.query_end_cutoff = m.query_end_cutoff.unwrap_or(c.query_end_cutoff);
         }
         c
     }

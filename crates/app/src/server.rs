@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use http::{HeaderValue, StatusCode, header};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -271,6 +271,7 @@ impl App {
             sources: vec![live_source.clone(), block_source.clone()],
             search_sources: vec![live_source, block_source],
             search: cfg.search(),
+            metrics: cfg.metrics(),
             multitenancy,
             build: BuildInfo {
                 version: TEMPO_API_VERSION.into(),

@@ -12,9 +12,10 @@ use crate::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use crate::otlp::resource::Resource;
 use crate::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status, span};
 use crate::tempopb::{
-    MetadataMetrics, PartialStatus, SearchMetrics, SearchResponse, SearchTagValuesResponse,
-    SearchTagValuesV2Response, SearchTagsResponse, SearchTagsV2Response, SpanSet, Trace,
-    TraceByIdMetrics, TraceByIdResponse, TraceSearchMetadata,
+    Exemplar, MetadataMetrics, PartialStatus, QueryInstantResponse, QueryRangeResponse,
+    SearchMetrics, SearchResponse, SearchTagValuesResponse, SearchTagValuesV2Response,
+    SearchTagsResponse, SearchTagsV2Response, SpanSet, Trace, TraceByIdMetrics, TraceByIdResponse,
+    TraceSearchMetadata,
 };
 
 /// The v1 JSON form of a trace: `{"batches":[...]}`.
@@ -358,6 +359,94 @@ pub fn search_tag_values_v2_response(r: &SearchTagValuesV2Response) -> Value {
     }
     m.insert("metrics".into(), metadata_metrics(&r.metrics));
     Value::Object(m)
+}
+
+/// `/api/metrics/query_range`: `{"series":[{"labels","samples","exemplars"}],"metrics"}`, plus
+/// `status` and `message` when partial.
+pub fn query_range_response(r: &QueryRangeResponse) -> Value {
+    let mut m = Map::new();
+    if !r.series.is_empty() {
+        let series = r.series.iter().map(|s| {
+            let mut sm = Map::new();
+            put_kvs(&mut sm, "labels", &s.labels);
+            if !s.samples.is_empty() {
+                let samples = s.samples.iter().map(|x| {
+                    let mut xm = Map::new();
+                    put_i64(&mut xm, "timestampMs", x.timestamp_ms);
+                    put_f64(&mut xm, "value", x.value);
+                    Value::Object(xm)
+                });
+                sm.insert("samples".into(), Value::Array(samples.collect()));
+            }
+            if !s.exemplars.is_empty() {
+                sm.insert(
+                    "exemplars".into(),
+                    Value::Array(s.exemplars.iter().map(exemplar).collect()),
+                );
+            }
+            Value::Object(sm)
+        });
+        m.insert("series".into(), Value::Array(series.collect()));
+    }
+    m.insert(
+        "metrics".into(),
+        search_metrics(&r.metrics.clone().unwrap_or_default()),
+    );
+    put_partial(&mut m, r.status, &r.message);
+    Value::Object(m)
+}
+
+fn exemplar(e: &Exemplar) -> Value {
+    let mut m = Map::new();
+    put_kvs(&mut m, "labels", &e.labels);
+    put_f64(&mut m, "value", e.value);
+    put_i64(&mut m, "timestampMs", e.timestamp_ms);
+    Value::Object(m)
+}
+
+/// `/api/metrics/query`: only the documented fields (older Grafana decodes it strictly).
+pub fn query_instant_response(r: &QueryInstantResponse) -> Value {
+    let mut m = Map::new();
+    if !r.series.is_empty() {
+        let series = r.series.iter().map(|s| {
+            let mut sm = Map::new();
+            put_kvs(&mut sm, "labels", &s.labels);
+            put_f64(&mut sm, "value", s.value);
+            Value::Object(sm)
+        });
+        m.insert("series".into(), Value::Array(series.collect()));
+    }
+    m.insert(
+        "metrics".into(),
+        search_metrics(&r.metrics.clone().unwrap_or_default()),
+    );
+    put_partial(&mut m, r.status, &r.message);
+    Value::Object(m)
+}
+
+fn put_partial(m: &mut Map<String, Value>, status: i32, message: &str) {
+    if status == PartialStatus::Partial as i32 {
+        m.insert("status".into(), json!(PartialStatus::Partial.as_str_name()));
+    }
+    put_str(m, "message", message);
+}
+
+fn put_kvs(m: &mut Map<String, Value>, k: &str, kvs: &[KeyValue]) {
+    if !kvs.is_empty() {
+        m.insert(k.into(), Value::Array(kvs.iter().map(key_value).collect()));
+    }
+}
+
+fn put_i64(m: &mut Map<String, Value>, k: &str, v: i64) {
+    if v != 0 {
+        m.insert(k.into(), json!(v.to_string()));
+    }
+}
+
+fn put_f64(m: &mut Map<String, Value>, k: &str, v: f64) {
+    if v != 0.0 || v.is_sign_negative() {
+        m.insert(k.into(), double(v));
+    }
 }
 
 fn put_attrs(m: &mut Map<String, Value>, attrs: &[KeyValue]) {

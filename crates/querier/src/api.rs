@@ -48,6 +48,7 @@ pub struct QueryApi {
     /// Where search, tags and tag values read: the live-store and blocks.
     pub search_sources: Vec<Arc<dyn SearchSource>>,
     pub search: SearchConfig,
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// Routes of the query API, to be served on the HTTP port.
@@ -60,6 +61,8 @@ pub fn router(api: QueryApi) -> Router {
         .route("/api/v2/search/tags", get(search_tags_v2))
         .route("/api/search/tag/{tag}/values", get(tag_values_v1))
         .route("/api/v2/search/tag/{tag}/values", get(tag_values_v2))
+        .route("/api/metrics/query_range", get(metrics_query_range))
+        .route("/api/metrics/query", get(metrics_query_instant))
         .route("/api/echo", get(|| async { "echo\n" }))
         .route("/api/status/buildinfo", get(buildinfo))
         .with_state(Arc::new(api))
@@ -385,6 +388,54 @@ async fn search(
         Err(e) => Err(e),
     };
     answer(&headers, r, jsonpb::search_response)
+}
+
+async fn metrics_query_range(
+    State(api): State<Arc<QueryApi>>,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    let r = match read_tenants(&api, &headers) {
+        Ok(tenants) => run_metrics(&api, &tenants, &q, false, |_| {})
+            .await
+            .map(|a| crate::metrics::range_response(&a)),
+        Err(e) => Err(e),
+    };
+    answer(&headers, r, jsonpb::query_range_response)
+}
+
+async fn metrics_query_instant(
+    State(api): State<Arc<QueryApi>>,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    let r = match read_tenants(&api, &headers) {
+        Ok(tenants) => run_metrics(&api, &tenants, &q, true, |_| {})
+            .await
+            .map(|a| crate::metrics::instant_response(&a)),
+        Err(e) => Err(e),
+    };
+    answer(&headers, r, jsonpb::query_instant_response)
+}
+
+/// A metrics query from request parameters (HTTP query, or a gRPC request turned into them).
+pub(crate) async fn run_metrics(
+    api: &QueryApi,
+    tenants: &[TenantId],
+    q: &HashMap<String, String>,
+    instant: bool,
+    on_progress: impl FnMut(crate::metrics::Answer) + Send,
+) -> Result<crate::metrics::Answer, Status> {
+    let req = crate::metrics::MetricsRequest::from_params(q, &api.metrics, &api.search, instant)?;
+    crate::metrics::query(
+        &api.search_sources,
+        tenants,
+        &req,
+        &api.metrics,
+        &api.search,
+        on_progress,
+    )
+    .await
 }
 
 /// A search from request parameters (HTTP query, or a gRPC request turned into them).

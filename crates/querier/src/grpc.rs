@@ -1,4 +1,5 @@
-//! `tempopb.StreamingQuerier` (compatibility notes §1.12): search, tags and tag values over
+//! `tempopb.StreamingQuerier` (compatibility notes §1.12): search, tags, tag values and TraceQL
+//! metrics (range and instant, streamed like search) over
 //! gRPC, as Grafana's Tempo data source streams them — on the HTTP port as h2c and on
 //! `server.grpc_listen_port`. The tenant comes from the `x-scope-orgid` metadata.
 //!
@@ -18,12 +19,14 @@ use tonic::{Request, Response};
 use vivace_common::{Status, to_tonic};
 use vivace_proto::tempopb::streaming_querier_server::{StreamingQuerier, StreamingQuerierServer};
 use vivace_proto::tempopb::{
+    QueryInstantRequest, QueryInstantResponse, QueryRangeRequest, QueryRangeResponse,
     SearchRequest, SearchResponse, SearchTagValuesRequest, SearchTagValuesResponse,
     SearchTagValuesV2Response, SearchTagsRequest, SearchTagsResponse, SearchTagsV2Response,
 };
 
 use crate::api::{
-    QueryApi, read_tenants, run_search, run_tags_v1, run_tags_v2, run_values_v1, run_values_v2,
+    QueryApi, read_tenants, run_metrics, run_search, run_tags_v1, run_tags_v2, run_values_v1,
+    run_values_v2,
 };
 
 /// The service, ready to be routed (h2c on the HTTP port) or served on the gRPC port.
@@ -49,6 +52,30 @@ impl Streaming {
     fn tenants<T>(&self, req: &Request<T>) -> Result<Vec<vivace_common::TenantId>, tonic::Status> {
         let headers: HeaderMap = req.metadata().clone().into_headers();
         read_tenants(&self.api, &headers).map_err(to_tonic)
+    }
+}
+
+impl Streaming {
+    /// Runs a metrics query, streaming the answer so far while jobs complete (at most every
+    /// 500 ms), then the final answer.
+    fn stream_metrics<T: Send + 'static>(
+        &self,
+        tenants: Vec<vivace_common::TenantId>,
+        params: HashMap<String, String>,
+        instant: bool,
+        to: fn(&crate::metrics::Answer) -> T,
+    ) -> Response<Streamed<T>> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<T, tonic::Status>>(16);
+        let api = self.api.clone();
+        tokio::spawn(async move {
+            let progress_tx = tx.clone();
+            let r = run_metrics(&api, &tenants, &params, instant, move |a| {
+                let _ = progress_tx.try_send(Ok(to(&a)));
+            })
+            .await;
+            let _ = tx.send(r.map(|a| to(&a)).map_err(to_tonic)).await;
+        });
+        Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
     }
 }
 
@@ -118,6 +145,44 @@ impl StreamingQuerier for Streaming {
     type SearchTagsV2Stream = Streamed<SearchTagsV2Response>;
     type SearchTagValuesStream = Streamed<SearchTagValuesResponse>;
     type SearchTagValuesV2Stream = Streamed<SearchTagValuesV2Response>;
+    type MetricsQueryRangeStream = Streamed<QueryRangeResponse>;
+    type MetricsQueryInstantStream = Streamed<QueryInstantResponse>;
+
+    async fn metrics_query_range(
+        &self,
+        req: Request<QueryRangeRequest>,
+    ) -> Result<Response<Self::MetricsQueryRangeStream>, tonic::Status> {
+        let tenants = self.tenants(&req)?;
+        let r = req.get_ref();
+        let mut params = HashMap::new();
+        put(&mut params, "q", &r.query);
+        put(&mut params, "start", r.start);
+        put(&mut params, "end", r.end);
+        if r.step > 0 {
+            put(&mut params, "step", format!("{}ns", r.step));
+        }
+        put_nonzero(&mut params, "exemplars", r.exemplars);
+        put_nonzero(&mut params, "maxSeries", r.max_series);
+        let instant = r.instant == Some(true);
+        Ok(self.stream_metrics(tenants, params, instant, |a| {
+            crate::metrics::range_response(a)
+        }))
+    }
+
+    async fn metrics_query_instant(
+        &self,
+        req: Request<QueryInstantRequest>,
+    ) -> Result<Response<Self::MetricsQueryInstantStream>, tonic::Status> {
+        let tenants = self.tenants(&req)?;
+        let r = req.get_ref();
+        let mut params = HashMap::new();
+        put(&mut params, "q", &r.query);
+        put(&mut params, "start", r.start);
+        put(&mut params, "end", r.end);
+        Ok(self.stream_metrics(tenants, params, true, |a| {
+            crate::metrics::instant_response(a)
+        }))
+    }
 
     async fn search(
         &self,

@@ -5,32 +5,29 @@ use std::collections::HashMap;
 
 use vivace_common::Status;
 
-/// Seconds since the epoch, now.
-pub(crate) fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// A time parameter: unix seconds, unix nanoseconds (more than 10 digits), fractional seconds,
-/// or RFC 3339.
-pub(crate) fn parse_time(name: &str, s: &str) -> Result<i64, Status> {
+/// A time parameter in unix nanoseconds: unix seconds, unix nanoseconds (more than 10
+/// digits), fractional seconds, or RFC 3339.
+pub(crate) fn parse_time_ns(name: &str, s: &str) -> Result<i64, Status> {
     let bad = || Status::bad_request(format!("invalid {name}: {s}"));
     let s = s.trim();
     if let Ok(i) = s.parse::<i64>() {
         let digits = s.trim_start_matches('-').len();
-        return Ok(if digits > 10 { i / 1_000_000_000 } else { i });
+        return Ok(if digits > 10 {
+            i
+        } else {
+            i.saturating_mul(1_000_000_000)
+        });
     }
     if let Ok(f) = s.parse::<f64>() {
         if f.is_finite() {
-            return Ok(f as i64);
+            return Ok((f * 1e9) as i64);
         }
         return Err(bad());
     }
     humantime::parse_rfc3339_weak(s)
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs() as i64)
+        .map(|d| d.as_nanos() as i64)
         .ok_or_else(bad)
 }
 
@@ -80,19 +77,33 @@ pub(crate) fn time_range(
     end_cutoff: std::time::Duration,
     max_duration_opt: Option<std::time::Duration>,
 ) -> Result<(i64, i64), Status> {
+    let (s, e) = time_range_ns(q, default_since, end_cutoff, max_duration_opt)?;
+    Ok((s.div_euclid(1_000_000_000), e.div_euclid(1_000_000_000)))
+}
+
+/// [`time_range`] in unix nanoseconds.
+pub(crate) fn time_range_ns(
+    q: &HashMap<String, String>,
+    default_since: std::time::Duration,
+    end_cutoff: std::time::Duration,
+    max_duration_opt: Option<std::time::Duration>,
+) -> Result<(i64, i64), Status> {
+    const NS: i64 = 1_000_000_000;
     let get = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
-    let now = now_secs();
-    let latest = now - end_cutoff.as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    let latest = now - end_cutoff.as_nanos() as i64;
     let (start, end) = match (get("start"), get("end"), get("since")) {
         (Some(s), Some(e), _) => {
-            let (s, e) = (parse_time("start", s)?, parse_time("end", e)?);
+            let (s, e) = (parse_time_ns("start", s)?, parse_time_ns("end", e)?);
             (s, e.min(latest.max(s)))
         }
         (None, None, Some(since)) => {
             let d = parse_duration("since", since)?;
-            (latest - d.as_secs() as i64, latest)
+            (latest - d.as_nanos() as i64, latest)
         }
-        (None, None, None) => (latest - default_since.as_secs() as i64, latest),
+        (None, None, None) => (latest - default_since.as_nanos() as i64, latest),
         _ => {
             return Err(Status::bad_request(
                 "invalid start and end: both or neither must be given",
@@ -101,17 +112,21 @@ pub(crate) fn time_range(
     };
     if end < start {
         return Err(Status::bad_request(format!(
-            "invalid start and end: end ({end}) must be after start ({start})"
+            "invalid start and end: end ({}) must be after start ({})",
+            end.div_euclid(NS),
+            start.div_euclid(NS)
         )));
     }
     if let Some(max) = max_duration_opt
-        && max.as_secs() > 0
-        && (end - start) as u64 > max.as_secs()
+        && !max.is_zero()
+        && (end - start) as u128 > max.as_nanos()
     {
         return Err(Status::bad_request(format!(
-            "range specified by start and end ({}s) exceeds {}s. received start={start} end={end}",
-            end - start,
-            max.as_secs()
+            "range specified by start and end ({}s) exceeds {}s. received start={} end={}",
+            (end - start) / NS,
+            max.as_secs(),
+            start.div_euclid(NS),
+            end.div_euclid(NS)
         )));
     }
     Ok((start, end))
@@ -133,17 +148,18 @@ mod tests {
 
     #[test]
     fn time_forms() {
-        assert_eq!(parse_time("start", "1700000000").unwrap(), 1_700_000_000);
+        let s = 1_700_000_000_000_000_000i64;
+        assert_eq!(parse_time_ns("start", "1700000000").unwrap(), s);
         assert_eq!(
-            parse_time("start", "1700000000123456789").unwrap(),
-            1_700_000_000
+            parse_time_ns("start", "1700000000123456789").unwrap(),
+            s + 123_456_789
         );
-        assert_eq!(parse_time("start", "1700000000.5").unwrap(), 1_700_000_000);
         assert_eq!(
-            parse_time("start", "2023-11-14T22:13:20Z").unwrap(),
-            1_700_000_000
+            parse_time_ns("start", "1700000000.5").unwrap(),
+            s + 500_000_000
         );
-        assert!(parse_time("start", "yesterday").is_err());
+        assert_eq!(parse_time_ns("start", "2023-11-14T22:13:20Z").unwrap(), s);
+        assert!(parse_time_ns("start", "yesterday").is_err());
     }
 
     #[test]

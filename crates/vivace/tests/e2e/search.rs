@@ -1,7 +1,8 @@
 //! TraceQL search end to end: the catalogue's semantic cases (`crates/traceql/testdata`) sent as
 //! OTLP to the real binary — one tenant per fixture — and queried over HTTP while the traces
 //! are live, after they are cut into blocks, and after compaction merged the blocks: every
-//! answer as the catalogue expects, and the same answer in all three states. Also freshness
+//! answer as the catalogue expects, and the same answer in all three states (the TraceQL
+//! metrics cases too, through `metrics::run_cases`). Also freshness
 //! with the OpenTelemetry SDK, Grafana-shaped requests (JSON and protobuf), tags and tag values,
 //! and bad input.
 
@@ -20,7 +21,7 @@ use vivace_proto::tempopb::SearchResponse;
 
 use crate::support::{Server, clients_dir, http, post_otlp, python};
 
-const FIXTURES: &str = include_str!("../../../traceql/testdata/fixtures.json");
+pub const FIXTURES: &str = include_str!("../../../traceql/testdata/fixtures.json");
 const CASES: &str = include_str!("../../../traceql/testdata/semantic.txt");
 
 /// The same IDs the evaluator's unit tests give the fixture labels.
@@ -77,7 +78,7 @@ fn kvs(v: &Json) -> Vec<KeyValue> {
 
 /// One fixture as one OTLP request: a resource (and scope) per span, spans in fixture order,
 /// starting at `base_ns`.
-fn request(fixture: &Json, base_ns: u64) -> ExportTraceServiceRequest {
+pub fn request(fixture: &Json, base_ns: u64) -> ExportTraceServiceRequest {
     let mut out = Vec::new();
     for t in fixture.as_array().unwrap() {
         let tid = id16(t["trace"].as_str().unwrap());
@@ -346,16 +347,21 @@ async fn catalogue_cases_live_in_blocks_and_compacted() {
     let dir = tempfile::tempdir().unwrap();
     let all: Json = serde_json::from_str(FIXTURES).unwrap();
     let fixtures = fixture_names(&all).len();
-    let base_ns = std::time::SystemTime::now()
+    // A multiple of the metrics cases' step, so their window is aligned as the cases assume.
+    let step = crate::metrics::STEP_NS;
+    let base_ns = (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64
-        - 60_000_000_000;
+        - 60_000_000_000)
+        / step
+        * step;
 
     // Live: nothing completes or leaves the live-store.
     let mut server = Server::start(dir.path(), LIVE_ONLY);
     send_fixtures(&server, &all, base_ns).await;
     let live = run_cases(&server, &all, "live").await;
+    let live_metrics = crate::metrics::run_cases(&server, base_ns, "live").await;
     assert!(!server.log_text().contains("block written"));
     server.terminate();
 
@@ -368,6 +374,7 @@ async fn catalogue_cases_live_in_blocks_and_compacted() {
     // Flushed traces leave the live-store's search at once; give the poll a moment anyway.
     std::thread::sleep(Duration::from_millis(500));
     let blocks = run_cases(&server, &all, "blocks").await;
+    let blocks_metrics = crate::metrics::run_cases(&server, base_ns, "blocks").await;
     // Tag names of blocks come from their dictionaries; the same names as live.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -424,6 +431,15 @@ async fn catalogue_cases_live_in_blocks_and_compacted() {
     wait_for_log(&server, "blocks compacted", fixtures);
     std::thread::sleep(Duration::from_millis(500));
     let compacted = run_cases(&server, &all, "compacted").await;
+    let compacted_metrics = crate::metrics::run_cases(&server, base_ns, "compacted").await;
+    assert_eq!(
+        live_metrics, blocks_metrics,
+        "metrics: live and blocks differ"
+    );
+    assert_eq!(
+        live_metrics, compacted_metrics,
+        "metrics: live and compacted differ"
+    );
 
     for (id, l) in &live {
         for (state, other) in [("blocks", &blocks), ("compacted", &compacted)] {
