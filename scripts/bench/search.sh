@@ -7,7 +7,9 @@
 # data dir, loads SPANS spans with `vivace gen`, waits until they are in blocks, adds a few
 # seconds of live data, then runs scripts/bench/search_bench.py: per query the cold and warm
 # latency, spans and bytes inspected, spans/s and bytes/s; tags, tag values, trace by ID and
-# ack → searchable. The server is stopped by PID at the end.
+# ack → searchable; TraceQL metrics (1 h at 1 m: rate, rate by service, quantiles by name,
+# errors by route) with spans per CPU-second. VIVACE_BENCH_ONLY=metrics runs only those.
+# The server is stopped by PID at the end.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"

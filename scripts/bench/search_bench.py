@@ -65,7 +65,39 @@ QUERIES = [
 ]
 
 
+METRICS = [
+    "{ } | rate()",
+    "{ } | rate() by (resource.service.name)",
+    "{ } | quantile_over_time(duration, .5, .99) by (name)",
+    "{ status = error } | count_over_time() by (span.http.route)",
+]
+
+
+def metrics():
+    """TraceQL metrics over the last hour at a 1 m step: latency, spans counted, spans/s of
+    wall time and spans per server CPU-second (per core)."""
+    print("== metrics (range: last 1 h, step 1m)")
+    for q in METRICS:
+        now = int(time.time())
+        p = {"q": q, "start": now - 3600, "end": now, "step": "1m"}
+        c0 = cpu_seconds()
+        cold, body = get("/api/metrics/query_range", p)
+        cpu = cpu_seconds() - c0
+        resp = json.loads(body)
+        warm = [get("/api/metrics/query_range", p)[0] for _ in range(3)]
+        spans = int(resp.get("metrics", {}).get("inspectedSpans", "0"))
+        p50 = statistics.median(warm)
+        print(
+            f"{q:62s} cold {cold*1e3:8.1f} ms  warm p50 {p50*1e3:7.1f} ms  series {len(resp.get('series', [])):3d}  "
+            f"spans {spans:>10,}  cold {spans/cold/1e6:6.1f} M spans/s  warm {spans/p50/1e6:6.1f} M spans/s  "
+            f"cold cpu {cpu:5.2f} s = {spans/max(cpu, 1e-9)/1e6:6.1f} M spans/CPU-s"
+        )
+
+
 def main():
+    if os.environ.get("VIVACE_BENCH_ONLY") == "metrics":
+        metrics()
+        return
     # A needle: one trace by its ID (vivace gen replays templates, so span IDs and attribute
     # values repeat across traces; the trace ID does not).
     _, first = search("{ }", limit=1)
@@ -106,6 +138,8 @@ def main():
         lat.append(dt)
     if lat:
         print(f"p50 {statistics.median(lat)*1e3:.1f} ms  max {max(lat)*1e3:.1f} ms over {len(lat)} IDs")
+
+    metrics()
 
     print("== ack → searchable")
     tid = os.urandom(16).hex()

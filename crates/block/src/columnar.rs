@@ -368,22 +368,33 @@ impl RowGroup<'_> {
             "rs.Resource.ServiceName",
         )?;
         let rs_per_trace = services.counts(1);
+        // Without `span_text` the string and ID columns are not read at all: levels come from
+        // the start times, names and IDs are left empty.
+        let text = proj.span_text;
         let scope_names = self.need(self.bytes("rs.ss.Scope.Name")?, "rs.ss.Scope.Name")?;
         let ss_per_rs = scope_names.counts(2);
-        let scope_versions = self
-            .need(self.bytes("rs.ss.Scope.Version")?, "rs.ss.Scope.Version")?
-            .values;
-        let span_ids = self.need(self.bytes("rs.ss.Spans.SpanID")?, "rs.ss.Spans.SpanID")?;
-        let spans_per_ss = span_ids.counts(3);
-        let parents = self
-            .need(
-                self.bytes("rs.ss.Spans.ParentSpanID")?,
-                "rs.ss.Spans.ParentSpanID",
-            )?
-            .values;
-        let names = self
-            .need(self.bytes("rs.ss.Spans.Name")?, "rs.ss.Spans.Name")?
-            .values;
+        let scope_versions = if text {
+            self.need(self.bytes("rs.ss.Scope.Version")?, "rs.ss.Scope.Version")?
+                .values
+        } else {
+            Vec::new()
+        };
+        let starts = self.need(
+            self.i64s("rs.ss.Spans.StartTimeUnixNano")?,
+            "rs.ss.Spans.StartTimeUnixNano",
+        )?;
+        let spans_per_ss = starts.counts(3);
+        let starts = starts.values;
+        let text_column = |path: &str| -> Result<Vec<ByteArray>> {
+            if text {
+                Ok(self.need(self.bytes(path)?, path)?.values)
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        let span_ids = text_column("rs.ss.Spans.SpanID")?;
+        let parents = text_column("rs.ss.Spans.ParentSpanID")?;
+        let names = text_column("rs.ss.Spans.Name")?;
         let kinds = self
             .need(self.i64s("rs.ss.Spans.Kind")?, "rs.ss.Spans.Kind")?
             .values;
@@ -393,18 +404,7 @@ impl RowGroup<'_> {
                 "rs.ss.Spans.StatusCode",
             )?
             .values;
-        let messages = self
-            .need(
-                self.bytes("rs.ss.Spans.StatusMessage")?,
-                "rs.ss.Spans.StatusMessage",
-            )?
-            .values;
-        let starts = self
-            .need(
-                self.i64s("rs.ss.Spans.StartTimeUnixNano")?,
-                "rs.ss.Spans.StartTimeUnixNano",
-            )?
-            .values;
+        let messages = text_column("rs.ss.Spans.StatusMessage")?;
         let durs = self
             .need(
                 self.i64s("rs.ss.Spans.DurationNano")?,
@@ -413,7 +413,7 @@ impl RowGroup<'_> {
             .values;
         let n_rs = services.values.len();
         let n_ss = scope_names.values.len();
-        let n_spans = span_ids.values.len();
+        let n_spans = starts.len();
 
         // Attributes per owner level, as projected.
         let res_attrs = if proj.resource_attrs {
@@ -493,7 +493,11 @@ impl RowGroup<'_> {
                 push_attrs(batch, a, scope_attr_at, c);
                 scope_attr_at += c;
             }
-            let name = name_memo.id(batch, scope_names.values[s].data());
+            let name = if text {
+                name_memo.id(batch, scope_names.values[s].data())
+            } else {
+                name_memo.id(batch, &[])
+            };
             let version =
                 version_memo.id(batch, scope_versions.get(s).map_or(&[][..], |v| v.data()));
             batch.scopes.push(vivace_traceql::batch::ScopeRow {
@@ -519,6 +523,7 @@ impl RowGroup<'_> {
         let mut span = 0usize;
         let mut span_attr_at = 0usize;
         let (mut name_memo, mut msg_memo) = (Memo::default(), Memo::default());
+        let empty = batch.intern("");
         let (mut rs_i, mut ss_i) = (0usize, 0usize);
         for (t, tid) in trace_ids.iter().enumerate() {
             let trace_index = batch.traces.len() as u32;
@@ -535,13 +540,21 @@ impl RowGroup<'_> {
                         batch.span_trace.push(trace_index);
                         batch.span_resource.push(rs_base + rs_i as u32);
                         batch.span_scope.push(ss_base + ss_i as u32);
-                        batch.span_id.push(id8(span_ids.values[span].data()));
-                        batch.span_parent_id.push(id8(parents[span].data()));
-                        let name = name_memo.id(batch, names[span].data());
+                        let (id, parent, name, msg) = if text {
+                            (
+                                id8(span_ids[span].data()),
+                                id8(parents[span].data()),
+                                name_memo.id(batch, names[span].data()),
+                                msg_memo.id(batch, messages[span].data()),
+                            )
+                        } else {
+                            ([0; 8], [0; 8], empty, empty)
+                        };
+                        batch.span_id.push(id);
+                        batch.span_parent_id.push(parent);
                         batch.span_name.push(name);
                         batch.span_kind.push(kind_of_otlp(kinds[span]));
                         batch.span_status.push(status_of_otlp(codes[span]));
-                        let msg = msg_memo.id(batch, messages[span].data());
                         batch.span_status_message.push(msg);
                         batch.span_start_ns.push(starts[span] as u64);
                         batch.span_duration_ns.push(durs[span] as u64);

@@ -111,7 +111,17 @@ fn wanted(path: &str, proj: &Projection) -> bool {
         "rs.ss.Spans.StartTimeUnixNano",
         "rs.ss.Spans.DurationNano",
     ];
+    const SPAN_TEXT: &[&str] = &[
+        "rs.ss.Scope.Version",
+        "rs.ss.Spans.SpanID",
+        "rs.ss.Spans.ParentSpanID",
+        "rs.ss.Spans.Name",
+        "rs.ss.Spans.StatusMessage",
+    ];
     let under = |p: &str| path.starts_with(p);
+    if !proj.span_text && SPAN_TEXT.contains(&path) {
+        return false;
+    }
     if proj.keys_only && path.contains(".Attrs.") && !path.ends_with(".Attrs.Key") {
         return false;
     }

@@ -260,6 +260,10 @@ pub struct Projection {
     /// Nested-set numbers and child counts (structural operators, `nestedSet*`,
     /// `span:childCount`); without it readers may leave them 0.
     pub structure: bool,
+    /// Span and parent IDs, span names, status messages and scope names and versions; without
+    /// it readers may leave them zero or empty (metrics that read none of them: counting spans
+    /// needs only their start times).
+    pub span_text: bool,
 }
 
 impl Projection {
@@ -274,6 +278,7 @@ impl Projection {
         link_attrs: true,
         keys_only: false,
         structure: true,
+        span_text: true,
     };
 
     /// Nothing beyond what is always read.
@@ -287,6 +292,7 @@ impl Projection {
         link_attrs: false,
         keys_only: false,
         structure: false,
+        span_text: true,
     };
 
     /// The smallest projection holding both (values win over keys only).
@@ -301,6 +307,7 @@ impl Projection {
             link_attrs: self.link_attrs || o.link_attrs,
             keys_only: self.keys_only && o.keys_only,
             structure: self.structure || o.structure,
+            span_text: self.span_text || o.span_text,
         }
     }
 }

@@ -242,6 +242,10 @@ struct Leaf {
     source_opt: Option<Source>,
     by: Vec<(String, Reader)>,
     name: &'static str,
+    /// Whether it reads span names, IDs, status messages or scope names.
+    reads_span_text: bool,
+    /// `by` reads resource attributes only: a span's series is its resource's.
+    by_resource: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -388,15 +392,24 @@ impl MetricsPlan {
         });
         let mut leaves = Vec::new();
         let root = node(&m.expr, q, &mut leaves)?;
-        let mut projection = Projection::NONE;
+        let mut projection = Projection {
+            span_text: false,
+            ..Projection::NONE
+        };
         let mut required = Vec::new();
         for (i, l) in leaves.iter().enumerate() {
-            projection = projection.union(l.search.projection);
+            projection = projection.union(Projection {
+                span_text: false,
+                ..l.search.projection
+            });
+            // Nested sets are built from span and parent IDs where a block lacks them.
+            projection.span_text |= l.search.projection.structure;
             if matches!(l.kind, Kind::Compare(_)) {
                 projection.span_attrs = true;
                 projection.resource_attrs = true;
                 projection.scope_attrs = true;
             }
+            projection.span_text |= l.reads_span_text;
             // Pruning by a required value is only sound when every leaf needs it.
             if i == 0 {
                 required = l.search.required.clone();
@@ -518,8 +531,21 @@ fn node(e: &MetricsExpr, q: &Query, leaves: &mut Vec<Leaf>) -> Result<Node, Eval
     })
 }
 
+/// Whether an attribute is read from something other than span names, IDs, status messages and
+/// scope names (see [`Projection::span_text`]).
+fn textless(a: &Attribute) -> bool {
+    matches!(
+        a.intrinsic,
+        None | Some(
+            Intrinsic::Duration | Intrinsic::TraceDuration | Intrinsic::Status | Intrinsic::Kind
+        )
+    )
+}
+
 fn leaf(pipeline: &Pipeline, func: &MetricsFn, q: &Query) -> Result<Leaf, EvalError> {
-    let mut search = SearchPlan::new(&search_query(pipeline, q))?;
+    let sq = search_query(pipeline, q);
+    let mut reads_span_text = !sq.attributes().iter().all(textless);
+    let mut search = SearchPlan::new(&sq)?;
     let (kind, attr_opt, by, name): (Kind, Option<&Attribute>, &[Attribute], &'static str) =
         match func {
             MetricsFn::Rate { by, .. } => (Kind::Rate, None, by, "rate"),
@@ -611,6 +637,7 @@ fn leaf(pipeline: &Pipeline, func: &MetricsFn, q: &Query) -> Result<Leaf, EvalEr
     }
     let mut extra: Vec<Attribute> = by.to_vec();
     extra.extend(attr_opt.cloned());
+    reads_span_text |= !extra.iter().all(textless) || matches!(kind, Kind::Compare(_));
     search.projection = search.projection.union(crate::eval::projection_of(&extra));
     Ok(Leaf {
         search,
@@ -618,6 +645,11 @@ fn leaf(pipeline: &Pipeline, func: &MetricsFn, q: &Query) -> Result<Leaf, EvalEr
         source_opt,
         by: by_readers,
         name,
+        reads_span_text,
+        by_resource: !by.is_empty()
+            && by
+                .iter()
+                .all(|a| a.scope == AttrScope::Resource && a.intrinsic.is_none()),
     })
 }
 
@@ -641,6 +673,9 @@ struct LeafRun<'a> {
     selected: Vec<u32>,
     /// The series of a query without `by` or buckets.
     single_opt: Option<usize>,
+    /// The series of each resource of the batch, when `by` reads only resource attributes
+    /// (`u32::MAX`: not yet known).
+    resource_series: Vec<u32>,
     exemplar_budget: usize,
 }
 
@@ -667,6 +702,11 @@ impl<'a> LeafRun<'a> {
             spans: Vec::new(),
             selected: Vec::new(),
             single_opt: None,
+            resource_series: if leaf.by_resource {
+                vec![u32::MAX; batch.resources.len()]
+            } else {
+                Vec::new()
+            },
             exemplar_budget,
         }
     }
@@ -716,6 +756,16 @@ impl<'a> LeafRun<'a> {
                         x
                     }
                 }
+            } else if self.leaf.by_resource && !bucketed {
+                let r = batch.span_resource[s as usize] as usize;
+                match self.resource_series[r] {
+                    u32::MAX => {
+                        let x = self.keyed(s, None);
+                        self.resource_series[r] = x as u32;
+                        x
+                    }
+                    x => x as usize,
+                }
             } else {
                 self.keyed(s, bucket_opt)
             };
@@ -746,10 +796,6 @@ impl<'a> LeafRun<'a> {
                         "trace:id".into(),
                         LabelValue::Str(crate::eval::hex_id(&tr.id)),
                     )];
-                    labels.push((
-                        "span:id".into(),
-                        LabelValue::Str(crate::eval::hex_id(&batch.span_id[s as usize])),
-                    ));
                     for (k, v) in self.bound.span_attributes(s) {
                         labels.push((k, LabelValue::of_owned(v)));
                     }

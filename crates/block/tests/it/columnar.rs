@@ -113,6 +113,29 @@ fn compare(dir: &Path) {
     .unwrap();
     assert_eq!(spans_only.span_id, by_columns.span_id);
     assert!(spans_only.attr_key.len() < by_columns.attr_key.len() / 2);
+    // Without span text (metrics that count): the same spans, times, kinds, statuses and
+    // owners; no IDs or names.
+    let lean = read_columnar(
+        Bytes::from(std::fs::read(dir.join("data.parquet")).unwrap()),
+        &meta,
+        "data.parquet",
+        &Projection {
+            span_text: false,
+            ..Projection::NONE
+        },
+    )
+    .unwrap();
+    assert_eq!(lean.span_start_ns, by_columns.span_start_ns);
+    assert_eq!(lean.span_duration_ns, by_columns.span_duration_ns);
+    assert_eq!(lean.span_kind, by_columns.span_kind);
+    assert_eq!(lean.span_status, by_columns.span_status);
+    assert_eq!(lean.span_trace, by_columns.span_trace);
+    assert_eq!(lean.span_resource, by_columns.span_resource);
+    assert_eq!(lean.span_scope, by_columns.span_scope);
+    let ids: Vec<[u8; 16]> = lean.traces.iter().map(|t| t.id).collect();
+    let want: Vec<[u8; 16]> = by_columns.traces.iter().map(|t| t.id).collect();
+    assert_eq!(ids, want);
+    assert!(lean.span_id.iter().all(|id| *id == [0; 8]));
     // Keys only (tag names): the same keys, owner by owner.
     let keys = read_columnar(
         Bytes::from(std::fs::read(dir.join("data.parquet")).unwrap()),
