@@ -247,6 +247,7 @@ impl SearchSource for BlockSource {
         for b in self.overlapping(tenant, start, end) {
             let (backend, block, cache) = (self.backend.clone(), b.clone(), self.cache.clone());
             let needles = vivace_block::needles(&b.meta, &fetch.required);
+            let names_opt = fetch.names_opt.clone();
             let fetch = async move {
                 let (tenant, id) = (block.tenant.as_str(), block.meta.block_id.as_str());
                 let read = match cache.get(tenant, id, proj) {
@@ -259,7 +260,9 @@ impl SearchSource for BlockSource {
                     }
                     Err(read) => read,
                 };
-                match vivace_block::read_batch(&backend, &block, read, &needles).await {
+                match vivace_block::read_batch(&backend, &block, read, &needles, names_opt.as_ref())
+                    .await
+                {
                     Ok((batch, bytes, complete)) => {
                         let batch = Arc::new(batch);
                         // A batch of some row groups only stands for this query, not the block.

@@ -50,6 +50,7 @@ pub fn read_columnar(
             group: group.as_ref(),
             columns: &columns,
             key,
+            narrow: &Narrow::default(),
         };
         r.read_into(&mut batch, meta, proj)?;
     }
@@ -61,6 +62,33 @@ pub(crate) struct RowGroup<'a> {
     pub(crate) group: &'a dyn RowGroupReader,
     pub(crate) columns: &'a HashMap<String, usize>,
     pub(crate) key: &'a str,
+    pub(crate) narrow: &'a Narrow,
+}
+
+/// Attribute columns a row group's read leaves out although the projection covers their level,
+/// because the query cannot read them (see `prune::read_pruned`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Narrow {
+    /// The generic span attributes: their key dictionary holds none of the query's names.
+    pub(crate) span_generic: bool,
+    /// The generic resource attributes, likewise.
+    pub(crate) resource_generic: bool,
+    /// Dedicated columns (paths) of names the query does not read.
+    pub(crate) dedicated: std::collections::HashSet<String>,
+}
+
+impl Narrow {
+    /// Whether the read of `path` is left out.
+    pub(crate) fn skips(&self, path: &str) -> bool {
+        (self.span_generic && path.starts_with("rs.ss.Spans.Attrs."))
+            || (self.resource_generic && path.starts_with("rs.Resource.Attrs."))
+            || self.dedicated.contains(path)
+    }
+
+    /// Whether anything the projection covers is left out.
+    pub(crate) fn is_narrowed(&self) -> bool {
+        self.span_generic || self.resource_generic || !self.dedicated.is_empty()
+    }
 }
 
 /// One leaf column of a row group: its levels and its values (one per level entry at the
@@ -115,6 +143,11 @@ macro_rules! read_leaf {
                     });
                 };
                 let mut leaf = Leaf::<$t>::empty();
+                // One growth instead of many: the chunk says how many level entries it holds.
+                let entries = $self.group.metadata().column(i).num_values().max(0) as usize;
+                leaf.def.reserve(entries);
+                leaf.rep.reserve(entries);
+                leaf.values.reserve(entries);
                 loop {
                     let (records, _, _) = r
                         .read_records(
@@ -301,7 +334,11 @@ impl RowGroup<'_> {
     ) -> Result<Vec<Vec<(u32, Stored)>>> {
         let mut out: Vec<Vec<(u32, Stored)>> = vec![Vec::new(); owners];
         for (slot, name) in meta.dedicated(scope, false).into_iter().enumerate() {
-            let Some(leaf) = self.bytes(&format!("{prefix}.String{:02}", slot + 1))? else {
+            let path = format!("{prefix}.String{:02}", slot + 1);
+            if self.narrow.skips(&path) {
+                continue;
+            }
+            let Some(leaf) = self.bytes(&path)? else {
                 continue;
             };
             let name = batch.intern(name);
@@ -329,7 +366,11 @@ impl RowGroup<'_> {
             }
         }
         for (slot, name) in meta.dedicated(scope, true).into_iter().enumerate() {
-            let Some(leaf) = self.i64s(&format!("{prefix}.Int{:02}", slot + 1))? else {
+            let path = format!("{prefix}.Int{:02}", slot + 1);
+            if self.narrow.skips(&path) {
+                continue;
+            }
+            let Some(leaf) = self.i64s(&path)? else {
                 continue;
             };
             let name = batch.intern(name);
@@ -416,7 +457,7 @@ impl RowGroup<'_> {
         let n_spans = starts.len();
 
         // Attributes per owner level, as projected.
-        let res_attrs = if proj.resource_attrs {
+        let res_attrs = if proj.resource_attrs && !self.narrow.resource_generic {
             Some(self.attrs("rs.Resource.Attrs", 2, batch, proj.keys_only)?)
         } else {
             None
@@ -438,12 +479,12 @@ impl RowGroup<'_> {
         } else {
             None
         };
-        let span_attrs = if proj.span_attrs {
+        let span_attrs = if proj.span_attrs && !self.narrow.span_generic {
             Some(self.attrs("rs.ss.Spans.Attrs", 4, batch, proj.keys_only)?)
         } else {
             None
         };
-        let span_dedicated = if proj.span_attrs {
+        let span_dedicated: Vec<Vec<_>> = if proj.span_attrs {
             self.dedicated(
                 meta,
                 "span",
@@ -453,7 +494,7 @@ impl RowGroup<'_> {
                 batch,
             )?
         } else {
-            vec![Vec::new(); n_spans]
+            Vec::new()
         };
 
         let service_key = batch.intern("service.name");
@@ -521,6 +562,21 @@ impl RowGroup<'_> {
 
         // Spans, walking the structure to give each its trace, resource and scope.
         let mut span = 0usize;
+        let n = n_spans;
+        batch.span_trace.reserve(n);
+        batch.span_resource.reserve(n);
+        batch.span_scope.reserve(n);
+        batch.span_id.reserve(n);
+        batch.span_parent_id.reserve(n);
+        batch.span_name.reserve(n);
+        batch.span_kind.reserve(n);
+        batch.span_status.reserve(n);
+        batch.span_status_message.reserve(n);
+        batch.span_start_ns.reserve(n);
+        batch.span_duration_ns.reserve(n);
+        batch.span_attrs.reserve(n);
+        batch.span_events.reserve(n);
+        batch.span_links.reserve(n);
         let mut span_attr_at = 0usize;
         let (mut name_memo, mut msg_memo) = (Memo::default(), Memo::default());
         let empty = batch.intern("");
@@ -559,7 +615,7 @@ impl RowGroup<'_> {
                         batch.span_start_ns.push(starts[span] as u64);
                         batch.span_duration_ns.push(durs[span] as u64);
                         let start = batch.attr_key.len() as u32;
-                        for (k, v) in &span_dedicated[span] {
+                        for (k, v) in span_dedicated.get(span).into_iter().flatten() {
                             batch.attr_key.push(*k);
                             batch.attr_value.push(*v);
                         }

@@ -22,10 +22,10 @@ use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::serialized_reader::{SerializedPageReader, SerializedRowGroupReader};
 use vivace_common::TraceId;
 use vivace_traceql::ast::{AttrScope, Attribute, Intrinsic};
-use vivace_traceql::batch::{Projection, SpanBatch};
+use vivace_traceql::batch::{AttrNames, Projection, SpanBatch};
 
 use crate::backend::Backend;
-use crate::columnar::RowGroup;
+use crate::columnar::{Narrow, RowGroup};
 use crate::error::{Error, Result};
 use crate::list::BlockRef;
 use crate::meta::BlockMeta;
@@ -159,6 +159,7 @@ pub async fn read_pruned(
     block: &BlockRef,
     proj: Projection,
     needles: &[Needle],
+    names_opt: Option<&AttrNames>,
 ) -> Result<PrunedRead> {
     let footer = block.footer(backend).await?;
     let key = block.key("data.parquet");
@@ -236,13 +237,20 @@ pub async fn read_pruned(
         .map(|per_needle| per_needle.contains(&0))
         .collect();
 
-    // 2. The wanted column chunks of the row groups left.
+    // 2. What the query cannot read: dedicated columns of names it does not use, and the
+    //    generic attributes of a level whose key dictionary holds none of its names.
+    let narrows = narrow(backend, block, &footer, &columns, &skip, proj, names_opt, &key).await?;
+    bytes += narrows.1;
+    let narrows = narrows.0;
+    let narrowed = narrows.iter().any(Narrow::is_narrowed);
+
+    // 3. The wanted column chunks of the row groups left.
     let cols: Vec<usize> = (0..paths.len())
         .filter(|i| wanted(&paths[*i], &proj))
         .collect();
     let mut ranges: Vec<Range<u64>> = Vec::new();
     for rg in (0..n_rg).filter(|rg| !skip[*rg]) {
-        for &col in &cols {
+        for &col in cols.iter().filter(|c| !narrows[rg].skips(&paths[**c])) {
             let (s, l) = footer.row_group(rg).column(col).byte_range();
             ranges.push(s..s + l);
         }
@@ -277,6 +285,7 @@ pub async fn read_pruned(
                 group: &group,
                 columns: &columns,
                 key: &key,
+                narrow: &narrows[rg],
             };
             r.read_into(&mut batch, &meta, &proj)?;
         }
@@ -290,10 +299,107 @@ pub async fn read_pruned(
     Ok(PrunedRead {
         batch,
         bytes,
-        complete: row_groups_read == n_rg,
+        complete: row_groups_read == n_rg && !narrowed,
         row_groups: n_rg,
         row_groups_read,
     })
+}
+
+/// Per row group, the attribute columns `names_opt` makes needless (see [`Narrow`]), and the
+/// bytes read to know it.
+#[allow(clippy::too_many_arguments)]
+async fn narrow(
+    backend: &Backend,
+    block: &BlockRef,
+    footer: &parquet::file::metadata::ParquetMetaData,
+    columns: &std::collections::HashMap<String, usize>,
+    skip: &[bool],
+    proj: Projection,
+    names_opt: Option<&AttrNames>,
+    key: &str,
+) -> Result<(Vec<Narrow>, u64)> {
+    let n_rg = skip.len();
+    let Some(names) = names_opt else {
+        return Ok((vec![Narrow::default(); n_rg], 0));
+    };
+    let mut base = Narrow::default();
+    for (on, scope, prefix, wanted) in [
+        (proj.span_attrs, "span", "rs.ss.Spans.DedicatedAttributes", &names.span),
+        (proj.resource_attrs, "resource", "rs.Resource.DedicatedAttributes", &names.resource),
+    ] {
+        if !on {
+            continue;
+        }
+        for (int, kind) in [(false, "String"), (true, "Int")] {
+            for (slot, name) in block.meta.dedicated(scope, int).into_iter().enumerate() {
+                if !wanted.iter().any(|w| w == name) {
+                    base.dedicated.insert(format!("{prefix}.{kind}{:02}", slot + 1));
+                }
+            }
+        }
+    }
+    let mut out = vec![base; n_rg];
+    let mut reqs: Vec<(usize, bool, usize, Range<u64>)> = Vec::new(); // rg, span level, col
+    for (rg, n) in out.iter_mut().enumerate() {
+        if skip[rg] {
+            continue;
+        }
+        for (on, span, col_path, wanted) in [
+            (proj.span_attrs, true, "rs.ss.Spans.Attrs.Key", &names.span),
+            (proj.resource_attrs, false, "rs.Resource.Attrs.Key", &names.resource),
+        ] {
+            if !on {
+                continue;
+            }
+            // `service.name` has a column of its own at the resource level.
+            let wanted_generic = wanted
+                .iter()
+                .filter(|w| span || w.as_str() != "service.name")
+                .count();
+            if wanted_generic == 0 {
+                if span {
+                    n.span_generic = true;
+                } else {
+                    n.resource_generic = true;
+                }
+                continue;
+            }
+            let Some(&col) = columns.get(col_path) else {
+                continue;
+            };
+            if let Some(r) = dictionary_range(footer.row_group(rg).column(col)) {
+                reqs.push((rg, span, col, r));
+            }
+        }
+    }
+    if reqs.is_empty() {
+        return Ok((out, 0));
+    }
+    let ranges: Vec<Range<u64>> = reqs.iter().map(|(_, _, _, r)| r.clone()).collect();
+    let got = backend
+        .get_ranges(key, &ranges)
+        .await
+        .map_err(Error::Backend)?;
+    let bytes = got.iter().map(|b| b.len() as u64).sum::<u64>();
+    for ((rg, span, col, r), data) in reqs.iter().zip(got) {
+        let c = footer.row_group(*rg).column(*col);
+        let wanted = if *span { &names.span } else { &names.resource };
+        let mut absent = true;
+        for w in wanted.iter().filter(|w| *span || w.as_str() != "service.name") {
+            if dictionary_contains(c, r.start, data.clone(), w.as_bytes(), key)? != Some(false) {
+                absent = false;
+                break;
+            }
+        }
+        if absent {
+            if *span {
+                out[*rg].span_generic = true;
+            } else {
+                out[*rg].resource_generic = true;
+            }
+        }
+    }
+    Ok((out, bytes))
 }
 
 /// The byte range of a chunk's dictionary page, when every data page of the chunk is

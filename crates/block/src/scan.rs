@@ -20,9 +20,10 @@ pub async fn read_batch(
     block: &BlockRef,
     proj: Projection,
     needles: &[crate::prune::Needle],
+    names_opt: Option<&vivace_traceql::batch::AttrNames>,
 ) -> Result<(SpanBatch, u64, bool)> {
     if block.meta.format == crate::FORMAT {
-        let r = crate::prune::read_pruned(backend, block, proj, needles).await?;
+        let r = crate::prune::read_pruned(backend, block, proj, needles, names_opt).await?;
         return Ok((r.batch, r.bytes, r.complete));
     }
     let key = block.key("data.parquet");

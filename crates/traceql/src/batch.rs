@@ -319,6 +319,9 @@ impl Projection {
 pub struct Fetch {
     pub projection: Projection,
     pub required: Vec<(crate::ast::Attribute, String)>,
+    /// The span and resource attributes the query reads by name; `None`: any may be read
+    /// (tag listings). Readers may leave the others out.
+    pub names_opt: Option<AttrNames>,
 }
 
 impl Fetch {
@@ -327,7 +330,53 @@ impl Fetch {
         Fetch {
             projection,
             required: Vec::new(),
+            names_opt: None,
         }
+    }
+}
+
+/// Attribute names a query reads, by level; an unscoped `.x` is at both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttrNames {
+    pub span: Vec<String>,
+    pub resource: Vec<String>,
+}
+
+impl AttrNames {
+    /// The names of `attrs` (intrinsics and other levels left out).
+    pub fn of(attrs: &[crate::ast::Attribute]) -> AttrNames {
+        use crate::ast::AttrScope;
+        let mut out = AttrNames::default();
+        for a in attrs.iter().filter(|a| a.intrinsic.is_none()) {
+            let (span, resource) = match a.scope {
+                AttrScope::Span => (true, false),
+                AttrScope::Resource => (false, true),
+                AttrScope::None => (true, true),
+                _ => (false, false),
+            };
+            if span && !out.span.contains(&a.name) {
+                out.span.push(a.name.clone());
+            }
+            if resource && !out.resource.contains(&a.name) {
+                out.resource.push(a.name.clone());
+            }
+        }
+        out
+    }
+
+    /// Both lists.
+    pub fn union(mut self, o: &AttrNames) -> AttrNames {
+        for n in &o.span {
+            if !self.span.contains(n) {
+                self.span.push(n.clone());
+            }
+        }
+        for n in &o.resource {
+            if !self.resource.contains(n) {
+                self.resource.push(n.clone());
+            }
+        }
+        self
     }
 }
 

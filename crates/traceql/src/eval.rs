@@ -111,6 +111,8 @@ pub struct SearchPlan {
     pub projection: Projection,
     /// `attribute = "string"` conditions every match needs (for pruning).
     pub required: Vec<(Attribute, String)>,
+    /// Span and resource attribute names the query reads (readers may leave others out).
+    pub attr_names: crate::batch::AttrNames,
 }
 
 /// An attribute compiled into a plan, read per span with [`Bound::read`].
@@ -177,6 +179,7 @@ impl SearchPlan {
                 p
             },
             required: q.required_equalities(),
+            attr_names: crate::batch::AttrNames::of(&q.attributes()),
         })
     }
 
@@ -277,6 +280,7 @@ impl SearchPlan {
         crate::batch::Fetch {
             projection: self.projection,
             required: self.required.clone(),
+            names_opt: Some(self.attr_names.clone()),
         }
     }
 

@@ -397,7 +397,13 @@ impl MetricsPlan {
             ..Projection::NONE
         };
         let mut required = Vec::new();
+        // Compare reads every attribute.
+        let mut names_opt = Some(crate::batch::AttrNames::default());
         for (i, l) in leaves.iter().enumerate() {
+            names_opt = match (names_opt, &l.kind) {
+                (_, Kind::Compare(_)) | (None, _) => None,
+                (Some(n), _) => Some(n.union(&l.search.attr_names)),
+            };
             projection = projection.union(Projection {
                 span_text: false,
                 ..l.search.projection
@@ -431,6 +437,7 @@ impl MetricsPlan {
             fetch: Fetch {
                 projection,
                 required,
+                names_opt,
             },
         })
     }
@@ -637,6 +644,10 @@ fn leaf(pipeline: &Pipeline, func: &MetricsFn, q: &Query) -> Result<Leaf, EvalEr
     }
     let mut extra: Vec<Attribute> = by.to_vec();
     extra.extend(attr_opt.cloned());
+    search.attr_names = search
+        .attr_names
+        .clone()
+        .union(&crate::batch::AttrNames::of(&extra));
     reads_span_text |= !extra.iter().all(textless) || matches!(kind, Kind::Compare(_));
     search.projection = search.projection.union(crate::eval::projection_of(&extra));
     Ok(Leaf {

@@ -290,7 +290,17 @@ proptest! {
             let block = BlockRef::new("t", done.meta.clone());
             let pruned = rt.block_on(async {
                 backend.put(&block.key("data.parquet"), data.clone()).await.unwrap();
-                read_pruned(&backend, &block, plan.projection, &needles(&done.meta, &plan.required)).await.unwrap()
+                // With the query's attribute names: unread dedicated columns and generic
+                // attributes whose keys hold none of them are left out.
+                read_pruned(
+                    &backend,
+                    &block,
+                    plan.projection,
+                    &needles(&done.meta, &plan.required),
+                    Some(&plan.attr_names),
+                )
+                .await
+                .unwrap()
             });
             prop_assert_eq!(&want, &answer(&plan, &pruned.batch), "query {} (pruned read)", q);
         }
@@ -334,6 +344,7 @@ fn absent_strings_prune_every_row_group() {
                 &block,
                 plan.projection,
                 &needles(&done.meta, &plan.required),
+                Some(&plan.attr_names),
             ))
             .unwrap();
         if none_read {
@@ -357,6 +368,7 @@ fn absent_strings_prune_every_row_group() {
             &block,
             plan.projection,
             &needles(&done.meta, &plan.required),
+            Some(&plan.attr_names),
         ))
         .unwrap();
     assert!(
