@@ -239,7 +239,10 @@ pub async fn read_pruned(
 
     // 2. What the query cannot read: dedicated columns of names it does not use, and the
     //    generic attributes of a level whose key dictionary holds none of its names.
-    let narrows = narrow(backend, block, &footer, &columns, &skip, proj, names_opt, &key).await?;
+    let narrows = narrow(
+        backend, block, &footer, &columns, &skip, proj, names_opt, &key,
+    )
+    .await?;
     bytes += narrows.1;
     let narrows = narrows.0;
     let narrowed = narrows.iter().any(Narrow::is_narrowed);
@@ -324,8 +327,18 @@ async fn narrow(
     };
     let mut base = Narrow::default();
     for (on, scope, prefix, wanted) in [
-        (proj.span_attrs, "span", "rs.ss.Spans.DedicatedAttributes", &names.span),
-        (proj.resource_attrs, "resource", "rs.Resource.DedicatedAttributes", &names.resource),
+        (
+            proj.span_attrs,
+            "span",
+            "rs.ss.Spans.DedicatedAttributes",
+            &names.span,
+        ),
+        (
+            proj.resource_attrs,
+            "resource",
+            "rs.Resource.DedicatedAttributes",
+            &names.resource,
+        ),
     ] {
         if !on {
             continue;
@@ -333,7 +346,8 @@ async fn narrow(
         for (int, kind) in [(false, "String"), (true, "Int")] {
             for (slot, name) in block.meta.dedicated(scope, int).into_iter().enumerate() {
                 if !wanted.iter().any(|w| w == name) {
-                    base.dedicated.insert(format!("{prefix}.{kind}{:02}", slot + 1));
+                    base.dedicated
+                        .insert(format!("{prefix}.{kind}{:02}", slot + 1));
                 }
             }
         }
@@ -346,7 +360,12 @@ async fn narrow(
         }
         for (on, span, col_path, wanted) in [
             (proj.span_attrs, true, "rs.ss.Spans.Attrs.Key", &names.span),
-            (proj.resource_attrs, false, "rs.Resource.Attrs.Key", &names.resource),
+            (
+                proj.resource_attrs,
+                false,
+                "rs.Resource.Attrs.Key",
+                &names.resource,
+            ),
         ] {
             if !on {
                 continue;
@@ -385,7 +404,10 @@ async fn narrow(
         let c = footer.row_group(*rg).column(*col);
         let wanted = if *span { &names.span } else { &names.resource };
         let mut absent = true;
-        for w in wanted.iter().filter(|w| *span || w.as_str() != "service.name") {
+        for w in wanted
+            .iter()
+            .filter(|w| *span || w.as_str() != "service.name")
+        {
             if dictionary_contains(c, r.start, data.clone(), w.as_bytes(), key)? != Some(false) {
                 absent = false;
                 break;
