@@ -116,6 +116,11 @@ pub struct BlockWriter<W: Write + Send> {
     cfg: WriterConfig,
     writer: SerializedFileWriter<W>,
     cols: Cols,
+    /// The file's leaf columns.
+    pub(crate) descr: Arc<parquet::schema::types::SchemaDescriptor>,
+    /// Copy mode (compaction, `copy.rs`): the row group being built as raw columns in schema
+    /// order, rows copied from input blocks and pushed traces alike.
+    pub(crate) raw_opt: Option<Vec<crate::copy::RawColumn>>,
     buffered_bytes: usize,
     ids: Vec<TraceId>,
     row_groups: u32,
@@ -181,9 +186,14 @@ impl<W: Write + Send> BlockWriter<W> {
                 props = props.set_column_encoding(col, encoding);
             }
         }
+        let descr = Arc::new(parquet::schema::types::SchemaDescriptor::new(
+            schema.clone(),
+        ));
         let writer = SerializedFileWriter::new(sink, schema, Arc::new(props.build()))?;
         Ok(BlockWriter {
             cols: Cols::new(&layout),
+            descr,
+            raw_opt: None,
             cfg,
             writer,
             buffered_bytes: 0,
@@ -202,6 +212,10 @@ impl<W: Write + Send> BlockWriter<W> {
             return Err(WriteError::Unsorted(id, *last));
         }
         let (start, end) = self.cols.trace(&id, trace);
+        if let Some(raw) = &mut self.raw_opt {
+            self.cols
+                .write(&mut crate::copy::RawSink { cols: raw, at: 0 })?;
+        }
         if start <= end {
             self.start = self.start.min(start);
             self.end = self.end.max(end);
@@ -217,11 +231,58 @@ impl<W: Write + Send> BlockWriter<W> {
         Ok(())
     }
 
+    /// Adds one row copied from another block of the same schema (copy mode): `id` and its
+    /// span time range, and an estimate of its buffered bytes.
+    pub(crate) fn push_copied(
+        &mut self,
+        id: TraceId,
+        start: u64,
+        end: u64,
+        bytes: usize,
+        copy: impl FnOnce(&mut Vec<crate::copy::RawColumn>),
+    ) -> Result<(), WriteError> {
+        if let Some(last) = self.ids.last()
+            && *last >= id
+        {
+            return Err(WriteError::Unsorted(id, *last));
+        }
+        let Some(raw) = &mut self.raw_opt else {
+            return Err(parquet::errors::ParquetError::General(
+                "a copied row needs copy mode".into(),
+            )
+            .into());
+        };
+        copy(raw);
+        if start <= end && start > 0 {
+            self.start = self.start.min(start);
+            self.end = self.end.max(end);
+        }
+        self.ids.push(id);
+        self.buffered_bytes += bytes;
+        if self.buffered_bytes >= self.cfg.row_group_bytes {
+            self.flush_row_group()?;
+        }
+        Ok(())
+    }
+
     pub fn traces(&self) -> usize {
         self.ids.len()
     }
 
     fn flush_row_group(&mut self) -> Result<(), WriteError> {
+        if let Some(raw) = &mut self.raw_opt {
+            if raw.first().is_none_or(|c| c.rep.is_empty()) {
+                return Ok(());
+            }
+            let mut rg = self.writer.next_row_group()?;
+            for c in raw.iter_mut() {
+                c.write(&mut rg)?;
+            }
+            rg.close()?;
+            self.row_groups += 1;
+            self.buffered_bytes = 0;
+            return Ok(());
+        }
         if self.cols.trace_id.vals.is_empty() {
             return Ok(());
         }
@@ -516,11 +577,11 @@ fn codec_of(path: &str) -> Codec {
 
 /// One leaf column's buffered values and levels.
 #[derive(Debug)]
-struct Leaf<T> {
+pub(crate) struct Leaf<T> {
     path: String,
-    vals: Vec<T>,
-    def: Vec<i16>,
-    rep: Vec<i16>,
+    pub(crate) vals: Vec<T>,
+    pub(crate) def: Vec<i16>,
+    pub(crate) rep: Vec<i16>,
 }
 
 impl<T> Leaf<T> {
@@ -570,6 +631,34 @@ fn text(s: &str) -> ByteArray {
 
 fn raw(b: &[u8]) -> ByteArray {
     ByteArray::from(b.to_vec())
+}
+
+/// Where buffered leaves go, in schema order: the next columns of a parquet row group, or the
+/// raw column buffers of a compaction that copies rows (`copy.rs`).
+pub(crate) trait Sink {
+    fn bytes(&mut self, l: &mut Leaf<ByteArray>) -> Result<(), WriteError>;
+    fn i64(&mut self, l: &mut Leaf<i64>) -> Result<(), WriteError>;
+    fn i32(&mut self, l: &mut Leaf<i32>) -> Result<(), WriteError>;
+    fn f64(&mut self, l: &mut Leaf<f64>) -> Result<(), WriteError>;
+    fn bool(&mut self, l: &mut Leaf<bool>) -> Result<(), WriteError>;
+}
+
+impl<W: Write + Send> Sink for SerializedRowGroupWriter<'_, W> {
+    fn bytes(&mut self, l: &mut Leaf<ByteArray>) -> Result<(), WriteError> {
+        emit::<ByteArrayType, W>(self, l)
+    }
+    fn i64(&mut self, l: &mut Leaf<i64>) -> Result<(), WriteError> {
+        emit::<Int64Type, W>(self, l)
+    }
+    fn i32(&mut self, l: &mut Leaf<i32>) -> Result<(), WriteError> {
+        emit::<Int32Type, W>(self, l)
+    }
+    fn f64(&mut self, l: &mut Leaf<f64>) -> Result<(), WriteError> {
+        emit::<DoubleType, W>(self, l)
+    }
+    fn bool(&mut self, l: &mut Leaf<bool>) -> Result<(), WriteError> {
+        emit::<BoolType, W>(self, l)
+    }
 }
 
 /// Writes the leaf to the next column of the row group, checking it is the expected column.
@@ -715,17 +804,14 @@ impl AttrCols {
         }
     }
 
-    fn emit<W: Write + Send>(
-        &mut self,
-        rg: &mut SerializedRowGroupWriter<'_, W>,
-    ) -> Result<(), WriteError> {
-        emit::<ByteArrayType, W>(rg, &mut self.key)?;
-        emit::<BoolType, W>(rg, &mut self.is_array)?;
-        emit::<ByteArrayType, W>(rg, &mut self.value)?;
-        emit::<Int64Type, W>(rg, &mut self.value_int)?;
-        emit::<DoubleType, W>(rg, &mut self.value_double)?;
-        emit::<BoolType, W>(rg, &mut self.value_bool)?;
-        emit::<ByteArrayType, W>(rg, &mut self.unsupported)
+    fn emit(&mut self, rg: &mut impl Sink) -> Result<(), WriteError> {
+        rg.bytes(&mut self.key)?;
+        rg.bool(&mut self.is_array)?;
+        rg.bytes(&mut self.value)?;
+        rg.i64(&mut self.value_int)?;
+        rg.f64(&mut self.value_double)?;
+        rg.bool(&mut self.value_bool)?;
+        rg.bytes(&mut self.unsupported)
     }
 }
 
@@ -805,15 +891,12 @@ impl DedCols {
         rest
     }
 
-    fn emit<W: Write + Send>(
-        &mut self,
-        rg: &mut SerializedRowGroupWriter<'_, W>,
-    ) -> Result<(), WriteError> {
+    fn emit(&mut self, rg: &mut impl Sink) -> Result<(), WriteError> {
         for l in &mut self.strings {
-            emit::<ByteArrayType, W>(rg, l)?;
+            rg.bytes(l)?;
         }
         for l in &mut self.ints {
-            emit::<Int64Type, W>(rg, l)?;
+            rg.i64(l)?;
         }
         Ok(())
     }
@@ -1064,30 +1147,27 @@ impl Cols {
         self.ss_span_count.null(r, d);
     }
 
-    fn write<W: Write + Send>(
-        &mut self,
-        rg: &mut SerializedRowGroupWriter<'_, W>,
-    ) -> Result<(), WriteError> {
-        emit::<ByteArrayType, W>(rg, &mut self.trace_id)?;
-        emit::<ByteArrayType, W>(rg, &mut self.trace_id_text)?;
-        emit::<Int64Type, W>(rg, &mut self.start)?;
-        emit::<Int64Type, W>(rg, &mut self.end)?;
-        emit::<Int64Type, W>(rg, &mut self.duration)?;
-        emit::<ByteArrayType, W>(rg, &mut self.root_service)?;
-        emit::<ByteArrayType, W>(rg, &mut self.root_span)?;
-        emit::<ByteArrayType, W>(rg, &mut self.stats_service)?;
-        emit::<Int32Type, W>(rg, &mut self.stats_spans)?;
-        emit::<Int32Type, W>(rg, &mut self.stats_errors)?;
-        emit::<ByteArrayType, W>(rg, &mut self.res_service)?;
+    fn write(&mut self, rg: &mut impl Sink) -> Result<(), WriteError> {
+        rg.bytes(&mut self.trace_id)?;
+        rg.bytes(&mut self.trace_id_text)?;
+        rg.i64(&mut self.start)?;
+        rg.i64(&mut self.end)?;
+        rg.i64(&mut self.duration)?;
+        rg.bytes(&mut self.root_service)?;
+        rg.bytes(&mut self.root_span)?;
+        rg.bytes(&mut self.stats_service)?;
+        rg.i32(&mut self.stats_spans)?;
+        rg.i32(&mut self.stats_errors)?;
+        rg.bytes(&mut self.res_service)?;
         self.res_attrs.emit(rg)?;
-        emit::<Int32Type, W>(rg, &mut self.res_dropped)?;
+        rg.i32(&mut self.res_dropped)?;
         self.res_ded.emit(rg)?;
-        emit::<ByteArrayType, W>(rg, &mut self.scope_name)?;
-        emit::<ByteArrayType, W>(rg, &mut self.scope_version)?;
+        rg.bytes(&mut self.scope_name)?;
+        rg.bytes(&mut self.scope_version)?;
         self.scope_attrs.emit(rg)?;
-        emit::<Int32Type, W>(rg, &mut self.scope_dropped)?;
+        rg.i32(&mut self.scope_dropped)?;
         self.span.emit(rg)?;
-        emit::<Int32Type, W>(rg, &mut self.ss_span_count)
+        rg.i32(&mut self.ss_span_count)
     }
 }
 
@@ -1203,40 +1283,37 @@ impl SpanCols {
         }
     }
 
-    fn emit<W: Write + Send>(
-        &mut self,
-        rg: &mut SerializedRowGroupWriter<'_, W>,
-    ) -> Result<(), WriteError> {
-        emit::<ByteArrayType, W>(rg, &mut self.span_id)?;
-        emit::<ByteArrayType, W>(rg, &mut self.parent_span_id)?;
-        emit::<Int32Type, W>(rg, &mut self.parent_id)?;
-        emit::<Int32Type, W>(rg, &mut self.left)?;
-        emit::<Int32Type, W>(rg, &mut self.right)?;
-        emit::<Int32Type, W>(rg, &mut self.child_count)?;
-        emit::<ByteArrayType, W>(rg, &mut self.name)?;
-        emit::<Int64Type, W>(rg, &mut self.kind)?;
-        emit::<ByteArrayType, W>(rg, &mut self.trace_state)?;
-        emit::<Int64Type, W>(rg, &mut self.start)?;
-        emit::<Int64Type, W>(rg, &mut self.duration)?;
-        emit::<Int64Type, W>(rg, &mut self.status_code)?;
-        emit::<ByteArrayType, W>(rg, &mut self.status_message)?;
+    fn emit(&mut self, rg: &mut impl Sink) -> Result<(), WriteError> {
+        rg.bytes(&mut self.span_id)?;
+        rg.bytes(&mut self.parent_span_id)?;
+        rg.i32(&mut self.parent_id)?;
+        rg.i32(&mut self.left)?;
+        rg.i32(&mut self.right)?;
+        rg.i32(&mut self.child_count)?;
+        rg.bytes(&mut self.name)?;
+        rg.i64(&mut self.kind)?;
+        rg.bytes(&mut self.trace_state)?;
+        rg.i64(&mut self.start)?;
+        rg.i64(&mut self.duration)?;
+        rg.i64(&mut self.status_code)?;
+        rg.bytes(&mut self.status_message)?;
         self.attrs.emit(rg)?;
-        emit::<Int32Type, W>(rg, &mut self.dropped_attrs)?;
-        emit::<Int64Type, W>(rg, &mut self.ev_time)?;
-        emit::<ByteArrayType, W>(rg, &mut self.ev_name)?;
+        rg.i32(&mut self.dropped_attrs)?;
+        rg.i64(&mut self.ev_time)?;
+        rg.bytes(&mut self.ev_name)?;
         self.ev_attrs.emit(rg)?;
-        emit::<Int32Type, W>(rg, &mut self.ev_dropped)?;
+        rg.i32(&mut self.ev_dropped)?;
         self.ev_ded.emit(rg)?;
-        emit::<Int32Type, W>(rg, &mut self.dropped_events)?;
-        emit::<ByteArrayType, W>(rg, &mut self.link_trace_id)?;
-        emit::<ByteArrayType, W>(rg, &mut self.link_span_id)?;
-        emit::<ByteArrayType, W>(rg, &mut self.link_trace_state)?;
+        rg.i32(&mut self.dropped_events)?;
+        rg.bytes(&mut self.link_trace_id)?;
+        rg.bytes(&mut self.link_span_id)?;
+        rg.bytes(&mut self.link_trace_state)?;
         self.link_attrs.emit(rg)?;
-        emit::<Int32Type, W>(rg, &mut self.link_dropped)?;
-        emit::<Int32Type, W>(rg, &mut self.dropped_links)?;
+        rg.i32(&mut self.link_dropped)?;
+        rg.i32(&mut self.dropped_links)?;
         self.ded.emit(rg)?;
         for l in &mut self.rounded {
-            emit::<Int32Type, W>(rg, l)?;
+            rg.i32(l)?;
         }
         Ok(())
     }

@@ -3,13 +3,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
-use prost::Message;
 use vivace_block::{
     Backend, BlockList, BlockMeta, BlockRef, BlockWriter, WriterConfig, now_secs, rfc3339,
     rfc3339_seconds, set_file_facts,
 };
 use vivace_common::TraceId;
-use vivace_proto::tempopb::Trace;
 
 use crate::config::CompactionConfig;
 
@@ -171,8 +169,23 @@ pub async fn compact(
 type Merged = (vivace_block::FinishedBlock, Vec<u8>, u64, u64);
 
 /// The k-way merge of sorted blocks into one: rows with the same trace ID are combined (spans
-/// deduplicated), traces over `max_bytes_per_trace` trimmed.
+/// deduplicated), traces over `max_bytes_per_trace` trimmed. Rows of one input only are copied
+/// column by column (`vivace_block::compact_rows`); inputs of another schema go through OTLP.
 fn merge(
+    sources: Vec<(Bytes, BlockMeta, String)>,
+    cfg: WriterConfig,
+    max_bytes_per_trace: usize,
+) -> Result<Merged, String> {
+    if let Some(out) = vivace_block::compact_rows(sources.clone(), cfg.clone(), max_bytes_per_trace)
+        .map_err(|e| e.to_string())?
+    {
+        return Ok((out.done, out.data, out.discarded_spans, out.input_rows));
+    }
+    merge_through_otlp(sources, cfg, max_bytes_per_trace)
+}
+
+/// [`merge`] decoding every row to OTLP and shredding it again (inputs of another schema).
+fn merge_through_otlp(
     sources: Vec<(Bytes, BlockMeta, String)>,
     cfg: WriterConfig,
     max_bytes_per_trace: usize,
@@ -217,37 +230,13 @@ fn merge(
             vivace_model::combine_traces(pieces, &mut HashSet::new())
         };
         if max_bytes_per_trace > 0 {
-            discarded += trim(&mut trace, max_bytes_per_trace);
+            discarded += vivace_block::trim_trace(&mut trace, max_bytes_per_trace);
         }
         w.push(id, &trace).map_err(|e| e.to_string())?;
     }
     let (mut done, data) = w.finish().map_err(|e| e.to_string())?;
     set_file_facts(&mut done.meta, data.len() as u64, &data);
     Ok((done, data, discarded, input_rows))
-}
-
-/// Drops spans from the end of the trace until its encoding fits `max` bytes (Tempo's
-/// `trace_too_large_to_compact`); returns how many were dropped.
-fn trim(trace: &mut Trace, max: usize) -> u64 {
-    let mut dropped = 0;
-    while trace.encoded_len() > max {
-        let Some(ss) = trace
-            .resource_spans
-            .iter_mut()
-            .rev()
-            .flat_map(|rs| rs.scope_spans.iter_mut().rev())
-            .find(|ss| !ss.spans.is_empty())
-        else {
-            break;
-        };
-        ss.spans.pop();
-        dropped += 1;
-    }
-    for rs in &mut trace.resource_spans {
-        rs.scope_spans.retain(|ss| !ss.spans.is_empty());
-    }
-    trace.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
-    dropped
 }
 
 /// `meta.compacted.json` (the meta plus `compactedTime`), then `meta.json` removed.

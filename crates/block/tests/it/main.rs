@@ -3,6 +3,7 @@
 //! readers agree on every trace the two blocks share.
 
 mod columnar;
+mod compact_prop;
 mod search_prop;
 mod write;
 

@@ -95,7 +95,7 @@ fn span_gen() -> impl Strategy<Value = SpanGen> {
 
 /// Traces with one root each (the first span); other spans hang under an earlier span, or are
 /// orphans (parent not in the trace).
-fn traces() -> impl Strategy<Value = Vec<(TraceId, Trace)>> {
+pub(crate) fn traces() -> impl Strategy<Value = Vec<(TraceId, Trace)>> {
     proptest::collection::vec(proptest::collection::vec(span_gen(), 1..10), 1..6).prop_map(|ts| {
         let mut out: Vec<(TraceId, Trace)> = ts
             .into_iter()

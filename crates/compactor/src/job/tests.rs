@@ -1,9 +1,12 @@
 use std::time::Duration;
 
 use super::*;
+use prost::Message;
+use vivace_block::trim_trace as trim;
 use vivace_proto::otlp::common::{AnyValue, KeyValue, any_value};
 use vivace_proto::otlp::resource::Resource;
 use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
+use vivace_proto::tempopb::Trace;
 
 fn trace(id: u8, spans: &[u8]) -> (TraceId, Trace) {
     let now = now_secs() as u64 * 1_000_000_000;

@@ -1,0 +1,549 @@
+//! Compaction by copying rows column by column.
+//!
+//! The inputs are read one row group at a time, every leaf column whole (values with their
+//! repetition and definition levels) and split into rows where the repetition level is 0. The
+//! k-way merge by trace ID then appends a row found in one input only to the output's raw
+//! columns as it is — slices of levels and values, strings shared, never assembled into a
+//! trace. Only a trace found in several inputs (or one over `max_bytes_per_trace`) goes through
+//! OTLP: its rows are decoded, combined (spans deduplicated), trimmed, and shredded by the
+//! writer into the same raw columns. The output has the writer's codecs and schema, so the bytes
+//! are those a decode-and-rewrite would give.
+//!
+//! Memory: one row group of each input and the output's row group being built. Inputs whose
+//! schema differs from the output's (another dedicated-column layout, Tempo's own writer) make
+//! [`compact_rows`] answer `None`: the caller merges through OTLP.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parquet::basic::Type as PhysicalType;
+use parquet::column::reader::ColumnReader;
+use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
+use parquet::file::reader::{FileReader, RowGroupReader, SerializedFileReader};
+use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
+use parquet::schema::types::SchemaDescriptor;
+use prost::Message;
+use vivace_common::TraceId;
+use vivace_proto::tempopb::Trace;
+
+use crate::error::{Error, Result};
+use crate::meta::BlockMeta;
+use crate::read::TraceRows;
+use crate::write::{BlockWriter, FinishedBlock, Leaf, Sink, WriteError, WriterConfig};
+
+/// Values of one raw column.
+#[derive(Debug)]
+pub(crate) enum Vals {
+    Bool(Vec<bool>),
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+    F64(Vec<f64>),
+    Bytes(Vec<ByteArray>),
+}
+
+/// One leaf column: values, and a repetition and definition level per entry (full length even
+/// where the schema needs none, so rows can be cut anywhere).
+#[derive(Debug)]
+pub(crate) struct RawColumn {
+    pub(crate) vals: Vals,
+    pub(crate) def: Vec<i16>,
+    pub(crate) rep: Vec<i16>,
+    max_def: i16,
+    max_rep: i16,
+}
+
+impl RawColumn {
+    /// An empty column for the `i`th leaf of `descr`.
+    pub(crate) fn new(
+        descr: &SchemaDescriptor,
+        i: usize,
+    ) -> std::result::Result<RawColumn, String> {
+        let c = descr.column(i);
+        let vals = match c.physical_type() {
+            PhysicalType::BOOLEAN => Vals::Bool(Vec::new()),
+            PhysicalType::INT32 => Vals::I32(Vec::new()),
+            PhysicalType::INT64 => Vals::I64(Vec::new()),
+            PhysicalType::DOUBLE => Vals::F64(Vec::new()),
+            PhysicalType::BYTE_ARRAY => Vals::Bytes(Vec::new()),
+            other => return Err(format!("column {} has type {other}", c.path().string())),
+        };
+        Ok(RawColumn {
+            vals,
+            def: Vec::new(),
+            rep: Vec::new(),
+            max_def: c.max_def_level(),
+            max_rep: c.max_rep_level(),
+        })
+    }
+
+    /// Writes the column to the row group's next column and empties it.
+    pub(crate) fn write<W: std::io::Write + Send>(
+        &mut self,
+        rg: &mut SerializedRowGroupWriter<'_, W>,
+    ) -> std::result::Result<(), WriteError> {
+        let mut col = rg.next_column()?.ok_or_else(|| {
+            parquet::errors::ParquetError::General("schema ended before the columns".into())
+        })?;
+        let d = (self.max_def > 0).then_some(&self.def[..]);
+        let r = (self.max_rep > 0).then_some(&self.rep[..]);
+        match &mut self.vals {
+            Vals::Bool(v) => {
+                col.typed::<BoolType>().write_batch(v, d, r)?;
+                v.clear();
+            }
+            Vals::I32(v) => {
+                col.typed::<Int32Type>().write_batch(v, d, r)?;
+                v.clear();
+            }
+            Vals::I64(v) => {
+                col.typed::<Int64Type>().write_batch(v, d, r)?;
+                v.clear();
+            }
+            Vals::F64(v) => {
+                col.typed::<DoubleType>().write_batch(v, d, r)?;
+                v.clear();
+            }
+            Vals::Bytes(v) => {
+                col.typed::<ByteArrayType>().write_batch(v, d, r)?;
+                v.clear();
+            }
+        }
+        col.close()?;
+        self.def.clear();
+        self.rep.clear();
+        Ok(())
+    }
+}
+
+/// The writer's shredded leaves, moved into raw columns in schema order.
+pub(crate) struct RawSink<'a> {
+    pub(crate) cols: &'a mut Vec<RawColumn>,
+    pub(crate) at: usize,
+}
+
+macro_rules! sink_leaf {
+    ($name:ident, $t:ty, $variant:ident) => {
+        fn $name(&mut self, l: &mut Leaf<$t>) -> std::result::Result<(), WriteError> {
+            let at = self.at;
+            self.at += 1;
+            let Some(c) = self.cols.get_mut(at) else {
+                return Err(parquet::errors::ParquetError::General(
+                    "more leaves than columns".into(),
+                )
+                .into());
+            };
+            let Vals::$variant(v) = &mut c.vals else {
+                return Err(parquet::errors::ParquetError::General(format!(
+                    "leaf {at} has another type than its column"
+                ))
+                .into());
+            };
+            v.append(&mut l.vals);
+            c.def.append(&mut l.def);
+            c.rep.append(&mut l.rep);
+            Ok(())
+        }
+    };
+}
+
+impl Sink for RawSink<'_> {
+    sink_leaf!(bytes, ByteArray, Bytes);
+    sink_leaf!(i64, i64, I64);
+    sink_leaf!(i32, i32, I32);
+    sink_leaf!(f64, f64, F64);
+    sink_leaf!(bool, bool, Bool);
+}
+
+/// One input row group read whole, cut into rows.
+struct Group {
+    cols: Vec<RawColumn>,
+    /// Per column, where each row starts: (entry, value); one more for the end.
+    bounds: Vec<Vec<(u32, u32)>>,
+    ids: Vec<TraceId>,
+    starts: Vec<u64>,
+    ends: Vec<u64>,
+    /// Per row, bytes of its values (strings by length, numbers by width).
+    sizes: Vec<usize>,
+}
+
+fn read_group(group: &dyn RowGroupReader, descr: &SchemaDescriptor, key: &str) -> Result<Group> {
+    let pq = |source| Error::Parquet {
+        path: key.into(),
+        source,
+    };
+    let n_rows = group.metadata().num_rows().max(0) as usize;
+    let mut cols = Vec::with_capacity(descr.num_columns());
+    let mut bounds = Vec::with_capacity(descr.num_columns());
+    let mut sizes = vec![0usize; n_rows];
+    let (mut id_col, mut start_col, mut end_col) = (None, None, None);
+    for i in 0..descr.num_columns() {
+        let mut c = RawColumn::new(descr, i).map_err(|what| Error::Schema {
+            path: key.into(),
+            what,
+        })?;
+        let entries = group.metadata().column(i).num_values().max(0) as usize;
+        macro_rules! read {
+            ($r:expr, $v:expr) => {{
+                let mut r = $r;
+                $v.reserve(entries);
+                c.def.reserve(entries);
+                c.rep.reserve(entries);
+                loop {
+                    let (records, _, _) = r
+                        .read_records(64 * 1024, Some(&mut c.def), Some(&mut c.rep), $v)
+                        .map_err(pq)?;
+                    if records == 0 {
+                        break;
+                    }
+                }
+            }};
+        }
+        match (group.get_column_reader(i).map_err(pq)?, &mut c.vals) {
+            (ColumnReader::BoolColumnReader(r), Vals::Bool(v)) => read!(r, v),
+            (ColumnReader::Int32ColumnReader(r), Vals::I32(v)) => read!(r, v),
+            (ColumnReader::Int64ColumnReader(r), Vals::I64(v)) => read!(r, v),
+            (ColumnReader::DoubleColumnReader(r), Vals::F64(v)) => read!(r, v),
+            (ColumnReader::ByteArrayColumnReader(r), Vals::Bytes(v)) => read!(r, v),
+            _ => {
+                return Err(Error::Schema {
+                    path: key.into(),
+                    what: format!("column {i} has an unexpected type"),
+                });
+            }
+        }
+        let n_vals = match &c.vals {
+            Vals::Bool(v) => v.len(),
+            Vals::I32(v) => v.len(),
+            Vals::I64(v) => v.len(),
+            Vals::F64(v) => v.len(),
+            Vals::Bytes(v) => v.len(),
+        };
+        // Levels the file does not store are implied: every entry defined, none repeated.
+        if c.max_def == 0 {
+            c.def = vec![0; n_vals.max(c.rep.len())];
+        }
+        if c.max_rep == 0 {
+            c.rep = vec![0; c.def.len()];
+        }
+        let mut b = Vec::with_capacity(n_rows + 1);
+        let mut v = 0u32;
+        let width = match &c.vals {
+            Vals::Bool(_) => 1,
+            Vals::I32(_) => 4,
+            _ => 8,
+        };
+        for (e, (&r, &d)) in c.rep.iter().zip(&c.def).enumerate() {
+            if r == 0 {
+                b.push((e as u32, v));
+            }
+            if d == c.max_def {
+                if let Some(s) = sizes.get_mut(b.len().wrapping_sub(1)) {
+                    *s += match &c.vals {
+                        Vals::Bytes(vals) => vals.get(v as usize).map_or(0, |x| x.len()),
+                        _ => width,
+                    };
+                }
+                v += 1;
+            }
+        }
+        if b.len() != n_rows {
+            return Err(Error::Schema {
+                path: key.into(),
+                what: format!(
+                    "column {} has {} rows, the row group {n_rows}",
+                    descr.column(i).path().string(),
+                    b.len()
+                ),
+            });
+        }
+        b.push((c.rep.len() as u32, v));
+        match descr.column(i).path().string().as_str() {
+            "TraceID" => id_col = Some(i),
+            "StartTimeUnixNano" => start_col = Some(i),
+            "EndTimeUnixNano" => end_col = Some(i),
+            _ => {}
+        }
+        cols.push(c);
+        bounds.push(b);
+    }
+    let missing = |what: &str| Error::Schema {
+        path: key.into(),
+        what: format!("no {what} column"),
+    };
+    let ids = match &cols[id_col.ok_or_else(|| missing("TraceID"))?].vals {
+        Vals::Bytes(v) => v
+            .iter()
+            .map(|b| TraceId::from_slice(b.data()).unwrap_or(TraceId([0; 16])))
+            .collect(),
+        _ => return Err(missing("TraceID (bytes)")),
+    };
+    let times = |col: Option<usize>, what: &str| -> Result<Vec<u64>> {
+        match &cols[col.ok_or_else(|| missing(what))?].vals {
+            Vals::I64(v) => Ok(v.iter().map(|x| *x as u64).collect()),
+            _ => Err(missing(what)),
+        }
+    };
+    let starts = times(start_col, "StartTimeUnixNano")?;
+    let ends = times(end_col, "EndTimeUnixNano")?;
+    Ok(Group {
+        cols,
+        bounds,
+        ids,
+        starts,
+        ends,
+        sizes,
+    })
+}
+
+impl Group {
+    /// Appends row `row` to `out` (columns of the same schema).
+    fn copy_row(&self, row: usize, out: &mut [RawColumn]) {
+        for ((c, b), o) in self.cols.iter().zip(&self.bounds).zip(out.iter_mut()) {
+            let (e0, v0) = b[row];
+            let (e1, v1) = b[row + 1];
+            let (e, v) = (e0 as usize..e1 as usize, v0 as usize..v1 as usize);
+            o.def.extend_from_slice(&c.def[e.clone()]);
+            o.rep.extend_from_slice(&c.rep[e]);
+            match (&c.vals, &mut o.vals) {
+                (Vals::Bool(a), Vals::Bool(b)) => b.extend_from_slice(&a[v]),
+                (Vals::I32(a), Vals::I32(b)) => b.extend_from_slice(&a[v]),
+                (Vals::I64(a), Vals::I64(b)) => b.extend_from_slice(&a[v]),
+                (Vals::F64(a), Vals::F64(b)) => b.extend_from_slice(&a[v]),
+                (Vals::Bytes(a), Vals::Bytes(b)) => b.extend_from_slice(&a[v]),
+                _ => {}
+            }
+        }
+    }
+
+    /// Row `row` as a trace, through a one-row file the record reader assembles.
+    fn trace(
+        &self,
+        row: usize,
+        descr: &SchemaDescriptor,
+        meta: &BlockMeta,
+        key: &str,
+    ) -> Result<Trace> {
+        let mut cols: Vec<RawColumn> = (0..descr.num_columns())
+            .map(|i| RawColumn::new(descr, i))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|what| Error::Schema {
+                path: key.into(),
+                what,
+            })?;
+        self.copy_row(row, &mut cols);
+        let props = Arc::new(
+            parquet::file::properties::WriterProperties::builder()
+                .set_dictionary_enabled(false)
+                .set_compression(parquet::basic::Compression::UNCOMPRESSED)
+                .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
+                .build(),
+        );
+        let one = (|| -> std::result::Result<Vec<u8>, WriteError> {
+            let mut w = SerializedFileWriter::new(Vec::new(), descr.root_schema_ptr(), props)?;
+            let mut rg = w.next_row_group()?;
+            for c in &mut cols {
+                c.write(&mut rg)?;
+            }
+            rg.close()?;
+            Ok(w.into_inner()?)
+        })()
+        .map_err(|e| Error::Schema {
+            path: key.into(),
+            what: format!("re-encoding one row: {e}"),
+        })?;
+        match TraceRows::new(Bytes::from(one), meta, key)?.next() {
+            Some(r) => Ok(r?.1),
+            None => Ok(Trace::default()),
+        }
+    }
+}
+
+/// One input's position in the merge.
+struct Input {
+    file: SerializedFileReader<Bytes>,
+    meta: BlockMeta,
+    key: String,
+    next_rg: usize,
+    group_opt: Option<Group>,
+    row: usize,
+}
+
+impl Input {
+    /// The trace ID of the current row, reading the next row group when one is used up.
+    fn current(&mut self, descr: &SchemaDescriptor) -> Result<Option<TraceId>> {
+        loop {
+            if let Some(g) = &self.group_opt
+                && self.row < g.ids.len()
+            {
+                return Ok(Some(g.ids[self.row]));
+            }
+            self.group_opt = None;
+            if self.next_rg >= self.file.num_row_groups() {
+                return Ok(None);
+            }
+            let group = self
+                .file
+                .get_row_group(self.next_rg)
+                .map_err(|source| Error::Parquet {
+                    path: self.key.clone().into(),
+                    source,
+                })?;
+            self.group_opt = Some(read_group(group.as_ref(), descr, &self.key)?);
+            self.next_rg += 1;
+            self.row = 0;
+        }
+    }
+}
+
+/// What [`compact_rows`] wrote.
+#[derive(Debug)]
+pub struct CompactOutput {
+    pub done: FinishedBlock,
+    pub data: Vec<u8>,
+    /// Spans dropped because their trace passed `max_bytes_per_trace`.
+    pub discarded_spans: u64,
+    /// Rows read from the inputs.
+    pub input_rows: u64,
+    /// Rows copied as they were (the others were combined or trimmed through OTLP).
+    pub copied_rows: u64,
+}
+
+/// Merges `sources` (whole `data.parquet` files with their metas and keys) into one block
+/// written with `cfg`. `None`: an input's schema is not the output's, nothing was done.
+pub fn compact_rows(
+    sources: Vec<(Bytes, BlockMeta, String)>,
+    cfg: WriterConfig,
+    max_bytes_per_trace: usize,
+) -> Result<Option<CompactOutput>> {
+    let wrap = |e: WriteError| Error::Schema {
+        path: Default::default(),
+        what: format!("writing the compacted block: {e}"),
+    };
+    let mut w = BlockWriter::new(Vec::new(), cfg).map_err(wrap)?;
+    let descr = w.descr.clone();
+    let mut inputs = Vec::with_capacity(sources.len());
+    for (data, meta, key) in sources {
+        let file = SerializedFileReader::new(data).map_err(|source| Error::Parquet {
+            path: key.clone().into(),
+            source,
+        })?;
+        let theirs = file.metadata().file_metadata().schema_descr();
+        let same = theirs.num_columns() == descr.num_columns()
+            && (0..descr.num_columns()).all(|i| {
+                let (a, b) = (theirs.column(i), descr.column(i));
+                a.path() == b.path()
+                    && a.physical_type() == b.physical_type()
+                    && a.max_def_level() == b.max_def_level()
+                    && a.max_rep_level() == b.max_rep_level()
+            });
+        if !same {
+            return Ok(None);
+        }
+        inputs.push(Input {
+            file,
+            meta,
+            key,
+            next_rg: 0,
+            group_opt: None,
+            row: 0,
+        });
+    }
+    w.raw_opt = Some(
+        (0..descr.num_columns())
+            .map(|i| RawColumn::new(&descr, i))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|what| Error::Schema {
+                path: Default::default(),
+                what,
+            })?,
+    );
+    let (mut discarded, mut input_rows, mut copied) = (0u64, 0u64, 0u64);
+    let mut holders: Vec<usize> = Vec::with_capacity(inputs.len());
+    loop {
+        let mut next: Option<TraceId> = None;
+        holders.clear();
+        for (i, input) in inputs.iter_mut().enumerate() {
+            match input.current(&descr)? {
+                Some(id) if next.is_none_or(|n| id < n) => {
+                    next = Some(id);
+                    holders.clear();
+                    holders.push(i);
+                }
+                Some(id) if Some(id) == next => holders.push(i),
+                _ => {}
+            }
+        }
+        let Some(id) = next else { break };
+        input_rows += holders.len() as u64;
+        let single = holders.len() == 1;
+        let fits = |input: &Input| {
+            let g = input.group_opt.as_ref().expect("current row");
+            max_bytes_per_trace == 0 || g.sizes[input.row] <= max_bytes_per_trace / 2
+        };
+        if single && fits(&inputs[holders[0]]) {
+            let input = &inputs[holders[0]];
+            let g = input.group_opt.as_ref().expect("current row");
+            let row = input.row;
+            // Rows buffer at about twice their value bytes, as pushed traces count theirs.
+            let bytes = 2 * g.sizes[row];
+            w.push_copied(id, g.starts[row], g.ends[row], bytes, |out| {
+                g.copy_row(row, out)
+            })
+            .map_err(wrap)?;
+            copied += 1;
+        } else {
+            let mut pieces = Vec::with_capacity(holders.len());
+            for &h in &holders {
+                let input = &inputs[h];
+                let g = input.group_opt.as_ref().expect("current row");
+                pieces.push(g.trace(input.row, &descr, &input.meta, &input.key)?);
+            }
+            let mut trace = if pieces.len() == 1 {
+                pieces.pop().unwrap_or_default()
+            } else {
+                vivace_model::combine_traces(pieces, &mut HashSet::new())
+            };
+            if max_bytes_per_trace > 0 {
+                discarded += trim(&mut trace, max_bytes_per_trace);
+            }
+            w.push(id, &trace).map_err(wrap)?;
+        }
+        for &h in &holders {
+            inputs[h].row += 1;
+        }
+    }
+    let (mut done, data) = w.finish().map_err(wrap)?;
+    crate::write::set_file_facts(&mut done.meta, data.len() as u64, &data);
+    Ok(Some(CompactOutput {
+        done,
+        data,
+        discarded_spans: discarded,
+        input_rows,
+        copied_rows: copied,
+    }))
+}
+
+/// Drops spans from the end of the trace until its encoding fits `max` bytes (Tempo's
+/// `trace_too_large_to_compact`); returns how many were dropped.
+pub fn trim(trace: &mut Trace, max: usize) -> u64 {
+    let mut dropped = 0;
+    while trace.encoded_len() > max {
+        let Some(ss) = trace
+            .resource_spans
+            .iter_mut()
+            .rev()
+            .flat_map(|rs| rs.scope_spans.iter_mut().rev())
+            .find(|ss| !ss.spans.is_empty())
+        else {
+            break;
+        };
+        ss.spans.pop();
+        dropped += 1;
+    }
+    for rs in &mut trace.resource_spans {
+        rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+    }
+    trace.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+    dropped
+}
