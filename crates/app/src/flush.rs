@@ -103,8 +103,9 @@ pub(crate) async fn flush_loop(
     }
 }
 
-/// The backend-scheduler and backend-worker in one loop: every `compaction_cycle`, one
-/// compaction job per tenant (the smallest blocks of the newest window first), then retention.
+/// The backend-scheduler and backend-worker in one loop: every `compaction_cycle`, every
+/// compaction job of each tenant (the smallest blocks of the newest window first), then
+/// retention.
 pub(crate) async fn compaction_loop(
     cfg: vivace_compactor::CompactionConfig,
     block_cfg: BlockConfig,
@@ -125,30 +126,33 @@ pub(crate) async fn compaction_loop(
                 if tenant_compaction_disabled(&overrides, tenant) {
                     continue;
                 }
-                let Some(job) = vivace_compactor::select(tenant_blocks, now, &cfg)
-                    .into_iter()
-                    .next()
-                else {
-                    continue;
-                };
-                let max_trace = overrides.tenant(tenant).global.max_bytes_per_trace;
-                let started = Instant::now();
-                match vivace_compactor::compact(&blocks.backend, &job, &template, max_trace).await {
-                    Ok(r) => {
-                        tracing::info!(
-                            tenant,
-                            block = %r.output.meta.block_id,
-                            inputs = r.inputs,
-                            input_traces = r.input_traces,
-                            traces = r.output.meta.total_objects,
-                            level = r.output.meta.compaction_level,
-                            discarded_spans = r.discarded_spans,
-                            elapsed_ms = started.elapsed().as_millis() as u64,
-                            "blocks compacted"
-                        );
-                        blocks.replace(&job, r.output);
+                // Every job the selector finds (they share no block), so compaction keeps up
+                // when blocks arrive faster than one job per cycle.
+                for job in vivace_compactor::select(tenant_blocks, now, &cfg) {
+                    if *stop.borrow() {
+                        return;
                     }
-                    Err(e) => tracing::error!(tenant, error = %e, "compaction failed"),
+                    let max_trace = overrides.tenant(tenant).global.max_bytes_per_trace;
+                    let started = Instant::now();
+                    match vivace_compactor::compact(&blocks.backend, &job, &template, max_trace)
+                        .await
+                    {
+                        Ok(r) => {
+                            tracing::info!(
+                                tenant,
+                                block = %r.output.meta.block_id,
+                                inputs = r.inputs,
+                                input_traces = r.input_traces,
+                                traces = r.output.meta.total_objects,
+                                level = r.output.meta.compaction_level,
+                                discarded_spans = r.discarded_spans,
+                                elapsed_ms = started.elapsed().as_millis() as u64,
+                                "blocks compacted"
+                            );
+                            blocks.replace(&job, r.output);
+                        }
+                        Err(e) => tracing::error!(tenant, error = %e, "compaction failed"),
+                    }
                 }
             }
         }
