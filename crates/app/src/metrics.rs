@@ -3,6 +3,7 @@
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -12,6 +13,7 @@ pub(crate) struct ProcessMetrics {
     virtual_mem: Gauge,
     cpu_seconds: Gauge<f64, AtomicU64>,
     threads: Gauge,
+    background_cpu: Family<Vec<(String, String)>, Gauge<f64, AtomicU64>>,
 }
 
 impl ProcessMetrics {
@@ -35,6 +37,11 @@ impl ProcessMetrics {
             "process_threads",
             "Number of OS threads",
             self.threads.clone(),
+        );
+        r.register(
+            "vivace_background_cpu_seconds",
+            "CPU seconds spent by finished background tasks (task: vivace-flush = cutting blocks, vivace-compact = compaction)",
+            self.background_cpu.clone(),
         );
     }
 
@@ -61,6 +68,11 @@ impl ProcessMetrics {
         self.threads.set(num(17) as i64);
         self.virtual_mem.set(num(20) as i64);
         self.resident.set((num(21) * page) as i64);
+        for (task, secs) in vivace_common::background::cpu_seconds() {
+            self.background_cpu
+                .get_or_create(&vec![("task".to_string(), task)])
+                .set(secs);
+        }
     }
 }
 

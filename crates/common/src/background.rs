@@ -14,12 +14,56 @@ pub async fn run<T: Send + 'static>(
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name(name.into())
-        .spawn(move || {
-            lower_priority();
-            let _ = tx.send(f());
+        .spawn({
+            let name = name.to_string();
+            move || {
+                lower_priority();
+                let out = f();
+                account(&name);
+                let _ = tx.send(out);
+            }
         })
         .ok()?;
     rx.await.ok()
+}
+
+/// CPU seconds spent by finished background tasks, by thread name (`vivace-flush`,
+/// `vivace-compact`): block work apart from ingest and queries, for `/metrics`.
+static CPU: std::sync::Mutex<std::collections::BTreeMap<String, f64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// CPU seconds of finished background tasks, by name.
+pub fn cpu_seconds() -> Vec<(String, f64)> {
+    CPU.lock()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+        .unwrap_or_default()
+}
+
+/// Adds this thread's CPU time to its task's total.
+fn account(name: &str) {
+    let secs = thread_cpu_seconds();
+    if let Ok(mut m) = CPU.lock() {
+        *m.entry(name.to_string()).or_default() += secs;
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+#[cfg(not(target_os = "linux"))]
+fn thread_cpu_seconds() -> f64 {
+    0.0
 }
 
 #[cfg(target_os = "linux")]

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Write-path benchmark: prints figures, asserts nothing (machines are shared and noisy).
+#
+#   scripts/bench/write_path.sh [SECONDS]     # default 60 s of load at 2 requests in flight
+#
+# Starts a release vivace on 127.0.0.1 with scripts/bench/blocks.yaml (limits lifted, blocks cut
+# and compacted every 10 s) and a fresh data dir; prints idle RSS; sends `vivace gen` as fast as
+# acknowledgements come back with 2 requests in flight (600-span requests, a Collector with a
+# small queue) for SECONDS, waits for the blocks to be cut and compacted, and prints spans/s,
+# export latency, server CPU per span split into ingest / cutting / compaction (from
+# `vivace_background_cpu_seconds`) and peak RSS; then 15 s at 8 and at 32 in flight for latency.
+# The server is stopped by PID at the end.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vivace-target}"
+secs=${1:-60}
+cargo build --release --quiet
+bin="$CARGO_TARGET_DIR/release/vivace"
+data=$(mktemp -d /tmp/vivace-write-bench.XXXXXX)
+"$bin" -config.file=scripts/bench/blocks.yaml --data-dir "$data" 2>"$data/log" &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
+for _ in $(seq 100); do curl -sf localhost:3200/ready >/dev/null && break; sleep 0.1; done
+sleep 2
+metric() { curl -s localhost:3200/metrics | awk -v m="$1" '$1 == m { print $2 }'; }
+echo "==> idle RSS: $(( $(metric process_resident_memory_bytes) / 1024 / 1024 )) MB"
+cpu0=$(metric process_cpu_seconds)
+out=$("$bin" gen --duration "${secs}s" --concurrency 2 --batch-spans 600 --pid $pid)
+echo "$out" | tail -4
+spans=$(echo "$out" | awk '/acknowledged/ { print $2 }')
+echo "==> settling 45 s (cutting, compaction)"
+sleep 45
+cpu1=$(metric process_cpu_seconds)
+flush=$(metric 'vivace_background_cpu_seconds{task="vivace-flush"}'); flush=${flush:-0}
+compact=$(metric 'vivace_background_cpu_seconds{task="vivace-compact"}'); compact=${compact:-0}
+python3 - "$spans" "$cpu0" "$cpu1" "$flush" "$compact" <<'PY'
+import sys
+spans, cpu0, cpu1, flush, compact = (float(x) for x in sys.argv[1:])
+total = cpu1 - cpu0
+ingest = total - flush - compact
+us = lambda s: s / max(spans, 1) * 1e6
+print(f"server CPU per span: total {us(total):.2f} µs = ingest {us(ingest):.2f} + cutting {us(flush):.2f} + compaction {us(compact):.2f}")
+PY
+echo "==> $(grep -c 'block written' "$data/log") blocks written, $(grep -c 'blocks compacted' "$data/log") compactions"
+grep 'blocks compacted' "$data/log" | tail -2 | sed 's/^.*blocks compacted/  compacted:/' || true
+for c in 8 32; do
+  echo "==> $c in flight, 15 s"
+  "$bin" gen --duration 15s --concurrency "$c" --batch-spans 600 --pid $pid | tail -3
+done
