@@ -38,7 +38,10 @@ pub use list::{BlockList, BlockRef, now_secs, poll};
 pub use meta::{BlockMeta, DedicatedColumn};
 pub use meta::{rfc3339, rfc3339_seconds};
 pub use prune::{Needle, PrunedRead, needles, read_pruned};
-pub use read::{TraceRows, find_trace_by_id, find_trace_by_id_local, read_all_traces, trace_ids};
+pub use read::{
+    TraceRows, find_trace_by_id, find_trace_by_id_local, find_trace_by_pages, read_all_traces,
+    trace_ids,
+};
 pub use scan::read_batch;
 pub use tag_names::{block_column_values, block_tag_names, values_column};
 pub use upload::upload;

@@ -55,7 +55,9 @@ const V4_SPAN_COLUMNS: &[(&str, &str)] = &[
 ///
 /// Object reads: the bloom shard's header (once per block, then cached) and the `k` words the
 /// test needs (one coalesced request on object stores), the footer (once per block, cached),
-/// and the one row group whose `TraceID` range can hold the ID.
+/// then in the one row group whose `TraceID` range can hold the ID: its `TraceID` chunk and
+/// offset index, and only the pages holding the trace's row (the whole row group when the
+/// block has no page index).
 pub async fn find_trace_by_id(
     backend: &Backend,
     block: &BlockRef,
@@ -70,8 +72,13 @@ pub async fn find_trace_by_id(
     let Some(rg) = row_group_for(&footer, id) else {
         return Ok(None);
     };
-    let (start, len) = row_group_range(footer.row_group(rg));
     let key = block.key("data.parquet");
+    // A page-index read that cannot finish (a row spilling over its page, a page missing from
+    // the index) falls back to the whole row group.
+    if let Ok(Some(found)) = find_by_pages(backend, &footer, rg, meta, id, &key).await {
+        return Ok(found);
+    }
+    let (start, len) = row_group_range(footer.row_group(rg));
     let bytes = backend
         .get_range(&key, start..start + len)
         .await
@@ -85,6 +92,144 @@ pub async fn find_trace_by_id(
             len: meta.size.max(start + len),
         });
         find_in_row_group(reader, &footer, rg, &meta, &id, &key)
+    })
+    .await
+    .map_err(|e| Error::Schema {
+        path: PathBuf::new(),
+        what: format!("block read task failed: {e}"),
+    })?
+}
+
+/// [`find_trace_by_id`] through the page index only, without the bloom or any fallback: `None`
+/// when the block has no offset index or the read cannot be done page by page (tests, tools).
+pub async fn find_trace_by_pages(
+    backend: &Backend,
+    block: &BlockRef,
+    id: &TraceId,
+) -> Result<Option<Option<Trace>>> {
+    let footer = block.footer(backend).await?;
+    let Some(rg) = row_group_for(&footer, id) else {
+        return Ok(Some(None));
+    };
+    find_by_pages(
+        backend,
+        &footer,
+        rg,
+        &block.meta,
+        id,
+        &block.key("data.parquet"),
+    )
+    .await
+}
+
+/// [`find_trace_by_id`] in row group `rg` through its page index: the `TraceID` chunk and the
+/// offset index first (one request), then, once the row is known, only the page holding that
+/// row in every column, and the dictionary pages (one request). `None`: the row group has no
+/// offset index; read it whole.
+async fn find_by_pages(
+    backend: &Backend,
+    footer: &Arc<ParquetMetaData>,
+    rg: usize,
+    meta: &BlockMeta,
+    id: &TraceId,
+    key: &str,
+) -> Result<Option<Option<Trace>>> {
+    let group_md = footer.row_group(rg);
+    let schema = footer.file_metadata().schema_descr_ptr();
+    let Some(id_col) = trace_id_column(&schema) else {
+        return Ok(None);
+    };
+    // The offset indexes of the row group's columns: usually one contiguous range.
+    let mut index_range: Option<(u64, u64)> = None;
+    for c in group_md.columns() {
+        let (Some(off), Some(len)) = (c.offset_index_offset(), c.offset_index_length()) else {
+            return Ok(None);
+        };
+        let (s, e) = (off as u64, off as u64 + len as u64);
+        index_range = Some(index_range.map_or((s, e), |(a, b)| (a.min(s), b.max(e))));
+    }
+    let Some((is, ie)) = index_range else {
+        return Ok(None);
+    };
+    let (cs, cl) = group_md.column(id_col).byte_range();
+    let got = backend
+        .get_ranges(key, &[is..ie, cs..cs + cl])
+        .await
+        .map_err(Error::Backend)?;
+    let [index_bytes, id_chunk] = <[Bytes; 2]>::try_from(got).map_err(|_| Error::Schema {
+        path: key.into(),
+        what: "ranged read gave the wrong number of parts".into(),
+    })?;
+    let pq = |source| Error::Parquet {
+        path: key.into(),
+        source,
+    };
+    let size = meta.size.max(ie).max(cs + cl);
+    let index_reader = crate::prune::Parts::new(vec![(is, index_bytes)], size);
+    #[allow(deprecated)] // the replacement reads the whole file's indexes; one row group is wanted
+    let Some(offsets) = parquet::file::page_index::index_reader::read_offset_indexes(
+        &index_reader,
+        group_md.columns(),
+    )
+    .map_err(pq)?
+    else {
+        return Ok(None);
+    };
+    let props = Arc::new(ReaderProperties::builder().build());
+    let id_reader = Arc::new(crate::prune::Parts::new(vec![(cs, id_chunk.clone())], size));
+    let row = {
+        let group =
+            SerializedRowGroupReader::new(id_reader, group_md, None, props.clone()).map_err(pq)?;
+        match find_row(&group, id_col, id).map_err(pq)? {
+            Some(r) => r,
+            None => return Ok(Some(None)),
+        }
+    };
+    // The page holding `row` in every column, and each chunk's dictionary page.
+    let mut ranges = Vec::new();
+    for (i, c) in group_md.columns().iter().enumerate() {
+        if i == id_col {
+            continue;
+        }
+        let pages = offsets[i].page_locations();
+        let Some(k) = pages.iter().rposition(|p| p.first_row_index <= row as i64) else {
+            return Ok(None);
+        };
+        let p = &pages[k];
+        ranges.push(p.offset as u64..p.offset as u64 + p.compressed_page_size as u64);
+        if let (Some(dict), Some(first)) = (c.dictionary_page_offset(), pages.first())
+            && (dict as u64) < first.offset as u64
+        {
+            ranges.push(dict as u64..first.offset as u64);
+        }
+    }
+    let got = backend
+        .get_ranges(key, &ranges)
+        .await
+        .map_err(Error::Backend)?;
+    let mut parts: Vec<(u64, Bytes)> = ranges.iter().map(|r| r.start).zip(got).collect();
+    parts.push((cs, id_chunk));
+    let meta = meta.clone();
+    let footer = footer.clone();
+    let key_owned = key.to_string();
+    let id = *id;
+    tokio::task::spawn_blocking(move || -> Result<Option<Option<Trace>>> {
+        let pq = |source| Error::Parquet {
+            path: key_owned.clone().into(),
+            source,
+        };
+        let reader = Arc::new(crate::prune::Parts::new(parts, size));
+        let group_md = footer.row_group(rg);
+        let group =
+            SerializedRowGroupReader::new(reader, group_md, Some(&offsets), props).map_err(pq)?;
+        let schema = footer.file_metadata().schema_descr_ptr();
+        let one = extract_row(&group, &schema, row).map_err(pq)?;
+        let file = SerializedFileReader::new(one).map_err(pq)?;
+        let Some(r) = file.get_row_iter(None).map_err(pq)?.next() else {
+            return Ok(Some(None));
+        };
+        let r = r.map_err(pq)?;
+        Ok(Some(Some(Converter { meta: &meta }.trace(&r, &id.0))))
     })
     .await
     .map_err(|e| Error::Schema {

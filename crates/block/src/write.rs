@@ -366,8 +366,8 @@ struct Layout {
 
 #[derive(Debug, Clone, Default)]
 struct ScopeSlots {
-    strings: HashMap<String, usize>,
-    ints: HashMap<String, usize>,
+    strings: HashMap<String, usize, rustc_hash::FxBuildHasher>,
+    ints: HashMap<String, usize, rustc_hash::FxBuildHasher>,
 }
 
 impl Layout {

@@ -5,6 +5,7 @@
 mod columnar;
 mod compact_prop;
 mod search_prop;
+mod trace_pages;
 mod write;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,102 @@
+//! Trace by ID through the page index: only the pages holding the row are read, and the trace
+//! is the one the block holds — on a block whose columns span many pages, for IDs at the start,
+//! middle and end of row groups, and for an absent ID inside a row group's range.
+
+use bytes::Bytes;
+use vivace_block::{
+    Backend, BlockWriter, WriterConfig, find_trace_by_id, find_trace_by_pages, read_all_traces,
+    set_file_facts, upload,
+};
+use vivace_common::TraceId;
+use vivace_proto::otlp::common::{AnyValue, KeyValue, any_value};
+use vivace_proto::otlp::resource::Resource;
+use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
+use vivace_proto::tempopb::Trace;
+
+fn trace(t: u32, spans: u32) -> (TraceId, Trace) {
+    let mut id = [0u8; 16];
+    id[..4].copy_from_slice(&(t * 2 + 1).to_be_bytes());
+    id[15] = 7;
+    let spans = (0..spans)
+        .map(|s| Span {
+            trace_id: id.to_vec(),
+            span_id: [(s + 1) as u8, (t % 251) as u8, 3, 4, 5, 6, 7, 8].to_vec(),
+            name: format!("operation {} of trace {t}", s % 13),
+            start_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(t) * 1_000 + u64::from(s),
+            end_time_unix_nano: 1_700_000_000_000_000_000 + u64::from(t) * 1_000 + 500,
+            attributes: vec![KeyValue {
+                key: "payload".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(format!(
+                        "{t}-{s}-{}",
+                        "x".repeat(40)
+                    ))),
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .collect();
+    (
+        TraceId(id),
+        Trace {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![KeyValue {
+                        key: "service.name".into(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue(format!("svc{}", t % 5))),
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_trace_by_id_reads_only_its_pages() {
+    let traces: Vec<(TraceId, Trace)> = (0..4000).map(|t| trace(t, 1 + t % 40)).collect();
+    let mut cfg = WriterConfig::new("t", "00000000-0000-4000-8000-0000000000a1");
+    cfg.row_group_bytes = 20_000_000;
+    let mut w = BlockWriter::new(Vec::new(), cfg).unwrap();
+    for (id, t) in &traces {
+        w.push(*id, t).unwrap();
+    }
+    let (mut done, data) = w.finish().unwrap();
+    set_file_facts(&mut done.meta, data.len() as u64, &data);
+    let all = read_all_traces(Bytes::from(data.clone()), &done.meta, "data.parquet").unwrap();
+    let backend = Backend::memory();
+    let block = upload(&backend, done, data).await.unwrap();
+    for i in [0usize, 1, 999, 1000, 2047, 2500, 3998, 3999] {
+        let (id, want) = &all[i];
+        let got = find_trace_by_pages(&backend, &block, id)
+            .await
+            .unwrap()
+            .expect("the block has a page index");
+        assert_eq!(got.as_ref(), Some(want), "trace {i}");
+        assert_eq!(
+            find_trace_by_id(&backend, &block, id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(want)
+        );
+    }
+    // Between two stored IDs (they are odd): not there.
+    let mut absent = all[1500].0;
+    absent.0[3] += 1;
+    assert_eq!(
+        find_trace_by_pages(&backend, &block, &absent)
+            .await
+            .unwrap(),
+        Some(None)
+    );
+}
