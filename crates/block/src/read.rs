@@ -151,21 +151,25 @@ async fn find_by_pages(
     let Some((is, ie)) = index_range else {
         return Ok(None);
     };
-    let (cs, cl) = group_md.column(id_col).byte_range();
-    let got = backend
-        .get_ranges(key, &[is..ie, cs..cs + cl])
-        .await
-        .map_err(Error::Backend)?;
-    let [index_bytes, id_chunk] = <[Bytes; 2]>::try_from(got).map_err(|_| Error::Schema {
-        path: key.into(),
-        what: "ranged read gave the wrong number of parts".into(),
-    })?;
     let pq = |source| Error::Parquet {
         path: key.into(),
         source,
     };
-    let size = meta.size.max(ie).max(cs + cl);
-    let index_reader = crate::prune::Parts::new(vec![(is, index_bytes)], size);
+    // The TraceID column index (min/max per page) narrows the ID's search to one page.
+    let id_md = group_md.column(id_col);
+    let col_index_range = match (id_md.column_index_offset(), id_md.column_index_length()) {
+        (Some(o), Some(l)) => Some(o as u64..o as u64 + l as u64),
+        _ => None,
+    };
+    let mut first = vec![is..ie];
+    first.extend(col_index_range.clone());
+    let got = backend
+        .get_ranges(key, &first)
+        .await
+        .map_err(Error::Backend)?;
+    let size = meta.size.max(ie);
+    let index_reader =
+        crate::prune::Parts::new(first.iter().map(|r| r.start).zip(got).collect(), size);
     #[allow(deprecated)] // the replacement reads the whole file's indexes; one row group is wanted
     let Some(offsets) = parquet::file::page_index::index_reader::read_offset_indexes(
         &index_reader,
@@ -175,12 +179,57 @@ async fn find_by_pages(
     else {
         return Ok(None);
     };
+    let id_pages = offsets[id_col].page_locations();
+    // The TraceID pages to read: the one whose maximum is not below the ID, else all.
+    let mut page_range = 0..id_pages.len();
+    if col_index_range.is_some() {
+        #[allow(deprecated)]
+        let ci = parquet::file::page_index::index_reader::read_columns_indexes(
+            &index_reader,
+            std::slice::from_ref(id_md),
+        )
+        .map_err(pq)?;
+        if let Some(parquet::file::page_index::column_index::ColumnIndexMetaData::BYTE_ARRAY(ci)) =
+            ci.and_then(|v| v.into_iter().next())
+        {
+            let n = id_pages.len();
+            let at = (0..n)
+                .find(|&k| ci.max_value(k).is_none_or(|m| m >= id.0.as_slice()))
+                .unwrap_or(n);
+            if at == n || ci.min_value(at).is_some_and(|m| m > id.0.as_slice()) {
+                return Ok(Some(None));
+            }
+            page_range = at..at + 1;
+        }
+    }
+    let mut id_ranges: Vec<std::ops::Range<u64>> = id_pages[page_range.clone()]
+        .iter()
+        .map(|p| p.offset as u64..p.offset as u64 + p.compressed_page_size as u64)
+        .collect();
+    if let (Some(dict), Some(first)) = (id_md.dictionary_page_offset(), id_pages.first())
+        && (dict as u64) < first.offset as u64
+    {
+        id_ranges.push(dict as u64..first.offset as u64);
+    }
+    let got = backend
+        .get_ranges(key, &id_ranges)
+        .await
+        .map_err(Error::Backend)?;
+    let id_parts: Vec<(u64, Bytes)> = id_ranges.iter().map(|r| r.start).zip(got).collect();
     let props = Arc::new(ReaderProperties::builder().build());
-    let id_reader = Arc::new(crate::prune::Parts::new(vec![(cs, id_chunk.clone())], size));
+    let id_reader = Arc::new(crate::prune::Parts::new(id_parts.clone(), size));
+    let start_row = id_pages
+        .get(page_range.start)
+        .map_or(0, |p| p.first_row_index.max(0) as usize);
     let row = {
         let group =
-            SerializedRowGroupReader::new(id_reader, group_md, None, props.clone()).map_err(pq)?;
-        match find_row(&group, id_col, id).map_err(pq)? {
+            SerializedRowGroupReader::new(id_reader, group_md, Some(&offsets), props.clone())
+                .map_err(pq)?;
+        let rows = match id_pages.get(page_range.end) {
+            Some(next) => next.first_row_index.max(0) as usize - start_row,
+            None => group_md.num_rows().max(0) as usize - start_row,
+        };
+        match find_row_from(&group, id_col, id, start_row, rows).map_err(pq)? {
             Some(r) => r,
             None => return Ok(Some(None)),
         }
@@ -208,7 +257,7 @@ async fn find_by_pages(
         .await
         .map_err(Error::Backend)?;
     let mut parts: Vec<(u64, Bytes)> = ranges.iter().map(|r| r.start).zip(got).collect();
-    parts.push((cs, id_chunk));
+    parts.extend(id_parts);
     let meta = meta.clone();
     let footer = footer.clone();
     let key_owned = key.to_string();
@@ -386,14 +435,33 @@ fn find_row(
     col: usize,
     id: &TraceId,
 ) -> parquet::errors::Result<Option<usize>> {
+    find_row_from(group, col, id, 0, usize::MAX)
+}
+
+/// [`find_row`] among `rows` rows from row `start` on (rows before it are skipped, with a page
+/// index without reading their pages; none after them is read).
+fn find_row_from(
+    group: &dyn RowGroupReader,
+    col: usize,
+    id: &TraceId,
+    start: usize,
+    rows: usize,
+) -> parquet::errors::Result<Option<usize>> {
     let ColumnReader::ByteArrayColumnReader(mut r) = group.get_column_reader(col)? else {
         return Ok(None);
     };
-    let mut base = 0usize;
+    if start > 0 {
+        r.skip_records(start)?;
+    }
+    let mut base = start;
     let mut vals: Vec<ByteArray> = Vec::with_capacity(1024);
     loop {
         vals.clear();
-        let (records, _, _) = r.read_records(1024, None, None, &mut vals)?;
+        let want = 1024.min(start.saturating_add(rows).saturating_sub(base));
+        if want == 0 {
+            return Ok(None);
+        }
+        let (records, _, _) = r.read_records(want, None, None, &mut vals)?;
         if records == 0 {
             return Ok(None);
         }

@@ -42,6 +42,9 @@ pub(crate) const DEFAULT_ROW_GROUP_BYTES: usize = 100_000_000;
 const STATUS_ERROR: i32 = 2;
 /// Row-group bytes counted per byte of a trace's protobuf encoding (see `push`).
 const BUFFER_COST_PER_ENCODED_BYTE: usize = 2;
+/// Data page size: a trace by ID decompresses one page per column (`read.rs`), so pages stay
+/// small enough for point reads while zstd still sees enough to compress well.
+const DATA_PAGE_BYTES: usize = 256 << 10;
 const MAX_DEDICATED_STRINGS: usize = 20;
 const MAX_DEDICATED_INTS: usize = 5;
 
@@ -147,7 +150,7 @@ impl<W: Write + Send> BlockWriter<W> {
             .set_compression(Compression::SNAPPY)
             .set_dictionary_enabled(false)
             .set_statistics_enabled(EnabledStatistics::Page)
-            .set_data_page_size_limit(1 << 20);
+            .set_data_page_size_limit(DATA_PAGE_BYTES);
         for path in leaf_paths(&text) {
             let codec = codec_of(&path);
             let col = ColumnPath::new(path.split('.').map(str::to_string).collect());

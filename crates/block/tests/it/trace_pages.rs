@@ -63,7 +63,8 @@ fn trace(t: u32, spans: u32) -> (TraceId, Trace) {
 
 #[tokio::test]
 async fn a_trace_by_id_reads_only_its_pages() {
-    let traces: Vec<(TraceId, Trace)> = (0..4000).map(|t| trace(t, 1 + t % 40)).collect();
+    // 40,000 trace IDs fill several TraceID pages; spans fill many pages of the span columns.
+    let traces: Vec<(TraceId, Trace)> = (0..40_000).map(|t| trace(t, 1 + t % 6)).collect();
     let mut cfg = WriterConfig::new("t", "00000000-0000-4000-8000-0000000000a1");
     cfg.row_group_bytes = 20_000_000;
     let mut w = BlockWriter::new(Vec::new(), cfg).unwrap();
@@ -75,7 +76,10 @@ async fn a_trace_by_id_reads_only_its_pages() {
     let all = read_all_traces(Bytes::from(data.clone()), &done.meta, "data.parquet").unwrap();
     let backend = Backend::memory();
     let block = upload(&backend, done, data).await.unwrap();
-    for i in [0usize, 1, 999, 1000, 2047, 2500, 3998, 3999] {
+    for i in (0..40_000)
+        .step_by(997)
+        .chain([1, 16_383, 16_384, 16_385, 39_999])
+    {
         let (id, want) = &all[i];
         let got = find_trace_by_pages(&backend, &block, id)
             .await
@@ -91,7 +95,7 @@ async fn a_trace_by_id_reads_only_its_pages() {
         );
     }
     // Between two stored IDs (they are odd): not there.
-    let mut absent = all[1500].0;
+    let mut absent = all[20_000].0;
     absent.0[3] += 1;
     assert_eq!(
         find_trace_by_pages(&backend, &block, &absent)
