@@ -161,7 +161,8 @@ async fn find_by_pages(
         (Some(o), Some(l)) => Some(o as u64..o as u64 + l as u64),
         _ => None,
     };
-    let mut first = vec![is..ie];
+    let mut first: Vec<std::ops::Range<u64>> = Vec::with_capacity(2);
+    first.push(is..ie);
     first.extend(col_index_range.clone());
     let got = backend
         .get_ranges(key, &first)
