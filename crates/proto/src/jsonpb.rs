@@ -369,6 +369,7 @@ pub fn query_range_response(r: &QueryRangeResponse) -> Value {
         let series = r.series.iter().map(|s| {
             let mut sm = Map::new();
             put_kvs(&mut sm, "labels", &s.labels);
+            put_str(&mut sm, "promLabels", &s.prom_labels);
             if !s.samples.is_empty() {
                 let samples = s.samples.iter().map(|x| {
                     let mut xm = Map::new();

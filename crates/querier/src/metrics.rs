@@ -303,6 +303,28 @@ fn key_values(labels: &Labels) -> Vec<KeyValue> {
         .collect()
 }
 
+/// Labels as Prometheus prints them: sorted by name, values quoted: `{__name__="rate"}`,
+/// `{p="0.5", resource.service.name="api"}`.
+fn prom_labels(labels: &Labels) -> String {
+    let mut pairs: Vec<(&str, String)> = labels
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                LabelValue::Nil => "nil".to_string(),
+                LabelValue::Str(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.as_str(), text)
+        })
+        .collect();
+    pairs.sort();
+    let inner: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap_or_default()))
+        .collect();
+    format!("{{{}}}", inner.join(", "))
+}
+
 fn status_of(a: &Answer) -> (i32, String) {
     match &a.message_opt {
         Some(m) => (PartialStatus::Partial as i32, m.clone()),
@@ -319,6 +341,7 @@ pub fn range_response(a: &Answer) -> QueryRangeResponse {
             .iter()
             .map(|s| TimeSeries {
                 labels: key_values(&s.labels),
+                prom_labels: prom_labels(&s.labels),
                 samples: s
                     .samples
                     .iter()

@@ -215,6 +215,11 @@ async fn grafana_metrics_requests_over_http_and_grpc() {
     let body: Json = r.json().await.unwrap();
     assert_eq!(body["series"].as_array().unwrap().len(), 2, "{body}");
     assert!(body["series"][0].get("exemplars").is_none(), "{body}");
+    // promLabels: the key Tempo's clients merge streamed series by, and Grafana's legend.
+    assert_eq!(
+        body["series"][0]["promLabels"], r#"{resource.service.name="api"}"#,
+        "{body}"
+    );
 
     // Instant: only the documented fields (older Grafana decodes strictly).
     let r = http()
