@@ -9,7 +9,8 @@
 //! writer into the same raw columns. The output has the writer's codecs and schema, so the bytes
 //! are those a decode-and-rewrite would give.
 //!
-//! Memory: one row group of each input and the output's row group being built. Inputs whose
+//! Memory: one row group of each input (fetched by a ranged read when it is reached) and the
+//! output's row group being built, whatever the size of the blocks. Inputs whose
 //! schema differs from the output's (another dedicated-column layout, Tempo's own writer) make
 //! [`compact_rows`] answer `None`: the caller merges through OTLP.
 
@@ -20,7 +21,10 @@ use bytes::Bytes;
 use parquet::basic::Type as PhysicalType;
 use parquet::column::reader::ColumnReader;
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
-use parquet::file::reader::{FileReader, RowGroupReader, SerializedFileReader};
+use parquet::file::metadata::ParquetMetaData;
+use parquet::file::properties::ReaderProperties;
+use parquet::file::reader::RowGroupReader;
+use parquet::file::serialized_reader::SerializedRowGroupReader;
 use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
 use parquet::schema::types::SchemaDescriptor;
 use prost::Message;
@@ -359,11 +363,59 @@ impl Group {
     }
 }
 
+/// Where an input block's bytes come from: its footer, and ranged reads of its file.
+pub struct CopyInput {
+    pub meta: BlockMeta,
+    pub key: String,
+    pub footer: Arc<ParquetMetaData>,
+    /// Reads a byte range of `data.parquet` (called on the compaction thread).
+    pub fetch: Box<dyn FnMut(std::ops::Range<u64>) -> Result<Bytes> + Send>,
+}
+
+impl std::fmt::Debug for CopyInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CopyInput").field("key", &self.key).finish()
+    }
+}
+
+impl CopyInput {
+    /// A whole `data.parquet` already in memory.
+    pub fn from_bytes(data: Bytes, meta: BlockMeta, key: String) -> Result<CopyInput> {
+        let footer = Arc::new(crate::read::parse_footer(&data, &key)?);
+        Ok(CopyInput {
+            meta,
+            key,
+            footer,
+            fetch: Box::new(move |r| Ok(data.slice(r.start as usize..r.end as usize))),
+        })
+    }
+
+    /// A block in the backend, read a row group at a time (from a thread outside the runtime
+    /// that `handle` drives).
+    pub async fn from_backend(
+        backend: &crate::Backend,
+        block: &crate::BlockRef,
+        handle: tokio::runtime::Handle,
+    ) -> Result<CopyInput> {
+        let footer = block.footer(backend).await?;
+        let key = block.key("data.parquet");
+        let (backend, k) = (backend.clone(), key.clone());
+        Ok(CopyInput {
+            meta: block.meta.clone(),
+            key,
+            footer,
+            fetch: Box::new(move |r| {
+                handle
+                    .block_on(backend.get_range(&k, r))
+                    .map_err(Error::Backend)
+            }),
+        })
+    }
+}
+
 /// One input's position in the merge.
 struct Input {
-    file: SerializedFileReader<Bytes>,
-    meta: BlockMeta,
-    key: String,
+    src: CopyInput,
     next_rg: usize,
     group_opt: Option<Group>,
     row: usize,
@@ -379,17 +431,26 @@ impl Input {
                 return Ok(Some(g.ids[self.row]));
             }
             self.group_opt = None;
-            if self.next_rg >= self.file.num_row_groups() {
+            if self.next_rg >= self.src.footer.num_row_groups() {
                 return Ok(None);
             }
-            let group = self
-                .file
-                .get_row_group(self.next_rg)
-                .map_err(|source| Error::Parquet {
-                    path: self.key.clone().into(),
-                    source,
-                })?;
-            self.group_opt = Some(read_group(group.as_ref(), descr, &self.key)?);
+            let rg = self.next_rg;
+            let md = self.src.footer.row_group(rg);
+            let (start, len) = crate::read::row_group_range(md);
+            let data = (self.src.fetch)(start..start + len)?;
+            let size = self.src.meta.size.max(start + len);
+            let reader = Arc::new(crate::prune::Parts::new(vec![(start, data)], size));
+            let group = SerializedRowGroupReader::new(
+                reader,
+                md,
+                None,
+                Arc::new(ReaderProperties::builder().build()),
+            )
+            .map_err(|source| Error::Parquet {
+                path: self.src.key.clone().into(),
+                source,
+            })?;
+            self.group_opt = Some(read_group(&group, descr, &self.src.key)?);
             self.next_rg += 1;
             self.row = 0;
         }
@@ -409,10 +470,10 @@ pub struct CompactOutput {
     pub copied_rows: u64,
 }
 
-/// Merges `sources` (whole `data.parquet` files with their metas and keys) into one block
-/// written with `cfg`. `None`: an input's schema is not the output's, nothing was done.
+/// Merges `sources` into one block written with `cfg`, holding one row group of each input at
+/// a time. `None`: an input's schema is not the output's, nothing was read.
 pub fn compact_rows(
-    sources: Vec<(Bytes, BlockMeta, String)>,
+    sources: Vec<CopyInput>,
     cfg: WriterConfig,
     max_bytes_per_trace: usize,
 ) -> Result<Option<CompactOutput>> {
@@ -423,12 +484,8 @@ pub fn compact_rows(
     let mut w = BlockWriter::new(Vec::new(), cfg).map_err(wrap)?;
     let descr = w.descr.clone();
     let mut inputs = Vec::with_capacity(sources.len());
-    for (data, meta, key) in sources {
-        let file = SerializedFileReader::new(data).map_err(|source| Error::Parquet {
-            path: key.clone().into(),
-            source,
-        })?;
-        let theirs = file.metadata().file_metadata().schema_descr();
+    for src in sources {
+        let theirs = src.footer.file_metadata().schema_descr();
         let same = theirs.num_columns() == descr.num_columns()
             && (0..descr.num_columns()).all(|i| {
                 let (a, b) = (theirs.column(i), descr.column(i));
@@ -441,9 +498,7 @@ pub fn compact_rows(
             return Ok(None);
         }
         inputs.push(Input {
-            file,
-            meta,
-            key,
+            src,
             next_rg: 0,
             group_opt: None,
             row: 0,
@@ -497,7 +552,7 @@ pub fn compact_rows(
             for &h in &holders {
                 let input = &inputs[h];
                 let g = input.group_opt.as_ref().expect("current row");
-                pieces.push(g.trace(input.row, &descr, &input.meta, &input.key)?);
+                pieces.push(g.trace(input.row, &descr, &input.src.meta, &input.src.key)?);
             }
             let mut trace = if pieces.len() == 1 {
                 pieces.pop().unwrap_or_default()

@@ -32,7 +32,7 @@ pub use batch_cache::{BatchCache, BatchCacheStats};
 pub use bloom::{Bloom, shard_for, test_file};
 pub use bloom_write::ShardedBloom;
 pub use columnar::read_columnar;
-pub use copy::{CompactOutput, compact_rows, trim as trim_trace};
+pub use copy::{CompactOutput, CopyInput, compact_rows, trim as trim_trace};
 pub use error::{Error, Result};
 pub use list::{BlockList, BlockRef, now_secs, poll};
 pub use meta::{BlockMeta, DedicatedColumn};

@@ -114,17 +114,6 @@ pub async fn compact(
         return Err("no input blocks".into());
     };
     let tenant = first.tenant.clone();
-    // The inputs' files (compressed) are fetched whole; rows are then decoded one at a time in a
-    // k-way merge by trace ID, so no block is ever held decoded.
-    let mut sources = Vec::with_capacity(inputs.len());
-    for b in inputs {
-        let key = b.key("data.parquet");
-        let data = backend
-            .get(&key)
-            .await
-            .map_err(|e| format!("reading {key}: {e}"))?;
-        sources.push((data, b.meta.clone(), key));
-    }
     let block_id = uuid::Uuid::new_v4().to_string();
     let mut cfg = template.clone();
     cfg.tenant = tenant.clone();
@@ -144,12 +133,44 @@ pub async fn compact(
         .map(|r| r.0)
         .min()
         .zip(ranges.iter().map(|r| r.1).max());
-    let (done, data, discarded_spans, input_traces) =
-        vivace_common::background::run("vivace-compact", move || {
-            merge(sources, cfg, max_bytes_per_trace)
-        })
-        .await
-        .ok_or("the compaction thread failed")??;
+    // Rows are copied a row group at a time, each fetched by a ranged read when the merge
+    // reaches it, so memory does not grow with the blocks.
+    let mut copy_inputs = Vec::with_capacity(inputs.len());
+    let handle = tokio::runtime::Handle::current();
+    for b in inputs {
+        copy_inputs.push(
+            vivace_block::CopyInput::from_backend(backend, b, handle.clone())
+                .await
+                .map_err(|e| format!("reading block {}: {e}", b.meta.block_id))?,
+        );
+    }
+    let copy_cfg = cfg.clone();
+    let copied = vivace_common::background::run("vivace-compact", move || {
+        vivace_block::compact_rows(copy_inputs, copy_cfg, max_bytes_per_trace)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .ok_or("the compaction thread failed")??;
+    let (done, data, discarded_spans, input_traces) = match copied {
+        Some(out) => (out.done, out.data, out.discarded_spans, out.input_rows),
+        None => {
+            // Inputs of another schema: their files are fetched whole and merged through OTLP.
+            let mut sources = Vec::with_capacity(inputs.len());
+            for b in inputs {
+                let key = b.key("data.parquet");
+                let data = backend
+                    .get(&key)
+                    .await
+                    .map_err(|e| format!("reading {key}: {e}"))?;
+                sources.push((data, b.meta.clone(), key));
+            }
+            vivace_common::background::run("vivace-compact", move || {
+                merge_through_otlp(sources, cfg, max_bytes_per_trace)
+            })
+            .await
+            .ok_or("the compaction thread failed")??
+        }
+    };
     let output = vivace_block::upload(backend, done, data)
         .await
         .map_err(|e| format!("uploading block {block_id}: {e}"))?;
@@ -168,23 +189,9 @@ pub async fn compact(
 /// A finished block, its `data.parquet`, spans discarded, input rows read.
 type Merged = (vivace_block::FinishedBlock, Vec<u8>, u64, u64);
 
-/// The k-way merge of sorted blocks into one: rows with the same trace ID are combined (spans
-/// deduplicated), traces over `max_bytes_per_trace` trimmed. Rows of one input only are copied
-/// column by column (`vivace_block::compact_rows`); inputs of another schema go through OTLP.
-fn merge(
-    sources: Vec<(Bytes, BlockMeta, String)>,
-    cfg: WriterConfig,
-    max_bytes_per_trace: usize,
-) -> Result<Merged, String> {
-    if let Some(out) = vivace_block::compact_rows(sources.clone(), cfg.clone(), max_bytes_per_trace)
-        .map_err(|e| e.to_string())?
-    {
-        return Ok((out.done, out.data, out.discarded_spans, out.input_rows));
-    }
-    merge_through_otlp(sources, cfg, max_bytes_per_trace)
-}
-
-/// [`merge`] decoding every row to OTLP and shredding it again (inputs of another schema).
+/// The k-way merge of sorted blocks into one through OTLP, for inputs whose schema is not the
+/// writer's (rows decoded one at a time; pieces of a trace combined, spans deduplicated,
+/// traces over `max_bytes_per_trace` trimmed).
 fn merge_through_otlp(
     sources: Vec<(Bytes, BlockMeta, String)>,
     cfg: WriterConfig,

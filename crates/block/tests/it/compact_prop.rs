@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashSet};
 use bytes::Bytes;
 use proptest::prelude::*;
 use vivace_block::{
-    BlockMeta, BlockWriter, WriterConfig, compact_rows, read_all_traces, set_file_facts, trim_trace,
+    BlockMeta, BlockWriter, CopyInput, WriterConfig, compact_rows, read_all_traces, set_file_facts,
+    trim_trace,
 };
 use vivace_common::TraceId;
 use vivace_proto::tempopb::Trace;
@@ -87,7 +88,11 @@ proptest! {
 
         let mut cfg = WriterConfig::new("t", "00000000-0000-4000-8000-000000000009");
         cfg.row_group_bytes = 3_000;
-        let out = compact_rows(sources, cfg, limit).unwrap().expect("same schema");
+        let inputs = sources
+            .into_iter()
+            .map(|(data, meta, key)| CopyInput::from_bytes(data, meta, key).unwrap())
+            .collect();
+        let out = compact_rows(inputs, cfg, limit).unwrap().expect("same schema");
         prop_assert_eq!(out.done.meta.total_objects as usize, want.len());
         let got = read_all_traces(Bytes::from(out.data), &out.done.meta, "out").unwrap();
         prop_assert_eq!(got.len(), want.len());
