@@ -336,13 +336,7 @@ impl Group {
                 what,
             })?;
         self.copy_row(row, &mut cols);
-        let props = Arc::new(
-            parquet::file::properties::WriterProperties::builder()
-                .set_dictionary_enabled(false)
-                .set_compression(parquet::basic::Compression::UNCOMPRESSED)
-                .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
-                .build(),
-        );
+        let props = crate::read::one_row_props();
         let one = (|| -> std::result::Result<Vec<u8>, WriteError> {
             let mut w = SerializedFileWriter::new(Vec::new(), descr.root_schema_ptr(), props)?;
             let mut rg = w.next_row_group()?;

@@ -203,15 +203,8 @@ async fn find_by_pages(
             page_range = at..at + 1;
         }
     }
-    let mut id_ranges: Vec<std::ops::Range<u64>> = id_pages[page_range.clone()]
-        .iter()
-        .map(|p| p.offset as u64..p.offset as u64 + p.compressed_page_size as u64)
-        .collect();
-    if let (Some(dict), Some(first)) = (id_md.dictionary_page_offset(), id_pages.first())
-        && (dict as u64) < first.offset as u64
-    {
-        id_ranges.push(dict as u64..first.offset as u64);
-    }
+    let mut id_ranges = Vec::new();
+    page_ranges(id_md, id_pages, page_range.clone(), &mut id_ranges);
     let got = backend
         .get_ranges(key, &id_ranges)
         .await
@@ -245,13 +238,7 @@ async fn find_by_pages(
         let Some(k) = pages.iter().rposition(|p| p.first_row_index <= row as i64) else {
             return Ok(None);
         };
-        let p = &pages[k];
-        ranges.push(p.offset as u64..p.offset as u64 + p.compressed_page_size as u64);
-        if let (Some(dict), Some(first)) = (c.dictionary_page_offset(), pages.first())
-            && (dict as u64) < first.offset as u64
-        {
-            ranges.push(dict as u64..first.offset as u64);
-        }
+        page_ranges(c, pages, k..k + 1, &mut ranges);
     }
     let got = backend
         .get_ranges(key, &ranges)
@@ -286,6 +273,34 @@ async fn find_by_pages(
         path: PathBuf::new(),
         what: format!("block read task failed: {e}"),
     })?
+}
+
+/// The byte ranges of pages `which` of a column chunk, and of its dictionary page if it has one.
+fn page_ranges(
+    c: &parquet::file::metadata::ColumnChunkMetaData,
+    pages: &[parquet::file::page_index::offset_index::PageLocation],
+    which: std::ops::Range<usize>,
+    out: &mut Vec<std::ops::Range<u64>>,
+) {
+    for p in &pages[which] {
+        out.push(p.offset as u64..p.offset as u64 + p.compressed_page_size as u64);
+    }
+    if let (Some(dict), Some(first)) = (c.dictionary_page_offset(), pages.first())
+        && (dict as u64) < first.offset as u64
+    {
+        out.push(dict as u64..first.offset as u64);
+    }
+}
+
+/// Writer settings of a one-row file that only the record reader will read back.
+pub(crate) fn one_row_props() -> Arc<parquet::file::properties::WriterProperties> {
+    Arc::new(
+        parquet::file::properties::WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .set_compression(parquet::basic::Compression::UNCOMPRESSED)
+            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
+            .build(),
+    )
 }
 
 /// Reads the trace `id` from a block directory on local disk (tests, tools).
@@ -483,13 +498,7 @@ fn extract_row(
     schema: &Arc<parquet::schema::types::SchemaDescriptor>,
     row: usize,
 ) -> parquet::errors::Result<Bytes> {
-    let props = Arc::new(
-        parquet::file::properties::WriterProperties::builder()
-            .set_dictionary_enabled(false)
-            .set_compression(parquet::basic::Compression::UNCOMPRESSED)
-            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
-            .build(),
-    );
+    let props = one_row_props();
     let mut w = SerializedFileWriter::new(Vec::new(), schema.root_schema_ptr(), props)?;
     let mut out = w.next_row_group()?;
     for i in 0..schema.num_columns() {

@@ -499,23 +499,7 @@ impl<'b> Bound<'_, 'b> {
         out.clear();
         let spans = self.batch.traces[t].spans.clone();
         if let [CStage::Spanset(CSpanset::Filter(f))] = self.plan.stages.as_slice() {
-            if f.always_true {
-                out.extend(spans);
-                return Ok(());
-            }
-            for sp in spans {
-                if matches(
-                    self.batch,
-                    &self.ids,
-                    &f.expr,
-                    sp as usize,
-                    f.uses_event,
-                    f.uses_link,
-                )? {
-                    out.push(sp);
-                }
-            }
-            return Ok(());
+            return self.filter(f, spans, out);
         }
         let sets = self.eval_trace(t)?;
         if let [one] = sets.as_slice() {
@@ -639,27 +623,37 @@ impl<'b> Bound<'_, 'b> {
         Ok(sets)
     }
 
+    /// The spans of `spans` that pass filter `f`, appended to `out`.
+    fn filter(
+        &self,
+        f: &Filter,
+        spans: impl Iterator<Item = u32>,
+        out: &mut Vec<u32>,
+    ) -> Result<(), EvalError> {
+        if f.always_true {
+            out.extend(spans);
+            return Ok(());
+        }
+        for sp in spans {
+            if matches(
+                self.batch,
+                &self.ids,
+                &f.expr,
+                sp as usize,
+                f.uses_event,
+                f.uses_link,
+            )? {
+                out.push(sp);
+            }
+        }
+        Ok(())
+    }
+
     fn spanset(&self, se: &CSpanset, input: &Spanset) -> Result<Option<Spanset>, EvalError> {
         match se {
             CSpanset::Filter(f) => {
-                let spans = if f.always_true {
-                    input.spans.clone()
-                } else {
-                    let mut out = Vec::new();
-                    for &sp in &input.spans {
-                        if matches(
-                            self.batch,
-                            &self.ids,
-                            &f.expr,
-                            sp as usize,
-                            f.uses_event,
-                            f.uses_link,
-                        )? {
-                            out.push(sp);
-                        }
-                    }
-                    out
-                };
+                let mut spans = Vec::new();
+                self.filter(f, input.spans.iter().copied(), &mut spans)?;
                 Ok((!spans.is_empty()).then(|| Spanset {
                     spans,
                     scalar_opt: input.scalar_opt.clone(),

@@ -112,6 +112,15 @@ pub async fn query_range(server: &Server, tenant: &str, q: &str, base_ns: u64) -
     )
 }
 
+/// The final message of a stream of partial answers.
+async fn last_message<T>(stream: &mut tonic::Streaming<T>) -> T {
+    let mut last = None;
+    while let Some(m) = stream.message().await.expect("stream") {
+        last = Some(m);
+    }
+    last.expect("a final message")
+}
+
 /// Every C-M case against tenant `MT`; the rendered answers by case.
 pub async fn run_cases(
     server: &Server,
@@ -294,11 +303,7 @@ async fn grafana_metrics_requests_over_http_and_grpc() {
         req.metadata_mut()
             .insert("x-scope-orgid", "MT".parse().unwrap());
         let mut stream = client.metrics_query_range(req).await.unwrap().into_inner();
-        let mut last = None;
-        while let Some(m) = stream.message().await.expect("stream") {
-            last = Some(m);
-        }
-        let last = last.expect("a final message");
+        let last = last_message(&mut stream).await;
         assert_eq!(last.series.len(), 2, "port {port}: {last:?}");
         let p50 = &last.series[0];
         assert_eq!(p50.labels[0].key, "p");
@@ -321,11 +326,7 @@ async fn grafana_metrics_requests_over_http_and_grpc() {
             .await
             .unwrap()
             .into_inner();
-        let mut last = None;
-        while let Some(m) = stream.message().await.expect("stream") {
-            last = Some(m);
-        }
-        let last = last.expect("a final message");
+        let last = last_message(&mut stream).await;
         assert_eq!(last.series.len(), 1);
         assert_eq!(last.series[0].value, 2.0);
 
