@@ -562,21 +562,7 @@ impl RowGroup<'_> {
 
         // Spans, walking the structure to give each its trace, resource and scope.
         let mut span = 0usize;
-        let n = n_spans;
-        batch.span_trace.reserve(n);
-        batch.span_resource.reserve(n);
-        batch.span_scope.reserve(n);
-        batch.span_id.reserve(n);
-        batch.span_parent_id.reserve(n);
-        batch.span_name.reserve(n);
-        batch.span_kind.reserve(n);
-        batch.span_status.reserve(n);
-        batch.span_status_message.reserve(n);
-        batch.span_start_ns.reserve(n);
-        batch.span_duration_ns.reserve(n);
-        batch.span_attrs.reserve(n);
-        batch.span_events.reserve(n);
-        batch.span_links.reserve(n);
+        batch.reserve_spans(n_spans);
         let mut span_attr_at = 0usize;
         let (mut name_memo, mut msg_memo) = (Memo::default(), Memo::default());
         let empty = batch.intern("");

@@ -273,6 +273,14 @@ pub async fn read_pruned(
     let batch = tokio::task::spawn_blocking(move || -> Result<SpanBatch> {
         let reader = Arc::new(Parts::new(parts, meta.size));
         let mut batch = SpanBatch::default();
+        // Every per-span column grows once, to the spans of all the row groups read.
+        if let Some(&start_col) = columns.get("rs.ss.Spans.StartTimeUnixNano") {
+            let spans: i64 = (0..n_rg)
+                .filter(|rg| !skip[*rg])
+                .map(|rg| footer.row_group(rg).column(start_col).num_values())
+                .sum();
+            batch.reserve_spans(spans.max(0) as usize);
+        }
         for rg in (0..n_rg).filter(|rg| !skip[*rg]) {
             let group = SerializedRowGroupReader::new(
                 reader.clone(),

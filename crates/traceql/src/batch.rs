@@ -126,6 +126,29 @@ pub struct SpanBatch {
 }
 
 impl SpanBatch {
+    /// Room for `n` more spans in every per-span column (a reader that knows how many spans
+    /// it will add grows each column once).
+    pub fn reserve_spans(&mut self, n: usize) {
+        self.span_trace.reserve(n);
+        self.span_resource.reserve(n);
+        self.span_scope.reserve(n);
+        self.span_id.reserve(n);
+        self.span_parent_id.reserve(n);
+        self.span_name.reserve(n);
+        self.span_kind.reserve(n);
+        self.span_status.reserve(n);
+        self.span_status_message.reserve(n);
+        self.span_start_ns.reserve(n);
+        self.span_duration_ns.reserve(n);
+        self.span_nested_left.reserve(n);
+        self.span_nested_right.reserve(n);
+        self.span_nested_parent.reserve(n);
+        self.span_child_count.reserve(n);
+        self.span_attrs.reserve(n);
+        self.span_events.reserve(n);
+        self.span_links.reserve(n);
+    }
+
     /// The string of a dictionary ID.
     pub fn str(&self, id: StrId) -> &str {
         self.strings.get(id as usize).map_or("", |s| s)
