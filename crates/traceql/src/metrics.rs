@@ -237,6 +237,8 @@ enum Source {
 
 #[derive(Debug, Clone)]
 struct Leaf {
+    /// The pipeline before the function, as a search.
+    query: Query,
     search: SearchPlan,
     kind: Kind,
     source_opt: Option<Source>,
@@ -246,6 +248,8 @@ struct Leaf {
     reads_span_text: bool,
     /// `by` reads resource attributes only: a span's series is its resource's.
     by_resource: bool,
+    /// The function as written (for explain).
+    func_text: String,
 }
 
 #[derive(Debug, Clone)]
@@ -447,6 +451,64 @@ impl MetricsPlan {
         self.fetch.clone()
     }
 
+    /// How the query runs, for `vivace traceql explain`: what is read, then each first-stage
+    /// query's pipeline (as a search would run it) and what it counts.
+    pub fn explain(&self, q: &Query) -> String {
+        let mut out = format!("query:      {q}\n");
+        let p = self.fetch.projection;
+        out.push_str(&format!(
+            "reads:      span start times, durations, kinds, statuses{}\n",
+            if p.span_text {
+                ", span and parent IDs, names, status messages"
+            } else {
+                " (no span IDs, names or status messages: none is needed)"
+            }
+        ));
+        if let Some(n) = &self.fetch.names_opt {
+            out.push_str(&format!(
+                "attributes: span {:?}, resource {:?} (other attribute columns of a block are left unread)\n",
+                n.span, n.resource
+            ));
+        }
+        out.push_str(
+            "counts:     each span the pipeline returns, at its start time, in (t - step, t]\n",
+        );
+        if !self.fetch.required.is_empty() {
+            out.push_str("prunes block row groups whose dictionaries lack:\n");
+            for (a, v) in &self.fetch.required {
+                out.push_str(&format!("  {a} = {v:?}\n"));
+            }
+        }
+        for (i, l) in self.leaves.iter().enumerate() {
+            out.push_str(&format!("-- first stage {}: {}\n", i + 1, l.func_text));
+            // The pipeline as a search explains it: its conditions and structure (what a
+            // search reads and returns does not apply here).
+            let mut in_conditions = false;
+            for line in l.search.explain(&l.query).lines() {
+                if let Some(rest) = line.strip_prefix("query:") {
+                    out.push_str(&format!("   pipeline:   {}\n", rest.trim()));
+                } else if line.starts_with("conditions by scope:") {
+                    in_conditions = true;
+                    out.push_str(&format!("   {line}\n"));
+                } else if in_conditions && line.starts_with("  ") {
+                    out.push_str(&format!("   {line}\n"));
+                } else if line.starts_with("structure:") {
+                    in_conditions = false;
+                    out.push_str(&format!("   {line}\n"));
+                } else {
+                    in_conditions = false;
+                }
+            }
+        }
+        if !self.second.is_empty() {
+            out.push_str(&format!(
+                "then:       {} second stage(s) over the merged series\n",
+                self.second.len()
+            ));
+        }
+        out
+    }
+
     /// Whether no span can match (`{ false } | rate()`).
     pub fn matches_nothing(&self) -> bool {
         self.leaves.iter().all(|l| l.search.matches_nothing)
@@ -553,6 +615,7 @@ fn leaf(pipeline: &Pipeline, func: &MetricsFn, q: &Query) -> Result<Leaf, EvalEr
     let sq = search_query(pipeline, q);
     let mut reads_span_text = !sq.attributes().iter().all(textless);
     let mut search = SearchPlan::new(&sq)?;
+    let func_text = func.to_string();
     let (kind, attr_opt, by, name): (Kind, Option<&Attribute>, &[Attribute], &'static str) =
         match func {
             MetricsFn::Rate { by, .. } => (Kind::Rate, None, by, "rate"),
@@ -651,12 +714,14 @@ fn leaf(pipeline: &Pipeline, func: &MetricsFn, q: &Query) -> Result<Leaf, EvalEr
     reads_span_text |= !extra.iter().all(textless) || matches!(kind, Kind::Compare(_));
     search.projection = search.projection.union(crate::eval::projection_of(&extra));
     Ok(Leaf {
+        query: sq,
         search,
         kind,
         source_opt,
         by: by_readers,
         name,
         reads_span_text,
+        func_text,
         by_resource: !by.is_empty()
             && by
                 .iter()

@@ -89,10 +89,17 @@ fn traceql(cmd: TraceqlCmd) -> ExitCode {
 fn explain(query: &str) -> ExitCode {
     let plan = vivace_traceql::parse(query)
         .map_err(|e| e.to_string())
-        .and_then(|q| {
-            vivace_traceql::eval::SearchPlan::new(&q)
+        .and_then(|q| match &q.body {
+            vivace_traceql::ast::Body::Metrics(_) => {
+                // The range does not change the plan; an instant one stands for any.
+                let range = vivace_traceql::metrics::Range::instant(0, 1);
+                vivace_traceql::metrics::MetricsPlan::new(&q, range, 0)
+                    .map(|p| p.explain(&q))
+                    .map_err(|e| e.to_string())
+            }
+            _ => vivace_traceql::eval::SearchPlan::new(&q)
                 .map(|p| p.explain(&q))
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string()),
         });
     match plan {
         Ok(text) => {

@@ -250,3 +250,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn explain_says_what_each_first_stage_reads() {
+    let q = crate::parse(
+        r#"({ } | count_over_time()) / ({ span.http.route = "/a" } | count_over_time())"#,
+    )
+    .unwrap();
+    let text = MetricsPlan::new(&q, mt_range(), 0).unwrap().explain(&q);
+    assert!(
+        text.contains("-- first stage 2: count_over_time()"),
+        "{text}"
+    );
+    assert!(text.contains(r#"span ["http.route"]"#), "{text}");
+    assert!(
+        text.contains("no span IDs, names or status messages"),
+        "{text}"
+    );
+}
