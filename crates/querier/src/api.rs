@@ -395,12 +395,7 @@ async fn metrics_query_range(
     headers: HeaderMap,
     Query(q): Params,
 ) -> Response {
-    let r = match read_tenants(&api, &headers) {
-        Ok(tenants) => run_metrics(&api, &tenants, &q, false, |_| {})
-            .await
-            .map(|a| crate::metrics::range_response(&a)),
-        Err(e) => Err(e),
-    };
+    let r = metrics_http(&api, &headers, &q, false, crate::metrics::range_response).await;
     answer(&headers, r, jsonpb::query_range_response)
 }
 
@@ -409,13 +404,22 @@ async fn metrics_query_instant(
     headers: HeaderMap,
     Query(q): Params,
 ) -> Response {
-    let r = match read_tenants(&api, &headers) {
-        Ok(tenants) => run_metrics(&api, &tenants, &q, true, |_| {})
-            .await
-            .map(|a| crate::metrics::instant_response(&a)),
-        Err(e) => Err(e),
-    };
+    let r = metrics_http(&api, &headers, &q, true, crate::metrics::instant_response).await;
     answer(&headers, r, jsonpb::query_instant_response)
+}
+
+/// A metrics query over HTTP: the request's tenants, the answer as message `to` makes it.
+async fn metrics_http<T>(
+    api: &QueryApi,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+    instant: bool,
+    to: fn(&crate::metrics::Answer) -> T,
+) -> Result<T, Status> {
+    let tenants = read_tenants(api, headers)?;
+    run_metrics(api, &tenants, q, instant, |_| {})
+        .await
+        .map(|a| to(&a))
 }
 
 /// A metrics query from request parameters (HTTP query, or a gRPC request turned into them).

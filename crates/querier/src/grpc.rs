@@ -117,6 +117,15 @@ fn search_params(r: &SearchRequest) -> HashMap<String, String> {
     m
 }
 
+/// A gRPC metrics query's text and range (unix nanoseconds) as HTTP parameters.
+fn metrics_params(query: &str, start: u64, end: u64) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    put(&mut m, "q", query);
+    put(&mut m, "start", start);
+    put(&mut m, "end", end);
+    m
+}
+
 fn tags_params(r: &SearchTagsRequest) -> HashMap<String, String> {
     let mut m = HashMap::new();
     put(&mut m, "scope", &r.scope);
@@ -154,10 +163,7 @@ impl StreamingQuerier for Streaming {
     ) -> Result<Response<Self::MetricsQueryRangeStream>, tonic::Status> {
         let tenants = self.tenants(&req)?;
         let r = req.get_ref();
-        let mut params = HashMap::new();
-        put(&mut params, "q", &r.query);
-        put(&mut params, "start", r.start);
-        put(&mut params, "end", r.end);
+        let mut params = metrics_params(&r.query, r.start, r.end);
         if r.step > 0 {
             put(&mut params, "step", format!("{}ns", r.step));
         }
@@ -175,10 +181,7 @@ impl StreamingQuerier for Streaming {
     ) -> Result<Response<Self::MetricsQueryInstantStream>, tonic::Status> {
         let tenants = self.tenants(&req)?;
         let r = req.get_ref();
-        let mut params = HashMap::new();
-        put(&mut params, "q", &r.query);
-        put(&mut params, "start", r.start);
-        put(&mut params, "end", r.end);
+        let params = metrics_params(&r.query, r.start, r.end);
         Ok(self.stream_metrics(tenants, params, true, |a| {
             crate::metrics::instant_response(a)
         }))

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use vivace_common::{Status, StatusCode, TenantId};
+use vivace_common::{Status, TenantId};
 use vivace_proto::otlp::common::{AnyValue, KeyValue, any_value};
 use vivace_proto::tempopb::{
     Exemplar, InstantSeries, PartialStatus, QueryInstantResponse, QueryRangeResponse, Sample,
@@ -21,7 +21,7 @@ use vivace_traceql::ast::Body;
 use vivace_traceql::metrics::{LabelValue, Labels, MetricsPlan, Partial, Range, Series};
 
 use crate::params;
-use crate::search::{SearchConfig, collect_jobs, run_jobs};
+use crate::search::{SearchConfig, collect_jobs, run_jobs, with_progress};
 use crate::source::SearchSource;
 
 /// Metrics settings (`query_frontend.metrics`).
@@ -248,32 +248,14 @@ pub async fn query(
         .await?;
         Ok::<(), Status>(())
     };
-    tokio::pin!(work);
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    tick.tick().await;
-    let deadline = tokio::time::sleep(search.query_timeout);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            r = &mut work => { r?; break; }
-            _ = tick.tick() => {
-                let (p, m) = {
-                    let s = state.lock();
-                    (s.0.clone(), s.1.clone())
-                };
-                on_progress(answer(&plan, p, m));
-            }
-            _ = &mut deadline => {
-                return Err(Status::new(
-                    StatusCode::Timeout,
-                    format!(
-                        "metrics query timed out after {:?} (querier.search.query_timeout)",
-                        search.query_timeout
-                    ),
-                ));
-            }
-        }
-    }
+    with_progress(work, search.query_timeout, "metrics query", || {
+        let (p, m) = {
+            let s = state.lock();
+            (s.0.clone(), s.1.clone())
+        };
+        on_progress(answer(&plan, p, m));
+    })
+    .await?;
     let (p, m) = {
         let mut s = state.lock();
         (std::mem::take(&mut s.0), s.1.clone())
@@ -390,6 +372,7 @@ pub fn instant_response(a: &Answer) -> QueryInstantResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vivace_common::StatusCode;
 
     fn params(kv: &[(&str, &str)]) -> HashMap<String, String> {
         kv.iter()

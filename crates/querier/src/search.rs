@@ -561,6 +561,33 @@ where
     Ok(done)
 }
 
+/// Drives `work` to its end within `timeout`, calling `on_tick` every 500 ms meanwhile (the
+/// partial answers of a stream). Past the timeout: 504 naming `what`.
+pub(crate) async fn with_progress(
+    work: impl std::future::Future<Output = Result<(), Status>>,
+    timeout: Duration,
+    what: &str,
+    mut on_tick: impl FnMut(),
+) -> Result<(), Status> {
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.tick().await;
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            r = &mut work => return r,
+            _ = tick.tick() => on_tick(),
+            _ = &mut deadline => {
+                return Err(Status::new(
+                    StatusCode::Timeout,
+                    format!("{what} timed out after {timeout:?} (querier.search.query_timeout)"),
+                ));
+            }
+        }
+    }
+}
+
 /// Runs a whole search: jobs, evaluation, combining, the timeout. `on_progress` sees the
 /// combiner after each job (for streaming).
 pub async fn search(
@@ -618,26 +645,10 @@ pub async fn search(
         }
         Ok::<(), Status>(())
     };
-    tokio::pin!(work);
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    tick.tick().await;
-    let deadline = tokio::time::sleep(cfg.query_timeout);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            r = &mut work => { r?; break; }
-            _ = tick.tick() => on_progress(&combiner.lock()),
-            _ = &mut deadline => {
-                return Err(Status::new(
-                    StatusCode::Timeout,
-                    format!(
-                        "search timed out after {:?} (querier.search.query_timeout)",
-                        cfg.query_timeout
-                    ),
-                ));
-            }
-        }
-    }
+    with_progress(work, cfg.query_timeout, "search", || {
+        on_progress(&combiner.lock())
+    })
+    .await?;
     let resp = combiner.lock().response();
     Ok(resp)
 }
