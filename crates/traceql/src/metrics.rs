@@ -275,7 +275,7 @@ pub struct MetricsPlan {
 #[derive(Debug, Clone, Default)]
 pub struct Partial {
     leaves: Vec<LeafPartial>,
-    /// Spans the pipelines looked at.
+    /// Spans read (once each, whatever the number of first-stage queries).
     pub inspected_spans: u64,
 }
 
@@ -535,11 +535,15 @@ impl MetricsPlan {
                 tr.end_ns >= self.range.start_ns && tr.start_ns <= self.range.end_ns
             })
             .collect();
+        // Each span is read once, however many first-stage queries look at it.
+        into.inspected_spans += traces
+            .iter()
+            .map(|&t| batch.traces[t].spans.len() as u64)
+            .sum::<u64>();
         let budget = self.max_exemplars / self.leaves.len().max(1);
         for (leaf, lp) in self.leaves.iter().zip(into.leaves.iter_mut()) {
             let mut run = LeafRun::new(self, leaf, batch, lp, budget);
             for &t in &traces {
-                into.inspected_spans += batch.traces[t].spans.len() as u64;
                 run.trace(t)?;
             }
         }

@@ -153,8 +153,11 @@ fn leaf_series(plan: &MetricsPlan, leaf: &Leaf, series: Vec<Keyed>) -> Vec<Dense
                 exemplars.entry(id).or_default().extend(acc.exemplars);
             }
             let mut out = Vec::new();
-            for (id, (by, buckets)) in groups {
+            for (id, (by, mut buckets)) in groups {
                 let ex = exemplars.remove(&id).unwrap_or_default();
+                for b in &mut buckets {
+                    b.sort_by(|x, y| x.0.total_cmp(&y.0));
+                }
                 for &q in qs {
                     let mut labels = if names.is_empty() {
                         Vec::new()
@@ -162,14 +165,7 @@ fn leaf_series(plan: &MetricsPlan, leaf: &Leaf, series: Vec<Keyed>) -> Vec<Dense
                         by_labels(&names, &by)
                     };
                     labels.push(("p".into(), LabelValue::Float(q)));
-                    let values = buckets
-                        .iter()
-                        .map(|b| {
-                            let mut b = b.clone();
-                            b.sort_by(|x, y| x.0.total_cmp(&y.0));
-                            log2_quantile(q, &b)
-                        })
-                        .collect();
+                    let values = buckets.iter().map(|b| log2_quantile(q, b)).collect();
                     out.push(Dense {
                         labels,
                         values,
