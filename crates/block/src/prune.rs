@@ -258,16 +258,8 @@ pub async fn read_pruned(
             ranges.push(s..s + l);
         }
     }
-    let got = if ranges.is_empty() {
-        Vec::new()
-    } else {
-        backend
-            .get_ranges(&key, &ranges)
-            .await
-            .map_err(Error::Backend)?
-    };
-    bytes += got.iter().map(|b| b.len() as u64).sum::<u64>();
-    let parts: Vec<(u64, Bytes)> = ranges.iter().map(|r| r.start).zip(got).collect();
+    let parts = fetch_parts(backend, &key, &ranges).await?;
+    bytes += parts.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
     let meta = block.meta.clone();
     let row_groups_read = skip.iter().filter(|s| !**s).count();
     let batch = tokio::task::spawn_blocking(move || -> Result<SpanBatch> {
@@ -498,6 +490,23 @@ pub(crate) fn plain_byte_arrays(buf: &[u8], n: usize) -> (Vec<&[u8]>, bool) {
         i += 4 + len;
     }
     (out, true)
+}
+
+/// Fetches `ranges` of `key` (one coalesced request; none for no range) as (file offset,
+/// bytes) parts for [`Parts`].
+pub(crate) async fn fetch_parts(
+    backend: &Backend,
+    key: &str,
+    ranges: &[Range<u64>],
+) -> Result<Vec<(u64, Bytes)>> {
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
+    let got = backend
+        .get_ranges(key, ranges)
+        .await
+        .map_err(Error::Backend)?;
+    Ok(ranges.iter().map(|r| r.start).zip(got).collect())
 }
 
 /// Fetched ranges of a file, read as if they were the file.

@@ -14,9 +14,7 @@ use parquet::column::reader::ColumnReader;
 use parquet::data_type::ByteArray;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::ReaderProperties;
-use parquet::file::reader::{
-    ChunkReader, FileReader, Length, RowGroupReader, SerializedFileReader,
-};
+use parquet::file::reader::{ChunkReader, FileReader, RowGroupReader, SerializedFileReader};
 use parquet::file::serialized_reader::SerializedRowGroupReader;
 use parquet::file::statistics::Statistics;
 use parquet::file::writer::SerializedFileWriter;
@@ -86,11 +84,10 @@ pub async fn find_trace_by_id(
     let meta = meta.clone();
     let id = *id;
     tokio::task::spawn_blocking(move || {
-        let reader = Arc::new(Sparse {
-            base: start,
-            data: bytes,
-            len: meta.size.max(start + len),
-        });
+        let reader = Arc::new(crate::prune::Parts::new(
+            vec![(start, bytes)],
+            meta.size.max(start + len),
+        ));
         find_in_row_group(reader, &footer, rg, &meta, &id, &key)
     })
     .await
@@ -164,13 +161,9 @@ async fn find_by_pages(
     let mut first: Vec<std::ops::Range<u64>> = Vec::with_capacity(2);
     first.push(is..ie);
     first.extend(col_index_range.clone());
-    let got = backend
-        .get_ranges(key, &first)
-        .await
-        .map_err(Error::Backend)?;
     let size = meta.size.max(ie);
     let index_reader =
-        crate::prune::Parts::new(first.iter().map(|r| r.start).zip(got).collect(), size);
+        crate::prune::Parts::new(crate::prune::fetch_parts(backend, key, &first).await?, size);
     #[allow(deprecated)] // the replacement reads the whole file's indexes; one row group is wanted
     let Some(offsets) = parquet::file::page_index::index_reader::read_offset_indexes(
         &index_reader,
@@ -205,11 +198,7 @@ async fn find_by_pages(
     }
     let mut id_ranges = Vec::new();
     page_ranges(id_md, id_pages, page_range.clone(), &mut id_ranges);
-    let got = backend
-        .get_ranges(key, &id_ranges)
-        .await
-        .map_err(Error::Backend)?;
-    let id_parts: Vec<(u64, Bytes)> = id_ranges.iter().map(|r| r.start).zip(got).collect();
+    let id_parts = crate::prune::fetch_parts(backend, key, &id_ranges).await?;
     let props = Arc::new(ReaderProperties::builder().build());
     let id_reader = Arc::new(crate::prune::Parts::new(id_parts.clone(), size));
     let start_row = id_pages
@@ -240,11 +229,7 @@ async fn find_by_pages(
         };
         page_ranges(c, pages, k..k + 1, &mut ranges);
     }
-    let got = backend
-        .get_ranges(key, &ranges)
-        .await
-        .map_err(Error::Backend)?;
-    let mut parts: Vec<(u64, Bytes)> = ranges.iter().map(|r| r.start).zip(got).collect();
+    let mut parts = crate::prune::fetch_parts(backend, key, &ranges).await?;
     parts.extend(id_parts);
     let meta = meta.clone();
     let footer = footer.clone();
@@ -591,54 +576,6 @@ impl Iterator for TraceRows {
 /// Every trace of a whole `data.parquet` in memory, in row (ID) order.
 pub fn read_all_traces(data: Bytes, meta: &BlockMeta, key: &str) -> Result<Vec<(TraceId, Trace)>> {
     TraceRows::new(data, meta, key)?.collect()
-}
-
-/// A part of a file held in memory (`data` starting at file offset `base`), read as if it were
-/// the file: enough for the row-group reader, which only reads its own row group's chunks.
-struct Sparse {
-    base: u64,
-    data: Bytes,
-    len: u64,
-}
-
-impl Length for Sparse {
-    fn len(&self) -> u64 {
-        self.len
-    }
-}
-
-impl ChunkReader for Sparse {
-    type T = bytes::buf::Reader<Bytes>;
-
-    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
-        use bytes::Buf;
-        Ok(self.slice(start, None)?.reader())
-    }
-
-    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-        self.slice(start, Some(length))
-    }
-}
-
-impl Sparse {
-    fn slice(&self, start: u64, length: Option<usize>) -> parquet::errors::Result<Bytes> {
-        let off = start
-            .checked_sub(self.base)
-            .map(|o| o as usize)
-            .filter(|o| *o <= self.data.len());
-        let Some(off) = off else {
-            return Err(parquet::errors::ParquetError::General(format!(
-                "read at {start} outside the fetched range"
-            )));
-        };
-        let end = length.map_or(self.data.len(), |l| off + l);
-        if end > self.data.len() {
-            return Err(parquet::errors::ParquetError::EOF(format!(
-                "read of {length:?} bytes at {start} past the fetched range"
-            )));
-        }
-        Ok(self.data.slice(off..end))
-    }
 }
 
 /// Every trace ID in a local block, in row order (sorted).

@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use parquet::column::page::{Page, PageReader};
 use parquet::column::reader::ColumnReader;
 use parquet::data_type::ByteArray;
@@ -120,15 +119,7 @@ async fn chunks_values(
             }
         }
     }
-    let got = if ranges.is_empty() {
-        Vec::new()
-    } else {
-        backend
-            .get_ranges(&key, &ranges)
-            .await
-            .map_err(Error::Backend)?
-    };
-    let parts: Vec<(u64, Bytes)> = ranges.iter().map(|r| r.start).zip(got).collect();
+    let parts = crate::prune::fetch_parts(backend, &key, &ranges).await?;
     let size = block.meta.size;
     tokio::task::spawn_blocking(move || {
         let reader = Arc::new(Parts::new(parts, size));
