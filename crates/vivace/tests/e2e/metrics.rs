@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 
 use crate::search::{FIXTURES, request};
-use crate::support::{Server, http, post_otlp};
+use crate::support::{Server, http, last_message, post_otlp, stream_error};
 
 const CASES: &str = include_str!("../../../traceql/testdata/metrics.txt");
 
@@ -110,15 +110,6 @@ pub async fn query_range(server: &Server, tenant: &str, q: &str, base_ns: u64) -
         status,
         serde_json::from_str(&text).unwrap_or(Json::String(text)),
     )
-}
-
-/// The final message of a stream of partial answers.
-async fn last_message<T>(stream: &mut tonic::Streaming<T>) -> T {
-    let mut last = None;
-    while let Some(m) = stream.message().await.expect("stream") {
-        last = Some(m);
-    }
-    last.expect("a final message")
 }
 
 /// Every C-M case against tenant `MT`; the rendered answers by case.
@@ -339,19 +330,7 @@ async fn grafana_metrics_requests_over_http_and_grpc() {
         });
         req.metadata_mut()
             .insert("x-scope-orgid", "MT".parse().unwrap());
-        let err = match client.metrics_query_range(req).await {
-            Err(e) => e,
-            Ok(r) => {
-                let mut s = r.into_inner();
-                loop {
-                    match s.message().await {
-                        Err(e) => break e,
-                        Ok(Some(_)) => continue,
-                        Ok(None) => panic!("no error for bad TraceQL"),
-                    }
-                }
-            }
-        };
+        let err = stream_error(client.metrics_query_range(req).await).await;
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
     }
 }

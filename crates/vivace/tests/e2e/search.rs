@@ -909,34 +909,15 @@ async fn streaming_search_over_grpc_on_both_ports() {
         assert_eq!(found, 0);
 
         // Bad TraceQL is InvalidArgument with the position; no tenant is refused.
-        let err = client
-            .search(with_tenant(SearchRequest {
-                query: "{ span.a = }".into(),
-                ..Default::default()
-            }))
-            .await
-            .map(|_| ())
-            .err();
-        let err = match err {
-            Some(e) => e,
-            None => {
-                let mut s = client
-                    .search(with_tenant(SearchRequest {
-                        query: "{ span.a = }".into(),
-                        ..Default::default()
-                    }))
-                    .await
-                    .unwrap()
-                    .into_inner();
-                loop {
-                    match s.message().await {
-                        Err(e) => break e,
-                        Ok(Some(_)) => continue,
-                        Ok(None) => panic!("no error for bad TraceQL"),
-                    }
-                }
-            }
-        };
+        let err = crate::support::stream_error(
+            client
+                .search(with_tenant(SearchRequest {
+                    query: "{ span.a = }".into(),
+                    ..Default::default()
+                }))
+                .await,
+        )
+        .await;
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
         assert!(err.message().contains("line 1, col"), "{}", err.message());
         let no_tenant = client

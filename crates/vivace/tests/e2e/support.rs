@@ -285,3 +285,30 @@ pub fn python() -> String {
 pub fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
 }
+
+/// The final message of a stream of partial answers.
+pub async fn last_message<T>(stream: &mut tonic::Streaming<T>) -> T {
+    let mut last = None;
+    while let Some(m) = stream.message().await.expect("stream") {
+        last = Some(m);
+    }
+    last.expect("a final message")
+}
+
+/// The error a streaming gRPC call ends with, whether the call itself or one of its messages
+/// carries it.
+pub async fn stream_error<T>(
+    call: Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>,
+) -> tonic::Status {
+    let mut s = match call {
+        Err(e) => return e,
+        Ok(r) => r.into_inner(),
+    };
+    loop {
+        match s.message().await {
+            Err(e) => return e,
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without an error"),
+        }
+    }
+}
