@@ -20,18 +20,14 @@ use vivace_common::overrides::Overrides;
 use vivace_distributor::{Distributor, DistributorMetrics};
 use vivace_livestore::{LiveStore, LiveStoreMetrics};
 use vivace_querier::{BuildInfo, QueryApi};
-use vivace_queue::{Wal, WalMetrics};
+use vivace_queue::{Queue, Wal, WalMetrics};
 
 use crate::config::Config;
 use crate::metrics::{ProcessMetrics, render};
-use crate::sources::{BlockSource, LiveStoreSource, ReplayStats, replay_record};
+use crate::sources::{BlockSource, LiveStoreSource};
 
 /// The Tempo API version vivace answers to (Grafana turns streaming on from 2.7.0).
 pub(crate) const TEMPO_API_VERSION: &str = "3.0.0";
-
-/// During replay, completed traces are compressed (and the oldest released) every this many
-/// bytes of records, so a long log never holds more memory than live ingest would.
-const REPLAY_SWEEP_BYTES: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -57,7 +53,7 @@ pub struct App {
     cfg: Config,
     backend: vivace_block::Backend,
     live: Arc<LiveStore>,
-    wal: Wal,
+    wal: Arc<Wal>,
     distributor: Arc<Distributor>,
     overrides: Overrides,
     registry: Arc<Registry>,
@@ -120,27 +116,19 @@ impl App {
         let started = Instant::now();
         let replay_live = live.clone();
         let (wal, report, stats) = tokio::task::spawn_blocking(move || {
-            let mut stats = ReplayStats::default();
-            let mut since_sweep = 0usize;
-            let (wal, report) = Wal::open_with_segments(wal_cfg, wal_metrics, |seg, v, p| {
-                replay_record(&replay_live, seg, v, p, &mut stats);
-                // Keep replay within the live-store's memory bounds: complete (compress) what
-                // was replayed so far, releasing the oldest past max_complete_bytes.
-                since_sweep += p.len();
-                if since_sweep > REPLAY_SWEEP_BYTES {
-                    replay_live.sweep(Instant::now(), true);
-                    since_sweep = 0;
-                }
-            })?;
-            Ok::<_, vivace_queue::Error>((wal, report, stats))
+            let (wal, report) = Wal::open_for_consumers(wal_cfg, wal_metrics)?;
+            let stats = vivace_livestore::consume::replay(&replay_live, &wal)?;
+            Ok::<_, vivace_queue::Error>((Arc::new(wal), report, stats))
         })
         .await
         .map_err(|e| AppError::Serve(e.to_string()))??;
         tracing::info!(
             segments = report.segments,
-            records = report.records,
+            from = %stats.from,
+            records = stats.records,
             traces = stats.traces,
             bad_records = stats.bad_records,
+            skipped = stats.skipped,
             truncated_segments = report.truncated_segments,
             truncated_bytes = report.truncated_bytes,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -157,7 +145,7 @@ impl App {
             cfg.distributor.clone(),
             overrides.clone(),
             live.clone(),
-            wal.clone(),
+            wal.clone() as Arc<dyn Queue>,
             dmetrics,
         ));
 
@@ -368,7 +356,11 @@ impl App {
         }
         drop(distributor);
 
-        let sweeper = tokio::spawn(sweep_loop(live.clone(), wal.clone(), stop_rx.clone()));
+        let sweeper = tokio::spawn(vivace_livestore::consume::sweep_loop(
+            live.clone(),
+            wal.clone(),
+            stop_rx.clone(),
+        ));
         let reloader = cfg.overrides.per_tenant_override_config.is_some().then(|| {
             let period = cfg
                 .overrides
@@ -415,40 +407,6 @@ impl App {
         match failure {
             Some(e) => Err(AppError::Serve(e)),
             None => Ok(()),
-        }
-    }
-}
-
-/// Every second completes idle traces; every 5 s removes the log segments whose records are all
-/// in blocks (below the live-store's low watermark).
-async fn sweep_loop(live: Arc<LiveStore>, wal: Wal, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ticks = 0u64;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                let l = live.clone();
-                let _ = tokio::task::spawn_blocking(move || l.sweep(Instant::now(), false)).await;
-                ticks += 1;
-                if ticks.is_multiple_of(5) {
-                    // Nothing references the segment being written: close it so it can go too.
-                    if live.wal_low_watermark().is_none_or(|m| m > wal.current_segment()) {
-                        let _ = wal.rotate().await;
-                    }
-                    let (w, l) = (wal.clone(), live.clone());
-                    let removed = tokio::task::spawn_blocking(move || {
-                        w.remove_segments_below(l.wal_low_watermark().unwrap_or(u64::MAX))
-                    })
-                    .await;
-                    match removed {
-                        Ok(Ok(n)) if n > 0 => tracing::info!(segments = n, "removed write-ahead log segments held in blocks"),
-                        Ok(Err(e)) => tracing::error!(error = %e, "write-ahead log truncation failed"),
-                        _ => {}
-                    }
-                }
-            }
-            _ = stop.changed() => return,
         }
     }
 }

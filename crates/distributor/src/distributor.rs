@@ -10,7 +10,7 @@ use vivace_common::{Status, StatusCode, TenantId};
 use vivace_livestore::{Admission, Limits, LiveStore, TraceRefusal};
 use vivace_proto::otlp::collector::ExportTracePartialSuccess;
 use vivace_proto::otlp::trace::ResourceSpans;
-use vivace_queue::{QueueRecord, Wal};
+use vivace_queue::{Queue, QueueRecord};
 
 use crate::config::Config;
 use crate::metrics::{DistributorMetrics, TenantLabel, reason};
@@ -41,7 +41,7 @@ pub struct Distributor {
     cfg: Config,
     overrides: Overrides,
     live: Arc<LiveStore>,
-    wal: Wal,
+    queue: Arc<dyn Queue>,
     rate: RateLimiter,
     metrics: DistributorMetrics,
 }
@@ -51,14 +51,14 @@ impl Distributor {
         cfg: Config,
         overrides: Overrides,
         live: Arc<LiveStore>,
-        wal: Wal,
+        queue: Arc<dyn Queue>,
         metrics: DistributorMetrics,
     ) -> Self {
         Distributor {
             cfg,
             overrides,
             live,
-            wal,
+            queue,
             rate: RateLimiter::default(),
             metrics,
         }
@@ -223,18 +223,22 @@ impl Distributor {
             return Ok(outcome);
         }
 
-        // Until the traces are in the live-store, the segment they go to must not be removed.
-        let guard = self.live.begin_append(self.wal.current_segment());
-        if let Err(e) = self.wal.append(Bytes::from(record.encode_to_vec())).await {
-            self.metrics
-                .refused(t, reason::UNKNOWN_ERROR, accepted_spans, accepted_bytes);
-            tracing::error!(tenant = t, error = %e, "queue append failed");
-            return Err(Status::unavailable(format!("queue write failed: {e}")));
-        }
+        // Until the traces are in the live-store, the queue must keep where they land. The
+        // live-store consumes the record here, before the acknowledgement, so it is readable
+        // by ID at once; other consumers read it from the queue.
+        let guard = self.live.begin_append(self.queue.next_offset());
+        let offset = match self.queue.append(Bytes::from(record.encode_to_vec())).await {
+            Ok(o) => o,
+            Err(e) => {
+                self.metrics
+                    .refused(t, reason::UNKNOWN_ERROR, accepted_spans, accepted_bytes);
+                tracing::error!(tenant = t, error = %e, "queue append failed");
+                return Err(Status::unavailable(format!("queue write failed: {e}")));
+            }
+        };
         let now = Instant::now();
         for (g, bytes) in accepted {
-            self.live
-                .push(tenant, g.id, &g.trace, bytes, now, guard.segment());
+            self.live.push(tenant, g.id, &g.trace, bytes, now, offset);
         }
         drop(guard);
         let l = TenantLabel {

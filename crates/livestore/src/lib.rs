@@ -13,8 +13,12 @@
 //! oldest out. Limits (`max_traces_per_user` live traces, `max_bytes_per_trace`) are checked by
 //! [`LiveStore::admit`] before a push is written to the queue, so a refusal reaches the client;
 //! [`LiveStore::push`] itself never refuses, because what reaches it is already durable.
+//!
+//! The live-store is a consumer of the queue ([`consume`]): it replays from its committed offset
+//! and commits the offset below which everything is in blocks.
 
 mod config;
+pub mod consume;
 mod store;
 
 pub use config::Config;

@@ -14,6 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prost::Message;
 use vivace_common::{TenantId, TraceId};
 use vivace_proto::tempopb::Trace;
+use vivace_queue::Offset;
 use vivace_traceql::batch::SpanBatch;
 
 use crate::config::Config;
@@ -126,8 +127,8 @@ pub type SearchBatch = (Arc<SpanBatch>, Option<Vec<u32>>);
 #[derive(Debug)]
 pub struct LiveStore {
     cfg: Config,
-    /// Write-ahead log segments of appends not yet pushed here, with their counts.
-    inflight: Mutex<HashMap<u64, usize>>,
+    /// Queue offsets of appends not yet pushed here, with their counts.
+    inflight: Mutex<HashMap<Offset, usize>>,
     tenants: RwLock<HashMap<TenantId, Arc<TenantStore>>>,
     complete_bytes: AtomicU64,
     metrics: LiveStoreMetrics,
@@ -153,9 +154,8 @@ struct TraceEntry {
     last_push: Instant,
     /// Encoded `Trace` pieces received since the trace was (re)opened.
     parts: Vec<Bytes>,
-    /// The write-ahead log segment of each part (a lower bound: the segment current when the
-    /// append began).
-    part_segs: Vec<u64>,
+    /// The queue offset of each part (a lower bound: the next offset when the append began).
+    part_offsets: Vec<Offset>,
     parts_bytes: usize,
     /// Everything completed so far, as one encoded `Trace` in a compressed chunk.
     complete_opt: Option<CompleteRef>,
@@ -177,8 +177,8 @@ pub(crate) struct Chunk {
     traces: Vec<(TraceId, u64)>,
     /// Where each trace's encoding lies in the raw data.
     places: Vec<(u32, u32)>,
-    /// The oldest write-ahead log segment holding a part folded into this chunk.
-    min_seg: u64,
+    /// The oldest queue offset of a part folded into this chunk.
+    min_offset: Offset,
     created: Instant,
     /// Written to a block in the backend: the chunk may be released and its segments removed.
     flushed: AtomicBool,
@@ -192,7 +192,7 @@ const CHUNK_RAW_BYTES: usize = 256 << 10;
 impl Chunk {
     fn build(
         items: &[(TraceId, u64, Bytes)],
-        min_seg: u64,
+        min_offset: Offset,
         now: Instant,
     ) -> (Arc<Chunk>, Vec<(u32, u32)>) {
         let raw_len = items.iter().map(|(_, _, b)| b.len()).sum();
@@ -214,7 +214,7 @@ impl Chunk {
                 raw_len,
                 traces,
                 places: spans.clone(),
-                min_seg,
+                min_offset,
                 created: now,
                 flushed: AtomicBool::new(false),
                 batch: Mutex::new(None),
@@ -300,27 +300,21 @@ impl PendingBlock {
     }
 }
 
-/// Keeps a write-ahead log segment referenced while an append to it is on its way to the
-/// live-store (see [`LiveStore::begin_append`]).
+/// Keeps a queue offset referenced while an append is on its way to the live-store (see
+/// [`LiveStore::begin_append`]).
 #[derive(Debug)]
 pub struct AppendGuard<'a> {
     store: &'a LiveStore,
-    seg: u64,
-}
-
-impl AppendGuard<'_> {
-    pub fn segment(&self) -> u64 {
-        self.seg
-    }
+    offset: Offset,
 }
 
 impl Drop for AppendGuard<'_> {
     fn drop(&mut self) {
         let mut m = self.store.inflight.lock();
-        if let Some(n) = m.get_mut(&self.seg) {
+        if let Some(n) = m.get_mut(&self.offset) {
             *n -= 1;
             if *n == 0 {
-                m.remove(&self.seg);
+                m.remove(&self.offset);
             }
         }
     }
@@ -456,7 +450,7 @@ impl LiveStore {
         trace: &Trace,
         encoded: Bytes,
         now: Instant,
-        wal_seg: u64,
+        offset: Offset,
     ) {
         let t = self.tenant(tenant);
         let mut shard = t.shards[shard_of(&id)].lock();
@@ -464,7 +458,7 @@ impl LiveStore {
             first_push: now,
             last_push: now,
             parts: Vec::new(),
-            part_segs: Vec::new(),
+            part_offsets: Vec::new(),
             parts_bytes: 0,
             complete_opt: None,
             keys: KeySet::default(),
@@ -507,7 +501,7 @@ impl LiveStore {
         t.live_bytes.fetch_add(part.len() as i64, Ordering::Relaxed);
         t.live_bytes_gauge.inc_by(part.len() as i64);
         entry.parts.push(part);
-        entry.part_segs.push(wal_seg);
+        entry.part_offsets.push(offset);
     }
 
     /// The combined trace, or `None`. Also returns the bytes inspected.
@@ -605,7 +599,7 @@ impl LiveStore {
         for t in &tenants {
             // (trace, parts folded in, encoded trace) per completing trace.
             let mut done: Vec<(TraceId, usize, Bytes)> = Vec::new();
-            let mut min_seg = u64::MAX;
+            let mut min_offset = Offset(u64::MAX);
             for shard in &t.shards {
                 let shard = shard.lock();
                 for (id, e) in shard.iter() {
@@ -617,8 +611,13 @@ impl LiveStore {
                     let old =
                         now.saturating_duration_since(e.first_push) >= self.cfg.max_trace_live;
                     if force || idle || old {
-                        min_seg =
-                            min_seg.min(e.part_segs.iter().copied().min().unwrap_or(u64::MAX));
+                        min_offset = min_offset.min(
+                            e.part_offsets
+                                .iter()
+                                .copied()
+                                .min()
+                                .unwrap_or(Offset(u64::MAX)),
+                        );
                         done.push((*id, e.parts.len(), whole_trace(id, e)));
                     }
                 }
@@ -629,7 +628,7 @@ impl LiveStore {
                 batch_bytes += raw.len();
                 batch.push((*id, *folded as u64, raw.clone()));
                 if batch_bytes >= CHUNK_RAW_BYTES || i + 1 == done.len() {
-                    self.install_chunk(t, std::mem::take(&mut batch), min_seg, now);
+                    self.install_chunk(t, std::mem::take(&mut batch), min_offset, now);
                     batch_bytes = 0;
                 }
             }
@@ -643,7 +642,7 @@ impl LiveStore {
         &self,
         t: &TenantStore,
         mut items: Vec<(TraceId, u64, Bytes)>,
-        min_seg: u64,
+        min_offset: Offset,
         now: Instant,
     ) {
         // The chunk records the generation each trace will have once installed.
@@ -652,7 +651,7 @@ impl LiveStore {
             let shard = t.shards[shard_of(id)].lock();
             *generation = shard.get(id).map_or(0, |e| e.generation + 1);
         }
-        let (chunk, places) = Chunk::build(&items, min_seg, now);
+        let (chunk, places) = Chunk::build(&items, min_offset, now);
         self.complete_bytes
             .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
         for (((id, generation, _), (offset, len)), folded) in items.iter().zip(places).zip(folded) {
@@ -662,7 +661,7 @@ impl LiveStore {
                 continue; // completed concurrently by another sweep; keep that one
             }
             let n = folded.min(e.parts.len());
-            e.part_segs.drain(..n.min(e.part_segs.len()));
+            e.part_offsets.drain(..n.min(e.part_offsets.len()));
             let folded_bytes: usize = e.parts.drain(..n).map(|p| p.len()).sum();
             e.parts_bytes -= folded_bytes;
             t.live_bytes
@@ -723,36 +722,36 @@ impl LiveStore {
             .set(self.complete_bytes.load(Ordering::Relaxed) as i64);
     }
 
-    /// Registers an append to the write-ahead log about to begin: until the guard drops, the
-    /// segment current now (a lower bound of where the record lands) counts as referenced.
-    pub fn begin_append(&self, current_segment: u64) -> AppendGuard<'_> {
-        *self.inflight.lock().entry(current_segment).or_insert(0) += 1;
+    /// Registers an append to the queue about to begin: until the guard drops, `next` (the
+    /// queue's next offset now, a lower bound of where the record lands) counts as needed.
+    pub fn begin_append(&self, next: Offset) -> AppendGuard<'_> {
+        *self.inflight.lock().entry(next).or_insert(0) += 1;
         AppendGuard {
             store: self,
-            seg: current_segment,
+            offset: next,
         }
     }
 
-    /// The oldest write-ahead log segment still needed: referenced by an append in flight, a
-    /// live trace, or a completed trace not yet in a block. `None` when nothing is (every
-    /// closed segment may go).
-    pub fn wal_low_watermark(&self) -> Option<u64> {
+    /// The oldest queue offset still needed: an append in flight, a live trace, or a completed
+    /// trace not yet in a block. `None` when nothing is (the live-store may commit the queue's
+    /// next offset).
+    pub fn low_watermark(&self) -> Option<Offset> {
         let mut min = self.inflight.lock().keys().copied().min();
-        let mut take = |v: u64| min = Some(min.map_or(v, |m| m.min(v)));
+        let mut take = |v: Offset| min = Some(min.map_or(v, |m| m.min(v)));
         let tenants: Vec<Arc<TenantStore>> = self.tenants.read().values().cloned().collect();
         for t in &tenants {
             for c in t.unflushed.lock().iter() {
-                take(c.min_seg);
+                take(c.min_offset);
             }
             for shard in &t.shards {
                 for e in shard.lock().values() {
-                    if let Some(s) = e.part_segs.iter().copied().min() {
+                    if let Some(s) = e.part_offsets.iter().copied().min() {
                         take(s);
                     }
                 }
             }
         }
-        min.filter(|m| *m != u64::MAX)
+        min.filter(|m| *m != Offset(u64::MAX))
     }
 
     /// Completed traces ready to become a block, per tenant: those whose oldest chunk is

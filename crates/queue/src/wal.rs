@@ -35,25 +35,36 @@
 //! valid part of its segment: the rest of that segment is logged with its size and truncated, and
 //! replay continues with the next segment. New records always go to a new segment.
 //!
-//! # Retention
+//! # Offsets and consumers
 //!
-//! [`Wal::remove_segments_below`] deletes the closed segments whose every record is in durable
-//! blocks in object storage: the application passes the oldest segment still referenced by a
-//! trace that is not yet in a block (see the live-store's low watermark).
+//! A record's offset ([`Offset`]) is its segment's sequence number and its index in the segment.
+//! Each registered consumer commits the offset below which it needs nothing more; the commit is
+//! kept in `consumers/<name>.offset` (one line: `v1 <offset as u64>`, written to a temporary file,
+//! fsynced and renamed), so a restart resumes each consumer where it left off. Closed segments
+//! whose every record lies below every registered consumer's commit are deleted; the segment
+//! being written is closed first when nothing in it is needed.
+//!
+//! Readers ([`Wal::reader`]) read segment files up to the durable end the writer publishes after
+//! each fsync, so they never see a record before it is acknowledged.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use async_trait::async_trait;
 use bytes::Bytes;
+use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{Error, Result, io};
+use crate::queue::{Offset, Queue, QueueReader};
+
+mod reader;
 
 const MAGIC: &[u8; 5] = b"VVWAL";
 const SEGMENT_FORMAT: u16 = 1;
@@ -149,13 +160,26 @@ pub struct ReplayReport {
 
 struct Append {
     payload: Bytes,
-    done: oneshot::Sender<Result<()>>,
+    done: oneshot::Sender<Result<Offset>>,
+}
+
+/// The end of what is durable, published by the writer after each fsync and rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Durable {
+    /// The segment being written.
+    seq: u64,
+    /// Its bytes that are fsynced.
+    len: u64,
+    /// The offset the next record will get.
+    next: Offset,
 }
 
 enum Msg {
     Append(Append),
-    /// Close the current segment (if it holds records) and start a new one.
-    Rotate(oneshot::Sender<Result<()>>),
+    /// Close the current segment (if it holds records) and start a new one; with `Some(o)`, only
+    /// if the next offset is still `o` (nothing was appended since the caller looked). Answers
+    /// whether it rotated.
+    Rotate(Option<Offset>, oneshot::Sender<Result<bool>>),
     /// Stop after what is already queued, then answer; later appends fail with [`Error::Closed`].
     Close(oneshot::Sender<()>),
 }
@@ -166,8 +190,10 @@ pub struct Wal {
     tx: mpsc::Sender<Msg>,
     max_record_bytes: usize,
     dir: PathBuf,
-    /// Sequence number of the segment being written; it and later ones are never removed.
-    current_seq: Arc<AtomicU64>,
+    /// The durable end; its segment and later ones are never removed.
+    durable: watch::Receiver<Durable>,
+    /// Committed offsets of the consumers registered by this process.
+    commits: Arc<Mutex<HashMap<String, Offset>>>,
 }
 
 impl Wal {
@@ -178,46 +204,56 @@ impl Wal {
         metrics: WalMetrics,
         mut on_record: impl FnMut(u8, &[u8]),
     ) -> Result<(Wal, ReplayReport)> {
-        Wal::open_with_segments(cfg, metrics, |_, v, p| on_record(v, p))
+        let (wal, report) = Wal::open_for_consumers(cfg, metrics)?;
+        let mut r = wal.reader(Offset::ZERO)?;
+        loop {
+            let batch = r.read(64 << 20)?;
+            if batch.is_empty() {
+                break;
+            }
+            for rec in batch {
+                on_record(rec.version, &rec.payload);
+            }
+        }
+        Ok((wal, report))
     }
 
-    /// [`Wal::open`], telling `on_record` the sequence number of the segment each record is in
-    /// (what [`Wal::remove_segments_below`] later takes).
-    pub fn open_with_segments(
-        cfg: WalConfig,
-        metrics: WalMetrics,
-        mut on_record: impl FnMut(u64, u8, &[u8]),
-    ) -> Result<(Wal, ReplayReport)> {
+    /// Opens the log in `cfg.dir` (creating it), checks every segment and truncates torn or
+    /// corrupt tails, and starts a new segment for appends. Consumers then read what they need
+    /// through [`Queue::reader`].
+    pub fn open_for_consumers(cfg: WalConfig, metrics: WalMetrics) -> Result<(Wal, ReplayReport)> {
         fs::create_dir_all(&cfg.dir).map_err(io(&cfg.dir))?;
+        fs::create_dir_all(cfg.dir.join(CONSUMERS_DIR)).map_err(io(&cfg.dir))?;
         let segments = list_segments(&cfg.dir)?;
         let mut report = ReplayReport::default();
         let mut next_seq = 1;
         for (seq, path) in &segments {
-            replay_segment(path, &mut report, &mut |v, p| on_record(*seq, v, p))?;
+            repair_segment(path, &mut report)?;
             report.segments += 1;
             next_seq = seq + 1;
         }
-        let current_seq = Arc::new(AtomicU64::new(next_seq));
-        let writer = Writer::create(&cfg, next_seq, metrics, current_seq.clone())?;
+        let writer = Writer::create(&cfg, next_seq, metrics)?;
+        let (durable_tx, durable) = watch::channel(writer.durable());
         let (tx, rx) = mpsc::channel(cfg.queue_capacity);
         let max_batch = cfg.max_batch_bytes;
         std::thread::Builder::new()
             .name("wal-writer".into())
-            .spawn(move || writer.run(rx, max_batch))
+            .spawn(move || writer.run(rx, max_batch, durable_tx))
             .map_err(io(&cfg.dir))?;
         Ok((
             Wal {
                 tx,
                 max_record_bytes: cfg.max_record_bytes,
                 dir: cfg.dir.clone(),
-                current_seq,
+                durable,
+                commits: Arc::default(),
             },
             report,
         ))
     }
 
-    /// Appends one record and returns once it is durable on disk.
-    pub async fn append(&self, payload: Bytes) -> Result<()> {
+    /// Appends one record and returns once it is durable on disk, with its offset.
+    pub async fn append(&self, payload: Bytes) -> Result<Offset> {
         if payload.len() > self.max_record_bytes {
             return Err(Error::RecordTooLarge {
                 size: payload.len(),
@@ -235,24 +271,28 @@ impl Wal {
     /// The sequence number of the segment being written. A record appended after this call lands
     /// in this segment or a later one.
     pub fn current_segment(&self) -> u64 {
-        self.current_seq.load(Ordering::Acquire)
+        self.durable.borrow().seq
     }
 
     /// Closes the segment being written, if it holds any record, and starts a new one: lets a
     /// quiet log hand its last records' segment to [`Wal::remove_segments_below`].
     pub async fn rotate(&self) -> Result<()> {
+        self.rotate_if(None).await.map(|_| ())
+    }
+
+    async fn rotate_if(&self, expected: Option<Offset>) -> Result<bool> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Msg::Rotate(done))
+            .send(Msg::Rotate(expected, done))
             .await
             .map_err(|_| Error::Closed)?;
         wait.await.map_err(|_| Error::Closed)?
     }
 
-    /// Deletes every closed segment numbered below `seq` (their records are in durable blocks);
-    /// returns how many. The segment being written is never touched.
+    /// Deletes every closed segment numbered below `seq`; returns how many. The segment being
+    /// written is never touched.
     pub fn remove_segments_below(&self, seq: u64) -> Result<usize> {
-        let limit = seq.min(self.current_seq.load(Ordering::Acquire));
+        let limit = seq.min(self.current_segment());
         let mut removed = 0;
         for (s, path) in list_segments(&self.dir)? {
             if s >= limit {
@@ -271,11 +311,123 @@ impl Wal {
 
     /// Writes and fsyncs every append already queued, then stops the writer; appends made later,
     /// through any clone, fail with [`Error::Closed`]. Returns once the writer has stopped.
-    pub async fn close(self) {
+    pub async fn close(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Msg::Close(done)).await.is_ok() {
             let _ = wait.await;
         }
+    }
+
+    fn commit_path(&self, consumer: &str) -> PathBuf {
+        self.dir
+            .join(CONSUMERS_DIR)
+            .join(format!("{consumer}.offset"))
+    }
+
+    fn read_commit(&self, consumer: &str) -> Result<Option<Offset>> {
+        let path = self.commit_path(consumer);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let parsed = text
+            .trim()
+            .strip_prefix("v1 ")
+            .and_then(|v| v.parse::<u64>().ok());
+        match parsed {
+            Some(v) => Ok(Some(Offset(v))),
+            None => {
+                // Reading from the oldest record is always safe: at worst it is read twice.
+                tracing::warn!(path = %path.display(), "unreadable consumer offset; starting from the oldest record");
+                Ok(None)
+            }
+        }
+    }
+
+    fn write_commit(&self, consumer: &str, offset: Offset) -> Result<()> {
+        let path = self.commit_path(consumer);
+        let tmp = path.with_extension("offset.tmp");
+        let mut f = File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(format!("v1 {}\n", offset.0).as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(io(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        File::open(path.parent().unwrap_or(&self.dir))
+            .and_then(|d| d.sync_all())
+            .map_err(io(&path))
+    }
+}
+
+const CONSUMERS_DIR: &str = "consumers";
+
+/// A consumer name is a file name: letters, digits, `-` and `_`.
+fn check_consumer(name: &str) -> Result<()> {
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!("invalid consumer name {name:?}")))
+    }
+}
+
+#[async_trait]
+impl Queue for Wal {
+    async fn append(&self, payload: Bytes) -> Result<Offset> {
+        Wal::append(self, payload).await
+    }
+
+    fn next_offset(&self) -> Offset {
+        self.durable.borrow().next
+    }
+
+    fn register(&self, consumer: &str) -> Result<Offset> {
+        check_consumer(consumer)?;
+        let from = self.read_commit(consumer)?.unwrap_or(Offset::ZERO);
+        self.commits.lock().insert(consumer.to_string(), from);
+        Ok(from)
+    }
+
+    fn reader(&self, from: Offset) -> Result<Box<dyn QueueReader>> {
+        Ok(Box::new(reader::Reader::new(
+            self.dir.clone(),
+            self.durable.clone(),
+            from,
+        )))
+    }
+
+    async fn commit(&self, consumer: &str, offset: Offset) -> Result<usize> {
+        check_consumer(consumer)?;
+        let changed = {
+            let mut c = self.commits.lock();
+            let prev = c.insert(consumer.to_string(), offset);
+            prev != Some(offset)
+        };
+        if changed {
+            let (w, name) = (self.clone(), consumer.to_string());
+            tokio::task::spawn_blocking(move || w.write_commit(&name, offset))
+                .await
+                .map_err(|e| Error::Failed(e.to_string()))??;
+        }
+        let Some(low) = self.commits.lock().values().copied().min() else {
+            return Ok(0);
+        };
+        let mut below = low.segment();
+        // Nothing in the segment being written is needed: close it so it can go too.
+        if low >= self.next_offset() && self.rotate_if(Some(low)).await? {
+            below = low.segment() + 1;
+        }
+        let w = self.clone();
+        tokio::task::spawn_blocking(move || w.remove_segments_below(below))
+            .await
+            .map_err(|e| Error::Failed(e.to_string()))?
+    }
+
+    async fn close(&self) {
+        Wal::close(self).await
     }
 }
 
@@ -356,16 +508,13 @@ pub fn scan_segment(data: &[u8], mut on_record: impl FnMut(u8, &[u8])) -> Segmen
     scan
 }
 
-fn replay_segment(
-    path: &Path,
-    report: &mut ReplayReport,
-    on_record: &mut dyn FnMut(u8, &[u8]),
-) -> Result<()> {
+/// Checks a segment at open and cuts off a torn or corrupt tail.
+fn repair_segment(path: &Path, report: &mut ReplayReport) -> Result<()> {
     let mut data = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut data))
         .map_err(io(path))?;
-    let scan = scan_segment(&data, |v, p| on_record(v, p));
+    let scan = scan_segment(&data, |_, _| {});
     report.records += scan.records;
     report.bytes += scan.payload_bytes;
     if !scan.header_ok {
@@ -408,45 +557,56 @@ fn header() -> [u8; 8] {
 }
 
 struct Writer {
-    current_seq: Arc<AtomicU64>,
     dir: PathBuf,
     segment_bytes: u64,
     seq: u64,
     file: File,
     written: u64,
+    /// Index of the next record in the current segment.
+    next_index: u64,
     failed: Option<String>,
     metrics: WalMetrics,
 }
 
 impl Writer {
-    fn create(
-        cfg: &WalConfig,
-        seq: u64,
-        metrics: WalMetrics,
-        current_seq: Arc<AtomicU64>,
-    ) -> Result<Self> {
+    fn create(cfg: &WalConfig, seq: u64, metrics: WalMetrics) -> Result<Self> {
         let file = new_segment(&cfg.dir, seq)?;
         Ok(Writer {
-            current_seq,
             dir: cfg.dir.clone(),
             segment_bytes: cfg.segment_bytes,
             seq,
             file,
             written: HEADER_LEN,
+            next_index: 0,
             failed: None,
             metrics,
         })
     }
 
-    fn run(mut self, mut rx: mpsc::Receiver<Msg>, max_batch_bytes: usize) {
+    fn durable(&self) -> Durable {
+        Durable {
+            seq: self.seq,
+            len: self.written,
+            next: Offset::new(self.seq, self.next_index),
+        }
+    }
+
+    fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Msg>,
+        max_batch_bytes: usize,
+        durable: watch::Sender<Durable>,
+    ) {
         let mut buf = Vec::with_capacity(1 << 20);
         let mut batch: Vec<Append> = Vec::new();
         let mut closing = None;
         while closing.is_none() {
             let first = match rx.blocking_recv() {
                 Some(Msg::Append(a)) => a,
-                Some(Msg::Rotate(done)) => {
-                    let _ = done.send(self.rotate());
+                Some(Msg::Rotate(expected, done)) => {
+                    let rotated = self.rotate_if(expected);
+                    durable.send_replace(self.durable());
+                    let _ = done.send(rotated);
                     continue;
                 }
                 Some(Msg::Close(done)) => {
@@ -467,19 +627,20 @@ impl Writer {
                         closing = Some(done);
                         break;
                     }
-                    Ok(Msg::Rotate(done)) => {
+                    Ok(Msg::Rotate(_, done)) => {
                         // Rotating between appends of one batch changes nothing a caller sees.
-                        let _ = done.send(Ok(()));
+                        let _ = done.send(Ok(false));
                     }
                     Err(_) => break,
                 }
             }
             let result = self.commit(&mut buf, &batch);
-            for a in batch.drain(..) {
+            durable.send_replace(self.durable());
+            for (i, a) in batch.drain(..).enumerate() {
                 let _ = a.done.send(
                     result
                         .as_ref()
-                        .map(|_| ())
+                        .map(|base| Offset::new(base.segment(), base.index() + i as u64))
                         .map_err(|e| Error::Failed(e.clone())),
                 );
             }
@@ -494,7 +655,7 @@ impl Writer {
                 Msg::Close(done) => {
                     let _ = done.send(());
                 }
-                Msg::Rotate(done) => {
+                Msg::Rotate(_, done) => {
                     let _ = done.send(Err(Error::Closed));
                 }
             }
@@ -507,7 +668,12 @@ impl Writer {
         tracing::debug!(segment = self.seq, "wal writer stopped");
     }
 
-    fn commit(&mut self, buf: &mut Vec<u8>, batch: &[Append]) -> std::result::Result<(), String> {
+    /// Writes and fsyncs one batch; the offset of its first record.
+    fn commit(
+        &mut self,
+        buf: &mut Vec<u8>,
+        batch: &[Append],
+    ) -> std::result::Result<Offset, String> {
         if let Some(f) = &self.failed {
             return Err(f.clone());
         }
@@ -516,7 +682,7 @@ impl Writer {
             frame(buf, &a.payload);
         }
         self.metrics.appended_records.inc_by(batch.len() as u64);
-        let res = self.write(buf);
+        let res = self.write(buf, batch.len() as u64);
         if let Err(e) = &res {
             tracing::error!(error = %e, "wal write failed; refusing further appends");
             self.failed = Some(e.to_string());
@@ -524,23 +690,28 @@ impl Writer {
         res.map_err(|e| e.to_string())
     }
 
-    fn rotate(&mut self) -> Result<()> {
+    fn rotate_if(&mut self, expected: Option<Offset>) -> Result<bool> {
         if let Some(f) = &self.failed {
             return Err(Error::Failed(f.clone()));
+        }
+        if expected.is_some_and(|o| o != Offset::new(self.seq, self.next_index)) {
+            return Ok(false);
         }
         if self.written > HEADER_LEN {
             self.seq += 1;
             self.file = new_segment(&self.dir, self.seq)?;
-            self.current_seq.store(self.seq, Ordering::Release);
             self.written = HEADER_LEN;
+            self.next_index = 0;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
-    fn write(&mut self, buf: &[u8]) -> Result<()> {
+    fn write(&mut self, buf: &[u8], records: u64) -> Result<Offset> {
         if self.written > HEADER_LEN && self.written + buf.len() as u64 > self.segment_bytes {
-            self.rotate()?;
+            self.rotate_if(None)?;
         }
+        let first = Offset::new(self.seq, self.next_index);
         let path = || segment_path(&self.dir, self.seq);
         self.file.write_all(buf).map_err(io(path()))?;
         let start = Instant::now();
@@ -551,7 +722,8 @@ impl Writer {
         self.metrics.group_commits.inc();
         self.metrics.appended_bytes.inc_by(buf.len() as u64);
         self.written += buf.len() as u64;
-        Ok(())
+        self.next_index += records;
+        Ok(first)
     }
 }
 

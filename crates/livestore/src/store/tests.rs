@@ -26,7 +26,7 @@ fn trace(id: u8, spans: &[u8]) -> Trace {
 fn push(store: &LiveStore, tenant: &TenantId, id: u8, spans: &[u8], now: Instant) {
     let t = trace(id, spans);
     let enc = Bytes::from(t.encode_to_vec());
-    store.push(tenant, TraceId([id; 16]), &t, enc, now, 3);
+    store.push(tenant, TraceId([id; 16]), &t, enc, now, Offset(3));
 }
 
 fn span_count(store: &LiveStore, tenant: &TenantId, id: u8) -> usize {
@@ -197,22 +197,26 @@ fn traces_completed_together_share_chunks_and_stay_readable() {
 }
 
 #[test]
-fn log_segments_stay_referenced_until_the_block_is_written() {
+fn queue_offsets_stay_needed_until_the_block_is_written() {
     let store = LiveStore::new(Config::default(), LiveStoreMetrics::default());
     let tenant = TenantId::new("t").unwrap();
     let now = Instant::now();
-    assert_eq!(store.wal_low_watermark(), None);
+    assert_eq!(store.low_watermark(), None);
     {
-        let guard = store.begin_append(2);
-        assert_eq!(store.wal_low_watermark(), Some(2), "an append in flight");
+        let guard = store.begin_append(Offset(2));
+        assert_eq!(
+            store.low_watermark(),
+            Some(Offset(2)),
+            "an append in flight"
+        );
         drop(guard);
     }
     push(&store, &tenant, 1, &[1, 2], now);
-    assert_eq!(store.wal_low_watermark(), Some(3), "a live trace");
+    assert_eq!(store.low_watermark(), Some(Offset(3)), "a live trace");
     store.sweep(now, true);
     assert_eq!(
-        store.wal_low_watermark(),
-        Some(3),
+        store.low_watermark(),
+        Some(Offset(3)),
         "completed, not yet in a block"
     );
     assert!(
@@ -225,11 +229,7 @@ fn log_segments_stay_referenced_until_the_block_is_written() {
     let traces = blocks[0].traces().unwrap();
     assert_eq!(traces.len(), 1);
     store.mark_flushed(&blocks[0]);
-    assert_eq!(
-        store.wal_low_watermark(),
-        None,
-        "in a block: the log may go"
-    );
+    assert_eq!(store.low_watermark(), None, "in a block: the log may go");
     assert!(store.take_ready(now, Duration::ZERO, 0, true).is_empty());
     // Still readable from memory until complete_block_timeout.
     assert!(store.find_trace(&tenant, &TraceId([1; 16])).is_some());

@@ -3,6 +3,7 @@
 
 use super::*;
 use rand::{Rng, SeedableRng, rngs::SmallRng};
+use std::time::Duration;
 
 fn open(dir: &Path, seg: u64) -> (Wal, Vec<Vec<u8>>, ReplayReport) {
     let mut cfg = WalConfig::new(dir);
@@ -196,4 +197,102 @@ async fn replay_survives_arbitrary_segment_bytes() {
         );
         wal.close().await;
     }
+}
+
+#[tokio::test]
+async fn offsets_grow_across_segments_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _, _) = open(dir.path(), 512);
+    let mut last = Offset::ZERO;
+    for i in 0..30 {
+        let o = wal.append(Bytes::from(payload(i, 100))).await.unwrap();
+        assert!(o > last || i == 0, "{o} after {last}");
+        assert!(Queue::next_offset(&wal) > o);
+        last = o;
+    }
+    wal.close().await;
+    let (wal, _, _) = open(dir.path(), 512);
+    let o = wal.append(Bytes::from_static(b"after")).await.unwrap();
+    assert!(o > last, "{o} after a restart follows {last}");
+    wal.close().await;
+}
+
+#[tokio::test]
+async fn a_reader_tails_acknowledged_records_from_any_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _, _) = open(dir.path(), 2048);
+    let mut offsets = Vec::new();
+    for i in 0..40 {
+        offsets.push(wal.append(Bytes::from(payload(i, 150))).await.unwrap());
+    }
+    // From the middle, in small reads: every record once, in order, with its offset.
+    let mut r = Queue::reader(&wal, offsets[17]).unwrap();
+    let mut got = Vec::new();
+    loop {
+        let b = r.read(300).unwrap();
+        if b.is_empty() {
+            break;
+        }
+        got.extend(b);
+    }
+    assert_eq!(
+        got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        offsets[17..]
+    );
+    assert_eq!(got[0].payload.as_ref(), payload(17, 150).as_slice());
+    // Caught up: a new append wakes the reader and is read next.
+    let w = wal.clone();
+    let t = tokio::spawn(async move { w.append(Bytes::from_static(b"new")).await.unwrap() });
+    assert!(r.wait(Duration::from_secs(5)).await);
+    let o = t.await.unwrap();
+    let mut more = r.read(1 << 20).unwrap();
+    if more.is_empty() {
+        r.wait(Duration::from_secs(5)).await;
+        more = r.read(1 << 20).unwrap();
+    }
+    assert_eq!(more.len(), 1);
+    assert_eq!((more[0].offset, more[0].payload.as_ref()), (o, &b"new"[..]));
+    assert_eq!(r.skipped(), 0);
+    wal.close().await;
+}
+
+#[tokio::test]
+async fn commits_persist_and_truncate_below_the_slowest_consumer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _, _) = open(dir.path(), 512);
+    assert_eq!(wal.register("live-store").unwrap(), Offset::ZERO);
+    assert_eq!(wal.register("metrics-generator").unwrap(), Offset::ZERO);
+    let mut offsets = Vec::new();
+    for i in 0..30 {
+        offsets.push(wal.append(Bytes::from(payload(i, 100))).await.unwrap());
+    }
+    let segments = list_segments(dir.path()).unwrap().len();
+    // One consumer done with everything: the other still holds every segment.
+    let end = Queue::next_offset(&wal);
+    assert_eq!(Queue::commit(&wal, "live-store", end).await.unwrap(), 0);
+    assert_eq!(list_segments(dir.path()).unwrap().len(), segments);
+    // The slower one half way: the segments wholly below its mark go.
+    let half = offsets[15];
+    let removed = Queue::commit(&wal, "metrics-generator", half)
+        .await
+        .unwrap();
+    assert_eq!(removed as u64, half.segment() - offsets[0].segment());
+    // A reader from below what was removed reports the gap and goes on.
+    let mut r = Queue::reader(&wal, offsets[0].next()).unwrap();
+    let got = r.read(1 << 20).unwrap();
+    assert_eq!(got[0].offset.segment(), half.segment());
+    assert!(r.skipped() > 0);
+    // Both at the end: the segment being written is closed and removed too.
+    Queue::commit(&wal, "metrics-generator", end).await.unwrap();
+    assert_eq!(
+        list_segments(dir.path()).unwrap().len(),
+        1,
+        "only a fresh segment"
+    );
+    wal.close().await;
+    let (wal, got, _) = open(dir.path(), 512);
+    assert!(got.is_empty());
+    assert_eq!(wal.register("metrics-generator").unwrap(), end);
+    assert_eq!(wal.register("live-store").unwrap(), end);
+    wal.close().await;
 }

@@ -201,6 +201,7 @@ async fn sigkill_under_load_loses_no_acknowledged_span() {
     let mut segs: Vec<_> = std::fs::read_dir(&wal)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
         .collect();
     segs.sort();
     let newest = segs

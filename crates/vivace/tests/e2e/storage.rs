@@ -62,7 +62,7 @@ async fn round_trip_env(dir: &Path, storage_yaml: &str, env: &[(&str, &str)]) ->
     wait_for_log(&server, "block written", 2);
     wait_for_log(
         &server,
-        "removed write-ahead log segments held in blocks",
+        "removed write-ahead log segments no consumer needs",
         2,
     );
     // The two blocks share a time window and level: they are compacted into one.
