@@ -2,7 +2,8 @@
 # The whole test suite, on a fresh machine or a warm one.
 #
 # Installs what the tests need (a Python venv with the pinned OpenTelemetry SDK exporters, moto
-# and fake-gcs-server from scripts/requirements-test.txt; azurite from scripts/node/),
+# and fake-gcs-server from scripts/requirements-test.txt; azurite from scripts/node/; Prometheus
+# from Debian),
 # idempotently, outside the clone; then checks formatting and
 # lints and runs every test once with one shared build. The cargo target dir defaults to a cache
 # outside the clone so repeated runs (and CI) stay fast.
@@ -43,6 +44,18 @@ if [ ! -x "$node_dir/node_modules/.bin/azurite-blob" ]; then
   mv "$node_dir.partial" "$node_dir"
 fi
 export VIVACE_AZURITE="$node_dir/node_modules/.bin/azurite-blob"
+
+# Prometheus, the remote-write receiver of the metrics-generator tests: Debian's package, pinned.
+# The tests start it themselves on a free port (the package starts no daemon without systemd).
+prom_version="2.42.0+ds-5+b6"
+if [ "$(dpkg-query -W -f='${Version}' prometheus 2>/dev/null || true)" != "$prom_version" ]; then
+  echo "==> installing prometheus $prom_version"
+  sudo_opt=""
+  [ "$(id -u)" = 0 ] || sudo_opt="sudo"
+  $sudo_opt env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "prometheus=$prom_version" \
+    || { $sudo_opt apt-get update && $sudo_opt env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "prometheus=$prom_version"; }
+fi
+export VIVACE_PROMETHEUS="${VIVACE_PROMETHEUS:-$(command -v prometheus)}"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -56,7 +56,7 @@ pub struct Config {
     pub block_builder: Ignored,
     pub querier: Option<QuerierSection>,
     pub query_frontend: Option<QueryFrontendSection>,
-    pub metrics_generator: Ignored,
+    pub metrics_generator: Option<vivace_generator::GeneratorConfig>,
     pub backend_scheduler: Ignored,
     pub backend_worker: Option<CompactorSection>,
     pub memberlist: Ignored,
@@ -581,7 +581,6 @@ impl Config {
             ),
             ("ingest", self.ingest.is_some()),
             ("block_builder", self.block_builder.is_some()),
-            ("metrics_generator", self.metrics_generator.is_some()),
             ("backend_scheduler", self.backend_scheduler.is_some()),
             ("memberlist", self.memberlist.is_some()),
             ("usage_report", self.usage_report.is_some()),
@@ -625,6 +624,9 @@ impl Config {
             .filter(|(_, set)| *set)
             .map(|(k, _)| k.to_string())
             .collect();
+        if let Some(g) = &self.metrics_generator {
+            v.extend(g.ignored_keys().into_iter().map(String::from));
+        }
         v.extend(
             self.distributor
                 .ignored_keys()

@@ -63,6 +63,8 @@ pub struct App {
     otlp_http_opt: Option<TcpListener>,
     grpc_query_opt: Option<TcpListener>,
     cache: crate::metrics::CacheMetrics,
+    /// The metrics generator, registered with the queue at its committed offset.
+    generator_opt: Option<(vivace_generator::Generator, vivace_queue::Offset)>,
 }
 
 /// Starts and serves until `shutdown` resolves.
@@ -137,6 +139,7 @@ impl App {
 
         let backend = cfg.backend()?;
         let overrides = Overrides::new(&cfg.overrides).map_err(AppError::Overrides)?;
+        let generator_opt = generator(&cfg, &overrides, &wal, &mut registry)?;
         let dmetrics = DistributorMetrics::default();
         dmetrics.register(&mut registry);
         let process = Arc::new(ProcessMetrics::default());
@@ -196,6 +199,7 @@ impl App {
             otlp_http_opt,
             grpc_query_opt,
             cache,
+            generator_opt,
         })
     }
 
@@ -220,6 +224,7 @@ impl App {
             otlp_http_opt,
             grpc_query_opt,
             cache,
+            generator_opt,
         } = self;
         let ready = Arc::new(AtomicBool::new(true));
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -361,6 +366,32 @@ impl App {
             wal.clone(),
             stop_rx.clone(),
         ));
+        let generator_thread = match generator_opt {
+            Some((g, from)) => {
+                let gc = cfg.metrics_generator.clone().unwrap_or_default();
+                let senders = vivace_generator::Senders::start(
+                    &gc.storage.remote_write,
+                    gc.storage.remote_write_add_org_id_header,
+                    g.sender_metrics(),
+                    wal.clone(),
+                    vivace_generator::CONSUMER,
+                    from,
+                )
+                .map_err(AppError::Serve)?;
+                let (queue, rt, rx) = (
+                    wal.clone() as Arc<dyn Queue>,
+                    tokio::runtime::Handle::current(),
+                    stop_rx.clone(),
+                );
+                Some(
+                    std::thread::Builder::new()
+                        .name("vivace-generator".into())
+                        .spawn(move || g.run(queue, from, senders, rt, rx))
+                        .map_err(|e| AppError::Serve(e.to_string()))?,
+                )
+            }
+            None => None,
+        };
         let reloader = cfg.overrides.per_tenant_override_config.is_some().then(|| {
             let period = cfg
                 .overrides
@@ -401,6 +432,10 @@ impl App {
         if let Some(r) = reloader {
             r.abort();
         }
+        // The generator sends a last collection and commits what was delivered.
+        if let Some(t) = generator_thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
         // Every acknowledged push is already fsynced; closing refuses any straggler.
         wal.close().await;
         tracing::info!("write-ahead log closed; bye");
@@ -409,6 +444,46 @@ impl App {
             None => Ok(()),
         }
     }
+}
+
+/// The metrics generator, when `metrics_generator.storage.remote_write` names somewhere to send
+/// samples: registered with the queue so the log keeps what it has not counted yet.
+fn generator(
+    cfg: &Config,
+    overrides: &Overrides,
+    wal: &Wal,
+    registry: &mut Registry,
+) -> Result<Option<(vivace_generator::Generator, vivace_queue::Offset)>, AppError> {
+    let defaults_on = !cfg
+        .overrides
+        .defaults
+        .metrics_generator
+        .processors
+        .is_empty();
+    let Some(gc) = cfg
+        .metrics_generator
+        .clone()
+        .filter(|g| !g.storage.remote_write.is_empty())
+    else {
+        if defaults_on {
+            tracing::warn!(
+                "overrides.defaults.metrics_generator.processors is set but metrics_generator.storage.remote_write is empty: the metrics generator is off"
+            );
+        }
+        return Ok(None);
+    };
+    if !defaults_on && cfg.overrides.per_tenant_override_config.is_none() {
+        tracing::warn!(
+            "metrics_generator.storage.remote_write is set but no tenant has processors (overrides.defaults.metrics_generator.processors): nothing will be generated"
+        );
+    }
+    let metrics = vivace_generator::GeneratorMetrics::default();
+    metrics.register(registry);
+    let from = wal.register(vivace_generator::CONSUMER)?;
+    Ok(Some((
+        vivace_generator::Generator::new(gc, overrides.clone(), metrics),
+        from,
+    )))
 }
 
 /// Accepted gRPC connections with Nagle off: a unary export's response would otherwise wait

@@ -78,3 +78,31 @@ fn lower_priority() {
 
 #[cfg(not(target_os = "linux"))]
 fn lower_priority() {}
+
+/// Adds a long-running thread's CPU time to its task's total as it goes (for `/metrics`), where
+/// [`run`] adds it only when the task ends.
+#[derive(Debug)]
+pub struct CpuMeter {
+    name: String,
+    last: f64,
+}
+
+impl CpuMeter {
+    /// Starts measuring the calling thread; lowers its priority like [`run`] does.
+    pub fn start(name: &str) -> CpuMeter {
+        lower_priority();
+        CpuMeter {
+            name: name.to_string(),
+            last: thread_cpu_seconds(),
+        }
+    }
+
+    /// Adds the CPU time used since the last call.
+    pub fn account(&mut self) {
+        let now = thread_cpu_seconds();
+        if let Ok(mut m) = CPU.lock() {
+            *m.entry(self.name.clone()).or_default() += now - self.last;
+        }
+        self.last = now;
+    }
+}

@@ -32,7 +32,7 @@ pub struct TenantOverrides {
     /// Accepted for compatibility with Tempo override files; not used by vivace yet.
     pub read: Option<serde_yaml_ng::Value>,
     pub compaction: Option<serde_yaml_ng::Value>,
-    pub metrics_generator: Option<serde_yaml_ng::Value>,
+    pub metrics_generator: GeneratorOverrides,
     pub forwarders: Option<serde_yaml_ng::Value>,
     pub storage: Option<serde_yaml_ng::Value>,
     pub cost_attribution: Option<serde_yaml_ng::Value>,
@@ -96,6 +96,66 @@ impl Default for GlobalLimits {
     }
 }
 
+/// `metrics_generator:` overrides: which processors run for the tenant, and its limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeneratorOverrides {
+    /// `span-metrics`, `service-graphs`, `host-info`, or sub-processors
+    /// (`span-metrics-latency|count|size`, `service-graphs-request|latency`); none by default,
+    /// as in Tempo.
+    pub processors: Vec<String>,
+    /// Active series of the tenant at most (0 = unlimited); samples of new series past it go to
+    /// one overflow series labelled `metric_overflow="true"`.
+    pub max_active_series: u64,
+    /// Distinct values of one label at most (0 = unlimited); past it new values become
+    /// `__cardinality_overflow__`.
+    pub max_cardinality_per_label: u64,
+    /// The tenant's collection interval (default: the registry's).
+    #[serde(with = "humantime_serde")]
+    pub collection_interval: Option<Duration>,
+    /// Compute but never send the tenant's series.
+    pub disable_collection: bool,
+    /// Label of exemplars' trace ID (default `traceID`).
+    pub trace_id_label_name: String,
+    /// Extra headers of the tenant's remote-write requests.
+    pub remote_write_headers: std::collections::BTreeMap<String, String>,
+    /// Processor settings laid over `metrics_generator.processor` key by key.
+    pub processor: Option<serde_yaml_ng::Value>,
+    pub ring_size: Option<serde_yaml_ng::Value>,
+    pub max_active_entities: Option<serde_yaml_ng::Value>,
+    pub generate_native_histograms: Option<serde_yaml_ng::Value>,
+    pub forwarder: Option<serde_yaml_ng::Value>,
+    pub ingestion_time_range_slack: Option<serde_yaml_ng::Value>,
+    pub native_histogram_bucket_factor: Option<serde_yaml_ng::Value>,
+    pub native_histogram_max_bucket_number: Option<serde_yaml_ng::Value>,
+    pub native_histogram_min_reset_duration: Option<serde_yaml_ng::Value>,
+    pub span_name_sanitization: Option<serde_yaml_ng::Value>,
+}
+
+impl Default for GeneratorOverrides {
+    fn default() -> Self {
+        GeneratorOverrides {
+            processors: Vec::new(),
+            max_active_series: 0,
+            max_cardinality_per_label: 0,
+            collection_interval: None,
+            disable_collection: false,
+            trace_id_label_name: "traceID".into(),
+            remote_write_headers: Default::default(),
+            processor: None,
+            ring_size: None,
+            max_active_entities: None,
+            generate_native_histograms: None,
+            forwarder: None,
+            ingestion_time_range_slack: None,
+            native_histogram_bucket_factor: None,
+            native_histogram_max_bucket_number: None,
+            native_histogram_min_reset_duration: None,
+            span_name_sanitization: None,
+        }
+    }
+}
+
 /// `overrides:` in the main config.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -118,7 +178,7 @@ struct RuntimeFile {
 }
 
 /// Lays `over` on top of `base`, mapping by mapping.
-fn merge(base: &mut serde_yaml_ng::Value, over: serde_yaml_ng::Value) {
+pub fn merge(base: &mut serde_yaml_ng::Value, over: serde_yaml_ng::Value) {
     use serde_yaml_ng::Value;
     match (base, over) {
         (Value::Mapping(b), Value::Mapping(o)) => {

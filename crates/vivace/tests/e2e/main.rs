@@ -8,6 +8,7 @@
 mod bad_input;
 mod blocks;
 mod crash;
+mod generator;
 mod lifecycle;
 mod metrics;
 mod model;

@@ -312,3 +312,146 @@ pub async fn stream_error<T>(
         }
     }
 }
+
+/// A real Prometheus (`--web.enable-remote-write-receiver`) on a free port and a data dir of its
+/// own, killed on drop. The binary is `VIVACE_PROMETHEUS` (set by scripts/test.sh).
+pub struct Prometheus {
+    child: Option<Child>,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl Prometheus {
+    pub fn start(dir: &Path) -> Prometheus {
+        let mut p = Prometheus {
+            child: None,
+            port: free_port(),
+            dir: dir.to_path_buf(),
+        };
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            dir.join("prometheus.yml"),
+            "global:\n  scrape_interval: 15s\nscrape_configs: []\n",
+        )
+        .unwrap();
+        p.restart();
+        p
+    }
+
+    /// Starts it again on the same port and data dir, waiting (up to 20 s) until ready.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let bin = std::env::var("VIVACE_PROMETHEUS").unwrap_or_else(|_| {
+            panic!("VIVACE_PROMETHEUS is not set: run the suite with scripts/test.sh, which installs Prometheus")
+        });
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("prometheus.log"))
+            .unwrap();
+        let child = Command::new(bin)
+            .arg(format!(
+                "--config.file={}",
+                self.dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                self.dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
+            .arg("--web.enable-remote-write-receiver")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn prometheus");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = c.write_all(b"GET /-/ready HTTP/1.0\r\n\r\n");
+                let mut buf = String::new();
+                let _ = std::io::Read::read_to_string(&mut c, &mut buf);
+                if buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prometheus not ready in 20 s:\n{}",
+                std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn write_url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/v1/write", self.port)
+    }
+
+    /// An instant query's result vector: (labels, value) per series.
+    pub async fn query(&self, q: &str) -> Vec<(serde_json::Value, f64)> {
+        let v: serde_json::Value = http()
+            .get(format!("http://127.0.0.1:{}/api/v1/query", self.port))
+            .query(&[("query", q)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["status"], "success", "{q}: {v}");
+        v["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| {
+                let val = match &r["value"] {
+                    serde_json::Value::Array(a) => a[1].as_str().unwrap().parse().unwrap(),
+                    _ => f64::NAN,
+                };
+                (r["metric"].clone(), val)
+            })
+            .collect()
+    }
+
+    /// Every sample of one series selected by `selector` over the last `range`, in time order.
+    pub async fn samples(&self, selector: &str, range: &str) -> Vec<f64> {
+        let v: serde_json::Value = http()
+            .get(format!("http://127.0.0.1:{}/api/v1/query", self.port))
+            .query(&[("query", format!("{selector}[{range}]"))])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let result = v["data"]["result"].as_array().cloned().unwrap_or_default();
+        assert!(result.len() <= 1, "{selector} selects several series: {v}");
+        result
+            .first()
+            .map(|r| {
+                r["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p[1].as_str().unwrap().parse().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
