@@ -43,6 +43,8 @@ pub enum AppError {
     },
     #[error("overrides: {0}")]
     Overrides(String),
+    #[error("metrics generator: {0}")]
+    Generator(#[from] vivace_generator::Error),
     #[error("server failed: {0}")]
     Serve(String),
 }
@@ -376,8 +378,7 @@ impl App {
                     wal.clone(),
                     vivace_generator::CONSUMER,
                     from,
-                )
-                .map_err(AppError::Serve)?;
+                )?;
                 let (queue, rt, rx) = (
                     wal.clone() as Arc<dyn Queue>,
                     tokio::runtime::Handle::current(),
@@ -477,6 +478,7 @@ fn generator(
             "metrics_generator.storage.remote_write is set but no tenant has processors (overrides.defaults.metrics_generator.processors): nothing will be generated"
         );
     }
+    gc.validate()?;
     let metrics = vivace_generator::GeneratorMetrics::default();
     metrics.register(registry);
     let from = wal.register(vivace_generator::CONSUMER)?;

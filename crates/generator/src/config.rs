@@ -32,6 +32,51 @@ pub struct GeneratorConfig {
 }
 
 impl GeneratorConfig {
+    /// Checks what can be checked before serving: endpoint URLs, processor settings.
+    pub fn validate(&self) -> crate::Result<()> {
+        for (i, rw) in self.storage.remote_write.iter().enumerate() {
+            let key = format!("metrics_generator.storage.remote_write[{i}].url");
+            match reqwest::Url::parse(&rw.url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                Ok(u) => {
+                    return Err(crate::Error::invalid(
+                        key,
+                        format!("scheme {} is neither http nor https", u.scheme()),
+                    ));
+                }
+                Err(e) => return Err(crate::Error::invalid(key, format!("{:?}: {e}", rw.url))),
+            }
+        }
+        if self.registry.collection_interval.is_zero() {
+            return Err(crate::Error::invalid(
+                "metrics_generator.registry.collection_interval",
+                "must be positive",
+            ));
+        }
+        let mut scratch = crate::registry::Registry::new(crate::registry::RegistrySettings {
+            constant_labels: Vec::new(),
+            max_label_name_length: 1,
+            max_label_value_length: 1,
+            stale_ms: 0,
+            max_active_series: 0,
+            max_cardinality_per_label: 0,
+            trace_id_label: String::new(),
+        });
+        let on = crate::spanmetrics::Enabled {
+            count: true,
+            latency: true,
+            size: true,
+        };
+        crate::spanmetrics::SpanMetrics::new(self.processor.span_metrics.clone(), on, &mut scratch)
+            .map_err(|e| match e {
+                crate::Error::InvalidConfig { key, message } => {
+                    crate::Error::invalid(format!("metrics_generator.processor.{key}"), message)
+                }
+                other => other,
+            })?;
+        Ok(())
+    }
+
     /// Keys given that vivace accepts and does not use, for the start-up warning.
     pub fn ignored_keys(&self) -> Vec<&'static str> {
         let keys = [

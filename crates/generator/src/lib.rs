@@ -13,6 +13,7 @@
 //! `rate`/`increase` treat as a reset).
 
 pub mod config;
+mod error;
 pub mod hostinfo;
 pub mod registry;
 pub mod remote_write;
@@ -36,6 +37,7 @@ use vivace_queue::{Offset, Queue, QueueRecord};
 
 pub use config::GeneratorConfig;
 use config::ProcessorConfig;
+pub use error::{Error, Result};
 use registry::{Registry, RegistrySettings};
 pub use remote_write::{SenderMetrics, Senders};
 
@@ -426,7 +428,7 @@ impl Generator {
                     if self.warned.insert(format!("{tenant}: {e}")) {
                         tracing::error!(
                             tenant,
-                            error = e,
+                            error = %e,
                             "metrics generator settings are invalid; the tenant's previous settings stay"
                         );
                     }
@@ -436,21 +438,19 @@ impl Generator {
         self.tenants.get_mut(tenant)
     }
 
-    fn build(
-        &mut self,
-        tenant: &str,
-        o: Arc<TenantOverrides>,
-    ) -> Result<Option<TenantState>, String> {
+    fn build(&mut self, tenant: &str, o: Arc<TenantOverrides>) -> Result<Option<TenantState>> {
         let setup = setup(&o);
         if setup.processors.is_empty() {
             return Ok(None);
         }
-        let mut base = serde_yaml_ng::to_value(&self.cfg.processor).map_err(|e| e.to_string())?;
+        let key = format!("overrides.{tenant}.metrics_generator.processor");
+        let mut base = serde_yaml_ng::to_value(&self.cfg.processor)
+            .map_err(|e| Error::invalid("metrics_generator.processor", e.to_string()))?;
         if !setup.processor.is_null() {
             merge(&mut base, setup.processor.clone());
         }
-        let pc: ProcessorConfig = serde_yaml_ng::from_value(base)
-            .map_err(|e| format!("overrides metrics_generator.processor: {e}"))?;
+        let pc: ProcessorConfig =
+            serde_yaml_ng::from_value(base).map_err(|e| Error::invalid(&key, e.to_string()))?;
         let r = &self.cfg.registry;
         let mut constant: Vec<(String, String)> = r
             .external_labels

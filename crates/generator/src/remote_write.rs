@@ -32,6 +32,7 @@ use tokio::sync::{Notify, watch};
 use vivace_queue::{Offset, Queue};
 
 use crate::config::RemoteWriteConfig;
+use crate::error::{Error, Result};
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct WriteRequest {
@@ -211,7 +212,7 @@ impl Senders {
         queue: Arc<dyn Queue>,
         consumer: &'static str,
         from: Offset,
-    ) -> Result<Senders, String> {
+    ) -> Result<Senders> {
         let committer = Arc::new(Committer {
             queue,
             consumer,
@@ -220,15 +221,21 @@ impl Senders {
         });
         let mut endpoints = Vec::new();
         for (i, cfg) in cfgs.iter().enumerate() {
+            let key = format!("metrics_generator.storage.remote_write[{i}]");
             let url = reqwest::Url::parse(&cfg.url)
-                .map_err(|e| format!("metrics_generator.storage.remote_write[{i}].url: {e}"))?;
+                .map_err(|e| Error::invalid(format!("{key}.url"), e.to_string()))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(Error::invalid(
+                    format!("{key}.url"),
+                    format!("scheme {} is neither http nor https", url.scheme()),
+                ));
+            }
             let name = if cfg.name.is_empty() {
                 format!("{}{}", url.host_str().unwrap_or(""), url.path())
             } else {
                 cfg.name.clone()
             };
-            let auth = auth_header(cfg)
-                .map_err(|e| format!("metrics_generator.storage.remote_write[{i}]: {e}"))?;
+            let auth = auth_header(cfg, &key)?;
             let ep = Arc::new(Endpoint {
                 cfg: cfg.clone(),
                 name,
@@ -238,8 +245,7 @@ impl Senders {
             });
             let client = reqwest::Client::builder()
                 .timeout(cfg.remote_timeout)
-                .build()
-                .map_err(|e| e.to_string())?;
+                .build()?;
             endpoints.push((ep, client, url, auth));
         }
         *committer.endpoints.lock() = endpoints.iter().map(|e| e.0.clone()).collect();
@@ -307,32 +313,42 @@ impl Senders {
 fn read_secret(
     inline: &Option<String>,
     file: &Option<std::path::PathBuf>,
-) -> Result<Option<String>, String> {
+    key: &str,
+) -> Result<Option<String>> {
     match (inline, file) {
         (Some(s), _) => Ok(Some(s.clone())),
         (None, Some(f)) => std::fs::read_to_string(f)
             .map(|s| Some(s.trim().to_string()))
-            .map_err(|e| format!("reading {}: {e}", f.display())),
+            .map_err(|source| Error::Secret {
+                key: key.to_string(),
+                path: f.clone(),
+                source,
+            }),
         (None, None) => Ok(None),
     }
 }
 
 /// The `Authorization` header of an endpoint, if it has credentials.
-fn auth_header(cfg: &RemoteWriteConfig) -> Result<Option<String>, String> {
+fn auth_header(cfg: &RemoteWriteConfig, key: &str) -> Result<Option<String>> {
     if let Some(b) = &cfg.basic_auth {
         use base64::Engine;
-        let pass = read_secret(&b.password, &b.password_file)?.unwrap_or_default();
+        let pass = read_secret(&b.password, &b.password_file, &format!("{key}.basic_auth"))?
+            .unwrap_or_default();
         let token =
             base64::engine::general_purpose::STANDARD.encode(format!("{}:{pass}", b.username));
         return Ok(Some(format!("Basic {token}")));
     }
     if let Some(a) = &cfg.authorization {
         let kind = a.kind.clone().unwrap_or_else(|| "Bearer".into());
-        if let Some(c) = read_secret(&a.credentials, &a.credentials_file)? {
+        if let Some(c) = read_secret(
+            &a.credentials,
+            &a.credentials_file,
+            &format!("{key}.authorization"),
+        )? {
             return Ok(Some(format!("{kind} {c}")));
         }
     }
-    Ok(read_secret(&cfg.bearer_token, &cfg.bearer_token_file)?.map(|t| format!("Bearer {t}")))
+    Ok(read_secret(&cfg.bearer_token, &cfg.bearer_token_file, key)?.map(|t| format!("Bearer {t}")))
 }
 
 enum Attempt {

@@ -16,6 +16,7 @@ use vivace_proto::otlp::common::KeyValue;
 use vivace_proto::otlp::trace::Span;
 
 use crate::config::{FilterPolicy, PolicyMatch, SpanMetricsConfig};
+use crate::error::{Error, Result};
 use crate::registry::{MetricId, Registry};
 use crate::spans::{
     duration_seconds, find_string, kind_name, sanitize_label, status_name, value_string,
@@ -56,7 +57,7 @@ impl SpanMetrics {
         cfg: SpanMetricsConfig,
         enabled: Enabled,
         reg: &mut Registry,
-    ) -> Result<SpanMetrics, String> {
+    ) -> Result<SpanMetrics> {
         let mut labels: Vec<String> = Vec::new();
         let i = &cfg.intrinsic_dimensions;
         for (on, name) in [
@@ -98,7 +99,7 @@ impl SpanMetrics {
             .filter_policies
             .iter()
             .map(compile_policy)
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>>>()?;
         Ok(SpanMetrics {
             cfg,
             calls,
@@ -261,20 +262,22 @@ struct Matcher {
     attrs: Vec<(String, ValueMatch)>,
 }
 
-fn compile_policy(p: &FilterPolicy) -> Result<(Option<Matcher>, Option<Matcher>), String> {
+fn compile_policy(p: &FilterPolicy) -> Result<(Option<Matcher>, Option<Matcher>)> {
     Ok((
         p.include.as_ref().map(compile_match).transpose()?,
         p.exclude.as_ref().map(compile_match).transpose()?,
     ))
 }
 
-fn compile_match(m: &PolicyMatch) -> Result<Matcher, String> {
+fn compile_match(m: &PolicyMatch) -> Result<Matcher> {
+    const KEY: &str = "span_metrics.filter_policies";
     let regex = match m.match_type.as_str() {
         "strict" | "" => false,
         "regex" => true,
         other => {
-            return Err(format!(
-                "filter_policies: match_type {other:?} is neither strict nor regex"
+            return Err(Error::invalid(
+                KEY,
+                format!("match_type {other:?} is neither strict nor regex"),
             ));
         }
     };
@@ -284,12 +287,17 @@ fn compile_match(m: &PolicyMatch) -> Result<Matcher, String> {
             serde_yaml_ng::Value::String(s) => s.clone(),
             serde_yaml_ng::Value::Number(n) => n.to_string(),
             serde_yaml_ng::Value::Bool(b) => b.to_string(),
-            other => return Err(format!("filter_policies: value of {} is {other:?}", a.key)),
+            other => {
+                return Err(Error::invalid(
+                    KEY,
+                    format!("value of {} is {other:?}", a.key),
+                ));
+            }
         };
         let vm = if regex {
             ValueMatch::Regex(
                 Regex::new(&format!("^(?:{text})$"))
-                    .map_err(|e| format!("filter_policies: {}: {e}", a.key))?,
+                    .map_err(|e| Error::invalid(KEY, format!("{}: {e}", a.key)))?,
             )
         } else {
             ValueMatch::Strict(text)
