@@ -8,7 +8,6 @@
 //! `server.graceful_shutdown_timeout`), the log is fsynced and closed, and the process exits 0.
 
 pub mod config;
-mod flush;
 mod metrics;
 mod server;
 mod sources;

@@ -236,30 +236,37 @@ impl App {
         let multitenancy = cfg.multitenancy();
         let mut servers: Vec<(&'static str, JoinHandle<Result<(), String>>)> = Vec::new();
 
-        let blocks = BlockSource::new(
+        // The roles meet through the shared block list: the poller replaces it, the live-store's
+        // flusher adds to it, the compactor edits it, the querier reads it.
+        let list = vivace_block::SharedBlockList::default();
+        let writer_template = cfg.storage.trace.block.writer_config("", "");
+        let poller = tokio::spawn(vivace_block::poll_loop(
+            cfg.storage.trace.blocklist_poll,
             backend.clone(),
+            list.clone(),
+            stop_rx.clone(),
+        ));
+        let compactor = tokio::spawn(vivace_compactor::compaction_loop(
+            cfg.compaction(),
+            writer_template.clone(),
+            overrides.clone(),
+            backend.clone(),
+            list.clone(),
+            stop_rx.clone(),
+        ));
+        let flusher = tokio::spawn(vivace_livestore::flush::flush_loop(
+            live.clone(),
+            backend.clone(),
+            writer_template,
+            list.clone(),
+            stop_rx.clone(),
+        ));
+        let blocks = BlockSource::new(
+            backend,
+            list,
             cfg.trace_by_id_timeout(),
             cache.cache.clone(),
         );
-        let poller = tokio::spawn(poll_loop(
-            cfg.storage.trace.blocklist_poll,
-            blocks.clone(),
-            stop_rx.clone(),
-        ));
-        let compactor = tokio::spawn(crate::flush::compaction_loop(
-            cfg.compaction(),
-            cfg.storage.trace.block.clone(),
-            overrides.clone(),
-            blocks.clone(),
-            stop_rx.clone(),
-        ));
-        let flusher = tokio::spawn(crate::flush::flush_loop(
-            live.clone(),
-            backend,
-            cfg.storage.trace.block.clone(),
-            blocks.clone(),
-            stop_rx.clone(),
-        ));
         let live_source = Arc::new(LiveStoreSource(live.clone()));
         let block_source = Arc::new(blocks);
         let api = QueryApi {
@@ -524,57 +531,6 @@ fn serve_http(
             .await
             .map_err(|e| e.to_string())
     })
-}
-
-/// Reads the block list now and every `period`, in the background so `/ready` never waits on
-/// the bucket. This process is a tenant-index builder: each poll rewrites `index.json.gz`.
-async fn poll_loop(period: Duration, blocks: BlockSource, mut stop: watch::Receiver<bool>) {
-    loop {
-        let previous = blocks.current();
-        match vivace_block::poll(&blocks.backend, &previous, true).await {
-            Ok(mut list) => {
-                for (key, why) in &list.skipped {
-                    tracing::warn!(object = %key, error = %why, "skipping block");
-                }
-                // Blocks written since the poll began are kept.
-                let now = blocks.current();
-                for (tenant, bs) in &now.tenants {
-                    for b in bs {
-                        let known = list
-                            .blocks(tenant)
-                            .iter()
-                            .any(|x| x.meta.block_id == b.meta.block_id);
-                        let compacted = list
-                            .compacted
-                            .get(tenant)
-                            .is_some_and(|c| c.iter().any(|m| m.block_id == b.meta.block_id));
-                        if !known
-                            && !compacted
-                            && !previous
-                                .blocks(tenant)
-                                .iter()
-                                .any(|x| x.meta.block_id == b.meta.block_id)
-                        {
-                            list = list.with_block(b.clone());
-                        }
-                    }
-                }
-                tracing::info!(
-                    blocks = list.len(),
-                    backend = blocks.backend.describe(),
-                    "block list polled"
-                );
-                blocks.set(list);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "polling the block list failed; keeping the previous list")
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(period) => {}
-            _ = stop.changed() => return,
-        }
-    }
 }
 
 async fn reload_loop(overrides: Overrides, period: Duration, mut stop: watch::Receiver<bool>) {

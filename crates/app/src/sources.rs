@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use vivace_block::{Backend, BlockList, BlockRef};
+use vivace_block::{Backend, BlockList, BlockRef, SharedBlockList};
 use vivace_common::{Status, TenantId, TraceId};
 use vivace_livestore::LiveStore;
 use vivace_querier::{
@@ -78,7 +78,8 @@ impl SearchSource for LiveStoreSource {
 #[derive(Debug, Clone)]
 pub(crate) struct BlockSource {
     pub(crate) backend: Backend,
-    pub(crate) list: Arc<std::sync::RwLock<Arc<BlockList>>>,
+    /// The list the poller, the flusher and the compactor keep current.
+    pub(crate) list: SharedBlockList,
     /// `querier.trace_by_id.query_timeout`.
     pub(crate) timeout: std::time::Duration,
     /// Blocks already decoded for search.
@@ -91,12 +92,13 @@ const LOOKUP_CONCURRENCY: usize = 32;
 impl BlockSource {
     pub(crate) fn new(
         backend: Backend,
+        list: SharedBlockList,
         timeout: std::time::Duration,
         cache: Arc<vivace_block::BatchCache>,
     ) -> BlockSource {
         BlockSource {
             backend,
-            list: Default::default(),
+            list,
             timeout,
             cache,
         }
@@ -117,43 +119,7 @@ impl BlockSource {
     }
 
     pub(crate) fn current(&self) -> Arc<BlockList> {
-        self.list.read().map(|l| l.clone()).unwrap_or_default()
-    }
-
-    pub(crate) fn set(&self, list: BlockList) {
-        if let Ok(mut l) = self.list.write() {
-            *l = Arc::new(list);
-        }
-    }
-
-    /// Compaction replaced `inputs` by `output`.
-    pub(crate) fn replace(&self, inputs: &[BlockRef], output: BlockRef) {
-        let gone: Vec<(String, String)> = inputs
-            .iter()
-            .map(|b| (b.tenant.clone(), b.meta.block_id.clone()))
-            .collect();
-        self.remove(&gone);
-        self.add(output);
-    }
-
-    /// Blocks (tenant, block ID) compacted away or retired leave the queried list at once.
-    pub(crate) fn remove(&self, gone: &[(String, String)]) {
-        if let Ok(mut l) = self.list.write() {
-            let mut next = (**l).clone();
-            for (tenant, id) in gone {
-                if let Some(bs) = next.tenants.get_mut(tenant) {
-                    bs.retain(|b| b.meta.block_id != *id);
-                }
-            }
-            *l = Arc::new(next);
-        }
-    }
-
-    /// A block just written, queried before the next poll lists it.
-    pub(crate) fn add(&self, block: BlockRef) {
-        if let Ok(mut l) = self.list.write() {
-            *l = Arc::new(l.with_block(block));
-        }
+        self.list.current()
     }
 }
 

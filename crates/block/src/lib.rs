@@ -34,7 +34,7 @@ pub use bloom_write::ShardedBloom;
 pub use columnar::read_columnar;
 pub use copy::{CompactOutput, CopyInput, compact_rows, trim as trim_trace};
 pub use error::{Error, Result};
-pub use list::{BlockList, BlockRef, now_secs, poll};
+pub use list::{BlockList, BlockRef, SharedBlockList, now_secs, poll, poll_loop};
 pub use meta::{BlockMeta, DedicatedColumn};
 pub use meta::{rfc3339, rfc3339_seconds};
 pub use prune::{Needle, PrunedRead, needles, read_pruned};

@@ -391,3 +391,105 @@ async fn write_tenant_index(backend: &Backend, tenant: &str, idx: &TenantIndex) 
     backend.delete(&format!("{tenant}/index.pb.zst")).await?;
     Ok(())
 }
+
+/// The block list one process queries and updates: replaced by each poll, added to by the
+/// flusher, edited by compaction and retention. Cloning shares it.
+#[derive(Debug, Clone, Default)]
+pub struct SharedBlockList {
+    list: Arc<std::sync::RwLock<Arc<BlockList>>>,
+}
+
+impl SharedBlockList {
+    pub fn current(&self) -> Arc<BlockList> {
+        self.list.read().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub fn set(&self, list: BlockList) {
+        if let Ok(mut l) = self.list.write() {
+            *l = Arc::new(list);
+        }
+    }
+
+    /// Compaction replaced `inputs` by `output`.
+    pub fn replace(&self, inputs: &[BlockRef], output: BlockRef) {
+        let gone: Vec<(String, String)> = inputs
+            .iter()
+            .map(|b| (b.tenant.clone(), b.meta.block_id.clone()))
+            .collect();
+        self.remove(&gone);
+        self.add(output);
+    }
+
+    /// Blocks (tenant, block ID) compacted away or retired leave the list at once.
+    pub fn remove(&self, gone: &[(String, String)]) {
+        if let Ok(mut l) = self.list.write() {
+            let mut next = (**l).clone();
+            for (tenant, id) in gone {
+                if let Some(bs) = next.tenants.get_mut(tenant) {
+                    bs.retain(|b| b.meta.block_id != *id);
+                }
+            }
+            *l = Arc::new(next);
+        }
+    }
+
+    /// A block just written, listed before the next poll finds it.
+    pub fn add(&self, block: BlockRef) {
+        if let Ok(mut l) = self.list.write() {
+            *l = Arc::new(l.with_block(block));
+        }
+    }
+}
+
+/// Reads the block list now and every `period`, in the background so `/ready` never waits on
+/// the bucket; each poll rewrites the tenant indexes (`index.json.gz`). Blocks added while a poll
+/// runs are kept.
+pub async fn poll_loop(
+    period: std::time::Duration,
+    backend: Backend,
+    blocks: SharedBlockList,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let previous = blocks.current();
+        match poll(&backend, &previous, true).await {
+            Ok(mut list) => {
+                for (key, why) in &list.skipped {
+                    tracing::warn!(object = %key, error = %why, "skipping block");
+                }
+                // Blocks written since the poll began are kept.
+                let now = blocks.current();
+                for (tenant, bs) in &now.tenants {
+                    for b in bs {
+                        let id = &b.meta.block_id;
+                        let known = list.blocks(tenant).iter().any(|x| x.meta.block_id == *id);
+                        let compacted = list
+                            .compacted
+                            .get(tenant)
+                            .is_some_and(|c| c.iter().any(|m| m.block_id == *id));
+                        let before = previous
+                            .blocks(tenant)
+                            .iter()
+                            .any(|x| x.meta.block_id == *id);
+                        if !known && !compacted && !before {
+                            list = list.with_block(b.clone());
+                        }
+                    }
+                }
+                tracing::info!(
+                    blocks = list.len(),
+                    backend = backend.describe(),
+                    "block list polled"
+                );
+                blocks.set(list);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "polling the block list failed; keeping the previous list")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

@@ -16,6 +16,8 @@
 
 mod config;
 mod job;
+pub mod run;
 
 pub use config::CompactionConfig;
 pub use job::{CompactionResult, RetentionResult, compact, retention, select};
+pub use run::compaction_loop;

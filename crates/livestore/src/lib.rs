@@ -19,6 +19,7 @@
 
 mod config;
 pub mod consume;
+pub mod flush;
 mod store;
 
 pub use config::Config;
