@@ -57,6 +57,11 @@ if [ "$(dpkg-query -W -f='${Version}' prometheus 2>/dev/null || true)" != "$prom
 fi
 export VIVACE_PROMETHEUS="${VIVACE_PROMETHEUS:-$(command -v prometheus)}"
 
+# Tests find their fixtures from the checkout they run in (CARGO_MANIFEST_DIR at run time, insta's
+# workspace root), not from wherever a cached test binary was last compiled: the target dir is
+# shared between checkouts.
+export INSTA_WORKSPACE_ROOT="$root"
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 

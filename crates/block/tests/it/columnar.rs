@@ -173,7 +173,11 @@ fn columnar_reader_matches_the_record_reader_on_tempos_block() {
 
 #[test]
 fn columnar_reader_matches_the_record_reader_on_a_vivace_block() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/vivace-blocks/vParquet5");
+    let root = std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("../../testdata/vivace-blocks/vParquet5");
     let dir = std::fs::read_dir(root)
         .unwrap()
         .next()

@@ -18,9 +18,12 @@ use vivace_proto::otlp::common::{KeyValue, any_value};
 use vivace_proto::tempopb::Trace;
 
 pub(crate) fn block(version: &str) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/tempo-blocks")
-        .join(version);
+    let root = std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("../../testdata/tempo-blocks")
+    .join(version);
     std::fs::read_dir(&root)
         .unwrap()
         .next()

@@ -209,7 +209,11 @@ fn bloom_and_meta_match_tempo() {
 
 #[test]
 fn frozen_vivace_blocks_stay_readable() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/vivace-blocks/vParquet5");
+    let root = std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("../../testdata/vivace-blocks/vParquet5");
     let dir = std::fs::read_dir(&root)
         .unwrap()
         .next()

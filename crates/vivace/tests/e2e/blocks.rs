@@ -23,7 +23,11 @@ fn copy_block(src: &Path, dst: &Path) {
 async fn traces_in_tempo_blocks_are_readable_by_id() {
     let dir = tempfile::tempdir().unwrap();
     let bucket = dir.path().join("bucket");
-    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/tempo-blocks");
+    let testdata = std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("../../testdata/tempo-blocks");
     // vParquet5 for tenant single-tenant, vParquet4 for tenant "old".
     for (version, tenant) in [("vParquet5", "single-tenant"), ("vParquet4", "old")] {
         let src = std::fs::read_dir(testdata.join(version))
