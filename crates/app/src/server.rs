@@ -63,6 +63,7 @@ pub struct App {
     http: TcpListener,
     otlp_grpc_opt: Option<TcpListener>,
     otlp_http_opt: Option<TcpListener>,
+    zipkin_opt: Option<TcpListener>,
     grpc_query_opt: Option<TcpListener>,
     cache: crate::metrics::CacheMetrics,
     /// The metrics generator, registered with the queue at its committed offset.
@@ -187,6 +188,15 @@ impl App {
             "distributor.receivers.otlp.protocols.http.endpoint",
         )
         .await?;
+        let zipkin_opt = bind_opt(
+            cfg.distributor
+                .receivers
+                .zipkin
+                .as_ref()
+                .map(|z| z.endpoint.as_str()),
+            "distributor.receivers.zipkin.endpoint",
+        )
+        .await?;
         Ok(App {
             cfg,
             backend,
@@ -199,6 +209,7 @@ impl App {
             http,
             otlp_grpc_opt,
             otlp_http_opt,
+            zipkin_opt,
             grpc_query_opt,
             cache,
             generator_opt,
@@ -224,6 +235,7 @@ impl App {
             http,
             otlp_grpc_opt,
             otlp_http_opt,
+            zipkin_opt,
             grpc_query_opt,
             cache,
             generator_opt,
@@ -367,6 +379,16 @@ impl App {
             tracing::info!(addr = ?listener.local_addr().ok(), "OTLP HTTP receiver listening");
             let rx = stop_rx.clone();
             servers.push(("otlp http", serve_http(listener, router, rx)));
+        }
+        if let (Some(listener), Some(z)) = (zipkin_opt, &cfg.distributor.receivers.zipkin) {
+            let router = vivace_distributor::receiver::zipkin::router(
+                distributor.clone(),
+                multitenancy,
+                z.max_request_body_size,
+                z.parse_string_tags,
+            );
+            tracing::info!(addr = ?listener.local_addr().ok(), "Zipkin receiver listening");
+            servers.push(("zipkin", serve_http(listener, router, stop_rx.clone())));
         }
         drop(distributor);
 

@@ -57,10 +57,6 @@ impl Config {
                 self.receivers.jaeger.is_some(),
             ),
             (
-                "distributor.receivers.zipkin",
-                self.receivers.zipkin.is_some(),
-            ),
-            (
                 "distributor.receivers.kafka",
                 self.receivers.kafka.is_some(),
             ),
@@ -80,7 +76,8 @@ impl Config {
 pub struct Receivers {
     pub otlp: Option<OtlpReceiver>,
     pub jaeger: Option<serde_yaml_ng::Value>,
-    pub zipkin: Option<serde_yaml_ng::Value>,
+    #[serde(deserialize_with = "present_or_default")]
+    pub zipkin: Option<ZipkinReceiver>,
     pub kafka: Option<serde_yaml_ng::Value>,
 }
 
@@ -91,6 +88,35 @@ impl Default for Receivers {
             jaeger: None,
             zipkin: None,
             kafka: None,
+        }
+    }
+}
+
+/// `zipkin:` (the Collector's Zipkin receiver): served only when present.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZipkinReceiver {
+    /// Listen address, `host:port` (default `0.0.0.0:9411`).
+    pub endpoint: String,
+    /// Tag values that look like booleans or numbers become typed attributes (default false:
+    /// every tag is a string attribute).
+    pub parse_string_tags: bool,
+    /// Largest request body in bytes, compressed and after decompression (20 MiB).
+    pub max_request_body_size: usize,
+    pub include_metadata: Option<bool>,
+    pub cors: Option<serde_yaml_ng::Value>,
+    pub tls: Option<serde_yaml_ng::Value>,
+}
+
+impl Default for ZipkinReceiver {
+    fn default() -> Self {
+        ZipkinReceiver {
+            endpoint: "0.0.0.0:9411".into(),
+            parse_string_tags: false,
+            max_request_body_size: 20 << 20,
+            include_metadata: None,
+            cors: None,
+            tls: None,
         }
     }
 }

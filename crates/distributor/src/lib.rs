@@ -16,8 +16,9 @@ mod distributor;
 mod metrics;
 mod rate;
 pub mod receiver;
+pub mod translate;
 mod validate;
 
-pub use config::{Config, OtlpProtocols};
+pub use config::{Config, OtlpProtocols, ZipkinReceiver};
 pub use distributor::{Distributor, PushOutcome};
 pub use metrics::DistributorMetrics;

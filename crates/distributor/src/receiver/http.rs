@@ -145,7 +145,11 @@ fn content_type(headers: &HeaderMap) -> Option<Encoding> {
 const DRAIN_BYTES: u64 = 32 << 20;
 
 /// Reads at most `max` bytes of body and inflates gzip through the same limit.
-async fn read_body(headers: &HeaderMap, mut body: Body, max: usize) -> Result<Bytes, Status> {
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    mut body: Body,
+    max: usize,
+) -> Result<Bytes, Status> {
     let too_large = || {
         Status::new(
             StatusCode::PayloadTooLarge,

@@ -16,3 +16,4 @@ mod roundtrip;
 mod search;
 mod storage;
 mod support;
+mod zipkin;

@@ -45,18 +45,25 @@ impl Server {
 
     /// Like [`Server::start`], with extra environment variables for the process.
     pub fn start_env(dir: &Path, extra: &str, env: &[(&str, &str)]) -> Server {
-        Server::start_inner(dir, "", "", extra, env)
+        Server::start_inner(dir, "", "", "", extra, env)
     }
 
     /// Like [`Server::start`], with extra keys for the OTLP gRPC and HTTP protocols.
     pub fn start_with(dir: &Path, grpc_keys: &str, http_keys: &str, extra: &str) -> Server {
-        Server::start_inner(dir, grpc_keys, http_keys, extra, &[])
+        Server::start_inner(dir, grpc_keys, http_keys, "", extra, &[])
+    }
+
+    /// Like [`Server::start`], with more receivers (YAML under `distributor.receivers`, e.g.
+    /// `zipkin:\n  endpoint: 127.0.0.1:9411`).
+    pub fn start_receivers(dir: &Path, receivers: &str, extra: &str) -> Server {
+        Server::start_inner(dir, "", "", receivers, extra, &[])
     }
 
     fn start_inner(
         dir: &Path,
         grpc_keys: &str,
         http_keys: &str,
+        receivers: &str,
         extra: &str,
         env: &[(&str, &str)],
     ) -> Server {
@@ -66,9 +73,10 @@ impl Server {
         let indent =
             |keys: &str| -> String { keys.lines().map(|l| format!("          {l}\n")).collect() };
         let (grpc_keys, http_keys) = (indent(grpc_keys), indent(http_keys));
+        let receivers: String = receivers.lines().map(|l| format!("    {l}\n")).collect();
         let yaml = format!(
             "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {http}\n  grpc_listen_port: {grpc_query}\n  log_level: info\n\
-             distributor:\n  receivers:\n    otlp:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:{grpc}\n{grpc_keys}        http:\n          endpoint: 127.0.0.1:{otlp_http}\n{http_keys}{extra}"
+             distributor:\n  receivers:\n    otlp:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:{grpc}\n{grpc_keys}        http:\n          endpoint: 127.0.0.1:{otlp_http}\n{http_keys}{receivers}{extra}"
         );
         std::fs::write(&config, yaml).unwrap();
         let mut s = Server {
