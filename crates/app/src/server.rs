@@ -64,6 +64,10 @@ pub struct App {
     otlp_grpc_opt: Option<TcpListener>,
     otlp_http_opt: Option<TcpListener>,
     zipkin_opt: Option<TcpListener>,
+    jaeger_http_opt: Option<TcpListener>,
+    /// Agent UDP sockets: Thrift compact, Thrift binary.
+    jaeger_udp: [Option<tokio::net::UdpSocket>; 2],
+    udp_metrics: vivace_distributor::receiver::jaeger::UdpMetrics,
     grpc_query_opt: Option<TcpListener>,
     cache: crate::metrics::CacheMetrics,
     /// The metrics generator, registered with the queue at its committed offset.
@@ -83,6 +87,24 @@ async fn bind(addr: &str, key: &'static str) -> Result<TcpListener, AppError> {
             key,
             source,
         })
+}
+
+/// Binds the UDP `addr` if the protocol is enabled.
+async fn bind_udp(
+    addr_opt: Option<&str>,
+    key: &'static str,
+) -> Result<Option<tokio::net::UdpSocket>, AppError> {
+    match addr_opt {
+        Some(addr) => tokio::net::UdpSocket::bind(addr)
+            .await
+            .map(Some)
+            .map_err(|source| AppError::Bind {
+                addr: addr.to_string(),
+                key,
+                source,
+            }),
+        None => Ok(None),
+    }
 }
 
 /// Binds `addr` if the protocol is enabled.
@@ -197,6 +219,32 @@ impl App {
             "distributor.receivers.zipkin.endpoint",
         )
         .await?;
+        let [_, jaeger_http_addr, compact_addr, binary_addr] = cfg
+            .distributor
+            .receivers
+            .jaeger
+            .as_ref()
+            .map(|j| j.protocols.addresses())
+            .unwrap_or_default();
+        let jaeger_http_opt = bind_opt(
+            jaeger_http_addr.as_deref(),
+            "distributor.receivers.jaeger.protocols.thrift_http.endpoint",
+        )
+        .await?;
+        let jaeger_udp = [
+            bind_udp(
+                compact_addr.as_deref(),
+                "distributor.receivers.jaeger.protocols.thrift_compact.endpoint",
+            )
+            .await?,
+            bind_udp(
+                binary_addr.as_deref(),
+                "distributor.receivers.jaeger.protocols.thrift_binary.endpoint",
+            )
+            .await?,
+        ];
+        let udp_metrics = vivace_distributor::receiver::jaeger::UdpMetrics::default();
+        udp_metrics.register(&mut registry);
         Ok(App {
             cfg,
             backend,
@@ -210,6 +258,9 @@ impl App {
             otlp_grpc_opt,
             otlp_http_opt,
             zipkin_opt,
+            jaeger_http_opt,
+            jaeger_udp,
+            udp_metrics,
             grpc_query_opt,
             cache,
             generator_opt,
@@ -236,6 +287,9 @@ impl App {
             otlp_grpc_opt,
             otlp_http_opt,
             zipkin_opt,
+            jaeger_http_opt,
+            jaeger_udp,
+            udp_metrics,
             grpc_query_opt,
             cache,
             generator_opt,
@@ -389,6 +443,59 @@ impl App {
             );
             tracing::info!(addr = ?listener.local_addr().ok(), "Zipkin receiver listening");
             servers.push(("zipkin", serve_http(listener, router, stop_rx.clone())));
+        }
+        let jaeger_cfg = cfg.distributor.receivers.jaeger.clone().unwrap_or_default();
+        if let (Some(listener), Some(h)) = (jaeger_http_opt, &jaeger_cfg.protocols.thrift_http) {
+            let router = vivace_distributor::receiver::jaeger::thrift_http_router(
+                distributor.clone(),
+                multitenancy,
+                h.max_request_body_size,
+            );
+            tracing::info!(addr = ?listener.local_addr().ok(), "Jaeger Thrift HTTP receiver listening");
+            servers.push((
+                "jaeger thrift http",
+                serve_http(listener, router, stop_rx.clone()),
+            ));
+        }
+        let udp_tenants = [
+            jaeger_cfg
+                .protocols
+                .thrift_compact
+                .as_ref()
+                .map(|u| u.tenant.clone()),
+            jaeger_cfg
+                .protocols
+                .thrift_binary
+                .as_ref()
+                .map(|u| u.tenant.clone()),
+        ];
+        let protocols_udp = [
+            vivace_distributor::translate::thrift::Protocol::Compact,
+            vivace_distributor::translate::thrift::Protocol::Binary,
+        ];
+        for ((socket_opt, tenant_opt), protocol) in
+            jaeger_udp.into_iter().zip(udp_tenants).zip(protocols_udp)
+        {
+            let Some(socket) = socket_opt else { continue };
+            let tenant = if multitenancy {
+                vivace_common::TenantId::new(tenant_opt.as_deref().unwrap_or("single-tenant"))
+                    .map_err(|e| AppError::Serve(format!("jaeger UDP tenant: {e}")))?
+            } else {
+                vivace_common::TenantId::single()
+            };
+            tracing::info!(addr = ?socket.local_addr().ok(), ?protocol, "Jaeger agent UDP receiver listening");
+            let task = tokio::spawn(vivace_distributor::receiver::jaeger::serve_udp(
+                socket,
+                protocol,
+                tenant,
+                distributor.clone(),
+                udp_metrics.clone(),
+                stop_rx.clone(),
+            ));
+            servers.push((
+                "jaeger udp",
+                tokio::spawn(async move { task.await.map_err(|e| e.to_string()) }),
+            ));
         }
         drop(distributor);
 

@@ -53,8 +53,11 @@ impl Config {
             ("distributor.usage", self.usage.is_some()),
             ("distributor.ring", self.ring.is_some()),
             (
-                "distributor.receivers.jaeger",
-                self.receivers.jaeger.is_some(),
+                "distributor.receivers.jaeger.protocols.grpc",
+                self.receivers
+                    .jaeger
+                    .as_ref()
+                    .is_some_and(|j| j.protocols.grpc.is_some()),
             ),
             (
                 "distributor.receivers.kafka",
@@ -75,7 +78,8 @@ impl Config {
 #[serde(default, deny_unknown_fields)]
 pub struct Receivers {
     pub otlp: Option<OtlpReceiver>,
-    pub jaeger: Option<serde_yaml_ng::Value>,
+    #[serde(deserialize_with = "present_or_default")]
+    pub jaeger: Option<JaegerReceiver>,
     #[serde(deserialize_with = "present_or_default")]
     pub zipkin: Option<ZipkinReceiver>,
     pub kafka: Option<serde_yaml_ng::Value>,
@@ -88,6 +92,115 @@ impl Default for Receivers {
             jaeger: None,
             zipkin: None,
             kafka: None,
+        }
+    }
+}
+
+/// `jaeger:` (the Collector's Jaeger receiver): each protocol present is served.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JaegerReceiver {
+    pub protocols: JaegerProtocols,
+    pub remote_sampling: Option<serde_yaml_ng::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JaegerProtocols {
+    /// `jaeger.api_v2.CollectorService` (default `0.0.0.0:14250`).
+    #[serde(deserialize_with = "present_or_default_with", default)]
+    pub grpc: Option<Endpoint>,
+    /// `POST /api/traces` with Thrift binary (default `0.0.0.0:14268`).
+    #[serde(deserialize_with = "present_or_default_with", default)]
+    pub thrift_http: Option<Endpoint>,
+    /// Agent UDP, Thrift compact (default `0.0.0.0:6831`).
+    #[serde(deserialize_with = "present_or_default_with", default)]
+    pub thrift_compact: Option<UdpEndpoint>,
+    /// Agent UDP, Thrift binary (default `0.0.0.0:6832`).
+    #[serde(deserialize_with = "present_or_default_with", default)]
+    pub thrift_binary: Option<UdpEndpoint>,
+}
+
+fn present_or_default_with<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    present_or_default(d)
+}
+
+impl JaegerProtocols {
+    /// The listen addresses, defaults filled in: (gRPC, Thrift HTTP, compact UDP, binary UDP).
+    pub fn addresses(&self) -> [Option<String>; 4] {
+        let or = |e: &str, port: u16| {
+            if e.is_empty() {
+                format!("0.0.0.0:{port}")
+            } else {
+                e.to_string()
+            }
+        };
+        [
+            self.grpc.as_ref().map(|e| or(&e.endpoint, 14250)),
+            self.thrift_http.as_ref().map(|e| or(&e.endpoint, 14268)),
+            self.thrift_compact.as_ref().map(|e| or(&e.endpoint, 6831)),
+            self.thrift_binary.as_ref().map(|e| or(&e.endpoint, 6832)),
+        ]
+    }
+}
+
+/// A TCP protocol's listen address (empty: the protocol's default port on every interface) and
+/// body limit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Endpoint {
+    pub endpoint: String,
+    /// Largest request body in bytes, compressed and after decompression (20 MiB).
+    pub max_request_body_size: usize,
+    pub max_recv_msg_size_mib: Option<usize>,
+    pub tls: Option<serde_yaml_ng::Value>,
+    pub keepalive: Option<serde_yaml_ng::Value>,
+    pub include_metadata: Option<bool>,
+    pub cors: Option<serde_yaml_ng::Value>,
+}
+
+impl Default for Endpoint {
+    fn default() -> Self {
+        Endpoint {
+            endpoint: String::new(),
+            max_request_body_size: 20 << 20,
+            max_recv_msg_size_mib: None,
+            tls: None,
+            keepalive: None,
+            include_metadata: None,
+            cors: None,
+        }
+    }
+}
+
+/// A UDP agent protocol: listen address (empty: the default port) and the tenant its spans go to
+/// (UDP carries no header).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UdpEndpoint {
+    pub endpoint: String,
+    /// vivace: the tenant of every span received here when multitenancy is on
+    /// (default `single-tenant`).
+    pub tenant: String,
+    pub queue_size: Option<serde_yaml_ng::Value>,
+    pub max_packet_size: Option<serde_yaml_ng::Value>,
+    pub workers: Option<serde_yaml_ng::Value>,
+    pub socket_buffer_size: Option<serde_yaml_ng::Value>,
+}
+
+impl Default for UdpEndpoint {
+    fn default() -> Self {
+        UdpEndpoint {
+            endpoint: String::new(),
+            tenant: "single-tenant".into(),
+            queue_size: None,
+            max_packet_size: None,
+            workers: None,
+            socket_buffer_size: None,
         }
     }
 }

@@ -19,6 +19,6 @@ pub mod receiver;
 pub mod translate;
 mod validate;
 
-pub use config::{Config, OtlpProtocols, ZipkinReceiver};
+pub use config::{Config, JaegerReceiver, OtlpProtocols, ZipkinReceiver};
 pub use distributor::{Distributor, PushOutcome};
 pub use metrics::DistributorMetrics;

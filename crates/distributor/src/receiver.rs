@@ -3,6 +3,7 @@
 
 pub mod grpc;
 pub mod http;
+pub mod jaeger;
 pub mod zipkin;
 
 use vivace_common::{Status, StatusCode, TenantId};

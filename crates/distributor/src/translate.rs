@@ -2,4 +2,6 @@
 //! the mapping is written at the top of each module. Pure functions: no I/O, so they are tested
 //! rule by rule.
 
+pub mod jaeger;
+pub mod thrift;
 pub mod zipkin;

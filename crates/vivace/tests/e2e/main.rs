@@ -9,6 +9,7 @@ mod bad_input;
 mod blocks;
 mod crash;
 mod generator;
+mod jaeger;
 mod lifecycle;
 mod metrics;
 mod model;

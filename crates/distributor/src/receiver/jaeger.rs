@@ -1,0 +1,259 @@
+//! Jaeger's ingest protocols, as `distributor.receivers.jaeger.protocols` configures them (the
+//! OpenTelemetry Collector's shape):
+//!
+//! - `thrift_http` (default `:14268`): `POST /api/traces` with a Thrift binary `jaeger.Batch`
+//!   (`application/x-thrift` or `application/vnd.apache.thrift.binary`), gzip allowed, answered
+//!   `202 Accepted`; malformed bodies 400, limits as every protocol (413, 429).
+//! - `thrift_compact` (`:6831/udp`) and `thrift_binary` (`:6832/udp`): the agent's
+//!   `emitBatch` datagrams. There is no reply channel: a datagram that does not decode, or that
+//!   a limit refuses, is counted (`vivace_receiver_dropped_datagrams_total{protocol,reason}` and
+//!   the distributor's refusal counters) and logged at most once a second; the socket is read by
+//!   one task and datagrams are handed to the distributor through a bounded queue, so a slow
+//!   push never stops the reading (a full queue drops and counts).
+//!
+//! Spans become OTLP through [`crate::translate::jaeger`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::header;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use tokio::net::UdpSocket;
+use vivace_common::{Status, StatusCode, TenantId};
+
+use crate::Distributor;
+use crate::translate::jaeger::{batch_from_thrift, to_otlp};
+use crate::translate::thrift::{Protocol, read_message, read_struct};
+
+#[derive(Debug, Clone)]
+struct HttpState {
+    distributor: Arc<Distributor>,
+    multitenancy: bool,
+    max_body: usize,
+}
+
+/// The router of the Thrift-over-HTTP collector endpoint.
+pub fn thrift_http_router(
+    distributor: Arc<Distributor>,
+    multitenancy: bool,
+    max_body: usize,
+) -> Router {
+    Router::new()
+        .route("/api/traces", post(api_traces))
+        .with_state(HttpState {
+            distributor,
+            multitenancy,
+            max_body,
+        })
+}
+
+async fn api_traces(State(st): State<HttpState>, req: Request) -> Response {
+    let headers = req.headers().clone();
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !matches!(
+        ct.as_str(),
+        "application/x-thrift" | "application/vnd.apache.thrift.binary"
+    ) {
+        return text(
+            http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "unsupported content type '{ct}': use application/x-thrift or application/vnd.apache.thrift.binary"
+            ),
+        );
+    }
+    let header = headers.get("x-scope-orgid").map(|v| v.as_bytes().to_vec());
+    let tenant = match super::tenant_of(st.multitenancy, header.as_deref()) {
+        Ok(t) => t,
+        Err(s) => return error(s),
+    };
+    let d = &st.distributor;
+    let body = match super::http::read_body(&headers, req.into_body(), st.max_body).await {
+        Ok(b) => b,
+        Err(s) => {
+            d.refused_undecoded(tenant.as_str(), s.code == StatusCode::PayloadTooLarge, 0);
+            return error(s);
+        }
+    };
+    let size = body.len();
+    let decoded = tokio::task::spawn_blocking(move || {
+        let v = read_struct(&body, Protocol::Binary)?;
+        to_otlp(vec![batch_from_thrift(&v)?])
+    })
+    .await;
+    let batches = match decoded {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            d.refused_undecoded(tenant.as_str(), false, size);
+            return error(Status::bad_request(format!(
+                "unable to process request body: {e}"
+            )));
+        }
+        Err(e) => return error(Status::internal(format!("decoding task failed: {e}"))),
+    };
+    match d.push(&tenant, batches, size).await {
+        Ok(outcome) if outcome.rejected_spans > 0 => {
+            text(http::StatusCode::ACCEPTED, outcome.message)
+        }
+        Ok(_) => http::StatusCode::ACCEPTED.into_response(),
+        Err(s) => error(s),
+    }
+}
+
+fn text(code: http::StatusCode, msg: String) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg,
+    )
+        .into_response()
+}
+
+fn error(s: Status) -> Response {
+    let code = http::StatusCode::from_u16(s.code.http())
+        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = text(code, s.message.clone());
+    if let Some(v) = s
+        .retry_after_opt
+        .and_then(|a| http::HeaderValue::from_str(&a.as_secs().max(1).to_string()).ok())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabel {
+    pub protocol: String,
+    pub reason: String,
+}
+
+/// Counters of the UDP receivers.
+#[derive(Debug, Clone, Default)]
+pub struct UdpMetrics {
+    pub dropped: Family<DropLabel, Counter>,
+    pub datagrams: Family<DropLabel, Counter>,
+}
+
+impl UdpMetrics {
+    pub fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        r.register(
+            "vivace_receiver_dropped_datagrams",
+            "UDP datagrams dropped, by protocol and reason (malformed, queue_full, refused)",
+            self.dropped.clone(),
+        );
+        r.register(
+            "vivace_receiver_datagrams",
+            "UDP datagrams received, by protocol (reason=received)",
+            self.datagrams.clone(),
+        );
+    }
+}
+
+/// Datagrams waiting for the distributor, per socket.
+const UDP_QUEUE: usize = 1024;
+/// Largest datagram read (the agent protocol's limit).
+const MAX_DATAGRAM: usize = 65_000;
+
+/// Reads agent datagrams from `socket` until `stop`, pushing each batch as `tenant`.
+pub async fn serve_udp(
+    socket: UdpSocket,
+    protocol: Protocol,
+    tenant: TenantId,
+    distributor: Arc<Distributor>,
+    metrics: UdpMetrics,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let name = match protocol {
+        Protocol::Compact => "jaeger_thrift_compact",
+        Protocol::Binary => "jaeger_thrift_binary",
+    };
+    let drop = move |m: &UdpMetrics, reason: &str| {
+        m.dropped
+            .get_or_create(&DropLabel {
+                protocol: name.into(),
+                reason: reason.into(),
+            })
+            .inc();
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(UDP_QUEUE);
+    let last_log = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let log_limited = move |msg: &str, err: &str| {
+        let now = started.elapsed().as_secs() + 1;
+        if last_log.swap(now, Ordering::Relaxed) != now {
+            tracing::warn!(protocol = name, error = err, "{msg}");
+        }
+    };
+    let worker = {
+        let metrics = metrics.clone();
+        let log_limited = log_limited.clone();
+        tokio::spawn(async move {
+            while let Some(datagram) = rx.recv().await {
+                let size = datagram.len();
+                let decoded = tokio::task::spawn_blocking(move || {
+                    let (_, msg) = read_message(&datagram)?;
+                    if msg.name != "emitBatch" {
+                        return Err(format!("unsupported agent method {:?}", msg.name));
+                    }
+                    let batch = msg.args.field(1).ok_or("emitBatch without a batch")?;
+                    to_otlp(vec![batch_from_thrift(batch)?])
+                })
+                .await;
+                let batches = match decoded {
+                    Ok(Ok(b)) => b,
+                    Ok(Err(e)) => {
+                        drop(&metrics, "malformed");
+                        distributor.refused_undecoded(tenant.as_str(), false, size);
+                        log_limited("dropping a malformed datagram", &e);
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
+                if let Err(s) = distributor.push(&tenant, batches, size).await {
+                    drop(&metrics, "refused");
+                    log_limited("a datagram's spans were refused", &s.message);
+                }
+            }
+        })
+    };
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((n, _)) => {
+                    metrics.datagrams.get_or_create(&DropLabel { protocol: name.into(), reason: "received".into() }).inc();
+                    if tx.try_send(buf[..n].to_vec()).is_err() {
+                        drop(&metrics, "queue_full");
+                        log_limited("datagram queue full; dropping", "queue_full");
+                    }
+                }
+                Err(e) => {
+                    log_limited("reading a datagram failed", &e.to_string());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            _ = stop.changed() => break,
+        }
+    }
+    drop_sender(tx);
+    let _ = tokio::time::timeout(Duration::from_secs(3), worker).await;
+}
+
+fn drop_sender<T>(tx: tokio::sync::mpsc::Sender<T>) {
+    std::mem::drop(tx);
+}

@@ -1,0 +1,241 @@
+//! Jaeger ingest with real clients: the OpenTelemetry Jaeger exporters (Thrift compact over the
+//! agent's UDP port, Thrift binary over HTTP, protobuf over gRPC) and jaeger-client (OpenTracing,
+//! UDP); every span read back by ID as the client made it. Garbage datagrams and bodies are
+//! counted or refused while the server stays healthy.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use vivace_proto::otlp::common::any_value;
+use vivace_proto::otlp::trace::Span;
+
+use crate::support::{Server, clients_dir, free_port, http, read_trace};
+
+fn jaeger_python() -> String {
+    std::env::var("VIVACE_JAEGER_PYTHON").unwrap_or_else(|_| {
+        panic!("VIVACE_JAEGER_PYTHON is not set: run the suite with scripts/test.sh, which installs the Jaeger clients")
+    })
+}
+
+fn send(mode: &str, port: u16, out: &std::path::Path) -> Vec<serde_json::Value> {
+    let o = Command::new(jaeger_python())
+        .arg(clients_dir().join("jaeger_send.py"))
+        .args([mode, "127.0.0.1", &port.to_string()])
+        .arg(out)
+        .args(["--traces", "8"])
+        .output()
+        .expect("run python client");
+    assert!(
+        o.status.success(),
+        "{mode} client failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap()
+}
+
+fn attr(s: &Span, k: &str) -> Option<any_value::Value> {
+    s.attributes
+        .iter()
+        .find(|a| a.key == k)
+        .and_then(|a| a.value.as_ref())
+        .and_then(|v| v.value.clone())
+}
+
+/// Reads every sent trace back (UDP may take a moment) and compares span by span.
+async fn check(server: &Server, mode: &str, sent: &[serde_json::Value]) {
+    let mut by_trace: HashMap<&str, Vec<&serde_json::Value>> = HashMap::new();
+    for s in sent {
+        by_trace
+            .entry(s["trace_id"].as_str().unwrap())
+            .or_default()
+            .push(s);
+    }
+    assert_eq!(by_trace.len(), 8, "{mode}");
+    for (tid, want) in by_trace {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let trace = loop {
+            let t = read_trace(server, tid, None)
+                .await
+                .v2_proto
+                .and_then(|r| r.trace);
+            let n = t.as_ref().map_or(0, |t| {
+                t.resource_spans
+                    .iter()
+                    .flat_map(|r| &r.scope_spans)
+                    .map(|s| s.spans.len())
+                    .sum()
+            });
+            if n >= want.len() {
+                break t.unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{mode}: trace {tid} has {n} of {} spans",
+                want.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let svc = &trace.resource_spans[0]
+            .resource
+            .as_ref()
+            .unwrap()
+            .attributes[0];
+        assert_eq!(svc.key, "service.name", "{mode}");
+        let got: HashMap<String, &Span> = trace
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .map(|s| (hex::encode(&s.span_id), s))
+            .collect();
+        for w in want {
+            let s = got[w["span_id"].as_str().unwrap()];
+            assert_eq!(s.name, w["name"].as_str().unwrap(), "{mode}");
+            assert_eq!(
+                hex::encode(&s.parent_span_id),
+                w["parent_id"].as_str().unwrap(),
+                "{mode}"
+            );
+            let kind = match w["kind"].as_str().unwrap() {
+                "SERVER" => 2,
+                "CLIENT" => 3,
+                _ => 1,
+            };
+            assert_eq!(s.kind, kind, "{mode} {}", s.name);
+            assert!(
+                s.start_time_unix_nano
+                    .abs_diff(w["start"].as_u64().unwrap())
+                    <= 1000,
+                "{mode}"
+            );
+            assert!(
+                s.end_time_unix_nano.abs_diff(w["end"].as_u64().unwrap()) <= 2000,
+                "{mode}"
+            );
+            let failed = s.status.as_ref().is_some_and(|st| st.code == 2);
+            assert_eq!(failed, w["error"].as_bool().unwrap(), "{mode} {}", s.name);
+            for (k, v) in w["attributes"].as_object().unwrap() {
+                let got = attr(s, k);
+                let ok = match (v, &got) {
+                    (serde_json::Value::Number(n), Some(any_value::Value::IntValue(i))) => {
+                        n.as_i64() == Some(*i)
+                    }
+                    (serde_json::Value::Number(n), Some(any_value::Value::DoubleValue(d))) => {
+                        n.as_f64() == Some(*d)
+                    }
+                    (serde_json::Value::Bool(b), Some(any_value::Value::BoolValue(g))) => b == g,
+                    (serde_json::Value::String(a), Some(any_value::Value::StringValue(g))) => {
+                        a == g
+                    }
+                    _ => false,
+                };
+                assert!(
+                    ok,
+                    "{mode} {}: attribute {k}: want {v}, got {got:?}",
+                    s.name
+                );
+            }
+            let events: Vec<&str> = s.events.iter().map(|e| e.name.as_str()).collect();
+            let want_events: Vec<&str> = w["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e.as_str().unwrap())
+                .collect();
+            assert_eq!(events, want_events, "{mode} {}", s.name);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jaeger_clients_over_udp_http_and_grpc_read_back_as_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, thrift_http, compact, binary) = (free_port(), free_port(), free_port(), free_port());
+    let server = Server::start_receivers(
+        dir.path(),
+        &format!(
+            "jaeger:\n  protocols:\n    grpc:\n      endpoint: 127.0.0.1:{grpc}\n    thrift_http:\n      endpoint: 127.0.0.1:{thrift_http}\n    \
+             thrift_compact:\n      endpoint: 127.0.0.1:{compact}\n    thrift_binary:\n      endpoint: 127.0.0.1:{binary}"
+        ),
+        "",
+    );
+    for (mode, port) in [
+        ("otel-udp", compact),
+        ("otel-http", thrift_http),
+        ("client", compact),
+    ] {
+        let sent = send(mode, port, &dir.path().join(format!("{mode}.json")));
+        check(&server, mode, &sent).await;
+    }
+
+    // Garbage: datagrams on both UDP ports are counted and dropped; bodies get 400.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for port in [compact, binary] {
+        for junk in [
+            &b""[..],
+            b"\x82\x21\x01",
+            b"\xff\xff\xff\xff\xff\xff",
+            &[0x82u8; 3000],
+        ] {
+            sock.send_to(junk, ("127.0.0.1", port)).unwrap();
+        }
+    }
+    let c = http();
+    for body in [
+        &b"\x0c\x00"[..],
+        b"garbage",
+        &[15u8, 0, 2, 12, 0x7f, 0xff, 0xff, 0xff],
+    ] {
+        let r = c
+            .post(format!("http://127.0.0.1:{thrift_http}/api/traces"))
+            .header("Content-Type", "application/x-thrift")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{body:?}");
+    }
+    let r = c
+        .post(format!("http://127.0.0.1:{thrift_http}/api/traces"))
+        .header("Content-Type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = c
+            .get(server.api("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let dropped: f64 = m
+            .lines()
+            .filter(|l| {
+                l.starts_with("vivace_receiver_dropped_datagrams_total{") && l.contains("malformed")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if dropped >= 7.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "garbage datagrams not counted:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Still healthy: a good batch after the garbage is read back.
+    let sent = send(
+        "otel-udp",
+        binary.min(compact).max(compact),
+        &dir.path().join("after.json"),
+    );
+    check(&server, "otel-udp after garbage", &sent).await;
+}
