@@ -65,6 +65,7 @@ pub struct App {
     otlp_http_opt: Option<TcpListener>,
     zipkin_opt: Option<TcpListener>,
     jaeger_http_opt: Option<TcpListener>,
+    jaeger_grpc_opt: Option<TcpListener>,
     /// Agent UDP sockets: Thrift compact, Thrift binary.
     jaeger_udp: [Option<tokio::net::UdpSocket>; 2],
     udp_metrics: vivace_distributor::receiver::jaeger::UdpMetrics,
@@ -219,7 +220,12 @@ impl App {
             "distributor.receivers.zipkin.endpoint",
         )
         .await?;
-        let [_, jaeger_http_addr, compact_addr, binary_addr] = cfg
+        let [
+            jaeger_grpc_addr,
+            jaeger_http_addr,
+            compact_addr,
+            binary_addr,
+        ] = cfg
             .distributor
             .receivers
             .jaeger
@@ -229,6 +235,11 @@ impl App {
         let jaeger_http_opt = bind_opt(
             jaeger_http_addr.as_deref(),
             "distributor.receivers.jaeger.protocols.thrift_http.endpoint",
+        )
+        .await?;
+        let jaeger_grpc_opt = bind_opt(
+            jaeger_grpc_addr.as_deref(),
+            "distributor.receivers.jaeger.protocols.grpc.endpoint",
         )
         .await?;
         let jaeger_udp = [
@@ -259,6 +270,7 @@ impl App {
             otlp_http_opt,
             zipkin_opt,
             jaeger_http_opt,
+            jaeger_grpc_opt,
             jaeger_udp,
             udp_metrics,
             grpc_query_opt,
@@ -288,6 +300,7 @@ impl App {
             otlp_http_opt,
             zipkin_opt,
             jaeger_http_opt,
+            jaeger_grpc_opt,
             jaeger_udp,
             udp_metrics,
             grpc_query_opt,
@@ -455,6 +468,26 @@ impl App {
             servers.push((
                 "jaeger thrift http",
                 serve_http(listener, router, stop_rx.clone()),
+            ));
+        }
+        if let (Some(listener), Some(g)) = (jaeger_grpc_opt, &jaeger_cfg.protocols.grpc) {
+            let svc = vivace_distributor::receiver::jaeger::grpc_service(
+                distributor.clone(),
+                multitenancy,
+                g.max_recv_msg_size_mib.unwrap_or(4) << 20,
+            );
+            tracing::info!(addr = ?listener.local_addr().ok(), "Jaeger gRPC receiver listening");
+            let rx = stop_rx.clone();
+            let incoming = grpc_incoming(listener);
+            servers.push((
+                "jaeger grpc",
+                tokio::spawn(async move {
+                    grpc_server()
+                        .add_service(svc)
+                        .serve_with_incoming_shutdown(incoming, stopped(rx))
+                        .await
+                        .map_err(|e| e.to_string())
+                }),
             ));
         }
         let udp_tenants = [

@@ -53,13 +53,6 @@ impl Config {
             ("distributor.usage", self.usage.is_some()),
             ("distributor.ring", self.ring.is_some()),
             (
-                "distributor.receivers.jaeger.protocols.grpc",
-                self.receivers
-                    .jaeger
-                    .as_ref()
-                    .is_some_and(|j| j.protocols.grpc.is_some()),
-            ),
-            (
                 "distributor.receivers.kafka",
                 self.receivers.kafka.is_some(),
             ),
@@ -73,15 +66,19 @@ impl Config {
     }
 }
 
-/// `distributor.receivers:` in the OpenTelemetry Collector's shape.
+/// `distributor.receivers:` in the OpenTelemetry Collector's shape. A protocol not named is not
+/// served; with no `receivers:` section at all, Tempo's default set is (OTLP gRPC, Jaeger gRPC and
+/// Thrift HTTP) plus OTLP HTTP.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct Receivers {
+    #[serde(default, deserialize_with = "present_or_default")]
     pub otlp: Option<OtlpReceiver>,
-    #[serde(deserialize_with = "present_or_default")]
+    #[serde(default, deserialize_with = "present_or_default")]
     pub jaeger: Option<JaegerReceiver>,
-    #[serde(deserialize_with = "present_or_default")]
+    #[serde(default, deserialize_with = "present_or_default")]
     pub zipkin: Option<ZipkinReceiver>,
+    #[serde(default)]
     pub kafka: Option<serde_yaml_ng::Value>,
 }
 
@@ -89,7 +86,15 @@ impl Default for Receivers {
     fn default() -> Self {
         Receivers {
             otlp: Some(OtlpReceiver::default()),
-            jaeger: None,
+            jaeger: Some(JaegerReceiver {
+                protocols: JaegerProtocols {
+                    grpc: Some(Endpoint::default()),
+                    thrift_http: Some(Endpoint::default()),
+                    thrift_compact: None,
+                    thrift_binary: None,
+                },
+                remote_sampling: None,
+            }),
             zipkin: None,
             kafka: None,
         }

@@ -7,6 +7,10 @@
 //! - [`jsonpb`]: Tempo's JSON rendering of those messages (gogo `jsonpb` defaults: lowerCamelCase
 //!   names, int64 as strings, bytes as base64, enums by name, zero values omitted).
 
+/// Jaeger's collector gRPC API (`jaeger.api_v2`).
+pub mod jaeger {
+    include!(concat!(env!("OUT_DIR"), "/jaeger.api_v2.rs"));
+}
 pub mod jsonpb;
 pub mod tempopb;
 

@@ -1,6 +1,8 @@
 //! Jaeger's ingest protocols, as `distributor.receivers.jaeger.protocols` configures them (the
 //! OpenTelemetry Collector's shape):
 //!
+//! - `grpc` (default `:14250`): `jaeger.api_v2.CollectorService/PostSpans`, tenant from the
+//!   `x-scope-orgid` metadata, errors as gRPC statuses (InvalidArgument, ResourceExhausted).
 //! - `thrift_http` (default `:14268`): `POST /api/traces` with a Thrift binary `jaeger.Batch`
 //!   (`application/x-thrift` or `application/vnd.apache.thrift.binary`), gzip allowed, answered
 //!   `202 Accepted`; malformed bodies 400, limits as every protocol (413, 429).
@@ -26,10 +28,12 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use tokio::net::UdpSocket;
-use vivace_common::{Status, StatusCode, TenantId};
+use vivace_common::{Status, StatusCode, TenantId, to_tonic};
+use vivace_proto::jaeger::collector_service_server::{CollectorService, CollectorServiceServer};
+use vivace_proto::jaeger::{PostSpansRequest, PostSpansResponse};
 
 use crate::Distributor;
-use crate::translate::jaeger::{batch_from_thrift, to_otlp};
+use crate::translate::jaeger::{batch_from_thrift, batches_from_proto, to_otlp};
 use crate::translate::thrift::{Protocol, read_message, read_struct};
 
 #[derive(Debug, Clone)]
@@ -256,4 +260,63 @@ pub async fn serve_udp(
 
 fn drop_sender<T>(tx: tokio::sync::mpsc::Sender<T>) {
     std::mem::drop(tx);
+}
+
+/// `jaeger.api_v2.CollectorService/PostSpans` (`grpc`, default `:14250`).
+#[derive(Debug)]
+pub struct JaegerGrpc {
+    distributor: Arc<Distributor>,
+    multitenancy: bool,
+}
+
+/// The tonic service of the Jaeger gRPC receiver; `max_recv_bytes` bounds a request message.
+pub fn grpc_service(
+    distributor: Arc<Distributor>,
+    multitenancy: bool,
+    max_recv_bytes: usize,
+) -> CollectorServiceServer<JaegerGrpc> {
+    CollectorServiceServer::new(JaegerGrpc {
+        distributor,
+        multitenancy,
+    })
+    .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+    .max_decoding_message_size(max_recv_bytes)
+}
+
+#[tonic::async_trait]
+impl CollectorService for JaegerGrpc {
+    async fn post_spans(
+        &self,
+        request: tonic::Request<PostSpansRequest>,
+    ) -> Result<tonic::Response<PostSpansResponse>, tonic::Status> {
+        let header = request
+            .metadata()
+            .get("x-scope-orgid")
+            .map(|v| v.as_bytes().to_vec());
+        let tenant = super::tenant_of(self.multitenancy, header.as_deref()).map_err(to_tonic)?;
+        let req = request.into_inner();
+        let size = prost::Message::encoded_len(&req);
+        let Some(batch) = req.batch else {
+            return Ok(tonic::Response::new(PostSpansResponse {}));
+        };
+        let batches =
+            tokio::task::spawn_blocking(move || batches_from_proto(batch).and_then(to_otlp))
+                .await
+                .map_err(|e| tonic::Status::internal(format!("decoding task failed: {e}")))?;
+        let batches = match batches {
+            Ok(b) => b,
+            Err(e) => {
+                self.distributor
+                    .refused_undecoded(tenant.as_str(), false, size);
+                return Err(to_tonic(Status::bad_request(format!(
+                    "invalid jaeger batch: {e}"
+                ))));
+            }
+        };
+        self.distributor
+            .push(&tenant, batches, size)
+            .await
+            .map_err(to_tonic)?;
+        Ok(tonic::Response::new(PostSpansResponse {}))
+    }
 }

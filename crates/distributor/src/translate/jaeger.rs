@@ -1,16 +1,17 @@
 //! Jaeger batches (Thrift `jaeger.Batch`, from the agent's UDP datagrams and the collector's
-//! `/api/traces`) into OTLP, as the OpenTelemetry Collector's Jaeger receiver translates them.
+//! `/api/traces`; protobuf `jaeger.api_v2.Batch` from gRPC `PostSpans`) into OTLP, as the OpenTelemetry Collector's Jaeger receiver translates them.
 //!
 //! | Jaeger | OTLP |
 //! |---|---|
 //! | `Process.serviceName` | resource `service.name` |
 //! | `Process.tags` | resource attributes, typed |
-//! | `traceIdHigh`, `traceIdLow` (i64) | trace ID: high then low, big-endian, 16 bytes |
+//! | `traceIdHigh`, `traceIdLow` (i64); protobuf: 16 bytes (8 are left-padded) | trace ID: high then low, big-endian, 16 bytes |
 //! | `spanId`, `parentSpanId` (0 = none) | span ID, parent span ID (big-endian) |
 //! | a `CHILD_OF` reference of the same trace, when `parentSpanId` is 0 | the parent |
 //! | every other reference (`FOLLOWS_FROM`, other traces) | links |
 //! | `operationName` | name |
-//! | `startTime`, `duration` (µs) | start, end = start + duration (ns) |
+//! | `startTime`, `duration` (µs; protobuf Timestamp and Duration) | start, end = start + duration (ns) |
+//! | protobuf: a span's own `process`, else the batch's | the resource |
 //! | tags (`STRING`, `DOUBLE`, `BOOL`, `LONG`, `BINARY`) | attributes of that type (binary as bytes) |
 //! | tag `span.kind` (`client`, `server`, `producer`, `consumer`, `internal`) | kind (tag removed); none: unspecified |
 //! | tag `otel.status_code` (`OK`/`ERROR`), `otel.status_description` | status (tags removed) |
@@ -59,10 +60,11 @@ pub struct JaegerSpan {
     pub parent_span_id: [u8; 8],
     pub operation_name: String,
     pub references: Vec<Reference>,
-    pub start_us: i64,
-    pub duration_us: i64,
+    /// Start and duration in nanoseconds (Thrift carries microseconds, protobuf nanoseconds).
+    pub start_ns: i64,
+    pub duration_ns: i64,
     pub tags: Vec<(String, TagValue)>,
-    /// (timestamp µs, fields)
+    /// (timestamp ns, fields)
     pub logs: Vec<(i64, Vec<(String, TagValue)>)>,
 }
 
@@ -134,7 +136,10 @@ pub fn batch_from_thrift(batch: &Value) -> Result<JaegerBatch, String> {
         let mut logs = Vec::new();
         for l in s.field(11).map(Value::as_list).unwrap_or(&[]) {
             logs.push((
-                l.field(1).and_then(Value::as_i64).unwrap_or(0),
+                l.field(1)
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+                    .saturating_mul(1000),
                 thrift_tags(l.field(2))?,
             ));
         }
@@ -144,9 +149,89 @@ pub fn batch_from_thrift(batch: &Value) -> Result<JaegerBatch, String> {
             parent_span_id: i(4).to_be_bytes(),
             operation_name: s.field(5).and_then(Value::as_str).unwrap_or("").to_string(),
             references,
-            start_us: i(8),
-            duration_us: i(9),
+            start_ns: i(8).saturating_mul(1000),
+            duration_ns: i(9).saturating_mul(1000),
             tags: thrift_tags(s.field(10))?,
+            logs,
+        });
+    }
+    Ok(out)
+}
+
+fn proto_tags(
+    tags: Vec<vivace_proto::jaeger::KeyValue>,
+) -> Result<Vec<(String, TagValue)>, String> {
+    tags.into_iter()
+        .map(|t| {
+            let v = match t.v_type {
+                0 => TagValue::Str(t.v_str),
+                1 => TagValue::Bool(t.v_bool),
+                2 => TagValue::Long(t.v_int64),
+                3 => TagValue::Double(t.v_float64),
+                4 => TagValue::Binary(t.v_binary),
+                other => return Err(format!("tag {:?} has unknown type {other}", t.key)),
+            };
+            Ok((t.key, v))
+        })
+        .collect()
+}
+
+fn proto_id<const N: usize>(b: &[u8], what: &str) -> Result<[u8; N], String> {
+    if b.len() > N {
+        return Err(format!("{what} of {} bytes", b.len()));
+    }
+    let mut out = [0u8; N];
+    out[N - b.len()..].copy_from_slice(b);
+    Ok(out)
+}
+
+fn nanos(seconds: i64, nanos: i32) -> i64 {
+    seconds
+        .saturating_mul(1_000_000_000)
+        .saturating_add(i64::from(nanos))
+}
+
+/// A protobuf `jaeger.api_v2.Batch`: one [`JaegerBatch`] per process (a span may carry its own).
+pub fn batches_from_proto(batch: vivace_proto::jaeger::Batch) -> Result<Vec<JaegerBatch>, String> {
+    let default_process = batch.process.unwrap_or_default();
+    let mut out: Vec<JaegerBatch> = Vec::new();
+    let mut index: Vec<(vivace_proto::jaeger::Process, usize)> = Vec::new();
+    for s in batch.spans {
+        let process = s.process.clone().unwrap_or_else(|| default_process.clone());
+        let slot = match index.iter().position(|(p, _)| *p == process) {
+            Some(i) => index[i].1,
+            None => {
+                out.push(JaegerBatch {
+                    service_name: process.service_name.clone(),
+                    process_tags: proto_tags(process.tags.clone())?,
+                    spans: Vec::new(),
+                });
+                index.push((process, out.len() - 1));
+                out.len() - 1
+            }
+        };
+        let mut references = Vec::with_capacity(s.references.len());
+        for r in s.references {
+            references.push(Reference {
+                child_of: r.ref_type == 0,
+                trace_id: proto_id(&r.trace_id, "reference trace_id")?,
+                span_id: proto_id(&r.span_id, "reference span_id")?,
+            });
+        }
+        let mut logs = Vec::with_capacity(s.logs.len());
+        for l in s.logs {
+            let ts = l.timestamp.map_or(0, |t| nanos(t.seconds, t.nanos));
+            logs.push((ts, proto_tags(l.fields)?));
+        }
+        out[slot].spans.push(JaegerSpan {
+            trace_id: proto_id(&s.trace_id, "trace_id")?,
+            span_id: proto_id(&s.span_id, "span_id")?,
+            parent_span_id: [0; 8],
+            operation_name: s.operation_name,
+            references,
+            start_ns: s.start_time.map_or(0, |t| nanos(t.seconds, t.nanos)),
+            duration_ns: s.duration.map_or(0, |d| nanos(d.seconds, d.nanos)),
+            tags: proto_tags(s.tags)?,
             logs,
         });
     }
@@ -258,7 +343,7 @@ pub fn to_otlp(batches: Vec<JaegerBatch>) -> Result<Vec<ResourceSpans>, String> 
                     });
                 }
             }
-            let start = (s.start_us.max(0) as u64).saturating_mul(1000);
+            let start = s.start_ns.max(0) as u64;
             let events = s
                 .logs
                 .into_iter()
@@ -278,7 +363,7 @@ pub fn to_otlp(batches: Vec<JaegerBatch>) -> Result<Vec<ResourceSpans>, String> 
                         }
                     }
                     Event {
-                        time_unix_nano: (ts.max(0) as u64).saturating_mul(1000),
+                        time_unix_nano: ts.max(0) as u64,
                         name,
                         attributes,
                         ..Event::default()
@@ -297,8 +382,7 @@ pub fn to_otlp(batches: Vec<JaegerBatch>) -> Result<Vec<ResourceSpans>, String> 
                 name: s.operation_name,
                 kind: kind as i32,
                 start_time_unix_nano: start,
-                end_time_unix_nano: start
-                    .saturating_add((s.duration_us.max(0) as u64).saturating_mul(1000)),
+                end_time_unix_nano: start.saturating_add(s.duration_ns.max(0) as u64),
                 attributes,
                 events,
                 links,
@@ -341,8 +425,8 @@ mod tests {
             trace_id: ids(1, 2),
             span_id: 3i64.to_be_bytes(),
             operation_name: "op".into(),
-            start_us: 1_000,
-            duration_us: 250,
+            start_ns: 1_000_000,
+            duration_ns: 250_000,
             ..JaegerSpan::default()
         }
     }
@@ -385,7 +469,7 @@ mod tests {
             ("raw".into(), TagValue::Binary(vec![1, 2])),
         ];
         s.logs = vec![(
-            1_100,
+            1_100_000,
             vec![
                 ("event".into(), TagValue::Str("retry".into())),
                 ("attempt".into(), TagValue::Long(2)),

@@ -164,6 +164,7 @@ async fn jaeger_clients_over_udp_http_and_grpc_read_back_as_sent() {
     for (mode, port) in [
         ("otel-udp", compact),
         ("otel-http", thrift_http),
+        ("otel-grpc", grpc),
         ("client", compact),
     ] {
         let sent = send(mode, port, &dir.path().join(format!("{mode}.json")));
