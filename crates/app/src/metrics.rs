@@ -137,3 +137,27 @@ pub(crate) fn render(registry: &Registry, process: &ProcessMetrics) -> String {
     }
     out
 }
+
+/// The per-tenant overrides file's reloads: a bad file keeps the last good values, and says so
+/// here (and in `/status/overrides`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OverridesMetrics {
+    pub(crate) last_reload_successful: Gauge,
+    pub(crate) reload_failures: prometheus_client::metrics::counter::Counter,
+}
+
+impl OverridesMetrics {
+    pub(crate) fn register(&self, r: &mut Registry) {
+        self.last_reload_successful.set(1);
+        r.register(
+            "vivace_overrides_last_reload_successful",
+            "Whether the last reload of the per-tenant overrides file succeeded (0: the last good values stay in force)",
+            self.last_reload_successful.clone(),
+        );
+        r.register(
+            "vivace_overrides_reload_failures",
+            "Reloads of the per-tenant overrides file that failed",
+            self.reload_failures.clone(),
+        );
+    }
+}

@@ -71,6 +71,7 @@ pub struct App {
     udp_metrics: vivace_distributor::receiver::jaeger::UdpMetrics,
     grpc_query_opt: Option<TcpListener>,
     cache: crate::metrics::CacheMetrics,
+    overrides_metrics: crate::metrics::OverridesMetrics,
     /// The metrics generator, registered with the queue at its committed offset.
     generator_opt: Option<(vivace_generator::Generator, vivace_queue::Offset)>,
 }
@@ -166,6 +167,8 @@ impl App {
         let backend = cfg.backend()?;
         let overrides = Overrides::new(&cfg.overrides).map_err(AppError::Overrides)?;
         let generator_opt = generator(&cfg, &overrides, &wal, &mut registry)?;
+        let overrides_metrics = crate::metrics::OverridesMetrics::default();
+        overrides_metrics.register(&mut registry);
         let dmetrics = DistributorMetrics::default();
         dmetrics.register(&mut registry);
         let process = Arc::new(ProcessMetrics::default());
@@ -275,6 +278,7 @@ impl App {
             udp_metrics,
             grpc_query_opt,
             cache,
+            overrides_metrics,
             generator_opt,
         })
     }
@@ -305,6 +309,7 @@ impl App {
             udp_metrics,
             grpc_query_opt,
             cache,
+            overrides_metrics,
             generator_opt,
         } = self;
         let ready = Arc::new(AtomicBool::new(true));
@@ -378,6 +383,7 @@ impl App {
                 registry: registry.clone(),
                 process: process.clone(),
                 cache: cache.clone(),
+                overrides: overrides.clone(),
             }))
             .layer(tower_http::compression::CompressionLayer::new())
             // Grafana streams search over gRPC on the HTTP port (h2c).
@@ -567,7 +573,12 @@ impl App {
                 .overrides
                 .per_tenant_override_period
                 .unwrap_or(Duration::from_secs(10));
-            tokio::spawn(reload_loop(overrides.clone(), period, stop_rx.clone()))
+            tokio::spawn(reload_loop(
+                overrides.clone(),
+                period,
+                overrides_metrics.clone(),
+                stop_rx.clone(),
+            ))
         });
 
         tracing::info!("vivace is ready");
@@ -695,19 +706,78 @@ fn serve_http(
     })
 }
 
-async fn reload_loop(overrides: Overrides, period: Duration, mut stop: watch::Receiver<bool>) {
+async fn reload_loop(
+    overrides: Overrides,
+    period: Duration,
+    metrics: crate::metrics::OverridesMetrics,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(period);
     tick.tick().await;
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Err(e) = overrides.reload() {
-                    tracing::error!(error = %e, "reloading per-tenant overrides failed; keeping the previous values");
+                match overrides.reload() {
+                    Ok(()) => {
+                        metrics.last_reload_successful.set(1);
+                    }
+                    Err(e) => {
+                        metrics.last_reload_successful.set(0);
+                        metrics.reload_failures.inc();
+                        tracing::error!(error = %e, "reloading per-tenant overrides failed; keeping the previous values");
+                    }
                 }
             }
             _ = stop.changed() => return,
         }
     }
+}
+
+/// `/status/overrides`: the defaults and every runtime entry in effect, as YAML (with the last
+/// reload's error, if any, as a comment on top).
+async fn status_overrides(State(s): State<OpsState>) -> axum::response::Response {
+    #[derive(serde::Serialize)]
+    struct All {
+        defaults: vivace_common::overrides::TenantOverrides,
+        overrides: std::collections::BTreeMap<String, vivace_common::overrides::TenantOverrides>,
+    }
+    let all = All {
+        defaults: (*s.overrides.defaults()).clone(),
+        overrides: s
+            .overrides
+            .per_tenant()
+            .into_iter()
+            .map(|(k, v)| (k, (*v).clone()))
+            .collect(),
+    };
+    yaml_response(&s.overrides, &all)
+}
+
+/// `/status/overrides/{tenant}`: the values in effect for one tenant (its entry, else `*`, else
+/// the defaults).
+async fn status_overrides_tenant(
+    State(s): State<OpsState>,
+    axum::extract::Path(tenant): axum::extract::Path<String>,
+) -> axum::response::Response {
+    if let Err(e) = vivace_common::TenantId::new(&tenant) {
+        return (StatusCode::BAD_REQUEST, format!("invalid tenant: {e}\n")).into_response();
+    }
+    yaml_response(&s.overrides, &*s.overrides.tenant(&tenant))
+}
+
+fn yaml_response<T: serde::Serialize>(o: &Overrides, v: &T) -> axum::response::Response {
+    let mut body = String::new();
+    if let Some(e) = o.last_error() {
+        body.push_str(&format!(
+            "# the last reload failed; these are the last good values: {}\n",
+            e.replace('\n', " ")
+        ));
+    }
+    match serde_yaml_ng::to_string(v) {
+        Ok(y) => body.push_str(&y),
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
 #[derive(Debug, Clone)]
@@ -716,6 +786,7 @@ struct OpsState {
     registry: Arc<Registry>,
     process: Arc<ProcessMetrics>,
     cache: crate::metrics::CacheMetrics,
+    overrides: Overrides,
 }
 
 fn ops_router(state: OpsState) -> Router {
@@ -730,6 +801,8 @@ fn ops_router(state: OpsState) -> Router {
                 }
             }),
         )
+        .route("/status/overrides", get(status_overrides))
+        .route("/status/overrides/{tenant}", get(status_overrides_tenant))
         .route(
             "/metrics",
             get(|State(s): State<OpsState>| async move {

@@ -201,6 +201,8 @@ pub struct Overrides {
     defaults: Arc<TenantOverrides>,
     per_tenant: Arc<RwLock<HashMap<String, Arc<TenantOverrides>>>>,
     path_opt: Option<PathBuf>,
+    /// Why the last reload failed (the values in force are the last good ones), if it did.
+    last_error: Arc<RwLock<Option<String>>>,
 }
 
 impl Overrides {
@@ -209,13 +211,40 @@ impl Overrides {
             defaults: Arc::new(cfg.defaults.clone()),
             per_tenant: Arc::default(),
             path_opt: cfg.per_tenant_override_config.clone(),
+            last_error: Arc::default(),
         };
         o.reload()?;
         Ok(o)
     }
 
-    /// Re-reads the per-tenant file. On error the previous values stay in force.
+    /// Re-reads the per-tenant file. On error the previous values stay in force and the error
+    /// is kept for [`Overrides::last_error`].
     pub fn reload(&self) -> Result<(), String> {
+        let r = self.load();
+        *self.last_error.write() = r.as_ref().err().cloned();
+        r
+    }
+
+    /// Why the last reload failed, while the last good values stay in force.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.read().clone()
+    }
+
+    /// The values of `overrides.defaults`.
+    pub fn defaults(&self) -> Arc<TenantOverrides> {
+        self.defaults.clone()
+    }
+
+    /// Every entry of the runtime file (`*` included), with the defaults laid under it.
+    pub fn per_tenant(&self) -> std::collections::BTreeMap<String, Arc<TenantOverrides>> {
+        self.per_tenant
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn load(&self) -> Result<(), String> {
         let Some(path) = &self.path_opt else {
             return Ok(());
         };

@@ -15,7 +15,10 @@ pub(crate) fn tenant_of(multitenancy: bool, header: Option<&[u8]>) -> Result<Ten
         return Ok(TenantId::single());
     }
     let Some(raw) = header else {
-        return Err(Status::new(StatusCode::Unauthorized, "no org id"));
+        return Err(Status::new(
+            StatusCode::Unauthorized,
+            "no org id: multitenancy is enabled and the request has no X-Scope-OrgID header (gRPC: x-scope-orgid metadata)",
+        ));
     };
     let s = std::str::from_utf8(raw)
         .map_err(|_| Status::bad_request("X-Scope-OrgID is not valid UTF-8"))?;

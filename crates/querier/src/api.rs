@@ -121,7 +121,12 @@ pub(crate) fn read_tenants(api: &QueryApi, headers: &HeaderMap) -> Result<Vec<Te
     }
     let raw = headers
         .get("x-scope-orgid")
-        .ok_or_else(|| Status::new(vivace_common::StatusCode::Unauthorized, "no org id"))?
+        .ok_or_else(|| {
+            Status::new(
+                vivace_common::StatusCode::Unauthorized,
+                "no org id: multitenancy is enabled and the request has no X-Scope-OrgID header (gRPC: x-scope-orgid metadata)",
+            )
+        })?
         .to_str()
         .map_err(|_| Status::bad_request("X-Scope-OrgID is not valid text"))?;
     let mut tenants = Vec::new();

@@ -17,4 +17,5 @@ mod roundtrip;
 mod search;
 mod storage;
 mod support;
+mod tenancy;
 mod zipkin;
