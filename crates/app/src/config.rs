@@ -64,6 +64,8 @@ pub struct Config {
     pub cache: Ignored,
     pub compactor: Option<CompactorSection>,
     pub ingester: Ignored,
+    /// vivace: optional bearer-token / basic-auth authentication (see `auth.rs`).
+    pub auth: crate::auth::AuthConfig,
 }
 
 impl Default for Config {
@@ -93,6 +95,7 @@ impl Default for Config {
             cache: None,
             compactor: None,
             ingester: None,
+            auth: Default::default(),
         }
     }
 }
@@ -497,11 +500,25 @@ impl Config {
     }
 
     pub fn multitenancy(&self) -> bool {
-        self.multitenancy_enabled || self.auth_enabled.unwrap_or(false)
+        self.multitenancy_enabled || self.auth_enabled.unwrap_or(false) || self.auth_on()
+    }
+
+    /// Whether `auth:` lists credentials (then every request carries its tenant in them).
+    pub fn auth_on(&self) -> bool {
+        !self.auth.tokens.is_empty() || !self.auth.users.is_empty()
     }
 
     /// Errors that parsing cannot catch.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.auth_on()
+            && let Some(j) = &self.distributor.receivers.jaeger
+            && (j.protocols.thrift_compact.is_some() || j.protocols.thrift_binary.is_some())
+        {
+            return Err(ConfigError::Invalid(
+                "auth: UDP receivers (distributor.receivers.jaeger.protocols.thrift_compact, thrift_binary) cannot carry credentials; remove them or auth".into(),
+            ));
+        }
+        crate::auth::Authenticator::new(&self.auth).map_err(ConfigError::Invalid)?;
         if self.target != "all" {
             return Err(ConfigError::Invalid(format!(
                 "target: `{}` is not available yet; only `all` runs in this version",

@@ -7,6 +7,7 @@
 //! listeners stop accepting, in-flight requests finish (bounded by
 //! `server.graceful_shutdown_timeout`), the log is fsynced and closed, and the process exits 0.
 
+pub mod auth;
 pub mod config;
 mod metrics;
 mod server;

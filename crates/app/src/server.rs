@@ -314,6 +314,24 @@ impl App {
         } = self;
         let ready = Arc::new(AtomicBool::new(true));
         let (stop_tx, stop_rx) = watch::channel(false);
+        // Checked by Config::validate at start.
+        let auth = crate::auth::Authenticator::new(&cfg.auth).map_err(AppError::Serve)?;
+        if auth.is_some() {
+            tracing::info!("authentication on: every request needs a credential");
+        }
+        let guard_layer = |need| {
+            tower::util::option_layer(
+                auth.clone()
+                    .map(|a| crate::auth::AuthLayer { auth: a, need }),
+            )
+        };
+        let guard = |router: Router, need| match &auth {
+            Some(a) => router.layer(crate::auth::AuthLayer {
+                auth: a.clone(),
+                need,
+            }),
+            None => router,
+        };
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|v| *v).await;
         };
@@ -390,16 +408,19 @@ impl App {
             .route_service("/tempopb.StreamingQuerier/{*method}", streaming.clone());
         tracing::info!(addr = ?http.local_addr().ok(), "HTTP API listening");
         let rx = stop_rx.clone();
+        let app = guard(app, crate::auth::Right::Read);
         servers.push(("http api", serve_http(http, app, rx)));
 
         if let Some(listener) = grpc_query_opt {
             tracing::info!(addr = ?listener.local_addr().ok(), "gRPC query API listening");
             let rx = stop_rx.clone();
             let incoming = grpc_incoming(listener);
+            let guard_read = guard_layer(crate::auth::Right::Read);
             servers.push((
                 "grpc query",
                 tokio::spawn(async move {
                     grpc_server()
+                        .layer(guard_read)
                         .add_service(streaming)
                         .serve_with_incoming_shutdown(incoming, stopped(rx))
                         .await
@@ -418,6 +439,7 @@ impl App {
             tracing::info!(addr = ?listener.local_addr().ok(), "OTLP gRPC receiver listening");
             let rx = stop_rx.clone();
             let incoming = grpc_incoming(listener);
+            let guard_write = guard_layer(crate::auth::Right::Write);
             let d = distributor.clone();
             let tenant = if multitenancy {
                 "unknown"
@@ -435,6 +457,7 @@ impl App {
                 "otlp grpc",
                 tokio::spawn(async move {
                     grpc_server()
+                        .layer(guard_write)
                         .layer(tower::util::MapResponseLayer::new(remap))
                         .add_service(svc)
                         .serve_with_incoming_shutdown(incoming, stopped(rx))
@@ -451,6 +474,7 @@ impl App {
             );
             tracing::info!(addr = ?listener.local_addr().ok(), "OTLP HTTP receiver listening");
             let rx = stop_rx.clone();
+            let router = guard(router, crate::auth::Right::Write);
             servers.push(("otlp http", serve_http(listener, router, rx)));
         }
         if let (Some(listener), Some(z)) = (zipkin_opt, &cfg.distributor.receivers.zipkin) {
@@ -461,6 +485,7 @@ impl App {
                 z.parse_string_tags,
             );
             tracing::info!(addr = ?listener.local_addr().ok(), "Zipkin receiver listening");
+            let router = guard(router, crate::auth::Right::Write);
             servers.push(("zipkin", serve_http(listener, router, stop_rx.clone())));
         }
         let jaeger_cfg = cfg.distributor.receivers.jaeger.clone().unwrap_or_default();
@@ -471,6 +496,7 @@ impl App {
                 h.max_request_body_size,
             );
             tracing::info!(addr = ?listener.local_addr().ok(), "Jaeger Thrift HTTP receiver listening");
+            let router = guard(router, crate::auth::Right::Write);
             servers.push((
                 "jaeger thrift http",
                 serve_http(listener, router, stop_rx.clone()),
@@ -485,10 +511,12 @@ impl App {
             tracing::info!(addr = ?listener.local_addr().ok(), "Jaeger gRPC receiver listening");
             let rx = stop_rx.clone();
             let incoming = grpc_incoming(listener);
+            let guard_write = guard_layer(crate::auth::Right::Write);
             servers.push((
                 "jaeger grpc",
                 tokio::spawn(async move {
                     grpc_server()
+                        .layer(guard_write)
                         .add_service(svc)
                         .serve_with_incoming_shutdown(incoming, stopped(rx))
                         .await

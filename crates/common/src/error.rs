@@ -10,6 +10,8 @@ pub enum StatusCode {
     TooManyRequests,
     PayloadTooLarge,
     Unauthorized,
+    /// Authenticated, but not allowed (a right or tenant the credential lacks).
+    Forbidden,
     Unavailable,
     Timeout,
     Internal,
@@ -21,6 +23,7 @@ impl StatusCode {
         match self {
             StatusCode::BadRequest => 400,
             StatusCode::Unauthorized => 401,
+            StatusCode::Forbidden => 403,
             StatusCode::NotFound => 404,
             StatusCode::PayloadTooLarge => 413,
             StatusCode::TooManyRequests => 429,
@@ -40,6 +43,7 @@ impl StatusCode {
             StatusCode::Internal => 13,  // INTERNAL
             StatusCode::Unavailable => 14, // UNAVAILABLE
             StatusCode::Unauthorized => 16, // UNAUTHENTICATED
+            StatusCode::Forbidden => 7,  // PERMISSION_DENIED
         }
     }
 

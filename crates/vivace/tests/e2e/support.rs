@@ -59,6 +59,16 @@ impl Server {
         Server::start_inner(dir, "", "", receivers, extra, &[])
     }
 
+    /// [`Server::start_receivers`] with extra environment variables for the process.
+    pub fn start_env_receivers(
+        dir: &Path,
+        receivers: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
+        Server::start_inner(dir, "", "", receivers, extra, env)
+    }
+
     fn start_inner(
         dir: &Path,
         grpc_keys: &str,
