@@ -45,6 +45,20 @@ export VIVACE_JAEGER_PYTHON="$jvenv/bin/python"
 "$VIVACE_JAEGER_PYTHON" -c "import jaeger_client, opentelemetry.exporter.jaeger.thrift, opentelemetry.exporter.jaeger.proto.grpc" \
   || { echo "test venv $jvenv is broken; remove it and re-run" >&2; exit 1; }
 
+# The OpenCensus agent exporter, the same way (it needs protobuf 3 and grpcio of its time).
+oreq=scripts/requirements-opencensus.txt
+ovenv="$cache/venv-opencensus-$(sha256sum "$oreq" | cut -c1-12)"
+if [ ! -x "$ovenv/bin/python" ]; then
+  echo "==> installing the OpenCensus test client into $ovenv"
+  rm -rf "$ovenv.partial"
+  python3 -m venv "$ovenv.partial"
+  "$ovenv.partial/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$oreq"
+  mv "$ovenv.partial" "$ovenv"
+fi
+export VIVACE_OPENCENSUS_PYTHON="$ovenv/bin/python"
+PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python "$VIVACE_OPENCENSUS_PYTHON" -c "from opencensus.ext.ocagent.trace_exporter import TraceExporter" \
+  || { echo "test venv $ovenv is broken; remove it and re-run" >&2; exit 1; }
+
 # Azurite (the Azure Blob emulator), pinned by scripts/node/package-lock.json, installed the same
 # way into a directory named by the lock file's hash.
 lock=scripts/node/package-lock.json

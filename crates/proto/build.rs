@@ -7,7 +7,11 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(
-        ["tempopb/tempo.proto", "jaeger/api_v2/collector.proto"],
+        [
+            "tempopb/tempo.proto",
+            "jaeger/api_v2/collector.proto",
+            "opencensus/proto/agent/trace/v1/trace_service.proto",
+        ],
         ["proto"],
     )?;
     tonic_prost_build::configure()

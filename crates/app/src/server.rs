@@ -66,6 +66,7 @@ pub struct App {
     zipkin_opt: Option<TcpListener>,
     jaeger_http_opt: Option<TcpListener>,
     jaeger_grpc_opt: Option<TcpListener>,
+    opencensus_opt: Option<TcpListener>,
     /// Agent UDP sockets: Thrift compact, Thrift binary.
     jaeger_udp: [Option<tokio::net::UdpSocket>; 2],
     udp_metrics: vivace_distributor::receiver::jaeger::UdpMetrics,
@@ -245,6 +246,15 @@ impl App {
             "distributor.receivers.jaeger.protocols.grpc.endpoint",
         )
         .await?;
+        let opencensus_opt = bind_opt(
+            cfg.distributor
+                .receivers
+                .opencensus
+                .as_ref()
+                .map(|o| o.endpoint.as_str()),
+            "distributor.receivers.opencensus.endpoint",
+        )
+        .await?;
         let jaeger_udp = [
             bind_udp(
                 compact_addr.as_deref(),
@@ -274,6 +284,7 @@ impl App {
             zipkin_opt,
             jaeger_http_opt,
             jaeger_grpc_opt,
+            opencensus_opt,
             jaeger_udp,
             udp_metrics,
             grpc_query_opt,
@@ -305,6 +316,7 @@ impl App {
             zipkin_opt,
             jaeger_http_opt,
             jaeger_grpc_opt,
+            opencensus_opt,
             jaeger_udp,
             udp_metrics,
             grpc_query_opt,
@@ -514,6 +526,28 @@ impl App {
             let guard_write = guard_layer(crate::auth::Right::Write);
             servers.push((
                 "jaeger grpc",
+                tokio::spawn(async move {
+                    grpc_server()
+                        .layer(guard_write)
+                        .add_service(svc)
+                        .serve_with_incoming_shutdown(incoming, stopped(rx))
+                        .await
+                        .map_err(|e| e.to_string())
+                }),
+            ));
+        }
+        if let (Some(listener), Some(o)) = (opencensus_opt, &cfg.distributor.receivers.opencensus) {
+            let svc = vivace_distributor::receiver::opencensus::service(
+                distributor.clone(),
+                multitenancy,
+                o.max_recv_msg_size_mib << 20,
+            );
+            tracing::info!(addr = ?listener.local_addr().ok(), "OpenCensus receiver listening");
+            let rx = stop_rx.clone();
+            let incoming = grpc_incoming(listener);
+            let guard_write = guard_layer(crate::auth::Right::Write);
+            servers.push((
+                "opencensus",
                 tokio::spawn(async move {
                     grpc_server()
                         .layer(guard_write)

@@ -78,6 +78,9 @@ pub struct Receivers {
     pub jaeger: Option<JaegerReceiver>,
     #[serde(default, deserialize_with = "present_or_default")]
     pub zipkin: Option<ZipkinReceiver>,
+    /// The OpenCensus agent's gRPC export stream (Tempo 2.x; default `0.0.0.0:55678`).
+    #[serde(default, deserialize_with = "present_or_default")]
+    pub opencensus: Option<OpenCensusReceiver>,
     #[serde(default)]
     pub kafka: Option<serde_yaml_ng::Value>,
 }
@@ -96,7 +99,34 @@ impl Default for Receivers {
                 remote_sampling: None,
             }),
             zipkin: None,
+            opencensus: None,
             kafka: None,
+        }
+    }
+}
+
+/// `opencensus:` (the Collector's OpenCensus receiver).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenCensusReceiver {
+    pub endpoint: String,
+    /// Largest request message in MiB (4).
+    pub max_recv_msg_size_mib: usize,
+    pub tls: Option<serde_yaml_ng::Value>,
+    pub keepalive: Option<serde_yaml_ng::Value>,
+    pub cors_allowed_origins: Option<serde_yaml_ng::Value>,
+    pub include_metadata: Option<bool>,
+}
+
+impl Default for OpenCensusReceiver {
+    fn default() -> Self {
+        OpenCensusReceiver {
+            endpoint: "0.0.0.0:55678".into(),
+            max_recv_msg_size_mib: 4,
+            tls: None,
+            keepalive: None,
+            cors_allowed_origins: None,
+            include_metadata: None,
         }
     }
 }

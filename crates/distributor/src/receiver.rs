@@ -4,6 +4,7 @@
 pub mod grpc;
 pub mod http;
 pub mod jaeger;
+pub mod opencensus;
 pub mod zipkin;
 
 use vivace_common::{Status, StatusCode, TenantId};

@@ -3,5 +3,6 @@
 //! rule by rule.
 
 pub mod jaeger;
+pub mod opencensus;
 pub mod thrift;
 pub mod zipkin;

@@ -11,6 +11,13 @@
 pub mod jaeger {
     include!(concat!(env!("OUT_DIR"), "/jaeger.api_v2.rs"));
 }
+/// The OpenCensus agent's trace export service (`opencensus.proto.agent.trace.v1`).
+pub mod opencensus {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/opencensus.proto.agent.trace.v1.rs"
+    ));
+}
 pub mod jsonpb;
 pub mod tempopb;
 
