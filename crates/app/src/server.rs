@@ -529,6 +529,9 @@ impl App {
                 tokio::spawn(async move {
                     grpc_server()
                         .layer(guard_write)
+                        .layer(tower::util::MapResponseLayer::new(|resp| {
+                            resource_exhausted_for_oversized(resp).0
+                        }))
                         .add_service(svc)
                         .serve_with_incoming_shutdown(incoming, stopped(rx))
                         .await
@@ -884,7 +887,8 @@ fn ops_router(state: OpsState) -> Router {
 }
 
 /// tonic answers a request message over `max_decoding_message_size` with OUT_OF_RANGE; the
-/// OTLP and gRPC conventions (and Tempo, through grpc-go) say RESOURCE_EXHAUSTED. tonic already
+/// OTLP and gRPC conventions (and Tempo, through grpc-go) say RESOURCE_EXHAUSTED. A message that
+/// does not decode gets INTERNAL from tonic, INVALID_ARGUMENT here. tonic already
 /// uses RESOURCE_EXHAUSTED for a compressed message that inflates past the limit. Returns whether
 /// the response is such a size refusal, so it can be counted.
 fn resource_exhausted_for_oversized<B>(mut resp: http::Response<B>) -> (http::Response<B>, bool) {
@@ -900,7 +904,16 @@ fn resource_exhausted_for_oversized<B>(mut resp: http::Response<B>) -> (http::Re
     let too_large = message.contains("message%20length%20too%20large")
         || message.contains("message length too large");
     let inflated = message.contains("size%20limit") || message.contains("size limit");
+    let undecodable =
+        message.contains("failed%20to%20decode") || message.contains("failed to decode");
     match status.as_deref() {
+        // tonic answers a request that is not valid protobuf with INTERNAL; it is the client's
+        // input: INVALID_ARGUMENT.
+        Some(b"13") if undecodable => {
+            resp.headers_mut()
+                .insert("grpc-status", HeaderValue::from_static("3"));
+            (resp, false)
+        }
         Some(b"11") if too_large => {
             resp.headers_mut()
                 .insert("grpc-status", HeaderValue::from_static("8"));

@@ -240,3 +240,58 @@ async fn jaeger_clients_over_udp_http_and_grpc_read_back_as_sent() {
     );
     check(&server, "otel-udp after garbage", &sent).await;
 }
+
+/// The `grpc-status` of a unary call carrying `message` as its (possibly malformed) protobuf.
+async fn grpc_raw(port: u16, path: &str, message: &[u8]) -> String {
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(message);
+    let c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = c
+        .post(format!("http://127.0.0.1:{port}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    r.headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_protobuf_is_invalid_argument_on_every_grpc_receiver() {
+    let dir = tempfile::tempdir().unwrap();
+    let grpc = free_port();
+    let server = Server::start_receivers(
+        dir.path(),
+        &format!("jaeger:\n  protocols:\n    grpc:\n      endpoint: 127.0.0.1:{grpc}"),
+        "",
+    );
+    // A length-delimited field claiming more bytes than there are.
+    let truncated = [0x0a, 0x40, 0x0a, 0x02];
+    for (port, path) in [
+        (
+            server.grpc,
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        ),
+        (grpc, "/jaeger.api_v2.CollectorService/PostSpans"),
+    ] {
+        assert_eq!(grpc_raw(port, path, &truncated).await, "3", "{path}");
+    }
+    // Still healthy.
+    assert_eq!(
+        http()
+            .get(server.api("/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
