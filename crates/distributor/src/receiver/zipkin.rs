@@ -1,7 +1,8 @@
 //! Zipkin's collector API on `distributor.receivers.zipkin.endpoint` (default `:9411`):
 //! `POST /api/v2/spans` with a JSON array of spans (`application/json`, the default) or a
 //! protobuf `ListOfSpans` (`application/x-protobuf`), and `POST /api/v1/spans` with v1 JSON;
-//! gzip allowed, answered `202 Accepted` as Zipkin does (v1 Thrift is answered 415). Spans are translated into OTLP by [`crate::translate::zipkin`] and pushed through
+//! and v1 Thrift (`application/x-thrift`, a binary-protocol `list<Span>`); gzip allowed,
+//! answered `202 Accepted` as Zipkin does. Spans are translated into OTLP by [`crate::translate::zipkin`] and pushed through
 //! the distributor like any OTLP export; refusals answer with the distributor's status and a
 //! plain-text message (Zipkin clients log the body).
 
@@ -16,7 +17,10 @@ use prost::Message;
 use vivace_common::{Status, StatusCode};
 
 use crate::Distributor;
-use crate::translate::zipkin::{JsonSpan, V1Span, from_json, from_proto, proto, v1_to_v2};
+use crate::translate::thrift::{Protocol, read_list};
+use crate::translate::zipkin::{
+    JsonSpan, V1Span, from_json, from_proto, proto, v1_from_thrift, v1_to_v2,
+};
 
 #[derive(Debug, Clone)]
 struct ZipkinState {
@@ -49,6 +53,7 @@ enum Format {
     V2Json,
     V2Proto,
     V1Json,
+    V1Thrift,
 }
 
 async fn spans_v1(State(st): State<ZipkinState>, req: Request) -> Response {
@@ -124,6 +129,10 @@ async fn spans(st: ZipkinState, req: Request, format: Format) -> Response {
         Format::V1Json => {
             let spans: Vec<V1Span> = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
             from_json(v1_to_v2(spans), parse)
+        }
+        Format::V1Thrift => {
+            let list = read_list(&body, Protocol::Binary)?;
+            from_json(v1_to_v2(v1_from_thrift(&list)?), parse)
         }
     })
     .await;

@@ -311,6 +311,20 @@ pub fn read_struct(buf: &[u8], protocol: Protocol) -> Result<Value, String> {
     r.structure(1)
 }
 
+/// Reads one list (the body of Zipkin's v1 Thrift `/api/v1/spans`: a `list<Span>`).
+pub fn read_list(buf: &[u8], protocol: Protocol) -> Result<Value, String> {
+    let mut r = Reader {
+        buf,
+        pos: 0,
+        protocol,
+    };
+    let t = match protocol {
+        Protocol::Binary => 15,
+        Protocol::Compact => 9,
+    };
+    r.value(t, 1)
+}
+
 /// Reads a message (an agent UDP datagram), telling the protocol from its first byte.
 pub fn read_message(buf: &[u8]) -> Result<(Protocol, Message), String> {
     let protocol = match buf.first() {

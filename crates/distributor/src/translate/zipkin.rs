@@ -18,7 +18,7 @@
 //! | tag `service.name` equal to the local endpoint's | dropped (OpenTelemetry's exporters copy resource attributes into tags) |
 //! | `debug`, `shared` | not kept (a shared server span keeps its own kind, so it and the client span sharing its ID are two spans) |
 //!
-//! Zipkin v1 JSON (`/api/v1/spans`) is first turned into v2 spans as Zipkin's own converter does:
+//! Zipkin v1 JSON and Thrift (`/api/v1/spans`; Thrift read by [`v1_from_thrift`]) is first turned into v2 spans as Zipkin's own converter does:
 //! the core annotations `cs`/`cr` make a CLIENT span, `sr`/`ss` a SERVER span (a v1 span holding
 //! both becomes a client span and a shared server span), `ms` PRODUCER, `mr` CONSUMER, and give
 //! the local endpoint, the timestamp and the duration when the span has none; other annotations
@@ -121,6 +121,112 @@ impl V1Endpoint {
             port: self.port,
         }
     }
+}
+
+/// Zipkin v1 Thrift spans (`zipkincore.thrift`: `list<Span>` in Thrift's binary protocol) as
+/// v1 JSON spans: IDs printed as hex (a non-zero `trace_id_high` makes a 128-bit ID), endpoints'
+/// `ipv4` as dotted quads, binary annotation values decoded by their `annotation_type` (`BOOL`,
+/// `BYTES` as base64, `I16`/`I32`/`I64`/`DOUBLE` big-endian, `STRING`).
+pub fn v1_from_thrift(list: &super::thrift::Value) -> Result<Vec<V1Span>, String> {
+    use super::thrift::Value;
+    let endpoint = |v: Option<&Value>| -> Option<V1Endpoint> {
+        let e = v?;
+        let ipv4 = e
+            .field(1)
+            .and_then(Value::as_i64)
+            .filter(|i| *i != 0)
+            .map(|i| std::net::Ipv4Addr::from((i as i32) as u32).to_string());
+        let ipv6 = match e.field(4) {
+            Some(Value::Binary(b)) if b.len() == 16 => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(b);
+                Some(std::net::Ipv6Addr::from(a).to_string())
+            }
+            _ => None,
+        };
+        Some(V1Endpoint {
+            service_name: e.field(3).and_then(Value::as_str).map(String::from),
+            ipv4,
+            ipv6,
+            port: e
+                .field(2)
+                .and_then(Value::as_i64)
+                .and_then(|p| u16::try_from((p as i16) as u16 as i64).ok())
+                .filter(|p| *p != 0),
+        })
+    };
+    let mut out = Vec::new();
+    for s in list.as_list() {
+        let i = |id| s.field(id).and_then(Value::as_i64);
+        let low = i(1).ok_or("span without trace_id")?;
+        let trace_id = match i(12).filter(|h| *h != 0) {
+            Some(high) => format!("{:016x}{:016x}", high as u64, low as u64),
+            None => format!("{:016x}", low as u64),
+        };
+        let mut annotations = Vec::new();
+        for a in s.field(6).map(Value::as_list).unwrap_or(&[]) {
+            annotations.push(V1Annotation {
+                timestamp: a.field(1).and_then(Value::as_i64).unwrap_or(0).max(0) as u64,
+                value: a.field(2).and_then(Value::as_str).unwrap_or("").to_string(),
+                endpoint: endpoint(a.field(3)),
+            });
+        }
+        let mut binary_annotations = Vec::new();
+        for b in s.field(8).map(Value::as_list).unwrap_or(&[]) {
+            let raw = match b.field(2) {
+                Some(Value::Binary(v)) => v.as_slice(),
+                _ => &[],
+            };
+            let n = |len: usize| -> Option<[u8; 8]> {
+                (raw.len() == len).then(|| {
+                    let mut a = [0u8; 8];
+                    a[8 - len..].copy_from_slice(raw);
+                    a
+                })
+            };
+            let value = match b.field(3).and_then(Value::as_i64).unwrap_or(6) {
+                0 => serde_json::Value::Bool(raw.first().is_some_and(|x| *x != 0)),
+                1 => {
+                    use base64::Engine;
+                    serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(raw))
+                }
+                2 => n(2).map_or(serde_json::Value::Null, |a| {
+                    (i64::from_be_bytes(a) as i16).into()
+                }),
+                3 => n(4).map_or(serde_json::Value::Null, |a| {
+                    (i64::from_be_bytes(a) as i32).into()
+                }),
+                4 => n(8).map_or(serde_json::Value::Null, |a| i64::from_be_bytes(a).into()),
+                5 => n(8).map_or(serde_json::Value::Null, |a| {
+                    serde_json::Number::from_f64(f64::from_be_bytes(a))
+                        .map_or(serde_json::Value::Null, serde_json::Value::Number)
+                }),
+                _ => serde_json::Value::String(String::from_utf8_lossy(raw).into_owned()),
+            };
+            binary_annotations.push(V1BinaryAnnotation {
+                key: b.field(1).and_then(Value::as_str).unwrap_or("").to_string(),
+                value,
+                endpoint: endpoint(b.field(4)),
+            });
+        }
+        out.push(V1Span {
+            trace_id,
+            id: format!("{:016x}", i(4).ok_or("span without id")? as u64),
+            parent_id: i(5)
+                .filter(|p| *p != 0)
+                .map(|p| format!("{:016x}", p as u64)),
+            name: s.field(3).and_then(Value::as_str).map(String::from),
+            timestamp: i(10).map(|t| t.max(0) as u64),
+            duration: i(11).map(|d| d.max(0) as u64),
+            annotations,
+            binary_annotations,
+            debug: match s.field(9) {
+                Some(Value::Bool(b)) => Some(*b),
+                _ => None,
+            },
+        });
+    }
+    Ok(out)
 }
 
 /// v1 spans as v2 spans (see the module documentation).
@@ -796,6 +902,75 @@ mod tests {
         assert_eq!(
             server.span_id, client.span_id,
             "shared span ID, told apart by kind"
+        );
+    }
+
+    #[test]
+    fn v1_thrift_spans_decode() {
+        // list<Span> of one span: trace_id 1, name "get", id 2, one "cs" annotation with an
+        // endpoint (10.0.0.1:80 "front"), one STRING binary annotation, timestamp 100.
+        let mut b = vec![12u8];
+        b.extend_from_slice(&1i32.to_be_bytes());
+        let field = |b: &mut Vec<u8>, t: u8, id: i16| {
+            b.push(t);
+            b.extend_from_slice(&id.to_be_bytes());
+        };
+        let string = |b: &mut Vec<u8>, s: &[u8]| {
+            b.extend_from_slice(&(s.len() as i32).to_be_bytes());
+            b.extend_from_slice(s);
+        };
+        field(&mut b, 10, 1);
+        b.extend_from_slice(&1i64.to_be_bytes());
+        field(&mut b, 11, 3);
+        string(&mut b, b"get");
+        field(&mut b, 10, 4);
+        b.extend_from_slice(&2i64.to_be_bytes());
+        field(&mut b, 15, 6);
+        b.push(12);
+        b.extend_from_slice(&1i32.to_be_bytes());
+        field(&mut b, 10, 1);
+        b.extend_from_slice(&100i64.to_be_bytes());
+        field(&mut b, 11, 2);
+        string(&mut b, b"cs");
+        field(&mut b, 12, 3);
+        field(&mut b, 8, 1);
+        b.extend_from_slice(&0x0a00_0001i32.to_be_bytes());
+        field(&mut b, 6, 2);
+        b.extend_from_slice(&80i16.to_be_bytes());
+        field(&mut b, 11, 3);
+        string(&mut b, b"front");
+        b.push(0); // endpoint
+        b.push(0); // annotation
+        field(&mut b, 15, 8);
+        b.push(12);
+        b.extend_from_slice(&1i32.to_be_bytes());
+        field(&mut b, 11, 1);
+        string(&mut b, b"http.path");
+        field(&mut b, 11, 2);
+        string(&mut b, b"/a");
+        field(&mut b, 8, 3);
+        b.extend_from_slice(&6i32.to_be_bytes());
+        b.push(0); // binary annotation
+        field(&mut b, 10, 10);
+        b.extend_from_slice(&100i64.to_be_bytes());
+        b.push(0); // span
+        let list =
+            crate::translate::thrift::read_list(&b, crate::translate::thrift::Protocol::Binary)
+                .unwrap();
+        let v1 = v1_from_thrift(&list).unwrap();
+        assert_eq!(v1[0].trace_id, "0000000000000001");
+        assert_eq!(v1[0].id, "0000000000000002");
+        let rs = from_json(v1_to_v2(v1), false).unwrap();
+        let s = &rs[0].scope_spans[0].spans[0];
+        assert_eq!(s.kind, SpanKind::Client as i32);
+        assert_eq!(s.name, "get");
+        assert_eq!(
+            attr(s, "http.path"),
+            Some(&any_value::Value::StringValue("/a".into()))
+        );
+        assert_eq!(
+            attr(s, "net.host.ip"),
+            Some(&any_value::Value::StringValue("10.0.0.1".into()))
         );
     }
 
