@@ -63,15 +63,21 @@ async fn spans_v1(State(st): State<ZipkinState>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_ascii_lowercase();
-    if !ct.starts_with("application/json") {
+    let format = if ct.starts_with("application/json") {
+        Format::V1Json
+    } else if ct.starts_with("application/x-thrift")
+        || ct.starts_with("application/vnd.apache.thrift.binary")
+    {
+        Format::V1Thrift
+    } else {
         return text(
             http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!(
-                "unsupported content type '{ct}' for /api/v1/spans: only JSON is served (Thrift is not)"
+                "unsupported content type '{ct}' for /api/v1/spans: use application/json or application/x-thrift"
             ),
         );
-    }
-    spans(st, req, Format::V1Json).await
+    };
+    spans(st, req, format).await
 }
 
 async fn spans_v2(State(st): State<ZipkinState>, req: Request) -> Response {
