@@ -11,6 +11,7 @@
 //! span and its RSS (peak sampled every 100 ms).
 
 mod synth;
+mod wire;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,10 +24,12 @@ use synth::Template;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct GenArgs {
-    /// `grpc` or `http` (OTLP/HTTP protobuf).
+    /// `grpc` or `http` (OTLP), `zipkin` (v2 JSON), `jaeger-thrift` (HTTP `/api/traces`),
+    /// `jaeger-grpc`, `opencensus`: the same traces in each protocol.
     #[arg(long, default_value = "grpc")]
     protocol: String,
-    /// Server address; default 127.0.0.1:4317 (grpc) or 127.0.0.1:4318 (http).
+    /// Server address; default the protocol's port on 127.0.0.1 (4317, 4318, 9411, 14268,
+    /// 14250, 55678).
     #[arg(long)]
     endpoint: Option<String>,
     /// Target spans per second; 0 sends as fast as acknowledgements come back.
@@ -74,15 +77,18 @@ fn humantime_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub(crate) fn run(args: GenArgs) -> anyhow::Result<()> {
-    if args.protocol != "grpc" && args.protocol != "http" {
-        bail!("--protocol must be grpc or http");
-    }
+    let Some(wire) = wire::Wire::parse(&args.protocol) else {
+        bail!("--protocol must be grpc, http, zipkin, jaeger-thrift, jaeger-grpc or opencensus");
+    };
     let started = Instant::now();
-    let templates = synth::templates(
-        args.seed,
-        args.templates,
-        args.batch_spans,
-        args.error_ratio,
+    let templates = wire::convert(
+        synth::templates(
+            args.seed,
+            args.templates,
+            args.batch_spans,
+            args.error_ratio,
+        ),
+        wire,
     );
     let spans_per_template: Vec<u64> = templates.iter().map(|t| t.spans as u64).collect();
     let bytes: usize = templates.iter().map(|t| t.encoded.len()).sum();
@@ -134,8 +140,8 @@ async fn drive(args: GenArgs, templates: Arc<Vec<Template>>) -> anyhow::Result<(
         end: start + args.duration,
         interval_nanos,
     });
-    let sender =
-        synth::Sender::new(&args.protocol, args.endpoint.clone(), args.tenant.clone()).await?;
+    let wire = wire::Wire::parse(&args.protocol).context("unknown protocol")?;
+    let sender = synth::Sender::new(wire, args.endpoint.clone(), args.tenant.clone()).await?;
     let cpu_before = args.pid.map(proc_cpu_seconds).transpose()?;
     let peak_rss = Arc::new(AtomicU64::new(0));
     let sampler = args.pid.map(|pid| {

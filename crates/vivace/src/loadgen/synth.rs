@@ -25,9 +25,44 @@ pub(crate) struct Template {
     pub(crate) encoded: Bytes,
     pub(crate) spans: usize,
     id_offsets: Vec<usize>,
+    /// IDs are written as hex text (JSON): fresh IDs rewrite 16 hex digits.
+    hex: bool,
 }
 
 impl Template {
+    /// A template of raw bytes whose trace IDs start with the marker bytes.
+    pub(crate) fn new(encoded: Bytes, spans: usize) -> Template {
+        let id_offsets = encoded
+            .windows(MAGIC.len())
+            .enumerate()
+            .filter(|(_, w)| *w == MAGIC)
+            .map(|(i, _)| i)
+            .collect();
+        Template {
+            encoded,
+            spans,
+            id_offsets,
+            hex: false,
+        }
+    }
+
+    /// A template of text whose trace IDs are hex and start with the marker's hex.
+    pub(crate) fn new_hex(encoded: Bytes, spans: usize) -> Template {
+        let marker = hex::encode(MAGIC);
+        let id_offsets = encoded
+            .windows(marker.len())
+            .enumerate()
+            .filter(|(_, w)| *w == marker.as_bytes())
+            .map(|(i, _)| i)
+            .collect();
+        Template {
+            encoded,
+            spans,
+            id_offsets,
+            hex: true,
+        }
+    }
+
     /// A copy whose every trace ID has its first 8 bytes replaced, derived from `k`, so each
     /// send carries traces the server has not seen.
     pub(crate) fn with_fresh_ids(&self, k: u64) -> Bytes {
@@ -35,6 +70,18 @@ impl Template {
         let salt = (k.wrapping_add(1))
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .to_le_bytes();
+        if self.hex {
+            for &off in &self.id_offsets {
+                let mut b = [0u8; 8];
+                if hex::decode_to_slice(&v[off..off + 16], &mut b).is_ok() {
+                    for (x, s) in b.iter_mut().zip(salt) {
+                        *x ^= s;
+                    }
+                    v[off..off + 16].copy_from_slice(hex::encode(b).as_bytes());
+                }
+            }
+            return Bytes::from(v);
+        }
         for &off in &self.id_offsets {
             for (i, b) in salt.iter().enumerate() {
                 v[off + i] ^= b;
@@ -348,23 +395,12 @@ pub(crate) fn templates(
                     })
                     .collect(),
             };
-            let encoded = req.encode_to_vec();
-            let id_offsets = encoded
-                .windows(MAGIC.len())
-                .enumerate()
-                .filter(|(_, w)| *w == MAGIC)
-                .map(|(i, _)| i)
-                .collect();
-            Template {
-                encoded: Bytes::from(encoded),
-                spans,
-                id_offsets,
-            }
+            Template::new(Bytes::from(req.encode_to_vec()), spans)
         })
         .collect()
 }
 
-/// Sends pre-encoded OTLP requests over gRPC or HTTP. One per worker, cloned once: the size
+/// Sends pre-encoded requests over gRPC or HTTP. One per worker, cloned once: the size
 /// difference of the variants does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
@@ -372,6 +408,9 @@ pub(crate) enum Sender {
     Grpc {
         grpc: tonic::client::Grpc<tonic::transport::Channel>,
         tenant: Option<String>,
+        path: &'static str,
+        /// A client stream of one message per call (OpenCensus), else unary.
+        streaming: bool,
     },
     Http {
         client: hyper_util::client::legacy::Client<
@@ -380,22 +419,56 @@ pub(crate) enum Sender {
         >,
         uri: http::Uri,
         tenant: Option<String>,
+        content_type: &'static str,
     },
 }
 
 impl Sender {
     pub(crate) async fn new(
-        protocol: &str,
+        wire: super::wire::Wire,
         endpoint: Option<String>,
         tenant: Option<String>,
     ) -> anyhow::Result<Sender> {
-        if protocol == "grpc" {
-            let ep = endpoint.unwrap_or_else(|| "127.0.0.1:4317".into());
-            let ep = if ep.contains("://") {
-                ep
-            } else {
-                format!("http://{ep}")
-            };
+        use super::wire::Wire;
+        let (default, grpc_path, http_path, content_type, streaming) = match wire {
+            Wire::OtlpGrpc => (
+                "127.0.0.1:4317",
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                "",
+                "",
+                false,
+            ),
+            Wire::JaegerGrpc => (
+                "127.0.0.1:14250",
+                "/jaeger.api_v2.CollectorService/PostSpans",
+                "",
+                "",
+                false,
+            ),
+            Wire::OpenCensus => (
+                "127.0.0.1:55678",
+                "/opencensus.proto.agent.trace.v1.TraceService/Export",
+                "",
+                "",
+                true,
+            ),
+            Wire::OtlpHttp => ("127.0.0.1:4318", "", "/v1/traces", "application/x-protobuf", false),
+            Wire::ZipkinJson => ("127.0.0.1:9411", "", "/api/v2/spans", "application/json", false),
+            Wire::JaegerThrift => (
+                "127.0.0.1:14268",
+                "",
+                "/api/traces",
+                "application/x-thrift",
+                false,
+            ),
+        };
+        let ep = endpoint.unwrap_or_else(|| default.into());
+        let ep = if ep.contains("://") {
+            ep
+        } else {
+            format!("http://{ep}")
+        };
+        if !grpc_path.is_empty() {
             let channel = tonic::transport::Endpoint::from_shared(ep.clone())?
                 .connect()
                 .await
@@ -403,18 +476,14 @@ impl Sender {
             Ok(Sender::Grpc {
                 grpc: tonic::client::Grpc::new(channel),
                 tenant,
+                path: grpc_path,
+                streaming,
             })
         } else {
-            let ep = endpoint.unwrap_or_else(|| "127.0.0.1:4318".into());
-            let ep = if ep.contains("://") {
+            let ep = if ep.ends_with(http_path) {
                 ep
             } else {
-                format!("http://{ep}")
-            };
-            let ep = if ep.ends_with("/v1/traces") {
-                ep
-            } else {
-                format!("{}/v1/traces", ep.trim_end_matches('/'))
+                format!("{}{http_path}", ep.trim_end_matches('/'))
             };
             let client =
                 hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -423,32 +492,50 @@ impl Sender {
                 client,
                 uri: ep.parse()?,
                 tenant,
+                content_type,
             })
         }
     }
 
     pub(crate) async fn send(&self, body: Bytes) -> anyhow::Result<()> {
         match self {
-            Sender::Grpc { grpc, tenant } => {
+            Sender::Grpc {
+                grpc,
+                tenant,
+                path,
+                streaming,
+            } => {
                 let mut grpc = grpc.clone();
                 grpc.ready().await?;
-                let mut req = tonic::Request::new(body);
-                if let Some(t) = tenant {
-                    req.metadata_mut().insert("x-scope-orgid", t.parse()?);
+                let path = http::uri::PathAndQuery::from_static(path);
+                if *streaming {
+                    let mut req = tonic::Request::new(futures::stream::iter(vec![body]));
+                    if let Some(t) = tenant {
+                        req.metadata_mut().insert("x-scope-orgid", t.parse()?);
+                    }
+                    let mut responses = grpc
+                        .streaming::<_, Bytes, (), _>(req, path, RawCodec)
+                        .await?
+                        .into_inner();
+                    // The answer to the one request: it is durable.
+                    responses.message().await?;
+                } else {
+                    let mut req = tonic::Request::new(body);
+                    if let Some(t) = tenant {
+                        req.metadata_mut().insert("x-scope-orgid", t.parse()?);
+                    }
+                    grpc.unary::<Bytes, (), _>(req, path, RawCodec).await?;
                 }
-                let path = http::uri::PathAndQuery::from_static(
-                    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-                );
-                grpc.unary::<Bytes, (), _>(req, path, RawCodec).await?;
                 Ok(())
             }
             Sender::Http {
                 client,
                 uri,
                 tenant,
+                content_type,
             } => {
-                let mut req = http::Request::post(uri.clone())
-                    .header("content-type", "application/x-protobuf");
+                let mut req =
+                    http::Request::post(uri.clone()).header("content-type", *content_type);
                 if let Some(t) = tenant {
                     req = req.header("x-scope-orgid", t);
                 }
