@@ -90,6 +90,19 @@ export VIVACE_PROMETHEUS="${VIVACE_PROMETHEUS:-$(command -v prometheus)}"
 # shared between checkouts.
 export INSTA_WORKSPACE_ROOT="$root"
 
+# The OpenTelemetry JS SDK exporters, pinned by scripts/node-clients/package-lock.json.
+nlock=scripts/node-clients/package-lock.json
+nclients="$cache/node-clients-$(sha256sum "$nlock" | cut -c1-12)"
+if [ ! -d "$nclients/node_modules/@opentelemetry/exporter-zipkin" ]; then
+  echo "==> installing the Node test clients into $nclients"
+  rm -rf "$nclients.partial"
+  mkdir -p "$nclients.partial"
+  cp scripts/node-clients/package.json "$nlock" "$nclients.partial/"
+  (cd "$nclients.partial" && npm ci --silent --no-audit --no-fund)
+  mv "$nclients.partial" "$nclients"
+fi
+export VIVACE_NODE_CLIENTS="$nclients/node_modules"
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 

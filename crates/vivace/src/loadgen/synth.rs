@@ -452,8 +452,20 @@ impl Sender {
                 "",
                 true,
             ),
-            Wire::OtlpHttp => ("127.0.0.1:4318", "", "/v1/traces", "application/x-protobuf", false),
-            Wire::ZipkinJson => ("127.0.0.1:9411", "", "/api/v2/spans", "application/json", false),
+            Wire::OtlpHttp => (
+                "127.0.0.1:4318",
+                "",
+                "/v1/traces",
+                "application/x-protobuf",
+                false,
+            ),
+            Wire::ZipkinJson => (
+                "127.0.0.1:9411",
+                "",
+                "/api/v2/spans",
+                "application/json",
+                false,
+            ),
             Wire::JaegerThrift => (
                 "127.0.0.1:14268",
                 "",

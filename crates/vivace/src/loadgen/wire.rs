@@ -90,10 +90,9 @@ pub(crate) fn convert(templates: Vec<Template>, wire: Wire) -> Vec<Template> {
             continue;
         };
         match wire {
-            Wire::ZipkinJson => out.push(Template::new_hex(
-                Bytes::from(zipkin_json(&req)),
-                t.spans,
-            )),
+            Wire::ZipkinJson => {
+                out.push(Template::new_hex(Bytes::from(zipkin_json(&req)), t.spans))
+            }
             // The collector endpoint and PostSpans take one process per batch.
             Wire::JaegerThrift => {
                 for rs in &req.resource_spans {
@@ -130,8 +129,11 @@ fn zipkin_json(req: &ExportTraceServiceRequest) -> Vec<u8> {
     for rs in &req.resource_spans {
         let svc = service(rs);
         for s in spans(rs) {
-            let mut tags: BTreeMap<String, String> =
-                s.attributes.iter().map(|a| (a.key.clone(), text(a))).collect();
+            let mut tags: BTreeMap<String, String> = s
+                .attributes
+                .iter()
+                .map(|a| (a.key.clone(), text(a)))
+                .collect();
             if is_error(s) {
                 tags.insert("otel.status_code".into(), "ERROR".into());
                 tags.insert("error".into(), "true".into());

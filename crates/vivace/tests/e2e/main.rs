@@ -14,6 +14,7 @@ mod jaeger;
 mod lifecycle;
 mod metrics;
 mod model;
+mod node;
 mod opencensus;
 mod roundtrip;
 mod search;
