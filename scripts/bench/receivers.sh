@@ -3,11 +3,12 @@
 #
 #   scripts/bench/receivers.sh [SECONDS]     # default 15 s per protocol
 #
-# Starts a release vivace on 127.0.0.1 with every receiver (limits lifted, blocks cut as usual)
-# and a fresh data dir, then sends the same synthetic traces (`vivace gen`, 8 requests in flight,
+# For each protocol, starts a fresh release vivace on 127.0.0.1 with every receiver (limits
+# lifted, blocks cut as usual; fresh, so no protocol pays for the blocks of the one before) and
+# sends the same synthetic traces (`vivace gen`, 8 requests in flight,
 # ~600-span requests; Jaeger and OpenCensus requests carry one service's spans each) over OTLP
-# gRPC and HTTP, Zipkin JSON, Jaeger Thrift HTTP, Jaeger gRPC and OpenCensus, one after the
-# other, and prints spans/s and the server's CPU per span for each. Jaeger's UDP agent port is
+# gRPC and HTTP, Zipkin JSON, Jaeger Thrift HTTP, Jaeger gRPC or OpenCensus, and prints spans/s,
+# the server's CPU per span and the export latency p50 for each. Jaeger's UDP agent port is
 # not measured here (datagrams are capped at 65 KB and lossy by design).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -41,16 +42,18 @@ overrides:
       max_traces_per_user: 0
       rate_limit_bytes: 0
 YAML
-"$bin" -config.file="$data/vivace.yaml" --data-dir "$data/data" 2>"$data/log" &
-pid=$!
+pid=
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 100); do curl -sf localhost:3200/ready >/dev/null && break; sleep 0.1; done
 printf '%-14s %12s %14s %10s\n' protocol spans/s "µs CPU/span" "p50 ms"
 for p in grpc http zipkin jaeger-thrift jaeger-grpc opencensus; do
+  rm -rf "$data/data"
+  "$bin" -config.file="$data/vivace.yaml" --data-dir "$data/data" 2>"$data/log" &
+  pid=$!
+  for _ in $(seq 100); do curl -sf localhost:3200/ready >/dev/null && break; sleep 0.1; done
   out=$("$bin" gen --protocol "$p" --duration "${secs}s" --concurrency 8 --batch-spans 600 --pid $pid 2>/dev/null)
   rate=$(echo "$out" | awk '/^throughput/ { print $2 }')
   cpu=$(echo "$out" | awk '/^server:/ { for (i = 1; i <= NF; i++) if ($i == "µs") print $(i-1) }')
   p50=$(echo "$out" | awk '/^export latency/ { print $4 }')
   printf '%-14s %12s %14s %10s\n' "$p" "$rate" "$cpu" "$p50"
-  sleep 3
+  kill $pid; wait $pid 2>/dev/null || true
 done
