@@ -232,6 +232,22 @@ async fn jaeger_clients_over_udp_http_and_grpc_read_back_as_sent() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A flood of garbage on both UDP ports: counted and dropped, the socket keeps being read.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..20_000u32 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let len = 1 + (seed % 1400) as usize;
+        let junk: Vec<u8> = (0..len).map(|j| (seed >> (j % 56)) as u8).collect();
+        let port = if i % 2 == 0 { compact } else { binary };
+        let _ = sock.send_to(&junk, ("127.0.0.1", port));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        c.get(server.api("/ready")).send().await.unwrap().status(),
+        200
+    );
     // Still healthy: a good batch after the garbage is read back.
     let sent = send(
         "otel-udp",
