@@ -435,16 +435,38 @@ pub(crate) async fn run_metrics(
     instant: bool,
     on_progress: impl FnMut(crate::metrics::Answer) + Send,
 ) -> Result<crate::metrics::Answer, Status> {
-    let req = crate::metrics::MetricsRequest::from_params(q, &api.metrics, &api.search, instant)?;
+    let mut cfg = api.metrics.clone();
+    if let Some(d) = read_duration(api, tenants, "max_metrics_duration") {
+        cfg.max_duration = d;
+    }
+    let req = crate::metrics::MetricsRequest::from_params(q, &cfg, &api.search, instant)?;
     crate::metrics::query(
         &api.search_sources,
         tenants,
         &req,
-        &api.metrics,
+        &cfg,
         &api.search,
         on_progress,
     )
     .await
+}
+
+/// The tenants' `read.<key>` duration override (the smallest when a query spans several; an
+/// unset or zero value leaves the query-frontend's limit).
+fn read_duration(api: &QueryApi, tenants: &[TenantId], key: &str) -> Option<std::time::Duration> {
+    tenants
+        .iter()
+        .filter_map(|t| {
+            let o = api.overrides.tenant(t.as_str());
+            let v = o.read.as_ref()?.get(key)?.clone();
+            let d = match v {
+                serde_yaml_ng::Value::String(s) => humantime::parse_duration(&s).ok()?,
+                serde_yaml_ng::Value::Number(n) => std::time::Duration::from_secs(n.as_u64()?),
+                _ => return None,
+            };
+            (!d.is_zero()).then_some(d)
+        })
+        .min()
 }
 
 /// A search from request parameters (HTTP query, or a gRPC request turned into them).
@@ -454,8 +476,12 @@ pub(crate) async fn run_search(
     q: &HashMap<String, String>,
     on_progress: impl FnMut(&crate::search::Combiner) + Send,
 ) -> Result<vivace_proto::tempopb::SearchResponse, Status> {
-    let req = SearchRequest::from_params(q, &api.search)?;
-    crate::search::search(&api.search_sources, tenants, &req, &api.search, on_progress).await
+    let mut cfg = api.search.clone();
+    if let Some(d) = read_duration(api, tenants, "max_search_duration") {
+        cfg.max_duration = d;
+    }
+    let req = SearchRequest::from_params(q, &cfg)?;
+    crate::search::search(&api.search_sources, tenants, &req, &cfg, on_progress).await
 }
 
 /// `read.max_bytes_per_tag_values_query` of the tenants (the smallest; default 1,000,000).

@@ -90,7 +90,7 @@ fn with_auth<T>(msg: T, auth: Option<&str>) -> tonic::Request<T> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_port_requires_a_credential_with_the_right_and_its_tenant() {
     let dir = tempfile::tempdir().unwrap();
-    let zipkin = free_port();
+    let (zipkin, jhttp, jgrpc, oc) = (free_port(), free_port(), free_port(), free_port());
     let pw_sha = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(b"open sesame"))
@@ -98,7 +98,10 @@ async fn every_port_requires_a_credential_with_the_right_and_its_tenant() {
     std::fs::write(dir.path().join("read.token"), "read-a-0123456789abcdef\n").unwrap();
     let server = Server::start_env_receivers(
         dir.path(),
-        &format!("zipkin:\n  endpoint: 127.0.0.1:{zipkin}"),
+        &format!(
+            "zipkin:\n  endpoint: 127.0.0.1:{zipkin}\njaeger:\n  protocols:\n    grpc:\n      endpoint: 127.0.0.1:{jgrpc}\n    \
+             thrift_http:\n      endpoint: 127.0.0.1:{jhttp}\nopencensus:\n  endpoint: 127.0.0.1:{oc}"
+        ),
         &format!(
             "auth:\n  tokens:\n    - token_env: VIVACE_TEST_WRITE_TOKEN\n      tenant: team-a\n      rights: [write]\n    \
              - token_file: {}\n      tenant: team-a\n      rights: [read]\n  \
@@ -191,6 +194,45 @@ async fn every_port_requires_a_credential_with_the_right_and_its_tenant() {
     assert_eq!(z(None).await.unwrap().status(), 401);
     assert_eq!(z(Some(READ_A)).await.unwrap().status(), 403);
     assert_eq!(z(Some(WRITE_A)).await.unwrap().status(), 202);
+
+    // Jaeger Thrift HTTP: past the guard an empty body is a 400 (it got through), before it 401.
+    let j = |auth: Option<&'static str>| {
+        let mut r = c
+            .post(format!("http://127.0.0.1:{jhttp}/api/traces"))
+            .header("Content-Type", "application/x-thrift")
+            .body(vec![0u8]);
+        if let Some(a) = auth {
+            r = r.header("Authorization", a);
+        }
+        r.send()
+    };
+    assert_eq!(j(None).await.unwrap().status(), 401);
+    assert_eq!(j(Some(READ_A)).await.unwrap().status(), 403);
+    assert_eq!(j(Some(WRITE_A)).await.unwrap().status(), 400);
+    // Jaeger gRPC and the OpenCensus stream.
+    use vivace_proto::jaeger::collector_service_client::CollectorServiceClient;
+    let mut jg = CollectorServiceClient::connect(format!("http://127.0.0.1:{jgrpc}"))
+        .await
+        .unwrap();
+    let empty = vivace_proto::jaeger::PostSpansRequest::default;
+    let e = jg.post_spans(with_auth(empty(), None)).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    let e = jg
+        .post_spans(with_auth(empty(), Some(READ_A)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    jg.post_spans(with_auth(empty(), Some(WRITE_A)))
+        .await
+        .unwrap();
+    use vivace_proto::opencensus::trace_service_client::TraceServiceClient;
+    let mut o = TraceServiceClient::connect(format!("http://127.0.0.1:{oc}"))
+        .await
+        .unwrap();
+    let none =
+        futures::stream::iter(Vec::<vivace_proto::opencensus::ExportTraceServiceRequest>::new());
+    let e = o.export(with_auth(none, None)).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
 
     // Streaming search on the HTTP port (h2c) and the gRPC query port.
     for port in [server.http, server.grpc_query] {

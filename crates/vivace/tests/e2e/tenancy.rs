@@ -358,3 +358,54 @@ mod same_ids {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_limits_apply_per_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("overrides.yaml");
+    std::fs::write(
+        &file,
+        "overrides:\n  short:\n    read:\n      max_search_duration: 1h\n      max_metrics_duration: 30m\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        dir.path(),
+        &format!(
+            "multitenancy_enabled: true\noverrides:\n  per_tenant_override_config: {}\n",
+            file.display()
+        ),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let c = http();
+    let status = |path: String, tenant: &'static str| {
+        let c = c.clone();
+        let url = server.api(&path);
+        async move {
+            let r = c
+                .get(url)
+                .header("X-Scope-OrgID", tenant)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let search = format!("/api/search?q=%7B%7D&start={}&end={now}", now - 2 * 3600);
+    let (st, body) = status(search.clone(), "short").await;
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(
+        status(search, "other").await.0,
+        200,
+        "the frontend's 168h applies"
+    );
+    let metrics = format!(
+        "/api/metrics/query_range?q=%7B%7D%20%7C%20rate()&start={}&end={now}",
+        now - 3600
+    );
+    let (st, body) = status(metrics.clone(), "short").await;
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(status(metrics, "other").await.0, 200);
+}
