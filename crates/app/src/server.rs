@@ -92,22 +92,33 @@ async fn bind(addr: &str, key: &'static str) -> Result<TcpListener, AppError> {
         })
 }
 
-/// Binds the UDP `addr` if the protocol is enabled.
+/// Binds the UDP `addr` if the protocol is enabled, with a receive buffer of `buffer` bytes
+/// (the kernel caps it at `net.core.rmem_max`).
 async fn bind_udp(
     addr_opt: Option<&str>,
     key: &'static str,
+    buffer: usize,
 ) -> Result<Option<tokio::net::UdpSocket>, AppError> {
-    match addr_opt {
-        Some(addr) => tokio::net::UdpSocket::bind(addr)
-            .await
-            .map(Some)
-            .map_err(|source| AppError::Bind {
-                addr: addr.to_string(),
-                key,
-                source,
-            }),
-        None => Ok(None),
+    let Some(addr) = addr_opt else {
+        return Ok(None);
+    };
+    let socket = tokio::net::UdpSocket::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind {
+            addr: addr.to_string(),
+            key,
+            source,
+        })?;
+    let sock = socket2::SockRef::from(&socket);
+    if let Err(e) = sock.set_recv_buffer_size(buffer) {
+        tracing::warn!(error = %e, key, "cannot set the UDP receive buffer");
     }
+    tracing::debug!(
+        key,
+        bytes = sock.recv_buffer_size().unwrap_or(0),
+        "UDP receive buffer"
+    );
+    Ok(Some(socket))
 }
 
 /// Binds `addr` if the protocol is enabled.
@@ -241,6 +252,17 @@ impl App {
             "distributor.receivers.jaeger.protocols.thrift_http.endpoint",
         )
         .await?;
+        let udp_buffer = |f: fn(
+            &vivace_distributor::JaegerProtocols,
+        ) -> Option<&vivace_distributor::UdpEndpoint>| {
+            cfg.distributor
+                .receivers
+                .jaeger
+                .as_ref()
+                .and_then(|j| f(&j.protocols))
+                .and_then(|u| u.socket_buffer_size)
+                .unwrap_or(4 << 20)
+        };
         let jaeger_grpc_opt = bind_opt(
             jaeger_grpc_addr.as_deref(),
             "distributor.receivers.jaeger.protocols.grpc.endpoint",
@@ -259,11 +281,13 @@ impl App {
             bind_udp(
                 compact_addr.as_deref(),
                 "distributor.receivers.jaeger.protocols.thrift_compact.endpoint",
+                udp_buffer(|p| p.thrift_compact.as_ref()),
             )
             .await?,
             bind_udp(
                 binary_addr.as_deref(),
                 "distributor.receivers.jaeger.protocols.thrift_binary.endpoint",
+                udp_buffer(|p| p.thrift_binary.as_ref()),
             )
             .await?,
         ];

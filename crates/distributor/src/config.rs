@@ -224,7 +224,9 @@ pub struct UdpEndpoint {
     pub queue_size: Option<serde_yaml_ng::Value>,
     pub max_packet_size: Option<serde_yaml_ng::Value>,
     pub workers: Option<serde_yaml_ng::Value>,
-    pub socket_buffer_size: Option<serde_yaml_ng::Value>,
+    /// The socket's receive buffer in bytes (default 4 MiB, capped by the kernel's
+    /// `net.core.rmem_max`): a burst of datagrams beyond it is dropped by the kernel.
+    pub socket_buffer_size: Option<usize>,
 }
 
 impl Default for UdpEndpoint {

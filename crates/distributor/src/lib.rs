@@ -19,6 +19,8 @@ pub mod receiver;
 pub mod translate;
 mod validate;
 
-pub use config::{Config, JaegerReceiver, OtlpProtocols, ZipkinReceiver};
+pub use config::{
+    Config, JaegerProtocols, JaegerReceiver, OtlpProtocols, UdpEndpoint, ZipkinReceiver,
+};
 pub use distributor::{Distributor, PushOutcome};
 pub use metrics::DistributorMetrics;

@@ -25,11 +25,12 @@ use synth::Template;
 #[derive(Debug, clap::Args)]
 pub(crate) struct GenArgs {
     /// `grpc` or `http` (OTLP), `zipkin` (v2 JSON), `jaeger-thrift` (HTTP `/api/traces`),
-    /// `jaeger-grpc`, `opencensus`: the same traces in each protocol.
+    /// `jaeger-grpc`, `jaeger-udp` (agent datagrams, unacknowledged), `opencensus`: the same
+    /// traces in each protocol.
     #[arg(long, default_value = "grpc")]
     protocol: String,
     /// Server address; default the protocol's port on 127.0.0.1 (4317, 4318, 9411, 14268,
-    /// 14250, 55678).
+    /// 14250, 6831, 55678).
     #[arg(long)]
     endpoint: Option<String>,
     /// Target spans per second; 0 sends as fast as acknowledgements come back.
@@ -78,7 +79,9 @@ fn humantime_duration(s: &str) -> Result<Duration, String> {
 
 pub(crate) fn run(args: GenArgs) -> anyhow::Result<()> {
     let Some(wire) = wire::Wire::parse(&args.protocol) else {
-        bail!("--protocol must be grpc, http, zipkin, jaeger-thrift, jaeger-grpc or opencensus");
+        bail!(
+            "--protocol must be grpc, http, zipkin, jaeger-thrift, jaeger-grpc, jaeger-udp or opencensus"
+        );
     };
     let started = Instant::now();
     let templates = wire::convert(

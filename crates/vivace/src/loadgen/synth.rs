@@ -421,6 +421,11 @@ pub(crate) enum Sender {
         tenant: Option<String>,
         content_type: &'static str,
     },
+    /// Jaeger agent datagrams, encoded from the OTLP template at each send; no acknowledgement.
+    Udp {
+        socket: std::sync::Arc<std::net::UdpSocket>,
+        addr: std::net::SocketAddr,
+    },
 }
 
 impl Sender {
@@ -430,6 +435,15 @@ impl Sender {
         tenant: Option<String>,
     ) -> anyhow::Result<Sender> {
         use super::wire::Wire;
+        if wire == Wire::JaegerUdp {
+            let ep = endpoint.unwrap_or_else(|| "127.0.0.1:6831".into());
+            let addr: std::net::SocketAddr = ep.parse().with_context(|| format!("address {ep}"))?;
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+            return Ok(Sender::Udp {
+                socket: std::sync::Arc::new(socket),
+                addr,
+            });
+        }
         let (default, grpc_path, http_path, content_type, streaming) = match wire {
             Wire::OtlpGrpc => (
                 "127.0.0.1:4317",
@@ -459,6 +473,8 @@ impl Sender {
                 "application/x-protobuf",
                 false,
             ),
+            // Answered above; an empty address here would fail to parse.
+            Wire::JaegerUdp => ("", "", "", "", false),
             Wire::ZipkinJson => (
                 "127.0.0.1:9411",
                 "",
@@ -511,6 +527,13 @@ impl Sender {
 
     pub(crate) async fn send(&self, body: Bytes) -> anyhow::Result<()> {
         match self {
+            Sender::Udp { socket, addr } => {
+                let req = ExportTraceServiceRequest::decode(body.as_ref())?;
+                for d in super::wire::jaeger_udp_datagrams(&req) {
+                    socket.send_to(&d, addr)?;
+                }
+                Ok(())
+            }
             Sender::Grpc {
                 grpc,
                 tenant,

@@ -22,6 +22,8 @@ pub(crate) enum Wire {
     ZipkinJson,
     JaegerThrift,
     JaegerGrpc,
+    /// The agent's UDP port: datagrams are encoded at each send (they carry IDs as varints).
+    JaegerUdp,
     OpenCensus,
 }
 
@@ -33,6 +35,7 @@ impl Wire {
             "zipkin" => Wire::ZipkinJson,
             "jaeger-thrift" => Wire::JaegerThrift,
             "jaeger-grpc" => Wire::JaegerGrpc,
+            "jaeger-udp" => Wire::JaegerUdp,
             "opencensus" => Wire::OpenCensus,
             _ => return None,
         })
@@ -81,7 +84,7 @@ fn is_error(s: &Span) -> bool {
 
 /// The templates in `wire` (OTLP templates are returned as they are).
 pub(crate) fn convert(templates: Vec<Template>, wire: Wire) -> Vec<Template> {
-    if matches!(wire, Wire::OtlpGrpc | Wire::OtlpHttp) {
+    if matches!(wire, Wire::OtlpGrpc | Wire::OtlpHttp | Wire::JaegerUdp) {
         return templates;
     }
     let mut out = Vec::new();
@@ -118,7 +121,7 @@ pub(crate) fn convert(templates: Vec<Template>, wire: Wire) -> Vec<Template> {
                     ))
                 }
             }
-            Wire::OtlpGrpc | Wire::OtlpHttp => {}
+            Wire::OtlpGrpc | Wire::OtlpHttp | Wire::JaegerUdp => {}
         }
     }
     out
@@ -380,4 +383,130 @@ fn opencensus(rs: &ResourceSpans) -> vivace_proto::opencensus::ExportTraceServic
             .collect(),
         resource: None,
     }
+}
+
+/// A minimal Thrift compact-protocol writer (the agent's :6831 datagrams).
+struct CompactOut {
+    buf: Vec<u8>,
+    last: Vec<i16>,
+}
+
+impl CompactOut {
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+    }
+    fn zigzag(&mut self, v: i64) {
+        self.varint(((v << 1) ^ (v >> 63)) as u64);
+    }
+    fn field(&mut self, t: u8, id: i16) {
+        let last = self.last.last().copied().unwrap_or(0);
+        let delta = id - last;
+        if (1..=15).contains(&delta) {
+            self.buf.push(((delta as u8) << 4) | t);
+        } else {
+            self.buf.push(t);
+            self.zigzag(i64::from(id));
+        }
+        if let Some(l) = self.last.last_mut() {
+            *l = id;
+        }
+    }
+    fn begin(&mut self) {
+        self.last.push(0);
+    }
+    fn end(&mut self) {
+        self.buf.push(0);
+        self.last.pop();
+    }
+    fn i64(&mut self, id: i16, v: i64) {
+        self.field(6, id);
+        self.zigzag(v);
+    }
+    fn i32(&mut self, id: i16, v: i32) {
+        self.field(5, id);
+        self.zigzag(i64::from(v));
+    }
+    fn string(&mut self, id: i16, s: &str) {
+        self.field(8, id);
+        self.varint(s.len() as u64);
+        self.buf.extend_from_slice(s.as_bytes());
+    }
+    fn list(&mut self, id: i16, elem: u8, n: usize) {
+        self.field(9, id);
+        if n < 15 {
+            self.buf.push(((n as u8) << 4) | elem);
+        } else {
+            self.buf.push(0xf0 | elem);
+            self.varint(n as u64);
+        }
+    }
+}
+
+/// Spans per agent datagram: well under the 65,000-byte UDP limit.
+const UDP_SPANS: usize = 40;
+
+/// An OTLP request as Jaeger agent `emitBatch` datagrams (Thrift compact, every value as a
+/// string tag), one service and at most [`UDP_SPANS`] spans each.
+pub(crate) fn jaeger_udp_datagrams(req: &ExportTraceServiceRequest) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for rs in &req.resource_spans {
+        let svc = service(rs);
+        let all: Vec<&Span> = spans(rs).collect();
+        for chunk in all.chunks(UDP_SPANS) {
+            let mut w = CompactOut {
+                buf: vec![0x82, (4 << 5) | 1],
+                last: Vec::new(),
+            };
+            w.varint(0);
+            w.varint("emitBatch".len() as u64);
+            w.buf.extend_from_slice(b"emitBatch");
+            w.begin(); // args
+            w.field(12, 1);
+            w.begin(); // batch
+            w.field(12, 1);
+            w.begin(); // process
+            w.string(1, &svc);
+            w.end();
+            w.list(2, 12, chunk.len());
+            for s in chunk {
+                w.begin();
+                w.i64(1, be_i64(&s.trace_id[8..]));
+                w.i64(2, be_i64(&s.trace_id[..8]));
+                w.i64(3, be_i64(&s.span_id));
+                w.i64(4, be_i64(&s.parent_span_id));
+                w.string(5, &s.name);
+                w.i32(7, 1);
+                w.i64(8, (s.start_time_unix_nano / 1000) as i64);
+                w.i64(
+                    9,
+                    (s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano) / 1000) as i64,
+                );
+                let mut tags: Vec<(String, String)> = s
+                    .attributes
+                    .iter()
+                    .map(|a| (a.key.clone(), text(a)))
+                    .collect();
+                if let Some(k) = kind_name(s.kind) {
+                    tags.push(("span.kind".into(), k.to_ascii_lowercase()));
+                }
+                w.list(10, 12, tags.len());
+                for (k, v) in &tags {
+                    w.begin();
+                    w.string(1, k);
+                    w.i32(2, 0);
+                    w.string(3, v);
+                    w.end();
+                }
+                w.end();
+            }
+            w.end(); // batch
+            w.end(); // args
+            out.push(w.buf);
+        }
+    }
+    out
 }
