@@ -170,6 +170,8 @@ impl UdpMetrics {
 
 /// Datagrams waiting for the distributor, per socket.
 const UDP_QUEUE: usize = 1024;
+/// Datagrams decoded and pushed at once, per socket.
+const UDP_CONCURRENCY: usize = 16;
 /// Largest datagram read (the agent protocol's limit).
 const MAX_DATAGRAM: usize = 65_000;
 
@@ -203,36 +205,54 @@ pub async fn serve_udp(
             tracing::warn!(protocol = name, error = err, "{msg}");
         }
     };
+    // Datagrams are decoded and pushed concurrently (UDP has no order to keep): one at a time,
+    // each waiting for its group commit, would cap the port far below what the log takes.
     let worker = {
         let metrics = metrics.clone();
         let log_limited = log_limited.clone();
         tokio::spawn(async move {
+            let permits = Arc::new(tokio::sync::Semaphore::new(UDP_CONCURRENCY));
+            let mut tasks = tokio::task::JoinSet::new();
             while let Some(datagram) = rx.recv().await {
-                let size = datagram.len();
-                let decoded = tokio::task::spawn_blocking(move || {
-                    let (_, msg) = read_message(&datagram)?;
-                    if msg.name != "emitBatch" {
-                        return Err(format!("unsupported agent method {:?}", msg.name));
-                    }
-                    let batch = msg.args.field(1).ok_or("emitBatch without a batch")?;
-                    to_otlp(vec![batch_from_thrift(batch)?])
-                })
-                .await;
-                let batches = match decoded {
-                    Ok(Ok(b)) => b,
-                    Ok(Err(e)) => {
-                        drop(&metrics, "malformed");
-                        distributor.refused_undecoded(tenant.as_str(), false, size);
-                        log_limited("dropping a malformed datagram", &e);
-                        continue;
-                    }
-                    Err(_) => continue,
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
                 };
-                if let Err(s) = distributor.push(&tenant, batches, size).await {
-                    drop(&metrics, "refused");
-                    log_limited("a datagram's spans were refused", &s.message);
-                }
+                while tasks.try_join_next().is_some() {}
+                let (metrics, log_limited, distributor, tenant) = (
+                    metrics.clone(),
+                    log_limited.clone(),
+                    distributor.clone(),
+                    tenant.clone(),
+                );
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    let size = datagram.len();
+                    let decoded = tokio::task::spawn_blocking(move || {
+                        let (_, msg) = read_message(&datagram)?;
+                        if msg.name != "emitBatch" {
+                            return Err(format!("unsupported agent method {:?}", msg.name));
+                        }
+                        let batch = msg.args.field(1).ok_or("emitBatch without a batch")?;
+                        to_otlp(vec![batch_from_thrift(batch)?])
+                    })
+                    .await;
+                    let batches = match decoded {
+                        Ok(Ok(b)) => b,
+                        Ok(Err(e)) => {
+                            drop(&metrics, "malformed");
+                            distributor.refused_undecoded(tenant.as_str(), false, size);
+                            log_limited("dropping a malformed datagram", &e);
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    if let Err(s) = distributor.push(&tenant, batches, size).await {
+                        drop(&metrics, "refused");
+                        log_limited("a datagram's spans were refused", &s.message);
+                    }
+                });
             }
+            while tasks.join_next().await.is_some() {}
         })
     };
     let mut buf = vec![0u8; MAX_DATAGRAM];
