@@ -5,6 +5,7 @@ pub mod grpc;
 pub mod http;
 pub mod jaeger;
 pub mod opencensus;
+mod plain;
 pub mod zipkin;
 
 use vivace_common::{Status, StatusCode, TenantId};

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use http::header;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -32,6 +32,7 @@ use vivace_common::{Status, StatusCode, TenantId, to_tonic};
 use vivace_proto::jaeger::collector_service_server::{CollectorService, CollectorServiceServer};
 use vivace_proto::jaeger::{PostSpansRequest, PostSpansResponse};
 
+use super::plain::{error, text};
 use crate::Distributor;
 use crate::translate::jaeger::{batch_from_thrift, batches_from_proto, to_otlp};
 use crate::translate::thrift::{Protocol, read_message, read_struct};
@@ -99,45 +100,7 @@ async fn api_traces(State(st): State<HttpState>, req: Request) -> Response {
         to_otlp(vec![batch_from_thrift(&v)?])
     })
     .await;
-    let batches = match decoded {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => {
-            d.refused_undecoded(tenant.as_str(), false, size);
-            return error(Status::bad_request(format!(
-                "unable to process request body: {e}"
-            )));
-        }
-        Err(e) => return error(Status::internal(format!("decoding task failed: {e}"))),
-    };
-    match d.push(&tenant, batches, size).await {
-        Ok(outcome) if outcome.rejected_spans > 0 => {
-            text(http::StatusCode::ACCEPTED, outcome.message)
-        }
-        Ok(_) => http::StatusCode::ACCEPTED.into_response(),
-        Err(s) => error(s),
-    }
-}
-
-fn text(code: http::StatusCode, msg: String) -> Response {
-    (
-        code,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        msg,
-    )
-        .into_response()
-}
-
-fn error(s: Status) -> Response {
-    let code = http::StatusCode::from_u16(s.code.http())
-        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = text(code, s.message.clone());
-    if let Some(v) = s
-        .retry_after_opt
-        .and_then(|a| http::HeaderValue::from_str(&a.as_secs().max(1).to_string()).ok())
-    {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    resp
+    super::plain::push_translated(d, &tenant, size, decoded, "unable to process request body").await
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

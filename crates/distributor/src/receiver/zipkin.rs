@@ -10,12 +10,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use http::header;
 use prost::Message;
-use vivace_common::{Status, StatusCode};
+use vivace_common::StatusCode;
 
+use super::plain::{error, text};
 use crate::Distributor;
 use crate::translate::thrift::{Protocol, read_list};
 use crate::translate::zipkin::{
@@ -142,44 +143,12 @@ async fn spans(st: ZipkinState, req: Request, format: Format) -> Response {
         }
     })
     .await;
-    let batches = match decoded {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => {
-            d.refused_undecoded(tenant.as_str(), false, size);
-            return error(Status::bad_request(format!(
-                "failed to unmarshal zipkin spans: {e}"
-            )));
-        }
-        Err(e) => return error(Status::internal(format!("decoding task failed: {e}"))),
-    };
-    match d.push(&tenant, batches, size).await {
-        Ok(outcome) if outcome.rejected_spans > 0 => {
-            // Zipkin has no partial success: say what was refused, with the accepted status.
-            text(http::StatusCode::ACCEPTED, outcome.message)
-        }
-        Ok(_) => http::StatusCode::ACCEPTED.into_response(),
-        Err(s) => error(s),
-    }
-}
-
-fn text(code: http::StatusCode, msg: String) -> Response {
-    (
-        code,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        msg,
+    super::plain::push_translated(
+        d,
+        &tenant,
+        size,
+        decoded,
+        "failed to unmarshal zipkin spans",
     )
-        .into_response()
-}
-
-fn error(s: Status) -> Response {
-    let code = http::StatusCode::from_u16(s.code.http())
-        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = text(code, s.message.clone());
-    if let Some(v) = s
-        .retry_after_opt
-        .and_then(|a| http::HeaderValue::from_str(&a.as_secs().max(1).to_string()).ok())
-    {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    resp
+    .await
 }
