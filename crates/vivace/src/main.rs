@@ -1,9 +1,11 @@
 //! The `vivace` binary: argument parsing and subcommands only.
 //!
 //! `vivace` (or `vivace serve`) runs the server; `vivace gen` is the load generator;
-//! `vivace traceql validate '<query>'` checks a TraceQL query. Tempo's
+//! `vivace traceql validate '<query>'` checks a TraceQL query; `vivace query | trace | tags |
+//! metrics` ask a running server. Tempo's
 //! single-dash flags (`-config.file=...`, `-config.expand-env`, `-target=all`) work as in Tempo.
 
+mod client;
 mod loadgen;
 
 use std::path::PathBuf;
@@ -39,6 +41,8 @@ enum Cmd {
     /// TraceQL tools.
     #[command(subcommand)]
     Traceql(TraceqlCmd),
+    #[command(flatten)]
+    Client(client::ClientCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +162,13 @@ fn main() -> ExitCode {
         }
         Some(Cmd::Serve(args)) => serve(args),
         Some(Cmd::Traceql(cmd)) => traceql(cmd),
+        Some(Cmd::Client(cmd)) => match client::run(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("vivace: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         None => serve(cli.serve),
     }
 }

@@ -8,6 +8,7 @@
 mod auth;
 mod bad_input;
 mod blocks;
+mod cli;
 mod crash;
 mod generator;
 mod jaeger;

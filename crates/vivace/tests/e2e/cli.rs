@@ -1,0 +1,135 @@
+//! `vivace query | trace | tags | metrics` against a running server: tables and JSON, the
+//! tenant, and errors with a non-zero exit.
+
+use std::process::Command;
+
+use crate::support::{Server, binary, http, post_otlp};
+
+fn cli(server: &Server, args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(binary())
+        .args(args)
+        .args(["--server", &server.api("")])
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_queries_a_running_server() {
+    use vivace_proto::otlp::collector::ExportTraceServiceRequest;
+    use vivace_proto::otlp::common::{AnyValue, KeyValue, any_value};
+    use vivace_proto::otlp::resource::Resource;
+    use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "multitenancy_enabled: true\n");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let span = |id: u8, parent: u8, name: &str, error: bool| Span {
+        trace_id: vec![0x77; 16],
+        span_id: vec![id; 8],
+        parent_span_id: if parent == 0 { vec![] } else { vec![parent; 8] },
+        name: name.into(),
+        start_time_unix_nano: now - 5_000_000_000 + u64::from(id) * 1000,
+        end_time_unix_nano: now - 4_000_000_000,
+        attributes: vec![KeyValue {
+            key: "http.route".into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue("/cart".into())),
+            }),
+            ..Default::default()
+        }],
+        status: error.then(|| Status {
+            code: 2,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let req = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue("cli-svc".into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![
+                    span(1, 0, "GET /cart", false),
+                    span(2, 1, "load cart", false),
+                    span(3, 2, "SELECT carts", true),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    assert_eq!(post_otlp(&server, &req, Some("team-c")).await.0, 200);
+    let id = "77".repeat(16);
+
+    let (ok, out, err) = cli(
+        &server,
+        &["query", "{ status = error }", "--tenant", "team-c"],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&id) && out.contains("cli-svc") && out.contains("GET /cart"),
+        "{out}"
+    );
+    let (ok, out, _) = cli(&server, &["query", "{ }", "--tenant", "team-c", "--json"]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["traces"][0]["traceID"], id);
+
+    let (ok, out, err) = cli(&server, &["trace", &id, "--tenant", "team-c"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("GET /cart [cli-svc]"), "{out}");
+    assert!(lines[1].starts_with("  load cart"), "{out}");
+    assert!(lines[2].starts_with("    ! SELECT carts"), "{out}");
+
+    let (ok, out, _) = cli(&server, &["tags", "span", "--tenant", "team-c"]);
+    assert!(ok && out.contains("http.route"), "{out}");
+
+    let (ok, out, err) = cli(
+        &server,
+        &[
+            "metrics",
+            "{ } | count_over_time() by (name)",
+            "--tenant",
+            "team-c",
+            "--since",
+            "10m",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains(r#"{name="SELECT carts"}"#), "{out}");
+
+    // Errors: a bad query, a missing tenant, an unknown trace.
+    let (ok, _, err) = cli(&server, &["query", "{ .a = }", "--tenant", "team-c"]);
+    assert!(!ok && err.contains("parse error at line 1, col 8"), "{err}");
+    let (ok, _, err) = cli(&server, &["query", "{ }"]);
+    assert!(!ok && err.contains("X-Scope-OrgID"), "{err}");
+    let (ok, _, err) = cli(&server, &["trace", &"12".repeat(16), "--tenant", "team-c"]);
+    assert!(!ok && err.contains("not found"), "{err}");
+    // The server is fine.
+    assert_eq!(
+        http()
+            .get(server.api("/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
