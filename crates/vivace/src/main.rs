@@ -5,6 +5,7 @@
 //! metrics` ask a running server. Tempo's
 //! single-dash flags (`-config.file=...`, `-config.expand-env`, `-target=all`) work as in Tempo.
 
+mod blocks;
 mod client;
 mod loadgen;
 
@@ -43,6 +44,13 @@ enum Cmd {
     Traceql(TraceqlCmd),
     #[command(flatten)]
     Client(client::ClientCmd),
+    /// A tenant's blocks in the configured bucket (no server needed).
+    Blocks {
+        #[command(subcommand)]
+        cmd: blocks::BlocksCmd,
+        #[command(flatten)]
+        config: BlocksConfig,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +141,24 @@ struct ServeArgs {
     data_dir: Option<PathBuf>,
 }
 
+/// The server's config for `vivace blocks`, given anywhere on the line.
+#[derive(Debug, Args, Clone, Default)]
+struct BlocksConfig {
+    /// YAML configuration file of the server (Tempo's keys).
+    #[arg(long = "config.file", global = true)]
+    config_file: Option<PathBuf>,
+    #[arg(
+        long = "config.expand-env",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        global = true
+    )]
+    expand_env: Option<bool>,
+    /// The server's data dir (config key `data_dir`), where a local bucket lives by default.
+    #[arg(long = "data-dir", global = true)]
+    data_dir: Option<PathBuf>,
+}
+
 /// Turns Go-style single-dash long flags (`-config.file=x`) into clap's `--config.file=x`.
 fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
     args.enumerate()
@@ -162,6 +188,24 @@ fn main() -> ExitCode {
         }
         Some(Cmd::Serve(args)) => serve(args),
         Some(Cmd::Traceql(cmd)) => traceql(cmd),
+        Some(Cmd::Blocks { cmd, config }) => {
+            let args = ServeArgs {
+                config_file: config.config_file,
+                expand_env: config.expand_env,
+                target: None,
+                data_dir: config.data_dir,
+            };
+            let result = load_config(&args)
+                .map_err(anyhow::Error::from)
+                .and_then(|cfg| blocks::run(cmd, &cfg));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("vivace: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Cmd::Client(cmd)) => match client::run(cmd) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

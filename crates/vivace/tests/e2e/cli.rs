@@ -133,3 +133,81 @@ async fn cli_queries_a_running_server() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_are_listed_inspected_and_verified_without_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(
+        dir.path(),
+        "live_store:\n  max_trace_idle: 200ms\n  max_trace_live: 1s\n  max_block_duration: 500ms\n",
+    );
+    let o = Command::new(binary())
+        .args(["gen", "--endpoint", &format!("127.0.0.1:{}", server.grpc)])
+        .args([
+            "--duration",
+            "1s",
+            "--rate",
+            "3000",
+            "--templates",
+            "2",
+            "--batch-spans",
+            "100",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !server.log_text().contains("block written") {
+        assert!(std::time::Instant::now() < deadline, "no block written");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    server.kill();
+    let config = dir.path().join("vivace.yaml");
+    let data = dir.path().join("data");
+    let blocks = |args: &[&str]| {
+        let o = Command::new(binary())
+            .arg("blocks")
+            .args(args)
+            .arg(format!("-config.file={}", config.display()))
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = blocks(&["list", "single-tenant"]);
+    assert!(ok, "{err}");
+    let id = out
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no block listed:\n{out}"))
+        .to_string();
+    assert!(err.contains("blocks,"), "{err}");
+    let (ok, out, err) = blocks(&["inspect", "single-tenant", &id]);
+    assert!(ok, "{err}");
+    let meta: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(meta["blockID"], id);
+    assert_eq!(meta["format"], "vParquet5");
+    let (ok, out, err) = blocks(&["verify", "single-tenant", &id]);
+    assert!(ok, "{out}{err}");
+    assert!(out.starts_with("ok: "), "{out}");
+    // A damaged bloom shard is found.
+    let shard = data.join(format!("blocks/single-tenant/{id}/bloom-0"));
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let n = bytes.len();
+    for b in &mut bytes[24..n] {
+        *b = 0;
+    }
+    std::fs::write(&shard, bytes).unwrap();
+    let (ok, out, _) = blocks(&["verify", "single-tenant", &id]);
+    assert!(
+        !ok && out.contains("missing from their bloom shard"),
+        "{out}"
+    );
+    assert!(!blocks(&["inspect", "single-tenant", "no-such-block"]).0);
+}
