@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod config;
 mod metrics;
+pub mod readonly;
 mod server;
 mod sources;
 

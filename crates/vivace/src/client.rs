@@ -1,5 +1,7 @@
 //! `vivace query | trace | tags | metrics`: the HTTP API from the shell, as tables for people or
-//! JSON for scripts (`--json` prints the server's answer unchanged).
+//! JSON for scripts (`--json` prints the server's answer unchanged). With `-config.file` or
+//! `--data-dir` they read the bucket's blocks directly through an in-process read-only query API
+//! (`vivace_app::readonly`), no server running.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +26,14 @@ pub(crate) struct Conn {
     /// Print the server's JSON answer instead of a table.
     #[arg(long)]
     json: bool,
+    /// Read the blocks of this config's bucket directly instead of asking a server (traces
+    /// not yet flushed by a running server are not seen).
+    #[arg(long = "config.file")]
+    config_file: Option<std::path::PathBuf>,
+    /// Read the blocks under this data dir directly (with the default local bucket, or the
+    /// bucket of `-config.file`).
+    #[arg(long = "data-dir")]
+    data_dir: Option<std::path::PathBuf>,
 }
 
 /// A time range: `--since` back from now, or `--start`/`--end` (unix seconds or RFC 3339).
@@ -112,6 +122,24 @@ impl Range {
 }
 
 impl Conn {
+    /// In local mode, starts the read-only query API over the bucket and points at it.
+    async fn resolve(&mut self) -> anyhow::Result<()> {
+        if self.config_file.is_none() && self.data_dir.is_none() {
+            return Ok(());
+        }
+        let mut cfg = match &self.config_file {
+            Some(p) => vivace_app::Config::load(p, false)?,
+            None => vivace_app::Config::default(),
+        };
+        if let Some(d) = &self.data_dir {
+            cfg.data_dir = d.clone();
+        }
+        cfg.validate()?;
+        let addr = vivace_app::readonly::serve_blocks(&cfg).await?;
+        self.server = format!("http://{addr}");
+        Ok(())
+    }
+
     async fn get(&self, path: &str, params: &[(String, String)]) -> anyhow::Result<Value> {
         let client = reqwest_client::Client::builder()
             .timeout(Duration::from_secs(120))
@@ -170,7 +198,8 @@ pub(crate) fn run(cmd: ClientCmd) -> anyhow::Result<()> {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
     rt.block_on(run_async(cmd))
@@ -182,8 +211,9 @@ async fn run_async(cmd: ClientCmd) -> anyhow::Result<()> {
             query,
             limit,
             range,
-            conn,
+            mut conn,
         } => {
+            conn.resolve().await?;
             let mut p = range.params()?;
             p.push(("q".into(), query));
             p.push(("limit".into(), limit.to_string()));
@@ -215,7 +245,8 @@ async fn run_async(cmd: ClientCmd) -> anyhow::Result<()> {
             }
             eprintln!("{} traces", traces.len());
         }
-        ClientCmd::Trace { id, conn } => {
+        ClientCmd::Trace { id, mut conn } => {
+            conn.resolve().await?;
             let v = conn.get(&format!("/api/v2/traces/{id}"), &[]).await?;
             if conn.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -223,7 +254,12 @@ async fn run_async(cmd: ClientCmd) -> anyhow::Result<()> {
             }
             print_tree(&v["trace"]);
         }
-        ClientCmd::Tags { scope, range, conn } => {
+        ClientCmd::Tags {
+            scope,
+            range,
+            mut conn,
+        } => {
+            conn.resolve().await?;
             let mut p = range.params()?;
             if let Some(sc) = &scope {
                 p.push(("scope".into(), sc.clone()));
@@ -249,8 +285,9 @@ async fn run_async(cmd: ClientCmd) -> anyhow::Result<()> {
             query,
             step,
             range,
-            conn,
+            mut conn,
         } => {
+            conn.resolve().await?;
             let mut p = range.params()?;
             p.push(("q".into(), query));
             if let Some(st) = step {

@@ -196,6 +196,39 @@ async fn blocks_are_listed_inspected_and_verified_without_a_server() {
     let (ok, out, err) = blocks(&["verify", "single-tenant", &id]);
     assert!(ok, "{out}{err}");
     assert!(out.starts_with("ok: "), "{out}");
+    // Search and trace by ID on the bucket itself, no server running.
+    let local = |args: &[&str]| {
+        let o = Command::new(binary())
+            .args(args)
+            .arg(format!("-config.file={}", config.display()))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--since", "1h"])
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = local(&["query", "{ }", "--limit", "5", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let tid = v["traces"][0]["traceID"]
+        .as_str()
+        .expect("a trace from the blocks")
+        .to_string();
+    let o = Command::new(binary())
+        .args(["trace", &tid])
+        .arg(format!("-config.file={}", config.display()))
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("spans"));
+
     // A damaged bloom shard is found.
     let shard = data.join(format!("blocks/single-tenant/{id}/bloom-0"));
     let mut bytes = std::fs::read(&shard).unwrap();
