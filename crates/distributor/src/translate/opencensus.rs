@@ -21,26 +21,15 @@
 //! | `same_process_as_parent_span` false, `child_span_count` | attributes `opencensus.same_process_as_parent_span`, `opencensus.child_span_count` |
 //! | `stack_trace` | not kept |
 
+use super::{kv, string};
 use vivace_proto::opencensus::{
     AttributeValue, ExportTraceServiceRequest, Node, Resource as OcResource, attribute_value, span,
 };
-use vivace_proto::otlp::common::{AnyValue, KeyValue, any_value};
+use vivace_proto::otlp::common::{KeyValue, any_value};
 use vivace_proto::otlp::resource::Resource;
 use vivace_proto::otlp::trace::span::{Event, Link, SpanKind};
 use vivace_proto::otlp::trace::status::StatusCode;
 use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status};
-
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..KeyValue::default()
-    }
-}
-
-fn string(key: &str, v: &str) -> KeyValue {
-    kv(key, any_value::Value::StringValue(v.into()))
-}
 
 fn ns(t: &Option<prost_types::Timestamp>) -> u64 {
     t.as_ref().map_or(0, |t| {

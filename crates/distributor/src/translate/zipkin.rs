@@ -30,8 +30,9 @@
 
 use std::collections::BTreeMap;
 
+use super::{kv, string};
 use serde::Deserialize;
-use vivace_proto::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use vivace_proto::otlp::common::{InstrumentationScope, KeyValue, any_value};
 use vivace_proto::otlp::resource::Resource;
 use vivace_proto::otlp::trace::span::{Event, SpanKind};
 use vivace_proto::otlp::trace::status::StatusCode;
@@ -552,18 +553,6 @@ fn ip_text(v4: &[u8], v6: &[u8]) -> String {
     String::new()
 }
 
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..KeyValue::default()
-    }
-}
-
-fn string(key: &str, v: &str) -> KeyValue {
-    kv(key, any_value::Value::StringValue(v.into()))
-}
-
 fn tag_value(v: String, parse: bool) -> any_value::Value {
     if parse {
         if v == "true" || v == "false" {
@@ -746,6 +735,7 @@ fn group(spans: Vec<Neutral>, parse_string_tags: bool) -> Vec<ResourceSpans> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vivace_proto::otlp::common::AnyValue;
 
     fn one(json: &str, parse: bool) -> (ResourceSpans, Span) {
         let spans: Vec<JsonSpan> = serde_json::from_str(json).unwrap();
