@@ -3,14 +3,15 @@
 //! UDP); every span read back by ID as the client made it. Garbage datagrams and bodies are
 //! counted or refused while the server stays healthy.
 
-use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use vivace_proto::otlp::common::any_value;
 use vivace_proto::otlp::trace::Span;
 
-use crate::support::{Server, clients_dir, free_port, http, read_trace};
+use crate::support::{
+    Server, clients_dir, free_port, http, read_trace, sent_by_trace, spans_by_id,
+};
 
 fn jaeger_python() -> String {
     std::env::var("VIVACE_JAEGER_PYTHON").unwrap_or_else(|_| {
@@ -45,15 +46,9 @@ fn attr(s: &Span, k: &str) -> Option<any_value::Value> {
 
 /// Reads every sent trace back (UDP may take a moment) and compares span by span.
 async fn check(server: &Server, mode: &str, sent: &[serde_json::Value]) {
-    let mut by_trace: HashMap<&str, Vec<&serde_json::Value>> = HashMap::new();
-    for s in sent {
-        by_trace
-            .entry(s["trace_id"].as_str().unwrap())
-            .or_default()
-            .push(s);
-    }
+    let by_trace = sent_by_trace(sent);
     assert_eq!(by_trace.len(), 8, "{mode}");
-    for (tid, want) in by_trace {
+    for (tid, want) in &by_trace {
         let deadline = Instant::now() + Duration::from_secs(10);
         let trace = loop {
             let t = read_trace(server, tid, None)
@@ -83,13 +78,7 @@ async fn check(server: &Server, mode: &str, sent: &[serde_json::Value]) {
             .unwrap()
             .attributes[0];
         assert_eq!(svc.key, "service.name", "{mode}");
-        let got: HashMap<String, &Span> = trace
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-            .map(|s| (hex::encode(&s.span_id), s))
-            .collect();
+        let got = spans_by_id(&trace);
         for w in want {
             let s = got[w["span_id"].as_str().unwrap()];
             assert_eq!(s.name, w["name"].as_str().unwrap(), "{mode}");

@@ -1,10 +1,9 @@
 //! The OpenTelemetry JS SDK's exporters (Zipkin, OTLP HTTP JSON and protobuf, OTLP gRPC): every
 //! span read back by ID as the SDK made it.
 
-use std::collections::HashMap;
 use std::process::Command;
 
-use crate::support::{Server, clients_dir, free_port, read_trace};
+use crate::support::{Server, clients_dir, free_port, read_trace, sent_by_trace, spans_by_id};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_sdk_exporters_read_back_as_sent() {
@@ -42,26 +41,14 @@ async fn node_sdk_exporters_read_back_as_sent() {
         let sent: Vec<serde_json::Value> =
             serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
         assert_eq!(sent.len(), 12, "{mode}");
-        let mut by_trace: HashMap<&str, Vec<&serde_json::Value>> = HashMap::new();
-        for s in &sent {
-            by_trace
-                .entry(s["trace_id"].as_str().unwrap())
-                .or_default()
-                .push(s);
-        }
-        for (tid, want) in by_trace {
+        let by_trace = sent_by_trace(&sent);
+        for (tid, want) in &by_trace {
             let trace = read_trace(&server, tid, None)
                 .await
                 .v2_proto
                 .and_then(|r| r.trace)
                 .unwrap_or_else(|| panic!("{mode}: trace {tid} not found"));
-            let got: HashMap<String, _> = trace
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .flat_map(|s| &s.spans)
-                .map(|s| (hex::encode(&s.span_id), s))
-                .collect();
+            let got = spans_by_id(&trace);
             assert_eq!(got.len(), want.len(), "{mode}");
             for w in want {
                 let s = got[w["span_id"].as_str().unwrap()];

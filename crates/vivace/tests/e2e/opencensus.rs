@@ -1,13 +1,11 @@
 //! OpenCensus ingest with the real Python agent exporter (gRPC export stream): every span read
 //! back by ID as the client made it.
 
-use std::collections::HashMap;
 use std::process::Command;
 
 use vivace_proto::otlp::common::any_value;
-use vivace_proto::otlp::trace::Span;
 
-use crate::support::{Server, clients_dir, free_port, read_trace};
+use crate::support::{Server, clients_dir, free_port, read_trace, sent_by_trace, spans_by_id};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opencensus_agent_exporter_spans_read_back_as_sent() {
@@ -39,14 +37,8 @@ async fn opencensus_agent_exporter_spans_read_back_as_sent() {
     let sent: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(sent.len(), 12);
-    let mut by_trace: HashMap<&str, Vec<&serde_json::Value>> = HashMap::new();
-    for s in &sent {
-        by_trace
-            .entry(s["trace_id"].as_str().unwrap())
-            .or_default()
-            .push(s);
-    }
-    for (tid, want) in by_trace {
+    let by_trace = sent_by_trace(&sent);
+    for (tid, want) in &by_trace {
         let trace = read_trace(&server, tid, None)
             .await
             .v2_proto
@@ -63,13 +55,7 @@ async fn opencensus_agent_exporter_spans_read_back_as_sent() {
             Some(any_value::Value::StringValue("oc-svc".into()))
         );
         assert!(res.iter().any(|a| a.key == "telemetry.sdk.language"));
-        let got: HashMap<String, &Span> = trace
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-            .map(|s| (hex::encode(&s.span_id), s))
-            .collect();
+        let got = spans_by_id(&trace);
         assert_eq!(got.len(), want.len());
         for w in want {
             let s = got[w["span_id"].as_str().unwrap()];

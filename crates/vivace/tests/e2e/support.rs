@@ -33,6 +33,17 @@ pub struct Server {
     env: Vec<(String, String)>,
 }
 
+/// Whether `GET path` on 127.0.0.1:`port` answers 200 now (a blocking readiness probe).
+fn answers_200(port: u16, path: &str) -> bool {
+    let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = c.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes());
+    let mut buf = String::new();
+    let _ = std::io::Read::read_to_string(&mut c, &mut buf);
+    buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200")
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_vivace")
 }
@@ -127,13 +138,8 @@ impl Server {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", self.http)) {
-                let _ = c.write_all(b"GET /ready HTTP/1.0\r\n\r\n");
-                let mut buf = String::new();
-                let _ = std::io::Read::read_to_string(&mut c, &mut buf);
-                if buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200") {
-                    return;
-                }
+            if answers_200(self.http, "/ready") {
+                return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!(
@@ -293,6 +299,34 @@ pub async fn post_otlp(
     )
 }
 
+/// What a client script reported it sent (one JSON object per span), grouped by `trace_id`.
+pub fn sent_by_trace(
+    sent: &[serde_json::Value],
+) -> std::collections::HashMap<String, Vec<&serde_json::Value>> {
+    let mut by_trace: std::collections::HashMap<String, Vec<&serde_json::Value>> =
+        Default::default();
+    for s in sent {
+        by_trace
+            .entry(s["trace_id"].as_str().unwrap().to_string())
+            .or_default()
+            .push(s);
+    }
+    by_trace
+}
+
+/// The spans of a trace read back, by span ID in hex.
+pub fn spans_by_id(
+    trace: &Trace,
+) -> std::collections::HashMap<String, &vivace_proto::otlp::trace::Span> {
+    trace
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .map(|s| (hex::encode(&s.span_id), s))
+        .collect()
+}
+
 /// The Python interpreter of the test venv (set by scripts/test.sh).
 pub fn python() -> String {
     std::env::var("VIVACE_PYTHON").unwrap_or_else(|_| {
@@ -389,13 +423,8 @@ impl Prometheus {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = c.write_all(b"GET /-/ready HTTP/1.0\r\n\r\n");
-                let mut buf = String::new();
-                let _ = std::io::Read::read_to_string(&mut c, &mut buf);
-                if buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200") {
-                    return;
-                }
+            if answers_200(self.port, "/-/ready") {
+                return;
             }
             assert!(
                 Instant::now() < deadline,

@@ -1,13 +1,14 @@
 //! Zipkin ingest with the real OpenTelemetry Python Zipkin JSON exporter: every span read back by
 //! ID as the SDK made it; tenancy through the header; bad bodies refused with 400.
 
-use std::collections::HashMap;
 use std::process::Command;
 
 use vivace_proto::otlp::common::any_value;
 use vivace_proto::otlp::trace::Span;
 
-use crate::support::{Server, clients_dir, free_port, http, python, read_trace};
+use crate::support::{
+    Server, clients_dir, free_port, http, python, read_trace, sent_by_trace, spans_by_id,
+};
 
 fn send(
     endpoint: &str,
@@ -79,13 +80,7 @@ async fn opentelemetry_zipkin_exporter_spans_read_back_as_sent() {
 
 /// Every sent span read back by ID as `team-z`, and not as another tenant.
 async fn check(server: &Server, sent: &[serde_json::Value], kinds: bool) {
-    let mut by_trace: HashMap<String, Vec<&serde_json::Value>> = HashMap::new();
-    for s in sent {
-        by_trace
-            .entry(s["trace_id"].as_str().unwrap().to_string())
-            .or_default()
-            .push(s);
-    }
+    let by_trace = sent_by_trace(sent);
     for (tid, want) in &by_trace {
         let r = read_trace(server, tid, Some("team-z")).await;
         let trace = r
@@ -100,12 +95,7 @@ async fn check(server: &Server, sent: &[serde_json::Value], kinds: bool) {
             (scope.name.as_str(), scope.version.as_str()),
             ("zipkin.test", "0.3")
         );
-        let got: HashMap<String, &Span> = rs
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-            .map(|s| (hex::encode(&s.span_id), s))
-            .collect();
+        let got = spans_by_id(&trace);
         assert_eq!(got.len(), want.len(), "trace {tid}");
         for w in want {
             let s = got[w["span_id"].as_str().unwrap()];
