@@ -481,7 +481,37 @@ pub fn scan_segment(data: &[u8], mut on_record: impl FnMut(u8, &[u8])) -> Segmen
         scan.damage = Some("no valid segment header");
         return scan;
     }
-    let mut pos = HEADER_LEN as usize;
+    let records = scan_records(data, HEADER_LEN as usize, |v, r| on_record(v, &data[r]));
+    scan.records = records.records;
+    scan.payload_bytes = records.payload_bytes;
+    scan.valid_len = records.valid_len;
+    scan.damage = records.damage;
+    scan
+}
+
+/// What [`scan_records`] found.
+pub(crate) struct RecordScan {
+    pub(crate) records: u64,
+    pub(crate) payload_bytes: u64,
+    /// Where the intact records end.
+    pub(crate) valid_len: usize,
+    pub(crate) damage: Option<&'static str>,
+}
+
+/// Reads the records in `data` from `pos` on, in order, handing each one's version and the
+/// range of its payload in `data` to `on_record`, up to the first torn or corrupt record. Shared
+/// by [`scan_segment`] and the readers, which slice the payloads out without copying.
+pub(crate) fn scan_records(
+    data: &[u8],
+    mut pos: usize,
+    mut on_record: impl FnMut(u8, std::ops::Range<usize>),
+) -> RecordScan {
+    let mut scan = RecordScan {
+        records: 0,
+        payload_bytes: 0,
+        valid_len: pos,
+        damage: None,
+    };
     while pos < data.len() {
         let rest = &data[pos..];
         if rest.len() < RECORD_HEADER_LEN {
@@ -499,7 +529,8 @@ pub fn scan_segment(data: &[u8], mut on_record: impl FnMut(u8, &[u8])) -> Segmen
             scan.damage = Some("crc mismatch");
             break;
         }
-        on_record(body[0], &body[1..]);
+        let start = pos + RECORD_HEADER_LEN;
+        on_record(body[0], start..start + len);
         scan.records += 1;
         scan.payload_bytes += len as u64;
         pos += RECORD_HEADER_LEN + len;

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::{Durable, HEADER_LEN, RECORD_HEADER_LEN, list_segments, scan_segment, segment_path};
+use super::{Durable, HEADER_LEN, RECORD_HEADER_LEN, list_segments, scan_records, segment_path};
 use crate::error::{Result, io};
 use crate::queue::{Offset, QueueReader, Record};
 
@@ -119,13 +119,10 @@ impl QueueReader for Reader {
                 }
             }
             let chunk_is_all = self.pos + data.len() as u64 == end;
-            // Scan as a segment: the header is prepended so one scanner checks every record.
-            let mut framed = Vec::with_capacity(HEADER_LEN as usize + data.len());
-            framed.extend_from_slice(&super::header());
-            framed.extend_from_slice(&data);
+            let data = Bytes::from(data);
             let (seq, index0, from) = (self.seq, self.index, self.from);
             let mut n = 0u64;
-            let scan = scan_segment(&framed, |version, payload| {
+            let scan = scan_records(&data, 0, |version, payload| {
                 let offset = Offset::new(seq, index0 + n);
                 n += 1;
                 if offset >= from {
@@ -133,12 +130,12 @@ impl QueueReader for Reader {
                     out.push(Record {
                         offset,
                         version,
-                        payload: Bytes::copy_from_slice(payload),
+                        payload: data.slice(payload),
                     });
                 }
             });
             self.index += n;
-            self.pos += scan.valid_len as u64 - HEADER_LEN;
+            self.pos += scan.valid_len as u64;
             if let Some(reason) = scan.damage {
                 // A record cut by the chunk boundary is read next time; damage inside what is
                 // durable is not: skip the rest of this segment.
