@@ -483,7 +483,7 @@ impl App {
                 vivace_common::SINGLE_TENANT
             };
             let remap = move |resp| {
-                let (resp, remapped) = resource_exhausted_for_oversized(resp);
+                let (resp, remapped) = grpc_status_fixups(resp);
                 if remapped {
                     d.refused_undecoded(tenant, true, 0);
                 }
@@ -554,7 +554,7 @@ impl App {
                     grpc_server()
                         .layer(guard_write)
                         .layer(tower::util::MapResponseLayer::new(|resp| {
-                            resource_exhausted_for_oversized(resp).0
+                            grpc_status_fixups(resp).0
                         }))
                         .add_service(svc)
                         .serve_with_incoming_shutdown(incoming, stopped(rx))
@@ -915,7 +915,7 @@ fn ops_router(state: OpsState) -> Router {
 /// does not decode gets INTERNAL from tonic, INVALID_ARGUMENT here. tonic already
 /// uses RESOURCE_EXHAUSTED for a compressed message that inflates past the limit. Returns whether
 /// the response is such a size refusal, so it can be counted.
-fn resource_exhausted_for_oversized<B>(mut resp: http::Response<B>) -> (http::Response<B>, bool) {
+fn grpc_status_fixups<B>(mut resp: http::Response<B>) -> (http::Response<B>, bool) {
     let status = resp
         .headers()
         .get("grpc-status")

@@ -151,7 +151,7 @@ pub async fn serve_udp(
         Protocol::Compact => "jaeger_thrift_compact",
         Protocol::Binary => "jaeger_thrift_binary",
     };
-    let drop = move |m: &UdpMetrics, reason: &str| {
+    let count_drop = move |m: &UdpMetrics, reason: &str| {
         m.dropped
             .get_or_create(&DropLabel {
                 protocol: name.into(),
@@ -202,7 +202,7 @@ pub async fn serve_udp(
                     let batches = match decoded {
                         Ok(Ok(b)) => b,
                         Ok(Err(e)) => {
-                            drop(&metrics, "malformed");
+                            count_drop(&metrics, "malformed");
                             distributor.refused_undecoded(tenant.as_str(), false, size);
                             log_limited("dropping a malformed datagram", &e);
                             return;
@@ -210,7 +210,7 @@ pub async fn serve_udp(
                         Err(_) => return,
                     };
                     if let Err(s) = distributor.push(&tenant, batches, size).await {
-                        drop(&metrics, "refused");
+                        count_drop(&metrics, "refused");
                         log_limited("a datagram's spans were refused", &s.message);
                     }
                 });
@@ -225,7 +225,7 @@ pub async fn serve_udp(
                 Ok((n, _)) => {
                     metrics.datagrams.get_or_create(&DropLabel { protocol: name.into(), reason: "received".into() }).inc();
                     if tx.try_send(buf[..n].to_vec()).is_err() {
-                        drop(&metrics, "queue_full");
+                        count_drop(&metrics, "queue_full");
                         log_limited("datagram queue full; dropping", "queue_full");
                     }
                 }
@@ -237,12 +237,8 @@ pub async fn serve_udp(
             _ = stop.changed() => break,
         }
     }
-    drop_sender(tx);
+    drop(tx);
     let _ = tokio::time::timeout(Duration::from_secs(3), worker).await;
-}
-
-fn drop_sender<T>(tx: tokio::sync::mpsc::Sender<T>) {
-    std::mem::drop(tx);
 }
 
 /// `jaeger.api_v2.CollectorService/PostSpans` (`grpc`, default `:14250`).
