@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use vivace_common::overrides::Overrides;
-use vivace_querier::{BuildInfo, QueryApi};
+use vivace_querier::QueryApi;
 
 use crate::config::Config;
-use crate::server::{AppError, TEMPO_API_VERSION};
+use crate::server::{AppError, build_info};
 use crate::sources::BlockSource;
 
 /// Lists the bucket once and serves the query API on a free port of 127.0.0.1 until the process
@@ -39,11 +39,7 @@ pub async fn serve_blocks(cfg: &Config) -> Result<SocketAddr, AppError> {
         search: cfg.search(),
         metrics: cfg.metrics(),
         multitenancy: cfg.multitenancy(),
-        build: BuildInfo {
-            version: TEMPO_API_VERSION.into(),
-            vivace_version: env!("CARGO_PKG_VERSION").into(),
-            revision: option_env!("VIVACE_REVISION").unwrap_or("unknown").into(),
-        },
+        build: build_info(),
         overrides,
     };
     let listener = TcpListener::bind("127.0.0.1:0")

@@ -27,7 +27,16 @@ use crate::metrics::{ProcessMetrics, render};
 use crate::sources::{BlockSource, LiveStoreSource};
 
 /// The Tempo API version vivace answers to (Grafana turns streaming on from 2.7.0).
-pub(crate) const TEMPO_API_VERSION: &str = "3.0.0";
+const TEMPO_API_VERSION: &str = "3.0.0";
+
+/// What `/api/status/buildinfo` answers.
+pub(crate) fn build_info() -> BuildInfo {
+    BuildInfo {
+        version: TEMPO_API_VERSION.into(),
+        vivace_version: env!("CARGO_PKG_VERSION").into(),
+        revision: option_env!("VIVACE_REVISION").unwrap_or("unknown").into(),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -417,11 +426,7 @@ impl App {
             search: cfg.search(),
             metrics: cfg.metrics(),
             multitenancy,
-            build: BuildInfo {
-                version: TEMPO_API_VERSION.into(),
-                vivace_version: env!("CARGO_PKG_VERSION").into(),
-                revision: option_env!("VIVACE_REVISION").unwrap_or("unknown").into(),
-            },
+            build: build_info(),
             overrides: overrides.clone(),
         };
         let streaming = vivace_querier::streaming_service(api.clone());
