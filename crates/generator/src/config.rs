@@ -53,27 +53,14 @@ impl GeneratorConfig {
                 "must be positive",
             ));
         }
-        let mut scratch = crate::registry::Registry::new(crate::registry::RegistrySettings {
-            constant_labels: Vec::new(),
-            max_label_name_length: 1,
-            max_label_value_length: 1,
-            stale_ms: 0,
-            max_active_series: 0,
-            max_cardinality_per_label: 0,
-            trace_id_label: String::new(),
-        });
-        let on = crate::spanmetrics::Enabled {
-            count: true,
-            latency: true,
-            size: true,
-        };
-        crate::spanmetrics::SpanMetrics::new(self.processor.span_metrics.clone(), on, &mut scratch)
-            .map_err(|e| match e {
+        for p in &self.processor.span_metrics.filter_policies {
+            crate::spanmetrics::compile_policy(p).map_err(|e| match e {
                 crate::Error::InvalidConfig { key, message } => {
                     crate::Error::invalid(format!("metrics_generator.processor.{key}"), message)
                 }
                 other => other,
             })?;
+        }
         Ok(())
     }
 

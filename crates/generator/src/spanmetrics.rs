@@ -258,11 +258,11 @@ enum ValueMatch {
 }
 
 #[derive(Debug)]
-struct Matcher {
+pub(crate) struct Matcher {
     attrs: Vec<(String, ValueMatch)>,
 }
 
-fn compile_policy(p: &FilterPolicy) -> Result<(Option<Matcher>, Option<Matcher>)> {
+pub(crate) fn compile_policy(p: &FilterPolicy) -> Result<(Option<Matcher>, Option<Matcher>)> {
     Ok((
         p.include.as_ref().map(compile_match).transpose()?,
         p.exclude.as_ref().map(compile_match).transpose()?,
