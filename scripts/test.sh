@@ -3,7 +3,7 @@
 #
 # Installs what the tests need, pinned, idempotently, outside the clone: Python venvs from
 # scripts/requirements-*.txt (the OpenTelemetry SDK exporters, moto, fake-gcs-server; the Jaeger
-# clients; the OpenCensus agent exporter), node packages from scripts/node/ (azurite) and
+# clients; the OpenCensus agent exporter; the MCP SDK), node packages from scripts/node/ (azurite) and
 # scripts/node-clients/ (the OpenTelemetry JS exporters), Prometheus from Debian; then checks
 # formatting and
 # lints and runs every test once with one shared build. The cargo target dir defaults to a cache
@@ -70,6 +70,11 @@ python_venv venv-opencensus scripts/requirements-opencensus.txt
 export VIVACE_OPENCENSUS_PYTHON="$venv/bin/python"
 PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python "$VIVACE_OPENCENSUS_PYTHON" -c "from opencensus.ext.ocagent.trace_exporter import TraceExporter" \
   || broken "$venv"
+
+# The official Python MCP SDK, in a venv of its own (its HTTP stack differs from the others').
+python_venv venv-mcp scripts/requirements-mcp.txt
+export VIVACE_MCP_PYTHON="$venv/bin/python"
+"$VIVACE_MCP_PYTHON" -c "import mcp.client.streamable_http" || broken "$venv"
 
 # Azurite (the Azure Blob emulator).
 npm_install node scripts/node node_modules/.bin/azurite-blob

@@ -250,10 +250,19 @@ pub struct LocalStorageConfig {
 pub struct QueryFrontendSection {
     pub search: FrontendSearchConfig,
     pub metrics: FrontendMetricsConfig,
+    /// The MCP server at `{http_api_prefix}/api/mcp` (off by default, as in Tempo).
+    pub mcp_server: McpServerConfig,
     /// Longest TraceQL text accepted (128 KiB).
     pub max_query_expression_size_bytes: Option<usize>,
     #[serde(flatten)]
     pub other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+/// `query_frontend.mcp_server:`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpServerConfig {
+    pub enabled: bool,
 }
 
 /// `query_frontend.metrics:` (TraceQL metrics).
@@ -475,6 +484,13 @@ impl Config {
             c.query_timeout = t;
         }
         c
+    }
+
+    /// `query_frontend.mcp_server.enabled`.
+    pub fn mcp_enabled(&self) -> bool {
+        self.query_frontend
+            .as_ref()
+            .is_some_and(|f| f.mcp_server.enabled)
     }
 
     /// TraceQL metrics settings (`query_frontend.metrics`).

@@ -430,7 +430,13 @@ impl App {
             overrides: overrides.clone(),
         };
         let streaming = vivace_querier::streaming_service(api.clone());
-        let api_routes = vivace_querier::router(api);
+        let mut api_routes = vivace_querier::router(api.clone());
+        if cfg.mcp_enabled() {
+            // The tools call the query API in-process, as its own clients would.
+            let client = vivace_ui::QueryClient::new(vivace_querier::router(api));
+            api_routes = api_routes.route_service("/api/mcp", vivace_ui::mcp::service(client));
+            tracing::info!("MCP server at {}/api/mcp", cfg.http_api_prefix);
+        }
         let api_routes = if cfg.http_api_prefix.is_empty() {
             api_routes
         } else {

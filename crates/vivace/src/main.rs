@@ -139,6 +139,9 @@ struct ServeArgs {
     /// Where the write-ahead log lives (config key `data_dir`, default ./vivace-data).
     #[arg(long = "data-dir")]
     data_dir: Option<PathBuf>,
+    /// Serve the MCP server at /api/mcp (config key `query_frontend.mcp_server.enabled`).
+    #[arg(long = "query-frontend.mcp-server.enabled", num_args = 0..=1, default_missing_value = "true")]
+    mcp_server: Option<bool>,
 }
 
 /// The server's config for `vivace blocks`, given anywhere on the line.
@@ -194,6 +197,7 @@ fn main() -> ExitCode {
                 expand_env: config.expand_env,
                 target: None,
                 data_dir: config.data_dir,
+                mcp_server: None,
             };
             let result = load_config(&args)
                 .map_err(anyhow::Error::from)
@@ -228,6 +232,12 @@ fn load_config(args: &ServeArgs) -> Result<Config, vivace_app::ConfigError> {
     }
     if let Some(d) = &args.data_dir {
         cfg.data_dir = d.clone();
+    }
+    if let Some(on) = args.mcp_server {
+        cfg.query_frontend
+            .get_or_insert_with(Default::default)
+            .mcp_server
+            .enabled = on;
     }
     cfg.validate()?;
     Ok(cfg)

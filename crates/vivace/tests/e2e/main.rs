@@ -13,6 +13,7 @@ mod crash;
 mod generator;
 mod jaeger;
 mod lifecycle;
+mod mcp;
 mod metrics;
 mod model;
 mod node;

@@ -506,3 +506,82 @@ impl Drop for Prometheus {
         self.kill();
     }
 }
+
+/// A small shop trace with trace ID `[id; 16]`: `frontend` `GET /checkout` (server) → `checkout`
+/// `charge` (client) → `payments` `POST /pay` (server, the slow one and failed when `slow`) plus a
+/// `checkout` `SELECT cart` span. Starts 5 s before now.
+pub fn shop_trace(id: u8, slow: bool) -> ExportTraceServiceRequest {
+    use vivace_proto::otlp::common::{AnyValue, KeyValue, any_value};
+    use vivace_proto::otlp::resource::Resource;
+    use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status, span::SpanKind};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let t0 = now - 5_000_000_000;
+    let ms = 1_000_000u64;
+    let pay = if slow { 900 * ms } else { 40 * ms };
+    let kv = |k: &str, v: &str| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }),
+        ..Default::default()
+    };
+    let span = |sid: u8, parent: u8, name: &str, kind: SpanKind, start: u64, dur: u64| Span {
+        trace_id: vec![id; 16],
+        span_id: vec![id, 0, 0, 0, 0, 0, 0, sid],
+        parent_span_id: if parent == 0 {
+            vec![]
+        } else {
+            vec![id, 0, 0, 0, 0, 0, 0, parent]
+        },
+        name: name.into(),
+        kind: kind as i32,
+        start_time_unix_nano: t0 + start,
+        end_time_unix_nano: t0 + start + dur,
+        attributes: vec![kv("http.route", name)],
+        ..Default::default()
+    };
+    let service = |name: &str, spans: Vec<Span>| ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![kv("service.name", name)],
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            spans,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut payment = span(4, 3, "POST /pay", SpanKind::Server, 12 * ms, pay);
+    if slow {
+        payment.status = Some(Status {
+            code: 2,
+            message: "card declined".into(),
+        });
+    }
+    ExportTraceServiceRequest {
+        resource_spans: vec![
+            service(
+                "frontend",
+                vec![span(
+                    1,
+                    0,
+                    "GET /checkout",
+                    SpanKind::Server,
+                    0,
+                    pay + 30 * ms,
+                )],
+            ),
+            service(
+                "checkout",
+                vec![
+                    span(2, 1, "SELECT cart", SpanKind::Client, 2 * ms, 5 * ms),
+                    span(3, 1, "charge", SpanKind::Client, 10 * ms, pay + 5 * ms),
+                ],
+            ),
+            service("payments", vec![payment]),
+        ],
+    }
+}
