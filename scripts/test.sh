@@ -4,7 +4,7 @@
 # Installs what the tests need, pinned, idempotently, outside the clone: Python venvs from
 # scripts/requirements-*.txt (the OpenTelemetry SDK exporters, moto, fake-gcs-server; the Jaeger
 # clients; the OpenCensus agent exporter; the MCP SDK), node packages from scripts/node/ (azurite) and
-# scripts/node-clients/ (the OpenTelemetry JS exporters), Prometheus from Debian; then checks
+# scripts/node-clients/ (the OpenTelemetry JS exporters), Prometheus and Chromium from Debian; then checks
 # formatting and
 # lints and runs every test once with one shared build. The cargo target dir defaults to a cache
 # outside the clone so repeated runs (and CI) stay fast.
@@ -84,17 +84,27 @@ export VIVACE_AZURITE="$node_dir/node_modules/.bin/azurite-blob"
 npm_install node-clients scripts/node-clients node_modules/@opentelemetry/exporter-zipkin
 export VIVACE_NODE_CLIENTS="$node_dir/node_modules"
 
-# Prometheus, the remote-write receiver of the metrics-generator tests: Debian's package, pinned.
-# The tests start it themselves on a free port (the package starts no daemon without systemd).
-prom_version="2.42.0+ds-5+b6"
-if [ "$(dpkg-query -W -f='${Version}' prometheus 2>/dev/null || true)" != "$prom_version" ]; then
-  echo "==> installing prometheus $prom_version"
-  sudo_opt=""
-  [ "$(id -u)" = 0 ] || sudo_opt="sudo"
-  $sudo_opt env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "prometheus=$prom_version" \
-    || { $sudo_opt apt-get update && $sudo_opt env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "prometheus=$prom_version"; }
-fi
+# A Debian package at exactly version `$2` (apt-get update only when the index lacks it).
+apt_pinned() {
+  if [ "$(dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true)" != "$2" ]; then
+    echo "==> installing $1 $2"
+    local sudo_opt=""
+    [ "$(id -u)" = 0 ] || sudo_opt="sudo"
+    $sudo_opt env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$1=$2" \
+      || { $sudo_opt apt-get update && $sudo_opt env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$1=$2"; }
+  fi
+}
+
+# Prometheus, the remote-write receiver of the metrics-generator tests. The tests start it
+# themselves on a free port (the package starts no daemon without systemd).
+apt_pinned prometheus "2.42.0+ds-5+b6"
 export VIVACE_PROMETHEUS="${VIVACE_PROMETHEUS:-$(command -v prometheus)}"
+
+# Chromium, the headless browser of the web UI tests.
+apt_pinned chromium "148.0.7778.167-1~deb12u1"
+export VIVACE_CHROMIUM="${VIVACE_CHROMIUM:-$(command -v chromium)}"
+# Screenshots of the UI tests and other test artefacts, kept after the run.
+export VIVACE_ARTIFACTS="${VIVACE_ARTIFACTS:-$CARGO_TARGET_DIR/test-artifacts}"
 
 # Tests find their fixtures from the checkout they run in (CARGO_MANIFEST_DIR at run time, insta's
 # workspace root), not from wherever a cached test binary was last compiled: the target dir is

@@ -443,6 +443,7 @@ impl App {
             Router::new().nest(&cfg.http_api_prefix, api_routes)
         };
         let app = api_routes
+            .merge(vivace_ui::web::router(&cfg.http_api_prefix))
             .merge(ops_router(OpsState {
                 ready: ready.clone(),
                 registry: registry.clone(),

@@ -6,5 +6,6 @@ pub mod api;
 mod docs;
 pub mod mcp;
 pub mod summary;
+pub mod web;
 
 pub use api::QueryClient;

@@ -23,4 +23,5 @@ mod search;
 mod storage;
 mod support;
 mod tenancy;
+mod ui;
 mod zipkin;

@@ -1,0 +1,85 @@
+//! The web UI: one page and its script and style, compiled into the binary (no build step, no
+//! CDN), served on the HTTP port under the same tenancy and authentication as the API. The page
+//! reads everything through the query API from the browser. Deep links are real paths:
+//! `/search?q=&start=&end=`, `/trace/<id>`, `/graph?q=`; `/` is the overview.
+
+use axum::Router;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderValue, header};
+
+const INDEX: &str = include_str!("../assets/index.html");
+const APP_JS: &str = include_str!("../assets/app.js");
+const APP_CSS: &str = include_str!("../assets/app.css");
+
+/// What the page may load and run: only itself. Data from traces is inserted as text, and the
+/// policy makes sure nothing else could run even if it were not.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+                   connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+fn asset(body: impl Into<axum::body::Body>, content_type: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// Routes of the UI at the root of the HTTP port; `api_prefix` is `http_api_prefix`, where the
+/// page finds the API.
+pub fn router(api_prefix: &str) -> Router {
+    let page = bytes::Bytes::from(INDEX.replace("{{API_PREFIX}}", &html_attr(api_prefix)));
+    let serve_page = move || {
+        let page = page.clone();
+        async move { page_response(page) }
+    };
+    Router::new()
+        .route("/", get(serve_page.clone()))
+        .route("/search", get(serve_page.clone()))
+        .route("/graph", get(serve_page.clone()))
+        .route("/trace/{id}", get(serve_page.clone()))
+        .route(
+            "/ui/app.js",
+            get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/ui/app.css",
+            get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }),
+        )
+}
+
+fn page_response(page: bytes::Bytes) -> Response {
+    let mut r = asset(page, "text/html; charset=utf-8");
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    r
+}
+
+/// Escapes a value for an HTML attribute.
+fn html_attr(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_names_its_assets_and_the_api_prefix() {
+        assert!(INDEX.contains("/ui/app.js") && INDEX.contains("/ui/app.css"));
+        assert!(INDEX.contains("{{API_PREFIX}}"));
+        assert_eq!(html_attr(r#"/a"<b>"#), "/a&quot;&lt;b&gt;");
+    }
+}
