@@ -8,6 +8,7 @@
 mod blocks;
 mod client;
 mod loadgen;
+mod vulture;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,9 @@ enum Cmd {
     Traceql(TraceqlCmd),
     #[command(flatten)]
     Client(client::ClientCmd),
+    /// tempo-vulture's end-to-end check of a running server: writes deterministic traces and
+    /// reads them back by ID, tags search, TraceQL and metrics; exports vivace_vulture_* metrics.
+    Vulture(vulture::VultureArgs),
     /// A tenant's blocks in the configured bucket (no server needed).
     Blocks {
         #[command(subcommand)]
@@ -190,6 +194,16 @@ fn main() -> ExitCode {
             }
         }
         Some(Cmd::Serve(args)) => serve(args),
+        Some(Cmd::Vulture(args)) => {
+            init_logging("warn");
+            match vulture::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("vivace vulture: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Cmd::Traceql(cmd)) => traceql(cmd),
         Some(Cmd::Blocks { cmd, config }) => {
             let args = ServeArgs {

@@ -24,4 +24,5 @@ mod storage;
 mod support;
 mod tenancy;
 mod ui;
+mod vulture;
 mod zipkin;
