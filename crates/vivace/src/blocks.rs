@@ -7,7 +7,8 @@ use vivace_block::{BlockList, BlockMeta, Bloom, shard_for};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum BlocksCmd {
-    /// The tenant's blocks: ID, compaction level, traces, row groups, size, time range.
+    /// The tenant's blocks: ID, compaction level, traces, row groups, size, time range, version
+    /// and dedicated columns (each distinct set listed once below the table).
     List { tenant: String },
     /// One block's meta.json.
     Inspect { tenant: String, block: String },
@@ -42,21 +43,52 @@ pub(crate) fn run(cmd: BlocksCmd, cfg: &Config) -> anyhow::Result<()> {
                 let mut blocks: Vec<_> = list.blocks(&tenant).iter().collect();
                 blocks.sort_by(|a, b| a.meta.start_time.cmp(&b.meta.start_time));
                 println!(
-                    "{:<36}  {:>5}  {:>9}  {:>6}  {:>12}  {:<20}  {:<20}",
-                    "BLOCK", "LEVEL", "TRACES", "GROUPS", "BYTES", "START", "END"
+                    "{:<36}  {:>5}  {:>9}  {:>6}  {:>12}  {:<20}  {:<20}  {:<9}  {:<9}",
+                    "BLOCK",
+                    "LEVEL",
+                    "TRACES",
+                    "GROUPS",
+                    "BYTES",
+                    "START",
+                    "END",
+                    "VERSION",
+                    "DEDICATED"
                 );
+                // Blocks usually share one set of dedicated columns: name each set once.
+                let mut sets: Vec<&Vec<vivace_block::DedicatedColumn>> = Vec::new();
                 for b in &blocks {
                     let m = &b.meta;
+                    let cols = &m.dedicated_columns;
+                    let set = match sets.iter().position(|s| *s == cols) {
+                        Some(i) => i,
+                        None => {
+                            sets.push(cols);
+                            sets.len() - 1
+                        }
+                    };
                     println!(
-                        "{:<36}  {:>5}  {:>9}  {:>6}  {:>12}  {:<20}  {:<20}",
+                        "{:<36}  {:>5}  {:>9}  {:>6}  {:>12}  {:<20}  {:<20}  {:<9}  {:<9}",
                         m.block_id,
                         m.compaction_level,
                         m.total_objects,
                         m.total_records,
                         m.size,
                         m.start_time,
-                        m.end_time
+                        m.end_time,
+                        m.format,
+                        format!("{} (#{})", cols.len(), set + 1)
                     );
+                }
+                for (i, set) in sets.iter().enumerate() {
+                    println!("dedicated columns #{}:", i + 1);
+                    for c in *set {
+                        println!(
+                            "  {:<9} {:<7} {}",
+                            if c.scope.is_empty() { "span" } else { &c.scope },
+                            if c.kind.is_empty() { "string" } else { &c.kind },
+                            c.name
+                        );
+                    }
                 }
                 let compacted = list.compacted.get(&tenant).map_or(0, Vec::len);
                 eprintln!(
@@ -73,15 +105,22 @@ pub(crate) fn run(cmd: BlocksCmd, cfg: &Config) -> anyhow::Result<()> {
             BlocksCmd::Verify { tenant, block } => {
                 let m = meta(&backend, &tenant, &block).await?;
                 let key = format!("{tenant}/{block}/data.parquet");
+                let progress = Progress::new();
+                progress.step(&format!("reading {key} ({} bytes)", m.size));
                 let data = backend
                     .get(&key)
                     .await
                     .with_context(|| format!("reading {key}"))?;
+                progress.step(&format!("decoding {} traces", m.total_objects));
                 let (m2, k2) = (m.clone(), key.clone());
                 let traces = tokio::task::spawn_blocking(move || {
                     vivace_block::read_all_traces(data, &m2, &k2)
                 })
                 .await??;
+                progress.step(&format!(
+                    "checking order, count and {} bloom shards",
+                    m.bloom_shard_count()
+                ));
                 let mut problems = Vec::new();
                 if traces.len() as u64 != m.total_objects {
                     problems.push(format!(
@@ -123,6 +162,7 @@ pub(crate) fn run(cmd: BlocksCmd, cfg: &Config) -> anyhow::Result<()> {
                     .flat_map(|r| &r.scope_spans)
                     .map(|s| s.spans.len())
                     .sum();
+                progress.done();
                 if problems.is_empty() {
                     println!(
                         "ok: {} traces, {spans} spans, {shards} bloom shards",
@@ -138,4 +178,30 @@ pub(crate) fn run(cmd: BlocksCmd, cfg: &Config) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// Steps of a long operation on stderr, each with the time since the start (only when stderr is
+/// a terminal: scripts read stdout and exit codes).
+struct Progress {
+    start: std::time::Instant,
+    on: bool,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            start: std::time::Instant::now(),
+            on: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }
+    }
+
+    fn step(&self, what: &str) {
+        if self.on {
+            eprintln!("[{:>6.1}s] {what}…", self.start.elapsed().as_secs_f64());
+        }
+    }
+
+    fn done(&self) {
+        self.step("done");
+    }
 }

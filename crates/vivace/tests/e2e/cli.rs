@@ -188,6 +188,14 @@ async fn blocks_are_listed_inspected_and_verified_without_a_server() {
         .unwrap_or_else(|| panic!("no block listed:\n{out}"))
         .to_string();
     assert!(err.contains("blocks,"), "{err}");
+    // Version and dedicated columns: Tempo's defaults, named once below the table.
+    assert!(out.lines().nth(1).unwrap().contains("vParquet5"), "{out}");
+    assert!(out.contains("dedicated columns #1:"), "{out}");
+    assert!(
+        out.contains("resource  string  k8s.namespace.name"),
+        "{out}"
+    );
+    assert!(out.contains("span      int     http.status_code"), "{out}");
     let (ok, out, err) = blocks(&["inspect", "single-tenant", &id]);
     assert!(ok, "{err}");
     let meta: serde_json::Value = serde_json::from_str(&out).unwrap();
