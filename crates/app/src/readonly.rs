@@ -14,15 +14,26 @@ use crate::config::Config;
 use crate::server::{AppError, build_info};
 use crate::sources::BlockSource;
 
+/// The local query API: where it listens and what it reads.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalApi {
+    pub addr: SocketAddr,
+    /// Blocks in the bucket (every tenant) and their bytes.
+    pub blocks: usize,
+    pub bytes: u64,
+}
+
 /// Lists the bucket once and serves the query API on a free port of 127.0.0.1 until the process
-/// ends; returns its address.
-pub async fn serve_blocks(cfg: &Config) -> Result<SocketAddr, AppError> {
+/// ends.
+pub async fn serve_blocks(cfg: &Config) -> Result<LocalApi, AppError> {
     let backend = cfg.backend()?;
     let overrides = Overrides::new(&cfg.overrides).map_err(AppError::Overrides)?;
     let list = vivace_block::SharedBlockList::default();
     let polled = vivace_block::poll(&backend, &vivace_block::BlockList::default(), false)
         .await
         .map_err(|e| AppError::Serve(format!("listing the bucket: {e}")))?;
+    let all = || polled.tenants.values().flatten();
+    let (blocks_n, bytes) = (all().count(), all().map(|b| b.meta.size).sum());
     list.set(polled);
     let cache = Arc::new(vivace_block::BatchCache::new(
         cfg.search_block_cache_bytes(),
@@ -56,5 +67,9 @@ pub async fn serve_blocks(cfg: &Config) -> Result<SocketAddr, AppError> {
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    Ok(addr)
+    Ok(LocalApi {
+        addr,
+        blocks: blocks_n,
+        bytes,
+    })
 }

@@ -34,6 +34,9 @@ pub(crate) struct Conn {
     /// bucket of `-config.file`).
     #[arg(long = "data-dir")]
     data_dir: Option<std::path::PathBuf>,
+    /// In local mode: the blocks read, for the progress line.
+    #[arg(skip)]
+    local: Option<vivace_app::readonly::LocalApi>,
 }
 
 /// A time range: `--since` back from now, or `--start`/`--end` (unix seconds or RFC 3339).
@@ -135,9 +138,39 @@ impl Conn {
             cfg.data_dir = d.clone();
         }
         cfg.validate()?;
-        let addr = vivace_app::readonly::serve_blocks(&cfg).await?;
-        self.server = format!("http://{addr}");
+        let local = vivace_app::readonly::serve_blocks(&cfg).await?;
+        self.server = format!("http://{}", local.addr);
+        self.local = Some(local);
         Ok(())
+    }
+
+    /// [`Conn::get`] with, in local mode on a terminal, a progress line on stderr while the
+    /// blocks are read.
+    async fn fetch(&self, path: &str, params: &[(String, String)]) -> anyhow::Result<Value> {
+        let Some(local) = self
+            .local
+            .filter(|_| std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        else {
+            return self.get(path, params).await;
+        };
+        let started = std::time::Instant::now();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                eprint!(
+                    "\rreading {} blocks ({:.1} MB) of the bucket… {:.0}s",
+                    local.blocks,
+                    local.bytes as f64 / 1e6,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        });
+        let answer = self.get(path, params).await;
+        ticker.abort();
+        if started.elapsed() >= Duration::from_millis(500) {
+            eprint!("\r\x1b[K");
+        }
+        answer
     }
 
     async fn get(&self, path: &str, params: &[(String, String)]) -> anyhow::Result<Value> {
@@ -217,7 +250,7 @@ async fn run_async(cmd: ClientCmd) -> anyhow::Result<()> {
             let mut p = range.params()?;
             p.push(("q".into(), query));
             p.push(("limit".into(), limit.to_string()));
-            let v = conn.get("/api/search", &p).await?;
+            let v = conn.fetch("/api/search", &p).await?;
             if conn.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
@@ -247,7 +280,7 @@ async fn run_async(cmd: ClientCmd) -> anyhow::Result<()> {
         }
         ClientCmd::Trace { id, mut conn } => {
             conn.resolve().await?;
-            let v = conn.get(&format!("/api/v2/traces/{id}"), &[]).await?;
+            let v = conn.fetch(&format!("/api/v2/traces/{id}"), &[]).await?;
             if conn.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
@@ -264,7 +297,7 @@ async fn run_async(cmd: ClientCmd) -> anyhow::Result<()> {
             if let Some(sc) = &scope {
                 p.push(("scope".into(), sc.clone()));
             }
-            let v = conn.get("/api/v2/search/tags", &p).await?;
+            let v = conn.fetch("/api/v2/search/tags", &p).await?;
             if conn.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
@@ -293,7 +326,7 @@ async fn run_async(cmd: ClientCmd) -> anyhow::Result<()> {
             if let Some(st) = step {
                 p.push(("step".into(), st));
             }
-            let v = conn.get("/api/metrics/query_range", &p).await?;
+            let v = conn.fetch("/api/metrics/query_range", &p).await?;
             if conn.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
