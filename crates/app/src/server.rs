@@ -403,6 +403,7 @@ impl App {
         ));
         let flusher = tokio::spawn(vivace_livestore::flush::flush_loop(
             live.clone(),
+            wal.clone() as Arc<dyn Queue>,
             backend.clone(),
             writer_template,
             list.clone(),
@@ -450,6 +451,7 @@ impl App {
                 process: process.clone(),
                 cache: cache.clone(),
                 overrides: overrides.clone(),
+                live: live.clone(),
             }))
             .layer(tower_http::compression::CompressionLayer::new())
             // Grafana streams search over gRPC on the HTTP port (h2c).
@@ -888,6 +890,7 @@ struct OpsState {
     process: Arc<ProcessMetrics>,
     cache: crate::metrics::CacheMetrics,
     overrides: Overrides,
+    live: Arc<LiveStore>,
 }
 
 fn ops_router(state: OpsState) -> Router {
@@ -895,11 +898,23 @@ fn ops_router(state: OpsState) -> Router {
         .route(
             "/ready",
             get(|State(s): State<OpsState>| async move {
-                if s.ready.load(Ordering::SeqCst) {
-                    (StatusCode::OK, "ready\n")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "Shutting down\n")
+                if !s.ready.load(Ordering::SeqCst) {
+                    return (StatusCode::SERVICE_UNAVAILABLE, "Shutting down\n".to_string());
                 }
+                // Still ready while blocks cannot be written: ingest stays durable in the log.
+                // The backlog is shown for whoever looks.
+                let (held, spilled, age) = s.live.backlog(std::time::Instant::now());
+                if spilled == 0 && age < Duration::from_secs(120) {
+                    return (StatusCode::OK, "ready\n".to_string());
+                }
+                (
+                    StatusCode::OK,
+                    format!(
+                        "ready\nbacklog: {} completed traces not yet in a block ({held} in memory, {spilled} released to the write-ahead log), the oldest {}s old\n",
+                        held + spilled,
+                        age.as_secs()
+                    ),
+                )
             }),
         )
         .route("/status/overrides", get(status_overrides))

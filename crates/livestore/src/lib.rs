@@ -25,5 +25,5 @@ mod store;
 pub use config::Config;
 pub use store::{
     Admission, AppendGuard, Limits, LiveStore, LiveStoreMetrics, PendingBlock, SearchBatch,
-    TraceRefusal,
+    Spilled, TraceRefusal,
 };

@@ -9,6 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prost::Message;
@@ -88,6 +89,17 @@ pub struct LiveStoreMetrics {
     pub complete_bytes: Gauge,
     /// Bytes of the span batches kept for search of completed traces not yet in a block.
     pub search_batch_bytes: Gauge,
+    /// Compressed bytes of completed traces in memory and not yet in a block, by tenant.
+    pub unflushed_bytes: Family<TenantLabel, Gauge>,
+    /// Completed traces released from memory before reaching a block (the log keeps them; they
+    /// are read back from it when the backend accepts blocks again), by tenant.
+    pub spilled_traces: Family<TenantLabel, Gauge>,
+    /// Chunks of completed traces released from memory before reaching a block.
+    pub spills: Counter,
+    /// Blocks the flusher failed to write (the traces are kept and retried).
+    pub flush_failures: Counter,
+    /// Age of the oldest completed trace not yet in a block, in seconds (0: none waiting).
+    pub backlog_seconds: Gauge,
 }
 
 impl LiveStoreMetrics {
@@ -117,6 +129,31 @@ impl LiveStoreMetrics {
             "Bytes of span batches of completed traces not yet in a block, kept for search",
             self.search_batch_bytes.clone(),
         );
+        r.register(
+            "vivace_live_store_unflushed_bytes",
+            "Compressed bytes of completed traces in memory and not yet in a block, by tenant",
+            self.unflushed_bytes.clone(),
+        );
+        r.register(
+            "vivace_live_store_spilled_traces",
+            "Completed traces released from memory before reaching a block, to be read back from the write-ahead log, by tenant",
+            self.spilled_traces.clone(),
+        );
+        r.register(
+            "vivace_live_store_spills",
+            "Chunks of completed traces released from memory before reaching a block",
+            self.spills.clone(),
+        );
+        r.register(
+            "vivace_flush_failures",
+            "Blocks the flusher failed to write (kept and retried)",
+            self.flush_failures.clone(),
+        );
+        r.register(
+            "vivace_flush_backlog_seconds",
+            "Age of the oldest completed trace not yet in a block",
+            self.backlog_seconds.clone(),
+        );
     }
 }
 
@@ -127,6 +164,10 @@ pub type SearchBatch = (Arc<SpanBatch>, Option<Vec<u32>>);
 #[derive(Debug)]
 pub struct LiveStore {
     cfg: Config,
+    /// The highest queue offset pushed here: a spilled chunk's traces lie below the next one.
+    max_offset: AtomicU64,
+    /// Identities of spilled ranges.
+    next_spill: AtomicU64,
     /// Queue offsets of appends not yet pushed here, with their counts.
     inflight: Mutex<HashMap<Offset, usize>>,
     tenants: RwLock<HashMap<TenantId, Arc<TenantStore>>>,
@@ -143,7 +184,12 @@ struct TenantStore {
     completed: Mutex<VecDeque<(Arc<Chunk>, Instant)>>,
     /// Chunks not yet written to a block in the backend, oldest first.
     unflushed: Mutex<VecDeque<Arc<Chunk>>>,
+    /// Completed traces released from memory before reaching a block, oldest first: the flusher
+    /// reads them back from the queue.
+    spilled: Mutex<VecDeque<Arc<Spilled>>>,
     live_gauge: Gauge,
+    unflushed_gauge: Gauge,
+    spilled_gauge: Gauge,
     live_bytes_gauge: Gauge,
     complete_gauge: Gauge,
 }
@@ -182,6 +228,8 @@ pub(crate) struct Chunk {
     created: Instant,
     /// Written to a block in the backend: the chunk may be released and its segments removed.
     flushed: AtomicBool,
+    /// Taken by the flusher and being written: not released from memory meanwhile.
+    writing: AtomicBool,
     /// The chunk's traces as a span batch (in `traces` order), built by the first search that
     /// needs it and dropped once the chunk is in a block (search then reads the block).
     batch: Mutex<Option<Arc<SpanBatch>>>,
@@ -217,11 +265,26 @@ impl Chunk {
                 min_offset,
                 created: now,
                 flushed: AtomicBool::new(false),
+                writing: AtomicBool::new(false),
                 batch: Mutex::new(None),
             }),
             spans,
         )
     }
+}
+
+/// Completed traces of one tenant released from memory before they reached a block: their parts
+/// are the tenant's records of these traces in the queue between `from` and `to`.
+#[derive(Debug)]
+pub struct Spilled {
+    id: u64,
+    pub traces: HashSet<TraceId>,
+    pub from: Offset,
+    /// Exclusive.
+    pub to: Offset,
+    /// Uncompressed bytes of the chunks released.
+    pub raw_bytes: usize,
+    created: Instant,
 }
 
 /// Where a completed trace's encoding lies in its chunk.
@@ -240,6 +303,35 @@ pub struct PendingBlock {
 }
 
 impl PendingBlock {
+    /// A block of traces given as encoded pieces (several per trace allowed: they are combined).
+    pub fn from_pieces(tenant: TenantId, pieces: Vec<(TraceId, Bytes)>) -> PendingBlock {
+        let now = Instant::now();
+        let mut chunks = Vec::new();
+        let mut items: Vec<(TraceId, u64, Bytes)> = Vec::new();
+        let mut bytes = 0;
+        for (id, b) in pieces {
+            bytes += b.len();
+            items.push((id, 0, b));
+            if bytes >= CHUNK_RAW_BYTES {
+                chunks.push(Chunk::build(&std::mem::take(&mut items), Offset(0), now).0);
+                bytes = 0;
+            }
+        }
+        if !items.is_empty() {
+            chunks.push(Chunk::build(&items, Offset(0), now).0);
+        }
+        PendingBlock { tenant, chunks }
+    }
+
+    /// Traces (trace IDs, pieces of one counted once) in the block.
+    pub fn trace_count(&self) -> usize {
+        self.chunks
+            .iter()
+            .flat_map(|c| c.traces.iter().map(|(id, _)| *id))
+            .collect::<HashSet<_>>()
+            .len()
+    }
+
     /// The traces, decoded, pieces of one trace combined, sorted by ID.
     pub fn traces(&self) -> Result<Vec<(TraceId, Trace)>, String> {
         let mut out = Vec::new();
@@ -345,6 +437,8 @@ impl LiveStore {
     pub fn new(cfg: Config, metrics: LiveStoreMetrics) -> Self {
         LiveStore {
             cfg,
+            max_offset: AtomicU64::new(0),
+            next_spill: AtomicU64::new(0),
             inflight: Mutex::new(HashMap::new()),
             tenants: RwLock::new(HashMap::new()),
             complete_bytes: AtomicU64::new(0),
@@ -354,6 +448,10 @@ impl LiveStore {
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    pub fn metrics(&self) -> &LiveStoreMetrics {
+        &self.metrics
     }
 
     fn tenant(&self, tenant: &TenantId) -> Arc<TenantStore> {
@@ -373,7 +471,10 @@ impl LiveStore {
                     live_bytes: AtomicI64::new(0),
                     completed: Mutex::new(VecDeque::new()),
                     unflushed: Mutex::new(VecDeque::new()),
+                    spilled: Mutex::new(VecDeque::new()),
                     live_gauge: self.metrics.live_traces.get_or_create(&label).clone(),
+                    unflushed_gauge: self.metrics.unflushed_bytes.get_or_create(&label).clone(),
+                    spilled_gauge: self.metrics.spilled_traces.get_or_create(&label).clone(),
                     live_bytes_gauge: self.metrics.live_trace_bytes.get_or_create(&label).clone(),
                     complete_gauge: self.metrics.complete_traces.get_or_create(&label).clone(),
                 })
@@ -453,6 +554,7 @@ impl LiveStore {
         offset: Offset,
     ) {
         let t = self.tenant(tenant);
+        self.max_offset.fetch_max(offset.0, Ordering::Relaxed);
         let mut shard = t.shards[shard_of(&id)].lock();
         let entry = shard.entry(id).or_insert_with(|| TraceEntry {
             first_push: now,
@@ -683,6 +785,7 @@ impl LiveStore {
             }
         }
         t.completed.lock().push_back((chunk.clone(), now));
+        t.unflushed_gauge.inc_by(chunk.data.len() as i64);
         t.unflushed.lock().push_back(chunk);
     }
 
@@ -696,7 +799,8 @@ impl LiveStore {
                 if !over && now.saturating_duration_since(*at) < self.cfg.complete_block_timeout {
                     break;
                 }
-                // Not yet in a block: it is the only copy outside the log; keep it.
+                // Not yet in a block: it is the only copy outside the log; kept unless memory is
+                // over its bound (see below).
                 if !chunk.flushed.load(Ordering::Acquire) {
                     break;
                 }
@@ -717,9 +821,124 @@ impl LiveStore {
                 }
             }
         }
+        // Still over the bound: blocks are not being written (the backend is unreachable, or
+        // cutting is behind). Release the oldest chunks not yet in a block; the log keeps their
+        // traces, and the flusher reads them back from it once blocks can be written.
+        for t in tenants {
+            while self.complete_bytes.load(Ordering::Relaxed) > self.cfg.max_complete_bytes {
+                if !self.spill_oldest(t) {
+                    break;
+                }
+            }
+        }
         self.metrics
             .complete_bytes
             .set(self.complete_bytes.load(Ordering::Relaxed) as i64);
+    }
+
+    /// Releases the tenant's oldest unflushed chunk that is not being written; false if none.
+    fn spill_oldest(&self, t: &TenantStore) -> bool {
+        let chunk = {
+            let mut q = t.unflushed.lock();
+            let Some(pos) = q.iter().position(|c| !c.writing.load(Ordering::Acquire)) else {
+                return false;
+            };
+            q.remove(pos).expect("position is in range")
+        };
+        t.completed.lock().retain(|(c, _)| !Arc::ptr_eq(c, &chunk));
+        self.complete_bytes
+            .fetch_sub(chunk.data.len() as u64, Ordering::Relaxed);
+        t.unflushed_gauge.dec_by(chunk.data.len() as i64);
+        if let Some(b) = chunk.batch.lock().take() {
+            self.metrics
+                .search_batch_bytes
+                .dec_by(b.approx_bytes() as i64);
+        }
+        // The traces whose current completed state is this chunk; a trace completed again
+        // later is whole in its newer chunk.
+        let mut traces = HashSet::new();
+        for (id, generation) in &chunk.traces {
+            let mut shard = t.shards[shard_of(id)].lock();
+            let Some(e) = shard.get_mut(id) else { continue };
+            if e.generation != *generation {
+                continue;
+            }
+            traces.insert(*id);
+            t.complete_gauge.dec();
+            if e.is_live() {
+                e.complete_opt = None;
+            } else {
+                shard.remove(id);
+            }
+        }
+        self.metrics.spills.inc();
+        if traces.is_empty() {
+            return true;
+        }
+        let to = Offset(self.max_offset.load(Ordering::Relaxed)).next();
+        t.spilled_gauge.inc_by(traces.len() as i64);
+        let mut q = t.spilled.lock();
+        // Consecutive spills share one range up to a block's size: one block when read back.
+        if let Some(last) = q.back_mut()
+            && last.raw_bytes + chunk.raw_len <= self.cfg.max_block_bytes as usize
+            && let Some(last) = Arc::get_mut(last)
+        {
+            last.traces.extend(traces);
+            last.from = last.from.min(chunk.min_offset);
+            last.to = last.to.max(to);
+            last.raw_bytes += chunk.raw_len;
+            return true;
+        }
+        q.push_back(Arc::new(Spilled {
+            id: self.next_spill.fetch_add(1, Ordering::Relaxed),
+            traces,
+            from: chunk.min_offset,
+            to,
+            raw_bytes: chunk.raw_len,
+            created: chunk.created,
+        }));
+        true
+    }
+
+    /// The oldest spilled range of each tenant, to be read back from the queue and written.
+    pub fn take_spilled(&self) -> Vec<(TenantId, Arc<Spilled>)> {
+        self.tenants
+            .read()
+            .iter()
+            .filter_map(|(k, t)| t.spilled.lock().front().map(|s| (k.clone(), s.clone())))
+            .collect()
+    }
+
+    /// The block holding a spilled range's traces is durable in the backend.
+    pub fn mark_spill_flushed(&self, tenant: &TenantId, spilled: &Spilled) {
+        let Some(t) = self.tenants.read().get(tenant).cloned() else {
+            return;
+        };
+        let mut q = t.spilled.lock();
+        if let Some(pos) = q.iter().position(|s| s.id == spilled.id) {
+            q.remove(pos);
+            t.spilled_gauge.dec_by(spilled.traces.len() as i64);
+        }
+    }
+
+    /// Completed traces not yet in a block: (in memory, released to the log, age of the oldest).
+    pub fn backlog(&self, now: Instant) -> (usize, usize, std::time::Duration) {
+        let (mut held, mut spilled) = (0, 0);
+        let mut oldest: Option<Instant> = None;
+        for t in self.tenants.read().values() {
+            for c in t.unflushed.lock().iter() {
+                held += c.traces.len();
+                oldest = Some(oldest.map_or(c.created, |o| o.min(c.created)));
+            }
+            for s in t.spilled.lock().iter() {
+                spilled += s.traces.len();
+                oldest = Some(oldest.map_or(s.created, |o| o.min(s.created)));
+            }
+        }
+        let age = oldest.map_or(std::time::Duration::ZERO, |o| {
+            now.saturating_duration_since(o)
+        });
+        (held, spilled, age)
     }
 
     /// Registers an append to the queue about to begin: until the guard drops, `next` (the
@@ -742,6 +961,9 @@ impl LiveStore {
         for t in &tenants {
             for c in t.unflushed.lock().iter() {
                 take(c.min_offset);
+            }
+            for sp in t.spilled.lock().iter() {
+                take(sp.from);
             }
             for shard in &t.shards {
                 for e in shard.lock().values() {
@@ -786,6 +1008,7 @@ impl LiveStore {
                         break;
                     }
                     taken += c.raw_len;
+                    c.writing.store(true, Ordering::Release);
                     chunks.push(c.clone());
                 }
                 out.push(PendingBlock { tenant, chunks });
@@ -809,7 +1032,16 @@ impl LiveStore {
             }
             if let Some(pos) = q.iter().position(|x| Arc::ptr_eq(x, c)) {
                 q.remove(pos);
+                t.unflushed_gauge.dec_by(c.data.len() as i64);
             }
+            c.writing.store(false, Ordering::Release);
+        }
+    }
+
+    /// Writing `block` failed: its chunks may be released from memory again if needed.
+    pub fn write_failed(&self, block: &PendingBlock) {
+        for c in &block.chunks {
+            c.writing.store(false, Ordering::Release);
         }
     }
 

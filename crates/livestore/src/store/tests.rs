@@ -116,7 +116,7 @@ fn flush_all(store: &LiveStore) {
 }
 
 #[test]
-fn unflushed_traces_are_never_released() {
+fn past_the_memory_bound_unflushed_traces_are_released_to_the_log() {
     let cfg = Config {
         max_complete_bytes: 100,
         ..Config::default()
@@ -125,15 +125,102 @@ fn unflushed_traces_are_never_released() {
     let tenant = TenantId::single();
     let now = Instant::now();
     for id in 0..20u8 {
+        let t = trace(id, &[1, 2, 3]);
+        let enc = Bytes::from(t.encode_to_vec());
+        store.push(
+            &tenant,
+            TraceId([id; 16]),
+            &t,
+            enc,
+            now,
+            Offset(10 + u64::from(id)),
+        );
+    }
+    // Nothing can be written (no flusher): past the bound the chunk leaves memory, and only
+    // which traces and which part of the queue hold them stays.
+    store.sweep(now + Duration::from_secs(3600), true);
+    assert!(store.complete_bytes.load(Ordering::Relaxed) <= 100);
+    assert_eq!(span_count(&store, &tenant, 0), 0, "released from memory");
+    let spilled = store.take_spilled();
+    assert_eq!(spilled.len(), 1);
+    let (t, s) = &spilled[0];
+    assert_eq!(t, &tenant);
+    assert_eq!(s.traces.len(), 20);
+    assert!(
+        s.from <= Offset(10) && s.to > Offset(29),
+        "{:?}..{:?}",
+        s.from,
+        s.to
+    );
+    // The queue keeps them: the live-store's offset stays below them until they are written.
+    assert_eq!(store.low_watermark(), Some(s.from));
+    assert_eq!(store.backlog(now).1, 20);
+    assert_eq!(
+        store
+            .metrics
+            .spilled_traces
+            .get_or_create(&TenantLabel {
+                tenant: tenant.to_string()
+            })
+            .get(),
+        20
+    );
+    store.mark_spill_flushed(t, s);
+    assert!(store.take_spilled().is_empty());
+    assert_eq!(store.low_watermark(), None);
+    assert_eq!(store.backlog(now), (0, 0, Duration::ZERO));
+}
+
+#[test]
+fn chunks_being_written_are_not_released() {
+    let cfg = Config {
+        max_complete_bytes: 1000,
+        ..Config::default()
+    };
+    let store = LiveStore::new(cfg, LiveStoreMetrics::default());
+    let tenant = TenantId::single();
+    let now = Instant::now();
+    for id in 0..5u8 {
         push(&store, &tenant, id, &[1, 2, 3], now);
     }
-    store.sweep(now + Duration::from_secs(3600), true);
-    store.sweep(now + Duration::from_secs(7200), false);
+    store.sweep(now + Duration::from_secs(10), false);
+    assert!(store.complete_bytes.load(Ordering::Relaxed) <= 1000);
+    // Taken by the flusher; then memory passes the bound: other chunks go, this one stays.
+    let taken = store.take_ready(now, Duration::ZERO, usize::MAX, true);
+    for id in 10..250u8 {
+        push(
+            &store,
+            &tenant,
+            id,
+            &[1, 2, 3, 4, 5, 6, 7, 8],
+            now + Duration::from_secs(11),
+        );
+    }
+    store.sweep(now + Duration::from_secs(30), false);
     assert_eq!(
         span_count(&store, &tenant, 0),
         3,
-        "kept until written to a block"
+        "kept while being written"
     );
+    assert_eq!(span_count(&store, &tenant, 10), 0, "released instead");
+    // The write failed: the oldest, it goes first when the bound is passed again.
+    store.write_failed(&taken[0]);
+    for id in 10..250u8 {
+        push(
+            &store,
+            &tenant,
+            id,
+            &[9, 10, 11, 12],
+            now + Duration::from_secs(31),
+        );
+    }
+    store.sweep(now + Duration::from_secs(40), false);
+    assert_eq!(
+        span_count(&store, &tenant, 0),
+        0,
+        "released once the write failed"
+    );
+    assert!(store.complete_bytes.load(Ordering::Relaxed) <= 1000);
 }
 
 #[test]

@@ -18,6 +18,7 @@ mod metrics;
 mod model;
 mod node;
 mod opencensus;
+mod outage;
 mod roundtrip;
 mod search;
 mod storage;
