@@ -145,6 +145,9 @@ impl<W: Write + Send> BlockWriter<W> {
         let layout = Layout::new(&cfg.dedicated_columns)?;
         let text = schema_text(&layout);
         let schema = Arc::new(parse_message_type(&text)?);
+        let descr = Arc::new(parquet::schema::types::SchemaDescriptor::new(
+            schema.clone(),
+        ));
         let mut props = WriterProperties::builder()
             .set_created_by(format!("vivace version {}", env!("CARGO_PKG_VERSION")))
             .set_compression(Compression::SNAPPY)
@@ -185,13 +188,13 @@ impl<W: Write + Send> BlockWriter<W> {
             props = props
                 .set_column_compression(col.clone(), compression)
                 .set_column_dictionary_enabled(col.clone(), dict);
+            if !keeps_statistics(&path, &descr) {
+                props = props.set_column_statistics_enabled(col.clone(), EnabledStatistics::None);
+            }
             if !dict {
                 props = props.set_column_encoding(col, encoding);
             }
         }
-        let descr = Arc::new(parquet::schema::types::SchemaDescriptor::new(
-            schema.clone(),
-        ));
         let writer = SerializedFileWriter::new(sink, schema, Arc::new(props.build()))?;
         Ok(BlockWriter {
             cols: Cols::new(&layout),
@@ -555,6 +558,20 @@ enum Codec {
     SnappyDict,
     /// Typed attribute values and counters: snappy, PLAIN.
     Plain,
+}
+
+/// Whether a column gets min/max statistics (and so a column index). Every column does, except
+/// the byte-array columns at span level and below (IDs, names, attribute keys and values,
+/// dedicated span attributes): nobody prunes on their min/max — span IDs are random, and string
+/// predicates are decided by dictionaries — while computing them was an eighth of the cost of
+/// cutting a block. `TraceID` keeps them: trace by ID finds its row group and page by them.
+fn keeps_statistics(path: &str, descr: &parquet::schema::types::SchemaDescriptor) -> bool {
+    let byte_array = descr
+        .columns()
+        .iter()
+        .find(|c| c.path().string() == path)
+        .is_some_and(|c| c.physical_type() == parquet::basic::Type::BYTE_ARRAY);
+    !(byte_array && path.contains(".Spans."))
 }
 
 fn codec_of(path: &str) -> Codec {

@@ -235,3 +235,30 @@ fn frozen_vivace_blocks_stay_readable() {
         );
     }
 }
+
+/// Min/max statistics are written where a reader prunes on them (TraceID, numbers, resource and
+/// trace-level strings) and left out for span-level byte arrays (random IDs, names, attributes),
+/// whose statistics cost an eighth of cutting a block and pruned nothing.
+#[test]
+fn statistics_where_readers_use_them() {
+    let dir = tempfile::tempdir().unwrap();
+    write_block(dir.path(), &tempo_traces(), 1 << 20);
+    let file = std::fs::File::open(dir.path().join("data.parquet")).unwrap();
+    let reader = SerializedFileReader::new(file).unwrap();
+    let rg = reader.metadata().row_group(0);
+    let stats = |path: &str| {
+        rg.columns()
+            .iter()
+            .find(|c| c.column_path().string() == path)
+            .unwrap_or_else(|| panic!("no column {path}"))
+            .statistics()
+            .is_some()
+    };
+    assert!(stats("TraceID"));
+    assert!(stats("StartTimeUnixNano"));
+    assert!(stats("rs.Resource.ServiceName"));
+    assert!(stats("rs.ss.Spans.StartTimeUnixNano"));
+    assert!(!stats("rs.ss.Spans.SpanID"));
+    assert!(!stats("rs.ss.Spans.ParentSpanID"));
+    assert!(!stats("rs.ss.Spans.Name"));
+}
