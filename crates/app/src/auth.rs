@@ -7,8 +7,10 @@
 //! in `X-Scope-OrgID` (or `x-scope-orgid` metadata) but never name another one, and the header is
 //! set from the credential before the request reaches the receivers and the querier, so tenancy
 //! works as with `multitenancy_enabled: true`. `open_paths` (default `/ready`, `/metrics`) stay
-//! open. A missing or unknown credential is 401 / `UNAUTHENTICATED`; a credential without the
-//! right, or naming another tenant, is 403 / `PERMISSION_DENIED`. UDP receivers cannot carry
+//! open, and so do the web UI's page and assets on the query port (they hold no data; the page
+//! asks for a credential and sends it with its API calls). A missing or unknown credential is
+//! 401 / `UNAUTHENTICATED`; a credential without the right, or naming another tenant, is 403 /
+//! `PERMISSION_DENIED`. UDP receivers cannot carry
 //! credentials, so they cannot be configured together with `auth:`.
 //!
 //! Secrets come inline, from a file (`token_file`) or from an environment variable
@@ -186,7 +188,13 @@ impl Authenticator {
     /// Checks a request's credential; on success sets its `x-scope-orgid` to the credential's
     /// tenant. The error is the status and message to answer with.
     fn check<B>(&self, req: &mut Request<B>, need: Right) -> Result<(), (StatusCode, String)> {
-        if self.open_paths.iter().any(|p| p == req.uri().path()) {
+        let path = req.uri().path();
+        // The web UI's page and assets hold no data: they load without a credential, and the
+        // page then asks for one to call the API.
+        let ui = need == Right::Read
+            && req.method() == http::Method::GET
+            && vivace_ui::web::is_asset(path);
+        if ui || self.open_paths.iter().any(|p| p == path) {
             return Ok(());
         }
         let Some(g) = self.find(req.headers().get(header::AUTHORIZATION)) else {

@@ -62,6 +62,8 @@ async function api(path, params) {
   const headers = { Accept: 'application/json' };
   const tenant = tenantInput.value.trim();
   if (tenant) headers['X-Scope-OrgID'] = tenant;
+  const auth = sessionStorage.getItem('vivace.auth');
+  if (auth) headers.Authorization = auth;
   const resp = await fetch(url, { headers });
   const text = await resp.text();
   if (!resp.ok) throw new ApiError(resp.status, text.trim());
@@ -129,8 +131,12 @@ function colour(name) {
 function errorBox(e, query) {
   const box = h('div.error', { role: 'alert' });
   const msg = e instanceof ApiError ? e.message : String(e.message || e);
-  if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
-    box.append(h('p', {}, msg), h('p.muted', {}, 'Set the tenant at the top right, or sign in.'));
+  if (e instanceof ApiError && e.status === 401) {
+    box.append(h('p', {}, msg), signIn());
+    return box;
+  }
+  if (e instanceof ApiError && e.status === 403) {
+    box.append(h('p', {}, msg), h('p.muted', {}, 'This credential may not read this tenant.'));
     return box;
   }
   box.append(h('p', {}, msg));
@@ -141,6 +147,26 @@ function errorBox(e, query) {
     box.append(h('pre.caret', {}, line + '\n' + ' '.repeat(Math.max(col - 1, 0)) + '^'));
   }
   return box;
+}
+
+/** The server wants a credential: a bearer token, or a user and password. Kept for this tab
+ * only (sessionStorage) and sent on every API request. */
+function signIn() {
+  const done = (value) => {
+    sessionStorage.setItem('vivace.auth', value);
+    tagCache.clear();
+    render();
+  };
+  const token = h('input', { type: 'password', placeholder: 'bearer token', autocomplete: 'off', 'aria-label': 'bearer token' });
+  const user = h('input', { placeholder: 'user', autocomplete: 'username', 'aria-label': 'user' });
+  const pass = h('input', { type: 'password', placeholder: 'password', autocomplete: 'current-password', 'aria-label': 'password' });
+  const byToken = h('form.signin', {
+    onsubmit: (ev) => { ev.preventDefault(); if (token.value.trim()) done(`Bearer ${token.value.trim()}`); },
+  }, h('span.muted', {}, 'Sign in with a token '), token, h('button', { type: 'submit' }, 'Sign in'));
+  const byUser = h('form.signin', {
+    onsubmit: (ev) => { ev.preventDefault(); if (user.value) done(`Basic ${btoa(`${user.value}:${pass.value}`)}`); },
+  }, h('span.muted', {}, 'or a user '), user, pass, h('button', { type: 'submit' }, 'Sign in'));
+  return h('div', {}, byToken, byUser);
 }
 
 // ---------------------------------------------------------------------------------------------

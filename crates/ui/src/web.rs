@@ -64,6 +64,17 @@ fn page_response(page: bytes::Bytes) -> Response {
     r
 }
 
+/// Whether `path` is the UI's page or one of its assets (no data in them: they are served to
+/// anyone, and the page asks for a credential when the API wants one).
+pub fn is_asset(path: &str) -> bool {
+    matches!(
+        path,
+        "/" | "/search" | "/graph" | "/ui/app.js" | "/ui/app.css"
+    ) || path
+        .strip_prefix("/trace/")
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+}
+
 /// Escapes a value for an HTML attribute.
 fn html_attr(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -81,5 +92,7 @@ mod tests {
         assert!(INDEX.contains("/ui/app.js") && INDEX.contains("/ui/app.css"));
         assert!(INDEX.contains("{{API_PREFIX}}"));
         assert_eq!(html_attr(r#"/a"<b>"#), "/a&quot;&lt;b&gt;");
+        assert!(is_asset("/") && is_asset("/trace/abc") && is_asset("/ui/app.js"));
+        assert!(!is_asset("/api/search") && !is_asset("/trace/") && !is_asset("/metrics"));
     }
 }

@@ -126,6 +126,32 @@ async fn every_port_requires_a_credential_with_the_right_and_its_tenant() {
         200
     );
 
+    // The web UI's page and assets hold no data: they load without a credential (the page asks
+    // for one when the API answers 401); the API they call does not.
+    for path in ["/", "/search", "/trace/0123", "/ui/app.js"] {
+        assert_eq!(
+            c.get(server.api(path)).send().await.unwrap().status(),
+            200,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        c.get(server.api("/api/search"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        c.get(server.api("/api/v2/traces/0123"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
     // OTLP HTTP ingest: the write right, the credential's tenant.
     let r = c.post(server.otlp_http_url()).send().await.unwrap();
     assert_eq!(r.status(), 401);
