@@ -328,6 +328,27 @@ impl TempoMcp {
         }
     }
 
+    /// A TraceQL query over `args`' range at `path`, its answer summarised.
+    async fn ranged_query(
+        &self,
+        path: &str,
+        args: QueryArgs,
+        extra: &[(&'static str, String)],
+        caller: &HeaderMap,
+        summarize: fn(&Value) -> Value,
+    ) -> Result<CallToolResult, ErrorData> {
+        let mut p = match range(args.start.as_deref(), args.end.as_deref()) {
+            Ok(p) => p,
+            Err(e) => return failed(e),
+        };
+        p.push(("q", args.query));
+        p.extend_from_slice(extra);
+        match self.api.get_json(path, &p, caller).await {
+            Ok(v) => ok(summarize(&v)),
+            Err(e) => api_failed(e),
+        }
+    }
+
     async fn fetch_trace(
         &self,
         id: &str,
@@ -385,16 +406,14 @@ impl TempoMcp {
                 "this is a metrics query: use traceql-metrics-instant or traceql-metrics-range",
             );
         }
-        let mut p = match range(a.start.as_deref(), a.end.as_deref()) {
-            Ok(p) => p,
-            Err(e) => return failed(e),
-        };
-        p.push(("q", a.query));
-        p.push(("limit", SEARCH_LIMIT.to_string()));
-        match self.api.get_json("/api/search", &p, &parts.headers).await {
-            Ok(v) => ok(search_summary(&v)),
-            Err(e) => api_failed(e),
-        }
+        self.ranged_query(
+            "/api/search",
+            a,
+            &[("limit", SEARCH_LIMIT.to_string())],
+            &parts.headers,
+            search_summary,
+        )
+        .await
     }
 
     #[tool(
@@ -406,19 +425,14 @@ impl TempoMcp {
         Parameters(a): Parameters<QueryArgs>,
         Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ErrorData> {
-        let mut p = match range(a.start.as_deref(), a.end.as_deref()) {
-            Ok(p) => p,
-            Err(e) => return failed(e),
-        };
-        p.push(("q", a.query));
-        match self
-            .api
-            .get_json("/api/metrics/query", &p, &parts.headers)
-            .await
-        {
-            Ok(v) => ok(instant_summary(&v)),
-            Err(e) => api_failed(e),
-        }
+        self.ranged_query(
+            "/api/metrics/query",
+            a,
+            &[],
+            &parts.headers,
+            instant_summary,
+        )
+        .await
     }
 
     #[tool(
@@ -430,19 +444,14 @@ impl TempoMcp {
         Parameters(a): Parameters<QueryArgs>,
         Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, ErrorData> {
-        let mut p = match range(a.start.as_deref(), a.end.as_deref()) {
-            Ok(p) => p,
-            Err(e) => return failed(e),
-        };
-        p.push(("q", a.query));
-        match self
-            .api
-            .get_json("/api/metrics/query_range", &p, &parts.headers)
-            .await
-        {
-            Ok(v) => ok(range_summary(&v)),
-            Err(e) => api_failed(e),
-        }
+        self.ranged_query(
+            "/api/metrics/query_range",
+            a,
+            &[],
+            &parts.headers,
+            range_summary,
+        )
+        .await
     }
 
     #[tool(

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{Prometheus, Server, clients_dir, http, python};
+use crate::support::{Prometheus, Server, clients_dir, get_text, python};
 
 /// Sends `rounds` traces of the known graph (see clients/otel_graph.py) as `tenant`.
 fn send_graph(server: &Server, tenant: &str, rounds: u32, extra: &[&str]) {
@@ -251,14 +251,7 @@ async fn span_metrics_and_service_graph_reach_prometheus_with_tempo_names() {
     );
 
     // vivace's own metrics count what the limits and the edge store did.
-    let m = http()
-        .get(server.api("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = get_text(&server.api("/metrics")).await;
     for want in [
         r#"vivace_generator_series_limited_total{tenant="limited",reason="max_active_series"}"#,
         r#"vivace_generator_series_limited_total{tenant="cardinal",reason="max_cardinality_per_label"}"#,

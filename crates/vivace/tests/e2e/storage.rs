@@ -4,11 +4,11 @@
 //! left to replay, and every trace read back by ID from the blocks, span by span.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::model::{SpanSet, as_stored_in_blocks, assert_same, flatten, hex, spans_of};
-use crate::support::{Server, clients_dir, free_port, python, read_trace};
+use crate::support::{Emulator, Server, clients_dir, free_port, moto, python, read_trace};
 use prost::Message;
 use vivace_proto::otlp::collector::ExportTraceServiceRequest;
 
@@ -164,16 +164,6 @@ async fn local_disk() {
     }
 }
 
-/// A helper process (emulator) killed on drop.
-struct Emulator(Child);
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Waits (at most 20 s) until something answers HTTP on `port`.
 fn wait_http(port: u16) {
     use std::io::{Read, Write};
@@ -226,22 +216,7 @@ async fn multipart_round_trip(backend: &vivace_block::Backend) {
 async fn s3_on_moto_with_multipart() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _moto = Emulator(
-        // As a module: the venv's console scripts name the interpreter of where it was built.
-        Command::new(python())
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server (installed by scripts/test.sh)"),
-    );
+    let _moto = moto(port);
     wait_http(port);
     // Buckets are made by their owner, not by vivace.
     let r = reqwest::Client::new()

@@ -585,3 +585,38 @@ pub fn shop_trace(id: u8, slow: bool) -> ExportTraceServiceRequest {
         ],
     }
 }
+
+/// The body of a GET, as text (panics on a transport error).
+pub async fn get_text(url: &str) -> String {
+    http().get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// A helper process (an emulator) killed on drop.
+pub struct Emulator(pub Child);
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// moto's S3 on 127.0.0.1:`port` (not yet answering when this returns).
+pub fn moto(port: u16) -> Emulator {
+    Emulator(
+        // As a module: the venv's console scripts name the interpreter of where it was built.
+        Command::new(python())
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server (installed by scripts/test.sh)"),
+    )
+}

@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{Server, binary, free_port, http};
+use crate::support::{Server, binary, free_port, get_text};
 
 const FAST: [&str; 8] = [
     "--tempo-write-backoff-duration",
@@ -52,14 +52,7 @@ async fn vulture_checks_a_running_server() {
     let child = vulture(&server, &server, port, 16);
     // Its metrics while it runs.
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let text = http()
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&format!("http://127.0.0.1:{port}/metrics")).await;
     assert!(
         text.contains(r#"vivace_vulture_trace_total{check="byid"}"#),
         "{text}"
