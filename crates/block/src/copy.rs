@@ -437,7 +437,7 @@ impl Input {
             let group = SerializedRowGroupReader::new(
                 reader,
                 md,
-                None,
+                parquet::file::metadata::page_index::RowGroupPageIndex::new(0, None),
                 Arc::new(ReaderProperties::builder().build()),
             )
             .map_err(|source| Error::Parquet {

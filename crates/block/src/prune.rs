@@ -277,7 +277,7 @@ pub async fn read_pruned(
             let group = SerializedRowGroupReader::new(
                 reader.clone(),
                 footer.row_group(rg),
-                None,
+                parquet::file::metadata::page_index::RowGroupPageIndex::new(0, None),
                 Arc::new(ReaderProperties::builder().build()),
             )
             .map_err(|source| Error::Parquet {
@@ -428,14 +428,21 @@ async fn narrow(
 /// dictionary-encoded (else the dictionary cannot prove a value absent).
 pub(crate) fn dictionary_range(c: &ColumnChunkMetaData) -> Option<Range<u64>> {
     let dict = c.dictionary_page_offset()? as u64;
-    let stats = c.page_encoding_stats()?;
-    let all_dict = stats.iter().all(|s| {
-        !matches!(s.page_type, PageType::DATA_PAGE | PageType::DATA_PAGE_V2)
-            || matches!(
-                s.encoding,
-                Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY
-            )
-    });
+    // The footer's page encoding statistics, read as the encodings of the data pages (a mask,
+    // parquet's default) or in full.
+    let all_dict = match (c.page_encoding_stats_mask(), c.page_encoding_stats()) {
+        (Some(mask), _) => {
+            mask.is_only(Encoding::PLAIN_DICTIONARY) || mask.is_only(Encoding::RLE_DICTIONARY)
+        }
+        (None, Some(stats)) => stats.iter().all(|s| {
+            !matches!(s.page_type, PageType::DATA_PAGE | PageType::DATA_PAGE_V2)
+                || matches!(
+                    s.encoding,
+                    Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY
+                )
+        }),
+        (None, None) => false,
+    };
     let data = c.data_page_offset() as u64;
     (all_dict && data > dict).then_some(dict..data)
 }

@@ -164,27 +164,16 @@ async fn find_by_pages(
     let size = meta.size.max(ie);
     let index_reader =
         crate::prune::Parts::new(crate::prune::fetch_parts(backend, key, &first).await?, size);
-    #[allow(deprecated)] // the replacement reads the whole file's indexes; one row group is wanted
-    let Some(offsets) = parquet::file::page_index::index_reader::read_offset_indexes(
-        &index_reader,
-        group_md.columns(),
-    )
-    .map_err(pq)?
-    else {
+    let Some(offsets) = read_offset_indexes(&index_reader, group_md.columns()).map_err(pq)? else {
         return Ok(None);
     };
     let id_pages = offsets[id_col].page_locations();
     // The TraceID pages to read: the one whose maximum is not below the ID, else all.
     let mut page_range = 0..id_pages.len();
     if col_index_range.is_some() {
-        #[allow(deprecated)]
-        let ci = parquet::file::page_index::index_reader::read_columns_indexes(
-            &index_reader,
-            std::slice::from_ref(id_md),
-        )
-        .map_err(pq)?;
+        let ci = read_column_index(&index_reader, id_md).map_err(pq)?;
         if let Some(parquet::file::page_index::column_index::ColumnIndexMetaData::BYTE_ARRAY(ci)) =
-            ci.and_then(|v| v.into_iter().next())
+            ci
         {
             let n = id_pages.len();
             let at = (0..n)
@@ -205,9 +194,13 @@ async fn find_by_pages(
         .get(page_range.start)
         .map_or(0, |p| p.first_row_index.max(0) as usize);
     let row = {
-        let group =
-            SerializedRowGroupReader::new(id_reader, group_md, Some(&offsets), props.clone())
-                .map_err(pq)?;
+        let group = SerializedRowGroupReader::new(
+            id_reader,
+            group_md,
+            one_group_index(&offsets),
+            props.clone(),
+        )
+        .map_err(pq)?;
         let rows = match id_pages.get(page_range.end) {
             Some(next) => next.first_row_index.max(0) as usize - start_row,
             None => group_md.num_rows().max(0) as usize - start_row,
@@ -243,7 +236,8 @@ async fn find_by_pages(
         let reader = Arc::new(crate::prune::Parts::new(parts, size));
         let group_md = footer.row_group(rg);
         let group =
-            SerializedRowGroupReader::new(reader, group_md, Some(&offsets), props).map_err(pq)?;
+            SerializedRowGroupReader::new(reader, group_md, one_group_index(&offsets), props)
+                .map_err(pq)?;
         let schema = footer.file_metadata().schema_descr_ptr();
         let one = extract_row(&group, &schema, row).map_err(pq)?;
         let file = SerializedFileReader::new(one).map_err(pq)?;
@@ -407,7 +401,7 @@ fn find_in_row_group<R: ChunkReader + 'static>(
     let group = SerializedRowGroupReader::new(
         reader,
         footer.row_group(rg),
-        None,
+        parquet::file::metadata::page_index::RowGroupPageIndex::new(0, None),
         Arc::new(ReaderProperties::builder().build()),
     )
     .map_err(pq)?;
@@ -913,4 +907,82 @@ fn attribute(a: &Row) -> KeyValue {
         value,
         ..Default::default()
     }
+}
+
+/// The offset indexes of one row group's columns, read from `reader` (which holds their bytes);
+/// `None` when a column has none.
+fn read_offset_indexes(
+    reader: &crate::prune::Parts,
+    columns: &[parquet::file::metadata::ColumnChunkMetaData],
+) -> parquet::errors::Result<
+    Option<Vec<parquet::file::page_index::offset_index::OffsetIndexMetaData>>,
+> {
+    use parquet::file::reader::ChunkReader;
+    let mut out = Vec::with_capacity(columns.len());
+    for c in columns {
+        let (Some(offset), Some(len)) = (c.offset_index_offset(), c.offset_index_length()) else {
+            return Ok(None);
+        };
+        let bytes = reader.get_bytes(offset as u64, len as usize)?;
+        out.push(parquet::file::page_index::index_reader::decode_offset_index(&bytes)?);
+    }
+    Ok(Some(out))
+}
+
+/// One column's column index (page min/max), if it has one.
+fn read_column_index(
+    reader: &crate::prune::Parts,
+    column: &parquet::file::metadata::ColumnChunkMetaData,
+) -> parquet::errors::Result<Option<parquet::file::page_index::column_index::ColumnIndexMetaData>> {
+    use parquet::file::reader::ChunkReader;
+    let (Some(offset), Some(len)) = (column.column_index_offset(), column.column_index_length())
+    else {
+        return Ok(None);
+    };
+    let bytes = reader.get_bytes(offset as u64, len as usize)?;
+    parquet::file::page_index::index_reader::decode_column_index(&bytes, column.column_type())
+        .map(Some)
+}
+
+/// The page index of the one row group a reader is built for (row group 0 of the provider).
+#[derive(Debug)]
+struct OneGroupOffsets(Vec<parquet::file::page_index::offset_index::OffsetIndexMetaData>);
+
+impl parquet::file::metadata::page_index::PageIndexProvider for OneGroupOffsets {
+    fn has_offset_indexes(&self) -> bool {
+        true
+    }
+
+    fn has_column_indexes(&self) -> bool {
+        false
+    }
+
+    fn column_index(
+        &self,
+        _row_group_idx: usize,
+        _column_idx: usize,
+    ) -> Option<&parquet::file::page_index::column_index::ColumnIndexMetaData> {
+        None
+    }
+
+    fn offset_index(
+        &self,
+        _row_group_idx: usize,
+        column_idx: usize,
+    ) -> Option<&parquet::file::page_index::offset_index::OffsetIndexMetaData> {
+        self.0.get(column_idx)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+fn one_group_index(
+    offsets: &[parquet::file::page_index::offset_index::OffsetIndexMetaData],
+) -> parquet::file::metadata::page_index::RowGroupPageIndex {
+    parquet::file::metadata::page_index::RowGroupPageIndex::new(
+        0,
+        Some(Arc::new(OneGroupOffsets(offsets.to_vec()))),
+    )
 }

@@ -168,7 +168,7 @@ fn chunk_values(
     let group = SerializedRowGroupReader::new(
         reader.clone(),
         footer.row_group(rg),
-        None,
+        parquet::file::metadata::page_index::RowGroupPageIndex::new(0, None),
         Arc::new(ReaderProperties::builder().build()),
     )?;
     column_values(&group, col)
