@@ -2,6 +2,7 @@
 # Write-path benchmark: prints figures, asserts nothing (machines are shared and noisy).
 #
 #   scripts/bench/write_path.sh [SECONDS]     # default 60 s of load at 2 requests in flight
+#   VIVACE_BIN=/path/to/vivace scripts/bench/write_path.sh 30   # measure another build
 #
 # Starts a release vivace on 127.0.0.1 with scripts/bench/blocks.yaml (limits lifted, blocks cut
 # and compacted every 10 s) and a fresh data dir; prints idle RSS; sends `vivace gen` as fast as
@@ -15,8 +16,13 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vivace-target}"
 secs=${1:-60}
-cargo build --release --quiet
-bin="$CARGO_TARGET_DIR/release/vivace"
+# VIVACE_BIN: another build to measure (e.g. an older commit's, for a back-to-back comparison).
+if [ -n "${VIVACE_BIN:-}" ]; then
+  bin=$VIVACE_BIN
+else
+  cargo build --release --quiet
+  bin="$CARGO_TARGET_DIR/release/vivace"
+fi
 data=$(mktemp -d /tmp/vivace-write-bench.XXXXXX)
 "$bin" -config.file=scripts/bench/blocks.yaml --data-dir "$data" 2>"$data/log" &
 pid=$!
