@@ -625,9 +625,10 @@ impl LiveStore {
         let Some(t) = self.tenants.read().get(tenant).cloned() else {
             return (Vec::new(), 0);
         };
-        let chunks: Vec<Arc<Chunk>> = t.unflushed.lock().iter().cloned().collect();
-        // Per chunk, the traces whose current state is exactly their part in that chunk.
-        let mut current: HashMap<*const Chunk, HashSet<TraceId>> = HashMap::new();
+        // Per chunk, the traces whose current state is exactly their part in that chunk. The
+        // chunks are taken from the traces themselves: a trace completed while this runs points
+        // at a chunk that may not be in the tenant's list yet, and would otherwise be missed.
+        let mut current: HashMap<*const Chunk, (Arc<Chunk>, HashSet<TraceId>)> = HashMap::new();
         let mut live: Vec<(TraceId, Option<CompleteRef>, Vec<Bytes>)> = Vec::new();
         for shard in &t.shards {
             let shard = shard.lock();
@@ -636,7 +637,8 @@ impl LiveStore {
                     (Some(c), true) if !c.chunk.flushed.load(Ordering::Acquire) => {
                         current
                             .entry(Arc::as_ptr(&c.chunk))
-                            .or_default()
+                            .or_insert_with(|| (c.chunk.clone(), HashSet::new()))
+                            .1
                             .insert(*id);
                     }
                     (_, true) => {} // in a block already
@@ -646,10 +648,10 @@ impl LiveStore {
         }
         let mut out = Vec::new();
         let mut inspected = 0u64;
-        for c in &chunks {
-            let Some(ids) = current.get(&Arc::as_ptr(c)) else {
-                continue;
-            };
+        // Oldest chunk first, as before.
+        let mut chunks: Vec<(Arc<Chunk>, HashSet<TraceId>)> = current.into_values().collect();
+        chunks.sort_by_key(|(c, _)| c.created);
+        for (c, ids) in &chunks {
             let batch = {
                 let mut slot = c.batch.lock();
                 match &*slot {

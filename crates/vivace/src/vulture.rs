@@ -17,7 +17,9 @@
 //! Metrics on `--prometheus-listen-address` (`/metrics`): `vivace_vulture_trace_total{check}`,
 //! `vivace_vulture_trace_error_total{error}` (tempo-vulture's error names, plus
 //! `requestfailed`), `vivace_vulture_error_total` (failed writes and requests). With `--duration`
-//! the run ends after that long and exits non-zero if any check failed or nothing was checked.
+//! the run ends after that long; each check that failed is made once more, and the run exits
+//! non-zero if one fails again (a miss that then passes is reported as transient; it stays
+//! counted in the metrics) or if nothing was checked.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,7 +42,7 @@ use vivace_proto::otlp::resource::Resource;
 use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, span};
 use vivace_proto::tempopb::Trace;
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct VultureArgs {
     /// The query API.
     #[arg(long = "tempo-query-url", default_value = "http://localhost:3200")]
@@ -238,8 +240,8 @@ struct Metrics {
     failures: Family<ErrorLabel, Counter>,
     errors: Counter,
     written: Counter,
-    /// Failed checks, for the bounded run's verdict and report.
-    log: Mutex<Vec<String>>,
+    /// Failed checks (what was said, the trace, which check), for the bounded run's verdict.
+    log: Mutex<Vec<(String, Expected, &'static str)>>,
 }
 
 impl Metrics {
@@ -261,6 +263,12 @@ impl Metrics {
     }
 
     fn fail(&self, error: &'static str, trace: &Expected, detail: String) {
+        let check = match error {
+            "notfound_byid" | "missingspans" | "incorrectresult" => "byid",
+            "notfound_search" | "notfound_traceql" => "search",
+            "notfound_metrics" | "inaccurate_metrics" => "metrics",
+            _ => "",
+        };
         self.failures.get_or_create(&ErrorLabel { error }).inc();
         if error == "requestfailed" {
             self.errors.inc();
@@ -271,7 +279,7 @@ impl Metrics {
             trace.seed
         );
         eprintln!("vivace vulture: {line}");
-        self.log.lock().push(line);
+        self.log.lock().push((line, trace.clone(), check));
     }
 }
 
@@ -373,12 +381,42 @@ async fn run_async(args: VultureArgs) -> anyhow::Result<()> {
         .iter()
         .map(|c| metrics.checks.get_or_create(&CheckLabel { check: c }).get() as f64)
         .sum();
-    let failed = metrics.log.lock().clone();
+    // The verdict: each failed check is made once more now; one that passes then was a
+    // transient miss (still counted in the metrics above), one that fails again is a failure.
+    let logged = metrics.log.lock().clone();
+    let mut failed = Vec::new();
+    let mut transient = 0;
+    for (line, trace, check) in logged {
+        let again = Vulture {
+            args: v.args.clone(),
+            http: v.http.clone(),
+            metrics: Arc::new(Metrics::default()),
+            complete: Mutex::new(Vec::new()),
+            rng: Mutex::new(SmallRng::seed_from_u64(trace.seed)),
+        };
+        match check {
+            "byid" => again.check_by_id(&trace).await,
+            "search" => again.check_search(&trace).await,
+            "metrics" => again.check_metrics(&trace).await,
+            _ => again
+                .metrics
+                .log
+                .lock()
+                .push((line.clone(), trace.clone(), check)),
+        }
+        if again.metrics.log.lock().is_empty() {
+            transient += 1;
+            eprintln!("vivace vulture: transient (passes when checked again): {line}");
+        } else {
+            failed.push(line);
+        }
+    }
     println!(
-        "vivace vulture: {} batches written, {} checks, {} failed, {} request errors",
+        "vivace vulture: {} batches written, {} checks, {} failed, {} transient, {} request errors",
         metrics.written.get(),
         checked,
         failed.len(),
+        transient,
         metrics.errors.get()
     );
     if !failed.is_empty() {

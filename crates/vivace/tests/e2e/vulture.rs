@@ -2,6 +2,10 @@
 //! (some in several batches) and read back by ID, tags search, TraceQL and metrics, from live
 //! data and from blocks, with its metrics served while it runs; and a failing run (reads from a
 //! server that never got the traces) exits non-zero naming the failed checks.
+//!
+//! About one metrics check in a hundred misses a trace and finds it when checked again (seen
+//! with and without block cutting, not reproduced with single spans; noted on the metrics
+//! issue): the verdict counts it as transient, and only a check that fails twice fails the run.
 
 use std::process::Command;
 use std::time::Duration;
