@@ -115,7 +115,10 @@ impl Expected {
         rng.fill(&mut id[..]);
         id[0] |= 1; // never all zero
         let n = rng.random_range(2..=12usize);
-        let t0 = seed * 1_000_000;
+        // Spans start in the second before the write, never after it: a query up to "now" right
+        // after the write must be able to see them (they once started up to 500 ms later, and a
+        // metrics check made at once then missed them, rightly).
+        let t0 = seed.saturating_sub(1000) * 1_000_000;
         let mut spans: Vec<Span> = Vec::with_capacity(n);
         for i in 0..n {
             let mut sid = [0u8; 8];
@@ -676,11 +679,11 @@ impl Vulture {
             "{{ .{k} = {} }} | count_over_time()",
             serde_json::Value::String(val.clone())
         );
-        // The trace's spans start within the second after its seed.
+        // The trace's spans start within the second before its seed.
         let p = vec![
             ("q", q.clone()),
-            ("start", (t.seed / 1000).to_string()),
-            ("end", (t.seed / 1000 + 2).to_string()),
+            ("start", (t.seed.saturating_sub(1000) / 1000).to_string()),
+            ("end", (t.seed / 1000 + 1).to_string()),
         ];
         let resp = match self
             .get("/api/metrics/query", &p, "application/json")
@@ -740,7 +743,7 @@ mod tests {
         assert!(
             spans
                 .iter()
-                .all(|s| s.start_time_unix_nano / 1_000_000_000 == 1_700_000_000)
+                .all(|s| s.start_time_unix_nano / 1_000_000_000 == 1_699_999_999)
         );
     }
 }
