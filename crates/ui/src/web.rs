@@ -32,6 +32,11 @@ fn asset(body: impl Into<axum::body::Body>, content_type: &'static str) -> Respo
         .into_response()
 }
 
+/// Paths that serve the page (besides `/trace/<id>`), and the assets it loads.
+const PAGES: [&str; 3] = ["/", "/search", "/graph"];
+const SCRIPT: &str = "/ui/app.js";
+const STYLE: &str = "/ui/app.css";
+
 /// Routes of the UI at the root of the HTTP port; `api_prefix` is `http_api_prefix`, where the
 /// page finds the API.
 pub fn router(api_prefix: &str) -> Router {
@@ -40,17 +45,17 @@ pub fn router(api_prefix: &str) -> Router {
         let page = page.clone();
         async move { page_response(page) }
     };
-    Router::new()
-        .route("/", get(serve_page.clone()))
-        .route("/search", get(serve_page.clone()))
-        .route("/graph", get(serve_page.clone()))
-        .route("/trace/{id}", get(serve_page.clone()))
+    let mut router = Router::new().route("/trace/{id}", get(serve_page.clone()));
+    for path in PAGES {
+        router = router.route(path, get(serve_page.clone()));
+    }
+    router
         .route(
-            "/ui/app.js",
+            SCRIPT,
             get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }),
         )
         .route(
-            "/ui/app.css",
+            STYLE,
             get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }),
         )
 }
@@ -67,12 +72,12 @@ fn page_response(page: bytes::Bytes) -> Response {
 /// Whether `path` is the UI's page or one of its assets (no data in them: they are served to
 /// anyone, and the page asks for a credential when the API wants one).
 pub fn is_asset(path: &str) -> bool {
-    matches!(
-        path,
-        "/" | "/search" | "/graph" | "/ui/app.js" | "/ui/app.css"
-    ) || path
-        .strip_prefix("/trace/")
-        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+    PAGES.contains(&path)
+        || path == SCRIPT
+        || path == STYLE
+        || path
+            .strip_prefix("/trace/")
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// Escapes a value for an HTML attribute.
@@ -89,7 +94,7 @@ mod tests {
 
     #[test]
     fn the_page_names_its_assets_and_the_api_prefix() {
-        assert!(INDEX.contains("/ui/app.js") && INDEX.contains("/ui/app.css"));
+        assert!(INDEX.contains(SCRIPT) && INDEX.contains(STYLE));
         assert!(INDEX.contains("{{API_PREFIX}}"));
         assert_eq!(html_attr(r#"/a"<b>"#), "/a&quot;&lt;b&gt;");
         assert!(is_asset("/") && is_asset("/trace/abc") && is_asset("/ui/app.js"));

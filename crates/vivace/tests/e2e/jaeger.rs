@@ -10,13 +10,11 @@ use vivace_proto::otlp::common::any_value;
 use vivace_proto::otlp::trace::Span;
 
 use crate::support::{
-    Server, clients_dir, free_port, http, read_trace, sent_by_trace, spans_by_id,
+    Server, clients_dir, free_port, http, installed, read_trace, sent_by_trace, spans_by_id,
 };
 
 fn jaeger_python() -> String {
-    std::env::var("VIVACE_JAEGER_PYTHON").unwrap_or_else(|_| {
-        panic!("VIVACE_JAEGER_PYTHON is not set: run the suite with scripts/test.sh, which installs the Jaeger clients")
-    })
+    installed("VIVACE_JAEGER_PYTHON", "the Jaeger clients")
 }
 
 fn send(mode: &str, port: u16, out: &std::path::Path) -> Vec<serde_json::Value> {

@@ -6,12 +6,10 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, clients_dir, http, post_otlp, shop_trace};
+use crate::support::{Server, clients_dir, http, installed, post_otlp, shop_trace};
 
 fn mcp_python() -> String {
-    std::env::var("VIVACE_MCP_PYTHON").unwrap_or_else(|_| {
-        panic!("VIVACE_MCP_PYTHON is not set: run the suite with scripts/test.sh, which installs the MCP SDK")
-    })
+    installed("VIVACE_MCP_PYTHON", "the MCP SDK")
 }
 
 /// Runs the SDK client; its report.

@@ -3,13 +3,13 @@
 
 use std::process::Command;
 
-use crate::support::{Server, clients_dir, free_port, read_trace, sent_by_trace, spans_by_id};
+use crate::support::{
+    Server, clients_dir, free_port, installed, read_trace, sent_by_trace, spans_by_id,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_sdk_exporters_read_back_as_sent() {
-    let modules = std::env::var("VIVACE_NODE_CLIENTS").unwrap_or_else(|_| {
-        panic!("VIVACE_NODE_CLIENTS is not set: run the suite with scripts/test.sh, which installs the Node clients")
-    });
+    let modules = installed("VIVACE_NODE_CLIENTS", "the Node clients");
     let dir = tempfile::tempdir().unwrap();
     let zipkin = free_port();
     let server = Server::start_receivers(

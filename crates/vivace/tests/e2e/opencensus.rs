@@ -5,13 +5,13 @@ use std::process::Command;
 
 use vivace_proto::otlp::common::any_value;
 
-use crate::support::{Server, clients_dir, free_port, read_trace, sent_by_trace, spans_by_id};
+use crate::support::{
+    Server, clients_dir, free_port, installed, read_trace, sent_by_trace, spans_by_id,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opencensus_agent_exporter_spans_read_back_as_sent() {
-    let python = std::env::var("VIVACE_OPENCENSUS_PYTHON").unwrap_or_else(|_| {
-        panic!("VIVACE_OPENCENSUS_PYTHON is not set: run the suite with scripts/test.sh, which installs the OpenCensus client")
-    });
+    let python = installed("VIVACE_OPENCENSUS_PYTHON", "the OpenCensus client");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let server = Server::start_receivers(

@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::model::{SpanSet, as_stored_in_blocks, assert_same, flatten, hex, spans_of};
-use crate::support::{Emulator, Server, clients_dir, free_port, moto, python, read_trace};
+use crate::support::{
+    Emulator, Server, clients_dir, free_port, installed, moto, python, read_trace,
+};
 use prost::Message;
 use vivace_proto::otlp::collector::ExportTraceServiceRequest;
 
@@ -260,11 +262,7 @@ async fn s3_on_moto_with_multipart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azure_on_azurite_with_multipart() {
-    let Ok(azurite) = std::env::var("VIVACE_AZURITE") else {
-        panic!(
-            "VIVACE_AZURITE is not set: run the suite with scripts/test.sh, which installs azurite"
-        );
-    };
+    let azurite = installed("VIVACE_AZURITE", "azurite");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _azurite = Emulator(

@@ -329,8 +329,13 @@ pub fn spans_by_id(
 
 /// The Python interpreter of the test venv (set by scripts/test.sh).
 pub fn python() -> String {
-    std::env::var("VIVACE_PYTHON").unwrap_or_else(|_| {
-        panic!("VIVACE_PYTHON is not set: run the suite with scripts/test.sh, which installs the OpenTelemetry clients")
+    installed("VIVACE_PYTHON", "the OpenTelemetry clients")
+}
+
+/// Where scripts/test.sh installed `what`, from its environment variable `var`.
+pub fn installed(var: &str, what: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the suite with scripts/test.sh, which installs {what}")
     })
 }
 
@@ -397,9 +402,7 @@ impl Prometheus {
     /// Starts it again on the same port and data dir, waiting (up to 20 s) until ready.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let bin = std::env::var("VIVACE_PROMETHEUS").unwrap_or_else(|_| {
-            panic!("VIVACE_PROMETHEUS is not set: run the suite with scripts/test.sh, which installs Prometheus")
-        });
+        let bin = installed("VIVACE_PROMETHEUS", "Prometheus");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

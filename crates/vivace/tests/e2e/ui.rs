@@ -5,12 +5,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::support::{Server, http, post_otlp, shop_trace};
+use crate::support::{Server, http, installed, post_otlp, shop_trace};
 
 fn chromium() -> String {
-    std::env::var("VIVACE_CHROMIUM").unwrap_or_else(|_| {
-        panic!("VIVACE_CHROMIUM is not set: run the suite with scripts/test.sh, which installs Chromium")
-    })
+    installed("VIVACE_CHROMIUM", "Chromium")
 }
 
 fn artifacts() -> PathBuf {
