@@ -24,7 +24,8 @@ use crate::ast::{
 };
 use crate::batch::{Projection, SpanBatch, StrId};
 
-use expr::{Ctx, Expr, Names, compile, lit, matches};
+pub(crate) use expr::{Expr, Fields, eval as eval_expr};
+use expr::{Ctx, Names, compile, lit, matches};
 pub(crate) use expr::{hex as hex_id, stored as expr_stored};
 pub use value::{OwnedValue, Value, go_duration, kind_text, status_text};
 use value::{agg_order, arith, compare};
@@ -117,7 +118,7 @@ pub struct SearchPlan {
 
 /// An attribute compiled into a plan, read per span with [`Bound::read`].
 #[derive(Debug, Clone)]
-pub struct Reader(Expr);
+pub struct Reader(pub(crate) Expr);
 
 /// Per-batch resolution of a plan's attribute names to dictionary IDs.
 #[derive(Debug, Clone)]
@@ -296,6 +297,29 @@ impl SearchPlan {
             &crate::ast::FieldExpr::Attribute(a.clone()),
             &mut self.names,
         )?))
+    }
+
+    /// The one condition of a plan that is a single spanset filter on span fields (no events,
+    /// links, structure, pipeline stages): `Some(None)` for `{ }`, `Some(Some(e))` for
+    /// `{ e }`, `None` for anything else. Such a plan can run span by span, without traces
+    /// (`crate::spans`).
+    pub(crate) fn span_filter(&self) -> Option<Option<&Expr>> {
+        match self.stages.as_slice() {
+            [CStage::Spanset(CSpanset::Filter(f))] if !f.uses_event && !f.uses_link => {
+                Some((!f.always_true).then_some(&f.expr))
+            }
+            _ => None,
+        }
+    }
+
+    /// The expressions of the attributes returned spans carry (see [`Bound::span_attributes`]).
+    pub(crate) fn returned_exprs(&self) -> impl Iterator<Item = &Expr> {
+        self.returned.iter().map(|(_, e, _)| e)
+    }
+
+    /// The name with index `i` in the plan's name table.
+    pub(crate) fn name(&self, i: usize) -> &str {
+        &self.names.names[i]
     }
 
     /// Binds the plan to one batch.
@@ -837,42 +861,47 @@ impl<'b> Bound<'_, 'b> {
     /// selected, with missing values left out. An unscoped selected `.x` gives both the span
     /// and the resource value when both exist.
     pub fn span_attributes(&self, span: u32) -> Vec<(String, OwnedValue)> {
-        let mut out: Vec<(String, OwnedValue)> = Vec::new();
-        let c = self.ctx(span);
-        for (a, e, selected) in &self.plan.returned {
-            let key = a.name.clone();
-            if a.intrinsic.is_none() && matches!(a.scope, AttrScope::Event | AttrScope::Link) {
-                continue;
-            }
-            if *selected && a.intrinsic.is_none() && a.scope == AttrScope::None {
-                let id = match e {
-                    Expr::Attr(_, i) => self.ids.get(*i).copied().flatten(),
-                    _ => None,
-                };
+        returned_attributes(self.plan, &self.ctx(span))
+    }
+}
+
+/// The attributes a returned span carries (see [`Bound::span_attributes`]), read through `f`.
+pub(crate) fn returned_attributes<'a, F: expr::Fields<'a>>(
+    plan: &SearchPlan,
+    f: &F,
+) -> Vec<(String, OwnedValue)> {
+    let mut out: Vec<(String, OwnedValue)> = Vec::new();
+    for (a, e, selected) in &plan.returned {
+        let key = a.name.clone();
+        if a.intrinsic.is_none() && matches!(a.scope, AttrScope::Event | AttrScope::Link) {
+            continue;
+        }
+        if *selected && a.intrinsic.is_none() && a.scope == AttrScope::None {
+            if let Expr::Attr(_, i) = e {
                 for scope in [AttrScope::Span, AttrScope::Resource] {
-                    let v = c.attribute(scope, id);
+                    let v = f.attribute(scope, *i);
                     if !v.is_nil() {
                         out.push((key.clone(), v.into_owned()));
                     }
                 }
-                continue;
             }
-            let v = match c.eval(e) {
-                Ok(v) => v,
-                Err(_) => continue,
-            };
-            let v = match v {
-                Value::Nil => continue,
-                Value::Status(s) => OwnedValue::Str(status_text(s).into()),
-                Value::Kind(k) => OwnedValue::Str(kind_text(k).into()),
-                other => other.into_owned(),
-            };
-            if !out.iter().any(|(k, x)| *k == key && *x == v) {
-                out.push((key, v));
-            }
+            continue;
         }
-        out
+        let v = match expr::eval(f, e) {
+            Ok(v) => v,
+            Err(_) => continue,
+        };
+        let v = match v {
+            Value::Nil => continue,
+            Value::Status(s) => OwnedValue::Str(status_text(s).into()),
+            Value::Kind(k) => OwnedValue::Str(kind_text(k).into()),
+            other => other.into_owned(),
+        };
+        if !out.iter().any(|(k, x)| *k == key && *x == v) {
+            out.push((key, v));
+        }
     }
+    out
 }
 
 /// Sorted union of two sorted span lists.

@@ -20,6 +20,7 @@ mod lexer;
 pub mod metrics;
 pub mod parser;
 mod printer;
+pub mod spans;
 mod validate;
 pub mod visit;
 

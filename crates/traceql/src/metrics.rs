@@ -26,7 +26,8 @@ use crate::ast::{
     Query, SecondStage, Stage, Static,
 };
 use crate::batch::{Fetch, Projection, SpanBatch, Stored};
-use crate::eval::{EvalError, Reader, SearchPlan, Value, kind_text, status_text};
+use crate::eval::{EvalError, OwnedValue, Reader, SearchPlan, Value, kind_text, status_text};
+use crate::spans::{ColumnMap, ColumnSpan, SpanCol, SpanColumns};
 
 pub use finish::log2_quantile;
 
@@ -269,6 +270,41 @@ pub struct MetricsPlan {
     /// Exemplars wanted in all (0: none).
     pub max_exemplars: usize,
     fetch: Fetch,
+    /// When every leaf can run span by span (`crate::spans`): the columns they read, and per
+    /// leaf its filter and where its terms are.
+    span_only_opt: Option<SpanOnly>,
+}
+
+#[derive(Debug, Clone)]
+struct SpanOnly {
+    cols: Vec<SpanCol>,
+    leaves: Vec<(Option<crate::eval::Expr>, ColumnMap)>,
+}
+
+impl SpanOnly {
+    /// Whether `leaves` can run on span-only columns, and how.
+    fn of(leaves: &[Leaf]) -> Option<SpanOnly> {
+        let mut cols = Vec::new();
+        let mut out = Vec::new();
+        for l in leaves {
+            if matches!(l.kind, Kind::Compare(_)) {
+                return None;
+            }
+            let filter_opt = l.search.span_filter()?;
+            let mut exprs: Vec<&crate::eval::Expr> = filter_opt.into_iter().collect();
+            exprs.extend(l.by.iter().map(|(_, r)| &r.0));
+            let duration = crate::eval::Expr::Intr(crate::ast::Intrinsic::Duration);
+            match &l.source_opt {
+                Some(Source::Attr(r)) => exprs.push(&r.0),
+                Some(Source::SpanDuration) => exprs.push(&duration),
+                None => {}
+            }
+            exprs.extend(l.search.returned_exprs());
+            let map = ColumnMap::of(&l.search, exprs, &mut cols)?;
+            out.push((filter_opt.cloned(), map));
+        }
+        Some(SpanOnly { cols, leaves: out })
+    }
 }
 
 /// What jobs have counted so far; [`Partial::merge`] is exact.
@@ -432,7 +468,9 @@ impl MetricsPlan {
             _ if leaves.iter().any(|l| matches!(l.kind, Kind::Compare(_))) => 0,
             _ => max_exemplars,
         };
+        let span_only_opt = SpanOnly::of(&leaves);
         Ok(MetricsPlan {
+            span_only_opt,
             leaves,
             root,
             second: m.second.clone(),
@@ -542,9 +580,73 @@ impl MetricsPlan {
             .sum::<u64>();
         let budget = self.max_exemplars / self.leaves.len().max(1);
         for (leaf, lp) in self.leaves.iter().zip(into.leaves.iter_mut()) {
-            let mut run = LeafRun::new(self, leaf, batch, lp, budget);
+            let bound = leaf.search.bind(batch);
+            let src = BatchSpans(&bound);
+            let filter_opt = match &leaf.kind {
+                Kind::Compare(c) => Some(c.filter.bind(batch)),
+                _ => None,
+            };
+            let mut run = LeafRun::new(self, leaf, lp, budget, batch.resources.len());
+            let (mut spans, mut selected) = (Vec::new(), Vec::new());
             for &t in &traces {
-                run.trace(t)?;
+                bound.matching_spans(t, &mut spans)?;
+                match (&leaf.kind, &filter_opt) {
+                    (Kind::Compare(c), Some(f)) => {
+                        f.matching_spans(t, &mut selected)?;
+                        for &s in &spans {
+                            if let Some(i) = self.range.interval_of(batch.span_start_ns[s as usize]) {
+                                run.compare(&bound, f, c, &selected, s, i);
+                            }
+                        }
+                    }
+                    _ => {
+                        for &s in &spans {
+                            run.span(&src, s);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The columns a span-only reader must give [`MetricsPlan::observe_columns`], when the
+    /// query can run on them: every first-stage pipeline is one spanset filter on span
+    /// intrinsics and span or resource attributes, and there is no `compare()`.
+    pub fn span_columns(&self) -> Option<&[SpanCol]> {
+        self.span_only_opt.as_ref().map(|s| s.cols.as_slice())
+    }
+
+    /// Counts the spans of `c` (read with the columns of [`MetricsPlan::span_columns`]) into
+    /// `into`: the same filter, values, labels and exemplars as [`MetricsPlan::observe`] gives
+    /// for the same spans in a batch.
+    pub fn observe_columns(&self, c: &SpanColumns, into: &mut Partial) -> Result<(), EvalError> {
+        let Some(so) = &self.span_only_opt else {
+            return Err(EvalError::new(
+                "this metrics query cannot be counted from span-only columns",
+            ));
+        };
+        into.inspected_spans += c.len() as u64;
+        let budget = self.max_exemplars / self.leaves.len().max(1);
+        for ((leaf, lp), (filter_opt, map)) in
+            self.leaves.iter().zip(into.leaves.iter_mut()).zip(&so.leaves)
+        {
+            let src = ColumnSpans { c, map, leaf };
+            let mut run = LeafRun::new(self, leaf, lp, budget, c.resources as usize);
+            match filter_opt {
+                None => {
+                    for s in 0..c.len() as u32 {
+                        run.span(&src, s);
+                    }
+                }
+                Some(e) => {
+                    for s in 0..c.len() {
+                        let f = ColumnSpan { c, map, span: s };
+                        if matches!(crate::eval::eval_expr(&f, e)?, Value::Bool(true)) {
+                            run.span(&src, s as u32);
+                        }
+                    }
+                }
             }
         }
         Ok(())
@@ -740,17 +842,100 @@ struct BatchKey {
     parts: [(u8, u64, u64); MAX_KEY],
 }
 
-/// One leaf over one batch.
+/// Spans as a leaf counts them: from a batch (through the plan bound to it) or from span-only
+/// columns. Values are read by the same evaluator either way.
+trait Spans {
+    fn start_ns(&self, s: u32) -> u64;
+    fn duration_ns(&self, s: u32) -> u64;
+    /// The resource of the span (an index below the `resources` given to [`LeafRun::new`]).
+    fn resource(&self, s: u32) -> usize;
+    fn trace_id(&self, s: u32) -> [u8; 16];
+    fn read<'e>(&'e self, r: &'e Reader, s: u32) -> Value<'e>;
+    fn span_attributes(&self, s: u32) -> Vec<(String, OwnedValue)>;
+}
+
+struct BatchSpans<'p, 'b>(&'p crate::eval::Bound<'p, 'b>);
+
+impl Spans for BatchSpans<'_, '_> {
+    fn start_ns(&self, s: u32) -> u64 {
+        self.0.batch().span_start_ns[s as usize]
+    }
+
+    fn duration_ns(&self, s: u32) -> u64 {
+        self.0.batch().span_duration_ns[s as usize]
+    }
+
+    fn resource(&self, s: u32) -> usize {
+        self.0.batch().span_resource[s as usize] as usize
+    }
+
+    fn trace_id(&self, s: u32) -> [u8; 16] {
+        let b = self.0.batch();
+        b.traces[b.span_trace[s as usize] as usize].id
+    }
+
+    fn read<'e>(&'e self, r: &'e Reader, s: u32) -> Value<'e> {
+        self.0.read(r, s)
+    }
+
+    fn span_attributes(&self, s: u32) -> Vec<(String, OwnedValue)> {
+        self.0.span_attributes(s)
+    }
+}
+
+struct ColumnSpans<'a> {
+    c: &'a SpanColumns,
+    map: &'a ColumnMap,
+    leaf: &'a Leaf,
+}
+
+impl ColumnSpans<'_> {
+    fn at(&self, s: u32) -> ColumnSpan<'_> {
+        ColumnSpan {
+            c: self.c,
+            map: self.map,
+            span: s as usize,
+        }
+    }
+}
+
+impl Spans for ColumnSpans<'_> {
+    fn start_ns(&self, s: u32) -> u64 {
+        self.c.start_ns[s as usize]
+    }
+
+    fn duration_ns(&self, s: u32) -> u64 {
+        // `duration` as a function's argument is a column like any other.
+        match crate::eval::Fields::intrinsic(&self.at(s), crate::ast::Intrinsic::Duration) {
+            Value::Duration(d) => d as u64,
+            _ => 0,
+        }
+    }
+
+    fn resource(&self, s: u32) -> usize {
+        self.c.span_resource[s as usize] as usize
+    }
+
+    fn trace_id(&self, s: u32) -> [u8; 16] {
+        self.c.trace_ids[self.c.span_trace[s as usize] as usize]
+    }
+
+    fn read<'e>(&'e self, r: &'e Reader, s: u32) -> Value<'e> {
+        crate::eval::eval_expr(&self.at(s), &r.0).unwrap_or(Value::Nil)
+    }
+
+    fn span_attributes(&self, s: u32) -> Vec<(String, OwnedValue)> {
+        crate::eval::returned_attributes(&self.leaf.search, &self.at(s))
+    }
+}
+
+/// One leaf over one batch (or one set of span-only columns).
 struct LeafRun<'a> {
     plan: &'a MetricsPlan,
     leaf: &'a Leaf,
-    bound: crate::eval::Bound<'a, 'a>,
-    filter_opt: Option<crate::eval::Bound<'a, 'a>>,
     lp: &'a mut LeafPartial,
     cache: HashMap<BatchKey, usize, rustc_hash::FxBuildHasher>,
     owned: Vec<String>,
-    spans: Vec<u32>,
-    selected: Vec<u32>,
     /// The series of a query without `by` or buckets.
     single_opt: Option<usize>,
     /// The series of each resource of the batch, when `by` reads only resource attributes
@@ -763,27 +948,19 @@ impl<'a> LeafRun<'a> {
     fn new(
         plan: &'a MetricsPlan,
         leaf: &'a Leaf,
-        batch: &'a SpanBatch,
         lp: &'a mut LeafPartial,
         exemplar_budget: usize,
+        resources: usize,
     ) -> LeafRun<'a> {
-        let filter_opt = match &leaf.kind {
-            Kind::Compare(c) => Some(c.filter.bind(batch)),
-            _ => None,
-        };
         LeafRun {
             plan,
             leaf,
-            bound: leaf.search.bind(batch),
-            filter_opt,
             lp,
             cache: HashMap::default(),
             owned: Vec::new(),
-            spans: Vec::new(),
-            selected: Vec::new(),
             single_opt: None,
             resource_series: if leaf.by_resource {
-                vec![u32::MAX; batch.resources.len()]
+                vec![u32::MAX; resources]
             } else {
                 Vec::new()
             },
@@ -791,109 +968,93 @@ impl<'a> LeafRun<'a> {
         }
     }
 
-    fn trace(&mut self, t: usize) -> Result<(), EvalError> {
-        let mut spans = std::mem::take(&mut self.spans);
-        self.bound.matching_spans(t, &mut spans)?;
-        if let Some(f) = &self.filter_opt {
-            f.matching_spans(t, &mut self.selected)?;
-        }
-        let batch = self.bound.batch();
+    /// Counts span `s`, which the pipeline returned.
+    fn span(&mut self, src: &impl Spans, s: u32) {
         let range = self.plan.range;
+        let Some(i) = range.interval_of(src.start_ns(s)) else {
+            return;
+        };
         let bucketed = matches!(self.leaf.kind, Kind::Histogram | Kind::Quantile(_));
-        for &s in &spans {
-            let Some(i) = range.interval_of(batch.span_start_ns[s as usize]) else {
-                continue;
-            };
-            if let Kind::Compare(c) = &self.leaf.kind {
-                self.compare(c, s, i);
-                continue;
+        let num_opt = match &self.leaf.source_opt {
+            None => None,
+            Some(Source::SpanDuration) => Some(Num::Int(src.duration_ns(s) as i64)),
+            Some(Source::Attr(r)) => match src.read(r, s) {
+                Value::Int(v) | Value::Duration(v) => Some(Num::Int(v)),
+                Value::Float(v) => Some(Num::Float(v)),
+                _ => return,
+            },
+        };
+        let bucket_opt = if bucketed {
+            match num_opt.and_then(|n| self.bucket(n)) {
+                Some(b) => Some(b),
+                None => return,
             }
-            let num_opt = match &self.leaf.source_opt {
-                None => None,
-                Some(Source::SpanDuration) => {
-                    Some(Num::Int(batch.span_duration_ns[s as usize] as i64))
+        } else {
+            None
+        };
+        let series = if self.leaf.by.is_empty() && !bucketed {
+            match self.single_opt {
+                Some(x) => x,
+                None => {
+                    let x = self.series_of(Vec::new());
+                    self.single_opt = Some(x);
+                    x
                 }
-                Some(Source::Attr(r)) => match self.bound.read(r, s) {
-                    Value::Int(v) | Value::Duration(v) => Some(Num::Int(v)),
-                    Value::Float(v) => Some(Num::Float(v)),
-                    _ => continue,
-                },
-            };
-            let bucket_opt = if bucketed {
-                match num_opt.and_then(|n| self.bucket(n)) {
-                    Some(b) => Some(b),
-                    None => continue,
-                }
-            } else {
-                None
-            };
-            let series = if self.leaf.by.is_empty() && !bucketed {
-                match self.single_opt {
-                    Some(x) => x,
-                    None => {
-                        let x = self.series_of(Vec::new());
-                        self.single_opt = Some(x);
-                        x
-                    }
-                }
-            } else if self.leaf.by_resource && !bucketed {
-                let r = batch.span_resource[s as usize] as usize;
-                match self.resource_series[r] {
-                    u32::MAX => {
-                        let x = self.keyed(s, None);
-                        self.resource_series[r] = x as u32;
-                        x
-                    }
-                    x => x as usize,
-                }
-            } else {
-                self.keyed(s, bucket_opt)
-            };
-            let n = range.intervals();
-            let kind = &self.leaf.kind;
-            let acc = &mut self.lp.series[series].1;
-            acc.count[i] += 1;
-            match (kind, num_opt) {
-                (Kind::Sum | Kind::Avg, Some(Num::Int(v))) => acc.int_sum[i] += v as i128,
-                (Kind::Sum | Kind::Avg, Some(Num::Float(v))) => acc.float_sum[i] += v,
-                (Kind::Min, Some(v)) => acc.extreme[i] = nan_min(acc.extreme[i], v.f64()),
-                (Kind::Max, Some(v)) => acc.extreme[i] = nan_max(acc.extreme[i], v.f64()),
-                _ => {}
             }
-            if self.lp.exemplars < self.exemplar_budget {
-                if acc.exemplar_slots.is_empty() {
-                    acc.exemplar_slots = vec![0; n];
+        } else if self.leaf.by_resource && !bucketed {
+            let r = src.resource(s);
+            match self.resource_series[r] {
+                u32::MAX => {
+                    let x = self.keyed(src, s, None);
+                    self.resource_series[r] = x as u32;
+                    x
                 }
-                if acc.exemplar_slots[i] < EXEMPLARS_PER_INTERVAL {
-                    acc.exemplar_slots[i] += 1;
-                    let value = match (&self.leaf.source_opt, num_opt) {
-                        (Some(Source::SpanDuration), Some(v)) => v.f64() / 1e9,
-                        (_, Some(v)) => v.f64(),
-                        _ => f64::NAN,
-                    };
-                    let tr = &batch.traces[batch.span_trace[s as usize] as usize];
-                    let mut labels: Labels = vec![(
-                        "trace:id".into(),
-                        LabelValue::Str(crate::eval::hex_id(&tr.id)),
-                    )];
-                    for (k, v) in self.bound.span_attributes(s) {
-                        labels.push((k, LabelValue::of_owned(v)));
-                    }
-                    let ts = (batch.span_start_ns[s as usize] / 1_000_000) as i64;
-                    acc.exemplars.push((
-                        i,
-                        Exemplar {
-                            labels,
-                            value,
-                            timestamp_ms: ts,
-                        },
-                    ));
-                    self.lp.exemplars += 1;
+                x => x as usize,
+            }
+        } else {
+            self.keyed(src, s, bucket_opt)
+        };
+        let n = range.intervals();
+        let kind = &self.leaf.kind;
+        let acc = &mut self.lp.series[series].1;
+        acc.count[i] += 1;
+        match (kind, num_opt) {
+            (Kind::Sum | Kind::Avg, Some(Num::Int(v))) => acc.int_sum[i] += v as i128,
+            (Kind::Sum | Kind::Avg, Some(Num::Float(v))) => acc.float_sum[i] += v,
+            (Kind::Min, Some(v)) => acc.extreme[i] = nan_min(acc.extreme[i], v.f64()),
+            (Kind::Max, Some(v)) => acc.extreme[i] = nan_max(acc.extreme[i], v.f64()),
+            _ => {}
+        }
+        if self.lp.exemplars < self.exemplar_budget {
+            if acc.exemplar_slots.is_empty() {
+                acc.exemplar_slots = vec![0; n];
+            }
+            if acc.exemplar_slots[i] < EXEMPLARS_PER_INTERVAL {
+                acc.exemplar_slots[i] += 1;
+                let value = match (&self.leaf.source_opt, num_opt) {
+                    (Some(Source::SpanDuration), Some(v)) => v.f64() / 1e9,
+                    (_, Some(v)) => v.f64(),
+                    _ => f64::NAN,
+                };
+                let mut labels: Labels = vec![(
+                    "trace:id".into(),
+                    LabelValue::Str(crate::eval::hex_id(&src.trace_id(s))),
+                )];
+                for (k, v) in src.span_attributes(s) {
+                    labels.push((k, LabelValue::of_owned(v)));
                 }
+                let ts = (src.start_ns(s) / 1_000_000) as i64;
+                acc.exemplars.push((
+                    i,
+                    Exemplar {
+                        labels,
+                        value,
+                        timestamp_ms: ts,
+                    },
+                ));
+                self.lp.exemplars += 1;
             }
         }
-        self.spans = spans;
-        Ok(())
     }
 
     /// The power-of-two bucket of a value, as the label it gets; values under 2 and floats are
@@ -922,11 +1083,11 @@ impl<'a> LeafRun<'a> {
     }
 
     /// The series of span `s` by its `by` values (and bucket).
-    fn keyed(&mut self, s: u32, bucket_opt: Option<LabelValue>) -> usize {
+    fn keyed(&mut self, src: &impl Spans, s: u32, bucket_opt: Option<LabelValue>) -> usize {
         let mut key = BatchKey::default();
         let mut slow = false;
         for (_, r) in &self.leaf.by {
-            let v = self.bound.read(r, s);
+            let v = src.read(r, s);
             let part = match &v {
                 Value::Nil => (0, 0, 0),
                 Value::Str(Cow::Borrowed(x)) => (1, x.as_ptr() as u64, x.len() as u64),
@@ -965,7 +1126,7 @@ impl<'a> LeafRun<'a> {
             .leaf
             .by
             .iter()
-            .map(|(_, r)| LabelValue::of(&self.bound.read(r, s)))
+            .map(|(_, r)| LabelValue::of(&src.read(r, s)))
             .collect();
         full.extend(bucket_opt);
         let i = self.series_of(full);
@@ -976,16 +1137,23 @@ impl<'a> LeafRun<'a> {
     }
 
     /// `compare()`: one count per attribute value of the span, on its side.
-    fn compare(&mut self, c: &CompareSpec, s: u32, i: usize) {
-        let batch = self.bound.batch();
+    fn compare(
+        &mut self,
+        bound: &crate::eval::Bound<'_, '_>,
+        filter: &crate::eval::Bound<'_, '_>,
+        c: &CompareSpec,
+        selected: &[u32],
+        s: u32,
+        i: usize,
+    ) {
+        let batch = bound.batch();
         let in_window = c.window_opt.is_none_or(|(a, b)| {
             let ts = batch.span_start_ns[s as usize];
             ts >= a && ts <= b
         });
-        let selected = in_window && self.selected.binary_search(&s).is_ok();
+        let selected = in_window && selected.binary_search(&s).is_ok();
         let side = if selected { "selection" } else { "baseline" };
         let mut attrs: Vec<(String, LabelValue)> = Vec::new();
-        let filter = self.filter_opt.as_ref().expect("compare binds its filter");
         for (label, r) in &c.intrinsics {
             let v = filter.read(r, s);
             match &v {

@@ -153,6 +153,20 @@ fn attr(a: &Attribute, names: &mut Names) -> Expr {
 }
 
 impl Expr {
+    /// The attribute and intrinsic terms the expression reads, added to `out`.
+    pub(crate) fn terms<'e>(&'e self, out: &mut Vec<&'e Expr>) {
+        match self {
+            Expr::Attr(..) | Expr::Intr(_) => out.push(self),
+            Expr::Lit(_) => {}
+            Expr::Cmp(_, l, r) | Expr::Arith(_, l, r) | Expr::And(l, r) | Expr::Or(l, r) => {
+                l.terms(out);
+                r.terms(out);
+            }
+            Expr::Regex { lhs, .. } => lhs.terms(out),
+            Expr::Exists { expr, .. } | Expr::Not(expr, _) | Expr::Neg(expr, _) => expr.terms(out),
+        }
+    }
+
     /// Whether the expression reads event (or link) terms, which bind one event (link) at a
     /// time (§6.7).
     pub(crate) fn uses(&self, scope: AttrScope) -> bool {
@@ -301,84 +315,124 @@ impl<'a> Ctx<'a> {
             Intrinsic::Parent => Value::Nil,
         }
     }
+}
 
+/// Where an expression's attributes and intrinsics come from: a span of a [`SpanBatch`]
+/// ([`Ctx`]), or a span of span-only columns (`crate::spans`). Both are evaluated by the same
+/// [`eval`], so they agree by construction.
+pub(crate) trait Fields<'a> {
+    /// The attribute `name` (an index into the plan's [`Names`]) in `scope`.
+    fn attribute(&self, scope: AttrScope, name: usize) -> Value<'a>;
+    fn intrinsic(&self, i: Intrinsic) -> Value<'a>;
+    /// Whether an event (a link) is bound: event (link) terms exist only then.
+    fn event_bound(&self) -> bool;
+    fn link_bound(&self) -> bool;
+}
+
+impl<'a> Fields<'a> for Ctx<'a> {
+    fn attribute(&self, scope: AttrScope, name: usize) -> Value<'a> {
+        Ctx::attribute(self, scope, self.ids.get(name).copied().flatten())
+    }
+
+    fn intrinsic(&self, i: Intrinsic) -> Value<'a> {
+        Ctx::intrinsic(self, i)
+    }
+
+    fn event_bound(&self) -> bool {
+        self.event_opt.is_some()
+    }
+
+    fn link_bound(&self) -> bool {
+        self.link_opt.is_some()
+    }
+}
+
+impl<'a> Ctx<'a> {
     pub(crate) fn eval<'e>(&self, e: &'e Expr) -> Result<Value<'e>, EvalError>
     where
         'a: 'e,
     {
-        Ok(match e {
-            Expr::Lit(s) => lit(s),
-            Expr::Attr(scope, i) => self.attribute(*scope, self.ids.get(*i).copied().flatten()),
-            Expr::Intr(i) => self.intrinsic(*i),
-            Expr::Cmp(op, l, r) => {
-                let (l, r) = (self.eval(l)?, self.eval(r)?);
-                Value::Bool(compare(*op, &l, &r)?)
-            }
-            Expr::Arith(op, l, r) => {
-                let (l, r) = (self.eval(l)?, self.eval(r)?);
-                arith(*op, &l, &r)?
-            }
-            Expr::And(l, r) => {
-                let lv = self.eval(l)?;
-                if matches!(lv, Value::Bool(false)) {
-                    return Ok(Value::Bool(false));
-                }
-                let rv = self.eval(r)?;
-                match (lv, rv) {
-                    (Value::Bool(a), Value::Bool(b)) => Value::Bool(a && b),
-                    _ => Value::Bool(false),
-                }
-            }
-            Expr::Or(l, r) => {
-                let lv = self.eval(l)?;
-                let rv = self.eval(r)?;
-                match (lv, rv) {
-                    (Value::Bool(a), Value::Bool(b)) => Value::Bool(a || b),
-                    _ => Value::Bool(false),
-                }
-            }
-            Expr::Regex { negate, lhs, re } => {
-                let v = self.eval(lhs)?;
-                Value::Bool(match &v {
-                    Value::Str(s) => re.is_match(s) != *negate,
-                    Value::Array(Arr::Str(b, ids)) => {
-                        let any = ids.iter().any(|id| re.is_match(b.str(*id)));
-                        if *negate { !any } else { any }
-                    }
-                    _ => false,
-                })
-            }
-            Expr::Exists { present, expr } => {
-                // Event and link terms exist only with an event (link) bound.
-                if (expr.uses(AttrScope::Event) && self.event_opt.is_none())
-                    || (expr.uses(AttrScope::Link) && self.link_opt.is_none())
-                {
-                    return Ok(Value::Bool(false));
-                }
-                Value::Bool(self.eval(expr)?.is_nil() != *present)
-            }
-            Expr::Not(inner, text) => match self.eval(inner)? {
-                Value::Bool(b) => Value::Bool(!b),
-                other => {
-                    return Err(EvalError::new(format!(
-                        "expression ({text}) expected a boolean, but got {}",
-                        other.type_name()
-                    )));
-                }
-            },
-            Expr::Neg(inner, text) => match self.eval(inner)? {
-                Value::Int(i) => Value::Int(i.wrapping_neg()),
-                Value::Float(f) => Value::Float(-f),
-                Value::Duration(d) => Value::Duration(d.wrapping_neg()),
-                other => {
-                    return Err(EvalError::new(format!(
-                        "expression ({text}) expected a numeric, but got {}",
-                        other.type_name()
-                    )));
-                }
-            },
-        })
+        eval(self, e)
     }
+}
+
+/// The value of `e` for the span `f` gives.
+pub(crate) fn eval<'a, 'e, F: Fields<'a>>(f: &F, e: &'e Expr) -> Result<Value<'e>, EvalError>
+where
+    'a: 'e,
+{
+    Ok(match e {
+        Expr::Lit(s) => lit(s),
+        Expr::Attr(scope, i) => f.attribute(*scope, *i),
+        Expr::Intr(i) => f.intrinsic(*i),
+        Expr::Cmp(op, l, r) => {
+            let (l, r) = (eval(f, l)?, eval(f, r)?);
+            Value::Bool(compare(*op, &l, &r)?)
+        }
+        Expr::Arith(op, l, r) => {
+            let (l, r) = (eval(f, l)?, eval(f, r)?);
+            arith(*op, &l, &r)?
+        }
+        Expr::And(l, r) => {
+            let lv = eval(f, l)?;
+            if matches!(lv, Value::Bool(false)) {
+                return Ok(Value::Bool(false));
+            }
+            let rv = eval(f, r)?;
+            match (lv, rv) {
+                (Value::Bool(a), Value::Bool(b)) => Value::Bool(a && b),
+                _ => Value::Bool(false),
+            }
+        }
+        Expr::Or(l, r) => {
+            let lv = eval(f, l)?;
+            let rv = eval(f, r)?;
+            match (lv, rv) {
+                (Value::Bool(a), Value::Bool(b)) => Value::Bool(a || b),
+                _ => Value::Bool(false),
+            }
+        }
+        Expr::Regex { negate, lhs, re } => {
+            let v = eval(f, lhs)?;
+            Value::Bool(match &v {
+                Value::Str(s) => re.is_match(s) != *negate,
+                Value::Array(Arr::Str(b, ids)) => {
+                    let any = ids.iter().any(|id| re.is_match(b.str(*id)));
+                    if *negate { !any } else { any }
+                }
+                _ => false,
+            })
+        }
+        Expr::Exists { present, expr } => {
+            // Event and link terms exist only with an event (link) bound.
+            if (expr.uses(AttrScope::Event) && !f.event_bound())
+                || (expr.uses(AttrScope::Link) && !f.link_bound())
+            {
+                return Ok(Value::Bool(false));
+            }
+            Value::Bool(eval(f, expr)?.is_nil() != *present)
+        }
+        Expr::Not(inner, text) => match eval(f, inner)? {
+            Value::Bool(b) => Value::Bool(!b),
+            other => {
+                return Err(EvalError::new(format!(
+                    "expression ({text}) expected a boolean, but got {}",
+                    other.type_name()
+                )));
+            }
+        },
+        Expr::Neg(inner, text) => match eval(f, inner)? {
+            Value::Int(i) => Value::Int(i.wrapping_neg()),
+            Value::Float(f) => Value::Float(-f),
+            Value::Duration(d) => Value::Duration(d.wrapping_neg()),
+            other => {
+                return Err(EvalError::new(format!(
+                    "expression ({text}) expected a numeric, but got {}",
+                    other.type_name()
+                )));
+            }
+        },
+    })
 }
 
 pub(crate) fn lit(s: &Static) -> Value<'_> {

@@ -1,0 +1,267 @@
+//! Span-only columns: what a metrics query needs when its pipeline is one spanset filter on
+//! span fields (`{ }`, `{ status = error && resource.service.name = "api" }`), one value per
+//! span — no traces assembled, no attributes of other names, no span IDs (`query-engine.md`
+//! §3, point 6; Tempo's "span-only fetch path").
+//!
+//! A block reader fills [`SpanColumns`] with the [`SpanCol`]s a [`crate::metrics::MetricsPlan`]
+//! asks for (`MetricsPlan::span_columns`); the plan evaluates its filter, `by` labels and
+//! exemplar attributes through the same expression evaluator as a [`crate::batch::SpanBatch`]
+//! (`eval::Fields`), so both paths give the same answer by construction, and a property test
+//! checks it.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use crate::ast::{AttrScope, Intrinsic, KindValue, StatusValue};
+use crate::eval::{Expr, Fields, SearchPlan, Value};
+
+/// A per-span column a span-only pass reads.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SpanCol {
+    Duration,
+    Status,
+    Kind,
+    Name,
+    StatusMessage,
+    /// A string attribute of the span (`resource` false) or of its resource. A reader gives
+    /// it only where it can prove the attribute has no other type or place (vParquet5: a
+    /// dedicated column, or `service.name`, with the name absent from the generic attributes).
+    Attr { resource: bool, name: String },
+}
+
+/// Values of one [`SpanCol`], one per span.
+#[derive(Debug, Clone)]
+pub enum Values {
+    Duration(Vec<u64>),
+    Status(Vec<StatusValue>),
+    Kind(Vec<KindValue>),
+    /// Indexes into [`SpanColumns`]' strings; [`NIL`] where the attribute is absent.
+    Str(Vec<u32>),
+}
+
+/// The string index of an absent attribute.
+pub const NIL: u32 = u32::MAX;
+
+/// Spans as columns: start times, the trace each belongs to, and the asked columns.
+#[derive(Debug, Clone, Default)]
+pub struct SpanColumns {
+    pub start_ns: Vec<u64>,
+    /// Index into `trace_ids`, per span.
+    pub span_trace: Vec<u32>,
+    /// The resource each span belongs to (numbered from 0 in this value), per span.
+    pub span_resource: Vec<u32>,
+    pub resources: u32,
+    pub trace_ids: Vec<[u8; 16]>,
+    /// One per asked column, in the order asked.
+    pub values: Vec<Values>,
+    strings: Vec<Box<str>>,
+    string_ids: HashMap<Box<str>, u32, rustc_hash::FxBuildHasher>,
+}
+
+impl SpanColumns {
+    pub fn len(&self) -> usize {
+        self.start_ns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.start_ns.is_empty()
+    }
+
+    /// The index of string `b` (invalid UTF-8 replaced, as batches do).
+    pub fn intern_bytes(&mut self, b: &[u8]) -> u32 {
+        let s = String::from_utf8_lossy(b);
+        if let Some(&id) = self.string_ids.get(s.as_ref()) {
+            return id;
+        }
+        let id = self.strings.len() as u32;
+        let boxed: Box<str> = s.into();
+        self.strings.push(boxed.clone());
+        self.string_ids.insert(boxed, id);
+        id
+    }
+
+    pub fn str(&self, id: u32) -> &str {
+        &self.strings[id as usize]
+    }
+
+    /// Bytes held, for accounting.
+    pub fn approx_bytes(&self) -> usize {
+        let per_span = 8 + 4 + 4;
+        let cols: usize = self
+            .values
+            .iter()
+            .map(|v| match v {
+                Values::Duration(x) => x.len() * 8,
+                Values::Status(x) => x.len(),
+                Values::Kind(x) => x.len(),
+                Values::Str(x) => x.len() * 4,
+            })
+            .sum();
+        self.len() * per_span
+            + cols
+            + self.trace_ids.len() * 16
+            + self.strings.iter().map(|s| s.len() * 2 + 24).sum::<usize>()
+    }
+}
+
+/// Where one plan's attribute names and intrinsics are in [`SpanColumns::values`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ColumnMap {
+    attrs: Vec<(AttrScope, usize, usize)>,
+    intrinsics: Vec<(Intrinsic, usize)>,
+}
+
+impl ColumnMap {
+    /// The columns `exprs` read, added to `cols`; `None` when one of them reads something
+    /// span-only columns do not hold.
+    pub(crate) fn of<'e>(
+        plan: &SearchPlan,
+        exprs: impl IntoIterator<Item = &'e Expr>,
+        cols: &mut Vec<SpanCol>,
+    ) -> Option<ColumnMap> {
+        let mut map = ColumnMap::default();
+        let mut index = |c: SpanCol| match cols.iter().position(|x| *x == c) {
+            Some(i) => i,
+            None => {
+                cols.push(c);
+                cols.len() - 1
+            }
+        };
+        let mut terms = Vec::new();
+        for e in exprs {
+            e.terms(&mut terms);
+        }
+        for t in terms {
+            match t {
+                Expr::Attr(scope @ (AttrScope::Span | AttrScope::Resource), i) => {
+                    let col = index(SpanCol::Attr {
+                        resource: *scope == AttrScope::Resource,
+                        name: plan.name(*i).to_string(),
+                    });
+                    map.attrs.push((*scope, *i, col));
+                }
+                Expr::Intr(i) => {
+                    let col = index(match i {
+                        Intrinsic::Duration => SpanCol::Duration,
+                        Intrinsic::Status => SpanCol::Status,
+                        Intrinsic::Kind => SpanCol::Kind,
+                        Intrinsic::Name => SpanCol::Name,
+                        Intrinsic::StatusMessage => SpanCol::StatusMessage,
+                        _ => return None,
+                    });
+                    map.intrinsics.push((*i, col));
+                }
+                _ => return None,
+            }
+        }
+        Some(map)
+    }
+}
+
+/// One span of some [`SpanColumns`], as the evaluator reads it.
+pub(crate) struct ColumnSpan<'a> {
+    pub(crate) c: &'a SpanColumns,
+    pub(crate) map: &'a ColumnMap,
+    pub(crate) span: usize,
+}
+
+impl<'a> ColumnSpan<'a> {
+    fn value(&self, col: usize) -> Value<'a> {
+        let s = self.span;
+        match &self.c.values[col] {
+            Values::Duration(v) => Value::Duration(v[s] as i64),
+            Values::Status(v) => Value::Status(v[s]),
+            Values::Kind(v) => Value::Kind(v[s]),
+            Values::Str(v) => match v[s] {
+                NIL => Value::Nil,
+                id => Value::Str(Cow::Borrowed(self.c.str(id))),
+            },
+        }
+    }
+}
+
+impl<'a> Fields<'a> for ColumnSpan<'a> {
+    fn attribute(&self, scope: AttrScope, name: usize) -> Value<'a> {
+        match self
+            .map
+            .attrs
+            .iter()
+            .find(|(sc, n, _)| *sc == scope && *n == name)
+        {
+            Some(&(_, _, col)) => self.value(col),
+            None => Value::Nil,
+        }
+    }
+
+    fn intrinsic(&self, i: Intrinsic) -> Value<'a> {
+        match self.map.intrinsics.iter().find(|(x, _)| *x == i) {
+            Some(&(_, col)) => self.value(col),
+            None => Value::Nil,
+        }
+    }
+
+    fn event_bound(&self) -> bool {
+        false
+    }
+
+    fn link_bound(&self) -> bool {
+        false
+    }
+}
+
+impl SpanColumns {
+    /// The span-only columns `cols` of `batch`'s spans: what a block reader gives for the
+    /// same spans. `None` when an asked attribute has a value span-only columns cannot hold
+    /// (not a single string) — a reader gives the whole batch then.
+    pub fn from_batch(batch: &crate::batch::SpanBatch, cols: &[SpanCol]) -> Option<SpanColumns> {
+        use crate::batch::Stored;
+        let n = batch.span_count();
+        let mut out = SpanColumns {
+            start_ns: batch.span_start_ns.clone(),
+            span_trace: batch.span_trace.clone(),
+            span_resource: batch.span_resource.clone(),
+            resources: batch.resources.len() as u32,
+            trace_ids: batch.traces.iter().map(|t| t.id).collect(),
+            ..SpanColumns::default()
+        };
+        for c in cols {
+            let strings = |out: &mut SpanColumns, ids: &[crate::batch::StrId]| {
+                Values::Str(
+                    ids.iter()
+                        .map(|id| out.intern_bytes(batch.str(*id).as_bytes()))
+                        .collect(),
+                )
+            };
+            let v = match c {
+                SpanCol::Duration => Values::Duration(batch.span_duration_ns.clone()),
+                SpanCol::Status => Values::Status(batch.span_status.clone()),
+                SpanCol::Kind => Values::Kind(batch.span_kind.clone()),
+                SpanCol::Name => strings(&mut out, &batch.span_name),
+                SpanCol::StatusMessage => strings(&mut out, &batch.span_status_message),
+                SpanCol::Attr { resource, name } => {
+                    let mut v = Vec::with_capacity(n);
+                    let key_opt = batch.lookup(name);
+                    for s in 0..n {
+                        let attrs = if *resource {
+                            batch.resources[batch.span_resource[s] as usize]
+                                .attrs
+                                .clone()
+                        } else {
+                            batch.span_attrs[s].clone()
+                        };
+                        match key_opt.and_then(|k| batch.find_attr(&attrs, k)) {
+                            None => v.push(NIL),
+                            Some(Stored::Str(id)) => {
+                                v.push(out.intern_bytes(batch.str(id).as_bytes()))
+                            }
+                            Some(_) => return None,
+                        }
+                    }
+                    Values::Str(v)
+                }
+            };
+            out.values.push(v);
+        }
+        Some(out)
+    }
+}
