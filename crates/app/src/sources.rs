@@ -59,6 +59,7 @@ impl SearchSource for LiveStoreSource {
                     batch,
                     traces_opt,
                     inspected_bytes: inspected / n,
+                    columns_opt: None,
                 };
                 SearchJob {
                     what: "live-store".into(),
@@ -209,6 +210,7 @@ impl SearchSource for BlockSource {
             let (backend, block, cache) = (self.backend.clone(), b.clone(), self.cache.clone());
             let needles = vivace_block::needles(&b.meta, &fetch.required);
             let names_opt = fetch.names_opt.clone();
+            let span_columns_opt = fetch.span_columns_opt.clone();
             let fetch = async move {
                 let (tenant, id) = (block.tenant.as_str(), block.meta.block_id.as_str());
                 let read = match cache.get(tenant, id, proj) {
@@ -217,13 +219,43 @@ impl SearchSource for BlockSource {
                             batch,
                             traces_opt: None,
                             inspected_bytes: block.meta.size,
+                            columns_opt: None,
                         });
                     }
                     Err(read) => read,
                 };
-                match vivace_block::read_batch(&backend, &block, read, &needles, names_opt.as_ref())
-                    .await
-                {
+                // A metrics query that counts spans one by one reads only their columns,
+                // when the block can give them (else the batch below).
+                let span_only = match (&span_columns_opt, &names_opt) {
+                    (Some(cols), Some(names)) => {
+                        vivace_block::read_span_columns(&backend, &block, cols, &needles, names)
+                            .await
+                            .transpose()
+                    }
+                    _ => None,
+                };
+                let batch_read = match span_only {
+                    Some(Ok(r)) => {
+                        return Ok(FetchedBatch {
+                            batch: Default::default(),
+                            traces_opt: None,
+                            inspected_bytes: r.bytes,
+                            columns_opt: Some(r.columns),
+                        });
+                    }
+                    Some(Err(e)) => Err(e),
+                    None => {
+                        vivace_block::read_batch(
+                            &backend,
+                            &block,
+                            read,
+                            &needles,
+                            names_opt.as_ref(),
+                        )
+                        .await
+                    }
+                };
+                match batch_read {
                     Ok((batch, bytes, complete)) => {
                         let batch = Arc::new(batch);
                         // A batch of some row groups only stands for this query, not the block.
@@ -234,6 +266,7 @@ impl SearchSource for BlockSource {
                             batch,
                             traces_opt: None,
                             inspected_bytes: bytes,
+                            columns_opt: None,
                         })
                     }
                     // Compacted away between the poll and the read: its traces are in the
@@ -242,6 +275,7 @@ impl SearchSource for BlockSource {
                         batch: Default::default(),
                         traces_opt: None,
                         inspected_bytes: 0,
+                        columns_opt: None,
                     }),
                     Err(e) => Err(Status::internal(format!(
                         "reading block {}: {e}",

@@ -93,10 +93,10 @@ impl Narrow {
 
 /// One leaf column of a row group: its levels and its values (one per level entry at the
 /// maximum definition level).
-struct Leaf<T> {
-    def: Vec<i16>,
-    rep: Vec<i16>,
-    values: Vec<T>,
+pub(crate) struct Leaf<T> {
+    pub(crate) def: Vec<i16>,
+    pub(crate) rep: Vec<i16>,
+    pub(crate) values: Vec<T>,
 }
 
 impl<T> Leaf<T> {
@@ -109,7 +109,7 @@ impl<T> Leaf<T> {
     }
 
     /// Items per owner: the owners live at depth `d - 1`, the items at depth `d`.
-    fn counts(&self, d: i16) -> Vec<u32> {
+    pub(crate) fn counts(&self, d: i16) -> Vec<u32> {
         let mut out = Vec::new();
         for (i, &def) in self.def.iter().enumerate() {
             let rep = self.rep.get(i).copied().unwrap_or(0);
@@ -192,11 +192,11 @@ struct Attrs {
 }
 
 impl RowGroup<'_> {
-    fn bytes(&self, path: &str) -> Result<Option<Leaf<ByteArray>>> {
+    pub(crate) fn bytes(&self, path: &str) -> Result<Option<Leaf<ByteArray>>> {
         read_leaf!(self, path, ByteArrayColumnReader, ByteArray)
     }
 
-    fn i64s(&self, path: &str) -> Result<Option<Leaf<i64>>> {
+    pub(crate) fn i64s(&self, path: &str) -> Result<Option<Leaf<i64>>> {
         read_leaf!(self, path, Int64ColumnReader, i64)
     }
 

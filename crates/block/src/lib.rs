@@ -23,6 +23,7 @@ mod meta;
 mod prune;
 mod read;
 mod scan;
+mod spans;
 mod tag_names;
 mod upload;
 mod write;
@@ -43,6 +44,7 @@ pub use read::{
     trace_ids,
 };
 pub use scan::read_batch;
+pub use spans::{SpanRead, read_span_columns};
 pub use tag_names::{block_column_values, block_tag_names, values_column};
 pub use upload::upload;
 pub use write::{

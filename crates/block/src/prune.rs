@@ -151,16 +151,30 @@ pub struct PrunedRead {
     pub row_groups_read: usize,
 }
 
-/// Reads `block` for a search: prunes row groups by `needles`, then fetches only the column
-/// chunks `proj` needs of the others (one coalesced ranged request) and reads them into a
-/// batch on a blocking thread.
-pub async fn read_pruned(
+/// What pruning leaves of a block for one query (steps 1 and 2 of [`read_pruned`]).
+pub(crate) struct Pruned {
+    pub(crate) footer: Arc<parquet::file::metadata::ParquetMetaData>,
+    pub(crate) key: String,
+    /// Leaf column paths by index, and indexes by path.
+    pub(crate) paths: Vec<String>,
+    pub(crate) columns: std::collections::HashMap<String, usize>,
+    /// Row groups that cannot hold a match.
+    pub(crate) skip: Vec<bool>,
+    /// Per row group, the attribute columns the query cannot read.
+    pub(crate) narrows: Vec<Narrow>,
+    /// Bytes fetched so far (dictionary pages).
+    pub(crate) bytes: u64,
+}
+
+/// Steps 1 and 2 of [`read_pruned`]: the row groups left and what of them the query cannot
+/// read.
+pub(crate) async fn prune(
     backend: &Backend,
     block: &BlockRef,
     proj: Projection,
     needles: &[Needle],
     names_opt: Option<&AttrNames>,
-) -> Result<PrunedRead> {
+) -> Result<Pruned> {
     let footer = block.footer(backend).await?;
     let key = block.key("data.parquet");
     let schema = footer.file_metadata().schema_descr_ptr();
@@ -245,6 +259,37 @@ pub async fn read_pruned(
     .await?;
     bytes += narrows.1;
     let narrows = narrows.0;
+    Ok(Pruned {
+        footer,
+        key,
+        paths,
+        columns,
+        skip,
+        narrows,
+        bytes,
+    })
+}
+
+/// Reads `block` for a search: prunes row groups by `needles`, then fetches only the column
+/// chunks `proj` needs of the others (one coalesced ranged request) and reads them into a
+/// batch on a blocking thread.
+pub async fn read_pruned(
+    backend: &Backend,
+    block: &BlockRef,
+    proj: Projection,
+    needles: &[Needle],
+    names_opt: Option<&AttrNames>,
+) -> Result<PrunedRead> {
+    let Pruned {
+        footer,
+        key,
+        paths,
+        columns,
+        skip,
+        narrows,
+        mut bytes,
+    } = prune(backend, block, proj, needles, names_opt).await?;
+    let n_rg = footer.num_row_groups();
     let narrowed = narrows.iter().any(Narrow::is_narrowed);
 
     // 3. The wanted column chunks of the row groups left.

@@ -227,6 +227,11 @@ pub async fn query(
                 let plan2 = plan.clone();
                 let p = tokio::task::spawn_blocking(move || {
                     let mut p = plan2.partial();
+                    if let Some(c) = &fetched.columns_opt {
+                        return plan2
+                            .observe_columns(c, &mut p)
+                            .map(|()| (p, c.trace_ids.len()));
+                    }
                     let traces = fetched.traces_opt.as_ref().map(Vec::len);
                     plan2
                         .observe(&fetched.batch, &mut fetched.trace_indexes(), &mut p)

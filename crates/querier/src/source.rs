@@ -50,6 +50,9 @@ pub struct FetchedBatch {
     /// The traces of the batch to read (indexes), when not all of them are current.
     pub traces_opt: Option<Vec<u32>>,
     pub inspected_bytes: u64,
+    /// Span-only columns given instead of the batch (which is then empty), when the fetch
+    /// asked for them and the source could read them (`Fetch::span_columns_opt`).
+    pub columns_opt: Option<vivace_traceql::spans::SpanColumns>,
 }
 
 impl FetchedBatch {

@@ -396,6 +396,7 @@ async fn collect<T: Send + 'static>(
             .map(|p| p.required.clone())
             .unwrap_or_default(),
         names_opt: None,
+        span_columns_opt: None,
     };
     let jobs = collect_jobs(sources, tenants, req.start, req.end, &fetch).await?;
     let mut metrics = MetadataMetrics {

@@ -345,6 +345,9 @@ pub struct Fetch {
     /// The span and resource attributes the query reads by name; `None`: any may be read
     /// (tag listings). Readers may leave the others out.
     pub names_opt: Option<AttrNames>,
+    /// A metrics query that can be counted from span-only columns: the columns (a reader
+    /// that can give them gives them instead of a batch; see `crate::spans`).
+    pub span_columns_opt: Option<Vec<crate::spans::SpanCol>>,
 }
 
 impl Fetch {
@@ -354,6 +357,7 @@ impl Fetch {
             projection,
             required: Vec::new(),
             names_opt: None,
+            span_columns_opt: None,
         }
     }
 }

@@ -24,8 +24,8 @@ use crate::ast::{
 };
 use crate::batch::{Projection, SpanBatch, StrId};
 
-pub(crate) use expr::{Expr, Fields, eval as eval_expr};
 use expr::{Ctx, Names, compile, lit, matches};
+pub(crate) use expr::{Expr, Fields, eval as eval_expr};
 pub(crate) use expr::{hex as hex_id, stored as expr_stored};
 pub use value::{OwnedValue, Value, go_duration, kind_text, status_text};
 use value::{agg_order, arith, compare};
@@ -282,6 +282,7 @@ impl SearchPlan {
             projection: self.projection,
             required: self.required.clone(),
             names_opt: Some(self.attr_names.clone()),
+            span_columns_opt: None,
         }
     }
 

@@ -469,6 +469,7 @@ impl MetricsPlan {
             _ => max_exemplars,
         };
         let span_only_opt = SpanOnly::of(&leaves);
+        let span_columns_opt = span_only_opt.as_ref().map(|s| s.cols.clone());
         Ok(MetricsPlan {
             span_only_opt,
             leaves,
@@ -480,6 +481,7 @@ impl MetricsPlan {
                 projection,
                 required,
                 names_opt,
+                span_columns_opt,
             },
         })
     }
@@ -594,7 +596,8 @@ impl MetricsPlan {
                     (Kind::Compare(c), Some(f)) => {
                         f.matching_spans(t, &mut selected)?;
                         for &s in &spans {
-                            if let Some(i) = self.range.interval_of(batch.span_start_ns[s as usize]) {
+                            if let Some(i) = self.range.interval_of(batch.span_start_ns[s as usize])
+                            {
                                 run.compare(&bound, f, c, &selected, s, i);
                             }
                         }
@@ -628,8 +631,11 @@ impl MetricsPlan {
         };
         into.inspected_spans += c.len() as u64;
         let budget = self.max_exemplars / self.leaves.len().max(1);
-        for ((leaf, lp), (filter_opt, map)) in
-            self.leaves.iter().zip(into.leaves.iter_mut()).zip(&so.leaves)
+        for ((leaf, lp), (filter_opt, map)) in self
+            .leaves
+            .iter()
+            .zip(into.leaves.iter_mut())
+            .zip(&so.leaves)
         {
             let src = ColumnSpans { c, map, leaf };
             let mut run = LeafRun::new(self, leaf, lp, budget, c.resources as usize);

@@ -26,7 +26,10 @@ pub enum SpanCol {
     /// A string attribute of the span (`resource` false) or of its resource. A reader gives
     /// it only where it can prove the attribute has no other type or place (vParquet5: a
     /// dedicated column, or `service.name`, with the name absent from the generic attributes).
-    Attr { resource: bool, name: String },
+    Attr {
+        resource: bool,
+        name: String,
+    },
 }
 
 /// Values of one [`SpanCol`], one per span.

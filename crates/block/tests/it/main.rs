@@ -4,6 +4,7 @@
 
 mod columnar;
 mod compact_prop;
+mod metrics_prop;
 mod search_prop;
 mod trace_pages;
 mod write;

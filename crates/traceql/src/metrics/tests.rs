@@ -300,7 +300,10 @@ fn span_only_columns_answer_as_the_batch_on_the_catalogue() {
             assert_eq!(format!("{a:?}"), format!("{b:?}"), "{query}");
         }
     }
-    assert!(span_only >= 8, "only {span_only} catalogue cases ran span-only");
+    assert!(
+        span_only >= 8,
+        "only {span_only} catalogue cases ran span-only"
+    );
     // What cannot run span by span says so.
     for q in [
         "{ } >> { status = error } | rate()",

@@ -1,0 +1,359 @@
+//! A vParquet5 block read span by span for TraceQL metrics (`vivace_traceql::spans`): the
+//! span start times, the trace IDs, and only the span-level columns the query asks for — no
+//! traces assembled, no span IDs, names or attributes it does not read (Tempo's span-only
+//! fetch path; `query-engine.md` §3 point 6).
+//!
+//! The start-time column's levels give every span its trace and resource: an entry with
+//! repetition level 0 starts a trace, one with repetition ≤ 1 and definition ≥ 1 a resource,
+//! one at definition 3 is a span. Every other span-level leaf holds one value per span in the
+//! same order; a resource-level leaf one per resource.
+//!
+//! Pruning is the search's (`prune.rs`): row groups whose dictionaries rule out a required
+//! string are not read. An attribute is given from its dedicated string column (or, for
+//! `service.name`, from `Resource.ServiceName`) only where the row group's generic attribute
+//! keys prove it is nowhere else; otherwise — or when a dedicated value is an array, or the
+//! block is vParquet4 — the read answers `None` and the caller reads a batch instead, so the
+//! two paths always agree.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parquet::data_type::ByteArray;
+use parquet::file::properties::ReaderProperties;
+use parquet::file::serialized_reader::SerializedRowGroupReader;
+use vivace_traceql::batch::{AttrNames, Projection, id16, kind_of_otlp, status_of_otlp};
+use vivace_traceql::spans::{NIL, SpanCol, SpanColumns, Values};
+
+use crate::backend::Backend;
+use crate::columnar::{Leaf, Narrow, RowGroup};
+use crate::error::{Error, Result};
+use crate::list::BlockRef;
+use crate::prune::{Needle, Parts, Pruned, fetch_parts, prune};
+
+const START: &str = "rs.ss.Spans.StartTimeUnixNano";
+const TRACE_ID: &str = "TraceID";
+const SERVICE_NAME: &str = "rs.Resource.ServiceName";
+
+/// What a span-only read gives: the columns of the row groups read, and the bytes fetched.
+#[derive(Debug)]
+pub struct SpanRead {
+    pub columns: SpanColumns,
+    pub bytes: u64,
+}
+
+/// Where one asked column is in a block.
+#[derive(Debug, Clone)]
+enum Source {
+    /// A span-level leaf, one value per span.
+    Span(&'static str),
+    /// A dedicated string column of spans (`resource` false) or resources.
+    Dedicated {
+        path: String,
+        resource: bool,
+    },
+    ServiceName,
+    /// Nowhere in this block: nil for every span.
+    Absent,
+}
+
+/// Reads `cols` of every span of `block` in the row groups `needles` leave, or `None` when
+/// the block cannot be read span by span (see the module comment).
+pub async fn read_span_columns(
+    backend: &Backend,
+    block: &BlockRef,
+    cols: &[SpanCol],
+    needles: &[Needle],
+    names: &AttrNames,
+) -> Result<Option<SpanRead>> {
+    if block.meta.format != crate::FORMAT {
+        return Ok(None);
+    }
+    let attr = |resource: bool| {
+        cols.iter()
+            .any(|c| matches!(c, SpanCol::Attr { resource: r, .. } if *r == resource))
+    };
+    let (span_attrs, resource_attrs) = (attr(false), attr(true));
+    let proj = Projection {
+        span_attrs,
+        resource_attrs,
+        span_text: false,
+        ..Projection::NONE
+    };
+    let mut sources = Vec::new();
+    for c in cols {
+        sources.push(match c {
+            SpanCol::Duration => Source::Span("rs.ss.Spans.DurationNano"),
+            SpanCol::Status => Source::Span("rs.ss.Spans.StatusCode"),
+            SpanCol::Kind => Source::Span("rs.ss.Spans.Kind"),
+            SpanCol::Name => Source::Span("rs.ss.Spans.Name"),
+            SpanCol::StatusMessage => Source::Span("rs.ss.Spans.StatusMessage"),
+            SpanCol::Attr { resource, name } => {
+                let scope = if *resource { "resource" } else { "span" };
+                if *resource && name == "service.name" {
+                    Source::ServiceName
+                } else if block.meta.dedicated(scope, true).contains(&name.as_str()) {
+                    // Integer values: not what span-only string columns hold.
+                    return Ok(None);
+                } else if let Some(slot) = block
+                    .meta
+                    .dedicated(scope, false)
+                    .iter()
+                    .position(|n| n == name)
+                {
+                    let prefix = if *resource {
+                        "rs.Resource.DedicatedAttributes"
+                    } else {
+                        "rs.ss.Spans.DedicatedAttributes"
+                    };
+                    Source::Dedicated {
+                        path: format!("{prefix}.String{:02}", slot + 1),
+                        resource: *resource,
+                    }
+                } else {
+                    Source::Absent
+                }
+            }
+        });
+    }
+    let Pruned {
+        footer,
+        key,
+        paths: _,
+        columns,
+        skip,
+        narrows,
+        mut bytes,
+    } = prune(backend, block, proj, needles, Some(names)).await?;
+    let n_rg = footer.num_row_groups();
+    let read: Vec<usize> = (0..n_rg).filter(|rg| !skip[*rg]).collect();
+    // Attributes are read span-only only where the generic ones cannot hold them.
+    let proven =
+        |n: &Narrow| (!span_attrs || n.span_generic) && (!resource_attrs || n.resource_generic);
+    if !read.iter().all(|rg| proven(&narrows[*rg])) {
+        return Ok(None);
+    }
+    let mut wanted: Vec<&str> = vec![TRACE_ID, START];
+    for s in &sources {
+        match s {
+            Source::Span(p) => wanted.push(p),
+            Source::Dedicated { path, .. } => wanted.push(path),
+            Source::ServiceName => wanted.push(SERVICE_NAME),
+            Source::Absent => {}
+        }
+    }
+    let mut ranges = Vec::new();
+    for &rg in &read {
+        for p in &wanted {
+            if let Some(&col) = columns.get(*p) {
+                let (s, l) = footer.row_group(rg).column(col).byte_range();
+                ranges.push(s..s + l);
+            }
+        }
+    }
+    let parts = fetch_parts(backend, &key, &ranges).await?;
+    bytes += parts.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+    let size = block.meta.size;
+    let out = tokio::task::spawn_blocking(move || -> Result<Option<SpanColumns>> {
+        let reader = Arc::new(Parts::new(parts, size));
+        let mut out = SpanColumns::default();
+        out.values = cols_kinds(&sources);
+        let narrow = Narrow::default();
+        for rg in read {
+            let group = SerializedRowGroupReader::new(
+                reader.clone(),
+                footer.row_group(rg),
+                parquet::file::metadata::page_index::RowGroupPageIndex::new(0, None),
+                Arc::new(ReaderProperties::builder().build()),
+            )
+            .map_err(|source| Error::Parquet {
+                path: key.clone().into(),
+                source,
+            })?;
+            let r = RowGroup {
+                group: &group,
+                columns: &columns,
+                key: &key,
+                narrow: &narrow,
+            };
+            if !read_row_group(&r, &sources, &mut out)? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(out))
+    })
+    .await
+    .map_err(|e| Error::Schema {
+        path: Default::default(),
+        what: format!("block read task failed: {e}"),
+    })??;
+    Ok(out.map(|columns| SpanRead { columns, bytes }))
+}
+
+/// Empty value columns of the right kinds for `sources`.
+fn cols_kinds(sources: &[Source]) -> Vec<Values> {
+    sources
+        .iter()
+        .map(|s| match s {
+            Source::Span("rs.ss.Spans.DurationNano") => Values::Duration(Vec::new()),
+            Source::Span("rs.ss.Spans.StatusCode") => Values::Status(Vec::new()),
+            Source::Span("rs.ss.Spans.Kind") => Values::Kind(Vec::new()),
+            _ => Values::Str(Vec::new()),
+        })
+        .collect()
+}
+
+/// String IDs of one column's values, memoised by where their bytes are (values of one
+/// dictionary-encoded chunk are slices of its dictionary).
+#[derive(Default)]
+struct Memo(HashMap<(usize, usize), u32, rustc_hash::FxBuildHasher>);
+
+impl Memo {
+    fn id(&mut self, out: &mut SpanColumns, b: &ByteArray) -> u32 {
+        let d = b.data();
+        *self
+            .0
+            .entry((d.as_ptr() as usize, d.len()))
+            .or_insert_with(|| out.intern_bytes(d))
+    }
+}
+
+/// Appends one row group's spans to `out`; `false` when a value cannot be held (an array).
+fn read_row_group(r: &RowGroup<'_>, sources: &[Source], out: &mut SpanColumns) -> Result<bool> {
+    let schema = |what: String| Error::Schema {
+        path: r.key.into(),
+        what,
+    };
+    fn need<T>(key: &str, leaf: Option<Leaf<T>>, path: &str) -> Result<Leaf<T>> {
+        leaf.ok_or_else(|| Error::Schema {
+            path: key.into(),
+            what: format!("no column {path}"),
+        })
+    }
+    let ids = need(r.key, r.bytes(TRACE_ID)?, TRACE_ID)?.values;
+    let starts = need(r.key, r.i64s(START)?, START)?;
+    let (t_base, r_base) = (out.trace_ids.len() as u32, out.resources);
+    let first = out.start_ns.len();
+    let (mut t, mut res) = (0u32, 0u32);
+    out.span_trace.reserve(starts.values.len());
+    out.span_resource.reserve(starts.values.len());
+    for (i, &def) in starts.def.iter().enumerate() {
+        let rep = starts.rep.get(i).copied().unwrap_or(0);
+        if rep == 0 && i > 0 {
+            t += 1;
+        }
+        if rep <= 1 && def >= 1 {
+            res += 1;
+        }
+        if def >= 3 {
+            out.span_trace.push(t_base + t);
+            out.span_resource.push(r_base + res - 1);
+        }
+    }
+    let spans = starts.values.len();
+    if ids.len() != t as usize + usize::from(!starts.def.is_empty()) {
+        return Err(schema(format!(
+            "{} trace IDs for {} traces of the start-time column",
+            ids.len(),
+            t + 1
+        )));
+    }
+    out.trace_ids.extend(ids.iter().map(|b| id16(b.data())));
+    out.start_ns.extend(starts.values.iter().map(|v| *v as u64));
+    out.resources += res;
+    for (source, values) in sources.iter().zip(0..) {
+        let len_err = |path: &str, got: usize, want: usize| {
+            schema(format!("column {path}: {got} values for {want} owners"))
+        };
+        match source {
+            Source::Span(path) => {
+                if *path == "rs.ss.Spans.DurationNano"
+                    || *path == "rs.ss.Spans.StatusCode"
+                    || *path == "rs.ss.Spans.Kind"
+                {
+                    let v = need(r.key, r.i64s(path)?, path)?.values;
+                    if v.len() != spans {
+                        return Err(len_err(path, v.len(), spans));
+                    }
+                    match &mut out.values[values] {
+                        Values::Duration(x) => x.extend(v.iter().map(|d| *d as u64)),
+                        Values::Status(x) => x.extend(v.iter().map(|c| status_of_otlp(*c))),
+                        Values::Kind(x) => x.extend(v.iter().map(|k| kind_of_otlp(*k))),
+                        Values::Str(_) => unreachable!("string kinds are for string columns"),
+                    }
+                } else {
+                    let v = need(r.key, r.bytes(path)?, path)?.values;
+                    if v.len() != spans {
+                        return Err(len_err(path, v.len(), spans));
+                    }
+                    let mut memo = Memo::default();
+                    let ids: Vec<u32> = v.iter().map(|b| memo.id(out, b)).collect();
+                    push_str(out, values, ids);
+                }
+            }
+            Source::ServiceName => {
+                let v = need(r.key, r.bytes(SERVICE_NAME)?, SERVICE_NAME)?.values;
+                if v.len() != res as usize {
+                    return Err(len_err(SERVICE_NAME, v.len(), res as usize));
+                }
+                let mut memo = Memo::default();
+                // An empty service name is no `service.name` attribute (as batches read it).
+                let per_res: Vec<u32> = v
+                    .iter()
+                    .map(|b| {
+                        if b.data().is_empty() {
+                            NIL
+                        } else {
+                            memo.id(out, b)
+                        }
+                    })
+                    .collect();
+                let ids = (0..spans)
+                    .map(|s| per_res[(out.span_resource[first + s] - r_base) as usize])
+                    .collect();
+                push_str(out, values, ids);
+            }
+            Source::Dedicated { path, resource } => {
+                let Some(leaf) = r.bytes(path)? else {
+                    push_str(out, values, vec![NIL; spans]);
+                    continue;
+                };
+                let (d, owners) = if *resource {
+                    (2, res as usize)
+                } else {
+                    (4, spans)
+                };
+                let counts = leaf.counts(d);
+                if counts.len() != owners {
+                    return Err(len_err(path, counts.len(), owners));
+                }
+                let mut memo = Memo::default();
+                let mut per_owner = Vec::with_capacity(owners);
+                let mut at = 0usize;
+                for c in counts {
+                    per_owner.push(match c {
+                        0 => NIL,
+                        1 => memo.id(out, &leaf.values[at]),
+                        _ => return Ok(false),
+                    });
+                    at += c as usize;
+                }
+                let ids = if *resource {
+                    (0..spans)
+                        .map(|s| per_owner[(out.span_resource[first + s] - r_base) as usize])
+                        .collect()
+                } else {
+                    per_owner
+                };
+                push_str(out, values, ids);
+            }
+            Source::Absent => push_str(out, values, vec![NIL; spans]),
+        }
+    }
+    Ok(true)
+}
+
+fn push_str(out: &mut SpanColumns, col: usize, ids: Vec<u32>) {
+    if let Values::Str(x) = &mut out.values[col] {
+        x.extend(ids);
+    }
+}
