@@ -510,6 +510,28 @@ impl MetricsPlan {
                 n.span, n.resource
             ));
         }
+        match &self.span_only_opt {
+            Some(so) => out.push_str(&format!(
+                "span-only:  yes: vParquet5 blocks give each span's start time and trace ID{}{}, no traces assembled\n",
+                if so.cols.is_empty() { "" } else { " plus " },
+                so.cols
+                    .iter()
+                    .map(|c| match c {
+                        SpanCol::Duration => "duration".to_string(),
+                        SpanCol::Status => "status".to_string(),
+                        SpanCol::Kind => "kind".to_string(),
+                        SpanCol::Name => "name".to_string(),
+                        SpanCol::StatusMessage => "statusMessage".to_string(),
+                        SpanCol::Attr { resource: true, name } => format!("resource.{name}"),
+                        SpanCol::Attr { resource: false, name } => format!("span.{name}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            None => out.push_str(
+                "span-only:  no: spans are read as traces (structure, trace-level, event, link, scope or unscoped attributes, several stages, or compare())\n",
+            ),
+        }
         out.push_str(
             "counts:     each span the pipeline returns, at its start time, in (t - step, t]\n",
         );

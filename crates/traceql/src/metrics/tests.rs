@@ -268,6 +268,8 @@ fn explain_says_what_each_first_stage_reads() {
         text.contains("no span IDs, names or status messages"),
         "{text}"
     );
+    assert!(text.contains("span-only:  yes"), "{text}");
+    assert!(text.contains("plus span.http.route"), "{text}");
 }
 
 /// The same query counted from the batch and from its span-only columns (when it can be).
