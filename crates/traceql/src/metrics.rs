@@ -659,7 +659,7 @@ impl MetricsPlan {
             .zip(into.leaves.iter_mut())
             .zip(&so.leaves)
         {
-            let src = ColumnSpans { c, map, leaf };
+            let src = ColumnSpans::new(c, map, leaf);
             let mut run = LeafRun::new(self, leaf, lp, budget, c.resources as usize);
             match filter_opt {
                 None => {
@@ -864,10 +864,25 @@ fn leaf(pipeline: &Pipeline, func: &MetricsFn, q: &Query) -> Result<Leaf, EvalEr
 }
 
 /// A series key as seen in one batch: dictionary strings by address, other values by bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// Parts past `n` are zero, so equality may compare them all; hashing looks at the first `n`
+/// only (it runs once per span).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct BatchKey {
     n: u8,
     parts: [(u8, u64, u64); MAX_KEY],
+}
+
+impl Hash for BatchKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        // Mixed here: the map's Fx hasher spreads low bits upwards only, and a bucket's float
+        // bits or a string's address differ in their high bits.
+        let mut x = 0u64;
+        for (tag, a, b) in &self.parts[..self.n as usize] {
+            x = (x ^ a ^ b.rotate_left(32) ^ u64::from(*tag)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+            x ^= x >> 29;
+        }
+        h.write_u64(x ^ (x >> 32));
+    }
 }
 
 /// Spans as a leaf counts them: from a batch (through the plan bound to it) or from span-only
@@ -880,6 +895,11 @@ trait Spans {
     fn trace_id(&self, s: u32) -> [u8; 16];
     fn read<'e>(&'e self, r: &'e Reader, s: u32) -> Value<'e>;
     fn span_attributes(&self, s: u32) -> Vec<(String, OwnedValue)>;
+    /// For a single `by` label read from a column of small dense IDs (strings, status,
+    /// kind), the span's ID: equal IDs are equal labels, so the series is found by index.
+    fn dense_key(&self, _s: u32) -> Option<u32> {
+        None
+    }
 }
 
 struct BatchSpans<'p, 'b>(&'p crate::eval::Bound<'p, 'b>);
@@ -915,6 +935,23 @@ struct ColumnSpans<'a> {
     c: &'a SpanColumns,
     map: &'a ColumnMap,
     leaf: &'a Leaf,
+    /// The column of the leaf's one `by` label, when it has one.
+    dense_col_opt: Option<usize>,
+}
+
+impl<'a> ColumnSpans<'a> {
+    fn new(c: &'a SpanColumns, map: &'a ColumnMap, leaf: &'a Leaf) -> ColumnSpans<'a> {
+        let dense_col_opt = match leaf.by.as_slice() {
+            [(_, r)] => map.column_of(&r.0),
+            _ => None,
+        };
+        ColumnSpans {
+            c,
+            map,
+            leaf,
+            dense_col_opt,
+        }
+    }
 }
 
 impl ColumnSpans<'_> {
@@ -955,6 +992,10 @@ impl Spans for ColumnSpans<'_> {
     fn span_attributes(&self, s: u32) -> Vec<(String, OwnedValue)> {
         crate::eval::returned_attributes(&self.leaf.search, &self.at(s))
     }
+
+    fn dense_key(&self, s: u32) -> Option<u32> {
+        self.c.dense_id(self.dense_col_opt?, s as usize)
+    }
 }
 
 /// One leaf over one batch (or one set of span-only columns).
@@ -969,8 +1010,14 @@ struct LeafRun<'a> {
     /// The series of each resource of the batch, when `by` reads only resource attributes
     /// (`u32::MAX`: not yet known).
     resource_series: Vec<u32>,
+    /// Series by dense key (see [`Spans::dense_key`]), times 64 power-of-two buckets for
+    /// quantiles and histograms (`u32::MAX`: not yet known).
+    dense: Vec<u32>,
     exemplar_budget: usize,
 }
+
+/// Dense keys past this are looked up as other keys are (the table stays small).
+const DENSE_KEYS: u32 = 1 << 14;
 
 impl<'a> LeafRun<'a> {
     fn new(
@@ -992,6 +1039,7 @@ impl<'a> LeafRun<'a> {
             } else {
                 Vec::new()
             },
+            dense: Vec::new(),
             exemplar_budget,
         }
     }
@@ -1020,6 +1068,13 @@ impl<'a> LeafRun<'a> {
         } else {
             None
         };
+        let dense_opt = src.dense_key(s).filter(|k| *k < DENSE_KEYS).map(|k| {
+            let bucket = match num_opt {
+                Some(Num::Int(v)) if bucketed => (v as u64).next_power_of_two().trailing_zeros(),
+                _ => 0,
+            };
+            (k as usize) << 6 | bucket as usize
+        });
         let series = if self.leaf.by.is_empty() && !bucketed {
             match self.single_opt {
                 Some(x) => x,
@@ -1028,6 +1083,18 @@ impl<'a> LeafRun<'a> {
                     self.single_opt = Some(x);
                     x
                 }
+            }
+        } else if let Some(slot) = dense_opt {
+            if slot >= self.dense.len() {
+                self.dense.resize(slot + 1, u32::MAX);
+            }
+            match self.dense[slot] {
+                u32::MAX => {
+                    let x = self.keyed(src, s, bucket_opt);
+                    self.dense[slot] = x as u32;
+                    x
+                }
+                x => x as usize,
             }
         } else if self.leaf.by_resource && !bucketed {
             let r = src.resource(s);

@@ -87,6 +87,20 @@ impl SpanColumns {
         &self.strings[id as usize]
     }
 
+    /// Span `s`'s value in column `col` as a small ID: equal IDs are equal values (strings by
+    /// index, nil after the last string; statuses and kinds by code).
+    pub(crate) fn dense_id(&self, col: usize, s: usize) -> Option<u32> {
+        Some(match &self.values[col] {
+            Values::Str(v) => match v[s] {
+                NIL => self.strings.len() as u32,
+                id => id,
+            },
+            Values::Status(v) => v[s] as u32,
+            Values::Kind(v) => v[s] as u32,
+            Values::Duration(_) => return None,
+        })
+    }
+
     /// Bytes held, for accounting.
     pub fn approx_bytes(&self) -> usize {
         let per_span = 8 + 4 + 4;
@@ -158,6 +172,25 @@ impl ColumnMap {
             }
         }
         Some(map)
+    }
+}
+
+impl ColumnMap {
+    /// The column an attribute or intrinsic term reads.
+    pub(crate) fn column_of(&self, e: &Expr) -> Option<usize> {
+        match e {
+            Expr::Attr(scope, i) => self
+                .attrs
+                .iter()
+                .find(|(sc, n, _)| sc == scope && n == i)
+                .map(|(_, _, c)| *c),
+            Expr::Intr(i) => self
+                .intrinsics
+                .iter()
+                .find(|(x, _)| x == i)
+                .map(|(_, c)| *c),
+            _ => None,
+        }
     }
 }
 
