@@ -194,9 +194,109 @@ impl TraceSource for BlockSource {
     }
 }
 
+/// Compressed bytes of row groups a span-only metrics job reads at least.
+const SHARD_BYTES: u64 = 16 << 20;
+
+/// One block job: the cached batch, else span-only columns when the fetch asks for them and
+/// the block gives them, else a batch read (cached when it is the whole block). `only_opt`:
+/// these row groups only.
+async fn fetch_block(
+    backend: Backend,
+    block: vivace_block::BlockRef,
+    cache: Arc<vivace_block::BatchCache>,
+    fetch: vivace_traceql::batch::Fetch,
+    only_opt: Option<std::ops::Range<usize>>,
+) -> Result<FetchedBatch, Status> {
+    let proj = fetch.projection;
+    let needles = vivace_block::needles(&block.meta, &fetch.required);
+    let (tenant, id) = (block.tenant.as_str(), block.meta.block_id.as_str());
+    let empty = |inspected_bytes| FetchedBatch {
+        batch: Default::default(),
+        traces_opt: None,
+        inspected_bytes,
+        columns_opt: None,
+    };
+    // Shards never use the cache: a batch cached while they run would count some row groups
+    // twice (or leave some out).
+    let cached = match &only_opt {
+        None => cache.get(tenant, id, proj),
+        Some(_) => Err(proj),
+    };
+    let read = match cached {
+        Ok(batch) => {
+            return Ok(FetchedBatch {
+                batch,
+                traces_opt: None,
+                inspected_bytes: block.meta.size,
+                columns_opt: None,
+            });
+        }
+        Err(read) => read,
+    };
+    let span_only = match (&fetch.span_columns_opt, &fetch.names_opt) {
+        (Some(cols), Some(names)) => vivace_block::read_span_columns(
+            &backend,
+            &block,
+            cols,
+            &needles,
+            names,
+            only_opt.clone(),
+        )
+        .await
+        .transpose(),
+        _ => None,
+    };
+    let batch_read = match span_only {
+        Some(Ok(r)) => {
+            return Ok(FetchedBatch {
+                batch: Default::default(),
+                traces_opt: None,
+                inspected_bytes: r.bytes,
+                columns_opt: Some(r.columns),
+            });
+        }
+        Some(Err(e)) => Err(e),
+        None => {
+            vivace_block::read_batch(
+                &backend,
+                &block,
+                read,
+                &needles,
+                fetch.names_opt.as_ref(),
+                only_opt,
+            )
+            .await
+        }
+    };
+    match batch_read {
+        Ok((batch, bytes, complete)) => {
+            let batch = Arc::new(batch);
+            // A batch of some row groups only stands for this query, not the block.
+            if complete {
+                cache.insert(tenant, id, read, batch.clone());
+            }
+            Ok(FetchedBatch {
+                batch,
+                traces_opt: None,
+                inspected_bytes: bytes,
+                columns_opt: None,
+            })
+        }
+        // Compacted away between the poll and the read: its traces are in the new block,
+        // which the next poll lists.
+        Err(vivace_block::Error::Backend(e)) if e.is_not_found() => Ok(empty(0)),
+        Err(e) => Err(Status::internal(format!(
+            "reading block {}: {e}",
+            block.meta.block_id
+        ))),
+    }
+}
+
 #[async_trait::async_trait]
 impl SearchSource for BlockSource {
-    /// One job per block of the tenant whose time range overlaps `[start, end]`.
+    /// One job per block of the tenant whose time range overlaps `[start, end]`; a metrics
+    /// query counted from span-only columns gets one job per run of row groups
+    /// ([`SHARD_BYTES`]), so one large block keeps every core busy.
     async fn search_jobs(
         &self,
         tenant: &TenantId,
@@ -204,92 +304,54 @@ impl SearchSource for BlockSource {
         end: i64,
         fetch: &vivace_traceql::batch::Fetch,
     ) -> Result<Vec<SearchJob>, Status> {
-        let proj = fetch.projection;
         let mut jobs = Vec::new();
         for b in self.overlapping(tenant, start, end) {
-            let (backend, block, cache) = (self.backend.clone(), b.clone(), self.cache.clone());
-            let needles = vivace_block::needles(&b.meta, &fetch.required);
-            let names_opt = fetch.names_opt.clone();
-            let span_columns_opt = fetch.span_columns_opt.clone();
-            let fetch = async move {
-                let (tenant, id) = (block.tenant.as_str(), block.meta.block_id.as_str());
-                let read = match cache.get(tenant, id, proj) {
-                    Ok(batch) => {
-                        return Ok(FetchedBatch {
-                            batch,
-                            traces_opt: None,
-                            inspected_bytes: block.meta.size,
-                            columns_opt: None,
-                        });
+            let cached = self
+                .cache
+                .get(b.tenant.as_str(), &b.meta.block_id, fetch.projection)
+                .is_ok();
+            let shards = if fetch.span_columns_opt.is_some()
+                && b.meta.format == vivace_block::FORMAT
+                && !cached
+            {
+                match vivace_block::row_group_shards(&self.backend, &b, SHARD_BYTES).await {
+                    Ok(v) => v.into_iter().map(Some).collect(),
+                    // Compacted away since the poll: its traces are in a block the next poll
+                    // lists.
+                    Err(vivace_block::Error::Backend(e)) if e.is_not_found() => continue,
+                    Err(e) => {
+                        return Err(Status::internal(format!(
+                            "reading block {}: {e}",
+                            b.meta.block_id
+                        )));
                     }
-                    Err(read) => read,
-                };
-                // A metrics query that counts spans one by one reads only their columns,
-                // when the block can give them (else the batch below).
-                let span_only = match (&span_columns_opt, &names_opt) {
-                    (Some(cols), Some(names)) => {
-                        vivace_block::read_span_columns(&backend, &block, cols, &needles, names)
-                            .await
-                            .transpose()
-                    }
-                    _ => None,
-                };
-                let batch_read = match span_only {
-                    Some(Ok(r)) => {
-                        return Ok(FetchedBatch {
-                            batch: Default::default(),
-                            traces_opt: None,
-                            inspected_bytes: r.bytes,
-                            columns_opt: Some(r.columns),
-                        });
-                    }
-                    Some(Err(e)) => Err(e),
-                    None => {
-                        vivace_block::read_batch(
-                            &backend,
-                            &block,
-                            read,
-                            &needles,
-                            names_opt.as_ref(),
-                        )
-                        .await
-                    }
-                };
-                match batch_read {
-                    Ok((batch, bytes, complete)) => {
-                        let batch = Arc::new(batch);
-                        // A batch of some row groups only stands for this query, not the block.
-                        if complete {
-                            cache.insert(tenant, id, read, batch.clone());
-                        }
-                        Ok(FetchedBatch {
-                            batch,
-                            traces_opt: None,
-                            inspected_bytes: bytes,
-                            columns_opt: None,
-                        })
-                    }
-                    // Compacted away between the poll and the read: its traces are in the
-                    // new block, which the next poll lists.
-                    Err(vivace_block::Error::Backend(e)) if e.is_not_found() => Ok(FetchedBatch {
-                        batch: Default::default(),
-                        traces_opt: None,
-                        inspected_bytes: 0,
-                        columns_opt: None,
-                    }),
-                    Err(e) => Err(Status::internal(format!(
-                        "reading block {}: {e}",
-                        block.meta.block_id
-                    ))),
                 }
+            } else {
+                vec![None]
             };
-            jobs.push(SearchJob {
-                what: format!("block {}", b.meta.block_id),
-                is_block: true,
-                block_bytes: b.meta.size,
-                end_secs: b.time_range_opt.map_or(i64::MAX, |(_, e)| e),
-                fetch: Box::pin(fetch),
-            });
+            for (i, only_opt) in shards.into_iter().enumerate() {
+                let what = match &only_opt {
+                    Some(r) => format!(
+                        "block {} row groups {}..{}",
+                        b.meta.block_id, r.start, r.end
+                    ),
+                    None => format!("block {}", b.meta.block_id),
+                };
+                jobs.push(SearchJob {
+                    what,
+                    // A block is counted once, by its first job.
+                    is_block: i == 0,
+                    block_bytes: if i == 0 { b.meta.size } else { 0 },
+                    end_secs: b.time_range_opt.map_or(i64::MAX, |(_, e)| e),
+                    fetch: Box::pin(fetch_block(
+                        self.backend.clone(),
+                        b.clone(),
+                        self.cache.clone(),
+                        fetch.clone(),
+                        only_opt,
+                    )),
+                });
+            }
         }
         Ok(jobs)
     }

@@ -44,7 +44,7 @@ pub use read::{
     trace_ids,
 };
 pub use scan::read_batch;
-pub use spans::{SpanRead, read_span_columns};
+pub use spans::{SpanRead, read_span_columns, row_group_shards};
 pub use tag_names::{block_column_values, block_tag_names, values_column};
 pub use upload::upload;
 pub use write::{

@@ -174,6 +174,7 @@ pub(crate) async fn prune(
     proj: Projection,
     needles: &[Needle],
     names_opt: Option<&AttrNames>,
+    only_opt: Option<Range<usize>>,
 ) -> Result<Pruned> {
     let footer = block.footer(backend).await?;
     let key = block.key("data.parquet");
@@ -216,6 +217,9 @@ pub(crate) async fn prune(
         }
     }
     for (rg, left) in unproven.iter_mut().enumerate() {
+        if only_opt.as_ref().is_some_and(|o| !o.contains(&rg)) {
+            continue;
+        }
         for (ni, n) in needles.iter().enumerate() {
             if n.columns.first().map(String::as_str) == Some(TRACE_ID) {
                 continue;
@@ -248,7 +252,10 @@ pub(crate) async fn prune(
     }
     let skip: Vec<bool> = unproven
         .iter()
-        .map(|per_needle| per_needle.contains(&0))
+        .enumerate()
+        .map(|(rg, per_needle)| {
+            per_needle.contains(&0) || only_opt.as_ref().is_some_and(|o| !o.contains(&rg))
+        })
         .collect();
 
     // 2. What the query cannot read: dedicated columns of names it does not use, and the
@@ -279,6 +286,7 @@ pub async fn read_pruned(
     proj: Projection,
     needles: &[Needle],
     names_opt: Option<&AttrNames>,
+    only_opt: Option<Range<usize>>,
 ) -> Result<PrunedRead> {
     let Pruned {
         footer,
@@ -288,7 +296,7 @@ pub async fn read_pruned(
         skip,
         narrows,
         mut bytes,
-    } = prune(backend, block, proj, needles, names_opt).await?;
+    } = prune(backend, block, proj, needles, names_opt, only_opt).await?;
     let n_rg = footer.num_row_groups();
     let narrowed = narrows.iter().any(Narrow::is_narrowed);
 

@@ -12,21 +12,30 @@ use crate::list::BlockRef;
 use crate::read::TraceRows;
 
 /// Reads `block` into one batch: vParquet5 blocks by ranged reads of the column chunks `proj`
-/// asks for, in the row groups whose dictionaries do not rule out `needles` (`prune.rs`);
-/// vParquet4 blocks whole through the record reader. Returns the batch, the bytes read and
-/// whether every row group is in the batch.
+/// asks for, in the row groups whose dictionaries do not rule out `needles` (`prune.rs`) —
+/// of those in `only_opt` when given —; vParquet4 blocks whole through the record reader (a
+/// row-group range is refused). Returns the batch, the bytes read and whether every row group
+/// is in the batch.
 pub async fn read_batch(
     backend: &Backend,
     block: &BlockRef,
     proj: Projection,
     needles: &[crate::prune::Needle],
     names_opt: Option<&vivace_traceql::batch::AttrNames>,
+    only_opt: Option<std::ops::Range<usize>>,
 ) -> Result<(SpanBatch, u64, bool)> {
     if block.meta.format == crate::FORMAT {
-        let r = crate::prune::read_pruned(backend, block, proj, needles, names_opt).await?;
+        let r =
+            crate::prune::read_pruned(backend, block, proj, needles, names_opt, only_opt).await?;
         return Ok((r.batch, r.bytes, r.complete));
     }
     let key = block.key("data.parquet");
+    if only_opt.is_some() {
+        return Err(Error::Schema {
+            path: key.into(),
+            what: "row-group ranges are read from vParquet5 blocks only".into(),
+        });
+    }
     let data = backend.get(&key).await.map_err(Error::Backend)?;
     let len = data.len() as u64;
     let meta = block.meta.clone();

@@ -56,14 +56,16 @@ enum Source {
     Absent,
 }
 
-/// Reads `cols` of every span of `block` in the row groups `needles` leave, or `None` when
-/// the block cannot be read span by span (see the module comment).
+/// Reads `cols` of every span of `block` in the row groups `needles` leave (of those in
+/// `only_opt`, when given), or `None` when they cannot be read span by span (see the module
+/// comment).
 pub async fn read_span_columns(
     backend: &Backend,
     block: &BlockRef,
     cols: &[SpanCol],
     needles: &[Needle],
     names: &AttrNames,
+    only_opt: Option<std::ops::Range<usize>>,
 ) -> Result<Option<SpanRead>> {
     if block.meta.format != crate::FORMAT {
         return Ok(None);
@@ -123,7 +125,7 @@ pub async fn read_span_columns(
         skip,
         narrows,
         mut bytes,
-    } = prune(backend, block, proj, needles, Some(names)).await?;
+    } = prune(backend, block, proj, needles, Some(names), only_opt).await?;
     let n_rg = footer.num_row_groups();
     let read: Vec<usize> = (0..n_rg).filter(|rg| !skip[*rg]).collect();
     // Attributes are read span-only only where the generic ones cannot hold them.
@@ -356,4 +358,27 @@ fn push_str(out: &mut SpanColumns, col: usize, ids: Vec<u32>) {
     if let Values::Str(x) = &mut out.values[col] {
         x.extend(ids);
     }
+}
+
+/// `block`'s row groups in consecutive runs of at least `bytes` compressed bytes each (the
+/// last may be smaller): the shards of a span-only read that several threads can share.
+pub async fn row_group_shards(
+    backend: &Backend,
+    block: &BlockRef,
+    bytes: u64,
+) -> Result<Vec<std::ops::Range<usize>>> {
+    let footer = block.footer(backend).await?;
+    let mut out = Vec::new();
+    let (mut from, mut acc) = (0usize, 0u64);
+    for (rg, g) in footer.row_groups().iter().enumerate() {
+        acc += g.compressed_size().max(0) as u64;
+        if acc >= bytes {
+            out.push(from..rg + 1);
+            (from, acc) = (rg + 1, 0);
+        }
+    }
+    if from < footer.num_row_groups() || out.is_empty() {
+        out.push(from..footer.num_row_groups());
+    }
+    Ok(out)
 }

@@ -55,6 +55,7 @@ proptest! {
                 cols,
                 &needles(&done.meta, &fetch.required),
                 fetch.names_opt.as_ref().expect("metrics name their attributes"),
+                None,
             )).unwrap();
             let Some(read) = read else { continue };
             span_only += 1;

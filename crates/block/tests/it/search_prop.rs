@@ -298,6 +298,7 @@ proptest! {
                     plan.projection,
                     &needles(&done.meta, &plan.required),
                     Some(&plan.attr_names),
+                    None,
                 )
                 .await
                 .unwrap()
@@ -345,6 +346,7 @@ fn absent_strings_prune_every_row_group() {
                 plan.projection,
                 &needles(&done.meta, &plan.required),
                 Some(&plan.attr_names),
+                None,
             ))
             .unwrap();
         if none_read {
@@ -369,6 +371,7 @@ fn absent_strings_prune_every_row_group() {
             plan.projection,
             &needles(&done.meta, &plan.required),
             Some(&plan.attr_names),
+            None,
         ))
         .unwrap();
     assert!(
