@@ -8,7 +8,8 @@ use vivace_block::{Backend, BlockList, BlockRef, SharedBlockList};
 use vivace_common::{Status, TenantId, TraceId};
 use vivace_livestore::LiveStore;
 use vivace_querier::{
-    FetchedBatch, FoundTrace, SearchJob, SearchSource, TagNames, TagValues, TraceSource,
+    FetchedBatch, FoundTrace, Prefiltered, SearchJob, SearchSource, TagNames, TagValues,
+    TraceSource,
 };
 
 /// The live-store as a trace source of the querier (in-process; a gRPC client in distributed mode).
@@ -59,7 +60,7 @@ impl SearchSource for LiveStoreSource {
                     batch,
                     traces_opt,
                     inspected_bytes: inspected / n,
-                    columns_opt: None,
+                    ..FetchedBatch::empty(0)
                 };
                 SearchJob {
                     what: "live-store".into(),
@@ -199,22 +200,27 @@ const SHARD_BYTES: u64 = 16 << 20;
 
 /// One block job: the cached batch, else span-only columns when the fetch asks for them and
 /// the block gives them, else a batch read (cached when it is the whole block). `only_opt`:
-/// these row groups only.
+/// these row groups only. A search with a prefilter reads its span-only columns first, then
+/// only the row groups holding candidates: those of the first `limit` candidates at once, the
+/// others as the batch's continuation, read only if the search still wants traces.
 async fn fetch_block(
     backend: Backend,
     block: vivace_block::BlockRef,
     cache: Arc<vivace_block::BatchCache>,
     fetch: vivace_traceql::batch::Fetch,
-    only_opt: Option<std::ops::Range<usize>>,
+    only_opt: Option<vivace_block::RowGroups>,
 ) -> Result<FetchedBatch, Status> {
     let proj = fetch.projection;
     let needles = vivace_block::needles(&block.meta, &fetch.required);
     let (tenant, id) = (block.tenant.as_str(), block.meta.block_id.as_str());
-    let empty = |inspected_bytes| FetchedBatch {
-        batch: Default::default(),
-        traces_opt: None,
-        inspected_bytes,
-        columns_opt: None,
+    let failed = |e: vivace_block::Error| match e {
+        // Compacted away between the poll and the read: its traces are in the new block,
+        // which the next poll lists.
+        vivace_block::Error::Backend(e) if e.is_not_found() => Ok(FetchedBatch::empty(0)),
+        e => Err(Status::internal(format!(
+            "reading block {}: {e}",
+            block.meta.block_id
+        ))),
     };
     // Shards never use the cache: a batch cached while they run would count some row groups
     // twice (or leave some out).
@@ -226,15 +232,14 @@ async fn fetch_block(
         Ok(batch) => {
             return Ok(FetchedBatch {
                 batch,
-                traces_opt: None,
                 inspected_bytes: block.meta.size,
-                columns_opt: None,
+                ..FetchedBatch::empty(0)
             });
         }
         Err(read) => read,
     };
-    let span_only = match (&fetch.span_columns_opt, &fetch.names_opt) {
-        (Some(cols), Some(names)) => vivace_block::read_span_columns(
+    if let (Some(cols), Some(names)) = (&fetch.span_columns_opt, &fetch.names_opt) {
+        match vivace_block::read_span_columns(
             &backend,
             &block,
             cols,
@@ -243,52 +248,178 @@ async fn fetch_block(
             only_opt.clone(),
         )
         .await
-        .transpose(),
-        _ => None,
-    };
-    let batch_read = match span_only {
-        Some(Ok(r)) => {
-            return Ok(FetchedBatch {
-                batch: Default::default(),
-                traces_opt: None,
-                inspected_bytes: r.bytes,
-                columns_opt: Some(r.columns),
-            });
-        }
-        Some(Err(e)) => Err(e),
-        None => {
-            vivace_block::read_batch(
-                &backend,
-                &block,
-                read,
-                &needles,
-                fetch.names_opt.as_ref(),
-                only_opt,
-            )
-            .await
-        }
-    };
-    match batch_read {
-        Ok((batch, bytes, complete)) => {
-            let batch = Arc::new(batch);
-            // A batch of some row groups only stands for this query, not the block.
-            if complete {
-                cache.insert(tenant, id, read, batch.clone());
+        {
+            Ok(Some(r)) => {
+                return Ok(FetchedBatch {
+                    inspected_bytes: r.bytes,
+                    columns_opt: Some(r.columns),
+                    ..FetchedBatch::empty(0)
+                });
             }
-            Ok(FetchedBatch {
-                batch,
-                traces_opt: None,
-                inspected_bytes: bytes,
-                columns_opt: None,
-            })
+            Ok(None) => {}
+            Err(e) => return failed(e),
         }
-        // Compacted away between the poll and the read: its traces are in the new block,
-        // which the next poll lists.
-        Err(vivace_block::Error::Backend(e)) if e.is_not_found() => Ok(empty(0)),
-        Err(e) => Err(Status::internal(format!(
+    }
+    let reader = RowReader {
+        backend: backend.clone(),
+        block: block.clone(),
+        cache: cache.clone(),
+        read,
+        needles: needles.clone(),
+        names_opt: fetch.names_opt.clone(),
+    };
+    let (Some(pre), Some(names), None) = (&fetch.prefilter_opt, &fetch.names_opt, &only_opt) else {
+        return reader.read(only_opt, None).await.or_else(failed);
+    };
+    let r = match vivace_block::read_span_columns(
+        &backend,
+        &block,
+        pre.columns(),
+        &needles,
+        names,
+        None,
+    )
+    .await
+    {
+        Ok(Some(r)) => r,
+        Ok(None) => return reader.read(None, None).await.or_else(failed),
+        Err(e) => return failed(e),
+    };
+    let pre = pre.clone();
+    let (r, candidates) = tokio::task::spawn_blocking(move || {
+        let c = pre.candidates(&r.columns);
+        (r, c)
+    })
+    .await
+    .map_err(|e| Status::internal(format!("prefilter task failed: {e}")))?;
+    // Row groups with candidates, how many each, and the candidates' IDs.
+    let (mut rgs, mut ids) = (Vec::new(), std::collections::HashSet::new());
+    let mut t = 0usize;
+    for (rg, n) in &r.row_groups {
+        let n = *n as usize;
+        let mut found = 0usize;
+        for (i, c) in candidates[t..t + n].iter().enumerate() {
+            if *c {
+                found += 1;
+                ids.insert(r.columns.trace_ids[t + i]);
+            }
+        }
+        if found > 0 {
+            rgs.push((*rg, found));
+        }
+        t += n;
+    }
+    let seen = Prefiltered {
+        traces: r.columns.trace_ids.len() as u64,
+        spans: r.columns.len() as u64,
+        bytes: r.bytes,
+    };
+    if rgs.is_empty() {
+        return Ok(FetchedBatch {
+            inspected_bytes: r.bytes,
+            prefiltered_opt: Some(seen),
+            ..FetchedBatch::empty(0)
+        });
+    }
+    let ids = Arc::new(ids);
+    // Every row group read has a candidate: the whole block (which can be cached).
+    if rgs.len() == r.row_groups.len() && fetch.limit_opt.is_none() {
+        return reader.read(None, Some((seen, ids))).await.or_else(failed);
+    }
+    let limit = fetch.limit_opt.unwrap_or(usize::MAX);
+    let (mut first, mut rest, mut found) = (Vec::new(), Vec::new(), 0usize);
+    for (rg, n) in rgs {
+        if found < limit {
+            first.push(rg);
+            found += n;
+        } else {
+            rest.push(rg);
+        }
+    }
+    let mut fetched = reader
+        .read(
+            Some(vivace_block::RowGroups::List(first)),
+            Some((seen, ids.clone())),
+        )
+        .await
+        .or_else(failed)?;
+    if !rest.is_empty() {
+        let none = Prefiltered::default();
+        fetched.more_opt = Some(vivace_querier::More(Box::pin(async move {
+            reader
+                .read(Some(vivace_block::RowGroups::List(rest)), Some((none, ids)))
+                .await
+                .or_else(failed_owned(block))
+        })));
+    }
+    Ok(fetched)
+}
+
+fn failed_owned(
+    block: vivace_block::BlockRef,
+) -> impl Fn(vivace_block::Error) -> Result<FetchedBatch, Status> {
+    move |e| match e {
+        vivace_block::Error::Backend(e) if e.is_not_found() => Ok(FetchedBatch::empty(0)),
+        e => Err(Status::internal(format!(
             "reading block {}: {e}",
             block.meta.block_id
         ))),
+    }
+}
+
+/// A block's rows read as a batch, for a job and its continuation.
+struct RowReader {
+    backend: Backend,
+    block: vivace_block::BlockRef,
+    cache: Arc<vivace_block::BatchCache>,
+    read: vivace_traceql::batch::Projection,
+    needles: Vec<vivace_block::Needle>,
+    names_opt: Option<vivace_traceql::batch::AttrNames>,
+}
+
+impl RowReader {
+    /// The batch of `only_opt`'s row groups (all: cached when complete); with a prefilter's
+    /// candidates, only those traces are read and the prefilter's counts stand for the job's.
+    async fn read(
+        &self,
+        only_opt: Option<vivace_block::RowGroups>,
+        candidates_opt: Option<(Prefiltered, Arc<std::collections::HashSet<[u8; 16]>>)>,
+    ) -> Result<FetchedBatch, vivace_block::Error> {
+        let (batch, bytes, complete) = vivace_block::read_batch(
+            &self.backend,
+            &self.block,
+            self.read,
+            &self.needles,
+            self.names_opt.as_ref(),
+            only_opt,
+        )
+        .await?;
+        let batch = Arc::new(batch);
+        // A batch of some row groups only stands for this query, not the block.
+        if complete {
+            self.cache.insert(
+                self.block.tenant.as_str(),
+                &self.block.meta.block_id,
+                self.read,
+                batch.clone(),
+            );
+        }
+        let (traces_opt, prefiltered_opt, bytes) = match candidates_opt {
+            Some((seen, ids)) => {
+                let keep = (0..batch.traces.len() as u32)
+                    .filter(|t| ids.contains(&batch.traces[*t as usize].id))
+                    .collect();
+                (Some(keep), Some(seen), bytes + seen.bytes)
+            }
+            None => (None, None, bytes),
+        };
+        Ok(FetchedBatch {
+            batch,
+            traces_opt,
+            inspected_bytes: bytes,
+            prefiltered_opt,
+            ..FetchedBatch::empty(0)
+        })
     }
 }
 
@@ -315,7 +446,10 @@ impl SearchSource for BlockSource {
                 && !cached
             {
                 match vivace_block::row_group_shards(&self.backend, &b, SHARD_BYTES).await {
-                    Ok(v) => v.into_iter().map(Some).collect(),
+                    Ok(v) => v
+                        .into_iter()
+                        .map(|r| Some(vivace_block::RowGroups::Range(r)))
+                        .collect(),
                     // Compacted away since the poll: its traces are in a block the next poll
                     // lists.
                     Err(vivace_block::Error::Backend(e)) if e.is_not_found() => continue,
@@ -331,10 +465,7 @@ impl SearchSource for BlockSource {
             };
             for (i, only_opt) in shards.into_iter().enumerate() {
                 let what = match &only_opt {
-                    Some(r) => format!(
-                        "block {} row groups {}..{}",
-                        b.meta.block_id, r.start, r.end
-                    ),
+                    Some(rgs) => format!("block {} row groups {rgs:?}", b.meta.block_id),
                     None => format!("block {}", b.meta.block_id),
                 };
                 jobs.push(SearchJob {

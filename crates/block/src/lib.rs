@@ -38,7 +38,7 @@ pub use error::{Error, Result};
 pub use list::{BlockList, BlockRef, SharedBlockList, now_secs, poll, poll_loop};
 pub use meta::{BlockMeta, DedicatedColumn};
 pub use meta::{rfc3339, rfc3339_seconds};
-pub use prune::{Needle, PrunedRead, needles, read_pruned};
+pub use prune::{Needle, PrunedRead, RowGroups, needles, read_pruned};
 pub use read::{
     TraceRows, find_trace_by_id, find_trace_by_id_local, find_trace_by_pages, read_all_traces,
     trace_ids,

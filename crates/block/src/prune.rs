@@ -151,6 +151,24 @@ pub struct PrunedRead {
     pub row_groups_read: usize,
 }
 
+/// The row groups of a block a read is limited to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowGroups {
+    /// A run of row groups (a shard of a block).
+    Range(Range<usize>),
+    /// Some row groups, ascending (those holding a prefilter's candidates).
+    List(Vec<usize>),
+}
+
+impl RowGroups {
+    pub fn contains(&self, rg: usize) -> bool {
+        match self {
+            RowGroups::Range(r) => r.contains(&rg),
+            RowGroups::List(l) => l.binary_search(&rg).is_ok(),
+        }
+    }
+}
+
 /// What pruning leaves of a block for one query (steps 1 and 2 of [`read_pruned`]).
 pub(crate) struct Pruned {
     pub(crate) footer: Arc<parquet::file::metadata::ParquetMetaData>,
@@ -174,7 +192,7 @@ pub(crate) async fn prune(
     proj: Projection,
     needles: &[Needle],
     names_opt: Option<&AttrNames>,
-    only_opt: Option<Range<usize>>,
+    only_opt: Option<RowGroups>,
 ) -> Result<Pruned> {
     let footer = block.footer(backend).await?;
     let key = block.key("data.parquet");
@@ -217,7 +235,7 @@ pub(crate) async fn prune(
         }
     }
     for (rg, left) in unproven.iter_mut().enumerate() {
-        if only_opt.as_ref().is_some_and(|o| !o.contains(&rg)) {
+        if only_opt.as_ref().is_some_and(|o| !o.contains(rg)) {
             continue;
         }
         for (ni, n) in needles.iter().enumerate() {
@@ -254,7 +272,7 @@ pub(crate) async fn prune(
         .iter()
         .enumerate()
         .map(|(rg, per_needle)| {
-            per_needle.contains(&0) || only_opt.as_ref().is_some_and(|o| !o.contains(&rg))
+            per_needle.contains(&0) || only_opt.as_ref().is_some_and(|o| !o.contains(rg))
         })
         .collect();
 
@@ -286,7 +304,7 @@ pub async fn read_pruned(
     proj: Projection,
     needles: &[Needle],
     names_opt: Option<&AttrNames>,
-    only_opt: Option<Range<usize>>,
+    only_opt: Option<RowGroups>,
 ) -> Result<PrunedRead> {
     let Pruned {
         footer,

@@ -22,7 +22,7 @@ pub async fn read_batch(
     proj: Projection,
     needles: &[crate::prune::Needle],
     names_opt: Option<&vivace_traceql::batch::AttrNames>,
-    only_opt: Option<std::ops::Range<usize>>,
+    only_opt: Option<crate::prune::RowGroups>,
 ) -> Result<(SpanBatch, u64, bool)> {
     if block.meta.format == crate::FORMAT {
         let r =

@@ -34,12 +34,18 @@ const START: &str = "rs.ss.Spans.StartTimeUnixNano";
 const TRACE_ID: &str = "TraceID";
 const SERVICE_NAME: &str = "rs.Resource.ServiceName";
 
-/// What a span-only read gives: the columns of the row groups read, and the bytes fetched.
+/// What a span-only read gives: the columns of the row groups read, the bytes fetched, and
+/// which row groups the traces are from (index and trace count, in `columns.trace_ids`
+/// order).
 #[derive(Debug)]
 pub struct SpanRead {
     pub columns: SpanColumns,
     pub bytes: u64,
+    pub row_groups: Vec<(usize, u32)>,
 }
+
+/// Decoded columns and their row groups (index, traces).
+type Decoded = (SpanColumns, Vec<(usize, u32)>);
 
 /// Where one asked column is in a block.
 #[derive(Debug, Clone)]
@@ -65,7 +71,7 @@ pub async fn read_span_columns(
     cols: &[SpanCol],
     needles: &[Needle],
     names: &AttrNames,
-    only_opt: Option<std::ops::Range<usize>>,
+    only_opt: Option<crate::prune::RowGroups>,
 ) -> Result<Option<SpanRead>> {
     if block.meta.format != crate::FORMAT {
         return Ok(None);
@@ -155,11 +161,12 @@ pub async fn read_span_columns(
     let parts = fetch_parts(backend, &key, &ranges).await?;
     bytes += parts.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
     let size = block.meta.size;
-    let out = tokio::task::spawn_blocking(move || -> Result<Option<SpanColumns>> {
+    let out = tokio::task::spawn_blocking(move || -> Result<Option<Decoded>> {
         let reader = Arc::new(Parts::new(parts, size));
         let mut out = SpanColumns::default();
         out.values = cols_kinds(&sources);
         let narrow = Narrow::default();
+        let mut row_groups = Vec::with_capacity(read.len());
         for rg in read {
             let group = SerializedRowGroupReader::new(
                 reader.clone(),
@@ -177,18 +184,24 @@ pub async fn read_span_columns(
                 key: &key,
                 narrow: &narrow,
             };
+            let traces = out.trace_ids.len();
             if !read_row_group(&r, &sources, &mut out)? {
                 return Ok(None);
             }
+            row_groups.push((rg, (out.trace_ids.len() - traces) as u32));
         }
-        Ok(Some(out))
+        Ok(Some((out, row_groups)))
     })
     .await
     .map_err(|e| Error::Schema {
         path: Default::default(),
         what: format!("block read task failed: {e}"),
     })??;
-    Ok(out.map(|columns| SpanRead { columns, bytes }))
+    Ok(out.map(|(columns, row_groups)| SpanRead {
+        columns,
+        bytes,
+        row_groups,
+    }))
 }
 
 /// Empty value columns of the right kinds for `sources`.

@@ -20,5 +20,6 @@ pub use grpc::{Streaming, streaming_service};
 pub use metrics::MetricsConfig;
 pub use search::SearchConfig;
 pub use source::{
-    FetchedBatch, FoundTrace, SearchJob, SearchSource, TagNames, TagValues, TraceSource,
+    FetchedBatch, FoundTrace, More, Prefiltered, SearchJob, SearchSource, TagNames, TagValues,
+    TraceSource,
 };

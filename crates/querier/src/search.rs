@@ -606,7 +606,11 @@ pub async fn search(
         return Ok(combiner.lock().response());
     }
     let work = async {
-        let jobs = collect_jobs(sources, tenants, req.start, req.end, &plan.fetch()).await?;
+        let mut fetch = plan.fetch();
+        if !plan.most_recent {
+            fetch.limit_opt = Some(req.limit);
+        }
+        let jobs = collect_jobs(sources, tenants, req.start, req.end, &fetch).await?;
         {
             let mut c = combiner.lock();
             c.metrics.total_jobs = jobs.len() as u32;
@@ -625,20 +629,42 @@ pub async fn search(
             run_jobs(jobs, cfg.concurrent_jobs, |fetched| {
                 let (plan, req, combiner) = (plan.clone(), req.clone(), combiner.clone());
                 Box::pin(async move {
-                    let bytes = fetched.inspected_bytes;
-                    let r =
-                        tokio::task::spawn_blocking(move || search_batch(&plan, &fetched, &req))
-                            .await
-                            .map_err(|e| Status::internal(format!("search task failed: {e}")))??;
-                    let mut c = combiner.lock();
-                    c.metrics.completed_jobs += 1;
-                    c.metrics.inspected_bytes += bytes;
-                    c.metrics.inspected_traces += r.inspected_traces as u32;
-                    c.metrics.inspected_spans += r.inspected_spans;
-                    for t in r.traces {
-                        c.add(t);
+                    let mut next = Some(fetched);
+                    let mut first = true;
+                    while let Some(mut fetched) = next.take() {
+                        let more_opt = fetched.more_opt.take();
+                        let bytes = fetched.inspected_bytes;
+                        // A prefilter saw every trace; the batch holds only those that passed.
+                        let pre_opt = fetched.prefiltered_opt;
+                        let (plan, req) = (plan.clone(), req.clone());
+                        let r = tokio::task::spawn_blocking(move || {
+                            search_batch(&plan, &fetched, &req)
+                        })
+                        .await
+                        .map_err(|e| Status::internal(format!("search task failed: {e}")))??;
+                        let complete = {
+                            let mut c = combiner.lock();
+                            c.metrics.completed_jobs += u32::from(first);
+                            c.metrics.inspected_bytes += bytes;
+                            c.metrics.inspected_traces +=
+                                pre_opt.map_or(r.inspected_traces as u32, |p| p.traces as u32);
+                            c.metrics.inspected_spans +=
+                                pre_opt.map_or(r.inspected_spans, |p| p.spans);
+                            for t in r.traces {
+                                c.add(t);
+                            }
+                            c.is_complete()
+                        };
+                        first = false;
+                        if complete {
+                            return Ok(false);
+                        }
+                        // The rest of the job, only now that it is wanted.
+                        if let Some(more) = more_opt {
+                            next = Some(more.0.await?);
+                        }
                     }
-                    Ok(!c.is_complete())
+                    Ok(true)
                 })
             })
             .await?;

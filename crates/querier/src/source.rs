@@ -44,7 +44,7 @@ impl std::fmt::Debug for SearchJob {
 }
 
 /// A batch a job fetched, with the bytes it inspected.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct FetchedBatch {
     pub batch: std::sync::Arc<vivace_traceql::batch::SpanBatch>,
     /// The traces of the batch to read (indexes), when not all of them are current.
@@ -53,6 +53,39 @@ pub struct FetchedBatch {
     /// Span-only columns given instead of the batch (which is then empty), when the fetch
     /// asked for them and the source could read them (`Fetch::span_columns_opt`).
     pub columns_opt: Option<vivace_traceql::spans::SpanColumns>,
+    /// When a prefilter left traces out (`Fetch::prefilter_opt`): what it looked at, which
+    /// `inspectedTraces`/`inspectedSpans` count instead of the batch's traces.
+    pub prefiltered_opt: Option<Prefiltered>,
+    /// More of the job's traces, to fetch only if the search still wants traces after this
+    /// batch (a prefiltered block read in parts).
+    pub more_opt: Option<More>,
+}
+
+/// The rest of a job, fetched on demand.
+pub struct More(pub futures::future::BoxFuture<'static, Result<FetchedBatch, Status>>);
+
+impl std::fmt::Debug for More {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("More")
+    }
+}
+
+impl FetchedBatch {
+    /// No spans, `inspected_bytes` read.
+    pub fn empty(inspected_bytes: u64) -> FetchedBatch {
+        FetchedBatch {
+            inspected_bytes,
+            ..FetchedBatch::default()
+        }
+    }
+}
+
+/// Traces, spans and bytes a prefilter read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prefiltered {
+    pub traces: u64,
+    pub spans: u64,
+    pub bytes: u64,
 }
 
 impl FetchedBatch {

@@ -397,6 +397,8 @@ async fn collect<T: Send + 'static>(
             .unwrap_or_default(),
         names_opt: None,
         span_columns_opt: None,
+        prefilter_opt: None,
+        limit_opt: None,
     };
     let jobs = collect_jobs(sources, tenants, req.start, req.end, &fetch).await?;
     let mut metrics = MetadataMetrics {

@@ -348,6 +348,12 @@ pub struct Fetch {
     /// A metrics query that can be counted from span-only columns: the columns (a reader
     /// that can give them gives them instead of a batch; see `crate::spans`).
     pub span_columns_opt: Option<Vec<crate::spans::SpanCol>>,
+    /// A search's condition on span-only columns (a reader may leave out the traces that fail
+    /// it; see `crate::spans::Prefilter`).
+    pub prefilter_opt: Option<crate::spans::Prefilter>,
+    /// The matching traces a search stops at (`limit`), when it stops (a reader may read
+    /// what holds that many candidates first).
+    pub limit_opt: Option<usize>,
 }
 
 impl Fetch {
@@ -358,6 +364,8 @@ impl Fetch {
             required: Vec::new(),
             names_opt: None,
             span_columns_opt: None,
+            prefilter_opt: None,
+            limit_opt: None,
         }
     }
 }

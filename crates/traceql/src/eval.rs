@@ -283,6 +283,8 @@ impl SearchPlan {
             required: self.required.clone(),
             names_opt: Some(self.attr_names.clone()),
             span_columns_opt: None,
+            prefilter_opt: self.prefilter(),
+            limit_opt: None,
         }
     }
 
@@ -311,6 +313,44 @@ impl SearchPlan {
             }
             _ => None,
         }
+    }
+
+    /// A condition on span-only columns every matching trace satisfies, when the pipeline
+    /// starts with a spanset filter on span fields (see [`crate::spans::Prefilter`]); `None`
+    /// when it does not, or when every trace would pass (`{ }`).
+    pub fn prefilter(&self) -> Option<crate::spans::Prefilter> {
+        let [CStage::Spanset(CSpanset::Filter(f)), rest @ ..] = self.stages.as_slice() else {
+            return None;
+        };
+        if f.uses_event || f.uses_link {
+            return None;
+        }
+        let filter_opt = (!f.always_true).then(|| f.expr.clone());
+        let mut cols = Vec::new();
+        let map = crate::spans::ColumnMap::of(self, filter_opt.iter(), &mut cols)?;
+        let min_spans = match rest.first() {
+            Some(CStage::Scalar(
+                op,
+                CScalar::Agg {
+                    func: AggFunc::Count,
+                    expr_opt: None,
+                    ..
+                },
+                CScalar::Const(Static::Int(n)),
+            )) => match op {
+                CmpOp::Gt => n.saturating_add(1),
+                CmpOp::Gte | CmpOp::Eq => *n,
+                _ => 1,
+            },
+            _ => 1,
+        }
+        .max(1) as u64;
+        if filter_opt.is_none() && min_spans == 1 {
+            return None;
+        }
+        Some(crate::spans::Prefilter::new(
+            cols, filter_opt, map, min_spans,
+        ))
     }
 
     /// The expressions of the attributes returned spans carry (see [`Bound::span_attributes`]).

@@ -482,6 +482,8 @@ impl MetricsPlan {
                 required,
                 names_opt,
                 span_columns_opt,
+                prefilter_opt: None,
+                limit_opt: None,
             },
         })
     }

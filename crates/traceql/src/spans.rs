@@ -301,3 +301,66 @@ impl SpanColumns {
         Some(out)
     }
 }
+
+/// A condition every trace a search matches satisfies, checked on span-only columns before a
+/// block is read as traces: at least `min_spans` of its spans pass the pipeline's first
+/// spanset filter (a spanset left empty by a stage is dropped, so a trace without one such
+/// span cannot match; `{ f } | count() > n` needs n + 1). Traces that pass are evaluated in
+/// full; the others — all of them, for a query that matches nothing — are never assembled.
+#[derive(Debug, Clone)]
+pub struct Prefilter {
+    cols: Vec<SpanCol>,
+    filter_opt: Option<Expr>,
+    map: ColumnMap,
+    min_spans: u64,
+}
+
+impl PartialEq for Prefilter {
+    fn eq(&self, o: &Prefilter) -> bool {
+        self.cols == o.cols
+            && self.min_spans == o.min_spans
+            && format!("{:?}", self.filter_opt) == format!("{:?}", o.filter_opt)
+    }
+}
+
+impl Prefilter {
+    pub(crate) fn new(
+        cols: Vec<SpanCol>,
+        filter_opt: Option<Expr>,
+        map: ColumnMap,
+        min_spans: u64,
+    ) -> Prefilter {
+        Prefilter {
+            cols,
+            filter_opt,
+            map,
+            min_spans,
+        }
+    }
+
+    /// The columns [`Prefilter::candidates`] reads.
+    pub fn columns(&self) -> &[SpanCol] {
+        &self.cols
+    }
+
+    /// Per trace of `c` (as `c.trace_ids`), whether it can match. A span the filter fails on
+    /// (a run-time type error) counts as passing: the full evaluation decides, and reports.
+    pub fn candidates(&self, c: &SpanColumns) -> Vec<bool> {
+        let mut passing = vec![0u64; c.trace_ids.len()];
+        for s in 0..c.len() {
+            if let Some(e) = &self.filter_opt {
+                let f = ColumnSpan {
+                    c,
+                    map: &self.map,
+                    span: s,
+                };
+                if matches!(crate::eval::eval_expr(&f, e), Ok(v) if !matches!(v, Value::Bool(true)))
+                {
+                    continue;
+                }
+            }
+            passing[c.span_trace[s] as usize] += 1;
+        }
+        passing.iter().map(|n| *n >= self.min_spans).collect()
+    }
+}

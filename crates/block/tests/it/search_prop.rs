@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use vivace_block::{
     Backend, BlockRef, BlockWriter, WriterConfig, needles, read_columnar, read_pruned,
-    set_file_facts,
+    read_span_columns, set_file_facts,
 };
 use vivace_common::TraceId;
 use vivace_proto::otlp::common::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value};
@@ -213,6 +213,9 @@ const QUERIES: &[&str] = &[
     "{ } ~ { name = \"db\" }",
     "{ } &<< { span.a != nil }",
     "{ name = \"db\" } | count() > 1",
+    "{ } | count() > 3",
+    "{ status = error || duration > 40ms } | count() >= 2",
+    "{ resource.service.name = \"api\" && span.http.method = \"GET\" } | by(name)",
     "{ } | by(resource.service.name) | count() >= 2",
     "{ } | avg(duration) > 20ms",
     "{ } | max(span.b) > 3",
@@ -304,6 +307,27 @@ proptest! {
                 .unwrap()
             });
             prop_assert_eq!(&want, &answer(&plan, &pruned.batch), "query {} (pruned read)", q);
+            // A prefilter on span-only columns keeps every trace that matches.
+            if let Some(pre) = plan.prefilter() {
+                let read = rt.block_on(read_span_columns(
+                    &backend,
+                    &block,
+                    pre.columns(),
+                    &needles(&done.meta, &plan.required),
+                    &plan.attr_names,
+                    None,
+                )).unwrap();
+                if let Some(read) = read {
+                    let candidates = pre.candidates(&read.columns);
+                    for id in want.keys() {
+                        let at = read.columns.trace_ids.iter().position(|t| t == id);
+                        prop_assert!(
+                            at.is_some_and(|i| candidates[i]),
+                            "query {}: the prefilter drops a matching trace", q
+                        );
+                    }
+                }
+            }
         }
     }
 }
