@@ -57,6 +57,11 @@ enum Source {
         path: String,
         resource: bool,
     },
+    /// A dedicated integer column, likewise.
+    DedicatedInt {
+        path: String,
+        resource: bool,
+    },
     ServiceName,
     /// Nowhere in this block: nil for every span.
     Absent,
@@ -97,22 +102,29 @@ pub async fn read_span_columns(
             SpanCol::StatusMessage => Source::Span("rs.ss.Spans.StatusMessage"),
             SpanCol::Attr { resource, name } => {
                 let scope = if *resource { "resource" } else { "span" };
+                let prefix = if *resource {
+                    "rs.Resource.DedicatedAttributes"
+                } else {
+                    "rs.ss.Spans.DedicatedAttributes"
+                };
                 if *resource && name == "service.name" {
                     Source::ServiceName
-                } else if block.meta.dedicated(scope, true).contains(&name.as_str()) {
-                    // Integer values: not what span-only string columns hold.
-                    return Ok(None);
+                } else if let Some(slot) = block
+                    .meta
+                    .dedicated(scope, true)
+                    .iter()
+                    .position(|n| n == name)
+                {
+                    Source::DedicatedInt {
+                        path: format!("{prefix}.Int{:02}", slot + 1),
+                        resource: *resource,
+                    }
                 } else if let Some(slot) = block
                     .meta
                     .dedicated(scope, false)
                     .iter()
                     .position(|n| n == name)
                 {
-                    let prefix = if *resource {
-                        "rs.Resource.DedicatedAttributes"
-                    } else {
-                        "rs.ss.Spans.DedicatedAttributes"
-                    };
                     Source::Dedicated {
                         path: format!("{prefix}.String{:02}", slot + 1),
                         resource: *resource,
@@ -144,7 +156,7 @@ pub async fn read_span_columns(
     for s in &sources {
         match s {
             Source::Span(p) => wanted.push(p),
-            Source::Dedicated { path, .. } => wanted.push(path),
+            Source::Dedicated { path, .. } | Source::DedicatedInt { path, .. } => wanted.push(path),
             Source::ServiceName => wanted.push(SERVICE_NAME),
             Source::Absent => {}
         }
@@ -212,6 +224,7 @@ fn cols_kinds(sources: &[Source]) -> Vec<Values> {
             Source::Span("rs.ss.Spans.DurationNano") => Values::Duration(Vec::new()),
             Source::Span("rs.ss.Spans.StatusCode") => Values::Status(Vec::new()),
             Source::Span("rs.ss.Spans.Kind") => Values::Kind(Vec::new()),
+            Source::DedicatedInt { .. } => Values::Int(Vec::new()),
             _ => Values::Str(Vec::new()),
         })
         .collect()
@@ -293,7 +306,9 @@ fn read_row_group(r: &RowGroup<'_>, sources: &[Source], out: &mut SpanColumns) -
                         Values::Duration(x) => x.extend(v.iter().map(|d| *d as u64)),
                         Values::Status(x) => x.extend(v.iter().map(|c| status_of_otlp(*c))),
                         Values::Kind(x) => x.extend(v.iter().map(|k| kind_of_otlp(*k))),
-                        Values::Str(_) => unreachable!("string kinds are for string columns"),
+                        Values::Str(_) | Values::Int(_) => {
+                            unreachable!("attribute kinds are for attribute columns")
+                        }
                     }
                 } else {
                     let v = need(r.key, r.bytes(path)?, path)?.values;
@@ -361,10 +376,52 @@ fn read_row_group(r: &RowGroup<'_>, sources: &[Source], out: &mut SpanColumns) -
                 };
                 push_str(out, values, ids);
             }
-            Source::Absent => push_str(out, values, vec![NIL; spans]),
+            Source::DedicatedInt { path, resource } => {
+                let Some(leaf) = r.i64s(path)? else {
+                    push_int(out, values, vec![None; spans]);
+                    continue;
+                };
+                let (d, owners) = if *resource {
+                    (2, res as usize)
+                } else {
+                    (4, spans)
+                };
+                let counts = leaf.counts(d);
+                if counts.len() != owners {
+                    return Err(len_err(path, counts.len(), owners));
+                }
+                let mut per_owner = Vec::with_capacity(owners);
+                let mut at = 0usize;
+                for c in counts {
+                    per_owner.push(match c {
+                        0 => None,
+                        1 => Some(leaf.values[at]),
+                        _ => return Ok(false),
+                    });
+                    at += c as usize;
+                }
+                let vals = if *resource {
+                    (0..spans)
+                        .map(|s| per_owner[(out.span_resource[first + s] - r_base) as usize])
+                        .collect()
+                } else {
+                    per_owner
+                };
+                push_int(out, values, vals);
+            }
+            Source::Absent => match &mut out.values[values] {
+                Values::Int(x) => x.extend(std::iter::repeat_n(None, spans)),
+                _ => push_str(out, values, vec![NIL; spans]),
+            },
         }
     }
     Ok(true)
+}
+
+fn push_int(out: &mut SpanColumns, col: usize, vals: Vec<Option<i64>>) {
+    if let Values::Int(x) = &mut out.values[col] {
+        x.extend(vals);
+    }
 }
 
 fn push_str(out: &mut SpanColumns, col: usize, ids: Vec<u32>) {

@@ -23,9 +23,10 @@ pub enum SpanCol {
     Kind,
     Name,
     StatusMessage,
-    /// A string attribute of the span (`resource` false) or of its resource. A reader gives
-    /// it only where it can prove the attribute has no other type or place (vParquet5: a
-    /// dedicated column, or `service.name`, with the name absent from the generic attributes).
+    /// A string or integer attribute of the span (`resource` false) or of its resource. A
+    /// reader gives it only where it can prove the attribute has no other type or place
+    /// (vParquet5: a dedicated column, or `service.name`, with the name absent from the
+    /// generic attributes).
     Attr {
         resource: bool,
         name: String,
@@ -40,6 +41,8 @@ pub enum Values {
     Kind(Vec<KindValue>),
     /// Indexes into [`SpanColumns`]' strings; [`NIL`] where the attribute is absent.
     Str(Vec<u32>),
+    /// An integer attribute; `None` where it is absent.
+    Int(Vec<Option<i64>>),
 }
 
 /// The string index of an absent attribute.
@@ -97,7 +100,7 @@ impl SpanColumns {
             },
             Values::Status(v) => v[s] as u32,
             Values::Kind(v) => v[s] as u32,
-            Values::Duration(_) => return None,
+            Values::Duration(_) | Values::Int(_) => return None,
         })
     }
 
@@ -112,6 +115,7 @@ impl SpanColumns {
                 Values::Status(x) => x.len(),
                 Values::Kind(x) => x.len(),
                 Values::Str(x) => x.len() * 4,
+                Values::Int(x) => x.len() * 16,
             })
             .sum();
         self.len() * per_span
@@ -212,6 +216,7 @@ impl<'a> ColumnSpan<'a> {
                 NIL => Value::Nil,
                 id => Value::Str(Cow::Borrowed(self.c.str(id))),
             },
+            Values::Int(v) => v[s].map_or(Value::Nil, Value::Int),
         }
     }
 }
@@ -275,7 +280,8 @@ impl SpanColumns {
                 SpanCol::Name => strings(&mut out, &batch.span_name),
                 SpanCol::StatusMessage => strings(&mut out, &batch.span_status_message),
                 SpanCol::Attr { resource, name } => {
-                    let mut v = Vec::with_capacity(n);
+                    // One type per column, as a dedicated column holds: strings, else integers.
+                    let (mut strs, mut ints) = (Vec::with_capacity(n), Vec::with_capacity(n));
                     let key_opt = batch.lookup(name);
                     for s in 0..n {
                         let attrs = if *resource {
@@ -286,14 +292,26 @@ impl SpanColumns {
                             batch.span_attrs[s].clone()
                         };
                         match key_opt.and_then(|k| batch.find_attr(&attrs, k)) {
-                            None => v.push(NIL),
-                            Some(Stored::Str(id)) => {
-                                v.push(out.intern_bytes(batch.str(id).as_bytes()))
+                            None => {
+                                strs.push(NIL);
+                                ints.push(None);
+                            }
+                            Some(Stored::Str(id)) if ints.iter().all(Option::is_none) => {
+                                strs.push(out.intern_bytes(batch.str(id).as_bytes()));
+                                ints.push(None);
+                            }
+                            Some(Stored::Int(i)) if strs.iter().all(|x| *x == NIL) => {
+                                strs.push(NIL);
+                                ints.push(Some(i));
                             }
                             Some(_) => return None,
                         }
                     }
-                    Values::Str(v)
+                    if ints.iter().any(Option::is_some) {
+                        Values::Int(ints)
+                    } else {
+                        Values::Str(strs)
+                    }
                 }
             };
             out.values.push(v);

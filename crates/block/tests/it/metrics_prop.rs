@@ -21,6 +21,8 @@ const QUERIES: &[&str] = &[
     "{ span.a = \"x\" } | rate()",
     "{ span.env = nil && name != \"db\" } | max_over_time(duration) by (status, kind)",
     "{ resource.service.name = \"web\" } | rate()",
+    "{ span.http.status_code >= 200 } | count_over_time() by (span.http.status_code)",
+    "{ } | avg_over_time(span.http.status_code) by (resource.service.name)",
 ];
 
 proptest! {
