@@ -315,42 +315,62 @@ impl SearchPlan {
         }
     }
 
-    /// A condition on span-only columns every matching trace satisfies, when the pipeline
-    /// starts with a spanset filter on span fields (see [`crate::spans::Prefilter`]); `None`
-    /// when it does not, or when every trace would pass (`{ }`).
+    /// A condition on span-only columns every matching trace satisfies (see
+    /// [`crate::spans::Prefilter`]), from the pipeline's first stage: a spanset filter needs
+    /// one passing span (`n + 1` when `| count() > n` follows); `&&` and the structural
+    /// operators that relate two non-empty spansets (`>`, `<`, `>>`, `<<`, `~` and their `&`
+    /// forms) need both sides. Sides that need nothing provable (`||`, negated relations,
+    /// events, links, trace-level fields) add nothing. `None` when nothing is left, or every
+    /// trace would pass (`{ }`).
     pub fn prefilter(&self) -> Option<crate::spans::Prefilter> {
-        let [CStage::Spanset(CSpanset::Filter(f)), rest @ ..] = self.stages.as_slice() else {
+        let (first, rest) = self.stages.split_first()?;
+        let CStage::Spanset(se) = first else {
             return None;
         };
-        if f.uses_event || f.uses_link {
-            return None;
-        }
-        let filter_opt = (!f.always_true).then(|| f.expr.clone());
+        let mut filters: Vec<&Filter> = Vec::new();
+        needed_filters(se, &mut filters);
         let mut cols = Vec::new();
-        let map = crate::spans::ColumnMap::of(self, filter_opt.iter(), &mut cols)?;
-        let min_spans = match rest.first() {
-            Some(CStage::Scalar(
-                op,
-                CScalar::Agg {
-                    func: AggFunc::Count,
-                    expr_opt: None,
-                    ..
-                },
-                CScalar::Const(Static::Int(n)),
-            )) => match op {
-                CmpOp::Gt => n.saturating_add(1),
-                CmpOp::Gte | CmpOp::Eq => *n,
-                _ => 1,
-            },
-            _ => 1,
+        let mut terms: Vec<(Option<Expr>, u64)> = Vec::new();
+        let mut exprs = Vec::new();
+        for f in filters {
+            if f.uses_event || f.uses_link {
+                continue;
+            }
+            let filter_opt = (!f.always_true).then(|| f.expr.clone());
+            // A filter on what span-only columns do not hold adds nothing.
+            let mut probe = cols.clone();
+            if crate::spans::ColumnMap::of(self, filter_opt.iter(), &mut probe).is_none() {
+                continue;
+            }
+            exprs.extend(filter_opt.clone());
+            terms.push((filter_opt, 1));
         }
-        .max(1) as u64;
-        if filter_opt.is_none() && min_spans == 1 {
+        // `{ f } | count() > n`: n + 1 spans of the one filter.
+        if let ([(_, min)], CSpanset::Filter(_)) = (terms.as_mut_slice(), se) {
+            *min = match rest.first() {
+                Some(CStage::Scalar(
+                    op,
+                    CScalar::Agg {
+                        func: AggFunc::Count,
+                        expr_opt: None,
+                        ..
+                    },
+                    CScalar::Const(Static::Int(n)),
+                )) => match op {
+                    CmpOp::Gt => n.saturating_add(1),
+                    CmpOp::Gte | CmpOp::Eq => *n,
+                    _ => 1,
+                },
+                _ => 1,
+            }
+            .max(1) as u64;
+        }
+        terms.retain(|(f, min)| f.is_some() || *min > 1);
+        if terms.is_empty() {
             return None;
         }
-        Some(crate::spans::Prefilter::new(
-            cols, filter_opt, map, min_spans,
-        ))
+        let map = crate::spans::ColumnMap::of(self, exprs.iter(), &mut cols)?;
+        Some(crate::spans::Prefilter::new(cols, terms, map))
     }
 
     /// The expressions of the attributes returned spans carry (see [`Bound::span_attributes`]).
@@ -903,6 +923,33 @@ impl<'b> Bound<'_, 'b> {
     /// and the resource value when both exist.
     pub fn span_attributes(&self, span: u32) -> Vec<(String, OwnedValue)> {
         returned_attributes(self.plan, &self.ctx(span))
+    }
+}
+
+/// The filters of a spanset expression that must each have a passing span for it to be
+/// non-empty (see [`SearchPlan::prefilter`]).
+fn needed_filters<'p>(se: &'p CSpanset, out: &mut Vec<&'p Filter>) {
+    match se {
+        CSpanset::Filter(f) => out.push(f),
+        CSpanset::Op(op, l, r) => {
+            use SpansetOp::*;
+            if matches!(
+                op,
+                And | Child
+                    | Parent
+                    | Descendant
+                    | Ancestor
+                    | Sibling
+                    | UnionChild
+                    | UnionParent
+                    | UnionDescendant
+                    | UnionAncestor
+                    | UnionSibling
+            ) {
+                needed_filters(l, out);
+                needed_filters(r, out);
+            }
+        }
     }
 }
 

@@ -321,39 +321,32 @@ impl SpanColumns {
 }
 
 /// A condition every trace a search matches satisfies, checked on span-only columns before a
-/// block is read as traces: at least `min_spans` of its spans pass the pipeline's first
-/// spanset filter (a spanset left empty by a stage is dropped, so a trace without one such
-/// span cannot match; `{ f } | count() > n` needs n + 1). Traces that pass are evaluated in
-/// full; the others — all of them, for a query that matches nothing — are never assembled.
+/// block is read as traces: for each of its filters, at least `min` of the trace's spans pass
+/// it (a spanset left empty by a stage is dropped, so a trace without one passing span cannot
+/// match; `{ f } | count() > n` needs n + 1; `{ a } >> { b }` needs an `a` and a `b`; see
+/// `SearchPlan::prefilter`). Traces that pass are evaluated in full; the others — all of
+/// them, for a query that matches nothing — are never assembled.
 #[derive(Debug, Clone)]
 pub struct Prefilter {
     cols: Vec<SpanCol>,
-    filter_opt: Option<Expr>,
+    /// Filters (`None`: every span passes) and the passing spans each needs.
+    terms: Vec<(Option<Expr>, u64)>,
     map: ColumnMap,
-    min_spans: u64,
 }
 
 impl PartialEq for Prefilter {
     fn eq(&self, o: &Prefilter) -> bool {
-        self.cols == o.cols
-            && self.min_spans == o.min_spans
-            && format!("{:?}", self.filter_opt) == format!("{:?}", o.filter_opt)
+        self.cols == o.cols && format!("{:?}", self.terms) == format!("{:?}", o.terms)
     }
 }
 
 impl Prefilter {
     pub(crate) fn new(
         cols: Vec<SpanCol>,
-        filter_opt: Option<Expr>,
+        terms: Vec<(Option<Expr>, u64)>,
         map: ColumnMap,
-        min_spans: u64,
     ) -> Prefilter {
-        Prefilter {
-            cols,
-            filter_opt,
-            map,
-            min_spans,
-        }
+        Prefilter { cols, terms, map }
     }
 
     /// The columns [`Prefilter::candidates`] reads.
@@ -361,24 +354,35 @@ impl Prefilter {
         &self.cols
     }
 
-    /// Per trace of `c` (as `c.trace_ids`), whether it can match. A span the filter fails on
+    /// Per trace of `c` (as `c.trace_ids`), whether it can match. A span a filter fails on
     /// (a run-time type error) counts as passing: the full evaluation decides, and reports.
     pub fn candidates(&self, c: &SpanColumns) -> Vec<bool> {
+        let mut ok = vec![true; c.trace_ids.len()];
         let mut passing = vec![0u64; c.trace_ids.len()];
-        for s in 0..c.len() {
-            if let Some(e) = &self.filter_opt {
-                let f = ColumnSpan {
-                    c,
-                    map: &self.map,
-                    span: s,
-                };
-                if matches!(crate::eval::eval_expr(&f, e), Ok(v) if !matches!(v, Value::Bool(true)))
-                {
+        for (filter_opt, min) in &self.terms {
+            passing.iter_mut().for_each(|n| *n = 0);
+            for s in 0..c.len() {
+                let t = c.span_trace[s] as usize;
+                if !ok[t] {
                     continue;
                 }
+                if let Some(e) = filter_opt {
+                    let f = ColumnSpan {
+                        c,
+                        map: &self.map,
+                        span: s,
+                    };
+                    if matches!(crate::eval::eval_expr(&f, e), Ok(v) if !matches!(v, Value::Bool(true)))
+                    {
+                        continue;
+                    }
+                }
+                passing[t] += 1;
             }
-            passing[c.span_trace[s] as usize] += 1;
+            for (o, n) in ok.iter_mut().zip(&passing) {
+                *o &= *n >= *min;
+            }
         }
-        passing.iter().map(|n| *n >= self.min_spans).collect()
+        ok
     }
 }

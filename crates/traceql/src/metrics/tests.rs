@@ -346,3 +346,38 @@ proptest! {
         prop_assert!(ran >= 7);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// A search's prefilter keeps every trace the search matches, and for a lone filter (with
+    /// or without `| count() > n`) keeps exactly those.
+    #[test]
+    fn prefilters_keep_every_match(traces in traces()) {
+        let batch = batch_of(&traces, 0);
+        for (q, exact) in [
+            ("{ status = error }", true),
+            ("{ } | count() > 2", true),
+            ("{ name = \"q\" && duration > 2s } | count() >= 2", true),
+            ("{ resource.service.name = \"api\" } >> { status = error }", false),
+            ("{ kind = server } && { span.route = \"/a\" }", false),
+            ("{ status = error } | by(name) | count() > 1", false),
+        ] {
+            let plan = crate::eval::SearchPlan::new(&crate::parse(q).unwrap()).unwrap();
+            let pre = plan.prefilter().unwrap_or_else(|| panic!("{q}: no prefilter"));
+            let cols = crate::spans::SpanColumns::from_batch(&batch, pre.columns()).unwrap();
+            let candidates = pre.candidates(&cols);
+            let bound = plan.bind(&batch);
+            for t in 0..batch.traces.len() {
+                let matches = !bound.eval_trace(t).unwrap().is_empty();
+                prop_assert!(!matches || candidates[t], "{}: trace {} matches but was left out", q, t);
+                if exact {
+                    prop_assert_eq!(matches, candidates[t], "{}: trace {}", q, t);
+                }
+            }
+        }
+        for q in ["{ }", "{ } !> { status = error }", "{ status = error } || { kind = client }"] {
+            let plan = crate::eval::SearchPlan::new(&crate::parse(q).unwrap()).unwrap();
+            prop_assert!(plan.prefilter().is_none(), "{}", q);
+        }
+    }
+}
