@@ -25,7 +25,7 @@ use crate::ast::{
 use crate::batch::{Projection, SpanBatch, StrId};
 
 use expr::{Ctx, Names, compile, lit, matches};
-pub(crate) use expr::{Expr, Fields, eval as eval_expr};
+pub(crate) use expr::{Expr, Fields, eval as eval_expr, lit as lit_value};
 pub(crate) use expr::{hex as hex_id, stored as expr_stored};
 pub use value::{OwnedValue, Value, go_duration, kind_text, status_text};
 use value::{agg_order, arith, compare};

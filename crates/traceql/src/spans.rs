@@ -361,28 +361,108 @@ impl Prefilter {
         let mut passing = vec![0u64; c.trace_ids.len()];
         for (filter_opt, min) in &self.terms {
             passing.iter_mut().for_each(|n| *n = 0);
-            for s in 0..c.len() {
-                let t = c.span_trace[s] as usize;
-                if !ok[t] {
-                    continue;
-                }
-                if let Some(e) = filter_opt {
-                    let f = ColumnSpan {
-                        c,
-                        map: &self.map,
-                        span: s,
-                    };
-                    if matches!(crate::eval::eval_expr(&f, e), Ok(v) if !matches!(v, Value::Bool(true)))
-                    {
-                        continue;
+            match filter_opt {
+                None => {
+                    for &t in &c.span_trace {
+                        passing[t as usize] += 1;
                     }
                 }
-                passing[t] += 1;
+                Some(e) => {
+                    for (t, pass) in c.span_trace.iter().zip(self.mask(e, c)) {
+                        passing[*t as usize] += u64::from(pass);
+                    }
+                }
             }
             for (o, n) in ok.iter_mut().zip(&passing) {
                 *o &= *n >= *min;
             }
         }
         ok
+    }
+
+    /// Whether each span passes `e`, a column at a time: a comparison or regex on a string,
+    /// status or kind column is evaluated once per distinct value (strings by their index,
+    /// as dictionary IDs), durations and integers by value; `&&` and `||` combine masks.
+    /// Anything else is evaluated span by span. Where the evaluator would fail, the span
+    /// passes (only ever more spans pass than the full evaluation lets through; `&&` and `||`
+    /// keep that).
+    fn mask(&self, e: &Expr, c: &SpanColumns) -> Vec<bool> {
+        let n = c.len();
+        let column = |t: &Expr| self.map.column_of(t).map(|col| &c.values[col]);
+        match e {
+            Expr::And(l, r) => {
+                let mut m = self.mask(l, c);
+                for (a, b) in m.iter_mut().zip(self.mask(r, c)) {
+                    *a &= b;
+                }
+                return m;
+            }
+            Expr::Or(l, r) => {
+                let mut m = self.mask(l, c);
+                for (a, b) in m.iter_mut().zip(self.mask(r, c)) {
+                    *a |= b;
+                }
+                return m;
+            }
+            Expr::Lit(crate::ast::Static::Bool(b)) => return vec![*b; n],
+            Expr::Cmp(op, t, lit) if matches!(**lit, Expr::Lit(_)) => {
+                let Expr::Lit(l) = &**lit else {
+                    unreachable!("matched above")
+                };
+                let l = crate::eval::lit_value(l);
+                let cmp = |v: Value<'_>| crate::eval::value::compare(*op, &v, &l).unwrap_or(true);
+                match column(t) {
+                    Some(Values::Str(ids)) => {
+                        let table: Vec<bool> = (0..c.strings.len())
+                            .map(|i| cmp(Value::Str(Cow::Borrowed(&c.strings[i]))))
+                            .collect();
+                        let nil = cmp(Value::Nil);
+                        return ids
+                            .iter()
+                            .map(|id| table.get(*id as usize).copied().unwrap_or(nil))
+                            .collect();
+                    }
+                    Some(Values::Status(v)) => {
+                        let table = [StatusValue::Error, StatusValue::Ok, StatusValue::Unset]
+                            .map(|x| cmp(Value::Status(x)));
+                        return v.iter().map(|x| table[*x as usize]).collect();
+                    }
+                    Some(Values::Duration(v)) => {
+                        return v.iter().map(|d| cmp(Value::Duration(*d as i64))).collect();
+                    }
+                    Some(Values::Int(v)) => {
+                        return v
+                            .iter()
+                            .map(|x| cmp(x.map_or(Value::Nil, Value::Int)))
+                            .collect();
+                    }
+                    _ => {}
+                }
+            }
+            Expr::Regex { negate, lhs, re } => {
+                if let Some(Values::Str(ids)) = column(lhs) {
+                    let table: Vec<bool> = c
+                        .strings
+                        .iter()
+                        .map(|s| re.is_match(s) != *negate)
+                        .collect();
+                    return ids
+                        .iter()
+                        .map(|id| table.get(*id as usize).copied().unwrap_or(false))
+                        .collect();
+                }
+            }
+            _ => {}
+        }
+        (0..n)
+            .map(|s| {
+                let f = ColumnSpan {
+                    c,
+                    map: &self.map,
+                    span: s,
+                };
+                !matches!(crate::eval::eval_expr(&f, e), Ok(v) if !matches!(v, Value::Bool(true)))
+            })
+            .collect()
     }
 }
