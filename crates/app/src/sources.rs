@@ -260,6 +260,31 @@ async fn fetch_block(
             Err(e) => return failed(e),
         }
     }
+    // A search for one trace ID (`{ trace:id = "…" && … }`): only that trace can match here,
+    // so it is read as trace by ID reads it (bloom, page index, its pages) instead of its row
+    // group, and evaluated alone.
+    if fetch.span_columns_opt.is_none()
+        && only_opt.is_none()
+        && let Some(trace_id) = needles
+            .iter()
+            .find(|n| n.columns.len() == 1 && n.columns[0] == "TraceID")
+            .and_then(|n| TraceId::from_slice(&n.value))
+    {
+        return match vivace_block::find_trace_by_id(&backend, &block, &trace_id).await {
+            Ok(found) => {
+                let batch = tokio::task::spawn_blocking(move || {
+                    vivace_model::batch_of(found.iter().map(|t| (&trace_id, t)))
+                })
+                .await
+                .map_err(|e| Status::internal(format!("trace batch task failed: {e}")))?;
+                Ok(FetchedBatch {
+                    batch: Arc::new(batch),
+                    ..FetchedBatch::empty(0)
+                })
+            }
+            Err(e) => failed(e),
+        };
+    }
     let reader = RowReader {
         backend: backend.clone(),
         block: block.clone(),

@@ -302,6 +302,34 @@ async fn run_cases(server: &Server, all: &Json, state: &str) -> BTreeMap<String,
             }
         }
     }
+    // Every fixture trace by its ID (read as trace by ID reads it once in a block), alone and
+    // with a span condition: found, whole, and the same in every state.
+    for (fixture, traces) in all
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| !k.starts_with('_'))
+    {
+        for tr in traces.as_array().unwrap() {
+            let label = tr["trace"].as_str().unwrap();
+            let id = hex(&id16(label));
+            for q in [
+                format!("{{ trace:id = \"{id}\" }}"),
+                format!("{{ trace:id = \"{id}\" && status = error }}"),
+            ] {
+                let (status, body) = search(server, fixture, &q).await;
+                if status != 200 {
+                    failures.push(format!("{q}: status {status}: {body}"));
+                    continue;
+                }
+                let found = body["traces"].as_array().map_or(0, Vec::len);
+                if !q.contains("status") && found != 1 {
+                    failures.push(format!("{q} ({fixture} {label}): {found} traces"));
+                }
+                out.insert(format!("{fixture}/{label}/{q}"), body["traces"].clone());
+            }
+        }
+    }
     assert!(
         failures.is_empty(),
         "{state}: {} of the catalogue's cases failed:\n{}",
