@@ -306,6 +306,9 @@ pub struct FrontendSearchConfig {
     pub query_end_cutoff: Option<Duration>,
     /// Jobs (the live-store, blocks) read and evaluated at once (vivace default 4).
     pub concurrent_jobs: Option<usize>,
+    /// Compressed row-group bytes of a block job that can be split (span-only metrics; Tempo's
+    /// key, its default 100 MiB; vivace 16 MiB, so one large block keeps every core busy).
+    pub target_bytes_per_job: Option<u64>,
     #[serde(flatten)]
     pub other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
 }
@@ -484,6 +487,15 @@ impl Config {
             c.query_timeout = t;
         }
         c
+    }
+
+    /// `query_frontend.search.target_bytes_per_job` (16 MiB).
+    pub fn target_bytes_per_job(&self) -> u64 {
+        self.query_frontend
+            .as_ref()
+            .and_then(|f| f.search.target_bytes_per_job)
+            .unwrap_or(16 << 20)
+            .max(1)
     }
 
     /// `query_frontend.mcp_server.enabled`.

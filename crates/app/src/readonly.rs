@@ -43,6 +43,7 @@ pub async fn serve_blocks(cfg: &Config) -> Result<LocalApi, AppError> {
         list,
         cfg.trace_by_id_timeout(),
         cache,
+        cfg.target_bytes_per_job(),
     ));
     let api = QueryApi {
         sources: vec![blocks.clone()],

@@ -414,6 +414,7 @@ impl App {
             list,
             cfg.trace_by_id_timeout(),
             cache.cache.clone(),
+            cfg.target_bytes_per_job(),
         );
         let live_source = Arc::new(LiveStoreSource(live.clone()));
         let block_source = Arc::new(blocks);

@@ -86,6 +86,9 @@ pub(crate) struct BlockSource {
     pub(crate) timeout: std::time::Duration,
     /// Blocks already decoded for search.
     pub(crate) cache: Arc<vivace_block::BatchCache>,
+    /// Compressed row-group bytes of one span-only metrics job at least
+    /// (`query_frontend.search.target_bytes_per_job`).
+    pub(crate) shard_bytes: u64,
 }
 
 /// Blocks read at once by one trace-by-ID lookup.
@@ -97,8 +100,10 @@ impl BlockSource {
         list: SharedBlockList,
         timeout: std::time::Duration,
         cache: Arc<vivace_block::BatchCache>,
+        shard_bytes: u64,
     ) -> BlockSource {
         BlockSource {
+            shard_bytes,
             backend,
             list,
             timeout,
@@ -194,9 +199,6 @@ impl TraceSource for BlockSource {
         }))
     }
 }
-
-/// Compressed bytes of row groups a span-only metrics job reads at least.
-const SHARD_BYTES: u64 = 16 << 20;
 
 /// One block job: the cached batch, else span-only columns when the fetch asks for them and
 /// the block gives them, else a batch read (cached when it is the whole block). `only_opt`:
@@ -452,7 +454,7 @@ impl RowReader {
 impl SearchSource for BlockSource {
     /// One job per block of the tenant whose time range overlaps `[start, end]`; a metrics
     /// query counted from span-only columns gets one job per run of row groups
-    /// ([`SHARD_BYTES`]), so one large block keeps every core busy.
+    /// (`shard_bytes`), so one large block keeps every core busy.
     async fn search_jobs(
         &self,
         tenant: &TenantId,
@@ -470,7 +472,7 @@ impl SearchSource for BlockSource {
                 && b.meta.format == vivace_block::FORMAT
                 && !cached
             {
-                match vivace_block::row_group_shards(&self.backend, &b, SHARD_BYTES).await {
+                match vivace_block::row_group_shards(&self.backend, &b, self.shard_bytes).await {
                     Ok(v) => v
                         .into_iter()
                         .map(|r| Some(vivace_block::RowGroups::Range(r)))

@@ -334,3 +334,106 @@ async fn grafana_metrics_requests_over_http_and_grpc() {
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
     }
 }
+
+/// Metrics that read blocks span by span, one job per row group, answer exactly what the same
+/// spans answered while they were live (read as batches).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn span_only_row_group_jobs_answer_as_live_data() {
+    const LIVE: &str =
+        "live_store:\n  max_trace_idle: 1h\n  max_trace_live: 1h\n  max_block_duration: 1h\n";
+    const BLOCKS: &str = "live_store:\n  max_trace_idle: 100ms\n  max_trace_live: 1s\n  max_block_duration: 300ms\n  complete_block_timeout: 1s\n\
+         storage:\n  trace:\n    block:\n      parquet_row_group_size_bytes: 3000\n\
+         query_frontend:\n  search:\n    target_bytes_per_job: 1\n";
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), LIVE);
+    for id in 1..=120u8 {
+        let (status, _) =
+            post_otlp(&server, &crate::support::shop_trace(id, id % 7 == 0), None).await;
+        assert_eq!(status, 200);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let queries = [
+        "{ } | count_over_time()",
+        "{ status = error } | count_over_time() by (resource.service.name)",
+        "{ } | quantile_over_time(duration, .5, .9) by (span.http.route)",
+        "{ kind = server && resource.service.name != \"frontend\" } | max_over_time(duration) by (name)",
+        "{ span.http.route =~ \"POST.*\" } | histogram_over_time(duration)",
+    ];
+    async fn ask(server: &Server, q: &str, now: u64) -> Json {
+        http()
+            .get(server.api("/api/metrics/query_range"))
+            .query(&[
+                ("q", q.to_string()),
+                ("start", (now - 600).to_string()),
+                ("end", (now + 60).to_string()),
+                ("step", "10s".into()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json::<Json>()
+            .await
+            .unwrap()
+    }
+    let strip = |body: &Json| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = body["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["promLabels"].to_string(), s["samples"].to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut live = Vec::new();
+    for q in queries {
+        let body = ask(&server, q, now).await;
+        assert_eq!(
+            body["metrics"]["totalBlocks"].as_u64().unwrap_or(0),
+            0,
+            "{q}"
+        );
+        assert!(!strip(&body).is_empty(), "{q}: {body}");
+        live.push(strip(&body));
+    }
+    // The same spans replayed from the log and cut into blocks of small row groups.
+    server.terminate();
+    let config = dir.path().join("vivace.yaml");
+    let yaml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, yaml.replace(LIVE, BLOCKS)).unwrap();
+    server.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let body = ask(&server, queries[0], now).await;
+        let m = &body["metrics"];
+        // Every span in blocks, and no job left for the live-store.
+        if m["totalBlocks"].as_u64().unwrap_or(0) > 0
+            && m["inspectedSpans"].as_str() == Some("480")
+            && strip(&body) == live[0]
+            && m["totalJobs"].as_u64() > m["totalBlocks"].as_u64()
+        {
+            let again = ask(&server, queries[0], now).await;
+            if again["metrics"]["inspectedTraces"].as_u64() == Some(120) {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spans not in blocks: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    for (q, want) in queries.iter().zip(live) {
+        let body = ask(&server, q, now).await;
+        let m = &body["metrics"];
+        let (jobs, blocks) = (
+            m["totalJobs"].as_u64().unwrap_or(0),
+            m["totalBlocks"].as_u64().unwrap_or(0),
+        );
+        assert!(jobs > blocks + 1, "{q}: row-group jobs expected: {m}");
+        assert_eq!(strip(&body), want, "{q}");
+    }
+}
