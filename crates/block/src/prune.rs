@@ -345,16 +345,7 @@ pub async fn read_pruned(
             batch.reserve_spans(spans.max(0) as usize);
         }
         for rg in (0..n_rg).filter(|rg| !skip[*rg]) {
-            let group = SerializedRowGroupReader::new(
-                reader.clone(),
-                footer.row_group(rg),
-                parquet::file::metadata::page_index::RowGroupPageIndex::new(0, None),
-                Arc::new(ReaderProperties::builder().build()),
-            )
-            .map_err(|source| Error::Parquet {
-                path: key.clone().into(),
-                source,
-            })?;
+            let group = row_group_reader(&reader, &footer, rg, &key)?;
             let mut r = RowGroup {
                 group: &group,
                 columns: &columns,
@@ -585,6 +576,25 @@ pub(crate) async fn fetch_parts(
         .await
         .map_err(Error::Backend)?;
     Ok(ranges.iter().map(|r| r.start).zip(got).collect())
+}
+
+/// A reader of row group `rg` over fetched ranges of the file.
+pub(crate) fn row_group_reader<'a>(
+    reader: &Arc<Parts>,
+    footer: &'a parquet::file::metadata::ParquetMetaData,
+    rg: usize,
+    key: &str,
+) -> Result<SerializedRowGroupReader<'a, Parts>> {
+    SerializedRowGroupReader::new(
+        reader.clone(),
+        footer.row_group(rg),
+        parquet::file::metadata::page_index::RowGroupPageIndex::new(0, None),
+        Arc::new(ReaderProperties::builder().build()),
+    )
+    .map_err(|source| Error::Parquet {
+        path: key.into(),
+        source,
+    })
 }
 
 /// Fetched ranges of a file, read as if they were the file.

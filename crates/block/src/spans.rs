@@ -19,8 +19,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parquet::data_type::ByteArray;
-use parquet::file::properties::ReaderProperties;
-use parquet::file::serialized_reader::SerializedRowGroupReader;
 use vivace_traceql::batch::{AttrNames, Projection, id16, kind_of_otlp, status_of_otlp};
 use vivace_traceql::spans::{NIL, SpanCol, SpanColumns, Values};
 
@@ -28,7 +26,7 @@ use crate::backend::Backend;
 use crate::columnar::{Leaf, Narrow, RowGroup};
 use crate::error::{Error, Result};
 use crate::list::BlockRef;
-use crate::prune::{Needle, Parts, Pruned, fetch_parts, prune};
+use crate::prune::{Needle, Parts, Pruned, fetch_parts, prune, row_group_reader};
 
 const START: &str = "rs.ss.Spans.StartTimeUnixNano";
 const TRACE_ID: &str = "TraceID";
@@ -180,16 +178,7 @@ pub async fn read_span_columns(
         let narrow = Narrow::default();
         let mut row_groups = Vec::with_capacity(read.len());
         for rg in read {
-            let group = SerializedRowGroupReader::new(
-                reader.clone(),
-                footer.row_group(rg),
-                parquet::file::metadata::page_index::RowGroupPageIndex::new(0, None),
-                Arc::new(ReaderProperties::builder().build()),
-            )
-            .map_err(|source| Error::Parquet {
-                path: key.clone().into(),
-                source,
-            })?;
+            let group = row_group_reader(&reader, &footer, rg, &key)?;
             let r = RowGroup {
                 group: &group,
                 columns: &columns,
@@ -337,9 +326,7 @@ fn read_row_group(r: &RowGroup<'_>, sources: &[Source], out: &mut SpanColumns) -
                         }
                     })
                     .collect();
-                let ids = (0..spans)
-                    .map(|s| per_res[(out.span_resource[first + s] - r_base) as usize])
-                    .collect();
+                let ids = spread(per_res, true, &out.span_resource[first..], r_base);
                 push_str(out, values, ids);
             }
             Source::Dedicated { path, resource } => {
@@ -347,33 +334,14 @@ fn read_row_group(r: &RowGroup<'_>, sources: &[Source], out: &mut SpanColumns) -
                     push_str(out, values, vec![NIL; spans]);
                     continue;
                 };
-                let (d, owners) = if *resource {
-                    (2, res as usize)
-                } else {
-                    (4, spans)
-                };
-                let counts = leaf.counts(d);
-                if counts.len() != owners {
-                    return Err(len_err(path, counts.len(), owners));
-                }
                 let mut memo = Memo::default();
-                let mut per_owner = Vec::with_capacity(owners);
-                let mut at = 0usize;
-                for c in counts {
-                    per_owner.push(match c {
-                        0 => NIL,
-                        1 => memo.id(out, &leaf.values[at]),
-                        _ => return Ok(false),
-                    });
-                    at += c as usize;
-                }
-                let ids = if *resource {
-                    (0..spans)
-                        .map(|s| per_owner[(out.span_resource[first + s] - r_base) as usize])
-                        .collect()
-                } else {
-                    per_owner
+                let counts = owner_counts(&leaf, *resource, res, spans, path, r.key)?;
+                let Some(per_owner) =
+                    one_per_owner(&counts, NIL, |at| memo.id(out, &leaf.values[at]))
+                else {
+                    return Ok(false);
                 };
+                let ids = spread(per_owner, *resource, &out.span_resource[first..], r_base);
                 push_str(out, values, ids);
             }
             Source::DedicatedInt { path, resource } => {
@@ -381,32 +349,12 @@ fn read_row_group(r: &RowGroup<'_>, sources: &[Source], out: &mut SpanColumns) -
                     push_int(out, values, vec![None; spans]);
                     continue;
                 };
-                let (d, owners) = if *resource {
-                    (2, res as usize)
-                } else {
-                    (4, spans)
+                let counts = owner_counts(&leaf, *resource, res, spans, path, r.key)?;
+                let Some(per_owner) = one_per_owner(&counts, None, |at| Some(leaf.values[at]))
+                else {
+                    return Ok(false);
                 };
-                let counts = leaf.counts(d);
-                if counts.len() != owners {
-                    return Err(len_err(path, counts.len(), owners));
-                }
-                let mut per_owner = Vec::with_capacity(owners);
-                let mut at = 0usize;
-                for c in counts {
-                    per_owner.push(match c {
-                        0 => None,
-                        1 => Some(leaf.values[at]),
-                        _ => return Ok(false),
-                    });
-                    at += c as usize;
-                }
-                let vals = if *resource {
-                    (0..spans)
-                        .map(|s| per_owner[(out.span_resource[first + s] - r_base) as usize])
-                        .collect()
-                } else {
-                    per_owner
-                };
+                let vals = spread(per_owner, *resource, &out.span_resource[first..], r_base);
                 push_int(out, values, vals);
             }
             Source::Absent => match &mut out.values[values] {
@@ -416,6 +364,68 @@ fn read_row_group(r: &RowGroup<'_>, sources: &[Source], out: &mut SpanColumns) -
         }
     }
     Ok(true)
+}
+
+/// Values per owner of a dedicated column: per resource (`resource`, `res` of them) or per
+/// span (`spans`).
+fn owner_counts<T>(
+    leaf: &Leaf<T>,
+    resource: bool,
+    res: u32,
+    spans: usize,
+    path: &str,
+    key: &str,
+) -> Result<Vec<u32>> {
+    let (d, owners) = if resource {
+        (2, res as usize)
+    } else {
+        (4, spans)
+    };
+    let counts = leaf.counts(d);
+    if counts.len() != owners {
+        return Err(Error::Schema {
+            path: key.into(),
+            what: format!("column {path}: {} values for {owners} owners", counts.len()),
+        });
+    }
+    Ok(counts)
+}
+
+/// Each owner's one value (`value(at)` of the value at `at`), `none` where it has none; `None`
+/// when an owner has several (an array, which span-only columns do not hold).
+fn one_per_owner<T: Copy>(
+    counts: &[u32],
+    none: T,
+    mut value: impl FnMut(usize) -> T,
+) -> Option<Vec<T>> {
+    let mut out = Vec::with_capacity(counts.len());
+    let mut at = 0usize;
+    for &c in counts {
+        out.push(match c {
+            0 => none,
+            1 => value(at),
+            _ => return None,
+        });
+        at += c as usize;
+    }
+    Some(out)
+}
+
+/// Per-owner values as per-span values: a resource's value for each of its spans
+/// (`span_resource` of the row group's spans, numbered from `r_base`).
+fn spread<T: Copy>(
+    per_owner: Vec<T>,
+    resource: bool,
+    span_resource: &[u32],
+    r_base: u32,
+) -> Vec<T> {
+    if !resource {
+        return per_owner;
+    }
+    span_resource
+        .iter()
+        .map(|r| per_owner[(r - r_base) as usize])
+        .collect()
 }
 
 fn push_int(out: &mut SpanColumns, col: usize, vals: Vec<Option<i64>>) {

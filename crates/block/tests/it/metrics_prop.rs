@@ -2,14 +2,11 @@
 //! counts over the OTLP traces, on generated traces written to blocks — or decline, when a
 //! row group could hold a wanted attribute somewhere span-only columns do not look.
 
-use bytes::Bytes;
 use proptest::prelude::*;
-use vivace_block::{
-    Backend, BlockRef, BlockWriter, WriterConfig, needles, read_span_columns, set_file_facts,
-};
+use vivace_block::{Backend, BlockRef, needles, read_span_columns};
 use vivace_traceql::metrics::{MetricsPlan, Range};
 
-use crate::search_prop::traces;
+use crate::search_prop::{small_row_group_block, traces};
 
 const QUERIES: &[&str] = &[
     "{ } | rate()",
@@ -31,17 +28,10 @@ proptest! {
     #[test]
     fn span_only_reads_count_as_the_plain_evaluator(traces in traces()) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let mut cfg = WriterConfig::new("t", "00000000-0000-4000-8000-00000000000b");
-        cfg.row_group_bytes = 3_000;
-        let mut w = BlockWriter::new(Vec::new(), cfg).unwrap();
-        for (id, t) in &traces {
-            w.push(*id, t).unwrap();
-        }
-        let (mut done, data) = w.finish().unwrap();
-        set_file_facts(&mut done.meta, data.len() as u64, &data);
+        let (done, data) = small_row_group_block(&traces, "00000000-0000-4000-8000-00000000000b");
         let backend = Backend::memory();
         let block = BlockRef::new("t", done.meta.clone());
-        rt.block_on(backend.put(&block.key("data.parquet"), Bytes::from(data))).unwrap();
+        rt.block_on(backend.put(&block.key("data.parquet"), data)).unwrap();
         let plain = vivace_model::batch_of(traces.iter().map(|(id, t)| (id, t)));
         // The generated spans start at 1.7e18 ns plus a few milliseconds.
         let start = 1_700_000_000_000_000_000u64 - 10_000_000_000;

@@ -262,21 +262,29 @@ fn answer(plan: &SearchPlan, b: &SpanBatch) -> Answer {
     out
 }
 
+/// `traces` written as block `id` in row groups of ~3 kB (several per block).
+pub(crate) fn small_row_group_block(
+    traces: &[(TraceId, Trace)],
+    id: &str,
+) -> (vivace_block::FinishedBlock, Bytes) {
+    let mut cfg = WriterConfig::new("t", id);
+    cfg.row_group_bytes = 3_000;
+    let mut w = BlockWriter::new(Vec::new(), cfg).unwrap();
+    for (id, t) in traces {
+        w.push(*id, t).unwrap();
+    }
+    let (mut done, data) = w.finish().unwrap();
+    set_file_facts(&mut done.meta, data.len() as u64, &data);
+    (done, Bytes::from(data))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
     fn block_columnar_search_equals_the_plain_evaluator(traces in traces()) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let mut cfg = WriterConfig::new("t", "00000000-0000-4000-8000-000000000009");
-        cfg.row_group_bytes = 3_000;
-        let mut w = BlockWriter::new(Vec::new(), cfg).unwrap();
-        for (id, t) in &traces {
-            w.push(*id, t).unwrap();
-        }
-        let (mut done, data) = w.finish().unwrap();
-        set_file_facts(&mut done.meta, data.len() as u64, &data);
-        let data = Bytes::from(data);
+        let (done, data) = small_row_group_block(&traces, "00000000-0000-4000-8000-000000000009");
         let plain = vivace_model::batch_of(traces.iter().map(|(id, t)| (id, t)));
         for q in QUERIES {
             let parsed = vivace_traceql::parse(q).unwrap();
