@@ -295,7 +295,7 @@ async fn fetch_block(
         needles: needles.clone(),
         names_opt: fetch.names_opt.clone(),
     };
-    let (Some(pre), Some(names), None) = (&fetch.prefilter_opt, &fetch.names_opt, &only_opt) else {
+    let (Some(pre), None) = (&fetch.prefilter_opt, &only_opt) else {
         return reader.read(only_opt, None).await.or_else(failed);
     };
     let r = match vivace_block::read_span_columns(
@@ -303,7 +303,7 @@ async fn fetch_block(
         &block,
         pre.columns(),
         &needles,
-        names,
+        pre.names(),
         None,
     )
     .await

@@ -395,9 +395,11 @@ async fn collect<T: Send + 'static>(
             .as_ref()
             .map(|p| p.required.clone())
             .unwrap_or_default(),
+        // Every attribute may be collected, so none is left out…
         names_opt: None,
         span_columns_opt: None,
-        prefilter_opt: None,
+        // …but traces `q` cannot match need not be read as traces.
+        prefilter_opt: req.plan_opt.as_ref().and_then(|p| p.prefilter()),
         limit_opt: None,
     };
     let jobs = collect_jobs(sources, tenants, req.start, req.end, &fetch).await?;

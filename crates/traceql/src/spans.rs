@@ -329,6 +329,8 @@ impl SpanColumns {
 #[derive(Debug, Clone)]
 pub struct Prefilter {
     cols: Vec<SpanCol>,
+    /// The attribute names its columns read (a reader proves them absent elsewhere).
+    names: crate::batch::AttrNames,
     /// Filters (`None`: every span passes) and the passing spans each needs.
     terms: Vec<(Option<Expr>, u64)>,
     map: ColumnMap,
@@ -346,7 +348,30 @@ impl Prefilter {
         terms: Vec<(Option<Expr>, u64)>,
         map: ColumnMap,
     ) -> Prefilter {
-        Prefilter { cols, terms, map }
+        let mut names = crate::batch::AttrNames::default();
+        for c in &cols {
+            if let SpanCol::Attr { resource, name } = c {
+                let list = if *resource {
+                    &mut names.resource
+                } else {
+                    &mut names.span
+                };
+                if !list.contains(name) {
+                    list.push(name.clone());
+                }
+            }
+        }
+        Prefilter {
+            cols,
+            names,
+            terms,
+            map,
+        }
+    }
+
+    /// The attribute names [`Prefilter::columns`] reads.
+    pub fn names(&self) -> &crate::batch::AttrNames {
+        &self.names
     }
 
     /// The columns [`Prefilter::candidates`] reads.
