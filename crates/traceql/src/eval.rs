@@ -241,6 +241,14 @@ impl SearchPlan {
                 }
             }
         }
+        match self.prefilter() {
+            Some(p) => out.push_str(&format!(
+                "prefilter:  blocks' span columns first ({}); only traces with {} read as traces\n",
+                p.describe_columns(),
+                p.describe_terms()
+            )),
+            None => out.push_str("prefilter:  none (every trace of a block can match)\n"),
+        }
         out.push_str(&format!(
             "structure:  {}\n",
             if q.needs_structure() {

@@ -369,6 +369,48 @@ impl Prefilter {
         }
     }
 
+    /// The columns read, as TraceQL names them (for explain).
+    pub fn describe_columns(&self) -> String {
+        let names: Vec<String> = self
+            .cols
+            .iter()
+            .map(|c| match c {
+                SpanCol::Duration => "duration".to_string(),
+                SpanCol::Status => "status".to_string(),
+                SpanCol::Kind => "kind".to_string(),
+                SpanCol::Name => "name".to_string(),
+                SpanCol::StatusMessage => "statusMessage".to_string(),
+                SpanCol::Attr {
+                    resource: true,
+                    name,
+                } => format!("resource.{name}"),
+                SpanCol::Attr {
+                    resource: false,
+                    name,
+                } => format!("span.{name}"),
+            })
+            .collect();
+        if names.is_empty() {
+            "start times only".into()
+        } else {
+            names.join(", ")
+        }
+    }
+
+    /// What a trace needs to be a candidate (for explain).
+    pub fn describe_terms(&self) -> String {
+        let parts: Vec<String> = self
+            .terms
+            .iter()
+            .enumerate()
+            .map(|(i, (f, min))| match f {
+                None => format!("≥ {min} spans"),
+                Some(_) => format!("≥ {min} span(s) passing filter {}", i + 1),
+            })
+            .collect();
+        parts.join(" and ")
+    }
+
     /// The attribute names [`Prefilter::columns`] reads.
     pub fn names(&self) -> &crate::batch::AttrNames {
         &self.names
