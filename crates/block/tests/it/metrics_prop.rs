@@ -67,3 +67,67 @@ proptest! {
         prop_assert!(span_only >= 3, "{} queries read span-only", span_only);
     }
 }
+
+/// On Tempo's own vParquet5 block, span-only reads count what its batch counts.
+#[test]
+fn span_only_reads_of_a_tempo_block_count_as_its_batch() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = crate::block("vParquet5");
+    let meta = vivace_block::BlockMeta::read(&dir).unwrap();
+    let backend = Backend::memory();
+    let block = BlockRef::new("t", meta.clone());
+    let data = bytes::Bytes::from(std::fs::read(dir.join("data.parquet")).unwrap());
+    rt.block_on(backend.put(&block.key("data.parquet"), data))
+        .unwrap();
+    let (start, end) = meta.time_range().expect("the block has a time range");
+    let range = Range::aligned(
+        (start as u64 - 60) * 1_000_000_000,
+        (end as u64 + 60) * 1_000_000_000,
+        60_000_000_000,
+    );
+    let mut span_only = 0;
+    for q in [
+        "{ } | count_over_time() by (resource.service.name)",
+        "{ status = error } | count_over_time() by (name)",
+        "{ span.http.route != nil } | count_over_time() by (span.http.route)",
+        "{ } | quantile_over_time(duration, .5, .9) by (kind)",
+        "{ resource.service.name =~ \"svc-1.*\" } | max_over_time(duration) by (status)",
+    ] {
+        let plan = MetricsPlan::new(&vivace_traceql::parse(q).unwrap(), range, 20).unwrap();
+        let fetch = plan.fetch();
+        let names = fetch.names_opt.as_ref().unwrap();
+        let needles = needles(&meta, &fetch.required);
+        let (batch, _, _) = rt
+            .block_on(vivace_block::read_batch(
+                &backend,
+                &block,
+                fetch.projection,
+                &needles,
+                Some(names),
+                None,
+            ))
+            .unwrap();
+        let mut want = plan.partial();
+        plan.observe(&batch, &mut (0..batch.traces.len()), &mut want)
+            .unwrap();
+        let cols = plan.span_columns().unwrap();
+        let Some(read) = rt
+            .block_on(read_span_columns(
+                &backend, &block, cols, &needles, names, None,
+            ))
+            .unwrap()
+        else {
+            continue;
+        };
+        span_only += 1;
+        let mut got = plan.partial();
+        plan.observe_columns(&read.columns, &mut got).unwrap();
+        let (want, got) = (plan.finish(want), plan.finish(got));
+        assert!(!want.is_empty(), "{q}");
+        assert_eq!(format!("{want:?}"), format!("{got:?}"), "{q}");
+    }
+    assert!(span_only >= 4, "{span_only} queries read span-only");
+}
