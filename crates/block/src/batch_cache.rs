@@ -54,6 +54,16 @@ impl BatchCache {
         }
     }
 
+    /// Whether the cached batch of a block was read with at least `proj` (no hit or miss is
+    /// counted; a job planner asks before the job itself calls [`BatchCache::get`]).
+    pub fn covers(&self, tenant: &str, block: &str, proj: Projection) -> bool {
+        self.inner
+            .lock()
+            .entries
+            .get(&(tenant.to_string(), block.to_string()))
+            .is_some_and(|e| e.proj.union(proj) == e.proj)
+    }
+
     /// The cached batch of a block if it was read with at least `proj`; else the projection to
     /// read it with (the union with what was cached, so the entry only grows).
     pub fn get(

@@ -172,14 +172,19 @@ macro_rules! read_leaf {
 /// lookup instead of hashing and comparing its bytes. Sound only while the values it saw are
 /// alive (their buffers cannot be reused): one memo per column read, dropped with it.
 #[derive(Default)]
-struct Memo(HashMap<(usize, usize), vivace_traceql::batch::StrId, rustc_hash::FxBuildHasher>);
+pub(crate) struct Memo(HashMap<(usize, usize), u32, rustc_hash::FxBuildHasher>);
 
 impl Memo {
     fn id(&mut self, batch: &mut SpanBatch, b: &[u8]) -> vivace_traceql::batch::StrId {
+        self.id_with(b, |b| batch.intern_bytes(b))
+    }
+
+    /// The ID of `b`, given by `intern` the first time its bytes are seen.
+    pub(crate) fn id_with(&mut self, b: &[u8], intern: impl FnOnce(&[u8]) -> u32) -> u32 {
         *self
             .0
             .entry((b.as_ptr() as usize, b.len()))
-            .or_insert_with(|| batch.intern_bytes(b))
+            .or_insert_with(|| intern(b))
     }
 }
 
@@ -208,7 +213,7 @@ impl RowGroup<'_> {
         read_leaf!(self, path, BoolColumnReader, bool)
     }
 
-    fn need<T>(&self, leaf: Option<Leaf<T>>, path: &str) -> Result<Leaf<T>> {
+    pub(crate) fn need<T>(&self, leaf: Option<Leaf<T>>, path: &str) -> Result<Leaf<T>> {
         leaf.ok_or_else(|| Error::Schema {
             path: self.key.into(),
             what: format!("no column {path}"),

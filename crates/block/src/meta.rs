@@ -149,6 +149,22 @@ impl BlockMeta {
             .collect()
     }
 
+    /// The leaf column of dedicated attribute `name` of `scope` (`span` or `resource`) and
+    /// type, when it has one: `rs.ss.Spans.DedicatedAttributes.String01` and the like.
+    pub fn dedicated_column(&self, scope: &str, int: bool, name: &str) -> Option<String> {
+        let slot = self.dedicated(scope, int).iter().position(|n| *n == name)?;
+        let prefix = if scope == "resource" {
+            "rs.Resource"
+        } else {
+            "rs.ss.Spans"
+        };
+        let kind = if int { "Int" } else { "String" };
+        Some(format!(
+            "{prefix}.DedicatedAttributes.{kind}{:02}",
+            slot + 1
+        ))
+    }
+
     /// Bloom shard count, with Tempo's legacy default.
     pub fn bloom_shard_count(&self) -> u32 {
         if self.bloom_shards == 0 {

@@ -84,16 +84,21 @@ pub fn needles(meta: &BlockMeta, required: &[(Attribute, String)]) -> Vec<Needle
 /// of a scalar column, stay generic).
 fn columns_of(meta: &BlockMeta, scope: &str, prefix: &str, name: &str) -> Vec<String> {
     let mut out = vec![format!("{prefix}.Attrs.Value")];
-    if let Some(slot) = meta.dedicated(scope, false).iter().position(|n| *n == name) {
-        out.push(format!(
-            "{prefix}.DedicatedAttributes.String{:02}",
-            slot + 1
-        ));
-    }
+    out.extend(meta.dedicated_column(scope, false, name));
     out
 }
 
 const TRACE_ID: &str = "TraceID";
+
+impl Needle {
+    /// The trace ID every match needs, when this needle is one (`{ trace:id = "…" }`).
+    pub fn trace_id(&self) -> Option<TraceId> {
+        match self.columns.as_slice() {
+            [c] if c == TRACE_ID => TraceId::from_slice(&self.value),
+            _ => None,
+        }
+    }
+}
 
 /// Leaf columns a projection reads (by path prefix).
 fn wanted(path: &str, proj: &Projection) -> bool {
@@ -216,10 +221,7 @@ pub(crate) async fn prune(
     // A trace ID: the bloom rules the block out, else the one row group whose ID range can
     // hold it is the only one left.
     for (ni, n) in needles.iter().enumerate() {
-        if n.columns.first().map(String::as_str) != Some(TRACE_ID) {
-            continue;
-        }
-        let Some(id) = TraceId::from_slice(&n.value) else {
+        let Some(id) = n.trace_id() else {
             continue;
         };
         // A bloom that cannot be read rules nothing out.

@@ -15,15 +15,13 @@
 //! block is vParquet4 — the read answers `None` and the caller reads a batch instead, so the
 //! two paths always agree.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use parquet::data_type::ByteArray;
 use vivace_traceql::batch::{AttrNames, Projection, id16, kind_of_otlp, status_of_otlp};
 use vivace_traceql::spans::{NIL, SpanCol, SpanColumns, Values};
 
 use crate::backend::Backend;
-use crate::columnar::{Leaf, Narrow, RowGroup};
+use crate::columnar::{Leaf, Memo, Narrow, RowGroup};
 use crate::error::{Error, Result};
 use crate::list::BlockRef;
 use crate::prune::{Needle, Parts, Pruned, fetch_parts, prune, row_group_reader};
@@ -50,13 +48,9 @@ type Decoded = (SpanColumns, Vec<(usize, u32)>);
 enum Source {
     /// A span-level leaf, one value per span.
     Span(&'static str),
-    /// A dedicated string column of spans (`resource` false) or resources.
+    /// A dedicated column of spans (`resource` false) or resources (strings or integers, as
+    /// the values it is read into say).
     Dedicated {
-        path: String,
-        resource: bool,
-    },
-    /// A dedicated integer column, likewise.
-    DedicatedInt {
         path: String,
         resource: bool,
     },
@@ -90,48 +84,47 @@ pub async fn read_span_columns(
         span_text: false,
         ..Projection::NONE
     };
-    let mut sources = Vec::new();
+    // Where each column is, and the kind of values it gives.
+    let mut sources = Vec::with_capacity(cols.len());
+    let mut kinds = Vec::with_capacity(cols.len());
     for c in cols {
-        sources.push(match c {
-            SpanCol::Duration => Source::Span("rs.ss.Spans.DurationNano"),
-            SpanCol::Status => Source::Span("rs.ss.Spans.StatusCode"),
-            SpanCol::Kind => Source::Span("rs.ss.Spans.Kind"),
-            SpanCol::Name => Source::Span("rs.ss.Spans.Name"),
-            SpanCol::StatusMessage => Source::Span("rs.ss.Spans.StatusMessage"),
+        let (source, kind) = match c {
+            SpanCol::Duration => (
+                Source::Span("rs.ss.Spans.DurationNano"),
+                Values::Duration(Vec::new()),
+            ),
+            SpanCol::Status => (
+                Source::Span("rs.ss.Spans.StatusCode"),
+                Values::Status(Vec::new()),
+            ),
+            SpanCol::Kind => (Source::Span("rs.ss.Spans.Kind"), Values::Kind(Vec::new())),
+            SpanCol::Name => (Source::Span("rs.ss.Spans.Name"), Values::Str(Vec::new())),
+            SpanCol::StatusMessage => (
+                Source::Span("rs.ss.Spans.StatusMessage"),
+                Values::Str(Vec::new()),
+            ),
             SpanCol::Attr { resource, name } => {
                 let scope = if *resource { "resource" } else { "span" };
-                let prefix = if *resource {
-                    "rs.Resource.DedicatedAttributes"
+                let resource = *resource;
+                if resource && name == "service.name" {
+                    (Source::ServiceName, Values::Str(Vec::new()))
+                } else if let Some(path) = block.meta.dedicated_column(scope, true, name) {
+                    (
+                        Source::Dedicated { path, resource },
+                        Values::Int(Vec::new()),
+                    )
+                } else if let Some(path) = block.meta.dedicated_column(scope, false, name) {
+                    (
+                        Source::Dedicated { path, resource },
+                        Values::Str(Vec::new()),
+                    )
                 } else {
-                    "rs.ss.Spans.DedicatedAttributes"
-                };
-                if *resource && name == "service.name" {
-                    Source::ServiceName
-                } else if let Some(slot) = block
-                    .meta
-                    .dedicated(scope, true)
-                    .iter()
-                    .position(|n| n == name)
-                {
-                    Source::DedicatedInt {
-                        path: format!("{prefix}.Int{:02}", slot + 1),
-                        resource: *resource,
-                    }
-                } else if let Some(slot) = block
-                    .meta
-                    .dedicated(scope, false)
-                    .iter()
-                    .position(|n| n == name)
-                {
-                    Source::Dedicated {
-                        path: format!("{prefix}.String{:02}", slot + 1),
-                        resource: *resource,
-                    }
-                } else {
-                    Source::Absent
+                    (Source::Absent, Values::Str(Vec::new()))
                 }
             }
-        });
+        };
+        sources.push(source);
+        kinds.push(kind);
     }
     let Pruned {
         footer,
@@ -154,7 +147,7 @@ pub async fn read_span_columns(
     for s in &sources {
         match s {
             Source::Span(p) => wanted.push(p),
-            Source::Dedicated { path, .. } | Source::DedicatedInt { path, .. } => wanted.push(path),
+            Source::Dedicated { path, .. } => wanted.push(path),
             Source::ServiceName => wanted.push(SERVICE_NAME),
             Source::Absent => {}
         }
@@ -174,7 +167,7 @@ pub async fn read_span_columns(
     let out = tokio::task::spawn_blocking(move || -> Result<Option<Decoded>> {
         let reader = Arc::new(Parts::new(parts, size));
         let mut out = SpanColumns::default();
-        out.values = cols_kinds(&sources);
+        out.values = kinds;
         let narrow = Narrow::default();
         let mut row_groups = Vec::with_capacity(read.len());
         for rg in read {
@@ -205,49 +198,14 @@ pub async fn read_span_columns(
     }))
 }
 
-/// Empty value columns of the right kinds for `sources`.
-fn cols_kinds(sources: &[Source]) -> Vec<Values> {
-    sources
-        .iter()
-        .map(|s| match s {
-            Source::Span("rs.ss.Spans.DurationNano") => Values::Duration(Vec::new()),
-            Source::Span("rs.ss.Spans.StatusCode") => Values::Status(Vec::new()),
-            Source::Span("rs.ss.Spans.Kind") => Values::Kind(Vec::new()),
-            Source::DedicatedInt { .. } => Values::Int(Vec::new()),
-            _ => Values::Str(Vec::new()),
-        })
-        .collect()
-}
-
-/// String IDs of one column's values, memoised by where their bytes are (values of one
-/// dictionary-encoded chunk are slices of its dictionary).
-#[derive(Default)]
-struct Memo(HashMap<(usize, usize), u32, rustc_hash::FxBuildHasher>);
-
-impl Memo {
-    fn id(&mut self, out: &mut SpanColumns, b: &ByteArray) -> u32 {
-        let d = b.data();
-        *self
-            .0
-            .entry((d.as_ptr() as usize, d.len()))
-            .or_insert_with(|| out.intern_bytes(d))
-    }
-}
-
 /// Appends one row group's spans to `out`; `false` when a value cannot be held (an array).
 fn read_row_group(r: &RowGroup<'_>, sources: &[Source], out: &mut SpanColumns) -> Result<bool> {
     let schema = |what: String| Error::Schema {
         path: r.key.into(),
         what,
     };
-    fn need<T>(key: &str, leaf: Option<Leaf<T>>, path: &str) -> Result<Leaf<T>> {
-        leaf.ok_or_else(|| Error::Schema {
-            path: key.into(),
-            what: format!("no column {path}"),
-        })
-    }
-    let ids = need(r.key, r.bytes(TRACE_ID)?, TRACE_ID)?.values;
-    let starts = need(r.key, r.i64s(START)?, START)?;
+    let ids = r.need(r.bytes(TRACE_ID)?, TRACE_ID)?.values;
+    let starts = r.need(r.i64s(START)?, START)?;
     let (t_base, r_base) = (out.trace_ids.len() as u32, out.resources);
     let first = out.start_ns.len();
     let (mut t, mut res) = (0u32, 0u32);
@@ -277,76 +235,57 @@ fn read_row_group(r: &RowGroup<'_>, sources: &[Source], out: &mut SpanColumns) -
     out.trace_ids.extend(ids.iter().map(|b| id16(b.data())));
     out.start_ns.extend(starts.values.iter().map(|v| *v as u64));
     out.resources += res;
-    for (source, values) in sources.iter().zip(0..) {
+    for (col, source) in sources.iter().enumerate() {
         let len_err = |path: &str, got: usize, want: usize| {
             schema(format!("column {path}: {got} values for {want} owners"))
         };
+        let mut memo = Memo::default();
+        let ints = matches!(out.values[col], Values::Int(_));
         match source {
+            Source::Span(path) if matches!(out.values[col], Values::Str(_)) => {
+                let v = r.need(r.bytes(path)?, path)?.values;
+                if v.len() != spans {
+                    return Err(len_err(path, v.len(), spans));
+                }
+                let ids = v
+                    .iter()
+                    .map(|b| memo.id_with(b.data(), |d| out.intern_bytes(d)))
+                    .collect();
+                push_str(out, col, ids);
+            }
             Source::Span(path) => {
-                if *path == "rs.ss.Spans.DurationNano"
-                    || *path == "rs.ss.Spans.StatusCode"
-                    || *path == "rs.ss.Spans.Kind"
-                {
-                    let v = need(r.key, r.i64s(path)?, path)?.values;
-                    if v.len() != spans {
-                        return Err(len_err(path, v.len(), spans));
+                let v = r.need(r.i64s(path)?, path)?.values;
+                if v.len() != spans {
+                    return Err(len_err(path, v.len(), spans));
+                }
+                match &mut out.values[col] {
+                    Values::Duration(x) => x.extend(v.iter().map(|d| *d as u64)),
+                    Values::Status(x) => x.extend(v.iter().map(|c| status_of_otlp(*c))),
+                    Values::Kind(x) => x.extend(v.iter().map(|k| kind_of_otlp(*k))),
+                    Values::Str(_) | Values::Int(_) => {
+                        unreachable!("span columns are strings or intrinsics")
                     }
-                    match &mut out.values[values] {
-                        Values::Duration(x) => x.extend(v.iter().map(|d| *d as u64)),
-                        Values::Status(x) => x.extend(v.iter().map(|c| status_of_otlp(*c))),
-                        Values::Kind(x) => x.extend(v.iter().map(|k| kind_of_otlp(*k))),
-                        Values::Str(_) | Values::Int(_) => {
-                            unreachable!("attribute kinds are for attribute columns")
-                        }
-                    }
-                } else {
-                    let v = need(r.key, r.bytes(path)?, path)?.values;
-                    if v.len() != spans {
-                        return Err(len_err(path, v.len(), spans));
-                    }
-                    let mut memo = Memo::default();
-                    let ids: Vec<u32> = v.iter().map(|b| memo.id(out, b)).collect();
-                    push_str(out, values, ids);
                 }
             }
             Source::ServiceName => {
-                let v = need(r.key, r.bytes(SERVICE_NAME)?, SERVICE_NAME)?.values;
+                let v = r.need(r.bytes(SERVICE_NAME)?, SERVICE_NAME)?.values;
                 if v.len() != res as usize {
                     return Err(len_err(SERVICE_NAME, v.len(), res as usize));
                 }
-                let mut memo = Memo::default();
                 // An empty service name is no `service.name` attribute (as batches read it).
                 let per_res: Vec<u32> = v
                     .iter()
-                    .map(|b| {
-                        if b.data().is_empty() {
-                            NIL
-                        } else {
-                            memo.id(out, b)
-                        }
+                    .map(|b| match b.data() {
+                        [] => NIL,
+                        d => memo.id_with(d, |d| out.intern_bytes(d)),
                     })
                     .collect();
                 let ids = spread(per_res, true, &out.span_resource[first..], r_base);
-                push_str(out, values, ids);
+                push_str(out, col, ids);
             }
-            Source::Dedicated { path, resource } => {
-                let Some(leaf) = r.bytes(path)? else {
-                    push_str(out, values, vec![NIL; spans]);
-                    continue;
-                };
-                let mut memo = Memo::default();
-                let counts = owner_counts(&leaf, *resource, res, spans, path, r.key)?;
-                let Some(per_owner) =
-                    one_per_owner(&counts, NIL, |at| memo.id(out, &leaf.values[at]))
-                else {
-                    return Ok(false);
-                };
-                let ids = spread(per_owner, *resource, &out.span_resource[first..], r_base);
-                push_str(out, values, ids);
-            }
-            Source::DedicatedInt { path, resource } => {
+            Source::Dedicated { path, resource } if ints => {
                 let Some(leaf) = r.i64s(path)? else {
-                    push_int(out, values, vec![None; spans]);
+                    push_int(out, col, vec![None; spans]);
                     continue;
                 };
                 let counts = owner_counts(&leaf, *resource, res, spans, path, r.key)?;
@@ -355,12 +294,23 @@ fn read_row_group(r: &RowGroup<'_>, sources: &[Source], out: &mut SpanColumns) -
                     return Ok(false);
                 };
                 let vals = spread(per_owner, *resource, &out.span_resource[first..], r_base);
-                push_int(out, values, vals);
+                push_int(out, col, vals);
             }
-            Source::Absent => match &mut out.values[values] {
-                Values::Int(x) => x.extend(std::iter::repeat_n(None, spans)),
-                _ => push_str(out, values, vec![NIL; spans]),
-            },
+            Source::Dedicated { path, resource } => {
+                let Some(leaf) = r.bytes(path)? else {
+                    push_str(out, col, vec![NIL; spans]);
+                    continue;
+                };
+                let counts = owner_counts(&leaf, *resource, res, spans, path, r.key)?;
+                let Some(per_owner) = one_per_owner(&counts, NIL, |at| {
+                    memo.id_with(leaf.values[at].data(), |d| out.intern_bytes(d))
+                }) else {
+                    return Ok(false);
+                };
+                let ids = spread(per_owner, *resource, &out.span_resource[first..], r_base);
+                push_str(out, col, ids);
+            }
+            Source::Absent => push_str(out, col, vec![NIL; spans]),
         }
     }
     Ok(true)
