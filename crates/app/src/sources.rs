@@ -215,15 +215,7 @@ async fn fetch_block(
     let proj = fetch.projection;
     let needles = vivace_block::needles(&block.meta, &fetch.required);
     let (tenant, id) = (block.tenant.as_str(), block.meta.block_id.as_str());
-    let failed = |e: vivace_block::Error| match e {
-        // Compacted away between the poll and the read: its traces are in the new block,
-        // which the next poll lists.
-        vivace_block::Error::Backend(e) if e.is_not_found() => Ok(FetchedBatch::empty(0)),
-        e => Err(Status::internal(format!(
-            "reading block {}: {e}",
-            block.meta.block_id
-        ))),
-    };
+    let failed = read_failed(block.clone());
     // Shards never use the cache: a batch cached while they run would count some row groups
     // twice (or leave some out).
     let cached = match &only_opt {
@@ -267,10 +259,7 @@ async fn fetch_block(
     // group, and evaluated alone.
     if fetch.span_columns_opt.is_none()
         && only_opt.is_none()
-        && let Some(trace_id) = needles
-            .iter()
-            .find(|n| n.columns.len() == 1 && n.columns[0] == "TraceID")
-            .and_then(|n| TraceId::from_slice(&n.value))
+        && let Some(trace_id) = needles.iter().find_map(vivace_block::Needle::trace_id)
     {
         return match vivace_block::find_trace_by_id(&backend, &block, &trace_id).await {
             Ok(found) => {
@@ -369,23 +358,26 @@ async fn fetch_block(
             Some((seen, ids.clone())),
         )
         .await
-        .or_else(failed)?;
+        .or_else(failed.clone())?;
     if !rest.is_empty() {
         let none = Prefiltered::default();
         fetched.more_opt = Some(vivace_querier::More(Box::pin(async move {
             reader
                 .read(Some(vivace_block::RowGroups::List(rest)), Some((none, ids)))
                 .await
-                .or_else(failed_owned(block))
+                .or_else(failed)
         })));
     }
     Ok(fetched)
 }
 
-fn failed_owned(
+/// What a failed read of `block` answers.
+fn read_failed(
     block: vivace_block::BlockRef,
-) -> impl Fn(vivace_block::Error) -> Result<FetchedBatch, Status> {
+) -> impl Fn(vivace_block::Error) -> Result<FetchedBatch, Status> + Clone {
     move |e| match e {
+        // Compacted away between the poll and the read: its traces are in the new block,
+        // which the next poll lists.
         vivace_block::Error::Backend(e) if e.is_not_found() => Ok(FetchedBatch::empty(0)),
         e => Err(Status::internal(format!(
             "reading block {}: {e}",
@@ -466,8 +458,7 @@ impl SearchSource for BlockSource {
         for b in self.overlapping(tenant, start, end) {
             let cached = self
                 .cache
-                .get(b.tenant.as_str(), &b.meta.block_id, fetch.projection)
-                .is_ok();
+                .covers(b.tenant.as_str(), &b.meta.block_id, fetch.projection);
             let shards = if fetch.span_columns_opt.is_some()
                 && b.meta.format == vivace_block::FORMAT
                 && !cached
