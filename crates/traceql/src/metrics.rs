@@ -516,19 +516,7 @@ impl MetricsPlan {
             Some(so) => out.push_str(&format!(
                 "span-only:  yes: vParquet5 blocks give each span's start time and trace ID{}{}, no traces assembled\n",
                 if so.cols.is_empty() { "" } else { " plus " },
-                so.cols
-                    .iter()
-                    .map(|c| match c {
-                        SpanCol::Duration => "duration".to_string(),
-                        SpanCol::Status => "status".to_string(),
-                        SpanCol::Kind => "kind".to_string(),
-                        SpanCol::Name => "name".to_string(),
-                        SpanCol::StatusMessage => "statusMessage".to_string(),
-                        SpanCol::Attr { resource: true, name } => format!("resource.{name}"),
-                        SpanCol::Attr { resource: false, name } => format!("span.{name}"),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                crate::spans::column_list(&so.cols)
             )),
             None => out.push_str(
                 "span-only:  no: spans are read as traces (structure, trace-level, event, link, scope or unscoped attributes, several stages, or compare())\n",
@@ -939,6 +927,8 @@ struct ColumnSpans<'a> {
     leaf: &'a Leaf,
     /// The column of the leaf's one `by` label, when it has one.
     dense_col_opt: Option<usize>,
+    /// The span durations, when the leaf's function reads them.
+    durations: &'a [u64],
 }
 
 impl<'a> ColumnSpans<'a> {
@@ -947,11 +937,20 @@ impl<'a> ColumnSpans<'a> {
             [(_, r)] => map.column_of(&r.0),
             _ => None,
         };
+        // Found once here, not once per span.
+        let durations = match map
+            .column_of(&crate::eval::Expr::Intr(crate::ast::Intrinsic::Duration))
+            .map(|col| &c.values[col])
+        {
+            Some(crate::spans::Values::Duration(v)) => v.as_slice(),
+            _ => &[],
+        };
         ColumnSpans {
             c,
             map,
             leaf,
             dense_col_opt,
+            durations,
         }
     }
 }
@@ -972,11 +971,7 @@ impl Spans for ColumnSpans<'_> {
     }
 
     fn duration_ns(&self, s: u32) -> u64 {
-        // `duration` as a function's argument is a column like any other.
-        match crate::eval::Fields::intrinsic(&self.at(s), crate::ast::Intrinsic::Duration) {
-            Value::Duration(d) => d as u64,
-            _ => 0,
-        }
+        self.durations.get(s as usize).copied().unwrap_or(0)
     }
 
     fn resource(&self, s: u32) -> usize {

@@ -33,6 +33,35 @@ pub enum SpanCol {
     },
 }
 
+impl std::fmt::Display for SpanCol {
+    /// As TraceQL names it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpanCol::Duration => f.write_str("duration"),
+            SpanCol::Status => f.write_str("status"),
+            SpanCol::Kind => f.write_str("kind"),
+            SpanCol::Name => f.write_str("name"),
+            SpanCol::StatusMessage => f.write_str("statusMessage"),
+            SpanCol::Attr {
+                resource: true,
+                name,
+            } => write!(f, "resource.{name}"),
+            SpanCol::Attr {
+                resource: false,
+                name,
+            } => write!(f, "span.{name}"),
+        }
+    }
+}
+
+/// The columns `cols`, as TraceQL names them, separated by commas.
+pub(crate) fn column_list(cols: &[SpanCol]) -> String {
+    cols.iter()
+        .map(SpanCol::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Values of one [`SpanCol`], one per span.
 #[derive(Debug, Clone)]
 pub enum Values {
@@ -371,29 +400,10 @@ impl Prefilter {
 
     /// The columns read, as TraceQL names them (for explain).
     pub fn describe_columns(&self) -> String {
-        let names: Vec<String> = self
-            .cols
-            .iter()
-            .map(|c| match c {
-                SpanCol::Duration => "duration".to_string(),
-                SpanCol::Status => "status".to_string(),
-                SpanCol::Kind => "kind".to_string(),
-                SpanCol::Name => "name".to_string(),
-                SpanCol::StatusMessage => "statusMessage".to_string(),
-                SpanCol::Attr {
-                    resource: true,
-                    name,
-                } => format!("resource.{name}"),
-                SpanCol::Attr {
-                    resource: false,
-                    name,
-                } => format!("span.{name}"),
-            })
-            .collect();
-        if names.is_empty() {
+        if self.cols.is_empty() {
             "start times only".into()
         } else {
-            names.join(", ")
+            column_list(&self.cols)
         }
     }
 
