@@ -135,22 +135,13 @@ async fn every_port_requires_a_credential_with_the_right_and_its_tenant() {
             "{path}"
         );
     }
-    assert_eq!(
-        c.get(server.api("/api/search"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    assert_eq!(
-        c.get(server.api("/api/v2/traces/0123"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    for path in ["/api/search", "/api/v2/traces/0123"] {
+        assert_eq!(
+            c.get(server.api(path)).send().await.unwrap().status(),
+            401,
+            "{path}"
+        );
+    }
 
     // OTLP HTTP ingest: the write right, the credential's tenant.
     let r = c.post(server.otlp_http_url()).send().await.unwrap();
