@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use parquet::basic::{Compression, Encoding};
 use parquet::data_type::{
     BoolType, ByteArray, ByteArrayType, DataType, DoubleType, Int32Type, Int64Type,
@@ -25,9 +26,8 @@ use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
 use parquet::schema::parser::parse_message_type;
 use parquet::schema::types::ColumnPath;
 use vivace_common::TraceId;
-use vivace_proto::otlp::common::{AnyValue, KeyValue, any_value};
-use vivace_proto::otlp::trace::Span;
 use vivace_proto::tempopb::Trace;
+use vivace_proto::view::{self, AnyValue, KeyValue, Span, Value};
 
 use crate::bloom_write::ShardedBloom;
 use crate::meta::{BlockMeta, DedicatedColumn, rfc3339};
@@ -212,6 +212,18 @@ impl<W: Write + Send> BlockWriter<W> {
 
     /// Adds one trace. IDs must ascend; a trace is one row (combine pieces of a trace first).
     pub fn push(&mut self, id: TraceId, trace: &Trace) -> Result<(), WriteError> {
+        let encoded = prost::Message::encoded_len(trace);
+        self.push_view(id, &view::Trace::of(trace), encoded)
+    }
+
+    /// Adds one trace decoded as a [`view::Trace`] (its strings become the columns' values
+    /// without a copy); `encoded` is its protobuf size.
+    pub fn push_view(
+        &mut self,
+        id: TraceId,
+        trace: &view::Trace,
+        encoded: usize,
+    ) -> Result<(), WriteError> {
         if let Some(last) = self.ids.last()
             && *last >= id
         {
@@ -230,7 +242,7 @@ impl<W: Write + Send> BlockWriter<W> {
         // The row-group target counts a trace at twice its protobuf size: buffered columns cost
         // several times that (a value, two levels and an allocation per leaf), and halving the
         // default row group keeps a compaction near 0.5 GB while zstd still sees ~50 MB.
-        self.buffered_bytes += BUFFER_COST_PER_ENCODED_BYTE * prost::Message::encoded_len(trace);
+        self.buffered_bytes += BUFFER_COST_PER_ENCODED_BYTE * encoded;
         if self.buffered_bytes >= self.cfg.row_group_bytes {
             self.flush_row_group()?;
         }
@@ -604,14 +616,37 @@ pub(crate) struct Leaf<T> {
     pub(crate) rep: Vec<i16>,
 }
 
+/// How many values and levels each leaf column (by path) held in the last row group this process
+/// shredded. A new block's leaves are reserved at that size: a row group's buffers grow to tens
+/// of MB, and growing them by doubling (copying, and faulting in fresh pages twice over) was a
+/// tenth of the cost of cutting a block. Reserving touches no memory until it is written.
+static LEAF_SIZES: std::sync::Mutex<Option<HashMap<String, (usize, usize)>>> =
+    std::sync::Mutex::new(None);
+
+fn leaf_sizes() -> std::sync::MutexGuard<'static, Option<HashMap<String, (usize, usize)>>> {
+    LEAF_SIZES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl<T> Leaf<T> {
     fn new(path: impl Into<String>) -> Leaf<T> {
+        let path = path.into();
+        let (vals, levels) = leaf_sizes()
+            .as_ref()
+            .and_then(|m| m.get(&path).copied())
+            .unwrap_or((0, 0));
         Leaf {
-            path: path.into(),
-            vals: Vec::new(),
-            def: Vec::new(),
-            rep: Vec::new(),
+            path,
+            vals: Vec::with_capacity(vals),
+            def: Vec::with_capacity(levels),
+            rep: Vec::with_capacity(levels),
         }
+    }
+
+    /// Remembers this leaf's size for the next block's (see [`LEAF_SIZES`]).
+    fn remember_size(&self) {
+        leaf_sizes()
+            .get_or_insert_default()
+            .insert(self.path.clone(), (self.vals.len(), self.def.len()));
     }
 
     fn put(&mut self, v: T, r: i16, d: i16) {
@@ -645,12 +680,14 @@ impl<T> Leaf<T> {
     }
 }
 
-fn text(s: &str) -> ByteArray {
-    ByteArray::from(s.as_bytes().to_vec())
+/// A string or bytes value of the view: the column shares its buffer.
+fn text(b: &Bytes) -> ByteArray {
+    ByteArray::from(b.clone())
 }
 
-fn raw(b: &[u8]) -> ByteArray {
-    ByteArray::from(b.to_vec())
+/// A string made here.
+fn owned(s: &str) -> ByteArray {
+    ByteArray::from(s.as_bytes().to_vec())
 }
 
 /// Where buffered leaves go, in schema order: the next columns of a parquet row group, or the
@@ -700,6 +737,7 @@ fn emit<T: DataType, W: Write + Send>(
     }
     w.write_batch(&leaf.vals, Some(&leaf.def), Some(&leaf.rep))?;
     col.close()?;
+    leaf.remember_size();
     leaf.clear();
     Ok(())
 }
@@ -754,7 +792,7 @@ impl AttrCols {
             let (mut s, mut i, mut d, mut b) = (vec![], vec![], vec![], vec![]);
             let mut is_array = false;
             let mut unsupported = None;
-            use any_value::Value as V;
+            use Value as V;
             match v {
                 Some(V::StringValue(x)) => s.push(text(x)),
                 Some(V::IntValue(x)) => i.push(*x),
@@ -815,7 +853,7 @@ impl AttrCols {
             self.value_double.list(d, r, lvl + 1);
             self.value_bool.list(b, r, lvl + 1);
             match unsupported {
-                Some(json) => self.unsupported.put(text(&json), r, lvl + 1),
+                Some(json) => self.unsupported.put(owned(&json), r, lvl + 1),
                 None => self.unsupported.null(r, lvl),
             }
         }
@@ -837,7 +875,7 @@ impl AttrCols {
 
 /// The OTLP JSON of a value vParquet cannot type (kvlists, bytes, mixed arrays).
 fn unsupported_json(v: &AnyValue) -> String {
-    serde_json::to_string(v).unwrap_or_default()
+    serde_json::to_string(&v.to_otlp()).unwrap_or_default()
 }
 
 /// A `DedicatedAttributes` group: repeated leaves at level `lvl`.
@@ -881,24 +919,14 @@ impl DedCols {
         for kv in attrs {
             let v = kv.value.as_ref().and_then(|v| v.value.as_ref());
             match v {
-                Some(any_value::Value::StringValue(s))
-                    if self
-                        .slots
-                        .strings
-                        .get(&kv.key)
-                        .is_some_and(|&i| strings[i].is_none()) =>
-                {
-                    strings[self.slots.strings[&kv.key]] = Some(text(s));
-                }
-                Some(any_value::Value::IntValue(n))
-                    if self
-                        .slots
-                        .ints
-                        .get(&kv.key)
-                        .is_some_and(|&i| ints[i].is_none()) =>
-                {
-                    ints[self.slots.ints[&kv.key]] = Some(*n);
-                }
+                Some(Value::StringValue(s)) => match slot(&self.slots.strings, &kv.key) {
+                    Some(i) if strings[i].is_none() => strings[i] = Some(text(s)),
+                    _ => rest.push(kv),
+                },
+                Some(Value::IntValue(n)) => match slot(&self.slots.ints, &kv.key) {
+                    Some(i) if ints[i].is_none() => ints[i] = Some(*n),
+                    _ => rest.push(kv),
+                },
                 _ => rest.push(kv),
             }
         }
@@ -920,6 +948,11 @@ impl DedCols {
         }
         Ok(())
     }
+}
+
+/// The dedicated slot of an attribute name, if it has one.
+fn slot(slots: &HashMap<String, usize, rustc_hash::FxBuildHasher>, key: &[u8]) -> Option<usize> {
+    slots.get(std::str::from_utf8(key).ok()?).copied()
 }
 
 /// Every column of the file, in schema order. Levels (definition = repetition for these
@@ -1047,8 +1080,8 @@ impl Cols {
     }
 
     /// Shreds one trace (one row). Returns its start and end in unix nanoseconds.
-    fn trace(&mut self, id: &TraceId, trace: &Trace) -> (u64, u64) {
-        let spans: Vec<(&str, &Span)> = trace
+    fn trace(&mut self, id: &TraceId, trace: &view::Trace) -> (u64, u64) {
+        let spans: Vec<(&Bytes, &Span)> = trace
             .resource_spans
             .iter()
             .flat_map(|rs| {
@@ -1070,20 +1103,19 @@ impl Cols {
             .max()
             .unwrap_or(0);
         let root = spans.iter().find(|(_, s)| s.parent_span_id.is_empty());
-        let (root_service, root_name) = root
-            .map_or((ROOT_NOT_RECEIVED, ROOT_NOT_RECEIVED), |(svc, s)| {
-                (*svc, s.name.as_str())
-            });
+        static NOT_RECEIVED: Bytes = Bytes::from_static(ROOT_NOT_RECEIVED.as_bytes());
+        let (root_service, root_name) =
+            root.map_or((&NOT_RECEIVED, &NOT_RECEIVED), |(svc, s)| (*svc, &s.name));
 
-        self.trace_id.put(raw(&id.0), 0, 0);
-        self.trace_id_text.put(text(&id.to_trimmed_hex()), 0, 0);
+        self.trace_id.put(ByteArray::from(id.0.to_vec()), 0, 0);
+        self.trace_id_text.put(owned(&id.to_trimmed_hex()), 0, 0);
         self.start.put(start as i64, 0, 0);
         self.end.put(end as i64, 0, 0);
         self.duration.put(end.saturating_sub(start) as i64, 0, 0);
         self.root_service.put(text(root_service), 0, 0);
         self.root_span.put(text(root_name), 0, 0);
 
-        let mut stats: Vec<(&str, i32, i32)> = Vec::new();
+        let mut stats: Vec<(&Bytes, i32, i32)> = Vec::new();
         for (svc, s) in &spans {
             let err = s.status.as_ref().is_some_and(|st| st.code == STATUS_ERROR) as i32;
             match stats.iter_mut().find(|(n, _, _)| n == svc) {
@@ -1130,7 +1162,13 @@ impl Cols {
             }
             for (j, ss) in rs.scope_spans.iter().enumerate() {
                 let r = if j == 0 { r } else { 2 };
-                let scope = ss.scope.clone().unwrap_or_default();
+                static NO_SCOPE: view::InstrumentationScope = view::InstrumentationScope {
+                    name: Bytes::new(),
+                    version: Bytes::new(),
+                    attributes: Vec::new(),
+                    dropped_attributes_count: 0,
+                };
+                let scope = ss.scope.as_ref().unwrap_or(&NO_SCOPE);
                 self.scope_name.put(text(&scope.name), r, 2);
                 self.scope_version.put(text(&scope.version), r, 2);
                 self.scope_attrs.write(scope.attributes.iter(), r);
@@ -1241,8 +1279,8 @@ impl SpanCols {
 
     fn span(&mut self, s: &Span, nest: Nest, r: i16) {
         const D: i16 = 3;
-        self.span_id.put(raw(&s.span_id), r, D);
-        self.parent_span_id.put(raw(&s.parent_span_id), r, D);
+        self.span_id.put(text(&s.span_id), r, D);
+        self.parent_span_id.put(text(&s.parent_span_id), r, D);
         self.parent_id.put(nest.parent, r, D);
         self.left.put(nest.left, r, D);
         self.right.put(nest.right, r, D);
@@ -1288,8 +1326,8 @@ impl SpanCols {
         }
         for (i, l) in s.links.iter().enumerate() {
             let r = if i == 0 { r } else { 4 };
-            self.link_trace_id.put(raw(&l.trace_id), r, 4);
-            self.link_span_id.put(raw(&l.span_id), r, 4);
+            self.link_trace_id.put(text(&l.trace_id), r, 4);
+            self.link_span_id.put(text(&l.span_id), r, 4);
             self.link_trace_state.put(text(&l.trace_state), r, 4);
             self.link_attrs.write(l.attributes.iter(), r);
             self.link_dropped
@@ -1339,15 +1377,16 @@ impl SpanCols {
     }
 }
 
-fn service_name(attrs: &[KeyValue]) -> &str {
+fn service_name(attrs: &[KeyValue]) -> &Bytes {
+    static NONE: Bytes = Bytes::new();
     attrs
         .iter()
         .find(|kv| kv.key == "service.name")
         .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-            any_value::Value::StringValue(s) => Some(s.as_str()),
+            Value::StringValue(s) => Some(s),
             _ => None,
         })
-        .unwrap_or("")
+        .unwrap_or(&NONE)
 }
 
 /// Nested-set positions of the spans, in the order stored (Tempo's numbering, shared with the

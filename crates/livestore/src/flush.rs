@@ -45,8 +45,8 @@ pub enum FlushError {
         #[source]
         source: vivace_block::WriteError,
     },
-    #[error("writing block {block_id}: a completed trace does not decode: {message}")]
-    Chunk { block_id: String, message: String },
+    #[error(transparent)]
+    Chunk(#[from] crate::store::ChunkError),
     #[error("the block writer thread failed")]
     Thread,
     #[error("uploading block {block_id}: {source}")]
@@ -87,22 +87,8 @@ pub async fn write_block(
             source,
         };
         let mut w = BlockWriter::new(Vec::new(), wcfg).map_err(write)?;
-        let mut failed = None;
         pending_owned
-            .for_each_trace(|tid, t| {
-                w.push(tid, &t).map_err(|e| {
-                    let m = e.to_string();
-                    failed = Some(e);
-                    m
-                })
-            })
-            .map_err(|message| match failed.take() {
-                Some(e) => write(e),
-                None => FlushError::Chunk {
-                    block_id: id.clone(),
-                    message,
-                },
-            })?;
+            .for_each_trace(|tid, t, encoded| w.push_view(tid, &t, encoded).map_err(&write))?;
         let (mut done, data) = w.finish().map_err(write)?;
         set_file_facts(&mut done.meta, data.len() as u64, &data);
         Ok::<_, FlushError>((done, data))

@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prost::Message;
 use vivace_common::{TenantId, TraceId};
 use vivace_proto::tempopb::Trace;
+use vivace_proto::view;
 use vivace_queue::Offset;
 use vivace_traceql::batch::SpanBatch;
 
@@ -295,6 +296,18 @@ struct CompleteRef {
     len: u32,
 }
 
+/// A completed chunk that cannot be read back (memory corruption or a bug: chunks are built
+/// here from traces that decoded).
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkError {
+    #[error("a completed chunk does not decompress: {0}")]
+    Decompress(std::io::Error),
+    #[error("a completed chunk is shorter than its index")]
+    Short,
+    #[error("a completed trace does not decode: {0}")]
+    Decode(prost::DecodeError),
+}
+
 /// Completed traces of one tenant not yet in a block, taken by the flusher.
 #[derive(Debug, Clone)]
 pub struct PendingBlock {
@@ -333,36 +346,41 @@ impl PendingBlock {
     }
 
     /// The traces, decoded, pieces of one trace combined, sorted by ID.
-    pub fn traces(&self) -> Result<Vec<(TraceId, Trace)>, String> {
+    pub fn traces(&self) -> Result<Vec<(TraceId, Trace)>, ChunkError> {
         let mut out = Vec::new();
-        self.for_each_trace(|id, t| {
+        self.for_each_trace(|id, t, _| {
+            let t = Trace::decode(t.encode_to_vec().as_slice()).map_err(ChunkError::Decode)?;
             out.push((id, t));
-            Ok(())
+            Ok::<_, ChunkError>(())
         })?;
         Ok(out)
     }
 
-    /// Calls `f` with each trace in ID order, pieces of one trace combined. Only the chunks'
-    /// raw bytes and one trace at a time are held decoded, not the whole block.
-    pub fn for_each_trace(
+    /// Calls `f` with each trace in ID order — a view of its encoding (its strings are slices
+    /// of the decompressed chunk, see [`view`]) and the encoding's size — pieces of one trace
+    /// combined. Only the chunks' raw bytes and one trace at a time are held decoded, not the
+    /// whole block.
+    pub fn for_each_trace<E: From<ChunkError>>(
         &self,
-        mut f: impl FnMut(TraceId, Trace) -> Result<(), String>,
-    ) -> Result<(), String> {
+        mut f: impl FnMut(TraceId, view::Trace, usize) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut raws = Vec::with_capacity(self.chunks.len());
         // (trace, chunk, offset, length), sorted by trace then chunk (older pieces first).
         let mut index = Vec::new();
         for (ci, c) in self.chunks.iter().enumerate() {
-            raws.push(zstd::bulk::decompress(&c.data, c.raw_len).map_err(|e| e.to_string())?);
+            let raw = zstd::bulk::decompress(&c.data, c.raw_len).map_err(ChunkError::Decompress)?;
+            raws.push(Bytes::from(raw));
             for ((id, _), (off, len)) in c.traces.iter().zip(&c.places) {
                 index.push((*id, ci, *off as usize, *len as usize));
             }
         }
         index.sort_unstable_by_key(|(id, ci, _, _)| (*id, *ci));
-        let decode = |&(_, ci, off, len): &(TraceId, usize, usize, usize)| {
-            let piece: &[u8] = raws[ci]
-                .get(off..off + len)
-                .ok_or("chunk is shorter than its index")?;
-            Trace::decode(piece).map_err(|e| e.to_string())
+        let piece = |&(_, ci, off, len): &(TraceId, usize, usize, usize)| {
+            let raw: &Bytes = &raws[ci];
+            if off + len > raw.len() {
+                return Err(ChunkError::Short);
+            }
+            Ok(raw.slice(off..off + len))
         };
         let mut i = 0;
         while i < index.len() {
@@ -371,16 +389,19 @@ impl PendingBlock {
             while j < index.len() && index[j].0 == id {
                 j += 1;
             }
-            let trace = if j - i == 1 {
-                decode(&index[i])?
+            let encoded = if j - i == 1 {
+                piece(&index[i])?
             } else {
+                // A trace completed more than once: combine (and deduplicate) its pieces.
                 let pieces = index[i..j]
                     .iter()
-                    .map(decode)
+                    .map(|p| Trace::decode(piece(p)?).map_err(ChunkError::Decode))
                     .collect::<Result<Vec<_>, _>>()?;
-                combine_traces(pieces, &mut HashSet::new())
+                Bytes::from(combine_traces(pieces, &mut HashSet::new()).encode_to_vec())
             };
-            f(id, trace)?;
+            let len = encoded.len();
+            let trace = view::Trace::decode(encoded).map_err(ChunkError::Decode)?;
+            f(id, trace, len)?;
             i = j;
         }
         Ok(())

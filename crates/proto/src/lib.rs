@@ -6,6 +6,7 @@
 //!   public wire contract (field numbers in `tempopb.rs`).
 //! - [`jsonpb`]: Tempo's JSON rendering of those messages (gogo `jsonpb` defaults: lowerCamelCase
 //!   names, int64 as strings, bytes as base64, enums by name, zero values omitted).
+//! - [`view`]: OTLP trace data decoded as slices of its buffer, for shredding into columns.
 
 /// Jaeger's collector gRPC API (`jaeger.api_v2`).
 pub mod jaeger {
@@ -20,6 +21,7 @@ pub mod opencensus {
 }
 pub mod jsonpb;
 pub mod tempopb;
+pub mod view;
 
 /// OTLP types, re-exported so every crate uses the same version.
 pub mod otlp {
