@@ -213,15 +213,15 @@ impl<W: Write + Send> BlockWriter<W> {
     /// Adds one trace. IDs must ascend; a trace is one row (combine pieces of a trace first).
     pub fn push(&mut self, id: TraceId, trace: &Trace) -> Result<(), WriteError> {
         let encoded = prost::Message::encoded_len(trace);
-        self.push_view(id, &view::Trace::of(trace), encoded)
+        self.push_view(id, view::Trace::of(trace), encoded)
     }
 
-    /// Adds one trace decoded as a [`view::Trace`] (its strings become the columns' values
-    /// without a copy); `encoded` is its protobuf size.
+    /// Adds one trace decoded as a [`view::Trace`] (its strings move into the columns, without
+    /// a copy); `encoded` is its protobuf size.
     pub fn push_view(
         &mut self,
         id: TraceId,
-        trace: &view::Trace,
+        mut trace: view::Trace,
         encoded: usize,
     ) -> Result<(), WriteError> {
         if let Some(last) = self.ids.last()
@@ -229,7 +229,7 @@ impl<W: Write + Send> BlockWriter<W> {
         {
             return Err(WriteError::Unsorted(id, *last));
         }
-        let (start, end) = self.cols.trace(&id, trace);
+        let (start, end) = self.cols.trace(&id, &mut trace);
         if let Some(raw) = &mut self.raw_opt {
             self.cols
                 .write(&mut crate::copy::RawSink { cols: raw, at: 0 })?;
@@ -685,6 +685,21 @@ fn text(b: &Bytes) -> ByteArray {
     ByteArray::from(b.clone())
 }
 
+/// A string or bytes value of the view, moved into the column.
+fn take(b: &mut Bytes) -> ByteArray {
+    ByteArray::from(std::mem::take(b))
+}
+
+/// One attribute value as the columns store it.
+enum Scalar {
+    Str(ByteArray),
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+    /// Stored as its OTLP JSON (kvlists, bytes, mixed arrays), or not at all (`None`).
+    Unsupported(Option<String>),
+}
+
 /// A string made here.
 fn owned(s: &str) -> ByteArray {
     ByteArray::from(s.as_bytes().to_vec())
@@ -781,85 +796,92 @@ impl AttrCols {
         self.unsupported.null(r, d);
     }
 
-    fn write<'a>(&mut self, attrs: impl Iterator<Item = &'a KeyValue>, r: i16) {
+    /// Writes the attributes, moving their strings into the columns.
+    fn write<'a>(&mut self, attrs: impl Iterator<Item = &'a mut KeyValue>, r: i16) {
         let lvl = self.lvl;
         let mut first = true;
         for kv in attrs {
             let r = if first { r } else { lvl };
             first = false;
-            self.key.put(text(&kv.key), r, lvl);
-            let v = kv.value.as_ref().and_then(|v| v.value.as_ref());
-            let (mut s, mut i, mut d, mut b) = (vec![], vec![], vec![], vec![]);
-            let mut is_array = false;
-            let mut unsupported = None;
+            self.key.put(take(&mut kv.key), r, lvl);
             use Value as V;
-            match v {
-                Some(V::StringValue(x)) => s.push(text(x)),
-                Some(V::IntValue(x)) => i.push(*x),
-                Some(V::DoubleValue(x)) => d.push(*x),
-                Some(V::BoolValue(x)) => b.push(*x),
+            let value = match kv.value.as_mut().and_then(|v| v.value.as_mut()) {
+                Some(V::StringValue(x)) => Scalar::Str(take(x)),
+                Some(V::IntValue(x)) => Scalar::Int(*x),
+                Some(V::DoubleValue(x)) => Scalar::Double(*x),
+                Some(V::BoolValue(x)) => Scalar::Bool(*x),
                 Some(V::ArrayValue(arr)) => {
-                    is_array = true;
-                    let vals: Vec<_> = arr.values.iter().filter_map(|v| v.value.as_ref()).collect();
-                    match vals.first() {
-                        None => {}
-                        Some(V::StringValue(_))
-                            if vals.iter().all(|v| matches!(v, V::StringValue(_))) =>
-                        {
-                            s.extend(vals.iter().filter_map(|v| match v {
-                                V::StringValue(x) => Some(text(x)),
-                                _ => None,
-                            }))
-                        }
-                        Some(V::IntValue(_))
-                            if vals.iter().all(|v| matches!(v, V::IntValue(_))) =>
-                        {
-                            i.extend(vals.iter().filter_map(|v| match v {
-                                V::IntValue(x) => Some(*x),
-                                _ => None,
-                            }))
-                        }
-                        Some(V::DoubleValue(_))
-                            if vals.iter().all(|v| matches!(v, V::DoubleValue(_))) =>
-                        {
-                            d.extend(vals.iter().filter_map(|v| match v {
-                                V::DoubleValue(x) => Some(*x),
-                                _ => None,
-                            }))
-                        }
-                        Some(V::BoolValue(_))
-                            if vals.iter().all(|v| matches!(v, V::BoolValue(_))) =>
-                        {
-                            b.extend(vals.iter().filter_map(|v| match v {
-                                V::BoolValue(x) => Some(*x),
-                                _ => None,
-                            }))
-                        }
-                        _ => {
-                            is_array = false;
-                            unsupported = kv.value.as_ref().map(unsupported_json);
-                        }
+                    if self.array(arr, r) {
+                        continue;
                     }
+                    Scalar::Unsupported(kv.value.as_ref().map(unsupported_json))
                 }
-                Some(V::KvlistValue(_)) | Some(V::BytesValue(_)) => {
-                    unsupported = kv.value.as_ref().map(unsupported_json)
+                Some(V::KvlistValue(_) | V::BytesValue(_)) => {
+                    Scalar::Unsupported(kv.value.as_ref().map(unsupported_json))
                 }
                 // Profile-style string-table references have no table here: nothing to store.
-                Some(V::StringValueStrindex(_)) | None => {}
-            }
-            self.is_array.put(is_array, r, lvl);
-            self.value.list(s, r, lvl + 1);
-            self.value_int.list(i, r, lvl + 1);
-            self.value_double.list(d, r, lvl + 1);
-            self.value_bool.list(b, r, lvl + 1);
-            match unsupported {
-                Some(json) => self.unsupported.put(owned(&json), r, lvl + 1),
-                None => self.unsupported.null(r, lvl),
-            }
+                Some(V::StringValueStrindex(_)) | None => Scalar::Unsupported(None),
+            };
+            self.scalar(value, r);
         }
         if first {
             self.nulls(r, lvl - 1);
         }
+    }
+
+    /// One attribute value that is not an array (or an array stored as its JSON).
+    fn scalar(&mut self, value: Scalar, r: i16) {
+        let v = self.lvl + 1;
+        let (mut s, mut i, mut d, mut b, mut json) = (None, None, None, None, None);
+        match value {
+            Scalar::Str(x) => s = Some(x),
+            Scalar::Int(x) => i = Some(x),
+            Scalar::Double(x) => d = Some(x),
+            Scalar::Bool(x) => b = Some(x),
+            Scalar::Unsupported(x) => json = x,
+        }
+        self.is_array.put(false, r, self.lvl);
+        self.value.list(s, r, v);
+        self.value_int.list(i, r, v);
+        self.value_double.list(d, r, v);
+        self.value_bool.list(b, r, v);
+        self.unsupported.list(json.map(|j| owned(&j)), r, v);
+    }
+
+    /// An array value whose elements all have one type (or none): written as an array, true.
+    /// False for mixed arrays, which are stored as their JSON.
+    fn array(&mut self, arr: &mut view::ArrayValue, r: i16) -> bool {
+        use Value as V;
+        let kind = |v: &V| match v {
+            V::StringValue(_) => 1,
+            V::IntValue(_) => 2,
+            V::DoubleValue(_) => 3,
+            V::BoolValue(_) => 4,
+            _ => 0,
+        };
+        let mut kinds = arr.values.iter().filter_map(|v| v.value.as_ref()).map(kind);
+        let first = kinds.next();
+        if first == Some(0) || kinds.any(|k| Some(k) != first) {
+            return false;
+        }
+        let (lvl, v) = (self.lvl, self.lvl + 1);
+        self.is_array.put(true, r, lvl);
+        let (mut s, mut i, mut d, mut b) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for x in arr.values.iter_mut().filter_map(|v| v.value.as_mut()) {
+            match x {
+                V::StringValue(x) => s.push(take(x)),
+                V::IntValue(x) => i.push(*x),
+                V::DoubleValue(x) => d.push(*x),
+                V::BoolValue(x) => b.push(*x),
+                _ => {}
+            }
+        }
+        self.value.list(s, r, v);
+        self.value_int.list(i, r, v);
+        self.value_double.list(d, r, v);
+        self.value_bool.list(b, r, v);
+        self.unsupported.null(r, lvl);
+        true
     }
 
     fn emit(&mut self, rg: &mut impl Sink) -> Result<(), WriteError> {
@@ -885,6 +907,11 @@ struct DedCols {
     slots: ScopeSlots,
     strings: Vec<Leaf<ByteArray>>,
     ints: Vec<Leaf<i64>>,
+    /// Per attribute of the last [`DedCols::write`], whether it went to a dedicated column.
+    taken: Vec<bool>,
+    /// Scratch: the value of each slot in the attributes being written.
+    string_vals: Vec<Option<ByteArray>>,
+    int_vals: Vec<Option<i64>>,
 }
 
 impl DedCols {
@@ -898,6 +925,9 @@ impl DedCols {
                 .map(|i| Leaf::new(format!("{prefix}.DedicatedAttributes.Int{i:02}")))
                 .collect(),
             slots: slots.clone(),
+            taken: Vec::new(),
+            string_vals: Vec::new(),
+            int_vals: Vec::new(),
         }
     }
 
@@ -911,32 +941,40 @@ impl DedCols {
         }
     }
 
-    /// Splits `attrs` into those with a dedicated column (written here) and the rest (returned).
-    fn write<'a>(&mut self, attrs: &'a [KeyValue], r: i16) -> Vec<&'a KeyValue> {
-        let mut rest = Vec::with_capacity(attrs.len());
-        let mut strings: Vec<Option<ByteArray>> = vec![None; self.strings.len()];
-        let mut ints: Vec<Option<i64>> = vec![None; self.ints.len()];
-        for kv in attrs {
-            let v = kv.value.as_ref().and_then(|v| v.value.as_ref());
-            match v {
+    /// Writes the attributes that have a dedicated column (moving their values) and marks them
+    /// in `taken`; the caller writes the rest as generic attributes.
+    fn write(&mut self, attrs: &mut [KeyValue], r: i16) {
+        self.taken.clear();
+        self.string_vals.clear();
+        self.string_vals.resize(self.strings.len(), None);
+        self.int_vals.clear();
+        self.int_vals.resize(self.ints.len(), None);
+        for kv in attrs.iter_mut() {
+            let taken = match kv.value.as_mut().and_then(|v| v.value.as_mut()) {
                 Some(Value::StringValue(s)) => match slot(&self.slots.strings, &kv.key) {
-                    Some(i) if strings[i].is_none() => strings[i] = Some(text(s)),
-                    _ => rest.push(kv),
+                    Some(i) if self.string_vals[i].is_none() => {
+                        self.string_vals[i] = Some(take(s));
+                        true
+                    }
+                    _ => false,
                 },
                 Some(Value::IntValue(n)) => match slot(&self.slots.ints, &kv.key) {
-                    Some(i) if ints[i].is_none() => ints[i] = Some(*n),
-                    _ => rest.push(kv),
+                    Some(i) if self.int_vals[i].is_none() => {
+                        self.int_vals[i] = Some(*n);
+                        true
+                    }
+                    _ => false,
                 },
-                _ => rest.push(kv),
-            }
+                _ => false,
+            };
+            self.taken.push(taken);
         }
-        for (leaf, v) in self.strings.iter_mut().zip(strings) {
+        for (leaf, v) in self.strings.iter_mut().zip(self.string_vals.drain(..)) {
             leaf.list(v, r, self.lvl);
         }
-        for (leaf, v) in self.ints.iter_mut().zip(ints) {
+        for (leaf, v) in self.ints.iter_mut().zip(self.int_vals.drain(..)) {
             leaf.list(v, r, self.lvl);
         }
-        rest
     }
 
     fn emit(&mut self, rg: &mut impl Sink) -> Result<(), WriteError> {
@@ -1080,7 +1118,8 @@ impl Cols {
     }
 
     /// Shreds one trace (one row). Returns its start and end in unix nanoseconds.
-    fn trace(&mut self, id: &TraceId, trace: &view::Trace) -> (u64, u64) {
+    /// The trace's strings are moved into the columns (what is left of it is empty).
+    fn trace(&mut self, id: &TraceId, trace: &mut view::Trace) -> (u64, u64) {
         let spans: Vec<(&Bytes, &Span)> = trace
             .resource_spans
             .iter()
@@ -1143,41 +1182,44 @@ impl Cols {
         if trace.resource_spans.is_empty() {
             self.resource_nulls();
         }
-        for (i, rs) in trace.resource_spans.iter().enumerate() {
+        for (i, rs) in trace.resource_spans.iter_mut().enumerate() {
             let r = if i == 0 { 0 } else { 1 };
-            let attrs = rs.resource.as_ref().map_or(&[][..], |r| &r.attributes);
+            let dropped = rs
+                .resource
+                .as_ref()
+                .map_or(0, |r| r.dropped_attributes_count);
+            let attrs = rs
+                .resource
+                .as_mut()
+                .map_or(&mut [][..], |r| &mut r.attributes);
             self.res_service.put(text(service_name(attrs)), r, 1);
-            let rest = self.res_ded.write(attrs, r);
-            self.res_attrs
-                .write(rest.into_iter().filter(|kv| kv.key != "service.name"), r);
-            self.res_dropped.put(
-                rs.resource
-                    .as_ref()
-                    .map_or(0, |r| r.dropped_attributes_count) as i32,
+            self.res_ded.write(attrs, r);
+            let taken = &self.res_ded.taken;
+            self.res_attrs.write(
+                attrs
+                    .iter_mut()
+                    .zip(taken)
+                    .filter(|(kv, taken)| !**taken && kv.key != "service.name")
+                    .map(|(kv, _)| kv),
                 r,
-                1,
             );
+            self.res_dropped.put(dropped as i32, r, 1);
             if rs.scope_spans.is_empty() {
                 self.scope_nulls(r, 1);
             }
-            for (j, ss) in rs.scope_spans.iter().enumerate() {
+            for (j, ss) in rs.scope_spans.iter_mut().enumerate() {
                 let r = if j == 0 { r } else { 2 };
-                static NO_SCOPE: view::InstrumentationScope = view::InstrumentationScope {
-                    name: Bytes::new(),
-                    version: Bytes::new(),
-                    attributes: Vec::new(),
-                    dropped_attributes_count: 0,
-                };
-                let scope = ss.scope.as_ref().unwrap_or(&NO_SCOPE);
-                self.scope_name.put(text(&scope.name), r, 2);
-                self.scope_version.put(text(&scope.version), r, 2);
-                self.scope_attrs.write(scope.attributes.iter(), r);
+                let mut none = view::InstrumentationScope::default();
+                let scope = ss.scope.as_mut().unwrap_or(&mut none);
+                self.scope_name.put(take(&mut scope.name), r, 2);
+                self.scope_version.put(take(&mut scope.version), r, 2);
+                self.scope_attrs.write(scope.attributes.iter_mut(), r);
                 self.scope_dropped
                     .put(scope.dropped_attributes_count as i32, r, 2);
                 if ss.spans.is_empty() {
                     self.span.nulls(r, 2);
                 }
-                for (k, s) in ss.spans.iter().enumerate() {
+                for (k, s) in ss.spans.iter_mut().enumerate() {
                     let r = if k == 0 { r } else { 3 };
                     self.span.span(s, nests[span_index], r);
                     span_index += 1;
@@ -1277,25 +1319,34 @@ impl SpanCols {
         self.ev_ded.nulls(r, d);
     }
 
-    fn span(&mut self, s: &Span, nest: Nest, r: i16) {
+    fn span(&mut self, s: &mut Span, nest: Nest, r: i16) {
         const D: i16 = 3;
-        self.span_id.put(text(&s.span_id), r, D);
-        self.parent_span_id.put(text(&s.parent_span_id), r, D);
+        let start = s.start_time_unix_nano;
+        self.span_id.put(take(&mut s.span_id), r, D);
+        self.parent_span_id.put(take(&mut s.parent_span_id), r, D);
         self.parent_id.put(nest.parent, r, D);
         self.left.put(nest.left, r, D);
         self.right.put(nest.right, r, D);
         self.child_count.put(nest.children, r, D);
-        self.name.put(text(&s.name), r, D);
+        self.name.put(take(&mut s.name), r, D);
         self.kind.put(i64::from(s.kind), r, D);
-        self.trace_state.put(text(&s.trace_state), r, D);
-        self.start.put(s.start_time_unix_nano as i64, r, D);
-        let duration = s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano);
+        self.trace_state.put(take(&mut s.trace_state), r, D);
+        self.start.put(start as i64, r, D);
+        let duration = s.end_time_unix_nano.saturating_sub(start);
         self.duration.put(duration as i64, r, D);
-        let status = s.status.clone().unwrap_or_default();
+        let mut status = s.status.take().unwrap_or_default();
         self.status_code.put(i64::from(status.code), r, D);
-        self.status_message.put(text(&status.message), r, D);
-        let rest = self.ded.write(&s.attributes, r);
-        self.attrs.write(rest.into_iter(), r);
+        self.status_message.put(take(&mut status.message), r, D);
+        self.ded.write(&mut s.attributes, r);
+        let taken = &self.ded.taken;
+        self.attrs.write(
+            s.attributes
+                .iter_mut()
+                .zip(taken)
+                .filter(|(_, taken)| !**taken)
+                .map(|(kv, _)| kv),
+            r,
+        );
         self.dropped_attrs
             .put(s.dropped_attributes_count as i32, r, D);
 
@@ -1306,13 +1357,21 @@ impl SpanCols {
             self.ev_dropped.null(r, D);
             self.ev_ded.nulls(r, D);
         }
-        for (i, e) in s.events.iter().enumerate() {
+        for (i, e) in s.events.iter_mut().enumerate() {
             let r = if i == 0 { r } else { 4 };
-            let since = e.time_unix_nano.saturating_sub(s.start_time_unix_nano);
+            let since = e.time_unix_nano.saturating_sub(start);
             self.ev_time.put(since as i64, r, 4);
-            self.ev_name.put(text(&e.name), r, 4);
-            let rest = self.ev_ded.write(&e.attributes, r);
-            self.ev_attrs.write(rest.into_iter(), r);
+            self.ev_name.put(take(&mut e.name), r, 4);
+            self.ev_ded.write(&mut e.attributes, r);
+            let taken = &self.ev_ded.taken;
+            self.ev_attrs.write(
+                e.attributes
+                    .iter_mut()
+                    .zip(taken)
+                    .filter(|(_, taken)| !**taken)
+                    .map(|(kv, _)| kv),
+                r,
+            );
             self.ev_dropped.put(e.dropped_attributes_count as i32, r, 4);
         }
         self.dropped_events.put(s.dropped_events_count as i32, r, D);
@@ -1324,12 +1383,12 @@ impl SpanCols {
             self.link_attrs.nulls(r, D);
             self.link_dropped.null(r, D);
         }
-        for (i, l) in s.links.iter().enumerate() {
+        for (i, l) in s.links.iter_mut().enumerate() {
             let r = if i == 0 { r } else { 4 };
-            self.link_trace_id.put(text(&l.trace_id), r, 4);
-            self.link_span_id.put(text(&l.span_id), r, 4);
-            self.link_trace_state.put(text(&l.trace_state), r, 4);
-            self.link_attrs.write(l.attributes.iter(), r);
+            self.link_trace_id.put(take(&mut l.trace_id), r, 4);
+            self.link_span_id.put(take(&mut l.span_id), r, 4);
+            self.link_trace_state.put(take(&mut l.trace_state), r, 4);
+            self.link_attrs.write(l.attributes.iter_mut(), r);
             self.link_dropped
                 .put(l.dropped_attributes_count as i32, r, 4);
         }

@@ -13,6 +13,10 @@ use vivace_block::{BlockMeta, BlockWriter, WriterConfig, read_all_traces};
 use vivace_common::TenantId;
 use vivace_livestore::PendingBlock;
 
+/// The server's allocator, so the figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn thread_cpu_seconds() -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -25,7 +29,10 @@ fn thread_cpu_seconds() -> f64 {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let dir = PathBuf::from(args.next().expect("usage: cut_blocks <block dir> [rounds] [file to write the block to]"));
+    let dir = PathBuf::from(
+        args.next()
+            .expect("usage: cut_blocks <block dir> [rounds] [file to write the block to]"),
+    );
     let rounds: usize = args.next().map_or(5, |r| r.parse().expect("rounds"));
     let out_opt = args.next();
     let meta = BlockMeta::read(&dir).expect("meta.json");
@@ -54,7 +61,7 @@ fn main() {
         let mut w = BlockWriter::new(Vec::new(), WriterConfig::new("bench", "bench")).unwrap();
         pending
             .for_each_trace(|id, t, n| {
-                w.push_view(id, &t, n)
+                w.push_view(id, t, n)
                     .map_err(Box::<dyn std::error::Error>::from)
             })
             .unwrap();

@@ -88,7 +88,7 @@ pub async fn write_block(
         };
         let mut w = BlockWriter::new(Vec::new(), wcfg).map_err(write)?;
         pending_owned
-            .for_each_trace(|tid, t, encoded| w.push_view(tid, &t, encoded).map_err(&write))?;
+            .for_each_trace(|tid, t, encoded| w.push_view(tid, t, encoded).map_err(&write))?;
         let (mut done, data) = w.finish().map_err(write)?;
         set_file_facts(&mut done.meta, data.len() as u64, &data);
         Ok::<_, FlushError>((done, data))
