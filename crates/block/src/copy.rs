@@ -9,8 +9,11 @@
 //! writer into the same raw columns. The output has the writer's codecs and schema, so the bytes
 //! are those a decode-and-rewrite would give.
 //!
-//! Memory: one row group of each input (fetched by a ranged read when it is reached) and the
-//! output's row group being built, whatever the size of the blocks. Inputs whose
+//! Memory: each input's current row group compressed (fetched by a ranged read when it is
+//! reached) and a window of [`WINDOW_ROWS`] of its rows decoded — its column readers stay open
+//! between windows — plus the output's row group being built, whatever the size of the blocks.
+//! (Inputs used to be decoded a whole row group at a time: four inputs of one ~50 MB row group
+//! each took a compaction past 1 GB.) Inputs whose
 //! schema differs from the output's (another dedicated-column layout, Tempo's own writer) make
 //! [`compact_rows`] answer `None`: the caller merges through OTLP.
 
@@ -159,7 +162,10 @@ impl Sink for RawSink<'_> {
     sink_leaf!(bool, bool, Bool);
 }
 
-/// One input row group read whole, cut into rows.
+/// Rows of an input decoded at a time (the default of [`CopyInput::window_rows`]).
+pub(crate) const WINDOW_ROWS: usize = 1024;
+
+/// A window of an input's rows, decoded and cut into rows.
 struct Group {
     cols: Vec<RawColumn>,
     /// Per column, where each row starts: (entry, value); one more for the end.
@@ -169,41 +175,77 @@ struct Group {
     ends: Vec<u64>,
     /// Per row, bytes of its values (strings by length, numbers by width).
     sizes: Vec<usize>,
+    /// Per row, what it takes in an output row group's buffers: values, string handles and
+    /// levels (its strings share the input's pages, which stay alive as long).
+    memory: Vec<usize>,
 }
 
-fn read_group(group: &dyn RowGroupReader, descr: &SchemaDescriptor, key: &str) -> Result<Group> {
+/// An input row group being read: its column readers, open between windows.
+struct Reading {
+    readers: Vec<ColumnReader>,
+    rows_left: usize,
+}
+
+impl Reading {
+    fn new(group: &dyn RowGroupReader, descr: &SchemaDescriptor, key: &str) -> Result<Reading> {
+        let readers = (0..descr.num_columns())
+            .map(|i| group.get_column_reader(i))
+            .collect::<parquet::errors::Result<_>>()
+            .map_err(|source| Error::Parquet {
+                path: key.into(),
+                source,
+            })?;
+        Ok(Reading {
+            readers,
+            rows_left: group.metadata().num_rows().max(0) as usize,
+        })
+    }
+
+    /// The next (up to) `rows` rows.
+    fn window(&mut self, rows: usize, descr: &SchemaDescriptor, key: &str) -> Result<Group> {
+        let n = self.rows_left.min(rows.max(1));
+        let group = read_rows(&mut self.readers, n, descr, key)?;
+        self.rows_left -= n;
+        Ok(group)
+    }
+}
+
+/// The next `n_rows` rows of every column.
+fn read_rows(
+    readers: &mut [ColumnReader],
+    n_rows: usize,
+    descr: &SchemaDescriptor,
+    key: &str,
+) -> Result<Group> {
     let pq = |source| Error::Parquet {
         path: key.into(),
         source,
     };
-    let n_rows = group.metadata().num_rows().max(0) as usize;
     let mut cols = Vec::with_capacity(descr.num_columns());
     let mut bounds = Vec::with_capacity(descr.num_columns());
     let mut sizes = vec![0usize; n_rows];
+    let mut memory = vec![0usize; n_rows];
     let (mut id_col, mut start_col, mut end_col) = (None, None, None);
-    for i in 0..descr.num_columns() {
+    for (i, reader) in readers.iter_mut().enumerate() {
         let mut c = RawColumn::new(descr, i).map_err(|what| Error::Schema {
             path: key.into(),
             what,
         })?;
-        let entries = group.metadata().column(i).num_values().max(0) as usize;
         macro_rules! read {
             ($r:expr, $v:expr) => {{
-                let mut r = $r;
-                $v.reserve(entries);
-                c.def.reserve(entries);
-                c.rep.reserve(entries);
-                loop {
-                    let (records, _, _) = r
-                        .read_records(64 * 1024, Some(&mut c.def), Some(&mut c.rep), $v)
+                let mut got = 0;
+                while got < n_rows {
+                    let (records, _, _) = $r
+                        .read_records(n_rows - got, Some(&mut c.def), Some(&mut c.rep), $v)
                         .map_err(pq)?;
                     if records == 0 {
                         break;
                     }
+                    got += records;
                 }
             }};
         }
-        match (group.get_column_reader(i).map_err(pq)?, &mut c.vals) {
+        match (reader, &mut c.vals) {
             (ColumnReader::BoolColumnReader(r), Vals::Bool(v)) => read!(r, v),
             (ColumnReader::Int32ColumnReader(r), Vals::I32(v)) => read!(r, v),
             (ColumnReader::Int64ColumnReader(r), Vals::I64(v)) => read!(r, v),
@@ -237,16 +279,30 @@ fn read_group(group: &dyn RowGroupReader, descr: &SchemaDescriptor, key: &str) -
             Vals::I32(_) => 4,
             _ => 8,
         };
+        // What an entry costs in the output's buffers: its two levels, a value's width, and for
+        // a string its handle (the bytes are counted in `sizes`).
+        let handle = match &c.vals {
+            Vals::Bytes(_) => std::mem::size_of::<ByteArray>(),
+            _ => 0,
+        };
         for (e, (&r, &d)) in c.rep.iter().zip(&c.def).enumerate() {
             if r == 0 {
                 b.push((e as u32, v));
             }
+            let row = b.len().wrapping_sub(1);
+            if let Some(m) = memory.get_mut(row) {
+                *m += 2 * std::mem::size_of::<i16>();
+            }
             if d == c.max_def {
-                if let Some(s) = sizes.get_mut(b.len().wrapping_sub(1)) {
-                    *s += match &c.vals {
-                        Vals::Bytes(vals) => vals.get(v as usize).map_or(0, |x| x.len()),
-                        _ => width,
-                    };
+                let bytes = match &c.vals {
+                    Vals::Bytes(vals) => vals.get(v as usize).map_or(0, |x| x.len()),
+                    _ => width,
+                };
+                if let Some(s) = sizes.get_mut(row) {
+                    *s += bytes;
+                }
+                if let Some(m) = memory.get_mut(row) {
+                    *m += bytes + handle;
                 }
                 v += 1;
             }
@@ -255,7 +311,7 @@ fn read_group(group: &dyn RowGroupReader, descr: &SchemaDescriptor, key: &str) -
             return Err(Error::Schema {
                 path: key.into(),
                 what: format!(
-                    "column {} has {} rows, the row group {n_rows}",
+                    "column {} has {} rows where {n_rows} were read",
                     descr.column(i).path().string(),
                     b.len()
                 ),
@@ -297,6 +353,7 @@ fn read_group(group: &dyn RowGroupReader, descr: &SchemaDescriptor, key: &str) -
         starts,
         ends,
         sizes,
+        memory,
     })
 }
 
@@ -362,6 +419,8 @@ pub struct CopyInput {
     pub meta: BlockMeta,
     pub key: String,
     pub footer: Arc<ParquetMetaData>,
+    /// Rows decoded at a time ([`WINDOW_ROWS`]).
+    pub window_rows: usize,
     /// Reads a byte range of `data.parquet` (called on the compaction thread).
     pub fetch: Box<dyn FnMut(std::ops::Range<u64>) -> Result<Bytes> + Send>,
 }
@@ -380,6 +439,7 @@ impl CopyInput {
             meta,
             key,
             footer,
+            window_rows: WINDOW_ROWS,
             fetch: Box::new(move |r| Ok(data.slice(r.start as usize..r.end as usize))),
         })
     }
@@ -398,6 +458,7 @@ impl CopyInput {
             meta: block.meta.clone(),
             key,
             footer,
+            window_rows: WINDOW_ROWS,
             fetch: Box::new(move |r| {
                 handle
                     .block_on(backend.get_range(&k, r))
@@ -411,12 +472,14 @@ impl CopyInput {
 struct Input {
     src: CopyInput,
     next_rg: usize,
+    reading_opt: Option<Reading>,
     group_opt: Option<Group>,
     row: usize,
 }
 
 impl Input {
-    /// The trace ID of the current row, reading the next row group when one is used up.
+    /// The trace ID of the current row, decoding the next window of rows (from the next row
+    /// group when one is used up) when a window is.
     fn current(&mut self, descr: &SchemaDescriptor) -> Result<Option<TraceId>> {
         loop {
             if let Some(g) = &self.group_opt
@@ -425,6 +488,15 @@ impl Input {
                 return Ok(Some(g.ids[self.row]));
             }
             self.group_opt = None;
+            if let Some(reading) = &mut self.reading_opt
+                && reading.rows_left > 0
+            {
+                let rows = self.src.window_rows;
+                self.group_opt = Some(reading.window(rows, descr, &self.src.key)?);
+                self.row = 0;
+                continue;
+            }
+            self.reading_opt = None;
             if self.next_rg >= self.src.footer.num_row_groups() {
                 return Ok(None);
             }
@@ -444,9 +516,8 @@ impl Input {
                 path: self.src.key.clone().into(),
                 source,
             })?;
-            self.group_opt = Some(read_group(&group, descr, &self.src.key)?);
+            self.reading_opt = Some(Reading::new(&group, descr, &self.src.key)?);
             self.next_rg += 1;
-            self.row = 0;
         }
     }
 }
@@ -494,6 +565,7 @@ pub fn compact_rows(
         inputs.push(Input {
             src,
             next_rg: 0,
+            reading_opt: None,
             group_opt: None,
             row: 0,
         });
@@ -534,8 +606,7 @@ pub fn compact_rows(
             let input = &inputs[holders[0]];
             let g = input.group_opt.as_ref().expect("current row");
             let row = input.row;
-            // Rows buffer at about twice their value bytes, as pushed traces count theirs.
-            let bytes = 2 * g.sizes[row];
+            let bytes = g.memory[row];
             w.push_copied(id, g.starts[row], g.ends[row], bytes, |out| {
                 g.copy_row(row, out)
             })

@@ -40,8 +40,11 @@ pub const ROOT_NOT_RECEIVED: &str = "<root span not yet received>";
 pub(crate) const DEFAULT_ROW_GROUP_BYTES: usize = 100_000_000;
 
 const STATUS_ERROR: i32 = 2;
-/// Row-group bytes counted per byte of a trace's protobuf encoding (see `push`).
-const BUFFER_COST_PER_ENCODED_BYTE: usize = 2;
+/// Row-group bytes counted per byte of a trace's protobuf encoding (see `push`): what its
+/// buffered leaves take — a 32-byte handle per string (the bytes stay in the encoding, shared), a
+/// value per number and two levels per entry — measured as the RSS a cut block adds (~250 MB for
+/// a 50 MB block in one row group).
+const BUFFER_COST_PER_ENCODED_BYTE: usize = 5;
 /// Data page size: a trace by ID decompresses one page per column (`read.rs`), so pages stay
 /// small enough for point reads while zstd still sees enough to compress well.
 const DATA_PAGE_BYTES: usize = 256 << 10;
@@ -239,9 +242,9 @@ impl<W: Write + Send> BlockWriter<W> {
             self.end = self.end.max(end);
         }
         self.ids.push(id);
-        // The row-group target counts a trace at twice its protobuf size: buffered columns cost
-        // several times that (a value, two levels and an allocation per leaf), and halving the
-        // default row group keeps a compaction near 0.5 GB while zstd still sees ~50 MB.
+        // The row-group target bounds the memory of the buffered columns: a trace counts at
+        // what its leaves take, several times its protobuf size (copied rows count theirs the
+        // same way, `copy.rs`), so a 100 MB row group holds ~20 MB of traces.
         self.buffered_bytes += BUFFER_COST_PER_ENCODED_BYTE * encoded;
         if self.buffered_bytes >= self.cfg.row_group_bytes {
             self.flush_row_group()?;

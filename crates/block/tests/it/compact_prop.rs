@@ -34,6 +34,8 @@ proptest! {
         traces in crate::search_prop::traces(),
         placement in proptest::collection::vec(0u8..4, 6),
         limit in prop_oneof![Just(0usize), Just(700usize), Just(2_000usize)],
+        // Inputs of small row groups, or of one row group read a few rows at a time.
+        (input_row_group, window) in prop_oneof![Just((1_500usize, 1024usize)), (Just(1usize << 20), 1usize..4)],
     ) {
         // Each trace goes whole to input 0, 1 or 2, or is split between 0 and 1 with its first
         // resource in both (a duplicate span).
@@ -61,7 +63,7 @@ proptest! {
             if input.is_empty() {
                 continue;
             }
-            let (data, meta) = write(input, n as u8, 1_500);
+            let (data, meta) = write(input, n as u8, input_row_group);
             sources.push((data, meta, format!("in-{n}")));
         }
         // The naive merge, through OTLP.
@@ -90,7 +92,11 @@ proptest! {
         cfg.row_group_bytes = 3_000;
         let inputs = sources
             .into_iter()
-            .map(|(data, meta, key)| CopyInput::from_bytes(data, meta, key).unwrap())
+            .map(|(data, meta, key)| {
+                let mut input = CopyInput::from_bytes(data, meta, key).unwrap();
+                input.window_rows = window;
+                input
+            })
             .collect();
         let out = compact_rows(inputs, cfg, limit).unwrap().expect("same schema");
         prop_assert_eq!(out.done.meta.total_objects as usize, want.len());
