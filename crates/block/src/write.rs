@@ -991,6 +991,26 @@ impl DedCols {
     }
 }
 
+/// Writes `attrs` of one scope: those with a dedicated column there, the others (that `keep`
+/// accepts) as generic attributes.
+fn split_attrs(
+    ded: &mut DedCols,
+    generic: &mut AttrCols,
+    attrs: &mut [KeyValue],
+    r: i16,
+    keep: impl Fn(&KeyValue) -> bool,
+) {
+    ded.write(attrs, r);
+    generic.write(
+        attrs
+            .iter_mut()
+            .zip(&ded.taken)
+            .filter(|(kv, taken)| !**taken && keep(kv))
+            .map(|(kv, _)| kv),
+        r,
+    );
+}
+
 /// The dedicated slot of an attribute name, if it has one.
 fn slot(slots: &HashMap<String, usize, rustc_hash::FxBuildHasher>, key: &[u8]) -> Option<usize> {
     slots.get(std::str::from_utf8(key).ok()?).copied()
@@ -1196,16 +1216,9 @@ impl Cols {
                 .as_mut()
                 .map_or(&mut [][..], |r| &mut r.attributes);
             self.res_service.put(text(service_name(attrs)), r, 1);
-            self.res_ded.write(attrs, r);
-            let taken = &self.res_ded.taken;
-            self.res_attrs.write(
-                attrs
-                    .iter_mut()
-                    .zip(taken)
-                    .filter(|(kv, taken)| !**taken && kv.key != "service.name")
-                    .map(|(kv, _)| kv),
-                r,
-            );
+            split_attrs(&mut self.res_ded, &mut self.res_attrs, attrs, r, |kv| {
+                kv.key != "service.name"
+            });
             self.res_dropped.put(dropped as i32, r, 1);
             if rs.scope_spans.is_empty() {
                 self.scope_nulls(r, 1);
@@ -1340,16 +1353,9 @@ impl SpanCols {
         let mut status = s.status.take().unwrap_or_default();
         self.status_code.put(i64::from(status.code), r, D);
         self.status_message.put(take(&mut status.message), r, D);
-        self.ded.write(&mut s.attributes, r);
-        let taken = &self.ded.taken;
-        self.attrs.write(
-            s.attributes
-                .iter_mut()
-                .zip(taken)
-                .filter(|(_, taken)| !**taken)
-                .map(|(kv, _)| kv),
-            r,
-        );
+        split_attrs(&mut self.ded, &mut self.attrs, &mut s.attributes, r, |_| {
+            true
+        });
         self.dropped_attrs
             .put(s.dropped_attributes_count as i32, r, D);
 
@@ -1365,15 +1371,12 @@ impl SpanCols {
             let since = e.time_unix_nano.saturating_sub(start);
             self.ev_time.put(since as i64, r, 4);
             self.ev_name.put(take(&mut e.name), r, 4);
-            self.ev_ded.write(&mut e.attributes, r);
-            let taken = &self.ev_ded.taken;
-            self.ev_attrs.write(
-                e.attributes
-                    .iter_mut()
-                    .zip(taken)
-                    .filter(|(_, taken)| !**taken)
-                    .map(|(kv, _)| kv),
+            split_attrs(
+                &mut self.ev_ded,
+                &mut self.ev_attrs,
+                &mut e.attributes,
                 r,
+                |_| true,
             );
             self.ev_dropped.put(e.dropped_attributes_count as i32, r, 4);
         }
