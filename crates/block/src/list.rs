@@ -42,6 +42,10 @@ struct BlockCache {
     /// Whole bloom shards held in memory, within [`BLOOM_CACHE_BYTES`] across all blocks.
     blooms: parking_lot::Mutex<HashMap<u32, Arc<crate::bloom::Bloom>>>,
     bloom_bytes: std::sync::atomic::AtomicU64,
+    /// Decoded page indexes of row groups trace by ID has read, within
+    /// [`PAGE_INDEX_CACHE_BYTES`] across all blocks.
+    page_indexes: parking_lot::Mutex<HashMap<usize, Arc<crate::read::GroupIndex>>>,
+    page_index_bytes: std::sync::atomic::AtomicU64,
 }
 
 /// Memory for bloom shards kept across lookups (all blocks together). Past it, lookups read the
@@ -49,10 +53,16 @@ struct BlockCache {
 const BLOOM_CACHE_BYTES: u64 = 256 << 20;
 static BLOOM_CACHE_USED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Memory for decoded page indexes kept across trace-by-ID lookups (all blocks together,
+/// counted as the bytes they were decoded from). Past it, lookups read the index each time.
+const PAGE_INDEX_CACHE_BYTES: u64 = 64 << 20;
+static PAGE_INDEX_CACHE_USED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl Drop for BlockCache {
     fn drop(&mut self) {
-        let held = self.bloom_bytes.load(std::sync::atomic::Ordering::Relaxed);
-        BLOOM_CACHE_USED.fetch_sub(held, std::sync::atomic::Ordering::Relaxed);
+        use std::sync::atomic::Ordering::Relaxed;
+        BLOOM_CACHE_USED.fetch_sub(self.bloom_bytes.load(Relaxed), Relaxed);
+        PAGE_INDEX_CACHE_USED.fetch_sub(self.page_index_bytes.load(Relaxed), Relaxed);
     }
 }
 
@@ -138,6 +148,31 @@ impl BlockRef {
             e.insert(bloom.clone());
         }
         Ok(Some(bloom))
+    }
+
+    /// Row group `rg`'s page index, if a lookup kept it.
+    pub(crate) fn cached_page_index(&self, rg: usize) -> Option<Arc<crate::read::GroupIndex>> {
+        self.cache.page_indexes.lock().get(&rg).cloned()
+    }
+
+    /// Keeps row group `rg`'s page index (decoded from `bytes` bytes) while the cache has room.
+    pub(crate) fn keep_page_index(
+        &self,
+        rg: usize,
+        index: Arc<crate::read::GroupIndex>,
+        bytes: u64,
+    ) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if PAGE_INDEX_CACHE_USED.load(Relaxed) + bytes > PAGE_INDEX_CACHE_BYTES {
+            return;
+        }
+        if let std::collections::hash_map::Entry::Vacant(e) =
+            self.cache.page_indexes.lock().entry(rg)
+        {
+            PAGE_INDEX_CACHE_USED.fetch_add(bytes, Relaxed);
+            self.cache.page_index_bytes.fetch_add(bytes, Relaxed);
+            e.insert(index);
+        }
     }
 
     pub(crate) async fn bloom_header(

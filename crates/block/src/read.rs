@@ -73,7 +73,7 @@ pub async fn find_trace_by_id(
     let key = block.key("data.parquet");
     // A page-index read that cannot finish (a row spilling over its page, a page missing from
     // the index) falls back to the whole row group.
-    if let Ok(Some(found)) = find_by_pages(backend, &footer, rg, meta, id, &key).await {
+    if let Ok(Some(found)) = find_by_pages(backend, block, &footer, rg, id, &key).await {
         return Ok(found);
     }
     let (start, len) = row_group_range(footer.row_group(rg));
@@ -108,15 +108,7 @@ pub async fn find_trace_by_pages(
     let Some(rg) = row_group_for(&footer, id) else {
         return Ok(Some(None));
     };
-    find_by_pages(
-        backend,
-        &footer,
-        rg,
-        &block.meta,
-        id,
-        &block.key("data.parquet"),
-    )
-    .await
+    find_by_pages(backend, block, &footer, rg, id, &block.key("data.parquet")).await
 }
 
 /// [`find_trace_by_id`] in row group `rg` through its page index: the `TraceID` chunk and the
@@ -125,65 +117,52 @@ pub async fn find_trace_by_pages(
 /// offset index; read it whole.
 async fn find_by_pages(
     backend: &Backend,
+    block: &BlockRef,
     footer: &Arc<ParquetMetaData>,
     rg: usize,
-    meta: &BlockMeta,
     id: &TraceId,
     key: &str,
 ) -> Result<Option<Option<Trace>>> {
+    let meta = &block.meta;
     let group_md = footer.row_group(rg);
     let schema = footer.file_metadata().schema_descr_ptr();
     let Some(id_col) = trace_id_column(&schema) else {
-        return Ok(None);
-    };
-    // The offset indexes of the row group's columns: usually one contiguous range.
-    let mut index_range: Option<(u64, u64)> = None;
-    for c in group_md.columns() {
-        let (Some(off), Some(len)) = (c.offset_index_offset(), c.offset_index_length()) else {
-            return Ok(None);
-        };
-        let (s, e) = (off as u64, off as u64 + len as u64);
-        index_range = Some(index_range.map_or((s, e), |(a, b)| (a.min(s), b.max(e))));
-    }
-    let Some((is, ie)) = index_range else {
         return Ok(None);
     };
     let pq = |source| Error::Parquet {
         path: key.into(),
         source,
     };
-    // The TraceID column index (min/max per page) narrows the ID's search to one page.
+    let index = match block.cached_page_index(rg) {
+        Some(index) => index,
+        None => {
+            let Some((index, bytes)) = read_group_index(backend, group_md, id_col, key).await?
+            else {
+                return Ok(None);
+            };
+            let index = Arc::new(index);
+            block.keep_page_index(rg, index.clone(), bytes);
+            index
+        }
+    };
+    let (rg_start, rg_len) = row_group_range(group_md);
+    let size = meta.size.max(rg_start + rg_len);
+    let offsets = &index.offsets.0;
     let id_md = group_md.column(id_col);
-    let col_index_range = match (id_md.column_index_offset(), id_md.column_index_length()) {
-        (Some(o), Some(l)) => Some(o as u64..o as u64 + l as u64),
-        _ => None,
-    };
-    let mut first: Vec<std::ops::Range<u64>> = Vec::with_capacity(2);
-    first.push(is..ie);
-    first.extend(col_index_range.clone());
-    let size = meta.size.max(ie);
-    let index_reader =
-        crate::prune::Parts::new(crate::prune::fetch_parts(backend, key, &first).await?, size);
-    let Some(offsets) = read_offset_indexes(&index_reader, group_md.columns()).map_err(pq)? else {
-        return Ok(None);
-    };
     let id_pages = offsets[id_col].page_locations();
     // The TraceID pages to read: the one whose maximum is not below the ID, else all.
     let mut page_range = 0..id_pages.len();
-    if col_index_range.is_some() {
-        let ci = read_column_index(&index_reader, id_md).map_err(pq)?;
-        if let Some(parquet::file::page_index::column_index::ColumnIndexMetaData::BYTE_ARRAY(ci)) =
-            ci
-        {
-            let n = id_pages.len();
-            let at = (0..n)
-                .find(|&k| ci.max_value(k).is_none_or(|m| m >= id.0.as_slice()))
-                .unwrap_or(n);
-            if at == n || ci.min_value(at).is_some_and(|m| m > id.0.as_slice()) {
-                return Ok(Some(None));
-            }
-            page_range = at..at + 1;
+    if let Some(parquet::file::page_index::column_index::ColumnIndexMetaData::BYTE_ARRAY(ci)) =
+        &index.trace_ids
+    {
+        let n = id_pages.len();
+        let at = (0..n)
+            .find(|&k| ci.max_value(k).is_none_or(|m| m >= id.0.as_slice()))
+            .unwrap_or(n);
+        if at == n || ci.min_value(at).is_some_and(|m| m > id.0.as_slice()) {
+            return Ok(Some(None));
         }
+        page_range = at..at + 1;
     }
     let mut id_ranges = Vec::new();
     page_ranges(id_md, id_pages, page_range.clone(), &mut id_ranges);
@@ -194,13 +173,9 @@ async fn find_by_pages(
         .get(page_range.start)
         .map_or(0, |p| p.first_row_index.max(0) as usize);
     let row = {
-        let group = SerializedRowGroupReader::new(
-            id_reader,
-            group_md,
-            one_group_index(&offsets),
-            props.clone(),
-        )
-        .map_err(pq)?;
+        let group =
+            SerializedRowGroupReader::new(id_reader, group_md, index.provider(), props.clone())
+                .map_err(pq)?;
         let rows = match id_pages.get(page_range.end) {
             Some(next) => next.first_row_index.max(0) as usize - start_row,
             None => group_md.num_rows().max(0) as usize - start_row,
@@ -235,9 +210,8 @@ async fn find_by_pages(
         };
         let reader = Arc::new(crate::prune::Parts::new(parts, size));
         let group_md = footer.row_group(rg);
-        let group =
-            SerializedRowGroupReader::new(reader, group_md, one_group_index(&offsets), props)
-                .map_err(pq)?;
+        let group = SerializedRowGroupReader::new(reader, group_md, index.provider(), props)
+            .map_err(pq)?;
         let schema = footer.file_metadata().schema_descr_ptr();
         let one = extract_row(&group, &schema, row).map_err(pq)?;
         let file = SerializedFileReader::new(one).map_err(pq)?;
@@ -909,6 +883,73 @@ fn attribute(a: &Row) -> KeyValue {
     }
 }
 
+/// What trace by ID needs of a row group's page index, decoded once and kept with the block
+/// ([`BlockRef::cached_page_index`]): every column's offset index and the `TraceID` column's
+/// min/max per page. A warm lookup then reads only the pages it needs.
+#[derive(Debug)]
+pub(crate) struct GroupIndex {
+    offsets: Arc<OneGroupOffsets>,
+    trace_ids: Option<parquet::file::page_index::column_index::ColumnIndexMetaData>,
+}
+
+impl GroupIndex {
+    fn provider(&self) -> parquet::file::metadata::page_index::RowGroupPageIndex {
+        parquet::file::metadata::page_index::RowGroupPageIndex::new(0, Some(self.offsets.clone()))
+    }
+}
+
+/// Reads and decodes a row group's [`GroupIndex`] (one request: the offset indexes are
+/// contiguous, the `TraceID` column index next to them); also returns the bytes it came from.
+/// `None`: a column has no offset index.
+async fn read_group_index(
+    backend: &Backend,
+    group_md: &parquet::file::metadata::RowGroupMetaData,
+    id_col: usize,
+    key: &str,
+) -> Result<Option<(GroupIndex, u64)>> {
+    let mut index_range: Option<(u64, u64)> = None;
+    for c in group_md.columns() {
+        let (Some(off), Some(len)) = (c.offset_index_offset(), c.offset_index_length()) else {
+            return Ok(None);
+        };
+        let (s, e) = (off as u64, off as u64 + len as u64);
+        index_range = Some(index_range.map_or((s, e), |(a, b)| (a.min(s), b.max(e))));
+    }
+    let Some((is, ie)) = index_range else {
+        return Ok(None);
+    };
+    let id_md = group_md.column(id_col);
+    let col_index_range = match (id_md.column_index_offset(), id_md.column_index_length()) {
+        (Some(o), Some(l)) => Some(o as u64..o as u64 + l as u64),
+        _ => None,
+    };
+    let mut ranges: Vec<std::ops::Range<u64>> = Vec::with_capacity(2);
+    ranges.push(is..ie);
+    ranges.extend(col_index_range.clone());
+    let bytes: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+    let end = ranges.iter().map(|r| r.end).max().unwrap_or(ie);
+    let reader =
+        crate::prune::Parts::new(crate::prune::fetch_parts(backend, key, &ranges).await?, end);
+    let pq = |source| Error::Parquet {
+        path: key.into(),
+        source,
+    };
+    let Some(offsets) = read_offset_indexes(&reader, group_md.columns()).map_err(pq)? else {
+        return Ok(None);
+    };
+    let trace_ids = match col_index_range {
+        Some(_) => read_column_index(&reader, id_md).map_err(pq)?,
+        None => None,
+    };
+    Ok(Some((
+        GroupIndex {
+            offsets: Arc::new(OneGroupOffsets(offsets)),
+            trace_ids,
+        },
+        bytes,
+    )))
+}
+
 /// The offset indexes of one row group's columns, read from `reader` (which holds their bytes);
 /// `None` when a column has none.
 fn read_offset_indexes(
@@ -976,13 +1017,4 @@ impl parquet::file::metadata::page_index::PageIndexProvider for OneGroupOffsets 
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
-}
-
-fn one_group_index(
-    offsets: &[parquet::file::page_index::offset_index::OffsetIndexMetaData],
-) -> parquet::file::metadata::page_index::RowGroupPageIndex {
-    parquet::file::metadata::page_index::RowGroupPageIndex::new(
-        0,
-        Some(Arc::new(OneGroupOffsets(offsets.to_vec()))),
-    )
 }
