@@ -210,8 +210,8 @@ async fn find_by_pages(
         };
         let reader = Arc::new(crate::prune::Parts::new(parts, size));
         let group_md = footer.row_group(rg);
-        let group = SerializedRowGroupReader::new(reader, group_md, index.provider(), props)
-            .map_err(pq)?;
+        let group =
+            SerializedRowGroupReader::new(reader, group_md, index.provider(), props).map_err(pq)?;
         let schema = footer.file_metadata().schema_descr_ptr();
         let one = extract_row(&group, &schema, row).map_err(pq)?;
         let file = SerializedFileReader::new(one).map_err(pq)?;
