@@ -10,7 +10,8 @@
 # small queue) for SECONDS, waits for the blocks to be cut and compacted, and prints spans/s,
 # export latency, server CPU per span split into ingest / cutting / compaction (from
 # `vivace_background_cpu_seconds`) and peak RSS; then 15 s at 8 and at 32 in flight for latency.
-# The server is stopped by PID at the end.
+# Last, a fresh server at Tempo's measured load (75.7k spans/s, DESIGN.md §9) for 40 s plus 30 s
+# of cutting and compaction: its peak RSS (VmHWM). Servers are stopped by PID.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -54,3 +55,12 @@ for c in 8 32; do
   echo "==> $c in flight, 15 s"
   "$bin" gen --duration 15s --concurrency "$c" --batch-spans 600 --pid $pid | tail -3
 done
+kill $pid; wait $pid 2>/dev/null || true
+rm -rf "$data"; data=$(mktemp -d /tmp/vivace-write-bench.XXXXXX)
+"$bin" -config.file=scripts/bench/blocks.yaml --data-dir "$data" 2>"$data/log" &
+pid=$!
+for _ in $(seq 100); do curl -sf localhost:3200/ready >/dev/null && break; sleep 0.1; done
+echo "==> Tempo's load: 75,700 spans/s for 40 s, then 30 s of block work"
+"$bin" gen --duration 40s --rate 75700 --concurrency 2 --batch-spans 600 --pid $pid | tail -2
+sleep 30
+echo "==> peak RSS at Tempo's load: $(( $(awk '/VmHWM/ { print $2 }' /proc/$pid/status) / 1024 )) MB"
