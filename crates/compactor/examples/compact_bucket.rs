@@ -1,7 +1,13 @@
 //! Compacts every live block of a tenant in a local bucket into one, printing the throughput (a
 //! measuring aid; it changes the bucket, so run it on a copy).
 //!   cargo run --release -p vivace-compactor --example compact_bucket -- <bucket dir> <tenant>
+//! `RG=<bytes>` sets the output's `row_group_bytes`. Peak memory: `/usr/bin/time -v` (the example
+//! uses the server's allocator).
 use std::time::Instant;
+
+/// The server's allocator, so the memory figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -16,7 +22,13 @@ fn main() {
         let r = vivace_compactor::compact(
             &backend,
             &inputs,
-            &vivace_block::WriterConfig::new(&tenant, ""),
+            &{
+                let mut c = vivace_block::WriterConfig::new(&tenant, "");
+                if let Ok(v) = std::env::var("RG") {
+                    c.row_group_bytes = v.parse().unwrap();
+                }
+                c
+            },
             0,
         )
         .await
