@@ -368,20 +368,13 @@ impl PendingBlock {
         // (trace, chunk, offset, length), sorted by trace then chunk (older pieces first).
         let mut index = Vec::new();
         for (ci, c) in self.chunks.iter().enumerate() {
-            let raw = zstd::bulk::decompress(&c.data, c.raw_len).map_err(ChunkError::Decompress)?;
-            raws.push(Bytes::from(raw));
+            raws.push(c.raw()?);
             for ((id, _), (off, len)) in c.traces.iter().zip(&c.places) {
-                index.push((*id, ci, *off as usize, *len as usize));
+                index.push((*id, ci, *off, *len));
             }
         }
         index.sort_unstable_by_key(|(id, ci, _, _)| (*id, *ci));
-        let piece = |&(_, ci, off, len): &(TraceId, usize, usize, usize)| {
-            let raw: &Bytes = &raws[ci];
-            if off + len > raw.len() {
-                return Err(ChunkError::Short);
-            }
-            Ok(raw.slice(off..off + len))
-        };
+        let piece = |&(_, ci, off, len): &(TraceId, usize, u32, u32)| piece(&raws[ci], off, len);
         let mut i = 0;
         while i < index.len() {
             let id = index[i].0;
@@ -434,14 +427,28 @@ impl Drop for AppendGuard<'_> {
 }
 
 impl CompleteRef {
-    fn decode(&self) -> Result<Trace, String> {
-        let raw = zstd::bulk::decompress(&self.chunk.data, self.chunk.raw_len)
-            .map_err(|e| e.to_string())?;
-        let piece = raw
-            .get(self.offset as usize..(self.offset + self.len) as usize)
-            .ok_or("chunk is shorter than its index")?;
-        Trace::decode(piece).map_err(|e| e.to_string())
+    fn decode(&self) -> Result<Trace, ChunkError> {
+        let piece = piece(&self.chunk.raw()?, self.offset, self.len)?;
+        Trace::decode(piece).map_err(ChunkError::Decode)
     }
+}
+
+impl Chunk {
+    /// The chunk's traces, decompressed, back to back.
+    fn raw(&self) -> Result<Bytes, ChunkError> {
+        zstd::bulk::decompress(&self.data, self.raw_len)
+            .map(Bytes::from)
+            .map_err(ChunkError::Decompress)
+    }
+}
+
+/// The encoding of one trace in a chunk's raw bytes (a slice of them).
+fn piece(raw: &Bytes, offset: u32, len: u32) -> Result<Bytes, ChunkError> {
+    let (start, end) = (offset as usize, offset as usize + len as usize);
+    if end > raw.len() {
+        return Err(ChunkError::Short);
+    }
+    Ok(raw.slice(start..end))
 }
 
 impl TraceEntry {
@@ -1130,10 +1137,10 @@ fn whole_trace(id: &TraceId, e: &TraceEntry) -> Bytes {
 /// A chunk's traces as one span batch, trace `i` of the batch being `chunk.traces[i]`.
 fn chunk_batch(c: &Chunk) -> SpanBatch {
     let mut bb = vivace_traceql::batch::BatchBuilder::new();
-    let raw = zstd::bulk::decompress(&c.data, c.raw_len).unwrap_or_default();
+    let raw = c.raw().unwrap_or_default();
     for ((id, _), (off, len)) in c.traces.iter().zip(&c.places) {
-        let trace = raw
-            .get(*off as usize..(*off + *len) as usize)
+        let trace = piece(&raw, *off, *len)
+            .ok()
             .and_then(|b| Trace::decode(b).ok())
             .unwrap_or_default();
         vivace_model::append_trace(&mut bb, id, &trace);
