@@ -39,30 +39,84 @@ pub struct BlockRef {
 struct BlockCache {
     footer: OnceCell<Arc<ParquetMetaData>>,
     bloom_headers: parking_lot::Mutex<HashMap<u32, (u64, u64)>>,
-    /// Whole bloom shards held in memory, within [`BLOOM_CACHE_BYTES`] across all blocks.
-    blooms: parking_lot::Mutex<HashMap<u32, Arc<crate::bloom::Bloom>>>,
-    bloom_bytes: std::sync::atomic::AtomicU64,
-    /// Decoded page indexes of row groups trace by ID has read, within
-    /// [`PAGE_INDEX_CACHE_BYTES`] across all blocks.
-    page_indexes: parking_lot::Mutex<HashMap<usize, Arc<crate::read::GroupIndex>>>,
-    page_index_bytes: std::sync::atomic::AtomicU64,
+    /// Whole bloom shards held in memory, by shard, within [`BLOOMS`].
+    blooms: Kept<u32, crate::bloom::Bloom>,
+    /// Decoded page indexes of row groups trace by ID has read, by row group, within
+    /// [`PAGE_INDEXES`].
+    page_indexes: Kept<usize, crate::read::GroupIndex>,
 }
 
 /// Memory for bloom shards kept across lookups (all blocks together). Past it, lookups read the
 /// few words they need from the backend instead.
-const BLOOM_CACHE_BYTES: u64 = 256 << 20;
-static BLOOM_CACHE_USED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static BLOOMS: Budget = Budget::new(256 << 20);
 
 /// Memory for decoded page indexes kept across trace-by-ID lookups (all blocks together,
 /// counted as the bytes they were decoded from). Past it, lookups read the index each time.
-const PAGE_INDEX_CACHE_BYTES: u64 = 64 << 20;
-static PAGE_INDEX_CACHE_USED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static PAGE_INDEXES: Budget = Budget::new(64 << 20);
+
+/// Memory that values kept with blocks may take, all blocks together.
+#[derive(Debug)]
+struct Budget {
+    max: u64,
+    used: std::sync::atomic::AtomicU64,
+}
+
+impl Budget {
+    const fn new(max: u64) -> Budget {
+        Budget {
+            max,
+            used: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn has_room(&self, bytes: u64) -> bool {
+        self.used.load(std::sync::atomic::Ordering::Relaxed) + bytes <= self.max
+    }
+}
+
+/// Values kept with one block under a [`Budget`] shared by every block; what they took is given
+/// back when the block is dropped.
+#[derive(Debug)]
+struct Kept<K, V> {
+    map: parking_lot::Mutex<HashMap<K, Arc<V>>>,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+impl<K, V> Default for Kept<K, V> {
+    fn default() -> Self {
+        Kept {
+            map: parking_lot::Mutex::new(HashMap::new()),
+            bytes: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> Kept<K, V> {
+    fn get(&self, k: &K) -> Option<Arc<V>> {
+        self.map.lock().get(k).cloned()
+    }
+
+    /// Keeps `v` under `k`, counting `bytes` against `budget`, unless `k` is kept already
+    /// (callers check [`Budget::has_room`] first).
+    fn keep(&self, budget: &Budget, k: K, v: Arc<V>, bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let std::collections::hash_map::Entry::Vacant(e) = self.map.lock().entry(k) {
+            budget.used.fetch_add(bytes, Relaxed);
+            self.bytes.fetch_add(bytes, Relaxed);
+            e.insert(v);
+        }
+    }
+
+    fn release(&self, budget: &Budget) {
+        use std::sync::atomic::Ordering::Relaxed;
+        budget.used.fetch_sub(self.bytes.load(Relaxed), Relaxed);
+    }
+}
 
 impl Drop for BlockCache {
     fn drop(&mut self) {
-        use std::sync::atomic::Ordering::Relaxed;
-        BLOOM_CACHE_USED.fetch_sub(self.bloom_bytes.load(Relaxed), Relaxed);
-        PAGE_INDEX_CACHE_USED.fetch_sub(self.page_index_bytes.load(Relaxed), Relaxed);
+        self.blooms.release(&BLOOMS);
+        self.page_indexes.release(&PAGE_INDEXES);
     }
 }
 
@@ -126,12 +180,11 @@ impl BlockRef {
         shard: u32,
         key: &str,
     ) -> Result<Option<Arc<crate::bloom::Bloom>>> {
-        use std::sync::atomic::Ordering::Relaxed;
-        if let Some(b) = self.cache.blooms.lock().get(&shard) {
-            return Ok(Some(b.clone()));
+        if let Some(b) = self.cache.blooms.get(&shard) {
+            return Ok(Some(b));
         }
         let size = 24 + (crate::bloom_write::DEFAULT_SHARD_BYTES as u64) + 8;
-        if BLOOM_CACHE_USED.load(Relaxed) + size > BLOOM_CACHE_BYTES {
+        if !BLOOMS.has_room(size) {
             return Ok(None);
         }
         let bytes = backend.get(key).await?;
@@ -140,19 +193,15 @@ impl BlockRef {
             what: "not a bloom filter".into(),
         })?;
         let bloom = Arc::new(bloom);
-        if let std::collections::hash_map::Entry::Vacant(e) = self.cache.blooms.lock().entry(shard)
-        {
-            let n = bytes.len() as u64;
-            BLOOM_CACHE_USED.fetch_add(n, Relaxed);
-            self.cache.bloom_bytes.fetch_add(n, Relaxed);
-            e.insert(bloom.clone());
-        }
+        self.cache
+            .blooms
+            .keep(&BLOOMS, shard, bloom.clone(), bytes.len() as u64);
         Ok(Some(bloom))
     }
 
     /// Row group `rg`'s page index, if a lookup kept it.
     pub(crate) fn cached_page_index(&self, rg: usize) -> Option<Arc<crate::read::GroupIndex>> {
-        self.cache.page_indexes.lock().get(&rg).cloned()
+        self.cache.page_indexes.get(&rg)
     }
 
     /// Keeps row group `rg`'s page index (decoded from `bytes` bytes) while the cache has room.
@@ -162,16 +211,10 @@ impl BlockRef {
         index: Arc<crate::read::GroupIndex>,
         bytes: u64,
     ) {
-        use std::sync::atomic::Ordering::Relaxed;
-        if PAGE_INDEX_CACHE_USED.load(Relaxed) + bytes > PAGE_INDEX_CACHE_BYTES {
-            return;
-        }
-        if let std::collections::hash_map::Entry::Vacant(e) =
-            self.cache.page_indexes.lock().entry(rg)
-        {
-            PAGE_INDEX_CACHE_USED.fetch_add(bytes, Relaxed);
-            self.cache.page_index_bytes.fetch_add(bytes, Relaxed);
-            e.insert(index);
+        if PAGE_INDEXES.has_room(bytes) {
+            self.cache
+                .page_indexes
+                .keep(&PAGE_INDEXES, rg, index, bytes);
         }
     }
 

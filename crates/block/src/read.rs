@@ -925,7 +925,7 @@ async fn read_group_index(
     };
     let mut ranges: Vec<std::ops::Range<u64>> = Vec::with_capacity(2);
     ranges.push(is..ie);
-    ranges.extend(col_index_range.clone());
+    ranges.extend(col_index_range);
     let bytes: u64 = ranges.iter().map(|r| r.end - r.start).sum();
     let end = ranges.iter().map(|r| r.end).max().unwrap_or(ie);
     let reader =
@@ -937,10 +937,8 @@ async fn read_group_index(
     let Some(offsets) = read_offset_indexes(&reader, group_md.columns()).map_err(pq)? else {
         return Ok(None);
     };
-    let trace_ids = match col_index_range {
-        Some(_) => read_column_index(&reader, id_md).map_err(pq)?,
-        None => None,
-    };
+    // `None` when the column has no column index (nothing of it was fetched then).
+    let trace_ids = read_column_index(&reader, id_md).map_err(pq)?;
     Ok(Some((
         GroupIndex {
             offsets: Arc::new(OneGroupOffsets(offsets)),
