@@ -24,11 +24,15 @@ else
   cargo build --release --quiet
   bin="$CARGO_TARGET_DIR/release/vivace"
 fi
-data=$(mktemp -d /tmp/vivace-write-bench.XXXXXX)
-"$bin" -config.file=scripts/bench/blocks.yaml --data-dir "$data" 2>"$data/log" &
-pid=$!
+# A fresh server on a fresh data dir, ready: sets pid and data.
+start() {
+  data=$(mktemp -d /tmp/vivace-write-bench.XXXXXX)
+  "$bin" -config.file=scripts/bench/blocks.yaml --data-dir "$data" 2>"$data/log" &
+  pid=$!
+  for _ in $(seq 100); do curl -sf localhost:3200/ready >/dev/null && break; sleep 0.1; done
+}
+start
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 100); do curl -sf localhost:3200/ready >/dev/null && break; sleep 0.1; done
 sleep 2
 metric() { curl -s localhost:3200/metrics | awk -v m="$1" '$1 == m { print $2 }'; }
 echo "==> idle RSS: $(( $(metric process_resident_memory_bytes) / 1024 / 1024 )) MB"
@@ -56,10 +60,8 @@ for c in 8 32; do
   "$bin" gen --duration 15s --concurrency "$c" --batch-spans 600 --pid $pid | tail -3
 done
 kill $pid; wait $pid 2>/dev/null || true
-rm -rf "$data"; data=$(mktemp -d /tmp/vivace-write-bench.XXXXXX)
-"$bin" -config.file=scripts/bench/blocks.yaml --data-dir "$data" 2>"$data/log" &
-pid=$!
-for _ in $(seq 100); do curl -sf localhost:3200/ready >/dev/null && break; sleep 0.1; done
+rm -rf "$data"
+start
 echo "==> Tempo's load: 75,700 spans/s for 40 s, then 30 s of block work"
 "$bin" gen --duration 40s --rate 75700 --concurrency 2 --batch-spans 600 --pid $pid | tail -2
 sleep 30
