@@ -8,9 +8,7 @@ fn main() {
     let traces = read_all_traces(data.clone(), &meta, "x").unwrap();
     let spans: usize = traces
         .iter()
-        .flat_map(|(_, t)| &t.resource_spans)
-        .flat_map(|rs| &rs.scope_spans)
-        .map(|ss| ss.spans.len())
+        .map(|(_, t)| vivace_model::span_count(t))
         .sum();
     println!(
         "{} traces, {spans} spans, as written: {:.1} B/span",

@@ -40,9 +40,7 @@ fn main() {
     let traces = read_all_traces(data, &meta, "bench").expect("traces");
     let spans: usize = traces
         .iter()
-        .flat_map(|(_, t)| &t.resource_spans)
-        .flat_map(|r| &r.scope_spans)
-        .map(|s| s.spans.len())
+        .map(|(_, t)| vivace_model::span_count(t))
         .sum();
     let pieces: Vec<_> = traces
         .iter()

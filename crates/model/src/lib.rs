@@ -8,3 +8,13 @@ mod combine;
 pub use batch::{append_trace, batch_of};
 
 pub use combine::{combine_traces, span_key};
+
+/// How many spans a trace holds.
+pub fn span_count(trace: &vivace_proto::tempopb::Trace) -> usize {
+    trace
+        .resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len())
+        .sum()
+}

@@ -32,13 +32,7 @@ fn push(store: &LiveStore, tenant: &TenantId, id: u8, spans: &[u8], now: Instant
 fn span_count(store: &LiveStore, tenant: &TenantId, id: u8) -> usize {
     store
         .find_trace(tenant, &TraceId([id; 16]))
-        .map_or(0, |(t, _)| {
-            t.resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .map(|s| s.spans.len())
-                .sum()
-        })
+        .map_or(0, |(t, _)| vivace_model::span_count(&t))
 }
 
 #[test]
