@@ -216,12 +216,7 @@ fn cases(all: &Json) -> Vec<Case> {
 /// Label lookups: trimmed trace ID hex → trace label, span ID hex → span label.
 fn labels(all: &Json) -> (HashMap<String, String>, HashMap<String, String>) {
     let (mut t, mut s) = (HashMap::new(), HashMap::new());
-    for (_, fx) in all
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(k, _)| !k.starts_with('_'))
-    {
+    for (_, fx) in fixtures(all) {
         for tr in fx.as_array().unwrap() {
             let tl = tr["trace"].as_str().unwrap();
             t.insert(
@@ -304,12 +299,7 @@ async fn run_cases(server: &Server, all: &Json, state: &str) -> BTreeMap<String,
     }
     // Every fixture trace by its ID (read as trace by ID reads it once in a block), alone and
     // with a span condition: found, whole, and the same in every state.
-    for (fixture, traces) in all
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(k, _)| !k.starts_with('_'))
-    {
+    for (fixture, traces) in fixtures(all) {
         for tr in traces.as_array().unwrap() {
             let label = tr["trace"].as_str().unwrap();
             let id = hex(&id16(label));
@@ -339,13 +329,16 @@ async fn run_cases(server: &Server, all: &Json, state: &str) -> BTreeMap<String,
     out
 }
 
-fn fixture_names(all: &Json) -> Vec<String> {
+/// The catalogue's fixtures by name (keys starting with `_` are notes, not fixtures).
+fn fixtures(all: &Json) -> impl Iterator<Item = (&String, &Json)> {
     all.as_object()
         .unwrap()
-        .keys()
-        .filter(|k| !k.starts_with('_'))
-        .cloned()
-        .collect()
+        .iter()
+        .filter(|(k, _)| !k.starts_with('_'))
+}
+
+fn fixture_names(all: &Json) -> Vec<String> {
+    fixtures(all).map(|(k, _)| k.clone()).collect()
 }
 
 async fn send_fixtures(server: &Server, all: &Json, base_ns: u64) {
