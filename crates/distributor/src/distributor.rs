@@ -8,14 +8,15 @@ use prost::Message;
 use vivace_common::overrides::Overrides;
 use vivace_common::{Status, StatusCode, TenantId};
 use vivace_livestore::{Admission, Limits, LiveStore, TraceRefusal};
-use vivace_proto::otlp::collector::ExportTracePartialSuccess;
+use vivace_proto::otlp::collector::{ExportTracePartialSuccess, ExportTraceServiceRequest};
 use vivace_proto::otlp::trace::ResourceSpans;
 use vivace_queue::{Queue, QueueRecord};
 
 use crate::config::Config;
 use crate::metrics::{DistributorMetrics, TenantLabel, reason};
 use crate::rate::{RateLimiter, RateRefusal};
-use crate::validate::{group_by_trace, truncate_attributes, validate_ids};
+use crate::request::Request;
+use crate::validate::BadId;
 
 /// What an accepted push answers: spans refused individually (OTLP partial success).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -92,27 +93,57 @@ impl Distributor {
         }
     }
 
-    /// Pushes the spans of one request. `encoded_size` is the size of the request in OTLP
-    /// protobuf, the unit of the rate limit. Returns once every accepted span is durable and
-    /// readable.
-    pub async fn push(
+    /// Pushes an OTLP `ExportTraceServiceRequest` in protobuf, as received. Returns once every
+    /// accepted span is durable and readable.
+    pub async fn push(&self, tenant: &TenantId, request: Bytes) -> Result<PushOutcome, Status> {
+        let size = request.len();
+        self.push_sized(tenant, request, size).await
+    }
+
+    /// Pushes spans another protocol was translated to; `size` is the request's size as
+    /// received, the unit of the rate limit.
+    pub async fn push_batches(
         &self,
         tenant: &TenantId,
-        mut batches: Vec<ResourceSpans>,
+        batches: Vec<ResourceSpans>,
+        size: usize,
+    ) -> Result<PushOutcome, Status> {
+        let request = ExportTraceServiceRequest {
+            resource_spans: batches,
+        };
+        self.push_sized(tenant, Bytes::from(request.encode_to_vec()), size)
+            .await
+    }
+
+    async fn push_sized(
+        &self,
+        tenant: &TenantId,
+        body: Bytes,
         encoded_size: usize,
     ) -> Result<PushOutcome, Status> {
         let start = Instant::now();
-        let spans: usize = batches
-            .iter()
-            .flat_map(|rs| &rs.scope_spans)
-            .map(|ss| ss.spans.len())
-            .sum();
-        if spans == 0 {
-            return Ok(PushOutcome::default());
-        }
         let t = tenant.as_str();
         let limits = self.overrides.tenant(t);
         let ing = &limits.ingestion;
+        let max_attr = if ing.max_attribute_bytes > 0 {
+            ing.max_attribute_bytes
+        } else {
+            self.cfg.max_attribute_bytes
+        };
+        let request = match Request::parse(&body, max_attr) {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics
+                    .refused(t, reason::MALFORMED_REQUEST, 0, encoded_size);
+                return Err(Status::bad_request(format!(
+                    "failed to unmarshal request body: {e}"
+                )));
+            }
+        };
+        let spans = request.span_count();
+        if spans == 0 {
+            return Ok(PushOutcome::default());
+        }
 
         if let Err(r) = self.rate.take(
             tenant,
@@ -136,32 +167,19 @@ impl Distributor {
             return Err(self.retry_info(tenant, Status::new(StatusCode::TooManyRequests, msg)));
         }
 
-        let max_attr = if ing.max_attribute_bytes > 0 {
-            ing.max_attribute_bytes
-        } else {
-            self.cfg.max_attribute_bytes
-        };
-        truncate_attributes(&mut batches, max_attr);
-
-        if let Err(bad) = validate_ids(&batches) {
+        if let Err(bad) = request.validate_ids() {
             let r = match bad {
-                crate::validate::BadId::TraceId { .. } => reason::INVALID_TRACE_ID,
-                crate::validate::BadId::SpanId { .. } => reason::INVALID_SPAN_ID,
+                BadId::TraceId { .. } => reason::INVALID_TRACE_ID,
+                BadId::SpanId { .. } => reason::INVALID_SPAN_ID,
             };
             self.metrics.refused(t, r, spans, encoded_size);
             return Err(Status::bad_request(bad.message()));
         }
 
-        let groups = group_by_trace(batches);
-        let encoded: Vec<Bytes> = groups
-            .iter()
-            .map(|g| Bytes::from(g.trace.encode_to_vec()))
-            .collect();
-        let sizes: Vec<_> = groups
-            .iter()
-            .zip(&encoded)
-            .map(|(g, e)| (g.id, e.len()))
-            .collect();
+        let groups = request.traces();
+        drop(request);
+        drop(body);
+        let sizes: Vec<_> = groups.iter().map(|g| (g.id, g.encoded.len())).collect();
         let live_limits = Limits {
             max_traces_per_user: ing.max_traces_per_user,
             max_bytes_per_trace: limits.global.max_bytes_per_trace,
@@ -195,7 +213,8 @@ impl Distributor {
         let mut accepted = Vec::with_capacity(groups.len());
         let mut accepted_spans = 0usize;
         let mut accepted_bytes = 0usize;
-        for (i, (g, bytes)) in groups.into_iter().zip(encoded).enumerate() {
+        for (i, g) in groups.into_iter().enumerate() {
+            let bytes = &g.encoded;
             if let Some(Some(TraceRefusal::TooLarge {
                 trace_id,
                 adding,
@@ -217,7 +236,7 @@ impl Distributor {
             record.traces.push(bytes.clone());
             accepted_spans += g.spans;
             accepted_bytes += bytes.len();
-            accepted.push((g, bytes));
+            accepted.push(g);
         }
         if accepted.is_empty() {
             return Ok(outcome);
@@ -237,8 +256,9 @@ impl Distributor {
             }
         };
         let now = Instant::now();
-        for (g, bytes) in accepted {
-            self.live.push(tenant, g.id, &g.trace, bytes, now, offset);
+        for g in accepted {
+            self.live
+                .push(tenant, g.id, &g.keys, g.encoded, now, offset);
         }
         drop(guard);
         let l = TenantLabel {

@@ -3,7 +3,9 @@
 //! A push goes through [`Distributor::push`] in Tempo's order (§3.2 of the compatibility notes):
 //! tenant, rate limit on the encoded size, attribute truncation, trace and span ID validation (a
 //! bad ID rejects the whole request), regrouping spans by trace, the live-store's limits, then one
-//! durable append to the queue, and only then the live-store and the acknowledgement.
+//! durable append to the queue, and only then the live-store and the acknowledgement. OTLP
+//! requests are read from their protobuf bytes and split by copying slices (`request.rs`); other
+//! protocols are translated to OTLP and encoded first ([`Distributor::push_batches`]).
 //!
 //! Unlike Tempo, nothing is dropped silently: a refusal is an error to the client (400, 413, 429
 //! with retry information) or, for traces over `max_bytes_per_trace`, an OTLP partial success that
@@ -16,6 +18,7 @@ mod distributor;
 mod metrics;
 mod rate;
 pub mod receiver;
+mod request;
 pub mod translate;
 mod validate;
 

@@ -1,10 +1,19 @@
-//! Request checks and reshaping: attribute truncation, ID validation, regrouping by trace.
+//! Request checks and reshaping on decoded messages: attribute truncation, ID validation,
+//! regrouping by trace.
+//!
+//! The distributor works on the request's bytes ([`crate::request`]) and uses [`truncate`] only
+//! for a part holding an over-long attribute; the rest is the plain message-based version that
+//! the byte path is tested against.
 
+#[cfg(test)]
 use std::collections::HashMap;
 
+#[cfg(test)]
 use vivace_common::TraceId;
 use vivace_proto::otlp::common::{KeyValue, any_value};
+#[cfg(test)]
 use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans};
+#[cfg(test)]
 use vivace_proto::tempopb::Trace;
 
 /// A bad ID found in a request; the whole request is refused.
@@ -26,6 +35,7 @@ impl BadId {
     }
 }
 
+#[cfg(test)]
 /// Truncates attribute keys and string values longer than `max` bytes (at a UTF-8 boundary),
 /// on resources, scopes, spans, events and links. Returns how many were truncated.
 pub(crate) fn truncate_attributes(batches: &mut [ResourceSpans], max: usize) -> usize {
@@ -55,7 +65,9 @@ pub(crate) fn truncate_attributes(batches: &mut [ResourceSpans], max: usize) -> 
     n
 }
 
-fn truncate(attrs: &mut [KeyValue], max: usize) -> usize {
+/// Truncates attribute keys and string values longer than `max` bytes at a UTF-8 boundary;
+/// returns how many were.
+pub(crate) fn truncate(attrs: &mut [KeyValue], max: usize) -> usize {
     let mut n = 0;
     for kv in attrs {
         if kv.key.len() > max {
@@ -81,6 +93,7 @@ fn cut(s: &mut String, max: usize) {
     s.truncate(at);
 }
 
+#[cfg(test)]
 /// Checks every span's IDs: trace ID exactly 16 bytes, span ID exactly 8 bytes and not zero.
 pub(crate) fn validate_ids(batches: &[ResourceSpans]) -> Result<usize, BadId> {
     let mut spans = 0;
@@ -104,6 +117,7 @@ pub(crate) fn validate_ids(batches: &[ResourceSpans]) -> Result<usize, BadId> {
     Ok(spans)
 }
 
+#[cfg(test)]
 /// One trace's share of a request.
 #[derive(Debug)]
 pub(crate) struct TraceGroup {
@@ -114,6 +128,7 @@ pub(crate) struct TraceGroup {
     last_scope: usize,
 }
 
+#[cfg(test)]
 /// Splits a request into one `Trace` per trace ID, keeping each span under a copy of its
 /// resource and scope. IDs must have been validated. Groups come out in first-seen order.
 pub(crate) fn group_by_trace(batches: Vec<ResourceSpans>) -> Vec<TraceGroup> {

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use prost::Message;
 use tokio::sync::watch;
 use vivace_common::{TenantId, TraceId};
-use vivace_proto::tempopb::Trace;
+use vivace_proto::view;
 use vivace_queue::{Offset, Queue, QueueRecord};
 
 use crate::LiveStore;
@@ -93,9 +93,9 @@ fn apply(live: &LiveStore, offset: Offset, version: u8, payload: &[u8], stats: &
         let Some(id) = TraceId::from_slice(id) else {
             continue;
         };
-        match Trace::decode(bytes.as_ref()) {
-            Ok(trace) => {
-                live.push(&tenant, id, &trace, Bytes::clone(&bytes), now, offset);
+        match span_keys(&bytes) {
+            Ok(keys) => {
+                live.push(&tenant, id, &keys, bytes, now, offset);
                 stats.traces += 1;
             }
             Err(e) => {
@@ -103,6 +103,19 @@ fn apply(live: &LiveStore, offset: Offset, version: u8, payload: &[u8], stats: &
             }
         }
     }
+}
+
+/// The [`vivace_model::span_key`]s of an encoded `tempopb.Trace`, in order, read through a
+/// zero-copy view.
+pub fn span_keys(encoded: &Bytes) -> Result<Vec<u64>, prost::DecodeError> {
+    let trace = view::Trace::decode(encoded.clone())?;
+    Ok(trace
+        .resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| &ss.spans)
+        .map(|s| vivace_model::span_key_of(&s.span_id, s.kind))
+        .collect())
 }
 
 /// Every second completes idle traces; every 5 s commits the live-store's offset (everything

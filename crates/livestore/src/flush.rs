@@ -313,7 +313,9 @@ mod tests {
                 let offset = wal.append(Bytes::from(rec.encode_to_vec())).await.unwrap();
                 for (i, tr) in traces.iter().enumerate() {
                     let id = TraceId([i as u8; 16]);
-                    store.push(t, id, tr, Bytes::from(tr.encode_to_vec()), now, offset);
+                    let enc = Bytes::from(tr.encode_to_vec());
+                    let keys = crate::consume::span_keys(&enc).unwrap();
+                    store.push(t, id, &keys, enc, now, offset);
                 }
             }
         }

@@ -570,13 +570,14 @@ impl LiveStore {
         Admission::Admit { refused }
     }
 
-    /// Adds spans of one trace. `encoded` is the protobuf encoding of `trace`. Spans already held
-    /// are dropped. Never refuses: limits were checked by [`LiveStore::admit`].
+    /// Adds spans of one trace: `encoded` is a `tempopb.Trace` holding them, `keys` their
+    /// [`vivace_model::span_key`]s in order. Spans already held are dropped. Never refuses:
+    /// limits were checked by [`LiveStore::admit`].
     pub fn push(
         &self,
         tenant: &TenantId,
         id: TraceId,
-        trace: &Trace,
+        keys: &[u64],
         encoded: Bytes,
         now: Instant,
         offset: Offset,
@@ -602,15 +603,18 @@ impl LiveStore {
         }
         let mut incoming = KeySet::default();
         let mut dup = false;
-        for s in spans(trace) {
-            let k = span_key(s);
+        for &k in keys {
             dup |= entry.keys.contains(&k) || !incoming.insert(k);
         }
         let part = if !dup {
             entry.keys.extend(incoming);
             encoded
         } else {
-            let mut fresh = trace.clone();
+            // Rare (a client retrying an export): decode, keep the spans not held yet.
+            let Ok(mut fresh) = Trace::decode(encoded.as_ref()) else {
+                tracing::error!(trace_id = %id, "pushed trace does not decode; dropping it");
+                return;
+            };
             for rs in &mut fresh.resource_spans {
                 for ss in &mut rs.scope_spans {
                     ss.spans.retain(|s| entry.keys.insert(span_key(s)));

@@ -14,10 +14,15 @@ use vivace_proto::tempopb::Trace;
 /// The identity of a span for deduplication: its span ID and kind (Tempo's rule: a Zipkin client
 /// and server span may share an ID but differ in kind).
 pub fn span_key(span: &Span) -> u64 {
+    span_key_of(&span.span_id, span.kind)
+}
+
+/// [`span_key`] of a span given by its ID and kind.
+pub fn span_key_of(span_id: &[u8], kind: i32) -> u64 {
     let mut buf = [0u8; 12];
-    let n = span.span_id.len().min(8);
-    buf[..n].copy_from_slice(&span.span_id[..n]);
-    buf[8..].copy_from_slice(&span.kind.to_le_bytes());
+    let n = span_id.len().min(8);
+    buf[..n].copy_from_slice(&span_id[..n]);
+    buf[8..].copy_from_slice(&kind.to_le_bytes());
     xxhash_rust::xxh3::xxh3_64(&buf)
 }
 

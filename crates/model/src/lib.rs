@@ -7,7 +7,7 @@ mod combine;
 
 pub use batch::{append_trace, batch_of};
 
-pub use combine::{combine_traces, span_key};
+pub use combine::{combine_traces, span_key, span_key_of};
 
 /// How many spans a trace holds.
 pub fn span_count(trace: &vivace_proto::tempopb::Trace) -> usize {

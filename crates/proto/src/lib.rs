@@ -7,6 +7,7 @@
 //! - [`jsonpb`]: Tempo's JSON rendering of those messages (gogo `jsonpb` defaults: lowerCamelCase
 //!   names, int64 as strings, bytes as base64, enums by name, zero values omitted).
 //! - [`view`]: OTLP trace data decoded as slices of its buffer, for shredding into columns.
+//! - [`raw`]: the OTLP trace gRPC service taking its request as bytes, for the distributor.
 
 /// Jaeger's collector gRPC API (`jaeger.api_v2`).
 pub mod jaeger {
@@ -20,6 +21,7 @@ pub mod opencensus {
     ));
 }
 pub mod jsonpb;
+pub mod raw;
 pub mod tempopb;
 pub mod view;
 

@@ -1,13 +1,14 @@
 //! OTLP gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export` (gzip and zstd
-//! request compression accepted).
+//! request compression accepted). The request reaches the distributor as its protobuf bytes
+//! ([`vivace_proto::raw`]).
 
 use std::sync::Arc;
 
-use prost::Message;
+use bytes::Bytes;
 use tonic::codec::CompressionEncoding;
 use vivace_common::to_tonic;
-use vivace_proto::otlp::collector::trace_service_server::{TraceService, TraceServiceServer};
-use vivace_proto::otlp::collector::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use vivace_proto::otlp::collector::ExportTraceServiceResponse;
+use vivace_proto::raw::trace_service_server::{TraceService, TraceServiceServer};
 
 use crate::Distributor;
 
@@ -38,18 +39,16 @@ pub fn service(
 impl TraceService for OtlpGrpc {
     async fn export(
         &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
+        request: tonic::Request<Bytes>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let header = request
             .metadata()
             .get("x-scope-orgid")
             .map(|v| v.as_bytes().to_vec());
         let tenant = super::tenant_of(self.multitenancy, header.as_deref()).map_err(to_tonic)?;
-        let req = request.into_inner();
-        let size = req.encoded_len();
         let outcome = self
             .distributor
-            .push(&tenant, req.resource_spans, size)
+            .push(&tenant, request.into_inner())
             .await
             .map_err(to_tonic)?;
         let partial_success = outcome.partial_success();

@@ -77,31 +77,21 @@ async fn export(State(st): State<HttpState>, req: Request) -> Response {
             return error(enc, s);
         }
     };
-    let decoded = match enc {
-        Encoding::Protobuf => {
-            ExportTraceServiceRequest::decode(body.as_ref()).map_err(|e| e.to_string())
-        }
-        Encoding::Json => {
-            serde_json::from_slice::<ExportTraceServiceRequest>(&body).map_err(|e| e.to_string())
-        }
+    // Protobuf goes to the distributor as received; JSON is decoded and encoded to it.
+    let request = match enc {
+        Encoding::Protobuf => body,
+        Encoding::Json => match serde_json::from_slice::<ExportTraceServiceRequest>(&body) {
+            Ok(m) => Bytes::from(m.encode_to_vec()),
+            Err(e) => {
+                d.refused_undecoded(tenant.as_str(), false, body.len());
+                return error(
+                    enc,
+                    Status::bad_request(format!("failed to unmarshal request body: {e}")),
+                );
+            }
+        },
     };
-    let msg = match decoded {
-        Ok(m) => m,
-        Err(e) => {
-            d.refused_undecoded(tenant.as_str(), false, body.len());
-            return error(
-                enc,
-                Status::bad_request(format!("failed to unmarshal request body: {e}")),
-            );
-        }
-    };
-    let size = if enc == Encoding::Protobuf {
-        body.len()
-    } else {
-        msg.encoded_len()
-    };
-    drop(body);
-    match d.push(&tenant, msg.resource_spans, size).await {
+    match d.push(&tenant, request).await {
         Ok(outcome) => {
             let partial_success = outcome.partial_success();
             let resp = ExportTraceServiceResponse { partial_success };

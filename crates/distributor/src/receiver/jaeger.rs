@@ -209,7 +209,7 @@ pub async fn serve_udp(
                         }
                         Err(_) => return,
                     };
-                    if let Err(s) = distributor.push(&tenant, batches, size).await {
+                    if let Err(s) = distributor.push_batches(&tenant, batches, size).await {
                         count_drop(&metrics, "refused");
                         log_limited("a datagram's spans were refused", &s.message);
                     }
@@ -293,7 +293,7 @@ impl CollectorService for JaegerGrpc {
             }
         };
         self.distributor
-            .push(&tenant, batches, size)
+            .push_batches(&tenant, batches, size)
             .await
             .map_err(to_tonic)?;
         Ok(tonic::Response::new(PostSpansResponse {}))

@@ -90,7 +90,7 @@ impl TraceService for OpenCensusGrpc {
                         return;
                     }
                 };
-                match distributor.push(&tenant, batches, size).await {
+                match distributor.push_batches(&tenant, batches, size).await {
                     Ok(_) => {
                         if tx.send(Ok(ExportTraceServiceResponse {})).await.is_err() {
                             return;

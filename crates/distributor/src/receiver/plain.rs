@@ -49,7 +49,7 @@ pub(crate) async fn push_translated(
         }
         Err(e) => return error(Status::internal(format!("decoding task failed: {e}"))),
     };
-    match d.push(tenant, batches, size).await {
+    match d.push_batches(tenant, batches, size).await {
         Ok(outcome) if outcome.rejected_spans > 0 => {
             text(http::StatusCode::ACCEPTED, outcome.message)
         }

@@ -26,7 +26,8 @@ fn trace(id: u8, spans: &[u8]) -> Trace {
 fn push(store: &LiveStore, tenant: &TenantId, id: u8, spans: &[u8], now: Instant) {
     let t = trace(id, spans);
     let enc = Bytes::from(t.encode_to_vec());
-    store.push(tenant, TraceId([id; 16]), &t, enc, now, Offset(3));
+    let keys = crate::consume::span_keys(&enc).unwrap();
+    store.push(tenant, TraceId([id; 16]), &keys, enc, now, Offset(3));
 }
 
 fn span_count(store: &LiveStore, tenant: &TenantId, id: u8) -> usize {
@@ -121,10 +122,11 @@ fn past_the_memory_bound_unflushed_traces_are_released_to_the_log() {
     for id in 0..20u8 {
         let t = trace(id, &[1, 2, 3]);
         let enc = Bytes::from(t.encode_to_vec());
+        let keys = crate::consume::span_keys(&enc).unwrap();
         store.push(
             &tenant,
             TraceId([id; 16]),
-            &t,
+            &keys,
             enc,
             now,
             Offset(10 + u64::from(id)),

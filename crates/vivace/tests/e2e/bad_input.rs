@@ -102,6 +102,21 @@ async fn bad_requests_get_clear_errors_and_leave_the_server_healthy() {
     let s = rpc_status(&body);
     assert_eq!(s.code, 3);
     assert!(s.message.contains("failed to unmarshal"), "{}", s.message);
+    // A string that is not UTF-8: the whole request is refused, naming the field.
+    let mut bad = span(&tid(9), 9, 10);
+    bad.name = "\u{7f}".into();
+    let mut body = request(vec![bad]).encode_to_vec();
+    // Span.name (field 5, one byte long).
+    let at = body.windows(3).position(|w| w == [0x2a, 1, 0x7f]).unwrap();
+    body[at + 2] = 0xff;
+    let (st, _, body) = post_raw(&server, body, &[PB]).await;
+    assert_eq!(st, 400);
+    let s = rpc_status(&body);
+    assert!(
+        s.message.contains("UTF-8") && s.message.contains("Span.name"),
+        "{}",
+        s.message
+    );
     let (st, _, body) = post_raw(
         &server,
         b"{\"resourceSpans\": [".to_vec(),

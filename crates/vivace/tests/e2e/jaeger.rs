@@ -287,6 +287,35 @@ async fn truncated_protobuf_is_invalid_argument_on_every_grpc_receiver() {
     ] {
         assert_eq!(grpc_raw(port, path, &truncated).await, "3", "{path}");
     }
+    // A span name that is not UTF-8 (OTLP strings must be).
+    let span = Span {
+        trace_id: vec![1; 16],
+        span_id: vec![1; 8],
+        name: "\u{7f}".into(),
+        ..Default::default()
+    };
+    let mut bad =
+        prost::Message::encode_to_vec(&vivace_proto::otlp::collector::ExportTraceServiceRequest {
+            resource_spans: vec![vivace_proto::otlp::trace::ResourceSpans {
+                scope_spans: vec![vivace_proto::otlp::trace::ScopeSpans {
+                    spans: vec![span],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        });
+    // Span.name (field 5, one byte long).
+    let at = bad.windows(3).position(|w| w == [0x2a, 1, 0x7f]).unwrap();
+    bad[at + 2] = 0xff;
+    assert_eq!(
+        grpc_raw(
+            server.grpc,
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            &bad
+        )
+        .await,
+        "3"
+    );
     // Still healthy.
     assert_eq!(
         http()
