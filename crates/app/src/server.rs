@@ -686,6 +686,8 @@ impl App {
         });
 
         tracing::info!("vivace is ready");
+        let released = vivace_common::memory::release_startup_code();
+        tracing::debug!(bytes = released, "start-up code pages released");
         shutdown.await;
         tracing::info!("shutting down: refusing new work, draining in-flight requests");
         ready.store(false, Ordering::SeqCst);

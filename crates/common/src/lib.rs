@@ -6,6 +6,7 @@
 pub mod background;
 mod error;
 mod ids;
+pub mod memory;
 pub mod overrides;
 mod tenant;
 
