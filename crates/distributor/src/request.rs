@@ -379,7 +379,8 @@ impl<'a> Reader<'a> {
 
     fn string(&mut self, wt: u8, at: &'static str) -> Result<Range<usize>> {
         let r = self.len(wt, at)?;
-        if std::str::from_utf8(&self.buf[r.clone()]).is_err() {
+        // SIMD validation: std's check was a quarter of the parse in a profile under load.
+        if simdutf8::basic::from_utf8(&self.buf[r.clone()]).is_err() {
             return Err(WireError {
                 at,
                 reason: "invalid string value: data is not UTF-8 encoded",
