@@ -534,10 +534,7 @@ impl<'a> Parser<'a> {
         let mut long = false;
         while let Some((field, wt)) = r.key(AT)? {
             match field {
-                1 => {
-                    let b = r.message(wt, "Resource.attributes")?;
-                    long |= self.key_value(r.nested(b), true)?;
-                }
+                1 => long |= self.attribute(&mut r, wt, "Resource.attributes")?,
                 2 => {
                     r.varint_field(wt, "Resource.dropped_attributes_count")?;
                 }
@@ -575,10 +572,7 @@ impl<'a> Parser<'a> {
                 2 => {
                     r.string(wt, "InstrumentationScope.version")?;
                 }
-                3 => {
-                    let b = r.message(wt, "InstrumentationScope.attributes")?;
-                    long |= self.key_value(r.nested(b), true)?;
-                }
+                3 => long |= self.attribute(&mut r, wt, "InstrumentationScope.attributes")?,
                 4 => {
                     r.varint_field(wt, "InstrumentationScope.dropped_attributes_count")?;
                 }
@@ -616,10 +610,7 @@ impl<'a> Parser<'a> {
                 // An enum is an int32: the low 32 bits of the varint.
                 6 => kind = r.varint_field(wt, "Span.kind")? as i32,
                 7 | 8 => r.fixed(wt, I64, "Span.time_unix_nano")?,
-                9 => {
-                    let b = r.message(wt, "Span.attributes")?;
-                    long |= self.key_value(r.nested(b), true)?;
-                }
+                9 => long |= self.attribute(&mut r, wt, "Span.attributes")?,
                 10 | 12 | 14 => {
                     r.varint_field(wt, "Span.dropped_count")?;
                 }
@@ -667,10 +658,7 @@ impl<'a> Parser<'a> {
                 2 => {
                     r.string(wt, "Span.Event.name")?;
                 }
-                3 => {
-                    let b = r.message(wt, "Span.Event.attributes")?;
-                    long |= self.key_value(r.nested(b), true)?;
-                }
+                3 => long |= self.attribute(&mut r, wt, "Span.Event.attributes")?,
                 4 => {
                     r.varint_field(wt, "Span.Event.dropped_attributes_count")?;
                 }
@@ -691,10 +679,7 @@ impl<'a> Parser<'a> {
                 3 => {
                     r.string(wt, "Span.Link.trace_state")?;
                 }
-                4 => {
-                    let b = r.message(wt, "Span.Link.attributes")?;
-                    long |= self.key_value(r.nested(b), true)?;
-                }
+                4 => long |= self.attribute(&mut r, wt, "Span.Link.attributes")?,
                 5 => {
                     r.varint_field(wt, "Span.Link.dropped_attributes_count")?;
                 }
@@ -719,6 +704,13 @@ impl<'a> Parser<'a> {
             }
         }
         Ok(())
+    }
+
+    /// An attribute field (a `KeyValue` of resources, scopes, spans, events and links): whether
+    /// it is to be truncated.
+    fn attribute(&self, r: &mut Reader<'a>, wt: u8, at: &'static str) -> Result<bool> {
+        let b = r.message(wt, at)?;
+        self.key_value(r.nested(b), true)
     }
 
     /// One `KeyValue`; `top` for an attribute (truncated when long) rather than one nested in
