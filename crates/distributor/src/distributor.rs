@@ -133,8 +133,7 @@ impl Distributor {
         let request = match Request::parse(&body, max_attr) {
             Ok(r) => r,
             Err(e) => {
-                self.metrics
-                    .refused(t, reason::MALFORMED_REQUEST, 0, encoded_size);
+                self.refused_undecoded(t, false, encoded_size);
                 return Err(Status::bad_request(format!(
                     "failed to unmarshal request body: {e}"
                 )));
@@ -223,8 +222,8 @@ impl Distributor {
             })) = refused.get(i)
             {
                 self.metrics
-                    .refused(t, reason::TRACE_TOO_LARGE, g.spans, bytes.len());
-                outcome.rejected_spans += g.spans as i64;
+                    .refused(t, reason::TRACE_TOO_LARGE, g.spans(), bytes.len());
+                outcome.rejected_spans += g.spans() as i64;
                 if outcome.message.is_empty() {
                     outcome.message = format!(
                         "TRACE_TOO_LARGE: max size of trace ({max}) exceeded while adding {adding} bytes to trace {trace_id} for tenant {t}"
@@ -234,7 +233,7 @@ impl Distributor {
             }
             record.ids.push(Bytes::copy_from_slice(&g.id.0));
             record.traces.push(bytes.clone());
-            accepted_spans += g.spans;
+            accepted_spans += g.spans();
             accepted_bytes += bytes.len();
             accepted.push(g);
         }

@@ -22,7 +22,7 @@ use prost::encoding::{encode_varint, encoded_len_varint};
 use vivace_common::TraceId;
 use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
 
-use crate::validate::{BadId, truncate};
+use crate::validate::{BadId, truncate, truncate_span};
 
 /// Protobuf wire types.
 const VARINT: u8 = 0;
@@ -99,8 +99,6 @@ pub(crate) struct Request {
     spans: Vec<SpanRef>,
     resources: Vec<Head>,
     scopes: Vec<Head>,
-    /// Attribute keys and values truncated to the limit.
-    pub(crate) truncated: usize,
 }
 
 /// The spans of one trace by index, as runs under one resource of runs under one scope.
@@ -110,11 +108,16 @@ type Runs = Vec<(u32, Vec<(u32, Vec<u32>)>)>;
 #[derive(Debug, Clone)]
 pub(crate) struct TraceGroup {
     pub(crate) id: TraceId,
-    pub(crate) spans: usize,
     /// [`vivace_model::span_key`] of each span.
     pub(crate) keys: Vec<u64>,
     /// The `tempopb.Trace` holding these spans under their resources and scopes.
     pub(crate) encoded: Bytes,
+}
+
+impl TraceGroup {
+    pub(crate) fn spans(&self) -> usize {
+        self.keys.len()
+    }
 }
 
 impl Request {
@@ -171,14 +174,15 @@ impl Request {
     /// `ResourceSpans` or `ScopeSpans` wherever the trace's previous span had another). IDs must
     /// have been validated.
     pub(crate) fn traces(&self) -> Vec<TraceGroup> {
-        let mut groups: Vec<(TraceId, Runs)> = Vec::new();
+        // Per trace: its runs and its span keys, both in the order the spans are written.
+        let mut groups: Vec<(TraceId, Runs, Vec<u64>)> = Vec::new();
         let mut index: HashMap<TraceId, usize> = HashMap::new();
         for (i, s) in self.spans.iter().enumerate() {
             let gi = *index.entry(s.trace_id).or_insert_with(|| {
-                groups.push((s.trace_id, Vec::new()));
+                groups.push((s.trace_id, Vec::new(), Vec::new()));
                 groups.len() - 1
             });
-            let runs = &mut groups[gi].1;
+            let (_, runs, keys) = &mut groups[gi];
             if runs.last().is_none_or(|(r, _)| *r != s.resource) {
                 runs.push((s.resource, Vec::new()));
             }
@@ -190,26 +194,18 @@ impl Request {
             }
             if let Some((_, spans)) = scopes.last_mut() {
                 spans.push(i as u32);
+                keys.push(vivace_model::span_key_of(
+                    &s.span_id[..s.span_id_len],
+                    s.kind,
+                ));
             }
         }
         groups
             .into_iter()
-            .map(|(id, runs)| {
-                let mut keys = Vec::new();
-                for (_, scopes) in &runs {
-                    for (_, spans) in scopes {
-                        keys.extend(spans.iter().map(|&i| {
-                            let s = &self.spans[i as usize];
-                            vivace_model::span_key_of(&s.span_id[..s.span_id_len], s.kind)
-                        }));
-                    }
-                }
-                TraceGroup {
-                    id,
-                    spans: keys.len(),
-                    keys,
-                    encoded: Bytes::from(self.encode(&runs)),
-                }
+            .map(|(id, runs, keys)| TraceGroup {
+                id,
+                keys,
+                encoded: Bytes::from(self.encode(&runs)),
             })
             .collect()
     }
@@ -218,34 +214,36 @@ impl Request {
     /// its head then `scope_spans = 2`, each `ScopeSpans` its head then `spans = 2`.
     fn encode(&self, runs: &Runs) -> Vec<u8> {
         let framed = |n: usize| 1 + encoded_len_varint(n as u64) + n;
-        let scope_len = |scope: u32, spans: &[u32]| {
-            self.scopes[scope as usize].len
-                + spans
-                    .iter()
-                    .map(|&i| framed(self.spans[i as usize].raw.len()))
-                    .sum::<usize>()
-        };
-        let resource_len = |res: u32, scopes: &[(u32, Vec<u32>)]| {
-            self.resources[res as usize].len
-                + scopes
-                    .iter()
-                    .map(|(sc, spans)| framed(scope_len(*sc, spans)))
-                    .sum::<usize>()
-        };
-        let total: usize = runs
-            .iter()
-            .map(|(res, scopes)| framed(resource_len(*res, scopes)))
-            .sum();
+        // Message lengths in writing order: each resource's, then each of its scopes'.
+        let mut lens = Vec::new();
+        let mut total = 0;
+        for (res, scopes) in runs {
+            let at = lens.len();
+            lens.push(0);
+            let mut resource_len = self.resources[*res as usize].len;
+            for (sc, spans) in scopes {
+                let scope_len = self.scopes[*sc as usize].len
+                    + spans
+                        .iter()
+                        .map(|&i| framed(self.spans[i as usize].raw.len()))
+                        .sum::<usize>();
+                lens.push(scope_len);
+                resource_len += framed(scope_len);
+            }
+            lens[at] = resource_len;
+            total += framed(resource_len);
+        }
+        let mut lens = lens.into_iter();
         let mut out = Vec::with_capacity(total);
         for (res, scopes) in runs {
             out.put_u8(0x0a);
-            encode_varint(resource_len(*res, scopes) as u64, &mut out);
+            encode_varint(lens.next().unwrap_or(0) as u64, &mut out);
             for f in &self.resources[*res as usize].fields {
                 out.put_slice(f);
             }
             for (sc, spans) in scopes {
                 out.put_u8(0x12);
-                encode_varint(scope_len(*sc, spans) as u64, &mut out);
+                encode_varint(lens.next().unwrap_or(0) as u64, &mut out);
                 for f in &self.scopes[*sc as usize].fields {
                     out.put_slice(f);
                 }
@@ -407,15 +405,9 @@ impl<'a> Reader<'a> {
             VARINT => {
                 self.varint(at)?;
             }
-            I64 => {
-                self.advance(8, at)?;
-            }
-            I32 => {
-                self.advance(4, at)?;
-            }
+            I64 | I32 => self.fixed(wt, wt, at)?,
             LEN => {
-                let n = self.varint(at)?;
-                self.advance(n, at)?;
+                self.len(wt, at)?;
             }
             SGROUP => loop {
                 let Some((inner, iwt)) = self.key(at)? else {
@@ -499,7 +491,6 @@ impl<'a> Parser<'a> {
     fn scope_spans(&mut self, mut r: Reader<'a>, resource: u32) -> Result<()> {
         const AT: &str = "ScopeSpans";
         let scope = self.req.scopes.len();
-        self.req.scopes.push(Head::default());
         let mut head = Head::default();
         let mut long = false;
         loop {
@@ -525,7 +516,7 @@ impl<'a> Parser<'a> {
         if long {
             self.long_scopes.push(scope);
         }
-        self.req.scopes[scope] = head;
+        self.req.scopes.push(head);
         Ok(())
     }
 
@@ -752,29 +743,15 @@ impl<'a> Parser<'a> {
                 4 => r.fixed(wt, I64, "AnyValue.double_value")?,
                 5 => {
                     let b = r.message(wt, "AnyValue.array_value")?;
-                    let mut a = r.nested(b);
-                    while let Some((f, w)) = a.key("ArrayValue")? {
-                        match f {
-                            1 => {
-                                let v = a.message(w, "ArrayValue.values")?;
-                                self.any_value(a.nested(v), false)?;
-                            }
-                            _ => a.skip(f, w, "ArrayValue")?,
-                        }
-                    }
+                    self.values(r.nested(b), "ArrayValue.values", |p, v| {
+                        p.any_value(v, false)
+                    })?;
                 }
                 6 => {
                     let b = r.message(wt, "AnyValue.kvlist_value")?;
-                    let mut l = r.nested(b);
-                    while let Some((f, w)) = l.key("KeyValueList")? {
-                        match f {
-                            1 => {
-                                let v = l.message(w, "KeyValueList.values")?;
-                                self.key_value(l.nested(v), false)?;
-                            }
-                            _ => l.skip(f, w, "KeyValueList")?,
-                        }
-                    }
+                    self.values(r.nested(b), "KeyValueList.values", |p, v| {
+                        p.key_value(v, false)
+                    })?;
                 }
                 7 => {
                     r.len(wt, "AnyValue.bytes_value")?;
@@ -783,6 +760,26 @@ impl<'a> Parser<'a> {
             }
         }
         Ok(long)
+    }
+
+    /// An `ArrayValue` or `KeyValueList` (`at`: its `values` field): `values = 1`, each read by
+    /// `value`.
+    fn values(
+        &self,
+        mut r: Reader<'a>,
+        at: &'static str,
+        value: impl Fn(&Self, Reader<'a>) -> Result<bool>,
+    ) -> Result<()> {
+        while let Some((field, wt)) = r.key(at)? {
+            match field {
+                1 => {
+                    let v = r.message(wt, at)?;
+                    value(self, r.nested(v))?;
+                }
+                _ => r.skip(field, wt, at)?,
+            }
+        }
+        Ok(())
     }
 
     /// Decodes each part holding an over-long attribute, truncates and encodes it again.
@@ -796,7 +793,7 @@ impl<'a> Parser<'a> {
             let head = &mut self.req.resources[i];
             let mut rs = ResourceSpans::decode(head.concat().as_slice()).map_err(bad)?;
             if let Some(res) = &mut rs.resource {
-                self.req.truncated += truncate(&mut res.attributes, max);
+                truncate(&mut res.attributes, max);
             }
             head.replace(rs.encode_to_vec());
         }
@@ -804,21 +801,14 @@ impl<'a> Parser<'a> {
             let head = &mut self.req.scopes[i];
             let mut ss = ScopeSpans::decode(head.concat().as_slice()).map_err(bad)?;
             if let Some(scope) = &mut ss.scope {
-                self.req.truncated += truncate(&mut scope.attributes, max);
+                truncate(&mut scope.attributes, max);
             }
             head.replace(ss.encode_to_vec());
         }
         for &i in &self.long_spans {
             let span = &mut self.req.spans[i];
             let mut s = Span::decode(span.raw.as_ref()).map_err(bad)?;
-            let mut n = truncate(&mut s.attributes, max);
-            for e in &mut s.events {
-                n += truncate(&mut e.attributes, max);
-            }
-            for l in &mut s.links {
-                n += truncate(&mut l.attributes, max);
-            }
-            self.req.truncated += n;
+            truncate_span(&mut s, max);
             span.raw = Bytes::from(s.encode_to_vec());
         }
         Ok(())
@@ -876,7 +866,6 @@ mod tests {
             .traces()
             .into_iter()
             .map(|g| {
-                assert_eq!(g.spans, g.keys.len());
                 let t = Trace::decode(g.encoded.as_ref()).expect("a written trace decodes");
                 (g.id, t, g.keys)
             })

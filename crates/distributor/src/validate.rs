@@ -11,6 +11,7 @@ use std::collections::HashMap;
 #[cfg(test)]
 use vivace_common::TraceId;
 use vivace_proto::otlp::common::{KeyValue, any_value};
+use vivace_proto::otlp::trace::Span;
 #[cfg(test)]
 use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans};
 #[cfg(test)]
@@ -52,15 +53,21 @@ pub(crate) fn truncate_attributes(batches: &mut [ResourceSpans], max: usize) -> 
                 n += truncate(&mut s.attributes, max);
             }
             for span in &mut ss.spans {
-                n += truncate(&mut span.attributes, max);
-                for e in &mut span.events {
-                    n += truncate(&mut e.attributes, max);
-                }
-                for l in &mut span.links {
-                    n += truncate(&mut l.attributes, max);
-                }
+                n += truncate_span(span, max);
             }
         }
+    }
+    n
+}
+
+/// [`truncate`] on a span's attributes and those of its events and links.
+pub(crate) fn truncate_span(span: &mut Span, max: usize) -> usize {
+    let mut n = truncate(&mut span.attributes, max);
+    for e in &mut span.events {
+        n += truncate(&mut e.attributes, max);
+    }
+    for l in &mut span.links {
+        n += truncate(&mut l.attributes, max);
     }
     n
 }

@@ -10,14 +10,15 @@ use std::marker::PhantomData;
 
 use prost::bytes::{Buf, Bytes};
 use tonic::Status;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{Codec, DecodeBuf, Decoder};
+use tonic_prost::ProstEncoder;
 
 include!(concat!(
     env!("OUT_DIR"),
     "/opentelemetry.proto.collector.trace.v1.TraceService.rs"
 ));
 
-/// Decodes a message as its bytes; encodes `E` with prost.
+/// Decodes a message as its bytes; encodes `E` with prost (tonic-prost's encoder).
 #[derive(Debug, Clone, Copy)]
 pub struct RawCodec<E>(PhantomData<E>);
 
@@ -30,25 +31,15 @@ impl<E> Default for RawCodec<E> {
 impl<E: prost::Message + Send + 'static> Codec for RawCodec<E> {
     type Encode = E;
     type Decode = Bytes;
-    type Encoder = RawCodec<E>;
+    type Encoder = ProstEncoder<E>;
     type Decoder = RawCodec<E>;
 
     fn encoder(&mut self) -> Self::Encoder {
-        RawCodec(PhantomData)
+        ProstEncoder::default()
     }
 
     fn decoder(&mut self) -> Self::Decoder {
         RawCodec(PhantomData)
-    }
-}
-
-impl<E: prost::Message> Encoder for RawCodec<E> {
-    type Item = E;
-    type Error = Status;
-
-    fn encode(&mut self, item: E, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("encoding the response: {e}")))
     }
 }
 
