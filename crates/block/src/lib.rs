@@ -20,6 +20,7 @@ mod copy;
 mod error;
 mod list;
 mod meta;
+mod pages;
 mod prune;
 mod read;
 mod scan;

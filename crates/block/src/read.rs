@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parquet::column::reader::ColumnReader;
+use parquet::column::reader::{ColumnReader, get_column_reader};
 use parquet::data_type::ByteArray;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::ReaderProperties;
@@ -147,7 +147,7 @@ async fn find_by_pages(
     };
     let (rg_start, rg_len) = row_group_range(group_md);
     let size = meta.size.max(rg_start + rg_len);
-    let offsets = &index.offsets.0;
+    let offsets = &index.offsets;
     let id_md = group_md.column(id_col);
     let id_pages = offsets[id_col].page_locations();
     // The TraceID pages to read: the one whose maximum is not below the ID, else all.
@@ -167,35 +167,36 @@ async fn find_by_pages(
     let mut id_ranges = Vec::new();
     page_ranges(id_md, id_pages, page_range.clone(), &mut id_ranges);
     let id_parts = crate::prune::fetch_parts(backend, key, &id_ranges).await?;
-    let props = Arc::new(ReaderProperties::builder().build());
-    let id_reader = Arc::new(crate::prune::Parts::new(id_parts.clone(), size));
-    let start_row = id_pages
-        .get(page_range.start)
-        .map_or(0, |p| p.first_row_index.max(0) as usize);
+    let rg_rows = group_md.num_rows().max(0) as usize;
     let row = {
-        let group =
-            SerializedRowGroupReader::new(id_reader, group_md, index.provider(), props.clone())
-                .map_err(pq)?;
-        let rows = match id_pages.get(page_range.end) {
-            Some(next) => next.first_row_index.max(0) as usize - start_row,
-            None => group_md.num_rows().max(0) as usize - start_row,
+        let id_reader = crate::prune::Parts::new(id_parts.clone(), size);
+        let pages =
+            column_pages(&id_reader, id_md, id_pages, page_range.clone(), rg_rows).map_err(pq)?;
+        let start_row = id_pages
+            .get(page_range.start)
+            .map_or(0, |p| p.first_row_index.max(0) as usize);
+        let ColumnReader::ByteArrayColumnReader(r) =
+            get_column_reader(schema.column(id_col), Box::new(pages))
+        else {
+            return Ok(None);
         };
-        match find_row_from(&group, id_col, id, start_row, rows).map_err(pq)? {
+        match find_row_from(r, id, start_row).map_err(pq)? {
             Some(r) => r,
             None => return Ok(Some(None)),
         }
     };
     // The page holding `row` in every column, and each chunk's dictionary page.
     let mut ranges = Vec::new();
+    let mut holding = Vec::with_capacity(group_md.columns().len());
     for (i, c) in group_md.columns().iter().enumerate() {
-        if i == id_col {
-            continue;
-        }
         let pages = offsets[i].page_locations();
         let Some(k) = pages.iter().rposition(|p| p.first_row_index <= row as i64) else {
             return Ok(None);
         };
-        page_ranges(c, pages, k..k + 1, &mut ranges);
+        holding.push(k);
+        if i != id_col {
+            page_ranges(c, pages, k..k + 1, &mut ranges);
+        }
     }
     let mut parts = crate::prune::fetch_parts(backend, key, &ranges).await?;
     parts.extend(id_parts);
@@ -208,12 +209,21 @@ async fn find_by_pages(
             path: key_owned.clone().into(),
             source,
         };
-        let reader = Arc::new(crate::prune::Parts::new(parts, size));
+        let reader = crate::prune::Parts::new(parts, size);
         let group_md = footer.row_group(rg);
-        let group =
-            SerializedRowGroupReader::new(reader, group_md, index.provider(), props).map_err(pq)?;
         let schema = footer.file_metadata().schema_descr_ptr();
-        let one = extract_row(&group, &schema, row).map_err(pq)?;
+        let offsets = &index.offsets;
+        let one = extract_row(&schema, |i| {
+            let pages = offsets[i].page_locations();
+            let k = holding[i];
+            let first = pages[k].first_row_index.max(0) as usize;
+            let decoded = column_pages(&reader, group_md.column(i), pages, k..k + 1, rg_rows)?;
+            Ok((
+                get_column_reader(schema.column(i), Box::new(decoded)),
+                row - first,
+            ))
+        })
+        .map_err(pq)?;
         let file = SerializedFileReader::new(one).map_err(pq)?;
         let Some(r) = file.get_row_iter(None).map_err(pq)?.next() else {
             return Ok(Some(None));
@@ -228,20 +238,48 @@ async fn find_by_pages(
     })?
 }
 
-/// The byte ranges of pages `which` of a column chunk, and of its dictionary page if it has one.
+/// Pages `which` of a column chunk (and its dictionary page) out of fetched `parts`, decoded by
+/// [`crate::pages`] for a column reader starting at page `which.start`.
+fn column_pages(
+    parts: &crate::prune::Parts,
+    c: &parquet::file::metadata::ColumnChunkMetaData,
+    pages: &[parquet::file::page_index::offset_index::PageLocation],
+    which: std::ops::Range<usize>,
+    rg_rows: usize,
+) -> parquet::errors::Result<crate::pages::Pages> {
+    let mut ranges = Vec::new();
+    page_ranges(c, pages, which.clone(), &mut ranges);
+    let dict = ranges.len() - which.len();
+    let rows = |k: usize| {
+        let first = pages[k].first_row_index.max(0) as usize;
+        let next = pages
+            .get(k + 1)
+            .map_or(rg_rows, |p| p.first_row_index.max(0) as usize);
+        next.saturating_sub(first)
+    };
+    let rows = std::iter::repeat_n(None, dict).chain(which.map(|k| Some(rows(k))));
+    let decoded = ranges
+        .iter()
+        .zip(rows)
+        .map(|(r, rows)| Ok((parts.get_bytes(r.start, (r.end - r.start) as usize)?, rows)))
+        .collect::<parquet::errors::Result<Vec<_>>>()?;
+    crate::pages::Pages::decode(c.compression(), decoded)
+}
+
+/// The byte ranges of a column chunk's dictionary page if it has one, then of its pages `which`.
 fn page_ranges(
     c: &parquet::file::metadata::ColumnChunkMetaData,
     pages: &[parquet::file::page_index::offset_index::PageLocation],
     which: std::ops::Range<usize>,
     out: &mut Vec<std::ops::Range<u64>>,
 ) {
-    for p in &pages[which] {
-        out.push(p.offset as u64..p.offset as u64 + p.compressed_page_size as u64);
-    }
     if let (Some(dict), Some(first)) = (c.dictionary_page_offset(), pages.first())
         && (dict as u64) < first.offset as u64
     {
         out.push(dict as u64..first.offset as u64);
+    }
+    for p in &pages[which] {
+        out.push(p.offset as u64..p.offset as u64 + p.compressed_page_size as u64);
     }
 }
 
@@ -389,7 +427,7 @@ fn find_in_row_group<R: ChunkReader + 'static>(
     let Some(row_index) = find_row(&group, id_col, id).map_err(pq)? else {
         return Ok(None);
     };
-    let one = extract_row(&group, &schema, row_index).map_err(pq)?;
+    let one = extract_row(&schema, |i| Ok((group.get_column_reader(i)?, row_index))).map_err(pq)?;
     let file = SerializedFileReader::new(one).map_err(pq)?;
     let Some(row) = file.get_row_iter(None).map_err(pq)?.next() else {
         return Ok(None);
@@ -404,33 +442,24 @@ fn find_row(
     col: usize,
     id: &TraceId,
 ) -> parquet::errors::Result<Option<usize>> {
-    find_row_from(group, col, id, 0, usize::MAX)
-}
-
-/// [`find_row`] among `rows` rows from row `start` on (rows before it are skipped, with a page
-/// index without reading their pages; none after them is read).
-fn find_row_from(
-    group: &dyn RowGroupReader,
-    col: usize,
-    id: &TraceId,
-    start: usize,
-    rows: usize,
-) -> parquet::errors::Result<Option<usize>> {
-    let ColumnReader::ByteArrayColumnReader(mut r) = group.get_column_reader(col)? else {
+    let ColumnReader::ByteArrayColumnReader(r) = group.get_column_reader(col)? else {
         return Ok(None);
     };
-    if start > 0 {
-        r.skip_records(start)?;
-    }
+    find_row_from(r, id, 0)
+}
+
+/// The index of the row holding `id`, reading the sorted `TraceID` column from `r`, whose first
+/// row is row `start` of the row group; stops at the first ID past `id` or where `r` ends.
+fn find_row_from(
+    mut r: parquet::column::reader::ColumnReaderImpl<parquet::data_type::ByteArrayType>,
+    id: &TraceId,
+    start: usize,
+) -> parquet::errors::Result<Option<usize>> {
     let mut base = start;
     let mut vals: Vec<ByteArray> = Vec::with_capacity(1024);
     loop {
         vals.clear();
-        let want = 1024.min(start.saturating_add(rows).saturating_sub(base));
-        if want == 0 {
-            return Ok(None);
-        }
-        let (records, _, _) = r.read_records(want, None, None, &mut vals)?;
+        let (records, _, _) = r.read_records(1024, None, None, &mut vals)?;
         if records == 0 {
             return Ok(None);
         }
@@ -445,11 +474,11 @@ fn find_row_from(
     }
 }
 
-/// Row `row` of a row group as a one-row parquet file with the same schema.
+/// One row as a one-row parquet file with the same schema: `column(i)` gives a reader of leaf
+/// column `i` and how many rows to skip in it to reach the row.
 fn extract_row(
-    group: &dyn RowGroupReader,
     schema: &Arc<parquet::schema::types::SchemaDescriptor>,
-    row: usize,
+    mut column: impl FnMut(usize) -> parquet::errors::Result<(ColumnReader, usize)>,
 ) -> parquet::errors::Result<Bytes> {
     let props = one_row_props();
     let mut w = SerializedFileWriter::new(Vec::new(), schema.root_schema_ptr(), props)?;
@@ -460,18 +489,21 @@ fn extract_row(
             .ok_or_else(|| parquet::errors::ParquetError::General("schema ended early".into()))?;
         let (mut def, mut rep) = (Vec::new(), Vec::new());
         let descr = schema.column(i);
+        let (reader, skip) = column(i)?;
         macro_rules! copy {
             ($r:expr, $t:ty) => {{
                 let mut r = $r;
                 let mut vals = Vec::new();
-                r.skip_records(row)?;
+                if skip > 0 {
+                    r.skip_records(skip)?;
+                }
                 r.read_records(1, Some(&mut def), Some(&mut rep), &mut vals)?;
                 let d = (descr.max_def_level() > 0).then_some(&def[..]);
                 let r = (descr.max_rep_level() > 0).then_some(&rep[..]);
                 col.typed::<$t>().write_batch(&vals, d, r)?;
             }};
         }
-        match group.get_column_reader(i)? {
+        match reader {
             ColumnReader::BoolColumnReader(r) => copy!(r, parquet::data_type::BoolType),
             ColumnReader::Int32ColumnReader(r) => copy!(r, parquet::data_type::Int32Type),
             ColumnReader::Int64ColumnReader(r) => copy!(r, parquet::data_type::Int64Type),
@@ -888,14 +920,8 @@ fn attribute(a: &Row) -> KeyValue {
 /// min/max per page. A warm lookup then reads only the pages it needs.
 #[derive(Debug)]
 pub(crate) struct GroupIndex {
-    offsets: Arc<OneGroupOffsets>,
+    offsets: Vec<parquet::file::page_index::offset_index::OffsetIndexMetaData>,
     trace_ids: Option<parquet::file::page_index::column_index::ColumnIndexMetaData>,
-}
-
-impl GroupIndex {
-    fn provider(&self) -> parquet::file::metadata::page_index::RowGroupPageIndex {
-        parquet::file::metadata::page_index::RowGroupPageIndex::new(0, Some(self.offsets.clone()))
-    }
 }
 
 /// Reads and decodes a row group's [`GroupIndex`] (one request: the offset indexes are
@@ -939,13 +965,7 @@ async fn read_group_index(
     };
     // `None` when the column has no column index (nothing of it was fetched then).
     let trace_ids = read_column_index(&reader, id_md).map_err(pq)?;
-    Ok(Some((
-        GroupIndex {
-            offsets: Arc::new(OneGroupOffsets(offsets)),
-            trace_ids,
-        },
-        bytes,
-    )))
+    Ok(Some((GroupIndex { offsets, trace_ids }, bytes)))
 }
 
 /// The offset indexes of one row group's columns, read from `reader` (which holds their bytes);
@@ -981,38 +1001,4 @@ fn read_column_index(
     let bytes = reader.get_bytes(offset as u64, len as usize)?;
     parquet::file::page_index::index_reader::decode_column_index(&bytes, column.column_type())
         .map(Some)
-}
-
-/// The page index of the one row group a reader is built for (row group 0 of the provider).
-#[derive(Debug)]
-struct OneGroupOffsets(Vec<parquet::file::page_index::offset_index::OffsetIndexMetaData>);
-
-impl parquet::file::metadata::page_index::PageIndexProvider for OneGroupOffsets {
-    fn has_offset_indexes(&self) -> bool {
-        true
-    }
-
-    fn has_column_indexes(&self) -> bool {
-        false
-    }
-
-    fn column_index(
-        &self,
-        _row_group_idx: usize,
-        _column_idx: usize,
-    ) -> Option<&parquet::file::page_index::column_index::ColumnIndexMetaData> {
-        None
-    }
-
-    fn offset_index(
-        &self,
-        _row_group_idx: usize,
-        column_idx: usize,
-    ) -> Option<&parquet::file::page_index::offset_index::OffsetIndexMetaData> {
-        self.0.get(column_idx)
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
