@@ -8,6 +8,8 @@
 # compacted (30–50 MB blocks), picks 200 trace IDs by search, then for each binary: starts it on
 # the same data dir (nothing live), looks every ID up twice over /api/traces/<id> (protobuf) and
 # prints p50/p90. The servers are stopped by PID.
+# The blocks are written by the first binary (its page layout). Its first round reads from a cold
+# page cache, so every binary is measured twice, in turn (ROUNDS=2): compare the later rounds.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -35,10 +37,10 @@ curl -sG localhost:3200/api/search --data-urlencode 'q={ }' -d limit=200 -d star
   | python3 -c 'import json,sys; [print(t["traceID"]) for t in json.load(sys.stdin)["traces"]]' > "$data/ids"
 kill $pid; wait $pid 2>/dev/null || true; pid=""
 echo "==> blocks (bytes): $(ls -l "$data"/blocks/single-tenant/*/data.parquet | awk '{print $5}' | sort -n | tr '\n' ' ')"
-for bin in "$@"; do
+for round in $(seq "${ROUNDS:-2}"); do for bin in "$@"; do
   "$bin" -config.file="$data/c.yaml" --data-dir "$data" 2>>"$data/log" &
   pid=$!; wait_ready
-  python3 - "$data/ids" "$bin" <<'P'
+  python3 - "$data/ids" "$bin" "$round" <<'P'
 import sys, time, urllib.request
 ids = [l.strip() for l in open(sys.argv[1]) if l.strip()]
 lat = []
@@ -48,7 +50,7 @@ for i in ids * 2:
         f"http://127.0.0.1:3200/api/traces/{i}", headers={"Accept": "application/protobuf"})).read()
     lat.append((time.perf_counter() - t) * 1000)
 lat.sort()
-print(f"{sys.argv[2]}: {len(lat)} lookups, p50 {lat[len(lat)//2]:.2f} ms, p90 {lat[int(len(lat)*.9)]:.2f} ms, max {lat[-1]:.2f} ms")
+print(f"round {sys.argv[3]}, {sys.argv[2]}: {len(lat)} lookups, p50 {lat[len(lat)//2]:.2f} ms, p90 {lat[int(len(lat)*.9)]:.2f} ms, max {lat[-1]:.2f} ms")
 P
   kill $pid; wait $pid 2>/dev/null || true; pid=""
-done
+done; done
