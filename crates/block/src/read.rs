@@ -148,41 +148,50 @@ async fn find_by_pages(
     let (rg_start, rg_len) = row_group_range(group_md);
     let size = meta.size.max(rg_start + rg_len);
     let offsets = &index.offsets;
-    let id_md = group_md.column(id_col);
-    let id_pages = offsets[id_col].page_locations();
-    // The TraceID pages to read: the one whose maximum is not below the ID, else all.
-    let mut page_range = 0..id_pages.len();
-    if let Some(parquet::file::page_index::column_index::ColumnIndexMetaData::BYTE_ARRAY(ci)) =
-        &index.trace_ids
-    {
-        let n = id_pages.len();
-        let at = (0..n)
-            .find(|&k| ci.max_value(k).is_none_or(|m| m >= id.0.as_slice()))
-            .unwrap_or(n);
-        if at == n || ci.min_value(at).is_some_and(|m| m > id.0.as_slice()) {
-            return Ok(Some(None));
-        }
-        page_range = at..at + 1;
-    }
-    let mut id_ranges = Vec::new();
-    page_ranges(id_md, id_pages, page_range.clone(), &mut id_ranges);
-    let id_parts = crate::prune::fetch_parts(backend, key, &id_ranges).await?;
     let rg_rows = group_md.num_rows().max(0) as usize;
-    let row = {
-        let id_reader = crate::prune::Parts::new(id_parts.clone(), size);
-        let pages =
-            column_pages(&id_reader, id_md, id_pages, page_range.clone(), rg_rows).map_err(pq)?;
-        let start_row = id_pages
-            .get(page_range.start)
-            .map_or(0, |p| p.first_row_index.max(0) as usize);
-        let ColumnReader::ByteArrayColumnReader(r) =
-            get_column_reader(schema.column(id_col), Box::new(pages))
-        else {
-            return Ok(None);
-        };
-        match find_row_from(r, id, start_row).map_err(pq)? {
-            Some(r) => r,
-            None => return Ok(Some(None)),
+    let id_md = group_md.column(id_col);
+    // The row: from the IDs kept with the index, else from the TraceID page that can hold it.
+    let (row, id_parts) = match index.row_of(id) {
+        Some(None) => return Ok(Some(None)),
+        Some(Some(row)) => (row, Vec::new()),
+        None => {
+            let id_pages = offsets[id_col].page_locations();
+            // The TraceID pages to read: the one whose maximum is not below the ID, else all.
+            let mut page_range = 0..id_pages.len();
+            if let Some(parquet::file::page_index::column_index::ColumnIndexMetaData::BYTE_ARRAY(
+                ci,
+            )) = &index.trace_ids
+            {
+                let n = id_pages.len();
+                let at = (0..n)
+                    .find(|&k| ci.max_value(k).is_none_or(|m| m >= id.0.as_slice()))
+                    .unwrap_or(n);
+                if at == n || ci.min_value(at).is_some_and(|m| m > id.0.as_slice()) {
+                    return Ok(Some(None));
+                }
+                page_range = at..at + 1;
+            }
+            let mut id_ranges = Vec::new();
+            page_ranges(id_md, id_pages, page_range.clone(), &mut id_ranges);
+            let id_parts = crate::prune::fetch_parts(backend, key, &id_ranges).await?;
+            let row = {
+                let id_reader = crate::prune::Parts::new(id_parts.clone(), size);
+                let pages = column_pages(&id_reader, id_md, id_pages, page_range.clone(), rg_rows)
+                    .map_err(pq)?;
+                let start_row = id_pages
+                    .get(page_range.start)
+                    .map_or(0, |p| p.first_row_index.max(0) as usize);
+                let ColumnReader::ByteArrayColumnReader(r) =
+                    get_column_reader(schema.column(id_col), Box::new(pages))
+                else {
+                    return Ok(None);
+                };
+                match find_row_from(r, id, start_row).map_err(pq)? {
+                    Some(r) => r,
+                    None => return Ok(Some(None)),
+                }
+            };
+            (row, id_parts)
         }
     };
     // The page holding `row` in every column, and each chunk's dictionary page.
@@ -194,7 +203,7 @@ async fn find_by_pages(
             return Ok(None);
         };
         holding.push(k);
-        if i != id_col {
+        if i != id_col || id_parts.is_empty() {
             page_ranges(c, pages, k..k + 1, &mut ranges);
         }
     }
@@ -922,6 +931,21 @@ fn attribute(a: &Row) -> KeyValue {
 pub(crate) struct GroupIndex {
     offsets: Vec<parquet::file::page_index::offset_index::OffsetIndexMetaData>,
     trace_ids: Option<parquet::file::page_index::column_index::ColumnIndexMetaData>,
+    /// Every trace ID of the row group, in row order (ascending, 16 bytes each): a warm lookup
+    /// finds its row here without reading a `TraceID` page. Empty when the chunk holds an ID of
+    /// another length or out of order; the pages are read then.
+    ids: Vec<[u8; 16]>,
+}
+
+impl GroupIndex {
+    /// The row holding `id` by the kept IDs: `Some(None)` when it is not in the row group,
+    /// `None` when no IDs are kept.
+    fn row_of(&self, id: &TraceId) -> Option<Option<usize>> {
+        if self.ids.is_empty() {
+            return None;
+        }
+        Some(self.ids.binary_search(&id.0).ok())
+    }
 }
 
 /// Reads and decodes a row group's [`GroupIndex`] (one request: the offset indexes are
@@ -949,10 +973,12 @@ async fn read_group_index(
         (Some(o), Some(l)) => Some(o as u64..o as u64 + l as u64),
         _ => None,
     };
-    let mut ranges: Vec<std::ops::Range<u64>> = Vec::with_capacity(2);
+    let (id_start, id_len) = id_md.byte_range();
+    let mut ranges: Vec<std::ops::Range<u64>> = Vec::with_capacity(3);
     ranges.push(is..ie);
     ranges.extend(col_index_range);
-    let bytes: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+    // The whole TraceID chunk in the same request: its IDs are kept with the index.
+    ranges.push(id_start..id_start + id_len);
     let end = ranges.iter().map(|r| r.end).max().unwrap_or(ie);
     let reader =
         crate::prune::Parts::new(crate::prune::fetch_parts(backend, key, &ranges).await?, end);
@@ -965,7 +991,57 @@ async fn read_group_index(
     };
     // `None` when the column has no column index (nothing of it was fetched then).
     let trace_ids = read_column_index(&reader, id_md).map_err(pq)?;
-    Ok(Some((GroupIndex { offsets, trace_ids }, bytes)))
+    let rg_rows = group_md.num_rows().max(0) as usize;
+    let id_pages = offsets[id_col].page_locations();
+    let pages = column_pages(&reader, id_md, id_pages, 0..id_pages.len(), rg_rows).map_err(pq)?;
+    let ids = match get_column_reader(id_md.column_descr_ptr(), Box::new(pages)) {
+        ColumnReader::ByteArrayColumnReader(r) => sorted_ids(r, rg_rows).map_err(pq)?,
+        _ => Vec::new(),
+    };
+    // What the index keeps in memory, counted against the cache's budget.
+    let bytes = (ie - is)
+        + trace_ids.as_ref().map_or(0, |_| {
+            id_md.column_index_length().unwrap_or(0).max(0) as u64
+        })
+        + (ids.len() * 16) as u64;
+    Ok(Some((
+        GroupIndex {
+            offsets,
+            trace_ids,
+            ids,
+        },
+        bytes,
+    )))
+}
+
+/// Every value of a `TraceID` column as 16-byte IDs, when they all are and ascend strictly;
+/// else none.
+fn sorted_ids(
+    mut r: parquet::column::reader::ColumnReaderImpl<parquet::data_type::ByteArrayType>,
+    rows: usize,
+) -> parquet::errors::Result<Vec<[u8; 16]>> {
+    let mut ids: Vec<[u8; 16]> = Vec::with_capacity(rows);
+    let mut vals: Vec<ByteArray> = Vec::with_capacity(1024);
+    loop {
+        vals.clear();
+        let (records, _, _) = r.read_records(1024, None, None, &mut vals)?;
+        if records == 0 {
+            break;
+        }
+        for v in &vals {
+            let Ok(id) = <[u8; 16]>::try_from(v.data()) else {
+                return Ok(Vec::new());
+            };
+            if ids.last().is_some_and(|last| *last >= id) {
+                return Ok(Vec::new());
+            }
+            ids.push(id);
+        }
+    }
+    if ids.len() != rows {
+        return Ok(Vec::new());
+    }
+    Ok(ids)
 }
 
 /// The offset indexes of one row group's columns, read from `reader` (which holds their bytes);

@@ -1,6 +1,7 @@
 //! Trace by ID through the page index: only the pages holding the row are read, and the trace
 //! is the one the block holds — on a block whose columns span many pages, for IDs at the start,
-//! middle and end of row groups, and for an absent ID inside a row group's range.
+//! middle and end of row groups, and for an absent ID inside a row group's range; once a row
+//! group's index is kept, a lookup is one read.
 
 use bytes::Bytes;
 use vivace_block::{
@@ -102,5 +103,32 @@ async fn a_trace_by_id_reads_only_its_pages() {
             .await
             .unwrap(),
         Some(None)
+    );
+    // Every row group's index (and its trace IDs) is kept now: a lookup reads only the pages
+    // of its row, and an ID the row group does not hold reads nothing.
+    for i in [2, 12_345, 39_998] {
+        let before = backend.reads();
+        let got = find_trace_by_pages(&backend, &block, &all[i].0)
+            .await
+            .unwrap()
+            .expect("the block has a page index");
+        assert_eq!(got.as_ref(), Some(&all[i].1), "trace {i}");
+        assert_eq!(
+            backend.reads() - before,
+            1,
+            "reads of a warm lookup of trace {i}"
+        );
+    }
+    let before = backend.reads();
+    assert_eq!(
+        find_trace_by_pages(&backend, &block, &absent)
+            .await
+            .unwrap(),
+        Some(None)
+    );
+    assert_eq!(
+        backend.reads(),
+        before,
+        "an absent ID reads nothing once warm"
     );
 }
