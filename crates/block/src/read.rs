@@ -6,6 +6,7 @@
 //! dedicated columns (lists in v5, optional scalars in v4) are mapped back by slot from
 //! `meta.json`. The block's bloom shard is consulted first.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -111,10 +112,11 @@ pub async fn find_trace_by_pages(
     find_by_pages(backend, block, &footer, rg, id, &block.key("data.parquet")).await
 }
 
-/// [`find_trace_by_id`] in row group `rg` through its page index: the `TraceID` chunk and the
-/// offset index first (one request), then, once the row is known, only the page holding that
-/// row in every column, and the dictionary pages (one request). `None`: the row group has no
-/// offset index; read it whole.
+/// [`find_trace_by_id`] in row group `rg` through its page index: the offset indexes and the
+/// whole `TraceID` chunk first (one request, kept with the block), then, once the row is known,
+/// only the page holding that row in every column, and the dictionary pages (one request).
+/// `None`: the row group has no offset index, or its trace IDs are not 16 ascending bytes each;
+/// read it whole.
 async fn find_by_pages(
     backend: &Backend,
     block: &BlockRef,
@@ -128,10 +130,6 @@ async fn find_by_pages(
     let schema = footer.file_metadata().schema_descr_ptr();
     let Some(id_col) = trace_id_column(&schema) else {
         return Ok(None);
-    };
-    let pq = |source| Error::Parquet {
-        path: key.into(),
-        source,
     };
     let index = match block.cached_page_index(rg) {
         Some(index) => index,
@@ -149,50 +147,10 @@ async fn find_by_pages(
     let size = meta.size.max(rg_start + rg_len);
     let offsets = &index.offsets;
     let rg_rows = group_md.num_rows().max(0) as usize;
-    let id_md = group_md.column(id_col);
-    // The row: from the IDs kept with the index, else from the TraceID page that can hold it.
-    let (row, id_parts) = match index.row_of(id) {
+    let row = match index.row_of(id) {
+        Some(Some(row)) => row,
         Some(None) => return Ok(Some(None)),
-        Some(Some(row)) => (row, Vec::new()),
-        None => {
-            let id_pages = offsets[id_col].page_locations();
-            // The TraceID pages to read: the one whose maximum is not below the ID, else all.
-            let mut page_range = 0..id_pages.len();
-            if let Some(parquet::file::page_index::column_index::ColumnIndexMetaData::BYTE_ARRAY(
-                ci,
-            )) = &index.trace_ids
-            {
-                let n = id_pages.len();
-                let at = (0..n)
-                    .find(|&k| ci.max_value(k).is_none_or(|m| m >= id.0.as_slice()))
-                    .unwrap_or(n);
-                if at == n || ci.min_value(at).is_some_and(|m| m > id.0.as_slice()) {
-                    return Ok(Some(None));
-                }
-                page_range = at..at + 1;
-            }
-            let mut id_ranges = Vec::new();
-            page_ranges(id_md, id_pages, page_range.clone(), &mut id_ranges);
-            let id_parts = crate::prune::fetch_parts(backend, key, &id_ranges).await?;
-            let row = {
-                let id_reader = crate::prune::Parts::new(id_parts.clone(), size);
-                let pages = column_pages(&id_reader, id_md, id_pages, page_range.clone(), rg_rows)
-                    .map_err(pq)?;
-                let start_row = id_pages
-                    .get(page_range.start)
-                    .map_or(0, |p| p.first_row_index.max(0) as usize);
-                let ColumnReader::ByteArrayColumnReader(r) =
-                    get_column_reader(schema.column(id_col), Box::new(pages))
-                else {
-                    return Ok(None);
-                };
-                match find_row_from(r, id, start_row).map_err(pq)? {
-                    Some(r) => r,
-                    None => return Ok(Some(None)),
-                }
-            };
-            (row, id_parts)
-        }
+        None => return Ok(None),
     };
     // The page holding `row` in every column, and each chunk's dictionary page.
     let mut ranges = Vec::new();
@@ -203,12 +161,9 @@ async fn find_by_pages(
             return Ok(None);
         };
         holding.push(k);
-        if i != id_col || id_parts.is_empty() {
-            page_ranges(c, pages, k..k + 1, &mut ranges);
-        }
+        page_ranges(c, pages, k..k + 1, &mut ranges);
     }
-    let mut parts = crate::prune::fetch_parts(backend, key, &ranges).await?;
-    parts.extend(id_parts);
+    let parts = crate::prune::fetch_parts(backend, key, &ranges).await?;
     let meta = meta.clone();
     let footer = footer.clone();
     let key_owned = key.to_string();
@@ -454,17 +409,22 @@ fn find_row(
     let ColumnReader::ByteArrayColumnReader(r) = group.get_column_reader(col)? else {
         return Ok(None);
     };
-    find_row_from(r, id, 0)
+    // Stops at the first ID past `id`.
+    let found = each_id(r, |row, v| match v.cmp(id.0.as_slice()) {
+        std::cmp::Ordering::Less => ControlFlow::Continue(()),
+        std::cmp::Ordering::Equal => ControlFlow::Break(Some(row)),
+        std::cmp::Ordering::Greater => ControlFlow::Break(None),
+    })?;
+    Ok(found.flatten())
 }
 
-/// The index of the row holding `id`, reading the sorted `TraceID` column from `r`, whose first
-/// row is row `start` of the row group; stops at the first ID past `id` or where `r` ends.
-fn find_row_from(
+/// Calls `f` with each row index and value of a `TraceID` column in row order, until it breaks
+/// (its value) or the column ends (`None`).
+fn each_id<B>(
     mut r: parquet::column::reader::ColumnReaderImpl<parquet::data_type::ByteArrayType>,
-    id: &TraceId,
-    start: usize,
-) -> parquet::errors::Result<Option<usize>> {
-    let mut base = start;
+    mut f: impl FnMut(usize, &[u8]) -> ControlFlow<B>,
+) -> parquet::errors::Result<Option<B>> {
+    let mut base = 0;
     let mut vals: Vec<ByteArray> = Vec::with_capacity(1024);
     loop {
         vals.clear();
@@ -473,10 +433,8 @@ fn find_row_from(
             return Ok(None);
         }
         for (i, v) in vals.iter().enumerate() {
-            match v.data().cmp(id.0.as_slice()) {
-                std::cmp::Ordering::Less => {}
-                std::cmp::Ordering::Equal => return Ok(Some(base + i)),
-                std::cmp::Ordering::Greater => return Ok(None),
+            if let ControlFlow::Break(b) = f(base + i, v.data()) {
+                return Ok(Some(b));
             }
         }
         base += records;
@@ -924,16 +882,14 @@ fn attribute(a: &Row) -> KeyValue {
     }
 }
 
-/// What trace by ID needs of a row group's page index, decoded once and kept with the block
-/// ([`BlockRef::cached_page_index`]): every column's offset index and the `TraceID` column's
-/// min/max per page. A warm lookup then reads only the pages it needs.
+/// What trace by ID needs of a row group, decoded once and kept with the block
+/// ([`BlockRef::cached_page_index`]): every column's offset index and the row group's trace
+/// IDs. A warm lookup then reads only the pages of its row.
 #[derive(Debug)]
 pub(crate) struct GroupIndex {
     offsets: Vec<parquet::file::page_index::offset_index::OffsetIndexMetaData>,
-    trace_ids: Option<parquet::file::page_index::column_index::ColumnIndexMetaData>,
-    /// Every trace ID of the row group, in row order (ascending, 16 bytes each): a warm lookup
-    /// finds its row here without reading a `TraceID` page. Empty when the chunk holds an ID of
-    /// another length or out of order; the pages are read then.
+    /// Every trace ID of the row group, in row order (ascending, 16 bytes each). Empty when the
+    /// chunk holds an ID of another length or out of order; the row group is read whole then.
     ids: Vec<[u8; 16]>,
 }
 
@@ -949,7 +905,7 @@ impl GroupIndex {
 }
 
 /// Reads and decodes a row group's [`GroupIndex`] (one request: the offset indexes are
-/// contiguous, the `TraceID` column index next to them); also returns the bytes it came from.
+/// contiguous, the `TraceID` chunk beside them); also returns the bytes it keeps in memory.
 /// `None`: a column has no offset index.
 async fn read_group_index(
     backend: &Backend,
@@ -969,17 +925,9 @@ async fn read_group_index(
         return Ok(None);
     };
     let id_md = group_md.column(id_col);
-    let col_index_range = match (id_md.column_index_offset(), id_md.column_index_length()) {
-        (Some(o), Some(l)) => Some(o as u64..o as u64 + l as u64),
-        _ => None,
-    };
     let (id_start, id_len) = id_md.byte_range();
-    let mut ranges: Vec<std::ops::Range<u64>> = Vec::with_capacity(3);
-    ranges.push(is..ie);
-    ranges.extend(col_index_range);
-    // The whole TraceID chunk in the same request: its IDs are kept with the index.
-    ranges.push(id_start..id_start + id_len);
-    let end = ranges.iter().map(|r| r.end).max().unwrap_or(ie);
+    let ranges = [is..ie, id_start..id_start + id_len];
+    let end = ie.max(id_start + id_len);
     let reader =
         crate::prune::Parts::new(crate::prune::fetch_parts(backend, key, &ranges).await?, end);
     let pq = |source| Error::Parquet {
@@ -989,8 +937,6 @@ async fn read_group_index(
     let Some(offsets) = read_offset_indexes(&reader, group_md.columns()).map_err(pq)? else {
         return Ok(None);
     };
-    // `None` when the column has no column index (nothing of it was fetched then).
-    let trace_ids = read_column_index(&reader, id_md).map_err(pq)?;
     let rg_rows = group_md.num_rows().max(0) as usize;
     let id_pages = offsets[id_col].page_locations();
     let pages = column_pages(&reader, id_md, id_pages, 0..id_pages.len(), rg_rows).map_err(pq)?;
@@ -998,47 +944,25 @@ async fn read_group_index(
         ColumnReader::ByteArrayColumnReader(r) => sorted_ids(r, rg_rows).map_err(pq)?,
         _ => Vec::new(),
     };
-    // What the index keeps in memory, counted against the cache's budget.
-    let bytes = (ie - is)
-        + trace_ids.as_ref().map_or(0, |_| {
-            id_md.column_index_length().unwrap_or(0).max(0) as u64
-        })
-        + (ids.len() * 16) as u64;
-    Ok(Some((
-        GroupIndex {
-            offsets,
-            trace_ids,
-            ids,
-        },
-        bytes,
-    )))
+    let bytes = (ie - is) + (ids.len() * 16) as u64;
+    Ok(Some((GroupIndex { offsets, ids }, bytes)))
 }
 
 /// Every value of a `TraceID` column as 16-byte IDs, when they all are and ascend strictly;
 /// else none.
 fn sorted_ids(
-    mut r: parquet::column::reader::ColumnReaderImpl<parquet::data_type::ByteArrayType>,
+    r: parquet::column::reader::ColumnReaderImpl<parquet::data_type::ByteArrayType>,
     rows: usize,
 ) -> parquet::errors::Result<Vec<[u8; 16]>> {
     let mut ids: Vec<[u8; 16]> = Vec::with_capacity(rows);
-    let mut vals: Vec<ByteArray> = Vec::with_capacity(1024);
-    loop {
-        vals.clear();
-        let (records, _, _) = r.read_records(1024, None, None, &mut vals)?;
-        if records == 0 {
-            break;
-        }
-        for v in &vals {
-            let Ok(id) = <[u8; 16]>::try_from(v.data()) else {
-                return Ok(Vec::new());
-            };
-            if ids.last().is_some_and(|last| *last >= id) {
-                return Ok(Vec::new());
-            }
+    let refused = each_id(r, |_, v| match <[u8; 16]>::try_from(v) {
+        Ok(id) if ids.last().is_none_or(|last| *last < id) => {
             ids.push(id);
+            ControlFlow::Continue(())
         }
-    }
-    if ids.len() != rows {
+        _ => ControlFlow::Break(()),
+    })?;
+    if refused.is_some() || ids.len() != rows {
         return Ok(Vec::new());
     }
     Ok(ids)
@@ -1062,19 +986,4 @@ fn read_offset_indexes(
         out.push(parquet::file::page_index::index_reader::decode_offset_index(&bytes)?);
     }
     Ok(Some(out))
-}
-
-/// One column's column index (page min/max), if it has one.
-fn read_column_index(
-    reader: &crate::prune::Parts,
-    column: &parquet::file::metadata::ColumnChunkMetaData,
-) -> parquet::errors::Result<Option<parquet::file::page_index::column_index::ColumnIndexMetaData>> {
-    use parquet::file::reader::ChunkReader;
-    let (Some(offset), Some(len)) = (column.column_index_offset(), column.column_index_length())
-    else {
-        return Ok(None);
-    };
-    let bytes = reader.get_bytes(offset as u64, len as usize)?;
-    parquet::file::page_index::index_reader::decode_column_index(&bytes, column.column_type())
-        .map(Some)
 }
