@@ -84,7 +84,7 @@ impl PageReader for Pages {
 }
 
 /// One page (header and body) decoded into a [`Page`] with its body decompressed.
-pub(crate) fn decode_page(codec: Compression, bytes: Bytes) -> Result<Page> {
+fn decode_page(codec: Compression, bytes: Bytes) -> Result<Page> {
     let mut r = Thrift {
         buf: &bytes,
         pos: 0,
