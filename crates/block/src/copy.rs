@@ -29,15 +29,15 @@ use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::ReaderProperties;
 use parquet::file::reader::RowGroupReader;
 use parquet::file::serialized_reader::SerializedRowGroupReader;
-use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
+use parquet::file::writer::SerializedRowGroupWriter;
 use parquet::schema::types::SchemaDescriptor;
 use prost::Message;
 use vivace_common::TraceId;
 use vivace_proto::tempopb::Trace;
 
+use crate::assemble::Assembler;
 use crate::error::{Error, Result};
 use crate::meta::BlockMeta;
-use crate::read::TraceRows;
 use crate::write::{BlockWriter, FinishedBlock, Leaf, Sink, WriteError, WriterConfig};
 
 /// Values of one raw column.
@@ -167,8 +167,8 @@ impl Sink for RawSink<'_> {
 pub(crate) const WINDOW_ROWS: usize = 32;
 
 /// A window of an input's rows, decoded and cut into rows.
-struct Group {
-    cols: Vec<RawColumn>,
+pub(crate) struct Group {
+    pub(crate) cols: Vec<RawColumn>,
     /// Per column, where each row starts: (entry, value); one more for the end.
     bounds: Vec<Vec<(u32, u32)>>,
     ids: Vec<TraceId>,
@@ -182,13 +182,17 @@ struct Group {
 }
 
 /// An input row group being read: its column readers, open between windows.
-struct Reading {
+pub(crate) struct Reading {
     readers: Vec<ColumnReader>,
-    rows_left: usize,
+    pub(crate) rows_left: usize,
 }
 
 impl Reading {
-    fn new(group: &dyn RowGroupReader, descr: &SchemaDescriptor, key: &str) -> Result<Reading> {
+    pub(crate) fn new(
+        group: &dyn RowGroupReader,
+        descr: &SchemaDescriptor,
+        key: &str,
+    ) -> Result<Reading> {
         let readers = (0..descr.num_columns())
             .map(|i| group.get_column_reader(i))
             .collect::<parquet::errors::Result<_>>()
@@ -203,7 +207,12 @@ impl Reading {
     }
 
     /// The next (up to) `rows` rows.
-    fn window(&mut self, rows: usize, descr: &SchemaDescriptor, key: &str) -> Result<Group> {
+    pub(crate) fn window(
+        &mut self,
+        rows: usize,
+        descr: &SchemaDescriptor,
+        key: &str,
+    ) -> Result<Group> {
         let n = self.rows_left.min(rows.max(1));
         let group = read_rows(&mut self.readers, n, descr, key)?;
         self.rows_left -= n;
@@ -218,10 +227,6 @@ fn read_rows(
     descr: &SchemaDescriptor,
     key: &str,
 ) -> Result<Group> {
-    let pq = |source| Error::Parquet {
-        path: key.into(),
-        source,
-    };
     let mut cols = Vec::with_capacity(descr.num_columns());
     let mut bounds = Vec::with_capacity(descr.num_columns());
     let mut sizes = vec![0usize; n_rows];
@@ -232,47 +237,7 @@ fn read_rows(
             path: key.into(),
             what,
         })?;
-        macro_rules! read {
-            ($r:expr, $v:expr) => {{
-                let mut got = 0;
-                while got < n_rows {
-                    let (records, _, _) = $r
-                        .read_records(n_rows - got, Some(&mut c.def), Some(&mut c.rep), $v)
-                        .map_err(pq)?;
-                    if records == 0 {
-                        break;
-                    }
-                    got += records;
-                }
-            }};
-        }
-        match (reader, &mut c.vals) {
-            (ColumnReader::BoolColumnReader(r), Vals::Bool(v)) => read!(r, v),
-            (ColumnReader::Int32ColumnReader(r), Vals::I32(v)) => read!(r, v),
-            (ColumnReader::Int64ColumnReader(r), Vals::I64(v)) => read!(r, v),
-            (ColumnReader::DoubleColumnReader(r), Vals::F64(v)) => read!(r, v),
-            (ColumnReader::ByteArrayColumnReader(r), Vals::Bytes(v)) => read!(r, v),
-            _ => {
-                return Err(Error::Schema {
-                    path: key.into(),
-                    what: format!("column {i} has an unexpected type"),
-                });
-            }
-        }
-        let n_vals = match &c.vals {
-            Vals::Bool(v) => v.len(),
-            Vals::I32(v) => v.len(),
-            Vals::I64(v) => v.len(),
-            Vals::F64(v) => v.len(),
-            Vals::Bytes(v) => v.len(),
-        };
-        // Levels the file does not store are implied: every entry defined, none repeated.
-        if c.max_def == 0 {
-            c.def = vec![0; n_vals.max(c.rep.len())];
-        }
-        if c.max_rep == 0 {
-            c.rep = vec![0; c.def.len()];
-        }
+        read_column(reader, n_rows, &mut c).map_err(|e| e.at(i, key))?;
         let mut b = Vec::with_capacity(n_rows + 1);
         let mut v = 0u32;
         let width = match &c.vals {
@@ -358,6 +323,85 @@ fn read_rows(
     })
 }
 
+/// Why [`read_column`] failed.
+pub(crate) enum ColumnError {
+    Parquet(parquet::errors::ParquetError),
+    /// The reader's type is not the column's.
+    Type,
+}
+
+impl ColumnError {
+    /// The error of reading column `i` of `key`.
+    pub(crate) fn at(self, i: usize, key: &str) -> Error {
+        match self {
+            ColumnError::Parquet(source) => Error::Parquet {
+                path: key.into(),
+                source,
+            },
+            ColumnError::Type => Error::Schema {
+                path: key.into(),
+                what: format!("column {i} has an unexpected type"),
+            },
+        }
+    }
+}
+
+/// Reads the next `n_rows` rows of a column into an empty `c`, with every level (levels the
+/// file does not store are implied: every entry defined, none repeated).
+pub(crate) fn read_column(
+    reader: &mut ColumnReader,
+    n_rows: usize,
+    c: &mut RawColumn,
+) -> std::result::Result<(), ColumnError> {
+    macro_rules! read {
+        ($r:expr, $v:expr) => {{
+            let mut got = 0;
+            while got < n_rows {
+                let (records, _, _) = $r
+                    .read_records(n_rows - got, Some(&mut c.def), Some(&mut c.rep), $v)
+                    .map_err(ColumnError::Parquet)?;
+                if records == 0 {
+                    break;
+                }
+                got += records;
+            }
+            $v.len()
+        }};
+    }
+    let n_vals = match (reader, &mut c.vals) {
+        (ColumnReader::BoolColumnReader(r), Vals::Bool(v)) => read!(r, v),
+        (ColumnReader::Int32ColumnReader(r), Vals::I32(v)) => read!(r, v),
+        (ColumnReader::Int64ColumnReader(r), Vals::I64(v)) => read!(r, v),
+        (ColumnReader::DoubleColumnReader(r), Vals::F64(v)) => read!(r, v),
+        (ColumnReader::ByteArrayColumnReader(r), Vals::Bytes(v)) => read!(r, v),
+        _ => return Err(ColumnError::Type),
+    };
+    if c.max_def == 0 {
+        c.def = vec![0; n_vals.max(c.rep.len())];
+    }
+    if c.max_rep == 0 {
+        c.rep = vec![0; c.def.len()];
+    }
+    Ok(())
+}
+
+/// Skips the next `n_rows` rows of a column.
+pub(crate) fn skip_rows(
+    reader: &mut ColumnReader,
+    n_rows: usize,
+) -> parquet::errors::Result<usize> {
+    match reader {
+        ColumnReader::BoolColumnReader(r) => r.skip_records(n_rows),
+        ColumnReader::Int32ColumnReader(r) => r.skip_records(n_rows),
+        ColumnReader::Int64ColumnReader(r) => r.skip_records(n_rows),
+        ColumnReader::Int96ColumnReader(r) => r.skip_records(n_rows),
+        ColumnReader::FloatColumnReader(r) => r.skip_records(n_rows),
+        ColumnReader::DoubleColumnReader(r) => r.skip_records(n_rows),
+        ColumnReader::ByteArrayColumnReader(r) => r.skip_records(n_rows),
+        ColumnReader::FixedLenByteArrayColumnReader(r) => r.skip_records(n_rows),
+    }
+}
+
 impl Group {
     /// Appends row `row` to `out` (columns of the same schema).
     fn copy_row(&self, row: usize, out: &mut [RawColumn]) {
@@ -378,10 +422,11 @@ impl Group {
         }
     }
 
-    /// Row `row` as a trace, through a one-row file the record reader assembles.
+    /// Row `row` as a trace, assembled from its columns.
     fn trace(
         &self,
         row: usize,
+        asm: &Assembler,
         descr: &SchemaDescriptor,
         meta: &BlockMeta,
         key: &str,
@@ -394,24 +439,11 @@ impl Group {
                 what,
             })?;
         self.copy_row(row, &mut cols);
-        let props = crate::read::one_row_props();
-        let one = (|| -> std::result::Result<Vec<u8>, WriteError> {
-            let mut w = SerializedFileWriter::new(Vec::new(), descr.root_schema_ptr(), props)?;
-            let mut rg = w.next_row_group()?;
-            for c in &mut cols {
-                c.write(&mut rg)?;
-            }
-            rg.close()?;
-            Ok(w.into_inner()?)
-        })()
-        .map_err(|e| Error::Schema {
+        let mut traces = asm.traces(&cols, meta).map_err(|what| Error::Schema {
             path: key.into(),
-            what: format!("re-encoding one row: {e}"),
+            what,
         })?;
-        match TraceRows::new(Bytes::from(one), meta, key)?.next() {
-            Some(r) => Ok(r?.1),
-            None => Ok(Trace::default()),
-        }
+        Ok(traces.pop().map(|(_, t)| t).unwrap_or_default())
     }
 }
 
@@ -549,6 +581,10 @@ pub fn compact_rows(
     };
     let mut w = BlockWriter::new(Vec::new(), cfg).map_err(wrap)?;
     let descr = w.descr.clone();
+    let asm = Assembler::new(&descr).map_err(|what| Error::Schema {
+        path: Default::default(),
+        what,
+    })?;
     let mut inputs = Vec::with_capacity(sources.len());
     for src in sources {
         let theirs = src.footer.file_metadata().schema_descr();
@@ -618,7 +654,7 @@ pub fn compact_rows(
             for &h in &holders {
                 let input = &inputs[h];
                 let g = input.group_opt.as_ref().expect("current row");
-                pieces.push(g.trace(input.row, &descr, &input.src.meta, &input.src.key)?);
+                pieces.push(g.trace(input.row, &asm, &descr, &input.src.meta, &input.src.key)?);
             }
             let mut trace = if pieces.len() == 1 {
                 pieces.pop().unwrap_or_default()

@@ -11,6 +11,7 @@
 //! The vParquet5 writer (`write.rs`) shreds traces straight into Tempo's columns and builds the
 //! bloom shards (`bloom_write.rs`) and `meta.json`.
 
+mod assemble;
 mod backend;
 mod batch_cache;
 mod bloom;

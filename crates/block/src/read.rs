@@ -1,10 +1,7 @@
 //! Trace by ID in a vParquet5 or vParquet4 `data.parquet`, back to OTLP.
 //!
-//! One converter serves both versions: vParquet4's LIST-wrapped repeated fields come out of the
-//! parquet record reader as the same lists as vParquet5's plain repeated fields, its fixed
-//! well-known columns (`Cluster`, `HttpMethod`, …) are mapped back to their attribute names, and
-//! dedicated columns (lists in v5, optional scalars in v4) are mapped back by slot from
-//! `meta.json`. The block's bloom shard is consulted first.
+//! The block's bloom shard is consulted first; then only the row's values of every leaf column
+//! are read and assembled into the trace (`assemble.rs`).
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -18,37 +15,15 @@ use parquet::file::properties::ReaderProperties;
 use parquet::file::reader::{ChunkReader, FileReader, RowGroupReader, SerializedFileReader};
 use parquet::file::serialized_reader::SerializedRowGroupReader;
 use parquet::file::statistics::Statistics;
-use parquet::file::writer::SerializedFileWriter;
-use parquet::record::{Field, Row};
 use vivace_common::TraceId;
-use vivace_proto::otlp::common::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value};
-use vivace_proto::otlp::resource::Resource;
-use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status, span};
 use vivace_proto::tempopb::Trace;
 
+use crate::assemble::Assembler;
 use crate::backend::Backend;
+use crate::copy::{RawColumn, Reading, WINDOW_ROWS, read_column, skip_rows};
 use crate::error::{Error, Result};
 use crate::list::BlockRef;
 use crate::meta::BlockMeta;
-
-/// vParquet4 resource columns holding well-known attributes.
-const V4_RESOURCE_COLUMNS: &[(&str, &str)] = &[
-    ("Cluster", "cluster"),
-    ("Namespace", "namespace"),
-    ("Pod", "pod"),
-    ("Container", "container"),
-    ("K8sClusterName", "k8s.cluster.name"),
-    ("K8sNamespaceName", "k8s.namespace.name"),
-    ("K8sPodName", "k8s.pod.name"),
-    ("K8sContainerName", "k8s.container.name"),
-];
-
-/// vParquet4 span columns holding well-known attributes.
-const V4_SPAN_COLUMNS: &[(&str, &str)] = &[
-    ("HttpMethod", "http.method"),
-    ("HttpUrl", "http.url"),
-    ("HttpStatusCode", "http.status_code"),
-];
 
 /// Reads the trace `id` from a block in the backend, or `None` if the block does not hold it.
 ///
@@ -169,15 +144,11 @@ async fn find_by_pages(
     let key_owned = key.to_string();
     let id = *id;
     tokio::task::spawn_blocking(move || -> Result<Option<Option<Trace>>> {
-        let pq = |source| Error::Parquet {
-            path: key_owned.clone().into(),
-            source,
-        };
         let reader = crate::prune::Parts::new(parts, size);
         let group_md = footer.row_group(rg);
         let schema = footer.file_metadata().schema_descr_ptr();
         let offsets = &index.offsets;
-        let one = extract_row(&schema, |i| {
+        one_row(&schema, &meta, &key_owned, |i| {
             let pages = offsets[i].page_locations();
             let k = holding[i];
             let first = pages[k].first_row_index.max(0) as usize;
@@ -187,13 +158,8 @@ async fn find_by_pages(
                 row - first,
             ))
         })
-        .map_err(pq)?;
-        let file = SerializedFileReader::new(one).map_err(pq)?;
-        let Some(r) = file.get_row_iter(None).map_err(pq)?.next() else {
-            return Ok(Some(None));
-        };
-        let r = r.map_err(pq)?;
-        Ok(Some(Some(Converter { meta: &meta }.trace(&r, &id.0))))
+        .and_then(|found| check_id(found, &id, &key_owned))
+        .map(Some)
     })
     .await
     .map_err(|e| Error::Schema {
@@ -245,17 +211,6 @@ fn page_ranges(
     for p in &pages[which] {
         out.push(p.offset as u64..p.offset as u64 + p.compressed_page_size as u64);
     }
-}
-
-/// Writer settings of a one-row file that only the record reader will read back.
-pub(crate) fn one_row_props() -> Arc<parquet::file::properties::WriterProperties> {
-    Arc::new(
-        parquet::file::properties::WriterProperties::builder()
-            .set_dictionary_enabled(false)
-            .set_compression(parquet::basic::Compression::UNCOMPRESSED)
-            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
-            .build(),
-    )
 }
 
 /// Reads the trace `id` from a block directory on local disk (tests, tools).
@@ -391,13 +346,22 @@ fn find_in_row_group<R: ChunkReader + 'static>(
     let Some(row_index) = find_row(&group, id_col, id).map_err(pq)? else {
         return Ok(None);
     };
-    let one = extract_row(&schema, |i| Ok((group.get_column_reader(i)?, row_index))).map_err(pq)?;
-    let file = SerializedFileReader::new(one).map_err(pq)?;
-    let Some(row) = file.get_row_iter(None).map_err(pq)?.next() else {
-        return Ok(None);
-    };
-    let row = row.map_err(pq)?;
-    Ok(Some(Converter { meta }.trace(&row, &id.0)))
+    let found = one_row(&schema, meta, key, |i| {
+        Ok((group.get_column_reader(i)?, row_index))
+    })?;
+    check_id(found, id, key)
+}
+
+/// The trace of a row found by its ID, checked to be that ID's.
+fn check_id(found: Option<(TraceId, Trace)>, id: &TraceId, key: &str) -> Result<Option<Trace>> {
+    match found {
+        Some((got, trace)) if got == *id => Ok(Some(trace)),
+        Some((got, _)) => Err(Error::Schema {
+            path: key.into(),
+            what: format!("the row of trace {id} holds trace {got}"),
+        }),
+        None => Ok(None),
+    }
 }
 
 /// The index of the row holding `id` in a row group sorted by the `TraceID` column.
@@ -441,59 +405,47 @@ fn each_id<B>(
     }
 }
 
-/// One row as a one-row parquet file with the same schema: `column(i)` gives a reader of leaf
-/// column `i` and how many rows to skip in it to reach the row.
-fn extract_row(
-    schema: &Arc<parquet::schema::types::SchemaDescriptor>,
+/// One row assembled into its trace and ID: `column(i)` gives a reader of leaf column `i` and how many
+/// rows to skip in it to reach the row.
+fn one_row(
+    schema: &parquet::schema::types::SchemaDescriptor,
+    meta: &BlockMeta,
+    key: &str,
     mut column: impl FnMut(usize) -> parquet::errors::Result<(ColumnReader, usize)>,
-) -> parquet::errors::Result<Bytes> {
-    let props = one_row_props();
-    let mut w = SerializedFileWriter::new(Vec::new(), schema.root_schema_ptr(), props)?;
-    let mut out = w.next_row_group()?;
+) -> Result<Option<(TraceId, Trace)>> {
+    let refused = |what| Error::Schema {
+        path: key.into(),
+        what,
+    };
+    let asm = Assembler::new(schema).map_err(refused)?;
+    let mut cols = Vec::with_capacity(schema.num_columns());
     for i in 0..schema.num_columns() {
-        let mut col = out
-            .next_column()?
-            .ok_or_else(|| parquet::errors::ParquetError::General("schema ended early".into()))?;
-        let (mut def, mut rep) = (Vec::new(), Vec::new());
-        let descr = schema.column(i);
-        let (reader, skip) = column(i)?;
-        macro_rules! copy {
-            ($r:expr, $t:ty) => {{
-                let mut r = $r;
-                let mut vals = Vec::new();
-                if skip > 0 {
-                    r.skip_records(skip)?;
-                }
-                r.read_records(1, Some(&mut def), Some(&mut rep), &mut vals)?;
-                let d = (descr.max_def_level() > 0).then_some(&def[..]);
-                let r = (descr.max_rep_level() > 0).then_some(&rep[..]);
-                col.typed::<$t>().write_batch(&vals, d, r)?;
-            }};
+        let pq = |source| Error::Parquet {
+            path: key.into(),
+            source,
+        };
+        let (mut reader, skip) = column(i).map_err(pq)?;
+        if skip > 0 && skip_rows(&mut reader, skip).map_err(pq)? != skip {
+            return Err(refused(format!("column {i} ends before the row")));
         }
-        match reader {
-            ColumnReader::BoolColumnReader(r) => copy!(r, parquet::data_type::BoolType),
-            ColumnReader::Int32ColumnReader(r) => copy!(r, parquet::data_type::Int32Type),
-            ColumnReader::Int64ColumnReader(r) => copy!(r, parquet::data_type::Int64Type),
-            ColumnReader::Int96ColumnReader(r) => copy!(r, parquet::data_type::Int96Type),
-            ColumnReader::FloatColumnReader(r) => copy!(r, parquet::data_type::FloatType),
-            ColumnReader::DoubleColumnReader(r) => copy!(r, parquet::data_type::DoubleType),
-            ColumnReader::ByteArrayColumnReader(r) => copy!(r, parquet::data_type::ByteArrayType),
-            ColumnReader::FixedLenByteArrayColumnReader(r) => {
-                copy!(r, parquet::data_type::FixedLenByteArrayType)
-            }
-        }
-        col.close()?;
+        let mut c = RawColumn::new(schema, i).map_err(refused)?;
+        read_column(&mut reader, 1, &mut c).map_err(|e| e.at(i, key))?;
+        cols.push(c);
     }
-    out.close()?;
-    Ok(Bytes::from(w.into_inner()?))
+    let mut traces = asm.traces(&cols, meta).map_err(refused)?;
+    Ok(traces.pop())
 }
 
-/// The traces of a whole `data.parquet` in memory, one row at a time in ID order: compaction
-/// merges several of these without holding any block decoded.
+/// The traces of a whole `data.parquet` in memory, in ID order, assembled a window of rows at
+/// a time: compaction merges several of these without holding any block decoded.
 pub struct TraceRows {
-    rows: parquet::record::reader::RowIter<'static>,
+    file: SerializedFileReader<Bytes>,
+    asm: Assembler,
     meta: BlockMeta,
     key: String,
+    next_group: usize,
+    reading_opt: Option<Reading>,
+    ready: std::vec::IntoIter<(TraceId, Trace)>,
 }
 
 impl std::fmt::Debug for TraceRows {
@@ -505,15 +457,59 @@ impl std::fmt::Debug for TraceRows {
 impl TraceRows {
     pub fn new(data: Bytes, meta: &BlockMeta, key: &str) -> Result<TraceRows> {
         check_format(meta)?;
-        let reader = SerializedFileReader::new(data).map_err(|source| Error::Parquet {
+        let file = SerializedFileReader::new(data).map_err(|source| Error::Parquet {
             path: key.into(),
             source,
         })?;
+        let asm =
+            Assembler::new(file.metadata().file_metadata().schema_descr()).map_err(|what| {
+                Error::Schema {
+                    path: key.into(),
+                    what,
+                }
+            })?;
         Ok(TraceRows {
-            rows: parquet::record::reader::RowIter::from_file_into(Box::new(reader)),
+            file,
+            asm,
             meta: meta.clone(),
             key: key.into(),
+            next_group: 0,
+            reading_opt: None,
+            ready: Vec::new().into_iter(),
         })
+    }
+
+    /// Assembles the next window of rows into `ready`: `false` at the end of the file.
+    fn fill(&mut self) -> Result<bool> {
+        let descr = self.file.metadata().file_metadata().schema_descr_ptr();
+        loop {
+            if let Some(reading) = &mut self.reading_opt
+                && reading.rows_left > 0
+            {
+                let group = reading.window(WINDOW_ROWS, &descr, &self.key)?;
+                let traces =
+                    self.asm
+                        .traces(&group.cols, &self.meta)
+                        .map_err(|what| Error::Schema {
+                            path: self.key.clone().into(),
+                            what,
+                        })?;
+                self.ready = traces.into_iter();
+                return Ok(true);
+            }
+            if self.next_group >= self.file.num_row_groups() {
+                return Ok(false);
+            }
+            let group =
+                self.file
+                    .get_row_group(self.next_group)
+                    .map_err(|source| Error::Parquet {
+                        path: self.key.clone().into(),
+                        source,
+                    })?;
+            self.reading_opt = Some(Reading::new(group.as_ref(), &descr, &self.key)?);
+            self.next_group += 1;
+        }
     }
 }
 
@@ -522,19 +518,17 @@ impl Iterator for TraceRows {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let row = match self.rows.next()? {
-                Ok(r) => r,
-                Err(source) => {
-                    return Some(Err(Error::Parquet {
-                        path: self.key.clone().into(),
-                        source,
-                    }));
+            if let Some(t) = self.ready.next() {
+                return Some(Ok(t));
+            }
+            match self.fill() {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    self.next_group = usize::MAX;
+                    self.reading_opt = None;
+                    return Some(Err(e));
                 }
-            };
-            let row_id = bytes(get(&row, "TraceID"));
-            if let Some(id) = TraceId::from_slice(&row_id) {
-                let trace = Converter { meta: &self.meta }.trace(&row, &row_id);
-                return Some(Ok((id, trace)));
             }
         }
     }
@@ -553,333 +547,23 @@ pub fn trace_ids(block_dir: &Path) -> Result<Vec<TraceId>> {
         source,
     };
     let reader = SerializedFileReader::new(data).map_err(pq)?;
-    let projection = {
-        let schema = reader.metadata().file_metadata().schema_descr();
-        let field = schema
-            .root_schema()
-            .get_fields()
-            .iter()
-            .find(|f| f.name() == "TraceID")
-            .cloned();
-        field.map(|f| {
-            parquet::schema::types::Type::group_type_builder("Trace")
-                .with_fields(vec![f])
-                .build()
-        })
-    };
-    let projection = match projection {
-        Some(Ok(p)) => Some(p),
-        _ => None,
+    let Some(col) = trace_id_column(reader.metadata().file_metadata().schema_descr()) else {
+        return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    for row in reader.get_row_iter(projection).map_err(pq)? {
-        let row = row.map_err(pq)?;
-        out.extend(TraceId::from_slice(&bytes(get(&row, "TraceID"))));
+    for rg in 0..reader.num_row_groups() {
+        let group = reader.get_row_group(rg).map_err(pq)?;
+        let ColumnReader::ByteArrayColumnReader(r) = group.get_column_reader(col).map_err(pq)?
+        else {
+            return Ok(out);
+        };
+        each_id(r, |_, v| {
+            out.extend(TraceId::from_slice(v));
+            ControlFlow::<()>::Continue(())
+        })
+        .map_err(pq)?;
     }
     Ok(out)
-}
-
-fn get<'a>(row: &'a Row, name: &str) -> &'a Field {
-    row.get_column_iter()
-        .find(|(n, _)| n.as_str() == name)
-        .map_or(&Field::Null, |(_, f)| f)
-}
-
-fn list(f: &Field) -> &[Field] {
-    match f {
-        Field::ListInternal(l) => l.elements(),
-        _ => &[],
-    }
-}
-
-fn group(f: &Field) -> Option<&Row> {
-    match f {
-        Field::Group(r) => Some(r),
-        _ => None,
-    }
-}
-
-fn bytes(f: &Field) -> Vec<u8> {
-    match f {
-        Field::Bytes(b) => b.data().to_vec(),
-        Field::Str(s) => s.as_bytes().to_vec(),
-        _ => Vec::new(),
-    }
-}
-
-fn string(f: &Field) -> String {
-    match f {
-        Field::Str(s) => s.clone(),
-        Field::Bytes(b) => String::from_utf8_lossy(b.data()).into_owned(),
-        _ => String::new(),
-    }
-}
-
-fn int(f: &Field) -> Option<i64> {
-    Some(match f {
-        Field::Byte(v) => *v as i64,
-        Field::Short(v) => *v as i64,
-        Field::Int(v) => *v as i64,
-        Field::Long(v) => *v,
-        Field::UByte(v) => *v as i64,
-        Field::UShort(v) => *v as i64,
-        Field::UInt(v) => *v as i64,
-        Field::ULong(v) => *v as i64,
-        _ => return None,
-    })
-}
-
-fn uint(f: &Field) -> u64 {
-    int(f).unwrap_or(0) as u64
-}
-
-fn any(v: any_value::Value) -> Option<AnyValue> {
-    Some(AnyValue { value: Some(v) })
-}
-
-fn kv(key: &str, v: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: any(v),
-        ..Default::default()
-    }
-}
-
-struct Converter<'m> {
-    meta: &'m BlockMeta,
-}
-
-impl Converter<'_> {
-    fn trace(&self, row: &Row, trace_id: &[u8]) -> Trace {
-        let resource_spans = list(get(row, "rs"))
-            .iter()
-            .filter_map(group)
-            .map(|rs| self.resource_spans(rs, trace_id))
-            .collect();
-        Trace { resource_spans }
-    }
-
-    fn resource_spans(&self, rs: &Row, trace_id: &[u8]) -> ResourceSpans {
-        let resource = group(get(rs, "Resource")).map(|r| {
-            let mut attributes = Vec::new();
-            let service = string(get(r, "ServiceName"));
-            if !service.is_empty() {
-                attributes.push(kv("service.name", any_value::Value::StringValue(service)));
-            }
-            for (col, name) in V4_RESOURCE_COLUMNS {
-                if let Field::Str(v) = get(r, col) {
-                    attributes.push(kv(name, any_value::Value::StringValue(v.clone())));
-                }
-            }
-            self.dedicated(get(r, "DedicatedAttributes"), "resource", &mut attributes);
-            attributes.extend(
-                list(get(r, "Attrs"))
-                    .iter()
-                    .filter_map(group)
-                    .map(attribute),
-            );
-            Resource {
-                attributes,
-                dropped_attributes_count: int(get(r, "DroppedAttributesCount")).unwrap_or(0) as u32,
-                ..Default::default()
-            }
-        });
-        let scope_spans = list(get(rs, "ss"))
-            .iter()
-            .filter_map(group)
-            .map(|ss| self.scope_spans(ss, trace_id))
-            .collect();
-        ResourceSpans {
-            resource,
-            scope_spans,
-            schema_url: String::new(),
-        }
-    }
-
-    fn scope_spans(&self, ss: &Row, trace_id: &[u8]) -> ScopeSpans {
-        let scope = group(get(ss, "Scope")).map(|s| InstrumentationScope {
-            name: string(get(s, "Name")),
-            version: string(get(s, "Version")),
-            attributes: list(get(s, "Attrs"))
-                .iter()
-                .filter_map(group)
-                .map(attribute)
-                .collect(),
-            dropped_attributes_count: int(get(s, "DroppedAttributesCount")).unwrap_or(0) as u32,
-        });
-        let spans = list(get(ss, "Spans"))
-            .iter()
-            .filter_map(group)
-            .map(|s| self.span(s, trace_id))
-            .collect();
-        ScopeSpans {
-            scope,
-            spans,
-            schema_url: String::new(),
-        }
-    }
-
-    fn span(&self, s: &Row, trace_id: &[u8]) -> Span {
-        let start = uint(get(s, "StartTimeUnixNano"));
-        let mut attributes = Vec::new();
-        for (col, name) in V4_SPAN_COLUMNS {
-            match get(s, col) {
-                Field::Str(v) => {
-                    attributes.push(kv(name, any_value::Value::StringValue(v.clone())))
-                }
-                f => {
-                    if let Some(i) = int(f) {
-                        attributes.push(kv(name, any_value::Value::IntValue(i)));
-                    }
-                }
-            }
-        }
-        self.dedicated(get(s, "DedicatedAttributes"), "span", &mut attributes);
-        attributes.extend(
-            list(get(s, "Attrs"))
-                .iter()
-                .filter_map(group)
-                .map(attribute),
-        );
-        let events = list(get(s, "Events"))
-            .iter()
-            .filter_map(group)
-            .map(|e| {
-                let mut attributes = Vec::new();
-                self.dedicated(get(e, "DedicatedAttributes"), "event", &mut attributes);
-                attributes.extend(
-                    list(get(e, "Attrs"))
-                        .iter()
-                        .filter_map(group)
-                        .map(attribute),
-                );
-                span::Event {
-                    time_unix_nano: start + uint(get(e, "TimeSinceStartNano")),
-                    name: string(get(e, "Name")),
-                    attributes,
-                    dropped_attributes_count: int(get(e, "DroppedAttributesCount")).unwrap_or(0)
-                        as u32,
-                }
-            })
-            .collect();
-        let links = list(get(s, "Links"))
-            .iter()
-            .filter_map(group)
-            .map(|l| span::Link {
-                trace_id: bytes(get(l, "TraceID")),
-                span_id: bytes(get(l, "SpanID")),
-                trace_state: string(get(l, "TraceState")),
-                attributes: list(get(l, "Attrs"))
-                    .iter()
-                    .filter_map(group)
-                    .map(attribute)
-                    .collect(),
-                dropped_attributes_count: int(get(l, "DroppedAttributesCount")).unwrap_or(0) as u32,
-                flags: 0,
-            })
-            .collect();
-        let code = int(get(s, "StatusCode")).unwrap_or(0) as i32;
-        let message = string(get(s, "StatusMessage"));
-        Span {
-            trace_id: trace_id.to_vec(),
-            span_id: bytes(get(s, "SpanID")),
-            trace_state: string(get(s, "TraceState")),
-            parent_span_id: bytes(get(s, "ParentSpanID")),
-            flags: 0,
-            name: string(get(s, "Name")),
-            kind: int(get(s, "Kind")).unwrap_or(0) as i32,
-            start_time_unix_nano: start,
-            end_time_unix_nano: start + uint(get(s, "DurationNano")),
-            attributes,
-            dropped_attributes_count: int(get(s, "DroppedAttributesCount")).unwrap_or(0) as u32,
-            events,
-            dropped_events_count: int(get(s, "DroppedEventsCount")).unwrap_or(0) as u32,
-            links,
-            dropped_links_count: int(get(s, "DroppedLinksCount")).unwrap_or(0) as u32,
-            status: (code != 0 || !message.is_empty()).then_some(Status { message, code }),
-        }
-    }
-
-    /// Dedicated columns back to attributes, by slot: `StringNN` and `IntNN` of `scope`.
-    fn dedicated(&self, group_field: &Field, scope: &str, out: &mut Vec<KeyValue>) {
-        let Some(g) = group(group_field) else { return };
-        for (int_col, prefix) in [(false, "String"), (true, "Int")] {
-            for (slot, name) in self.meta.dedicated(scope, int_col).into_iter().enumerate() {
-                let value = get(g, &format!("{prefix}{:02}", slot + 1));
-                let one = |f: &Field| -> Option<any_value::Value> {
-                    if int_col {
-                        int(f).map(any_value::Value::IntValue)
-                    } else if let Field::Str(s) = f {
-                        Some(any_value::Value::StringValue(s.clone()))
-                    } else {
-                        None
-                    }
-                };
-                match value {
-                    Field::ListInternal(l) => match l.elements() {
-                        [] => {}
-                        [single] => out.extend(one(single).map(|v| kv(name, v))),
-                        many => {
-                            let values = many.iter().filter_map(&one).filter_map(any).collect();
-                            out.push(kv(
-                                name,
-                                any_value::Value::ArrayValue(ArrayValue { values }),
-                            ));
-                        }
-                    },
-                    f => out.extend(one(f).map(|v| kv(name, v))),
-                }
-            }
-        }
-    }
-}
-
-/// One `Attribute` group back to an OTLP key-value.
-fn attribute(a: &Row) -> KeyValue {
-    let key = string(get(a, "Key"));
-    if let Field::Str(json) = get(a, "ValueUnsupported")
-        && let Ok(v) = serde_json::from_str::<AnyValue>(json)
-    {
-        return KeyValue {
-            key,
-            value: Some(v),
-            ..Default::default()
-        };
-    }
-    let is_array = matches!(get(a, "IsArray"), Field::Bool(true));
-    let mut values: Vec<any_value::Value> = Vec::new();
-    values.extend(
-        list(get(a, "Value"))
-            .iter()
-            .map(|f| any_value::Value::StringValue(string(f))),
-    );
-    values.extend(
-        list(get(a, "ValueInt"))
-            .iter()
-            .filter_map(int)
-            .map(any_value::Value::IntValue),
-    );
-    values.extend(list(get(a, "ValueDouble")).iter().filter_map(|f| match f {
-        Field::Double(d) => Some(any_value::Value::DoubleValue(*d)),
-        Field::Float(d) => Some(any_value::Value::DoubleValue(*d as f64)),
-        _ => None,
-    }));
-    values.extend(list(get(a, "ValueBool")).iter().filter_map(|f| match f {
-        Field::Bool(b) => Some(any_value::Value::BoolValue(*b)),
-        _ => None,
-    }));
-    let value = if is_array || values.len() > 1 {
-        any(any_value::Value::ArrayValue(ArrayValue {
-            values: values.into_iter().filter_map(any).collect(),
-        }))
-    } else {
-        values.pop().and_then(any)
-    };
-    KeyValue {
-        key,
-        value,
-        ..Default::default()
-    }
 }
 
 /// What trace by ID needs of a row group, decoded once and kept with the block

@@ -1,4 +1,4 @@
-//! The columnar reader gives the same batch as the record reader (rows → OTLP → batch) on
+//! The columnar reader gives the same batch as whole rows (rows → OTLP → batch) on
 //! Tempo's own vParquet5 block and on a block vivace wrote: every span's fields, resource,
 //! scope, attributes (as sets: dedicated columns come first), events and links.
 
