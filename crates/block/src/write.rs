@@ -53,6 +53,14 @@ const DATA_PAGE_BYTES: usize = 256 << 10;
 /// 1,000 rows cost 1.2% more bytes (Compact codecs) and took trace by ID p50 from 9.0 to 6.0 ms
 /// (`scripts/bench/trace_by_id.sh`); 250 rows cost 12%.
 const DATA_PAGE_ROWS: usize = 1000;
+/// Data page length in rows of span-level columns (and their attributes, events, links), which
+/// hold a value per span or more: a trace by ID decompresses and skips through one such page per
+/// column. On `vivace gen` data (an 89k-trace, 2.5M-span block rewritten; lookups with
+/// `scripts/bench/trace_by_id.sh`): 1,000 rows 20.5 B/span, p50 4.3–4.9 ms, ~1.4 MB
+/// decompressed per lookup; 500 rows +6% bytes, 3.4 ms, 0.9 MB; 250 rows +18% bytes, 2.6–3.2 ms,
+/// 0.6 MB. (Parquet checks the limits after each batch of 1,024 levels, so pages run a little
+/// longer: ~590 rows here.)
+const SPAN_PAGE_ROWS: usize = 500;
 const MAX_DEDICATED_STRINGS: usize = 20;
 const MAX_DEDICATED_INTS: usize = 5;
 
@@ -81,8 +89,9 @@ pub struct WriterConfig {
 pub enum Codecs {
     /// Exactly Tempo's compression and encodings per column (~55 B/span on `vivace gen` data).
     Tempo,
-    /// zstd (level 3) where Tempo uses snappy or nothing; parent span IDs dictionary-encoded
-    /// (~35 B/span on the same data, and faster to write). The default.
+    /// zstd (level 3) where Tempo uses snappy or nothing; parent span IDs dictionary-encoded;
+    /// integers delta-packed where Tempo writes them PLAIN (~35 B/span on the same data, and
+    /// faster to write). The default.
     #[default]
     Compact,
 }
@@ -187,13 +196,24 @@ impl<W: Write + Send> BlockWriter<W> {
                 Codec::SnappyDict => (Compression::SNAPPY, Encoding::PLAIN, true),
                 Codec::Plain => (Compression::SNAPPY, Encoding::PLAIN, false),
             };
-            let (compression, dict) = match cfg.codecs {
-                Codecs::Tempo => (compression, dict),
+            let (compression, dict, encoding) = match cfg.codecs {
+                Codecs::Tempo => (compression, dict, encoding),
                 Codecs::Compact => (
                     Compression::ZSTD(parquet::basic::ZstdLevel::try_new(3).unwrap_or_default()),
                     dict || path.ends_with("ParentSpanID"),
+                    // Integers Tempo writes PLAIN (attribute values, dedicated integers, dropped
+                    // counts, mostly 0) delta-packed: a page of zeros is a few bytes instead of
+                    // 4–8 per value that a trace by ID decompresses.
+                    if codec == Codec::Plain && is_integer(&path, &descr) {
+                        Encoding::DELTA_BINARY_PACKED
+                    } else {
+                        encoding
+                    },
                 ),
             };
+            if path.contains(".Spans.") {
+                props = props.set_column_data_page_row_count_limit(col.clone(), SPAN_PAGE_ROWS);
+            }
             props = props
                 .set_column_compression(col.clone(), compression)
                 .set_column_dictionary_enabled(col.clone(), dict);
@@ -593,6 +613,20 @@ fn keeps_statistics(path: &str, descr: &parquet::schema::types::SchemaDescriptor
         .find(|c| c.path().string() == path)
         .is_some_and(|c| c.physical_type() == parquet::basic::Type::BYTE_ARRAY);
     !(byte_array && path.contains(".Spans."))
+}
+
+/// Whether leaf `path` holds INT32 or INT64 values.
+fn is_integer(path: &str, descr: &parquet::schema::types::SchemaDescriptor) -> bool {
+    descr
+        .columns()
+        .iter()
+        .find(|c| c.path().string() == path)
+        .is_some_and(|c| {
+            matches!(
+                c.physical_type(),
+                parquet::basic::Type::INT32 | parquet::basic::Type::INT64
+            )
+        })
 }
 
 fn codec_of(path: &str) -> Codec {

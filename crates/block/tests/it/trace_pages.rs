@@ -1,7 +1,7 @@
 //! Trace by ID through the page index: only the pages holding the row are read, and the trace
 //! is the one the block holds — on a block whose columns span many pages, for IDs at the start,
 //! middle and end of row groups, and for an absent ID inside a row group's range; once a row
-//! group's index is kept, a lookup is one read.
+//! group's index is kept, a lookup is one read. The pages a lookup decompresses stay short.
 
 use bytes::Bytes;
 use vivace_block::{
@@ -131,4 +131,55 @@ async fn a_trace_by_id_reads_only_its_pages() {
         before,
         "an absent ID reads nothing once warm"
     );
+}
+
+#[test]
+fn lookup_pages_are_short_and_integers_delta_packed() {
+    use parquet::basic::{Encoding, Type as PhysicalType};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    // 3,000 traces of up to 6 spans in one row group, default (Compact) codecs.
+    let mut w = BlockWriter::new(
+        Vec::new(),
+        WriterConfig::new("t", "00000000-0000-4000-8000-0000000000a2"),
+    )
+    .unwrap();
+    for t in 0..3_000 {
+        let (id, trace) = trace(t, 1 + t % 6);
+        w.push(id, &trace).unwrap();
+    }
+    let (_, data) = w.finish().unwrap();
+    let data = Bytes::from(data);
+    let file = SerializedFileReader::new(data.clone()).unwrap();
+    let rg = file.metadata().row_group(0);
+    assert_eq!(rg.num_rows(), 3_000);
+    for c in rg.columns() {
+        let path = c.column_path().string();
+        let at = c.offset_index_offset().unwrap() as usize;
+        let len = c.offset_index_length().unwrap() as usize;
+        let index =
+            parquet::file::page_index::index_reader::decode_offset_index(&data.slice(at..at + len))
+                .unwrap();
+        let starts: Vec<i64> = index
+            .page_locations()
+            .iter()
+            .map(|p| p.first_row_index)
+            .chain([3_000])
+            .collect();
+        let longest = starts.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+        // The limits are checked after each batch of 1,024 levels (parquet's write batch).
+        if path.contains(".Spans.") {
+            assert!((500..1_000).contains(&longest), "{path}: {longest} rows");
+        } else {
+            assert!((1_000..=1_024).contains(&longest), "{path}: {longest} rows");
+        }
+        // Integers are delta-packed or dictionary-encoded, never PLAIN values.
+        if matches!(c.column_type(), PhysicalType::INT32 | PhysicalType::INT64) {
+            let encodings: Vec<Encoding> = c.encodings().collect();
+            assert!(
+                !encodings.contains(&Encoding::PLAIN)
+                    || encodings.contains(&Encoding::RLE_DICTIONARY),
+                "{path}: {encodings:?}"
+            );
+        }
+    }
 }
