@@ -12,7 +12,17 @@ fn main() {
     let rg = md.row_group(0);
     let (mut dict, mut compressed, mut uncompressed, mut pages) = (0i64, 0i64, 0i64, 0usize);
     let mut per_column = Vec::new();
-    for c in rg.columns() {
+    let mut dict_uncompressed = 0usize;
+    let group = file.get_row_group(0).unwrap();
+    for (i, c) in rg.columns().iter().enumerate() {
+        if c.dictionary_page_offset().is_some() {
+            let mut pages = group.get_column_page_reader(i).unwrap();
+            if let Some(parquet::column::page::Page::DictionaryPage { buf, .. }) =
+                pages.get_next_page().unwrap()
+            {
+                dict_uncompressed += buf.len();
+            }
+        }
         let (Some(at), Some(len)) = (c.offset_index_offset(), c.offset_index_length()) else {
             eprintln!("{}: no offset index", c.column_path().string());
             return;
@@ -43,7 +53,7 @@ fn main() {
     }
     println!(
         "per lookup: ~{uncompressed} B decompressed from ~{compressed} B of data pages, \
-         and {dict} B of dictionary pages"
+         and {dict} B of dictionary pages ({dict_uncompressed} B decompressed)"
     );
     if std::env::var("TOTALS").is_ok() {
         let mut totals = std::collections::BTreeMap::new();

@@ -235,6 +235,54 @@ impl Assembler {
     }
 }
 
+/// vParquet5 leaf columns that OTLP does not need: what Tempo derives from the spans for search
+/// (trace-level summaries, service stats, nested sets, rounded start times, span counts).
+const DERIVED: &[&str] = &[
+    "TraceIDText",
+    "StartTimeUnixNano",
+    "EndTimeUnixNano",
+    "DurationNano",
+    "RootServiceName",
+    "RootSpanName",
+    "rs.ss.SpanCount",
+    "rs.ss.Spans.ParentID",
+    "rs.ss.Spans.NestedSetLeft",
+    "rs.ss.Spans.NestedSetRight",
+    "rs.ss.Spans.ChildCount",
+];
+
+/// Whether turning a row into OTLP reads leaf column `path` of a block described by `meta`: not
+/// the [`DERIVED`] columns, nor the dedicated columns of slots the block assigns no attribute
+/// (always empty). Trace by ID leaves the others out of its reads: a span-level page of nested
+/// sets is as big as one of span IDs. (vParquet4's paths, LIST-wrapped, are all read but for its
+/// trace-level ones.)
+pub(crate) fn read_for_otlp(path: &str, meta: &BlockMeta) -> bool {
+    if DERIVED.contains(&path)
+        || path.starts_with("ServiceStats.")
+        || path.starts_with("rs.ss.Spans.StartTimeRounded")
+    {
+        return false;
+    }
+    let Some((prefix, slot)) = path.split_once(".DedicatedAttributes.") else {
+        return true;
+    };
+    let scope = match prefix {
+        "rs.Resource" => "resource",
+        "rs.ss.Spans" => "span",
+        "rs.ss.Spans.Events" => "event",
+        _ => return true,
+    };
+    let (int, n) = match (slot.strip_prefix("Int"), slot.strip_prefix("String")) {
+        (Some(n), _) => (true, n),
+        (_, Some(n)) => (false, n),
+        _ => return true,
+    };
+    match n.parse::<usize>() {
+        Ok(n) => n >= 1 && n <= meta.dedicated(scope, int).len(),
+        Err(_) => true,
+    }
+}
+
 /// Builds the shape of a group's `fields` and the paths of their leaves (`prefix`: the steps to
 /// the group; `def`/`rep`: its levels).
 fn group_fields(

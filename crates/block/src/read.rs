@@ -18,7 +18,7 @@ use parquet::file::statistics::Statistics;
 use vivace_common::TraceId;
 use vivace_proto::tempopb::Trace;
 
-use crate::assemble::Assembler;
+use crate::assemble::{Assembler, read_for_otlp};
 use crate::backend::Backend;
 use crate::copy::{RawColumn, Reading, WINDOW_ROWS, read_column, skip_rows};
 use crate::error::{Error, Result};
@@ -127,15 +127,19 @@ async fn find_by_pages(
         Some(None) => return Ok(Some(None)),
         None => return Ok(None),
     };
-    // The page holding `row` in every column, and each chunk's dictionary page.
+    // The page holding `row` in every column OTLP needs, and each chunk's dictionary page.
     let mut ranges = Vec::new();
     let mut holding = Vec::with_capacity(group_md.columns().len());
     for (i, c) in group_md.columns().iter().enumerate() {
+        if !read_for_otlp(&c.column_path().string(), meta) {
+            holding.push(None);
+            continue;
+        }
         let pages = offsets[i].page_locations();
         let Some(k) = pages.iter().rposition(|p| p.first_row_index <= row as i64) else {
             return Ok(None);
         };
-        holding.push(k);
+        holding.push(Some(k));
         page_ranges(c, pages, k..k + 1, &mut ranges);
     }
     let parts = crate::prune::fetch_parts(backend, key, &ranges).await?;
@@ -149,14 +153,16 @@ async fn find_by_pages(
         let schema = footer.file_metadata().schema_descr_ptr();
         let offsets = &index.offsets;
         one_row(&schema, &meta, &key_owned, |i| {
+            let Some(k) = holding[i] else {
+                return Ok(None);
+            };
             let pages = offsets[i].page_locations();
-            let k = holding[i];
             let first = pages[k].first_row_index.max(0) as usize;
             let decoded = column_pages(&reader, group_md.column(i), pages, k..k + 1, rg_rows)?;
-            Ok((
+            Ok(Some((
                 get_column_reader(schema.column(i), Box::new(decoded)),
                 row - first,
-            ))
+            )))
         })
         .and_then(|found| check_id(found, &id, &key_owned))
         .map(Some)
@@ -347,7 +353,10 @@ fn find_in_row_group<R: ChunkReader + 'static>(
         return Ok(None);
     };
     let found = one_row(&schema, meta, key, |i| {
-        Ok((group.get_column_reader(i)?, row_index))
+        if !read_for_otlp(&schema.column(i).path().string(), meta) {
+            return Ok(None);
+        }
+        Ok(Some((group.get_column_reader(i)?, row_index)))
     })?;
     check_id(found, id, key)
 }
@@ -405,13 +414,14 @@ fn each_id<B>(
     }
 }
 
-/// One row assembled into its trace and ID: `column(i)` gives a reader of leaf column `i` and how many
-/// rows to skip in it to reach the row.
+/// One row assembled into its trace and ID: `column(i)` gives a reader of leaf column `i` and
+/// how many rows to skip in it to reach the row, or `None` for a column OTLP does not need
+/// (left empty).
 fn one_row(
     schema: &parquet::schema::types::SchemaDescriptor,
     meta: &BlockMeta,
     key: &str,
-    mut column: impl FnMut(usize) -> parquet::errors::Result<(ColumnReader, usize)>,
+    mut column: impl FnMut(usize) -> parquet::errors::Result<Option<(ColumnReader, usize)>>,
 ) -> Result<Option<(TraceId, Trace)>> {
     let refused = |what| Error::Schema {
         path: key.into(),
@@ -424,12 +434,13 @@ fn one_row(
             path: key.into(),
             source,
         };
-        let (mut reader, skip) = column(i).map_err(pq)?;
-        if skip > 0 && skip_rows(&mut reader, skip).map_err(pq)? != skip {
-            return Err(refused(format!("column {i} ends before the row")));
-        }
         let mut c = RawColumn::new(schema, i).map_err(refused)?;
-        read_column(&mut reader, 1, &mut c).map_err(|e| e.at(i, key))?;
+        if let Some((mut reader, skip)) = column(i).map_err(pq)? {
+            if skip > 0 && skip_rows(&mut reader, skip).map_err(pq)? != skip {
+                return Err(refused(format!("column {i} ends before the row")));
+            }
+            read_column(&mut reader, 1, &mut c).map_err(|e| e.at(i, key))?;
+        }
         cols.push(c);
     }
     let mut traces = asm.traces(&cols, meta).map_err(refused)?;
