@@ -1,7 +1,7 @@
 //! Trace by ID in a vParquet5 or vParquet4 `data.parquet`, back to OTLP.
 //!
-//! The block's bloom shard is consulted first; then only the row's values of every leaf column
-//! are read and assembled into the trace (`assemble.rs`).
+//! The block's bloom shard is consulted first; then only the row's values of the leaf columns
+//! OTLP needs are read and assembled into the trace (`assemble.rs`).
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -30,8 +30,8 @@ use crate::meta::BlockMeta;
 /// Object reads: the bloom shard's header (once per block, then cached) and the `k` words the
 /// test needs (one coalesced request on object stores), the footer (once per block, cached),
 /// then in the one row group whose `TraceID` range can hold the ID: its `TraceID` chunk and
-/// offset index, and only the pages holding the trace's row (the whole row group when the
-/// block has no page index).
+/// offset index, and only the pages holding the trace's row in the columns OTLP needs (the
+/// whole row group when the block has no page index).
 pub async fn find_trace_by_id(
     backend: &Backend,
     block: &BlockRef,
