@@ -649,14 +649,34 @@ pub(crate) async fn run_values_v2(
             metrics: Some(Default::default()),
         });
     }
-    let (vals, metrics) = tags::tag_values(
-        &api.search_sources,
-        tenants,
-        &req,
-        tag,
-        api.search.concurrent_jobs,
-    )
-    .await?;
+    let by_metrics = match q.get("q") {
+        Some(text) => {
+            tags::values_by_metrics(
+                &api.search_sources,
+                tenants,
+                &req,
+                &tag,
+                text,
+                &api.metrics,
+                &api.search,
+            )
+            .await
+        }
+        None => None,
+    };
+    let (vals, metrics) = match by_metrics {
+        Some(r) => r?,
+        None => {
+            tags::tag_values(
+                &api.search_sources,
+                tenants,
+                &req,
+                tag,
+                api.search.concurrent_jobs,
+            )
+            .await?
+        }
+    };
     Ok(SearchTagValuesV2Response {
         tag_values: vals
             .into_iter()

@@ -665,6 +665,97 @@ pub async fn tag_values(
     Ok((values, metrics))
 }
 
+/// Values of `tag` among the spans `q` matches, through the metrics engine when `q` is one
+/// spanset filter on span fields: `q | count_over_time() by (tag)` over the request's range as
+/// one interval, whose series' labels are the values. That path reads only the filter's and
+/// the tag's columns of each block (span-only) instead of every candidate trace whole — the
+/// same spans, by the same evaluator. `None` when it does not apply (another tag, a `q` with a
+/// pipeline or a structural operator, a tag without a plain name): the search-based collection
+/// runs then.
+pub async fn values_by_metrics(
+    sources: &[Arc<dyn SearchSource>],
+    tenants: &[TenantId],
+    req: &TagRequest,
+    tag: &TagRef,
+    q: &str,
+    metrics_cfg: &crate::metrics::MetricsConfig,
+    search_cfg: &crate::search::SearchConfig,
+) -> Option<Result<(Vec<(&'static str, String)>, MetadataMetrics), Status>> {
+    let plain = |n: &str| {
+        !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            && !n.starts_with('.')
+            && !n.ends_with('.')
+    };
+    let by = match tag {
+        TagRef::Attr(AttrScope::Resource, n) if plain(n) => format!("resource.{n}"),
+        TagRef::Attr(AttrScope::Span, n) if plain(n) => format!("span.{n}"),
+        TagRef::Intrinsic(Intrinsic::Name) => "name".into(),
+        _ => return None,
+    };
+    req.plan_opt.as_ref()?;
+    let query = format!("{} | count_over_time() by ({by})", q.trim());
+    let (start_ns, end_ns) = (
+        req.start.max(0) as u64 * 1_000_000_000,
+        req.end.max(0) as u64 * 1_000_000_000,
+    );
+    let parsed = vivace_traceql::parse(&query).ok()?;
+    let range = vivace_traceql::metrics::Range::instant(start_ns, end_ns);
+    let plan = vivace_traceql::metrics::MetricsPlan::new(&parsed, range, 0).ok()?;
+    plan.fetch().span_columns_opt.as_ref()?;
+    let mreq = crate::metrics::MetricsRequest {
+        query,
+        start_ns,
+        end_ns,
+        step_ns_opt: None,
+        instant: true,
+        exemplars: 0,
+        max_series: 0,
+    };
+    let answer =
+        match crate::metrics::query(sources, tenants, &mreq, metrics_cfg, search_cfg, |_| {}).await
+        {
+            Ok(a) => a,
+            Err(e) => return Some(Err(e)),
+        };
+    let mut values: Vec<(&'static str, String)> = answer
+        .series
+        .iter()
+        .flat_map(|s| s.labels.iter())
+        .filter(|(k, _)| *k == by)
+        .filter_map(|(_, v)| match v {
+            vivace_traceql::metrics::LabelValue::Str(s) => Some(("string", s.clone())),
+            vivace_traceql::metrics::LabelValue::Int(i) => Some(("int", i.to_string())),
+            _ => None,
+        })
+        .collect();
+    values.sort();
+    values.dedup();
+    let (mut kept, mut bytes) = (Vec::new(), 0usize);
+    for v in values {
+        if (req.limit > 0 && kept.len() >= req.limit)
+            || (req.max_bytes > 0 && bytes + v.1.len() > req.max_bytes)
+        {
+            break;
+        }
+        bytes += v.1.len();
+        kept.push(v);
+    }
+    let m = answer.metrics;
+    Some(Ok((
+        kept,
+        MetadataMetrics {
+            inspected_bytes: m.inspected_bytes,
+            total_jobs: m.total_jobs,
+            completed_jobs: m.completed_jobs,
+            total_blocks: m.total_blocks,
+            total_block_bytes: m.total_block_bytes,
+            ..Default::default()
+        },
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

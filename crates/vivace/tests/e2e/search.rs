@@ -759,6 +759,32 @@ async fn grafana_requests_tags_and_bad_input() {
         .map(|x| x["value"].as_str().unwrap())
         .collect();
     assert_eq!(names, BTreeSet::from(["SELECT", "disk", "query"]));
+    // A `q` that is one spanset filter is answered by the metrics engine's span-only pass; the
+    // same filter with a `select` stage goes the search way: both collect from the same spans.
+    let typed = |v: Json| -> BTreeSet<String> {
+        v["tagValues"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| format!("{}:{}", x["type"], x["value"]))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut found = 0;
+    for tag in ["name", "resource.service.name", "span.code"] {
+        for q in [
+            "{ resource.service.name = \"db\" }",
+            "{ status = error }",
+            "{ duration > 1ms && kind = server }",
+        ] {
+            let fast = typed(values(tag, Some(q)).await);
+            let searched = typed(values(tag, Some(&format!("{q} | select(duration)"))).await);
+            assert_eq!(fast, searched, "values of {tag} for {q}");
+            found += fast.len();
+        }
+    }
+    assert!(found > 5, "{found} values");
     let v = values("status", None).await;
     assert_eq!(
         v["tagValues"][0],
