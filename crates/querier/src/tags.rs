@@ -669,7 +669,9 @@ pub async fn tag_values(
 /// spanset filter on span fields: `q | count_over_time() by (tag)` over the request's range as
 /// one interval, whose series' labels are the values. That path reads only the filter's and
 /// the tag's columns of each block (span-only) instead of every candidate trace whole — the
-/// same spans, by the same evaluator. `None` when it does not apply (another tag, a `q` with a
+/// same spans, by the same evaluator (counted by start time: spans that start in the range, as
+/// metrics count them, where the search collects from every span of a trace in range).
+/// `None` when it does not apply (another tag, a `q` with a
 /// pipeline or a structural operator, a tag without a plain name): the search-based collection
 /// runs then.
 pub async fn values_by_metrics(
