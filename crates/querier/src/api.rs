@@ -621,7 +621,8 @@ pub(crate) async fn run_values_v1(
         tenants,
         &req,
         TagRef::Attr(AttrScope::None, tag.to_string()),
-        api.search.concurrent_jobs,
+        &api.metrics,
+        &api.search,
     )
     .await?;
     let mut seen = HashSet::new();
@@ -649,8 +650,8 @@ pub(crate) async fn run_values_v2(
             metrics: Some(Default::default()),
         });
     }
-    let by_metrics = match q.get("q") {
-        Some(text) => {
+    let by_metrics = match (q.get("q"), &req.plan_opt) {
+        (Some(text), Some(_)) => {
             tags::values_by_metrics(
                 &api.search_sources,
                 tenants,
@@ -662,7 +663,7 @@ pub(crate) async fn run_values_v2(
             )
             .await
         }
-        None => None,
+        _ => None,
     };
     let (vals, metrics) = match by_metrics {
         Some(r) => r?,
@@ -672,7 +673,8 @@ pub(crate) async fn run_values_v2(
                 tenants,
                 &req,
                 tag,
-                api.search.concurrent_jobs,
+                &api.metrics,
+                &api.search,
             )
             .await?
         }

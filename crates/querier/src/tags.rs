@@ -560,8 +560,10 @@ pub async fn tag_values(
     tenants: &[TenantId],
     req: &TagRequest,
     tag: TagRef,
-    concurrency: usize,
+    metrics_cfg: &crate::metrics::MetricsConfig,
+    search_cfg: &crate::search::SearchConfig,
 ) -> Result<(Vec<(&'static str, String)>, MetadataMetrics), Status> {
+    let concurrency = search_cfg.concurrent_jobs;
     let proj = match &tag {
         TagRef::Attr(scope, name) => vivace_traceql::eval::projection_of(&[Attribute {
             scope: *scope,
@@ -608,6 +610,28 @@ pub async fn tag_values(
         if !fast {
             rest.push(src.clone());
         }
+    }
+    // Without `q`, sources that cannot list the values (an integer column, an attribute
+    // without a dedicated column) answer through the metrics engine's span-only pass.
+    if req.plan_opt.is_none()
+        && !rest.is_empty()
+        && let Some(r) =
+            values_by_metrics(&rest, tenants, req, &tag, "{ }", metrics_cfg, search_cfg).await
+    {
+        let (values, m) = r?;
+        let mut all: Vec<(&'static str, String)> = fast_values
+            .into_iter()
+            .map(|v| ("string", v))
+            .chain(values)
+            .collect();
+        all.sort();
+        all.dedup();
+        let metrics = MetadataMetrics {
+            total_blocks: m.total_blocks + fast_metrics.total_blocks,
+            total_block_bytes: m.total_block_bytes + fast_metrics.total_block_bytes,
+            ..m
+        };
+        return Ok((bounded(all, req), metrics));
     }
     let state = Arc::new(Mutex::new(ValuesState {
         tag: Some(tag),
@@ -665,6 +689,21 @@ pub async fn tag_values(
     Ok((values, metrics))
 }
 
+/// The first `values` within the request's `limit` and byte budget.
+fn bounded(values: Vec<(&'static str, String)>, req: &TagRequest) -> Vec<(&'static str, String)> {
+    let (mut kept, mut bytes) = (Vec::new(), 0usize);
+    for v in values {
+        if (req.limit > 0 && kept.len() >= req.limit)
+            || (req.max_bytes > 0 && bytes + v.1.len() > req.max_bytes)
+        {
+            break;
+        }
+        bytes += v.1.len();
+        kept.push(v);
+    }
+    kept
+}
+
 /// Values of `tag` among the spans `q` matches, through the metrics engine when `q` is one
 /// spanset filter on span fields: `q | count_over_time() by (tag)` over the request's range as
 /// one interval, whose series' labels are the values. That path reads only the filter's and
@@ -696,7 +735,6 @@ pub async fn values_by_metrics(
         TagRef::Intrinsic(Intrinsic::Name) => "name".into(),
         _ => return None,
     };
-    req.plan_opt.as_ref()?;
     let query = format!("{} | count_over_time() by ({by})", q.trim());
     let (start_ns, end_ns) = (
         req.start.max(0) as u64 * 1_000_000_000,
@@ -734,19 +772,9 @@ pub async fn values_by_metrics(
         .collect();
     values.sort();
     values.dedup();
-    let (mut kept, mut bytes) = (Vec::new(), 0usize);
-    for v in values {
-        if (req.limit > 0 && kept.len() >= req.limit)
-            || (req.max_bytes > 0 && bytes + v.1.len() > req.max_bytes)
-        {
-            break;
-        }
-        bytes += v.1.len();
-        kept.push(v);
-    }
     let m = answer.metrics;
     Some(Ok((
-        kept,
+        bounded(values, req),
         MetadataMetrics {
             inspected_bytes: m.inspected_bytes,
             total_jobs: m.total_jobs,
