@@ -62,6 +62,9 @@ pub struct MetricsRequest {
     pub instant: bool,
     pub exemplars: u32,
     pub max_series: u32,
+    /// Stop reading jobs once the answer holds this many series (0: read them all). A bounded
+    /// collection (tag values) uses it; a metrics request reads everything.
+    pub series_budget: usize,
 }
 
 impl MetricsRequest {
@@ -129,6 +132,7 @@ impl MetricsRequest {
             instant,
             exemplars,
             max_series,
+            series_budget: 0,
         })
     }
 
@@ -192,6 +196,7 @@ pub async fn query(
         SearchMetrics::default(),
     )));
     let max_series = req.max_series as usize;
+    let series_budget = req.series_budget;
     let answer = |plan: &MetricsPlan, partial: Partial, metrics: SearchMetrics| {
         let mut series = plan.finish(partial);
         let mut message_opt = None;
@@ -247,7 +252,7 @@ pub async fn query(
                 s.1.inspected_traces += traces as u32;
                 s.1.inspected_spans += p.inspected_spans;
                 plan.merge(&mut s.0, p);
-                Ok(true)
+                Ok(series_budget == 0 || s.0.series_len() < series_budget)
             })
         })
         .await?;

@@ -752,6 +752,15 @@ pub async fn values_by_metrics(
         instant: true,
         exemplars: 0,
         max_series: 0,
+        // Memory stays bounded by the request's limits, as the search path's early exit keeps
+        // it: no more series than values could be answered (counting 16 bytes a value), and
+        // one for the spans without the tag.
+        series_budget: match (req.limit, req.max_bytes) {
+            (0, 0) => 0,
+            (0, b) => b / 16 + 1,
+            (l, 0) => l + 1,
+            (l, b) => (l + 1).min(b / 16 + 1),
+        },
     };
     let answer =
         match crate::metrics::query(sources, tenants, &mreq, metrics_cfg, search_cfg, |_| {}).await

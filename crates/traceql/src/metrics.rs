@@ -315,6 +315,13 @@ pub struct Partial {
     pub inspected_spans: u64,
 }
 
+impl Partial {
+    /// Series held so far, over every first-stage query.
+    pub fn series_len(&self) -> usize {
+        self.leaves.iter().map(|l| l.series.len()).sum()
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct LeafPartial {
     series: Vec<(Vec<LabelValue>, Acc)>,

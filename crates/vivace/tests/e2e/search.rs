@@ -793,6 +793,17 @@ async fn grafana_requests_tags_and_bad_input() {
         assert_eq!(fast, searched, "values of {tag}");
         assert!(!fast.is_empty(), "values of {tag}");
     }
+    // Bounded by `limit` (the pass stops reading once it holds enough).
+    let v: Json = c
+        .get(server.api("/api/v2/search/tag/name/values"))
+        .query(&[("q", "{ duration > 0s }"), ("limit", "2")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["tagValues"].as_array().map(Vec::len), Some(2), "{v}");
     let v = values("status", None).await;
     assert_eq!(
         v["tagValues"][0],
