@@ -85,6 +85,15 @@ impl Make {
         }
     }
 
+    /// What a value of type `t` is once its repetition is accounted for ([`element`]).
+    fn of_type(t: &Type) -> Make {
+        if t.is_group() {
+            Make::Group(t.get_fields().len())
+        } else {
+            Make::Leaf
+        }
+    }
+
     fn place(self, node: &mut Node) {
         if *node == Node::Null {
             match self {
@@ -301,65 +310,52 @@ fn group_fields(
             Repetition::OPTIONAL => (def + 1, rep, def + 1),
             Repetition::REPEATED => (def + 1, rep + 1, 0),
         };
-        // The field's own step; `make` is set once its shape is known.
-        prefix.push(Step::Field {
-            i,
-            null_below,
-            make: Make::Leaf,
-        });
-        let first = paths.len();
-        let shape = if f.get_basic_info().repetition() == Repetition::REPEATED {
-            // A repeated field: a list whose elements are the field's values.
-            prefix.push(Step::Elem {
-                rep,
-                empty_below: def,
-                null_below: 0,
-                make: Make::Leaf,
-            });
-            let elem = element(f, def, rep, prefix, paths)?;
-            set_make(prefix, depth + 1, first, paths, Make::of(&elem));
-            Shape::List(Box::new(elem))
-        } else if let Some(list) = list_child(f) {
-            // LIST (3-level: `list.element`, or 2-level) and MAP (`key_value`) groups.
-            let (ldef, lrep) = (def + 1, rep + 1);
-            let inner = match list.get_fields() {
-                [e] if list.is_group() && is_list(f) => Some(e.clone()),
-                _ => None,
-            };
-            let elem = match inner {
-                Some(e) => {
-                    let (edef, enull) = match e.get_basic_info().repetition() {
-                        Repetition::OPTIONAL => (ldef + 1, ldef + 1),
-                        Repetition::REQUIRED => (ldef, 0),
+        // A repeated field is a list of its values; a LIST or MAP group a list of its repeated
+        // child's element (3-level `list.element`) or of that child (2-level, MAP `key_value`).
+        // The list's element: its type, the level below which the list is empty, its
+        // repetition level, its definition level and the level below which it is absent.
+        let list_opt: Option<(&Type, i16, i16, i16, i16)> =
+            if f.get_basic_info().repetition() == Repetition::REPEATED {
+                Some((f, def, rep, def, 0))
+            } else if let Some(list) = list_child(f) {
+                let (ldef, lrep) = (def + 1, rep + 1);
+                match list.get_fields() {
+                    [e] if list.is_group() && is_list(f) => match e.get_basic_info().repetition() {
+                        Repetition::OPTIONAL => Some((e, ldef, lrep, ldef + 1, ldef + 1)),
+                        Repetition::REQUIRED => Some((e, ldef, lrep, ldef, 0)),
                         Repetition::REPEATED => {
                             return Err(format!("{}: repeated list element", e.name()));
                         }
-                    };
-                    prefix.push(Step::Elem {
-                        rep: lrep,
-                        empty_below: ldef,
-                        null_below: enull,
-                        make: Make::Leaf,
-                    });
-                    element(&e, edef, lrep, prefix, paths)?
+                    },
+                    _ => Some((list, ldef, lrep, ldef, 0)),
                 }
-                None => {
-                    prefix.push(Step::Elem {
-                        rep: lrep,
-                        empty_below: ldef,
-                        null_below: 0,
-                        make: Make::Leaf,
-                    });
-                    element(list, ldef, lrep, prefix, paths)?
-                }
+            } else {
+                None
             };
-            set_make(prefix, depth + 1, first, paths, Make::of(&elem));
-            Shape::List(Box::new(elem))
-        } else {
-            element(f, def, rep, prefix, paths)?
+        let shape = match list_opt {
+            Some((elem, empty_below, lrep, edef, enull)) => {
+                prefix.push(Step::Field {
+                    i,
+                    null_below,
+                    make: Make::List,
+                });
+                prefix.push(Step::Elem {
+                    rep: lrep,
+                    empty_below,
+                    null_below: enull,
+                    make: Make::of_type(elem),
+                });
+                Shape::List(Box::new(element(elem, edef, lrep, prefix, paths)?))
+            }
+            None => {
+                prefix.push(Step::Field {
+                    i,
+                    null_below,
+                    make: Make::of_type(f),
+                });
+                element(f, def, rep, prefix, paths)?
+            }
         };
-        prefix.truncate(depth + 1);
-        set_make(prefix, depth, first, paths, Make::of(&shape));
         prefix.truncate(depth);
         names.push(f.name().to_string());
         shapes.push(shape);
@@ -398,21 +394,6 @@ fn element(
         unsigned,
     });
     Ok(Shape::Leaf)
-}
-
-/// Sets what step `at` creates, in `prefix` and in the paths added since `first`.
-fn set_make(prefix: &mut [Step], at: usize, first: usize, paths: &mut [Path], make: Make) {
-    let set = |s: &mut Step| match s {
-        Step::Field { make: m, .. } | Step::Elem { make: m, .. } => *m = make,
-    };
-    if let Some(s) = prefix.get_mut(at) {
-        set(s);
-    }
-    for p in &mut paths[first..] {
-        if let Some(s) = p.steps.get_mut(at) {
-            set(s);
-        }
-    }
 }
 
 fn is_list(t: &Type) -> bool {
