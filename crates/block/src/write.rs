@@ -204,7 +204,12 @@ impl<W: Write + Send> BlockWriter<W> {
                     // Integers Tempo writes PLAIN (attribute values, dedicated integers, dropped
                     // counts, mostly 0) delta-packed: a page of zeros is a few bytes instead of
                     // 4–8 per value that a trace by ID decompresses.
-                    if codec == Codec::Plain && is_integer(&path, &descr) {
+                    if codec == Codec::Plain
+                        && matches!(
+                            physical_type(&path, &descr),
+                            Some(parquet::basic::Type::INT32 | parquet::basic::Type::INT64)
+                        )
+                    {
                         Encoding::DELTA_BINARY_PACKED
                     } else {
                         encoding
@@ -607,26 +612,20 @@ enum Codec {
 /// predicates are decided by dictionaries — while computing them was an eighth of the cost of
 /// cutting a block. `TraceID` keeps them: trace by ID finds its row group and page by them.
 fn keeps_statistics(path: &str, descr: &parquet::schema::types::SchemaDescriptor) -> bool {
-    let byte_array = descr
-        .columns()
-        .iter()
-        .find(|c| c.path().string() == path)
-        .is_some_and(|c| c.physical_type() == parquet::basic::Type::BYTE_ARRAY);
+    let byte_array = physical_type(path, descr) == Some(parquet::basic::Type::BYTE_ARRAY);
     !(byte_array && path.contains(".Spans."))
 }
 
-/// Whether leaf `path` holds INT32 or INT64 values.
-fn is_integer(path: &str, descr: &parquet::schema::types::SchemaDescriptor) -> bool {
+/// The physical type of leaf `path`.
+fn physical_type(
+    path: &str,
+    descr: &parquet::schema::types::SchemaDescriptor,
+) -> Option<parquet::basic::Type> {
     descr
         .columns()
         .iter()
         .find(|c| c.path().string() == path)
-        .is_some_and(|c| {
-            matches!(
-                c.physical_type(),
-                parquet::basic::Type::INT32 | parquet::basic::Type::INT64
-            )
-        })
+        .map(|c| c.physical_type())
 }
 
 fn codec_of(path: &str) -> Codec {

@@ -62,6 +62,15 @@ pub struct TagRequest {
     pub max_bytes: usize,
 }
 
+impl TagRequest {
+    /// Whether one more value of `len` bytes fits after `held` values of `bytes` bytes
+    /// (`limit`, `max_bytes`).
+    fn admits(&self, held: usize, bytes: usize, len: usize) -> bool {
+        !((self.limit > 0 && held >= self.limit)
+            || (self.max_bytes > 0 && bytes + len > self.max_bytes))
+    }
+}
+
 /// A best-effort filter from `q`: a query that does not parse or is not a search is ignored,
 /// as Tempo tolerates incomplete queries while the user types.
 pub fn lenient_plan(q: Option<&str>) -> Option<Arc<SearchPlan>> {
@@ -640,9 +649,7 @@ pub async fn tag_values(
     {
         let mut st = state.lock();
         for v in fast_values {
-            if (req.limit > 0 && st.values.len() >= req.limit)
-                || (req.max_bytes > 0 && st.bytes + v.len() > req.max_bytes)
-            {
+            if !req.admits(st.values.len(), st.bytes, v.len()) {
                 break;
             }
             st.bytes += v.len();
@@ -670,9 +677,7 @@ pub async fn tag_values(
                     continue;
                 }
                 st.stale = 0;
-                if (req.limit > 0 && st.values.len() >= req.limit)
-                    || (req.max_bytes > 0 && st.bytes + v.1.len() > req.max_bytes)
-                {
+                if !req.admits(st.values.len(), st.bytes, v.1.len()) {
                     return false;
                 }
                 st.bytes += v.1.len();
@@ -693,9 +698,7 @@ pub async fn tag_values(
 fn bounded(values: Vec<(&'static str, String)>, req: &TagRequest) -> Vec<(&'static str, String)> {
     let (mut kept, mut bytes) = (Vec::new(), 0usize);
     for v in values {
-        if (req.limit > 0 && kept.len() >= req.limit)
-            || (req.max_bytes > 0 && bytes + v.1.len() > req.max_bytes)
-        {
+        if !req.admits(kept.len(), bytes, v.1.len()) {
             break;
         }
         bytes += v.1.len();
