@@ -474,7 +474,7 @@ pub(crate) async fn run_search(
     api: &QueryApi,
     tenants: &[TenantId],
     q: &HashMap<String, String>,
-    on_progress: impl FnMut(&crate::search::Combiner) + Send,
+    on_progress: impl FnMut(&mut crate::search::Combiner) + Send,
 ) -> Result<vivace_proto::tempopb::SearchResponse, Status> {
     let mut cfg = api.search.clone();
     if let Some(d) = read_duration(api, tenants, "max_search_duration") {

@@ -3,9 +3,11 @@
 //! gRPC, as Grafana's Tempo data source streams them — on the HTTP port as h2c and on
 //! `server.grpc_listen_port`. The tenant comes from the `x-scope-orgid` metadata.
 //!
-//! A search streams a partial response at most every 500 ms while jobs complete (the traces
-//! found so far and the cumulative metrics, whose `completedJobs`/`totalJobs` drive Grafana's
-//! progress bar), then the final response. Tags and tag values answer with one message.
+//! A search streams a diff at most every 500 ms while jobs complete (as Tempo: the traces added
+//! or changed since the last message and the cumulative metrics, whose
+//! `completedJobs`/`totalJobs` drive Grafana's progress bar), then the final full response;
+//! every message is cut to at most 1 MiB (Tempo's `max_grpc_streaming_packet_size`), the
+//! metrics repeated in each part. Tags and tag values answer with one message.
 //! Requests become the same parameters the HTTP API parses, so both give the same answers and
 //! the same errors (400 → InvalidArgument, 504 → DeadlineExceeded, …).
 
@@ -77,6 +79,41 @@ impl Streaming {
         });
         Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
     }
+}
+
+/// Tempo's `max_grpc_streaming_packet_size`: no streamed search message is larger; a bigger
+/// answer goes as several, each with the metrics.
+const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// `resp` cut into messages of at most `max` encoded bytes (a single trace larger than that
+/// goes alone), every one carrying the metrics; at least one message.
+fn segments(resp: SearchResponse, max: usize) -> Vec<SearchResponse> {
+    use prost::Message;
+    let field = |len: usize| 1 + prost::encoding::encoded_len_varint(len as u64) + len;
+    let base = resp.metrics.as_ref().map_or(0, |m| field(m.encoded_len()));
+    let mut out = Vec::new();
+    let mut part = SearchResponse {
+        traces: Vec::new(),
+        metrics: resp.metrics.clone(),
+    };
+    let mut size = base;
+    for t in resp.traces {
+        let len = field(t.encoded_len());
+        if !part.traces.is_empty() && size + len > max {
+            out.push(std::mem::replace(
+                &mut part,
+                SearchResponse {
+                    traces: Vec::new(),
+                    metrics: resp.metrics.clone(),
+                },
+            ));
+            size = base;
+        }
+        size += len;
+        part.traces.push(t);
+    }
+    out.push(part);
+    out
 }
 
 fn put(m: &mut HashMap<String, String>, k: &str, v: impl ToString) {
@@ -198,12 +235,30 @@ impl StreamingQuerier for Streaming {
         tokio::spawn(async move {
             let progress_tx = tx.clone();
             let r = run_search(&api, &tenants, &params, move |c| {
-                // A slow client never stalls the search: a partial answer that does not fit
-                // is skipped (the final one always follows).
-                let _ = progress_tx.try_send(Ok(c.response()));
+                // A slow client never stalls the search: a diff that does not fit is kept for
+                // the next tick (the final answer always follows).
+                let diff = c.diff();
+                let parts = segments(diff.clone(), MAX_MESSAGE_BYTES);
+                if progress_tx.capacity() >= parts.len() {
+                    for part in parts {
+                        let _ = progress_tx.try_send(Ok(part));
+                    }
+                    c.sent(&diff);
+                }
             })
             .await;
-            let _ = tx.send(r.map_err(to_tonic)).await;
+            match r {
+                Ok(resp) => {
+                    for part in segments(resp, MAX_MESSAGE_BYTES) {
+                        if tx.send(Ok(part)).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(to_tonic(e))).await;
+                }
+            }
         });
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
@@ -242,5 +297,58 @@ impl StreamingQuerier for Streaming {
         let tenants = self.tenants(&req)?;
         let r = req.get_ref();
         once(run_values_v2(&self.api, &tenants, &r.tag_name, &values_params(r)).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+    use vivace_proto::tempopb::{SearchMetrics, TraceSearchMetadata};
+
+    use super::*;
+
+    #[test]
+    fn answers_are_cut_into_messages_of_at_most_the_packet_size() {
+        let trace = |i: usize, name_len: usize| TraceSearchMetadata {
+            trace_id: format!("{i:032x}"),
+            root_trace_name: "n".repeat(name_len),
+            ..Default::default()
+        };
+        let metrics = Some(SearchMetrics {
+            inspected_traces: 7,
+            total_jobs: 3,
+            ..Default::default()
+        });
+        let resp = SearchResponse {
+            traces: (0..1000).map(|i| trace(i, 100 + i % 50)).collect(),
+            metrics: metrics.clone(),
+        };
+        let parts = segments(resp.clone(), 16 * 1024);
+        assert!(parts.len() > 5, "{}", parts.len());
+        for p in &parts {
+            assert!(p.encoded_len() <= 16 * 1024, "{}", p.encoded_len());
+            assert_eq!(p.metrics, metrics);
+            assert!(!p.traces.is_empty());
+        }
+        let rejoined: Vec<_> = parts.into_iter().flat_map(|p| p.traces).collect();
+        assert_eq!(rejoined, resp.traces, "every trace once, in order");
+
+        // Small answers and empty ones are one message; a trace over the size goes alone.
+        assert_eq!(segments(resp.clone(), 1 << 20).len(), 1);
+        let empty = segments(
+            SearchResponse {
+                traces: vec![],
+                metrics: metrics.clone(),
+            },
+            1024,
+        );
+        assert_eq!(empty.len(), 1);
+        assert_eq!(empty[0].metrics, metrics);
+        let big = SearchResponse {
+            traces: vec![trace(1, 10), trace(2, 5000), trace(3, 10)],
+            metrics,
+        };
+        let sizes: Vec<usize> = segments(big, 1024).iter().map(|p| p.traces.len()).collect();
+        assert_eq!(sizes, vec![1, 1, 1]);
     }
 }

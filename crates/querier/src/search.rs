@@ -6,7 +6,7 @@
 //! `with(most_recent=true)`, which reads everything and keeps the newest). Evaluation runs on
 //! blocking threads, never on the runtime.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -250,6 +250,8 @@ pub struct Combiner {
     traces: HashMap<String, TraceSearchMetadata>,
     /// Arrival order, for "the first traces found win".
     order: Vec<String>,
+    /// Traces added or merged into since the last diff was sent (streaming sends only those).
+    changed: HashSet<String>,
     pub metrics: SearchMetrics,
 }
 
@@ -269,12 +271,16 @@ impl Combiner {
 
     pub fn add(&mut self, t: TraceSearchMetadata) {
         match self.traces.get_mut(&t.trace_id) {
-            Some(old) => merge(old, t),
+            Some(old) => {
+                merge(old, t);
+                self.changed.insert(old.trace_id.clone());
+            }
             None => {
                 if self.is_complete() {
                     return;
                 }
                 self.order.push(t.trace_id.clone());
+                self.changed.insert(t.trace_id.clone());
                 self.traces.insert(t.trace_id.clone(), t);
             }
         }
@@ -282,6 +288,25 @@ impl Combiner {
 
     /// The response: at most `limit` traces, newest first.
     pub fn response(&self) -> SearchResponse {
+        self.answer(|_| true)
+    }
+
+    /// What a stream sends while jobs run (Tempo's diff): the traces of the response added or
+    /// changed since they were last `sent`, with the cumulative metrics. A changed trace the
+    /// response leaves out stays changed: it may enter later (most recent first, when a trace
+    /// above it merges an older fragment).
+    pub fn diff(&self) -> SearchResponse {
+        self.answer(|id| self.changed.contains(id))
+    }
+
+    /// The traces of a `diff` reached the client.
+    pub fn sent(&mut self, diff: &SearchResponse) {
+        for t in &diff.traces {
+            self.changed.remove(&t.trace_id);
+        }
+    }
+
+    fn answer(&self, wanted: impl Fn(&str) -> bool) -> SearchResponse {
         let mut traces: Vec<TraceSearchMetadata> = self
             .order
             .iter()
@@ -302,6 +327,7 @@ impl Combiner {
                     .then_with(|| a.trace_id.cmp(&b.trace_id))
             });
         }
+        traces.retain(|t| wanted(&t.trace_id));
         SearchResponse {
             traces,
             metrics: Some(self.metrics.clone()),
@@ -595,7 +621,7 @@ pub async fn search(
     tenants: &[TenantId],
     req: &SearchRequest,
     cfg: &SearchConfig,
-    mut on_progress: impl FnMut(&Combiner) + Send,
+    mut on_progress: impl FnMut(&mut Combiner) + Send,
 ) -> Result<SearchResponse, Status> {
     let plan = Arc::new(plan(&req.query)?);
     let combiner = Arc::new(parking_lot::Mutex::new(Combiner::new(
@@ -672,7 +698,7 @@ pub async fn search(
         Ok::<(), Status>(())
     };
     with_progress(work, cfg.query_timeout, "search", || {
-        on_progress(&combiner.lock())
+        on_progress(&mut combiner.lock())
     })
     .await?;
     let resp = combiner.lock().response();
@@ -728,5 +754,53 @@ mod tests {
             .map(|t| t.trace_id)
             .collect();
         assert_eq!(ids, vec!["c", "b"]);
+    }
+
+    #[test]
+    fn diffs_carry_what_changed_since_it_was_sent() {
+        let t = |id: &str, start: u64, matched: u32| TraceSearchMetadata {
+            trace_id: id.into(),
+            root_service_name: ROOT_NOT_RECEIVED.into(),
+            start_time_unix_nano: start,
+            span_sets: vec![SpanSet {
+                matched,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let ids = |r: SearchResponse| -> Vec<String> {
+            r.traces.into_iter().map(|t| t.trace_id).collect()
+        };
+        let mut c = Combiner::new(3, false);
+        c.add(t("a", 10, 1));
+        c.add(t("b", 30, 1));
+        let d = c.diff();
+        assert_eq!(ids(d.clone()), vec!["b", "a"]);
+        c.sent(&d);
+        assert!(c.diff().traces.is_empty(), "nothing changed since");
+        c.add(t("a", 5, 2));
+        c.add(t("c", 20, 1));
+        let d = c.diff();
+        assert_eq!(ids(d.clone()), vec!["c", "a"]);
+        assert_eq!(
+            d.traces[1].span_sets[0].matched, 2,
+            "a diff carries the merged trace"
+        );
+        // Not sent (the client was slow): the next diff still carries it.
+        c.add(t("b", 30, 4));
+        assert_eq!(ids(c.diff()), vec!["b", "c", "a"]);
+        assert_eq!(ids(c.response()), vec!["b", "c", "a"]);
+
+        // Most recent first: a trace left out enters once the one above it turns older, and
+        // its diff carries it although it changed before the last diff was sent.
+        let mut c = Combiner::new(2, true);
+        for x in [t("a", 10, 1), t("b", 30, 1), t("c", 50, 1)] {
+            c.add(x);
+        }
+        let d = c.diff();
+        assert_eq!(ids(d.clone()), vec!["c", "b"]);
+        c.sent(&d);
+        c.add(t("b", 5, 1));
+        assert_eq!(ids(c.diff()), vec!["a"], "b is out now, a in");
     }
 }

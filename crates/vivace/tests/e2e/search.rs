@@ -1022,3 +1022,102 @@ async fn streaming_search_over_grpc_on_both_ports() {
         );
     }
 }
+
+/// A streamed search whose answer is larger than a gRPC client takes in one message (4 MiB by
+/// default, in tonic as in grpc-go) arrives cut into messages of at most 1 MiB, as Tempo cuts
+/// them; what a client gathers from them (Grafana keeps every trace of every message) is the
+/// HTTP answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_streamed_search_arrives_in_messages_of_at_most_a_mebibyte() {
+    use vivace_proto::tempopb::SearchRequest;
+    use vivace_proto::tempopb::streaming_querier_client::StreamingQuerierClient;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    const TRACES: usize = 6000;
+    // 6,000 one-span traces with 400-byte names: ~0.9 KB per trace in the answer.
+    for part in 0..3 {
+        let spans = (0..TRACES / 3).map(|i| {
+            let n = part * TRACES / 3 + i;
+            Span {
+                trace_id: (n as u128 + 1).to_be_bytes().to_vec(),
+                span_id: (n as u64 + 1).to_be_bytes().to_vec(),
+                name: format!("{n:06}{}", "x".repeat(394)),
+                start_time_unix_nano: now - 5_000_000_000 + n as u64,
+                end_time_unix_nano: now - 4_000_000_000,
+                ..Default::default()
+            }
+        });
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![KeyValue {
+                        key: "service.name".into(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue("bulk".into())),
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: spans.collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let (status, _) = post_otlp(&server, &req, None).await;
+        assert_eq!(status, 200);
+    }
+    let q = r#"{ resource.service.name = "bulk" }"#;
+    let (status, body) = search_with(&server, q, TRACES).await;
+    assert_eq!(status, 200, "{body}");
+    let over_http: BTreeSet<String> = body["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["traceID"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(over_http.len(), TRACES);
+
+    let mut client =
+        StreamingQuerierClient::connect(format!("http://127.0.0.1:{}", server.grpc_query))
+            .await
+            .expect("connect");
+    let mut stream = client
+        .search(SearchRequest {
+            query: q.into(),
+            limit: TRACES as u32,
+            spans_per_span_set: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("search")
+        .into_inner();
+    let mut gathered = BTreeSet::new();
+    let (mut messages, mut largest) = (0, 0);
+    while let Some(msg) = stream.message().await.expect("every message within 4 MiB") {
+        messages += 1;
+        largest = largest.max(msg.encoded_len());
+        assert!(msg.metrics.is_some(), "each part carries the metrics");
+        gathered.extend(msg.traces.into_iter().map(|t| t.trace_id));
+    }
+    assert!(largest <= 1 << 20, "a message of {largest} bytes");
+    assert!(messages >= 5, "{messages} messages");
+    assert_eq!(gathered, over_http);
+}
+
+async fn search_with(server: &Server, q: &str, limit: usize) -> (u16, Json) {
+    let resp = http()
+        .get(server.api("/api/search"))
+        .query(&[("q", q), ("limit", &limit.to_string()), ("spss", "1")])
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
