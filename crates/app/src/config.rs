@@ -167,9 +167,9 @@ pub struct TraceStorageConfig {
     /// `local`, `s3`, `gcs` or `azure`.
     pub backend: String,
     pub local: LocalStorageConfig,
-    pub s3: vivace_block::S3Config,
-    pub gcs: vivace_block::GcsConfig,
-    pub azure: vivace_block::AzureConfig,
+    pub s3: vivace_store::S3Config,
+    pub gcs: vivace_store::GcsConfig,
+    pub azure: vivace_store::AzureConfig,
     pub block: BlockConfig,
     /// How often the block list is re-read (Tempo's default 5m).
     #[serde(with = "humantime_serde")]
@@ -437,13 +437,13 @@ impl Config {
     }
 
     /// The object store of `storage.trace.backend`.
-    pub fn backend(&self) -> Result<vivace_block::Backend, ConfigError> {
+    pub fn backend(&self) -> Result<vivace_store::Backend, ConfigError> {
         let t = &self.storage.trace;
         let b = match t.backend.as_str() {
-            "s3" => vivace_block::Backend::s3(&t.s3),
-            "gcs" => vivace_block::Backend::gcs(&t.gcs),
-            "azure" => vivace_block::Backend::azure(&t.azure),
-            _ => vivace_block::Backend::local(&self.blocks_dir()),
+            "s3" => vivace_store::Backend::s3(&t.s3),
+            "gcs" => vivace_store::Backend::gcs(&t.gcs),
+            "azure" => vivace_store::Backend::azure(&t.azure),
+            _ => vivace_store::Backend::local(&self.blocks_dir()),
         };
         b.map_err(|e| ConfigError::Invalid(format!("storage.trace.{}: {e}", t.backend)))
     }

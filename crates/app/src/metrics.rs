@@ -79,7 +79,7 @@ impl ProcessMetrics {
 /// The search block cache in `/metrics`, refreshed from its counts at each scrape.
 #[derive(Debug, Clone)]
 pub(crate) struct CacheMetrics {
-    pub(crate) cache: std::sync::Arc<vivace_block::BatchCache>,
+    pub(crate) cache: std::sync::Arc<vivace_store::BatchCache>,
     bytes: Gauge,
     entries: Gauge,
     hits: Gauge,
@@ -87,7 +87,7 @@ pub(crate) struct CacheMetrics {
 }
 
 impl CacheMetrics {
-    pub(crate) fn new(cache: std::sync::Arc<vivace_block::BatchCache>) -> CacheMetrics {
+    pub(crate) fn new(cache: std::sync::Arc<vivace_store::BatchCache>) -> CacheMetrics {
         CacheMetrics {
             cache,
             bytes: Gauge::default(),

@@ -28,14 +28,14 @@ pub struct LocalApi {
 pub async fn serve_blocks(cfg: &Config) -> Result<LocalApi, AppError> {
     let backend = cfg.backend()?;
     let overrides = Overrides::new(&cfg.overrides).map_err(AppError::Overrides)?;
-    let list = vivace_block::SharedBlockList::default();
-    let polled = vivace_block::poll(&backend, &vivace_block::BlockList::default(), false)
+    let list = vivace_store::SharedBlockList::default();
+    let polled = vivace_store::poll(&backend, &vivace_store::BlockList::default(), false)
         .await
         .map_err(|e| AppError::Serve(format!("listing the bucket: {e}")))?;
     let all = || polled.tenants.values().flatten();
     let (blocks_n, bytes) = (all().count(), all().map(|b| b.meta.size).sum());
     list.set(polled);
-    let cache = Arc::new(vivace_block::BatchCache::new(
+    let cache = Arc::new(vivace_store::BatchCache::new(
         cfg.search_block_cache_bytes(),
     ));
     let blocks = Arc::new(BlockSource::new(

@@ -62,7 +62,7 @@ pub enum AppError {
 #[derive(Debug)]
 pub struct App {
     cfg: Config,
-    backend: vivace_block::Backend,
+    backend: vivace_store::Backend,
     live: Arc<LiveStore>,
     wal: Arc<Wal>,
     distributor: Arc<Distributor>,
@@ -151,7 +151,7 @@ impl App {
             );
         }
         let mut registry = Registry::default();
-        let cache = crate::metrics::CacheMetrics::new(Arc::new(vivace_block::BatchCache::new(
+        let cache = crate::metrics::CacheMetrics::new(Arc::new(vivace_store::BatchCache::new(
             cfg.search_block_cache_bytes(),
         )));
         cache.register(&mut registry);
@@ -385,9 +385,9 @@ impl App {
 
         // The roles meet through the shared block list: the poller replaces it, the live-store's
         // flusher adds to it, the compactor edits it, the querier reads it.
-        let list = vivace_block::SharedBlockList::default();
+        let list = vivace_store::SharedBlockList::default();
         let writer_template = cfg.storage.trace.block.writer_config("", "");
-        let poller = tokio::spawn(vivace_block::poll_loop(
+        let poller = tokio::spawn(vivace_store::poll_loop(
             cfg.storage.trace.blocklist_poll,
             backend.clone(),
             list.clone(),

@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use vivace_block::{Backend, BlockList, BlockRef, SharedBlockList};
+use vivace_block::BlockRef;
 use vivace_common::{Status, TenantId, TraceId};
 use vivace_livestore::LiveStore;
 use vivace_querier::{
     FetchedBatch, FoundTrace, Prefiltered, SearchJob, SearchSource, TagNames, TagValues,
     TraceSource,
 };
+use vivace_store::{Backend, BlockList, SharedBlockList};
 
 /// The live-store as a trace source of the querier (in-process; a gRPC client in distributed mode).
 #[derive(Debug)]
@@ -85,7 +86,7 @@ pub(crate) struct BlockSource {
     /// `querier.trace_by_id.query_timeout`.
     pub(crate) timeout: std::time::Duration,
     /// Blocks already decoded for search.
-    pub(crate) cache: Arc<vivace_block::BatchCache>,
+    pub(crate) cache: Arc<vivace_store::BatchCache>,
     /// Compressed row-group bytes of one span-only metrics job at least
     /// (`query_frontend.search.target_bytes_per_job`).
     pub(crate) shard_bytes: u64,
@@ -99,7 +100,7 @@ impl BlockSource {
         backend: Backend,
         list: SharedBlockList,
         timeout: std::time::Duration,
-        cache: Arc<vivace_block::BatchCache>,
+        cache: Arc<vivace_store::BatchCache>,
         shard_bytes: u64,
     ) -> BlockSource {
         BlockSource {
@@ -208,7 +209,7 @@ impl TraceSource for BlockSource {
 async fn fetch_block(
     backend: Backend,
     block: vivace_block::BlockRef,
-    cache: Arc<vivace_block::BatchCache>,
+    cache: Arc<vivace_store::BatchCache>,
     fetch: vivace_traceql::batch::Fetch,
     only_opt: Option<vivace_block::RowGroups>,
 ) -> Result<FetchedBatch, Status> {
@@ -390,7 +391,7 @@ fn read_failed(
 struct RowReader {
     backend: Backend,
     block: vivace_block::BlockRef,
-    cache: Arc<vivace_block::BatchCache>,
+    cache: Arc<vivace_store::BatchCache>,
     read: vivace_traceql::batch::Projection,
     needles: Vec<vivace_block::Needle>,
     names_opt: Option<vivace_traceql::batch::AttrNames>,

@@ -8,12 +8,13 @@
 use std::time::Instant;
 
 use futures::StreamExt;
-use vivace_block::{Backend, BlockRef, BlockWriter, WriterConfig, set_file_facts};
+use vivace_block::{BlockRef, BlockWriter, WriterConfig, set_file_facts};
 use vivace_common::TraceId;
 use vivace_proto::otlp::common::{AnyValue, KeyValue, any_value};
 use vivace_proto::otlp::resource::Resource;
 use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status};
 use vivace_proto::tempopb::Trace;
+use vivace_store::Backend;
 
 struct Rng(u64);
 
@@ -127,7 +128,7 @@ fn main() {
             let (mut done, data) = w.finish().unwrap();
             set_file_facts(&mut done.meta, data.len() as u64, &data);
             bytes += data.len() as u64;
-            vivace_block::upload(&backend, done, data).await.unwrap();
+            vivace_store::upload(&backend, done, data).await.unwrap();
             all_ids.extend(ids);
         }
         let spans = all_ids.len() * 20;
@@ -138,7 +139,7 @@ fn main() {
             bytes as f64 / spans as f64
         );
         let t = Instant::now();
-        let list = vivace_block::poll(&backend, &Default::default(), false).await.unwrap();
+        let list = vivace_store::poll(&backend, &Default::default(), false).await.unwrap();
         let blocks = list.blocks("bench").to_vec();
         println!("poll of {} blocks: {:.1} ms", blocks.len(), t.elapsed().as_secs_f64() * 1e3);
 

@@ -11,6 +11,7 @@ use std::path::Path;
 use vivace_common::TraceId;
 
 use crate::error::{Error, Result};
+use crate::objects::Objects;
 
 /// One bloom shard, read from its file.
 #[derive(Debug, Clone)]
@@ -100,8 +101,8 @@ pub fn test_file(path: &Path, data: &[u8]) -> Result<bool> {
 /// read once per block and kept; each test then reads only the `k` words it needs, which object
 /// stores coalesce into one ranged request.
 pub(crate) async fn test_backend(
-    backend: &crate::backend::Backend,
-    block: &crate::list::BlockRef,
+    backend: &dyn Objects,
+    block: &crate::block_ref::BlockRef,
     id: &TraceId,
 ) -> Result<bool> {
     let shard = shard_for(id, block.meta.bloom_shard_count());

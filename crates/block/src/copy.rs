@@ -38,6 +38,7 @@ use vivace_proto::tempopb::Trace;
 use crate::assemble::Assembler;
 use crate::error::{Error, Result};
 use crate::meta::BlockMeta;
+use crate::objects::Objects;
 use crate::write::{BlockWriter, FinishedBlock, Leaf, Sink, WriteError, WriterConfig};
 
 /// Values of one raw column.
@@ -480,13 +481,13 @@ impl CopyInput {
     /// A block in the backend, read a row group at a time (from a thread outside the runtime
     /// that `handle` drives).
     pub async fn from_backend(
-        backend: &crate::Backend,
+        backend: Arc<dyn Objects>,
         block: &crate::BlockRef,
         handle: tokio::runtime::Handle,
     ) -> Result<CopyInput> {
-        let footer = block.footer(backend).await?;
+        let footer = block.footer(backend.as_ref()).await?;
         let key = block.key("data.parquet");
-        let (backend, k) = (backend.clone(), key.clone());
+        let k = key.clone();
         Ok(CopyInput {
             meta: block.meta.clone(),
             key,

@@ -21,7 +21,7 @@ pub enum Error {
     #[error("block format {0:?} is not supported (vParquet4 and vParquet5 are)")]
     UnsupportedFormat(String),
     #[error("{0}")]
-    Backend(#[from] crate::backend::BackendError),
+    Backend(#[from] crate::objects::BackendError),
     #[error("{path}: unexpected data: {what}")]
     Schema { path: PathBuf, what: String },
 }

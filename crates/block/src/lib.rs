@@ -1,4 +1,6 @@
-//! Tempo's block format (compatibility notes §5): `meta.json`, and readers of `data.parquet` in
+//! Tempo's block format (compatibility notes §5), the format alone: where blocks live and how
+//! the bucket is listed are `vivace-store`'s; readers reach objects through [`Objects`].
+//! `meta.json`, and readers of `data.parquet` in
 //! the vParquet5 and vParquet4 schemas, selected by the block's `format`, that find a trace by ID
 //! and turn it back into OTLP.
 //!
@@ -12,34 +14,31 @@
 //! bloom shards (`bloom_write.rs`) and `meta.json`.
 
 mod assemble;
-mod backend;
-mod batch_cache;
+mod block_ref;
 mod bloom;
 mod bloom_write;
 mod columnar;
 mod copy;
 mod error;
-mod list;
 mod meta;
+mod objects;
 mod pages;
 mod prune;
 mod read;
 mod scan;
 mod spans;
 mod tag_names;
-mod upload;
 mod write;
 
-pub use backend::{AzureConfig, Backend, BackendError, GcsConfig, S3Config};
-pub use batch_cache::{BatchCache, BatchCacheStats};
+pub use block_ref::BlockRef;
 pub use bloom::{Bloom, shard_for, test_file};
 pub use bloom_write::ShardedBloom;
 pub use columnar::read_columnar;
 pub use copy::{CompactOutput, CopyInput, compact_rows, trim as trim_trace};
 pub use error::{Error, Result};
-pub use list::{BlockList, BlockRef, SharedBlockList, now_secs, poll, poll_loop};
 pub use meta::{BlockMeta, DedicatedColumn};
 pub use meta::{rfc3339, rfc3339_seconds};
+pub use objects::{BackendError, Objects};
 pub use prune::{Needle, PrunedRead, RowGroups, needles, read_pruned};
 pub use read::{
     TraceRows, find_trace_by_id, find_trace_by_id_local, find_trace_by_pages, read_all_traces,
@@ -48,7 +47,6 @@ pub use read::{
 pub use scan::read_batch;
 pub use spans::{SpanRead, read_span_columns, row_group_shards};
 pub use tag_names::{block_column_values, block_tag_names, values_column};
-pub use upload::upload;
 pub use write::{
     BlockWriter, Codecs, FORMAT, FinishedBlock, ROOT_NOT_RECEIVED, WriteError, WriterConfig,
     set_file_facts,

@@ -24,11 +24,11 @@ use vivace_common::TraceId;
 use vivace_traceql::ast::{AttrScope, Attribute, Intrinsic};
 use vivace_traceql::batch::{AttrNames, Projection, SpanBatch};
 
-use crate::backend::Backend;
+use crate::block_ref::BlockRef;
 use crate::columnar::{Narrow, RowGroup};
 use crate::error::{Error, Result};
-use crate::list::BlockRef;
 use crate::meta::BlockMeta;
+use crate::objects::Objects;
 
 /// A string that must be present in one of some column chunks for their row group to hold a
 /// match.
@@ -192,7 +192,7 @@ pub(crate) struct Pruned {
 /// Steps 1 and 2 of [`read_pruned`]: the row groups left and what of them the query cannot
 /// read.
 pub(crate) async fn prune(
-    backend: &Backend,
+    backend: &dyn Objects,
     block: &BlockRef,
     proj: Projection,
     needles: &[Needle],
@@ -301,7 +301,7 @@ pub(crate) async fn prune(
 /// chunks `proj` needs of the others (one coalesced ranged request) and reads them into a
 /// batch on a blocking thread.
 pub async fn read_pruned(
-    backend: &Backend,
+    backend: &dyn Objects,
     block: &BlockRef,
     proj: Projection,
     needles: &[Needle],
@@ -376,7 +376,7 @@ pub async fn read_pruned(
 /// bytes read to know it.
 #[allow(clippy::too_many_arguments)]
 async fn narrow(
-    backend: &Backend,
+    backend: &dyn Objects,
     block: &BlockRef,
     footer: &parquet::file::metadata::ParquetMetaData,
     columns: &std::collections::HashMap<String, usize>,
@@ -566,7 +566,7 @@ pub(crate) fn plain_byte_arrays(buf: &[u8], n: usize) -> (Vec<&[u8]>, bool) {
 /// Fetches `ranges` of `key` (one coalesced request; none for no range) as (file offset,
 /// bytes) parts for [`Parts`].
 pub(crate) async fn fetch_parts(
-    backend: &Backend,
+    backend: &dyn Objects,
     key: &str,
     ranges: &[Range<u64>],
 ) -> Result<Vec<(u64, Bytes)>> {

@@ -19,11 +19,11 @@ use vivace_common::TraceId;
 use vivace_proto::tempopb::Trace;
 
 use crate::assemble::{Assembler, read_for_otlp};
-use crate::backend::Backend;
+use crate::block_ref::BlockRef;
 use crate::copy::{RawColumn, Reading, WINDOW_ROWS, read_column, skip_rows};
 use crate::error::{Error, Result};
-use crate::list::BlockRef;
 use crate::meta::BlockMeta;
+use crate::objects::Objects;
 
 /// Reads the trace `id` from a block in the backend, or `None` if the block does not hold it.
 ///
@@ -33,7 +33,7 @@ use crate::meta::BlockMeta;
 /// offset index, and only the pages holding the trace's row in the columns OTLP needs (the
 /// whole row group when the block has no page index).
 pub async fn find_trace_by_id(
-    backend: &Backend,
+    backend: &dyn Objects,
     block: &BlockRef,
     id: &TraceId,
 ) -> Result<Option<Trace>> {
@@ -76,7 +76,7 @@ pub async fn find_trace_by_id(
 /// [`find_trace_by_id`] through the page index only, without the bloom or any fallback: `None`
 /// when the block has no offset index or the read cannot be done page by page (tests, tools).
 pub async fn find_trace_by_pages(
-    backend: &Backend,
+    backend: &dyn Objects,
     block: &BlockRef,
     id: &TraceId,
 ) -> Result<Option<Option<Trace>>> {
@@ -93,7 +93,7 @@ pub async fn find_trace_by_pages(
 /// `None`: the row group has no offset index, or its trace IDs are not 16 ascending bytes each;
 /// read it whole.
 async fn find_by_pages(
-    backend: &Backend,
+    backend: &dyn Objects,
     block: &BlockRef,
     footer: &Arc<ParquetMetaData>,
     rg: usize,
@@ -603,7 +603,7 @@ impl GroupIndex {
 /// contiguous, the `TraceID` chunk beside them); also returns the bytes it keeps in memory.
 /// `None`: a column has no offset index.
 async fn read_group_index(
-    backend: &Backend,
+    backend: &dyn Objects,
     group_md: &parquet::file::metadata::RowGroupMetaData,
     id_col: usize,
     key: &str,

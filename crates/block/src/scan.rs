@@ -6,9 +6,9 @@
 
 use vivace_traceql::batch::{BatchBuilder, Projection, SpanBatch};
 
-use crate::backend::Backend;
+use crate::block_ref::BlockRef;
 use crate::error::{Error, Result};
-use crate::list::BlockRef;
+use crate::objects::Objects;
 use crate::read::TraceRows;
 
 /// Reads `block` into one batch: vParquet5 blocks by ranged reads of the column chunks `proj`
@@ -17,7 +17,7 @@ use crate::read::TraceRows;
 /// row-group range is refused). Returns the batch, the bytes read and whether every row group
 /// is in the batch.
 pub async fn read_batch(
-    backend: &Backend,
+    backend: &dyn Objects,
     block: &BlockRef,
     proj: Projection,
     needles: &[crate::prune::Needle],

@@ -20,10 +20,10 @@ use std::sync::Arc;
 use vivace_traceql::batch::{AttrNames, Projection, id16, kind_of_otlp, status_of_otlp};
 use vivace_traceql::spans::{NIL, SpanCol, SpanColumns, Values};
 
-use crate::backend::Backend;
+use crate::block_ref::BlockRef;
 use crate::columnar::{Leaf, Memo, Narrow, RowGroup};
 use crate::error::{Error, Result};
-use crate::list::BlockRef;
+use crate::objects::Objects;
 use crate::prune::{Needle, Parts, Pruned, fetch_parts, prune, row_group_reader};
 
 const START: &str = "rs.ss.Spans.StartTimeUnixNano";
@@ -63,7 +63,7 @@ enum Source {
 /// `only_opt`, when given), or `None` when they cannot be read span by span (see the module
 /// comment).
 pub async fn read_span_columns(
-    backend: &Backend,
+    backend: &dyn Objects,
     block: &BlockRef,
     cols: &[SpanCol],
     needles: &[Needle],
@@ -393,7 +393,7 @@ fn push_str(out: &mut SpanColumns, col: usize, ids: Vec<u32>) {
 /// `block`'s row groups in consecutive runs of at least `bytes` compressed bytes each (the
 /// last may be smaller): the shards of a span-only read that several threads can share.
 pub async fn row_group_shards(
-    backend: &Backend,
+    backend: &dyn Objects,
     block: &BlockRef,
     bytes: u64,
 ) -> Result<Vec<std::ops::Range<usize>>> {

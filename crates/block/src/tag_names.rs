@@ -15,9 +15,9 @@ use parquet::file::properties::ReaderProperties;
 use parquet::file::reader::RowGroupReader;
 use parquet::file::serialized_reader::{SerializedPageReader, SerializedRowGroupReader};
 
-use crate::backend::Backend;
+use crate::block_ref::BlockRef;
 use crate::error::{Error, Result};
-use crate::list::BlockRef;
+use crate::objects::Objects;
 use crate::prune::{Parts, dictionary_range, plain_byte_arrays};
 
 /// The key column of each attribute scope.
@@ -35,7 +35,7 @@ fn key_column(scope: &str) -> Option<&'static str> {
 /// The attribute names per scope of `block` (`scopes` among resource, span, instrumentation,
 /// event, link).
 pub async fn block_tag_names(
-    backend: &Backend,
+    backend: &dyn Objects,
     block: &BlockRef,
     scopes: &[&'static str],
 ) -> Result<BTreeMap<&'static str, BTreeSet<String>>> {
@@ -97,7 +97,7 @@ pub async fn block_tag_names(
 /// The values of column chunks (row group, column) of a block, in order: from dictionary pages
 /// where they list every value, else by decoding the chunk; one ranged request for all.
 async fn chunks_values(
-    backend: &Backend,
+    backend: &dyn Objects,
     block: &BlockRef,
     footer: Arc<parquet::file::metadata::ParquetMetaData>,
     chunks: Vec<(usize, usize)>,
@@ -230,7 +230,7 @@ pub fn values_column(meta: &crate::meta::BlockMeta, scope: &str, name: &str) -> 
 /// everything (else the column is decoded). `None` when the attribute `guard` (key column,
 /// name) also occurs among the generic attributes — values there need the full read.
 pub async fn block_column_values(
-    backend: &Backend,
+    backend: &dyn Objects,
     block: &BlockRef,
     column: &str,
     guard: Option<(&str, &str)>,

@@ -14,8 +14,8 @@ fn main() {
     let (dir, tenant) = (std::path::PathBuf::from(&args[1]), args[2].clone());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let backend = vivace_block::Backend::local(&dir).unwrap();
-        let list = vivace_block::poll(&backend, &Default::default(), false).await.unwrap();
+        let backend = vivace_store::Backend::local(&dir).unwrap();
+        let list = vivace_store::poll(&backend, &Default::default(), false).await.unwrap();
         let inputs = list.blocks(&tenant).to_vec();
         let bytes: u64 = inputs.iter().map(|b| b.meta.size).sum();
         let t = Instant::now();

@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
 use vivace_block::{
-    Backend, BlockList, BlockMeta, BlockRef, BlockWriter, WriterConfig, now_secs, rfc3339,
-    rfc3339_seconds, set_file_facts,
+    BlockMeta, BlockRef, BlockWriter, WriterConfig, rfc3339, rfc3339_seconds, set_file_facts,
 };
 use vivace_common::TraceId;
+use vivace_store::{Backend, BlockList, now_secs};
 
 use crate::config::CompactionConfig;
 
@@ -139,9 +139,13 @@ pub async fn compact(
     let handle = tokio::runtime::Handle::current();
     for b in inputs {
         copy_inputs.push(
-            vivace_block::CopyInput::from_backend(backend, b, handle.clone())
-                .await
-                .map_err(|e| format!("reading block {}: {e}", b.meta.block_id))?,
+            vivace_block::CopyInput::from_backend(
+                std::sync::Arc::new(backend.clone()),
+                b,
+                handle.clone(),
+            )
+            .await
+            .map_err(|e| format!("reading block {}: {e}", b.meta.block_id))?,
         );
     }
     let copy_cfg = cfg.clone();
@@ -171,7 +175,7 @@ pub async fn compact(
             .ok_or("the compaction thread failed")??
         }
     };
-    let output = vivace_block::upload(backend, done, data)
+    let output = vivace_store::upload(backend, done, data)
         .await
         .map_err(|e| format!("uploading block {block_id}: {e}"))?;
     let now = now_secs();

@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use vivace_block::{Backend, SharedBlockList, WriterConfig};
+use vivace_block::WriterConfig;
 use vivace_common::overrides::Overrides;
+use vivace_store::{Backend, SharedBlockList};
 
 use crate::CompactionConfig;
 
@@ -25,7 +26,7 @@ pub async fn compaction_loop(
             _ = stop.changed() => return,
         }
         let list = blocks.current();
-        let now = vivace_block::now_secs();
+        let now = vivace_store::now_secs();
         if !cfg.compaction_disabled {
             for (tenant, tenant_blocks) in &list.tenants {
                 if tenant_compaction_disabled(&overrides, tenant) {

@@ -26,9 +26,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use prost::Message;
-use vivace_block::{Backend, BlockRef, BlockWriter, SharedBlockList, WriterConfig, set_file_facts};
+use vivace_block::{BlockRef, BlockWriter, WriterConfig, set_file_facts};
 use vivace_common::TraceId;
 use vivace_queue::{Queue, QueueRecord};
+use vivace_store::{Backend, SharedBlockList};
 
 use crate::{LiveStore, PendingBlock, Spilled};
 
@@ -77,7 +78,7 @@ pub async fn write_block(
     let mut wcfg = template.clone();
     wcfg.tenant = pending.tenant.to_string();
     wcfg.block_id = block_id.clone();
-    let now = vivace_block::now_secs();
+    let now = vivace_store::now_secs();
     wcfg.time_bounds = Some((now - INGESTION_SLACK_SECS, now + INGESTION_SLACK_SECS));
     let pending_owned = pending.clone();
     let id = block_id.clone();
@@ -95,7 +96,7 @@ pub async fn write_block(
     })
     .await
     .ok_or(FlushError::Thread)??;
-    vivace_block::upload(backend, done, data)
+    vivace_store::upload(backend, done, data)
         .await
         .map_err(|source| FlushError::Upload { block_id, source })
 }

@@ -3,7 +3,8 @@
 
 use anyhow::{Context, bail};
 use vivace_app::Config;
-use vivace_block::{BlockList, BlockMeta, Bloom, shard_for};
+use vivace_block::{BlockMeta, Bloom, shard_for};
+use vivace_store::BlockList;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum BlocksCmd {
@@ -18,7 +19,7 @@ pub(crate) enum BlocksCmd {
 }
 
 async fn meta(
-    backend: &vivace_block::Backend,
+    backend: &vivace_store::Backend,
     tenant: &str,
     block: &str,
 ) -> anyhow::Result<BlockMeta> {
@@ -39,7 +40,7 @@ pub(crate) fn run(cmd: BlocksCmd, cfg: &Config) -> anyhow::Result<()> {
     rt.block_on(async move {
         match cmd {
             BlocksCmd::List { tenant } => {
-                let list = vivace_block::poll(&backend, &BlockList::default(), false).await?;
+                let list = vivace_store::poll(&backend, &BlockList::default(), false).await?;
                 let mut blocks: Vec<_> = list.blocks(&tenant).iter().collect();
                 blocks.sort_by(|a, b| a.meta.start_time.cmp(&b.meta.start_time));
                 println!(

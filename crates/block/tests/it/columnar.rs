@@ -300,7 +300,7 @@ fn tag_names_from_dictionaries_equal_the_attributes_read() {
                 keys(b.links.iter().map(|l| l.attrs.clone()).collect()),
             ),
         ];
-        let backend = vivace_block::Backend::memory();
+        let backend = vivace_store::Backend::memory();
         let block = vivace_block::BlockRef::new("t", meta.clone());
         let got = rt.block_on(async {
             backend.put(&block.key("data.parquet"), data).await.unwrap();
@@ -337,7 +337,7 @@ fn tag_values_from_dictionaries_equal_the_values_read() {
         let meta = BlockMeta::read(&dir).unwrap();
         let data = Bytes::from(std::fs::read(dir.join("data.parquet")).unwrap());
         let b = read_columnar(data.clone(), &meta, "data.parquet", &Projection::ALL).unwrap();
-        let backend = vivace_block::Backend::memory();
+        let backend = vivace_store::Backend::memory();
         let block = vivace_block::BlockRef::new("t", meta.clone());
         rt.block_on(backend.put(&block.key("data.parquet"), data))
             .unwrap();

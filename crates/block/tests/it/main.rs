@@ -215,8 +215,8 @@ async fn local_bucket_listing_and_lookups_through_the_backend() {
     // A protobuf index Tempo left behind would go stale: the poll that rewrites the JSON index
     // removes it.
     std::fs::write(tenant.join("index.pb.zst"), "stale").unwrap();
-    let backend = vivace_block::Backend::local(dir).unwrap();
-    let list = vivace_block::poll(&backend, &Default::default(), true)
+    let backend = vivace_store::Backend::local(dir).unwrap();
+    let list = vivace_store::poll(&backend, &Default::default(), true)
         .await
         .unwrap();
     assert_eq!(list.blocks("single-tenant").len(), 2);
@@ -256,7 +256,7 @@ async fn local_bucket_listing_and_lookups_through_the_backend() {
         first.meta.to_json(),
     )
     .unwrap();
-    let next = vivace_block::poll(&backend, &list, true).await.unwrap();
+    let next = vivace_store::poll(&backend, &list, true).await.unwrap();
     assert_eq!(next.blocks("single-tenant").len(), 1);
     assert_eq!(next.compacted["single-tenant"].len(), 1);
     // A fresh reader gets the metas from the index alone.
@@ -266,7 +266,7 @@ async fn local_bucket_listing_and_lookups_through_the_backend() {
         "not json",
     )
     .unwrap();
-    let fresh = vivace_block::poll(&backend, &Default::default(), false)
+    let fresh = vivace_store::poll(&backend, &Default::default(), false)
         .await
         .unwrap();
     assert_eq!(
@@ -275,9 +275,9 @@ async fn local_bucket_listing_and_lookups_through_the_backend() {
         "{:?}",
         fresh.skipped
     );
-    let empty = vivace_block::Backend::local(&dir.join("missing")).unwrap();
+    let empty = vivace_store::Backend::local(&dir.join("missing")).unwrap();
     assert!(
-        vivace_block::poll(&empty, &Default::default(), true)
+        vivace_store::poll(&empty, &Default::default(), true)
             .await
             .unwrap()
             .is_empty()

@@ -3,7 +3,8 @@
 //! row group could hold a wanted attribute somewhere span-only columns do not look.
 
 use proptest::prelude::*;
-use vivace_block::{Backend, BlockRef, needles, read_span_columns};
+use vivace_block::{BlockRef, needles, read_span_columns};
+use vivace_store::Backend;
 use vivace_traceql::metrics::{MetricsPlan, Range};
 
 use crate::search_prop::{small_row_group_block, traces};

@@ -8,14 +8,15 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use vivace_block::{
-    Backend, BlockRef, BlockWriter, WriterConfig, needles, read_columnar, read_pruned,
-    read_span_columns, set_file_facts,
+    BlockRef, BlockWriter, WriterConfig, needles, read_columnar, read_pruned, read_span_columns,
+    set_file_facts,
 };
 use vivace_common::TraceId;
 use vivace_proto::otlp::common::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value};
 use vivace_proto::otlp::resource::Resource;
 use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status, span};
 use vivace_proto::tempopb::Trace;
+use vivace_store::Backend;
 use vivace_traceql::batch::SpanBatch;
 use vivace_traceql::eval::SearchPlan;
 

@@ -5,14 +5,15 @@
 
 use bytes::Bytes;
 use vivace_block::{
-    Backend, BlockWriter, WriterConfig, find_trace_by_id, find_trace_by_pages, read_all_traces,
-    set_file_facts, upload,
+    BlockWriter, WriterConfig, find_trace_by_id, find_trace_by_pages, read_all_traces,
+    set_file_facts,
 };
 use vivace_common::TraceId;
 use vivace_proto::otlp::common::{AnyValue, KeyValue, any_value};
 use vivace_proto::otlp::resource::Resource;
 use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
 use vivace_proto::tempopb::Trace;
+use vivace_store::{Backend, upload};
 
 fn trace(t: u32, spans: u32) -> (TraceId, Trace) {
     let mut id = [0u8; 16];

@@ -54,7 +54,7 @@ async fn put_block(backend: &Backend, n: u8, traces: &[(TraceId, Trace)]) -> Blo
     }
     let (mut done, data) = w.finish().unwrap();
     set_file_facts(&mut done.meta, data.len() as u64, &data);
-    vivace_block::upload(backend, done, data).await.unwrap()
+    vivace_store::upload(backend, done, data).await.unwrap()
 }
 
 fn span_ids(t: &Trace) -> Vec<u8> {
@@ -89,7 +89,7 @@ async fn blocks_merge_into_one_with_split_traces_combined_once() {
     assert_eq!(out.output.meta.compaction_level, 1);
     assert_eq!(out.input_traces, 5);
 
-    let list = vivace_block::poll(&backend, &BlockList::default(), true)
+    let list = vivace_store::poll(&backend, &BlockList::default(), true)
         .await
         .unwrap();
     assert_eq!(list.blocks("t").len(), 1, "inputs are compacted away");
@@ -130,7 +130,7 @@ async fn blocks_merge_into_one_with_split_traces_combined_once() {
             deleted: 3
         }
     );
-    let list = vivace_block::poll(&backend, &list, true).await.unwrap();
+    let list = vivace_store::poll(&backend, &list, true).await.unwrap();
     assert!(list.blocks("t").is_empty());
     assert_eq!(
         list.compacted["t"].len(),

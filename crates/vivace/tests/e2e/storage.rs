@@ -187,7 +187,7 @@ fn wait_http(port: u16) {
 }
 
 /// Large objects go up in parts and come back whole; small ones in one request.
-async fn multipart_round_trip(backend: &vivace_block::Backend) {
+async fn multipart_round_trip(backend: &vivace_store::Backend) {
     let big: Vec<u8> = (0..11u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
@@ -246,7 +246,7 @@ async fn s3_on_moto_with_multipart() {
         "{listing}"
     );
     drop(server);
-    let backend = vivace_block::Backend::s3(&vivace_block::S3Config {
+    let backend = vivace_store::Backend::s3(&vivace_store::S3Config {
         bucket: "tempo".into(),
         endpoint: format!("127.0.0.1:{port}"),
         region: "us-east-1".into(),
@@ -296,7 +296,7 @@ async fn azure_on_azurite_with_multipart() {
     drop(server);
     // SAFETY: tests run one per process under nextest; nothing else reads this variable.
     unsafe { std::env::set_var("AZURITE_BLOB_STORAGE_URL", &url) };
-    let backend = vivace_block::Backend::azure(&vivace_block::AzureConfig {
+    let backend = vivace_store::Backend::azure(&vivace_store::AzureConfig {
         container_name: "tempo".into(),
         storage_account_name: "devstoreaccount1".into(),
         ..Default::default()

@@ -2,9 +2,9 @@
 
 use bytes::Bytes;
 
-use crate::backend::{Backend, BackendError};
-use crate::list::BlockRef;
-use crate::write::FinishedBlock;
+use vivace_block::{BackendError, BlockRef, FinishedBlock};
+
+use crate::backend::Backend;
 
 /// Uploads `data.parquet`, the bloom shards, then `meta.json` last: until it exists the block
 /// is invisible to every reader (vivace's and Tempo's), so a crash mid-upload leaves nothing

@@ -13,6 +13,7 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use serde::Deserialize;
+use vivace_block::{BackendError, Objects};
 
 /// `storage.trace.s3` (Tempo's keys).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -58,29 +59,6 @@ pub struct AzureConfig {
 }
 
 const DEFAULT_PART_SIZE: u64 = 5 << 20;
-
-/// Errors talking to the object store.
-#[derive(Debug, thiserror::Error)]
-pub enum BackendError {
-    #[error("object store: {0}")]
-    Store(#[from] object_store::Error),
-    #[error("storage configuration: {0}")]
-    Config(String),
-    #[error("reading {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-}
-
-impl BackendError {
-    pub fn is_not_found(&self) -> bool {
-        matches!(
-            self,
-            BackendError::Store(object_store::Error::NotFound { .. })
-        )
-    }
-}
 
 /// A bucket (or directory) holding tenants' blocks.
 #[derive(Clone)]
@@ -350,5 +328,28 @@ impl Backend {
     /// Whether this backend is the directory `root` on local disk.
     pub fn describe(&self) -> &str {
         &self.describe
+    }
+}
+
+#[async_trait::async_trait]
+impl Objects for Backend {
+    async fn get(&self, key: &str) -> Result<Bytes, BackendError> {
+        Backend::get(self, key).await
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, BackendError> {
+        Backend::get_range(self, key, range).await
+    }
+
+    async fn get_ranges(
+        &self,
+        key: &str,
+        ranges: &[Range<u64>],
+    ) -> Result<Vec<Bytes>, BackendError> {
+        Backend::get_ranges(self, key, ranges).await
+    }
+
+    async fn size(&self, key: &str) -> Result<u64, BackendError> {
+        Backend::size(self, key).await
     }
 }

@@ -1,0 +1,47 @@
+//! What the block readers need from storage: whole objects, byte ranges of them and their
+//! sizes, by key (`<tenant>/<blockID>/<file>`, Tempo's layout). The storage crate
+//! (`vivace-store`) implements it over local disk and object stores; this crate stays the format.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+
+/// Errors talking to the object store.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("object store: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("storage configuration: {0}")]
+    Config(String),
+    #[error("reading {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl BackendError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            BackendError::Store(object_store::Error::NotFound { .. })
+        )
+    }
+}
+
+/// Reading a bucket's objects.
+#[async_trait::async_trait]
+pub trait Objects: Send + Sync + std::fmt::Debug {
+    /// A whole object.
+    async fn get(&self, key: &str) -> Result<Bytes, BackendError>;
+    /// One byte range of an object.
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, BackendError>;
+    /// Several byte ranges of one object (coalesced into as few requests as the store allows).
+    async fn get_ranges(
+        &self,
+        key: &str,
+        ranges: &[Range<u64>],
+    ) -> Result<Vec<Bytes>, BackendError>;
+    /// An object's size in bytes.
+    async fn size(&self, key: &str) -> Result<u64, BackendError>;
+}
