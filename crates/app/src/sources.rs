@@ -156,8 +156,9 @@ impl TraceSource for BlockSource {
             .map(|b| {
                 let (backend, id) = (self.backend.clone(), *id);
                 async move {
-                    let r = vivace_block::find_trace_by_id(&backend, &b, &id).await;
-                    (b, r)
+                    let read = vivace_block::Counted::new(&backend);
+                    let r = vivace_block::find_trace_by_id(&read, &b, &id).await;
+                    (b, r, read.bytes())
                 }
             })
             .buffer_unordered(LOOKUP_CONCURRENCY)
@@ -173,12 +174,11 @@ impl TraceSource for BlockSource {
         };
         let mut pieces = Vec::new();
         let mut inspected_bytes = 0;
-        for (b, r) in results {
+        for (b, r, read) in results {
+            // What the lookups read (bloom words, footers and indexes not yet kept, pages).
+            inspected_bytes += read;
             match r {
-                Ok(Some(t)) => {
-                    inspected_bytes += b.meta.size;
-                    pieces.push(t)
-                }
+                Ok(Some(t)) => pieces.push(t),
                 Ok(None) => {}
                 // Compacted away between the poll and the read: its traces are in the new block.
                 Err(vivace_block::Error::Backend(e)) if e.is_not_found() => {}
@@ -262,7 +262,10 @@ async fn fetch_block(
         && only_opt.is_none()
         && let Some(trace_id) = needles.iter().find_map(vivace_block::Needle::trace_id)
     {
-        return match vivace_block::find_trace_by_id(&backend, &block, &trace_id).await {
+        let read = vivace_block::Counted::new(&backend);
+        let found = vivace_block::find_trace_by_id(&read, &block, &trace_id).await;
+        let inspected_bytes = read.bytes();
+        return match found {
             Ok(found) => {
                 let batch = tokio::task::spawn_blocking(move || {
                     vivace_model::batch_of(found.iter().map(|t| (&trace_id, t)))
@@ -271,7 +274,7 @@ async fn fetch_block(
                 .map_err(|e| Status::internal(format!("trace batch task failed: {e}")))?;
                 Ok(FetchedBatch {
                     batch: Arc::new(batch),
-                    ..FetchedBatch::empty(0)
+                    ..FetchedBatch::empty(inspected_bytes)
                 })
             }
             Err(e) => failed(e),

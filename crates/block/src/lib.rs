@@ -38,7 +38,7 @@ pub use copy::{CompactOutput, CopyInput, compact_rows, trim as trim_trace};
 pub use error::{Error, Result};
 pub use meta::{BlockMeta, DedicatedColumn};
 pub use meta::{rfc3339, rfc3339_seconds};
-pub use objects::{BackendError, Objects};
+pub use objects::{BackendError, Counted, Objects};
 pub use prune::{Needle, PrunedRead, RowGroups, needles, read_pruned};
 pub use read::{
     TraceRows, find_trace_by_id, find_trace_by_id_local, find_trace_by_pages, read_all_traces,

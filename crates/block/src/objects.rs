@@ -45,3 +45,59 @@ pub trait Objects: Send + Sync + std::fmt::Debug {
     /// An object's size in bytes.
     async fn size(&self, key: &str) -> Result<u64, BackendError>;
 }
+
+/// An [`Objects`] that counts the bytes read through it: what one lookup or search job really
+/// read, for the `inspectedBytes` a response reports.
+#[derive(Debug)]
+pub struct Counted<'a> {
+    inner: &'a dyn Objects,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+impl<'a> Counted<'a> {
+    pub fn new(inner: &'a dyn Objects) -> Counted<'a> {
+        Counted {
+            inner,
+            bytes: Default::default(),
+        }
+    }
+
+    /// Bytes read so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn add(&self, n: usize) {
+        self.bytes
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[async_trait::async_trait]
+impl Objects for Counted<'_> {
+    async fn get(&self, key: &str) -> Result<Bytes, BackendError> {
+        let b = self.inner.get(key).await?;
+        self.add(b.len());
+        Ok(b)
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, BackendError> {
+        let b = self.inner.get_range(key, range).await?;
+        self.add(b.len());
+        Ok(b)
+    }
+
+    async fn get_ranges(
+        &self,
+        key: &str,
+        ranges: &[Range<u64>],
+    ) -> Result<Vec<Bytes>, BackendError> {
+        let bs = self.inner.get_ranges(key, ranges).await?;
+        self.add(bs.iter().map(Bytes::len).sum());
+        Ok(bs)
+    }
+
+    async fn size(&self, key: &str) -> Result<u64, BackendError> {
+        self.inner.size(key).await
+    }
+}

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use vivace_block::{
-    BlockWriter, WriterConfig, find_trace_by_id, find_trace_by_pages, read_all_traces,
+    BlockWriter, Counted, WriterConfig, find_trace_by_id, find_trace_by_pages, read_all_traces,
     set_file_facts,
 };
 use vivace_common::TraceId;
@@ -132,6 +132,24 @@ async fn a_trace_by_id_reads_only_its_pages() {
         before,
         "an absent ID reads nothing once warm"
     );
+    // What a lookup reports as inspected: the bytes it read, a small part of the block.
+    let read = Counted::new(&backend);
+    let got = find_trace_by_id(&read, &block, &all[12_345].0)
+        .await
+        .unwrap();
+    assert_eq!(got.as_ref(), Some(&all[12_345].1));
+    assert!(
+        read.bytes() > 0 && read.bytes() < block.meta.size / 20,
+        "{} of {} bytes",
+        read.bytes(),
+        block.meta.size
+    );
+    let read = Counted::new(&backend);
+    assert_eq!(
+        find_trace_by_id(&read, &block, &absent).await.unwrap(),
+        None
+    );
+    assert!(read.bytes() < 64, "an absent ID: the bloom words only");
 }
 
 #[test]

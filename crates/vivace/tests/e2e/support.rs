@@ -88,38 +88,57 @@ impl Server {
         extra: &str,
         env: &[(&str, &str)],
     ) -> Server {
-        let (http, grpc, otlp_http, grpc_query) =
-            (free_port(), free_port(), free_port(), free_port());
-        let config = dir.join("vivace.yaml");
-        let indent =
-            |keys: &str| -> String { keys.lines().map(|l| format!("          {l}\n")).collect() };
-        let (grpc_keys, http_keys) = (indent(grpc_keys), indent(http_keys));
-        let receivers: String = receivers.lines().map(|l| format!("    {l}\n")).collect();
-        let yaml = format!(
-            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {http}\n  grpc_listen_port: {grpc_query}\n  log_level: info\n\
-             distributor:\n  receivers:\n    otlp:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:{grpc}\n{grpc_keys}        http:\n          endpoint: 127.0.0.1:{otlp_http}\n{http_keys}{receivers}{extra}"
-        );
-        std::fs::write(&config, yaml).unwrap();
-        let mut s = Server {
-            child: None,
-            dir: dir.to_path_buf(),
-            http,
-            grpc,
-            otlp_http,
-            grpc_query,
-            log: dir.join("vivace.log"),
-            config,
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
-        s.restart();
-        s
+        // A port picked free can be taken by another test before vivace binds it: then the
+        // start is tried again on other ports (a port the test chose itself, in `receivers`
+        // or `extra`, stays as it is).
+        for attempt in 1.. {
+            let (http, grpc, otlp_http, grpc_query) =
+                (free_port(), free_port(), free_port(), free_port());
+            let config = dir.join("vivace.yaml");
+            let indent = |keys: &str| -> String {
+                keys.lines().map(|l| format!("          {l}\n")).collect()
+            };
+            let (grpc_keys, http_keys) = (indent(grpc_keys), indent(http_keys));
+            let receivers: String = receivers.lines().map(|l| format!("    {l}\n")).collect();
+            let yaml = format!(
+                "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {http}\n  grpc_listen_port: {grpc_query}\n  log_level: info\n\
+                 distributor:\n  receivers:\n    otlp:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:{grpc}\n{grpc_keys}        http:\n          endpoint: 127.0.0.1:{otlp_http}\n{http_keys}{receivers}{extra}"
+            );
+            std::fs::write(&config, yaml).unwrap();
+            let mut s = Server {
+                child: None,
+                dir: dir.to_path_buf(),
+                http,
+                grpc,
+                otlp_http,
+                grpc_query,
+                log: dir.join("vivace.log"),
+                config,
+                env: env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            };
+            match s.start_process() {
+                Ok(()) => return s,
+                Err(log) if attempt < 4 && log.contains("Address already in use") => {
+                    eprintln!("a picked port was taken meanwhile; starting on others");
+                }
+                Err(log) => panic!("vivace exited during start; log:\n{log}"),
+            }
+        }
+        unreachable!()
     }
 
     /// Starts the process again with the same config and data dir, waiting until it is ready.
     pub fn restart(&mut self) {
+        if let Err(log) = self.start_process() {
+            panic!("vivace exited during start; log:\n{log}");
+        }
+    }
+
+    /// Starts the process, waiting until it is ready; `Err(log)` when it exits first.
+    fn start_process(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -139,13 +158,11 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if answers_200(self.http, "/ready") {
-                return;
+                return Ok(());
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "vivace exited during start ({status}); log:\n{}",
-                    self.log_text()
-                );
+                self.child = None;
+                return Err(format!("({status})\n{}", self.log_text()));
             }
             assert!(
                 Instant::now() < deadline,
