@@ -7,7 +7,9 @@
 //! or changed since the last message and the cumulative metrics, whose
 //! `completedJobs`/`totalJobs` drive Grafana's progress bar), then the final full response;
 //! every message is cut to at most 1 MiB (Tempo's `max_grpc_streaming_packet_size`), the
-//! metrics repeated in each part. Tags and tag values answer with one message.
+//! metrics repeated in each part. Range metrics queries stream their answer so far the same way
+//! (series cut among messages; Grafana merges the frames it receives); an instant query's
+//! answer is one message (Grafana shows the last one). Tags and tag values answer with one message.
 //! Requests become the same parameters the HTTP API parses, so both give the same answers and
 //! the same errors (400 → InvalidArgument, 504 → DeadlineExceeded, …).
 
@@ -66,54 +68,116 @@ impl Streaming {
         params: HashMap<String, String>,
         instant: bool,
         to: fn(&crate::metrics::Answer) -> T,
+        parts: fn(T) -> Vec<T>,
     ) -> Response<Streamed<T>> {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<T, tonic::Status>>(16);
         let api = self.api.clone();
         tokio::spawn(async move {
             let progress_tx = tx.clone();
             let r = run_metrics(&api, &tenants, &params, instant, move |a| {
-                let _ = progress_tx.try_send(Ok(to(&a)));
+                // Skipped when the client is behind: the final answer always follows.
+                let parts = parts(to(&a));
+                if progress_tx.capacity() >= parts.len() {
+                    for part in parts {
+                        let _ = progress_tx.try_send(Ok(part));
+                    }
+                }
             })
             .await;
-            let _ = tx.send(r.map(|a| to(&a)).map_err(to_tonic)).await;
+            send_final(&tx, r.map(|a| to(&a)), parts).await;
         });
         Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
     }
 }
 
-/// Tempo's `max_grpc_streaming_packet_size`: no streamed search message is larger; a bigger
-/// answer goes as several, each with the metrics.
+/// Tempo's `max_grpc_streaming_packet_size`: no streamed search or metrics message is larger; a
+/// bigger answer goes as several, each with the metrics.
 const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
-/// `resp` cut into messages of at most `max` encoded bytes (a single trace larger than that
-/// goes alone), every one carrying the metrics; at least one message.
-fn segments(resp: SearchResponse, max: usize) -> Vec<SearchResponse> {
+/// A streamed answer that can be cut into several messages: its repeated items (traces,
+/// series) split among them, everything else (metrics, status) repeated in each.
+trait Segmented: prost::Message + Sized {
+    type Item: prost::Message;
+    fn take_items(&mut self) -> Vec<Self::Item>;
+    /// This answer without its items, with `items` instead.
+    fn with_items(&self, items: Vec<Self::Item>) -> Self;
+}
+
+impl Segmented for SearchResponse {
+    type Item = vivace_proto::tempopb::TraceSearchMetadata;
+    fn take_items(&mut self) -> Vec<Self::Item> {
+        std::mem::take(&mut self.traces)
+    }
+    fn with_items(&self, traces: Vec<Self::Item>) -> Self {
+        SearchResponse {
+            traces,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+impl Segmented for QueryRangeResponse {
+    type Item = vivace_proto::tempopb::TimeSeries;
+    fn take_items(&mut self) -> Vec<Self::Item> {
+        std::mem::take(&mut self.series)
+    }
+    fn with_items(&self, series: Vec<Self::Item>) -> Self {
+        QueryRangeResponse {
+            series,
+            ..self.clone()
+        }
+    }
+}
+
+/// `resp` cut into messages of at most `max` encoded bytes (a single item larger than that goes
+/// alone), every one carrying the rest of the answer; at least one message.
+fn segments<M: Segmented>(mut resp: M, max: usize) -> Vec<M> {
     use prost::Message;
+    let items = resp.take_items();
+    let base = resp.encoded_len();
     let field = |len: usize| 1 + prost::encoding::encoded_len_varint(len as u64) + len;
-    let base = resp.metrics.as_ref().map_or(0, |m| field(m.encoded_len()));
-    let mut out = Vec::new();
-    let mut part = SearchResponse {
-        traces: Vec::new(),
-        metrics: resp.metrics.clone(),
-    };
-    let mut size = base;
-    for t in resp.traces {
-        let len = field(t.encoded_len());
-        if !part.traces.is_empty() && size + len > max {
-            out.push(std::mem::replace(
-                &mut part,
-                SearchResponse {
-                    traces: Vec::new(),
-                    metrics: resp.metrics.clone(),
-                },
-            ));
+    let (mut out, mut part, mut size) = (Vec::new(), Vec::new(), base);
+    for item in items {
+        let len = field(item.encoded_len());
+        if !part.is_empty() && size + len > max {
+            out.push(resp.with_items(std::mem::take(&mut part)));
             size = base;
         }
         size += len;
-        part.traces.push(t);
+        part.push(item);
     }
-    out.push(part);
+    out.push(resp.with_items(part));
     out
+}
+
+/// An answer in messages of at most [`MAX_MESSAGE_BYTES`].
+fn cut<M: Segmented>(resp: M) -> Vec<M> {
+    segments(resp, MAX_MESSAGE_BYTES)
+}
+
+/// An answer as one message: Grafana shows only the last message of an instant query.
+fn whole<M>(resp: M) -> Vec<M> {
+    vec![resp]
+}
+
+/// The final answer, in the messages `parts` makes of it, or the error.
+async fn send_final<M>(
+    tx: &tokio::sync::mpsc::Sender<Result<M, tonic::Status>>,
+    r: Result<M, Status>,
+    parts: fn(M) -> Vec<M>,
+) {
+    match r {
+        Ok(resp) => {
+            for part in parts(resp) {
+                if tx.send(Ok(part)).await.is_err() {
+                    break;
+                }
+            }
+        }
+        Err(e) => {
+            let _ = tx.send(Err(to_tonic(e))).await;
+        }
+    }
 }
 
 fn put(m: &mut HashMap<String, String>, k: &str, v: impl ToString) {
@@ -207,9 +271,15 @@ impl StreamingQuerier for Streaming {
         put_nonzero(&mut params, "exemplars", r.exemplars);
         put_nonzero(&mut params, "maxSeries", r.max_series);
         let instant = r.instant == Some(true);
-        Ok(self.stream_metrics(tenants, params, instant, |a| {
-            crate::metrics::range_response(a)
-        }))
+        let parts: fn(QueryRangeResponse) -> Vec<QueryRangeResponse> =
+            if instant { whole } else { cut };
+        Ok(self.stream_metrics(
+            tenants,
+            params,
+            instant,
+            crate::metrics::range_response,
+            parts,
+        ))
     }
 
     async fn metrics_query_instant(
@@ -219,9 +289,13 @@ impl StreamingQuerier for Streaming {
         let tenants = self.tenants(&req)?;
         let r = req.get_ref();
         let params = metrics_params(&r.query, r.start, r.end);
-        Ok(self.stream_metrics(tenants, params, true, |a| {
-            crate::metrics::instant_response(a)
-        }))
+        Ok(self.stream_metrics(
+            tenants,
+            params,
+            true,
+            crate::metrics::instant_response,
+            whole,
+        ))
     }
 
     async fn search(
@@ -238,7 +312,7 @@ impl StreamingQuerier for Streaming {
                 // A slow client never stalls the search: a diff that does not fit is kept for
                 // the next tick (the final answer always follows).
                 let diff = c.diff();
-                let parts = segments(diff.clone(), MAX_MESSAGE_BYTES);
+                let parts = cut(diff.clone());
                 if progress_tx.capacity() >= parts.len() {
                     for part in parts {
                         let _ = progress_tx.try_send(Ok(part));
@@ -247,18 +321,7 @@ impl StreamingQuerier for Streaming {
                 }
             })
             .await;
-            match r {
-                Ok(resp) => {
-                    for part in segments(resp, MAX_MESSAGE_BYTES) {
-                        if tx.send(Ok(part)).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(to_tonic(e))).await;
-                }
-            }
+            send_final(&tx, r, cut).await;
         });
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
@@ -350,5 +413,35 @@ mod tests {
         };
         let sizes: Vec<usize> = segments(big, 1024).iter().map(|p| p.traces.len()).collect();
         assert_eq!(sizes, vec![1, 1, 1]);
+    }
+
+    #[test]
+    fn range_answers_are_cut_by_series() {
+        use vivace_proto::tempopb::TimeSeries;
+        let resp = QueryRangeResponse {
+            series: (0..300)
+                .map(|i| TimeSeries {
+                    prom_labels: format!("{{span.name=\"{i:0200}\"}}"),
+                    ..Default::default()
+                })
+                .collect(),
+            metrics: Some(SearchMetrics {
+                total_jobs: 9,
+                ..Default::default()
+            }),
+            status: 1,
+            message: "partial".into(),
+        };
+        let parts = segments(resp.clone(), 8 * 1024);
+        assert!(parts.len() >= 7, "{}", parts.len());
+        for p in &parts {
+            assert!(p.encoded_len() <= 8 * 1024);
+            assert_eq!(
+                (&p.metrics, p.status, &p.message),
+                (&resp.metrics, 1, &resp.message)
+            );
+        }
+        let series: Vec<_> = parts.into_iter().flat_map(|p| p.series).collect();
+        assert_eq!(series, resp.series);
     }
 }
