@@ -32,6 +32,9 @@ struct BlockCache {
     /// Decoded page indexes of row groups trace by ID has read, by row group, within
     /// [`PAGE_INDEXES`].
     page_indexes: Kept<usize, crate::read::GroupIndex>,
+    /// Decompressed dictionary pages of the columns trace by ID reads, by row group (one per
+    /// column, `None` for a column without one or not read), within [`DICTIONARIES`].
+    dictionaries: Kept<usize, Vec<Option<parquet::column::page::Page>>>,
 }
 
 /// Memory for bloom shards kept across lookups (all blocks together). Past it, lookups read the
@@ -41,6 +44,11 @@ static BLOOMS: Budget = Budget::new(256 << 20);
 /// Memory for decoded page indexes kept across trace-by-ID lookups (all blocks together,
 /// counted as the bytes they were decoded from). Past it, lookups read the index each time.
 static PAGE_INDEXES: Budget = Budget::new(64 << 20);
+
+/// Memory for dictionary pages kept across trace-by-ID lookups (all blocks together, counted
+/// decompressed). A row group's dictionaries are about a third of what a lookup in it would
+/// fetch and decompress. Past it, lookups read them each time.
+static DICTIONARIES: Budget = Budget::new(64 << 20);
 
 /// Memory that values kept with blocks may take, all blocks together.
 #[derive(Debug)]
@@ -105,6 +113,7 @@ impl Drop for BlockCache {
     fn drop(&mut self) {
         self.blooms.release(&BLOOMS);
         self.page_indexes.release(&PAGE_INDEXES);
+        self.dictionaries.release(&DICTIONARIES);
     }
 }
 
@@ -203,6 +212,32 @@ impl BlockRef {
             self.cache
                 .page_indexes
                 .keep(&PAGE_INDEXES, rg, index, bytes);
+        }
+    }
+
+    /// Row group `rg`'s dictionary pages, if a lookup kept them.
+    pub(crate) fn cached_dictionaries(
+        &self,
+        rg: usize,
+    ) -> Option<Arc<Vec<Option<parquet::column::page::Page>>>> {
+        self.cache.dictionaries.get(&rg)
+    }
+
+    /// Keeps row group `rg`'s dictionary pages while the cache has room.
+    pub(crate) fn keep_dictionaries(
+        &self,
+        rg: usize,
+        pages: Vec<Option<parquet::column::page::Page>>,
+    ) {
+        let bytes: u64 = pages
+            .iter()
+            .flatten()
+            .map(|p| p.buffer().len() as u64)
+            .sum();
+        if DICTIONARIES.has_room(bytes) {
+            self.cache
+                .dictionaries
+                .keep(&DICTIONARIES, rg, Arc::new(pages), bytes);
         }
     }
 

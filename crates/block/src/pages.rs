@@ -59,6 +59,22 @@ impl Iterator for Pages {
     }
 }
 
+impl Pages {
+    /// The dictionary page, when the pages start with one.
+    pub(crate) fn dictionary(&self) -> Option<Page> {
+        match self.pages.front() {
+            Some((p @ Page::DictionaryPage { .. }, _)) => Some(p.clone()),
+            _ => None,
+        }
+    }
+
+    /// These pages with `dict` (a dictionary page kept from an earlier read) before them.
+    pub(crate) fn after_dictionary(mut self, dict: Page) -> Pages {
+        self.pages.push_front((dict, None));
+        self
+    }
+}
+
 impl PageReader for Pages {
     fn get_next_page(&mut self) -> Result<Option<Page>> {
         Ok(self.pages.pop_front().map(|(p, _)| p))

@@ -127,7 +127,9 @@ async fn find_by_pages(
         Some(None) => return Ok(Some(None)),
         None => return Ok(None),
     };
-    // The page holding `row` in every column OTLP needs, and each chunk's dictionary page.
+    // The page holding `row` in every column OTLP needs, and each chunk's dictionary page
+    // unless an earlier lookup in this row group kept them.
+    let dicts_opt = block.cached_dictionaries(rg);
     let mut ranges = Vec::new();
     let mut holding = Vec::with_capacity(group_md.columns().len());
     for (i, c) in group_md.columns().iter().enumerate() {
@@ -140,38 +142,58 @@ async fn find_by_pages(
             return Ok(None);
         };
         holding.push(Some(k));
-        page_ranges(c, pages, k..k + 1, &mut ranges);
+        page_ranges(c, pages, k..k + 1, dicts_opt.is_none(), &mut ranges);
     }
     let parts = crate::prune::fetch_parts(backend, key, &ranges).await?;
     let meta = meta.clone();
     let footer = footer.clone();
     let key_owned = key.to_string();
     let id = *id;
-    tokio::task::spawn_blocking(move || -> Result<Option<Option<Trace>>> {
+    let (found, read_dicts) = tokio::task::spawn_blocking(move || {
         let reader = crate::prune::Parts::new(parts, size);
         let group_md = footer.row_group(rg);
         let schema = footer.file_metadata().schema_descr_ptr();
         let offsets = &index.offsets;
-        one_row(&schema, &meta, &key_owned, |i| {
+        let mut read_dicts = vec![None; holding.len()];
+        let found = one_row(&schema, &meta, &key_owned, |i| {
             let Some(k) = holding[i] else {
                 return Ok(None);
             };
             let pages = offsets[i].page_locations();
             let first = pages[k].first_row_index.max(0) as usize;
-            let decoded = column_pages(&reader, group_md.column(i), pages, k..k + 1, rg_rows)?;
+            let c = group_md.column(i);
+            let decoded = match &dicts_opt {
+                Some(dicts) => {
+                    let decoded = column_pages(&reader, c, pages, k..k + 1, false, rg_rows)?;
+                    match &dicts[i] {
+                        Some(dict) => decoded.after_dictionary(dict.clone()),
+                        None => decoded,
+                    }
+                }
+                None => {
+                    let decoded = column_pages(&reader, c, pages, k..k + 1, true, rg_rows)?;
+                    read_dicts[i] = decoded.dictionary();
+                    decoded
+                }
+            };
             Ok(Some((
                 get_column_reader(schema.column(i), Box::new(decoded)),
                 row - first,
             )))
         })
-        .and_then(|found| check_id(found, &id, &key_owned))
-        .map(Some)
+        .and_then(|found| check_id(found, &id, &key_owned));
+        (found, read_dicts)
     })
     .await
     .map_err(|e| Error::Schema {
         path: PathBuf::new(),
         what: format!("block read task failed: {e}"),
-    })?
+    })?;
+    let found = found?;
+    if block.cached_dictionaries(rg).is_none() {
+        block.keep_dictionaries(rg, read_dicts);
+    }
+    Ok(Some(found))
 }
 
 /// Pages `which` of a column chunk (and its dictionary page) out of fetched `parts`, decoded by
@@ -181,10 +203,11 @@ fn column_pages(
     c: &parquet::file::metadata::ColumnChunkMetaData,
     pages: &[parquet::file::page_index::offset_index::PageLocation],
     which: std::ops::Range<usize>,
+    with_dictionary: bool,
     rg_rows: usize,
 ) -> parquet::errors::Result<crate::pages::Pages> {
     let mut ranges = Vec::new();
-    page_ranges(c, pages, which.clone(), &mut ranges);
+    page_ranges(c, pages, which.clone(), with_dictionary, &mut ranges);
     let dict = ranges.len() - which.len();
     let rows = |k: usize| {
         let first = pages[k].first_row_index.max(0) as usize;
@@ -202,14 +225,17 @@ fn column_pages(
     crate::pages::Pages::decode(c.compression(), decoded)
 }
 
-/// The byte ranges of a column chunk's dictionary page if it has one, then of its pages `which`.
+/// The byte ranges of a column chunk's dictionary page if it has one (and `with_dictionary`),
+/// then of its pages `which`.
 fn page_ranges(
     c: &parquet::file::metadata::ColumnChunkMetaData,
     pages: &[parquet::file::page_index::offset_index::PageLocation],
     which: std::ops::Range<usize>,
+    with_dictionary: bool,
     out: &mut Vec<std::ops::Range<u64>>,
 ) {
-    if let (Some(dict), Some(first)) = (c.dictionary_page_offset(), pages.first())
+    if with_dictionary
+        && let (Some(dict), Some(first)) = (c.dictionary_page_offset(), pages.first())
         && (dict as u64) < first.offset as u64
     {
         out.push(dict as u64..first.offset as u64);
@@ -634,7 +660,8 @@ async fn read_group_index(
     };
     let rg_rows = group_md.num_rows().max(0) as usize;
     let id_pages = offsets[id_col].page_locations();
-    let pages = column_pages(&reader, id_md, id_pages, 0..id_pages.len(), rg_rows).map_err(pq)?;
+    let pages =
+        column_pages(&reader, id_md, id_pages, 0..id_pages.len(), true, rg_rows).map_err(pq)?;
     let ids = match get_column_reader(id_md.column_descr_ptr(), Box::new(pages)) {
         ColumnReader::ByteArrayColumnReader(r) => sorted_ids(r, rg_rows).map_err(pq)?,
         _ => Vec::new(),
