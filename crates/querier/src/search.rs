@@ -719,9 +719,9 @@ mod tests {
         assert!(tags_to_traceql("broken").is_err());
     }
 
-    #[test]
-    fn combiner_keeps_first_found_and_merges_fragments() {
-        let t = |id: &str, start: u64, matched: u32| TraceSearchMetadata {
+    /// A trace found with `matched` spans, starting at `start`.
+    fn t(id: &str, start: u64, matched: u32) -> TraceSearchMetadata {
+        TraceSearchMetadata {
             trace_id: id.into(),
             root_service_name: ROOT_NOT_RECEIVED.into(),
             start_time_unix_nano: start,
@@ -730,7 +730,11 @@ mod tests {
                 ..Default::default()
             }],
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn combiner_keeps_first_found_and_merges_fragments() {
         let mut c = Combiner::new(2, false);
         c.add(t("a", 10, 1));
         c.add(t("b", 30, 1));
@@ -758,16 +762,6 @@ mod tests {
 
     #[test]
     fn diffs_carry_what_changed_since_it_was_sent() {
-        let t = |id: &str, start: u64, matched: u32| TraceSearchMetadata {
-            trace_id: id.into(),
-            root_service_name: ROOT_NOT_RECEIVED.into(),
-            start_time_unix_nano: start,
-            span_sets: vec![SpanSet {
-                matched,
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
         let ids = |r: SearchResponse| -> Vec<String> {
             r.traces.into_iter().map(|t| t.trace_id).collect()
         };
