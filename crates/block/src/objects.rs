@@ -101,3 +101,54 @@ impl Objects for Counted<'_> {
         self.inner.size(key).await
     }
 }
+
+/// Objects held in memory by key: a block this process has just written, read back from its
+/// bytes (see [`crate::warm`]).
+#[derive(Debug, Default)]
+pub(crate) struct InMemory(pub(crate) std::collections::HashMap<String, Bytes>);
+
+impl InMemory {
+    fn object(&self, key: &str) -> Result<&Bytes, BackendError> {
+        self.0.get(key).ok_or_else(|| {
+            BackendError::Store(object_store::Error::NotFound {
+                path: key.into(),
+                source: "not among the objects held in memory".into(),
+            })
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Objects for InMemory {
+    async fn get(&self, key: &str) -> Result<Bytes, BackendError> {
+        self.object(key).cloned()
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, BackendError> {
+        let b = self.object(key)?;
+        let (start, end) = (range.start as usize, range.end as usize);
+        if start > end || end > b.len() {
+            return Err(BackendError::Store(object_store::Error::Generic {
+                store: "memory",
+                source: format!("range {range:?} of {key} ({} bytes)", b.len()).into(),
+            }));
+        }
+        Ok(b.slice(start..end))
+    }
+
+    async fn get_ranges(
+        &self,
+        key: &str,
+        ranges: &[Range<u64>],
+    ) -> Result<Vec<Bytes>, BackendError> {
+        let mut out = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            out.push(self.get_range(key, r.clone()).await?);
+        }
+        Ok(out)
+    }
+
+    async fn size(&self, key: &str) -> Result<u64, BackendError> {
+        Ok(self.object(key)?.len() as u64)
+    }
+}

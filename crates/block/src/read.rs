@@ -73,6 +73,43 @@ pub async fn find_trace_by_id(
     })?
 }
 
+/// Primes what lookups keep for a block this process has just written, from its bytes: the
+/// footer, every row group's page index and trace IDs, and the bloom shards (each within its
+/// memory budget). A first lookup in the block then reads only the pages of its row — one
+/// object read, where a block learned from the bucket takes the bloom, the footer and the
+/// index first.
+pub async fn warm(block: &BlockRef, data: Bytes, blooms: &[Bytes]) -> Result<()> {
+    check_format(&block.meta)?;
+    let key = block.key("data.parquet");
+    let mut objects = crate::objects::InMemory::default();
+    objects.0.insert(key.clone(), data);
+    for (i, b) in blooms.iter().enumerate() {
+        objects
+            .0
+            .insert(block.key(&format!("bloom-{i}")), b.clone());
+    }
+    let footer = block.footer(&objects).await?;
+    let schema = footer.file_metadata().schema_descr_ptr();
+    let Some(id_col) = trace_id_column(&schema) else {
+        return Ok(());
+    };
+    for rg in 0..footer.num_row_groups() {
+        if block.cached_page_index(rg).is_some() {
+            continue;
+        }
+        if let Some((index, bytes)) =
+            read_group_index(&objects, footer.row_group(rg), id_col, &key).await?
+        {
+            block.keep_page_index(rg, Arc::new(index), bytes);
+        }
+    }
+    for shard in 0..blooms.len() {
+        let key = block.key(&format!("bloom-{shard}"));
+        block.cached_bloom(&objects, shard as u32, &key).await?;
+    }
+    Ok(())
+}
+
 /// [`find_trace_by_id`] through the page index only, without the bloom or any fallback: `None`
 /// when the block has no offset index or the read cannot be done page by page (tests, tools).
 pub async fn find_trace_by_pages(

@@ -78,6 +78,17 @@ async fn a_trace_by_id_reads_only_its_pages() {
     let all = read_all_traces(Bytes::from(data.clone()), &done.meta, "data.parquet").unwrap();
     let backend = Backend::memory();
     let block = upload(&backend, done, data).await.unwrap();
+    // A block this process wrote is primed from its bytes (footer, page indexes and trace IDs,
+    // blooms): its first lookup reads only the pages of its row.
+    let (id, want) = &all[30_000];
+    let before = backend.reads();
+    let got = find_trace_by_id(&backend, &block, id).await.unwrap();
+    assert_eq!(got.as_ref(), Some(want));
+    assert_eq!(
+        backend.reads() - before,
+        1,
+        "reads of the first lookup in a block just written"
+    );
     for i in (0..40_000)
         .step_by(997)
         .chain([1, 16_383, 16_384, 16_385, 39_999])
