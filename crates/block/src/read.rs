@@ -186,12 +186,13 @@ async fn find_by_pages(
     let footer = footer.clone();
     let key_owned = key.to_string();
     let id = *id;
-    let (found, read_dicts) = tokio::task::spawn_blocking(move || {
+    // The dictionary pages this lookup reads, to keep (none when they were kept already).
+    let (found, read_dicts_opt) = tokio::task::spawn_blocking(move || {
         let reader = crate::prune::Parts::new(parts, size);
         let group_md = footer.row_group(rg);
         let schema = footer.file_metadata().schema_descr_ptr();
         let offsets = &index.offsets;
-        let mut read_dicts = vec![None; holding.len()];
+        let mut read_dicts_opt = dicts_opt.is_none().then(|| vec![None; holding.len()]);
         let found = one_row(&schema, &meta, &key_owned, |i| {
             let Some(k) = holding[i] else {
                 return Ok(None);
@@ -199,27 +200,21 @@ async fn find_by_pages(
             let pages = offsets[i].page_locations();
             let first = pages[k].first_row_index.max(0) as usize;
             let c = group_md.column(i);
-            let decoded = match &dicts_opt {
-                Some(dicts) => {
-                    let decoded = column_pages(&reader, c, pages, k..k + 1, false, rg_rows)?;
-                    match &dicts[i] {
-                        Some(dict) => decoded.after_dictionary(dict.clone()),
-                        None => decoded,
-                    }
-                }
-                None => {
-                    let decoded = column_pages(&reader, c, pages, k..k + 1, true, rg_rows)?;
-                    read_dicts[i] = decoded.dictionary();
-                    decoded
-                }
-            };
+            let mut decoded =
+                column_pages(&reader, c, pages, k..k + 1, dicts_opt.is_none(), rg_rows)?;
+            if let Some(dict) = dicts_opt.as_ref().and_then(|d| d[i].clone()) {
+                decoded = decoded.after_dictionary(dict);
+            }
+            if let Some(read) = &mut read_dicts_opt {
+                read[i] = decoded.dictionary();
+            }
             Ok(Some((
                 get_column_reader(schema.column(i), Box::new(decoded)),
                 row - first,
             )))
         })
         .and_then(|found| check_id(found, &id, &key_owned));
-        (found, read_dicts)
+        (found, read_dicts_opt)
     })
     .await
     .map_err(|e| Error::Schema {
@@ -227,7 +222,7 @@ async fn find_by_pages(
         what: format!("block read task failed: {e}"),
     })?;
     let found = found?;
-    if block.cached_dictionaries(rg).is_none() {
+    if let Some(read_dicts) = read_dicts_opt {
         block.keep_dictionaries(rg, read_dicts);
     }
     Ok(Some(found))
