@@ -11,7 +11,7 @@ use vivace_proto::otlp::common::{AnyValue, KeyValue, any_value};
 use vivace_proto::otlp::resource::Resource;
 use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
 
-use crate::support::{Server, free_port, get_text, http, moto, post_otlp};
+use crate::support::{JsonBody, Server, free_port, get_text, http, moto, post_otlp};
 
 const BATCHES: u32 = 40;
 const TRACES_PER_BATCH: u32 = 50;
@@ -178,12 +178,8 @@ async fn assert_drained_and_whole(server: &Server, batches: u32) {
             ("start", (now - 600).to_string()),
             ("end", (now + 1).to_string()),
         ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let counted: f64 = v["series"][0]["value"].as_f64().unwrap_or(0.0);
     let sent = batches * TRACES_PER_BATCH * SPANS_PER_TRACE;
     // At least every span: a block whose upload was cut after it landed is written again, and
@@ -198,12 +194,8 @@ async fn assert_drained_and_whole(server: &Server, batches: u32) {
             hex::encode([&b.to_be_bytes()[..], &3u32.to_be_bytes()[..], &[7u8; 8][..]].concat());
         let t: serde_json::Value = http()
             .get(server.api(&format!("/api/v2/traces/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .json_body()
+            .await;
         let spans: usize = t["trace"]["resourceSpans"]
             .as_array()
             .into_iter()

@@ -19,7 +19,7 @@ use vivace_proto::otlp::resource::Resource;
 use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status, span};
 use vivace_proto::tempopb::SearchResponse;
 
-use crate::support::{Server, clients_dir, http, post_otlp, python};
+use crate::support::{JsonBody, Server, clients_dir, http, post_otlp, python};
 
 pub const FIXTURES: &str = include_str!("../../../traceql/testdata/fixtures.json");
 const CASES: &str = include_str!("../../../traceql/testdata/semantic.txt");
@@ -508,12 +508,8 @@ async fn otel_sdk_spans_are_searchable_within_a_second() {
         let r: Json = http()
             .get(server.api("/api/search"))
             .query(&[("q", "{ }"), ("limit", "100")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .json_body()
+            .await;
         let found: BTreeSet<String> = r["traces"]
             .as_array()
             .into_iter()
@@ -585,15 +581,7 @@ async fn grafana_requests_tags_and_bad_input() {
         ("start", start.as_str()),
         ("end", end.as_str()),
     ];
-    let body: Json = c
-        .get(server.api("/api/search"))
-        .query(&q)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Json = c.get(server.api("/api/search")).query(&q).json_body().await;
     check_grafana_shapes(&body);
     let errors = &body["traces"].as_array().unwrap();
     assert_eq!(errors.len(), 3, "T1, T2 and Y have error spans: {body}");
@@ -622,12 +610,8 @@ async fn grafana_requests_tags_and_bad_input() {
     let body: Json = c
         .get(server.api("/api/search"))
         .query(&[("q", "{ } | avg(duration) > 20ms")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let attrs = &body["traces"][0]["spanSets"][0]["attributes"][0];
     assert_eq!(attrs["key"], "avg(duration)");
     assert!(
@@ -641,24 +625,16 @@ async fn grafana_requests_tags_and_bad_input() {
     let body: Json = c
         .get(server.api("/api/search"))
         .query(&[("q", "{ span.ratio = 1 }")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let ratio = &body["traces"][0]["spanSets"][0]["spans"][0]["attributes"][0];
     assert_eq!(ratio["value"]["doubleValue"].to_string(), "1", "{ratio}");
     // Legacy tag search.
     let body: Json = c
         .get(server.api("/api/search"))
         .query(&[("tags", "service.name=db name=query")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(body["traces"].as_array().unwrap().len(), 2, "{body}");
 
     // Tags, as the autocomplete asks for them.
@@ -669,12 +645,8 @@ async fn grafana_requests_tags_and_bad_input() {
             ("start", start.as_str()),
             ("end", end.as_str()),
         ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let scope = |name: &str| -> Vec<String> {
         tags["scopes"]
             .as_array()
@@ -700,12 +672,8 @@ async fn grafana_requests_tags_and_bad_input() {
     assert!(scope("intrinsic").contains(&"duration".to_string()));
     let v1: Json = c
         .get(server.api("/api/search/tags?scope=span"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert!(
         v1["tagNames"]
             .as_array()
@@ -797,12 +765,8 @@ async fn grafana_requests_tags_and_bad_input() {
     let v: Json = c
         .get(server.api("/api/v2/search/tag/name/values"))
         .query(&[("q", "{ duration > 0s }"), ("limit", "2")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(v["tagValues"].as_array().map(Vec::len), Some(2), "{v}");
     let v = values("status", None).await;
     assert_eq!(
@@ -811,12 +775,8 @@ async fn grafana_requests_tags_and_bad_input() {
     );
     let v1: Json = c
         .get(server.api("/api/search/tag/service.name/values"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert!(
         v1["tagValues"]
             .as_array()

@@ -294,6 +294,18 @@ pub async fn read_trace(server: &Server, hex_id: &str, tenant_opt: Option<&str>)
     }
 }
 
+/// An HTTP request whose answer is read as JSON.
+pub trait JsonBody {
+    /// Sends the request and reads the answer as JSON (panics on a transport or decoding error).
+    fn json_body(self) -> impl std::future::Future<Output = serde_json::Value>;
+}
+
+impl JsonBody for reqwest::RequestBuilder {
+    async fn json_body(self) -> serde_json::Value {
+        self.send().await.unwrap().json().await.unwrap()
+    }
+}
+
 /// Sends one OTLP protobuf request over HTTP.
 pub async fn post_otlp(
     server: &Server,
@@ -472,12 +484,8 @@ impl Prometheus {
         let v: serde_json::Value = http()
             .get(format!("http://127.0.0.1:{}/api/v1/query", self.port))
             .query(&[("query", q)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .json_body()
+            .await;
         assert_eq!(v["status"], "success", "{q}: {v}");
         v["data"]["result"]
             .as_array()
@@ -499,12 +507,8 @@ impl Prometheus {
         let v: serde_json::Value = http()
             .get(format!("http://127.0.0.1:{}/api/v1/query", self.port))
             .query(&[("query", format!("{selector}[{range}]"))])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .json_body()
+            .await;
         let result = v["data"]["result"].as_array().cloned().unwrap_or_default();
         assert!(result.len() <= 1, "{selector} selects several series: {v}");
         result
