@@ -76,12 +76,7 @@ impl Streaming {
             let progress_tx = tx.clone();
             let r = run_metrics(&api, &tenants, &params, instant, move |a| {
                 // Skipped when the client is behind: the final answer always follows.
-                let parts = parts(to(&a));
-                if progress_tx.capacity() >= parts.len() {
-                    for part in parts {
-                        let _ = progress_tx.try_send(Ok(part));
-                    }
-                }
+                send_partial(&progress_tx, parts(to(&a)), |_| {});
             })
             .await;
             send_final(&tx, r.map(|a| to(&a)), parts).await;
@@ -158,6 +153,22 @@ fn cut<M: Segmented>(resp: M) -> Vec<M> {
 /// An answer as one message: Grafana shows only the last message of an instant query.
 fn whole<M>(resp: M) -> Vec<M> {
     vec![resp]
+}
+
+/// A partial answer's messages, all or none: none when the client has not taken enough of the
+/// earlier ones for all to fit. `sent` sees them before they go.
+fn send_partial<M>(
+    tx: &tokio::sync::mpsc::Sender<Result<M, tonic::Status>>,
+    parts: Vec<M>,
+    sent: impl FnOnce(&[M]),
+) {
+    if tx.capacity() < parts.len() {
+        return;
+    }
+    sent(&parts);
+    for part in parts {
+        let _ = tx.try_send(Ok(part));
+    }
 }
 
 /// The final answer, in the messages `parts` makes of it, or the error.
@@ -311,14 +322,9 @@ impl StreamingQuerier for Streaming {
             let r = run_search(&api, &tenants, &params, move |c| {
                 // A slow client never stalls the search: a diff that does not fit is kept for
                 // the next tick (the final answer always follows).
-                let diff = c.diff();
-                let parts = cut(diff.clone());
-                if progress_tx.capacity() >= parts.len() {
-                    for part in parts {
-                        let _ = progress_tx.try_send(Ok(part));
-                    }
-                    c.sent(&diff);
-                }
+                send_partial(&progress_tx, cut(c.diff()), |parts| {
+                    parts.iter().for_each(|p| c.sent(p))
+                });
             })
             .await;
             send_final(&tx, r, cut).await;
