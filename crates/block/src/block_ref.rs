@@ -215,6 +215,19 @@ impl BlockRef {
         }
     }
 
+    /// Whether the budget for page indexes has room left (priming stops when it has none).
+    pub(crate) fn page_indexes_have_room() -> bool {
+        PAGE_INDEXES.has_room(1)
+    }
+
+    /// Whether lookups have the footer and every row group's page index kept: a first lookup
+    /// then reads only the bloom shard (unless kept) and its row's pages.
+    pub fn is_primed(&self) -> bool {
+        self.cache.footer.get().is_some_and(|f| {
+            (0..f.num_row_groups()).all(|rg| self.cache.page_indexes.get(&rg).is_some())
+        })
+    }
+
     /// Row group `rg`'s dictionary pages, if a lookup kept them.
     pub(crate) fn cached_dictionaries(
         &self,

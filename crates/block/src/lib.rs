@@ -41,8 +41,8 @@ pub use meta::{rfc3339, rfc3339_seconds};
 pub use objects::{BackendError, Counted, Objects};
 pub use prune::{Needle, PrunedRead, RowGroups, needles, read_pruned};
 pub use read::{
-    TraceRows, find_trace_by_id, find_trace_by_id_local, find_trace_by_pages, read_all_traces,
-    trace_ids, warm,
+    TraceRows, find_trace_by_id, find_trace_by_id_local, find_trace_by_pages, prime_lookups,
+    read_all_traces, trace_ids, warm,
 };
 pub use scan::read_batch;
 pub use spans::{SpanRead, read_span_columns, row_group_shards};

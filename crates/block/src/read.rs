@@ -79,16 +79,33 @@ pub async fn find_trace_by_id(
 /// object read, where a block learned from the bucket takes the bloom, the footer and the
 /// index first.
 pub async fn warm(block: &BlockRef, data: Bytes, blooms: &[Bytes]) -> Result<()> {
-    check_format(&block.meta)?;
-    let key = block.key("data.parquet");
     let mut objects = crate::objects::InMemory::default();
-    objects.0.insert(key.clone(), data);
+    objects.0.insert(block.key("data.parquet"), data);
     for (i, b) in blooms.iter().enumerate() {
         objects
             .0
             .insert(block.key(&format!("bloom-{i}")), b.clone());
     }
-    let footer = block.footer(&objects).await?;
+    prime(block, &objects, blooms.len()).await
+}
+
+/// Primes what lookups keep for a block learned from the bucket, reading it through `backend`:
+/// its footer and every row group's page index and trace IDs, while their memory budget has
+/// room (nothing is read when it has none). A first lookup then reads the bloom shard and its
+/// row's pages — two object reads instead of four.
+pub async fn prime_lookups(block: &BlockRef, backend: &dyn Objects) -> Result<()> {
+    if !BlockRef::page_indexes_have_room() {
+        return Ok(());
+    }
+    prime(block, backend, 0).await
+}
+
+/// The footer, the page index and trace IDs of every row group while [`BlockRef`]'s budget for
+/// them has room, and the first `shards` bloom shards.
+async fn prime(block: &BlockRef, objects: &dyn Objects, shards: usize) -> Result<()> {
+    check_format(&block.meta)?;
+    let key = block.key("data.parquet");
+    let footer = block.footer(objects).await?;
     let schema = footer.file_metadata().schema_descr_ptr();
     let Some(id_col) = trace_id_column(&schema) else {
         return Ok(());
@@ -97,15 +114,18 @@ pub async fn warm(block: &BlockRef, data: Bytes, blooms: &[Bytes]) -> Result<()>
         if block.cached_page_index(rg).is_some() {
             continue;
         }
+        if !BlockRef::page_indexes_have_room() {
+            break;
+        }
         if let Some((index, bytes)) =
-            read_group_index(&objects, footer.row_group(rg), id_col, &key).await?
+            read_group_index(objects, footer.row_group(rg), id_col, &key).await?
         {
             block.keep_page_index(rg, Arc::new(index), bytes);
         }
     }
-    for shard in 0..blooms.len() {
+    for shard in 0..shards {
         let key = block.key(&format!("bloom-{shard}"));
-        block.cached_bloom(&objects, shard as u32, &key).await?;
+        block.cached_bloom(objects, shard as u32, &key).await?;
     }
     Ok(())
 }

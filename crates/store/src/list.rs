@@ -198,6 +198,22 @@ pub async fn poll(backend: &Backend, previous: &BlockList, build_index: bool) ->
     Ok(list)
 }
 
+/// Primes `fresh` blocks for lookups, one after another, until the budget is full.
+async fn prime(backend: &Backend, fresh: Vec<BlockRef>) {
+    for b in fresh {
+        match vivace_block::prime_lookups(&b, backend).await {
+            Ok(()) => {}
+            // Compacted away since, or a format lookups do not read: nothing to prime.
+            Err(Error::Backend(e)) if e.is_not_found() => {}
+            Err(Error::UnsupportedFormat(_)) => {}
+            // The block's lookups read what they need themselves.
+            Err(e) => {
+                tracing::warn!(block = %b.meta.block_id, error = %e, "priming a block for lookups failed")
+            }
+        }
+    }
+}
+
 /// The current time in unix seconds (the unit of block time ranges).
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()
@@ -296,13 +312,17 @@ impl SharedBlockList {
 
 /// Reads the block list now and every `period`, in the background so `/ready` never waits on
 /// the bucket; each poll rewrites the tenant indexes (`index.json.gz`). Blocks added while a poll
-/// runs are kept.
+/// runs are kept. Blocks a poll finds for the first time are primed for trace-by-ID lookups
+/// afterwards ([`vivace_block::prime_lookups`], newest first, one block at a time, within the
+/// readers' memory budgets), so a first lookup in a block learned from the bucket makes two
+/// object reads (bloom shard, its row's pages) instead of four.
 pub async fn poll_loop(
     period: std::time::Duration,
     backend: Backend,
     blocks: SharedBlockList,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut priming: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         let previous = blocks.current();
         match poll(&backend, &previous, true).await {
@@ -334,7 +354,30 @@ pub async fn poll_loop(
                     backend = backend.describe(),
                     "block list polled"
                 );
+                let known: HashSet<&str> = previous
+                    .tenants
+                    .values()
+                    .flatten()
+                    .map(|b| b.meta.block_id.as_str())
+                    .collect();
+                let mut fresh: Vec<BlockRef> = list
+                    .tenants
+                    .values()
+                    .flatten()
+                    .filter(|b| !known.contains(b.meta.block_id.as_str()))
+                    .cloned()
+                    .collect();
                 blocks.set(list);
+                if !fresh.is_empty() {
+                    fresh.sort_by_key(|b| std::cmp::Reverse(b.time_range_opt.map(|r| r.1)));
+                    let (before, backend) = (priming.take(), backend.clone());
+                    priming = Some(tokio::spawn(async move {
+                        if let Some(before) = before {
+                            let _ = before.await;
+                        }
+                        prime(&backend, fresh).await;
+                    }));
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "polling the block list failed; keeping the previous list")

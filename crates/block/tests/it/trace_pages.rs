@@ -163,6 +163,78 @@ async fn a_trace_by_id_reads_only_its_pages() {
     assert!(read.bytes() < 64, "an absent ID: the bloom words only");
 }
 
+#[tokio::test]
+async fn blocks_learned_from_the_bucket_are_primed_for_two_read_lookups() {
+    // Two row groups of 2,000 traces, written by "another process": the block's own cache is
+    // not the one the poller's list holds.
+    let traces: Vec<(TraceId, Trace)> = (0..4_000).map(|t| trace(t, 1 + t % 3)).collect();
+    let mut cfg = WriterConfig::new("t", "00000000-0000-4000-8000-0000000000b2");
+    cfg.row_group_bytes = 200_000;
+    let mut w = BlockWriter::new(Vec::new(), cfg).unwrap();
+    for (id, t) in &traces {
+        w.push(*id, t).unwrap();
+    }
+    let (mut done, data) = w.finish().unwrap();
+    set_file_facts(&mut done.meta, data.len() as u64, &data);
+    let groups = parquet::file::metadata::ParquetMetaDataReader::new()
+        .parse_and_finish(&Bytes::from(data.clone()))
+        .unwrap()
+        .num_row_groups();
+    assert!(groups > 1, "{groups} row groups");
+    let all = read_all_traces(Bytes::from(data.clone()), &done.meta, "data.parquet").unwrap();
+    let backend = Backend::memory();
+    upload(&backend, done, data).await.unwrap();
+
+    // Without priming, a first lookup reads the bloom shard, the footer, the row group's index
+    // and IDs, and its row's pages.
+    let cold = vivace_store::poll(&backend, &Default::default(), false)
+        .await
+        .unwrap();
+    let block = &cold.blocks("t")[0];
+    let before = backend.reads();
+    let got = find_trace_by_id(&backend, block, &all[10].0).await.unwrap();
+    assert_eq!(got.as_ref(), Some(&all[10].1));
+    assert_eq!(
+        backend.reads() - before,
+        4,
+        "reads of an unprimed first lookup"
+    );
+
+    // The poller primes the blocks it learns: footer and every row group's index.
+    let list = vivace_store::SharedBlockList::default();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let poller = tokio::spawn(vivace_store::poll_loop(
+        std::time::Duration::from_secs(3600),
+        backend.clone(),
+        list.clone(),
+        stop_rx,
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let block = loop {
+        let current = list.current();
+        if let Some(b) = current.blocks("t").first().filter(|b| b.is_primed()) {
+            break b.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the polled block was not primed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let _ = stop.send(true);
+    poller.await.unwrap();
+    for i in [3_999, 5] {
+        let before = backend.reads();
+        let got = find_trace_by_id(&backend, &block, &all[i].0).await.unwrap();
+        assert_eq!(got.as_ref(), Some(&all[i].1), "trace {i}");
+        assert!(
+            backend.reads() - before <= 2,
+            "reads of a first lookup in a primed block: {}",
+            backend.reads() - before
+        );
+    }
+}
+
 #[test]
 fn lookup_pages_are_short_and_integers_delta_packed() {
     use parquet::basic::{Encoding, Type as PhysicalType};
