@@ -193,6 +193,10 @@ struct TenantStore {
     spilled_gauge: Gauge,
     live_bytes_gauge: Gauge,
     complete_gauge: Gauge,
+    /// The live traces as span batches, kept across searches.
+    live_segments: Mutex<segments::LiveSegments>,
+    /// The last version given to a trace's state ([`TraceEntry::version`]).
+    versions: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -210,6 +214,10 @@ struct TraceEntry {
     keys: KeySet,
     /// Bumped on each completion; an eviction entry with an older generation is stale.
     generation: u64,
+    /// Changes with every change of what the trace holds (a part pushed, parts completed, the
+    /// completed part released), unique within the tenant: live-trace search batches are
+    /// rebuilt only for traces whose version moved.
+    version: u64,
 }
 
 /// Traces completed in the same sweep, encoded back to back and zstd-compressed together
@@ -426,6 +434,12 @@ impl Drop for AppendGuard<'_> {
     }
 }
 
+impl TenantStore {
+    fn next_version(&self) -> u64 {
+        self.versions.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
 impl CompleteRef {
     fn decode(&self) -> Result<Trace, ChunkError> {
         let piece = piece(&self.chunk.raw()?, self.offset, self.len)?;
@@ -505,6 +519,8 @@ impl LiveStore {
                     spilled_gauge: self.metrics.spilled_traces.get_or_create(&label).clone(),
                     live_bytes_gauge: self.metrics.live_trace_bytes.get_or_create(&label).clone(),
                     complete_gauge: self.metrics.complete_traces.get_or_create(&label).clone(),
+                    live_segments: Mutex::default(),
+                    versions: AtomicU64::new(0),
                 })
             })
             .clone()
@@ -594,6 +610,7 @@ impl LiveStore {
             complete_opt: None,
             keys: KeySet::default(),
             generation: 0,
+            version: 0,
         });
         if entry.keys.is_empty() {
             // Completed traces drop their key set to save memory; a late span rebuilds it.
@@ -636,6 +653,7 @@ impl LiveStore {
         t.live_bytes_gauge.inc_by(part.len() as i64);
         entry.parts.push(part);
         entry.part_offsets.push(offset);
+        entry.version = t.next_version();
     }
 
     /// The combined trace, or `None`. Also returns the bytes inspected.
@@ -651,17 +669,24 @@ impl LiveStore {
 
     /// Everything of `tenant` not yet in a block, as span batches for search: one batch per
     /// completed chunk (built once, kept until the chunk's block is written) with the indexes of
-    /// its traces that are still current (not reopened, not completed again later), and one
-    /// batch of the traces still receiving spans, read whole. Also returns the bytes inspected.
+    /// its traces that are still current (not reopened, not completed again later), and the
+    /// traces still receiving spans, read whole — from batches kept across searches, rebuilt only
+    /// for the traces that changed since the last one (`segments.rs`). Also returns the bytes
+    /// inspected.
     pub fn search_batches(&self, tenant: &TenantId) -> (Vec<SearchBatch>, u64) {
         let Some(t) = self.tenants.read().get(tenant).cloned() else {
             return (Vec::new(), 0);
         };
+        // Held throughout: the live traces seen below are the ones the segments are brought to.
+        let mut segments = t.live_segments.lock();
         // Per chunk, the traces whose current state is exactly their part in that chunk. The
         // chunks are taken from the traces themselves: a trace completed while this runs points
         // at a chunk that may not be in the tenant's list yet, and would otherwise be missed.
         let mut current: HashMap<*const Chunk, (Arc<Chunk>, HashSet<TraceId>)> = HashMap::new();
-        let mut live: Vec<(TraceId, Option<CompleteRef>, Vec<Bytes>)> = Vec::new();
+        let mut live = Vec::new();
+        // The state of live traces whose kept rows are not current, as of the pass below.
+        let mut held: HashMap<TraceId, Held> = HashMap::new();
+        let mut inspected = 0u64;
         for shard in &t.shards {
             let shard = shard.lock();
             for (id, e) in shard.iter() {
@@ -674,12 +699,20 @@ impl LiveStore {
                             .insert(*id);
                     }
                     (_, true) => {} // in a block already
-                    (complete, false) => live.push((*id, complete.clone(), e.parts.clone())),
+                    (complete, false) => {
+                        inspected += e.total_bytes() as u64;
+                        live.push(segments::LiveTrace {
+                            id: *id,
+                            version: e.version,
+                        });
+                        if !segments.is_current(id, e.version) {
+                            held.insert(*id, (complete.clone(), e.parts.clone()));
+                        }
+                    }
                 }
             }
         }
         let mut out = Vec::new();
-        let mut inspected = 0u64;
         // Oldest chunk first, as before.
         let mut chunks: Vec<(Arc<Chunk>, HashSet<TraceId>)> = current.into_values().collect();
         chunks.sort_by_key(|(c, _)| c.created);
@@ -709,18 +742,11 @@ impl LiveStore {
             let mask = (mask.len() < batch.traces.len()).then_some(mask);
             out.push((batch, mask));
         }
-        if !live.is_empty() {
-            let mut traces = Vec::with_capacity(live.len());
-            for (id, complete, parts) in live {
-                let (trace, bytes) = held_trace(&id, complete, parts);
-                inspected += bytes;
-                traces.push((id, trace));
-            }
-            out.push((
-                Arc::new(vivace_model::batch_of(traces.iter().map(|(id, t)| (id, t)))),
-                None,
-            ));
-        }
+        let (batches, kept) = segments.batches(&live, |dirty| live_batch(&t, dirty, held));
+        self.metrics
+            .search_batch_bytes
+            .inc_by(kept.added as i64 - kept.dropped as i64);
+        out.extend(batches);
         (out, inspected)
     }
 
@@ -812,6 +838,7 @@ impl LiveStore {
                 len,
             });
             e.generation = *generation;
+            e.version = t.next_version();
             if !e.is_live() {
                 t.live.fetch_sub(1, Ordering::Relaxed);
                 t.live_gauge.dec();
@@ -901,6 +928,7 @@ impl LiveStore {
             t.complete_gauge.dec();
             if e.is_live() {
                 e.complete_opt = None;
+                e.version = t.next_version();
             } else {
                 shard.remove(id);
             }
@@ -1139,6 +1167,54 @@ fn whole_trace(id: &TraceId, e: &TraceEntry) -> Bytes {
 }
 
 /// A chunk's traces as one span batch, trace `i` of the batch being `chunk.traces[i]`.
+/// What a live trace holds: its completed part and its parts since.
+type Held = (Option<CompleteRef>, Vec<Bytes>);
+
+/// A batch of the live traces `dirty`, in their order: from their state in `held`, else (a
+/// trace whose kept rows are dropped) from the store now. Each chunk holding completed parts is
+/// decompressed once.
+fn live_batch(
+    t: &TenantStore,
+    dirty: &[segments::LiveTrace],
+    mut held: HashMap<TraceId, Held>,
+) -> SpanBatch {
+    let mut raws: HashMap<*const Chunk, Bytes> = HashMap::new();
+    let mut bb = vivace_traceql::batch::BatchBuilder::new();
+    for lt in dirty {
+        let (complete, parts) = held.remove(&lt.id).unwrap_or_else(|| {
+            let shard = t.shards[shard_of(&lt.id)].lock();
+            shard
+                .get(&lt.id)
+                .map(|e| (e.complete_opt.clone(), e.parts.clone()))
+                .unwrap_or_default()
+        });
+        let mut pieces = Vec::with_capacity(parts.len() + 1);
+        if let Some(c) = complete {
+            let raw = match raws.get(&Arc::as_ptr(&c.chunk)) {
+                Some(raw) => Ok(raw.clone()),
+                None => c.chunk.raw().inspect(|raw| {
+                    raws.insert(Arc::as_ptr(&c.chunk), raw.clone());
+                }),
+            };
+            match raw.and_then(|raw| piece(&raw, c.offset, c.len)) {
+                Ok(p) => pieces.push(p),
+                Err(e) => {
+                    tracing::error!(trace_id = %lt.id, error = %e, "completed trace does not read")
+                }
+            }
+        }
+        pieces.extend(parts);
+        let trace = if pieces.len() == 1 {
+            Trace::decode(pieces[0].as_ref()).unwrap_or_default()
+        } else {
+            let decoded = pieces.iter().filter_map(|p| Trace::decode(p.as_ref()).ok());
+            combine_traces(decoded, &mut HashSet::new())
+        };
+        vivace_model::append_trace(&mut bb, &lt.id, &trace);
+    }
+    bb.finish()
+}
+
 fn chunk_batch(c: &Chunk) -> SpanBatch {
     let mut bb = vivace_traceql::batch::BatchBuilder::new();
     let raw = c.raw().unwrap_or_default();
@@ -1164,5 +1240,6 @@ fn shard_of(id: &TraceId) -> usize {
     id.0[15] as usize % SHARDS
 }
 
+mod segments;
 #[cfg(test)]
 mod tests;

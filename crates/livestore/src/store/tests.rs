@@ -343,19 +343,42 @@ fn search_sees_every_trace_not_in_a_block_once_and_whole() {
     push(&store, &tenant, 1, &[1, 2], now);
     push(&store, &tenant, 2, &[1], now);
     assert_eq!(searched(&store, &tenant), vec![(1, 2), (2, 1)], "live");
+    // Live traces' batches are kept between searches and rebuilt only for traces that changed.
+    push(&store, &tenant, 2, &[2], now);
+    assert_eq!(
+        searched(&store, &tenant),
+        vec![(1, 2), (2, 2)],
+        "live, changed"
+    );
+    assert_eq!(
+        searched(&store, &tenant),
+        vec![(1, 2), (2, 2)],
+        "live, unchanged"
+    );
+    push(&store, &tenant, 3, &[1], now);
+    assert_eq!(
+        searched(&store, &tenant),
+        vec![(1, 2), (2, 2), (3, 1)],
+        "live, one more"
+    );
+    assert!(store.metrics.search_batch_bytes.get() > 0);
     store.sweep(now + Duration::from_secs(6), false);
     assert_eq!(
         searched(&store, &tenant),
-        vec![(1, 2), (2, 1)],
+        vec![(1, 2), (2, 2), (3, 1)],
         "completed, in a chunk batch"
     );
     // Trace 1 is reopened by a late span: searched whole from its parts, not from the chunk.
     push(&store, &tenant, 1, &[3], now + Duration::from_secs(7));
-    assert_eq!(searched(&store, &tenant), vec![(1, 3), (2, 1)], "reopened");
+    assert_eq!(
+        searched(&store, &tenant),
+        vec![(1, 3), (2, 2), (3, 1)],
+        "reopened"
+    );
     store.sweep(now + Duration::from_secs(20), false);
     assert_eq!(
         searched(&store, &tenant),
-        vec![(1, 3), (2, 1)],
+        vec![(1, 3), (2, 2), (3, 1)],
         "completed again"
     );
     for b in store.take_ready(Instant::now(), Duration::ZERO, usize::MAX, true) {
