@@ -38,21 +38,29 @@ impl TraceSource for LiveStoreSource {
 
 #[async_trait::async_trait]
 impl SearchSource for LiveStoreSource {
-    /// One job: every trace not yet in a block, read whole into a batch on a blocking thread.
     /// One job per completed chunk not yet in a block (its batch built once and kept) and one
-    /// for the traces still receiving spans; the snapshot is taken here, on a blocking thread.
+    /// for the traces still receiving spans — or, when every match needs one trace ID, one job
+    /// of that trace alone; the snapshot is taken here, on a blocking thread.
     async fn search_jobs(
         &self,
         tenant: &TenantId,
         _start: i64,
         end: i64,
-        _fetch: &vivace_traceql::batch::Fetch,
+        fetch: &vivace_traceql::batch::Fetch,
     ) -> Result<Vec<SearchJob>, Status> {
         let (live, tenant) = (self.0.clone(), tenant.clone());
-        let (batches, inspected) =
-            tokio::task::spawn_blocking(move || live.search_batches(&tenant))
-                .await
-                .map_err(|e| Status::internal(format!("live-store search task failed: {e}")))?;
+        // A search for one trace ID (`{ trace:id = "…" && … }`) reads only that trace.
+        let only_opt = fetch
+            .required
+            .iter()
+            .find(|(a, _)| a.intrinsic == Some(vivace_traceql::ast::Intrinsic::TraceId))
+            .and_then(|(_, v)| TraceId::from_hex(v.trim_start_matches('0')).ok());
+        let (batches, inspected) = tokio::task::spawn_blocking(move || match only_opt {
+            Some(id) => live.search_trace(&tenant, &id),
+            None => live.search_batches(&tenant),
+        })
+        .await
+        .map_err(|e| Status::internal(format!("live-store search task failed: {e}")))?;
         let n = batches.len().max(1) as u64;
         Ok(batches
             .into_iter()

@@ -667,6 +667,32 @@ impl LiveStore {
         Some(held_trace(id, complete, parts))
     }
 
+    /// What [`LiveStore::search_batches`] holds of the one trace `id`, for a search only that
+    /// trace can match (`{ trace:id = "…" }`): a batch of it if it is live or completed and not
+    /// yet in a block. Also returns the bytes inspected.
+    pub fn search_trace(&self, tenant: &TenantId, id: &TraceId) -> (Vec<SearchBatch>, u64) {
+        let Some(t) = self.tenants.read().get(tenant).cloned() else {
+            return (Vec::new(), 0);
+        };
+        let (complete, parts) = {
+            let shard = t.shards[shard_of(id)].lock();
+            let Some(e) = shard.get(id) else {
+                return (Vec::new(), 0);
+            };
+            let in_block = e
+                .complete_opt
+                .as_ref()
+                .is_none_or(|c| c.chunk.flushed.load(Ordering::Acquire));
+            if e.parts.is_empty() && in_block {
+                return (Vec::new(), 0);
+            }
+            (e.complete_opt.clone(), e.parts.clone())
+        };
+        let (trace, inspected) = held_trace(id, complete, parts);
+        let batch = vivace_model::batch_of([(id, &trace)]);
+        (vec![(Arc::new(batch), None)], inspected)
+    }
+
     /// Everything of `tenant` not yet in a block, as span batches for search: one batch per
     /// completed chunk (built once, kept until the chunk's block is written) with the indexes of
     /// its traces that are still current (not reopened, not completed again later), and the
