@@ -396,6 +396,8 @@ pub fn search_batch(
     if plan.matches_nothing {
         return Ok(out);
     }
+    // Traces are still counted as inspected: the batch was read.
+    let ruled_out = plan.rules_out(batch);
     let bound = plan.bind(batch);
     let (start_ns, end_ns) = (
         (req.start.max(0) as u64).saturating_mul(1_000_000_000),
@@ -410,6 +412,9 @@ pub fn search_batch(
         }
         out.inspected_traces += 1;
         out.inspected_spans += trace.spans.len() as u64;
+        if ruled_out {
+            continue;
+        }
         let dur = trace.end_ns.saturating_sub(trace.start_ns);
         if req
             .min_duration_opt
@@ -556,31 +561,34 @@ pub(crate) async fn collect_jobs(
     Ok(jobs)
 }
 
-/// Runs `jobs` (at most `concurrency` at a time) and hands each fetched batch to `each`, in
-/// completion order, until `each` answers `false` or the jobs run out. Returns the number of
+/// Runs `jobs`, at most `concurrency` at a time, each fetched and then handed to `each` (so
+/// evaluations of different jobs overlap, as their fetches do), until one `each` answers
+/// `false` — the jobs still running are dropped — or the jobs run out. Returns the number of
 /// jobs completed.
 pub(crate) async fn run_jobs<F>(
     jobs: Vec<SearchJob>,
     concurrency: usize,
-    mut each: F,
+    each: F,
 ) -> Result<u32, Status>
 where
-    F: FnMut(FetchedBatch) -> futures::future::BoxFuture<'static, Result<bool, Status>>,
+    F: Fn(FetchedBatch) -> futures::future::BoxFuture<'static, Result<bool, Status>>,
 {
+    let each = &each;
     let mut stream = futures::stream::iter(jobs.into_iter().map(|j| {
         let what = j.what;
         async move {
-            j.fetch
+            let fetched = j
+                .fetch
                 .await
-                .map_err(|e| Status::new(e.code, format!("{what}: {}", e.message)))
+                .map_err(|e| Status::new(e.code, format!("{what}: {}", e.message)))?;
+            each(fetched).await
         }
     }))
     .buffer_unordered(concurrency.max(1));
     let mut done = 0u32;
     while let Some(r) = stream.next().await {
-        let fetched = r?;
         done += 1;
-        if !each(fetched).await? {
+        if !r? {
             break;
         }
     }

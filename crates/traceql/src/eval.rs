@@ -392,6 +392,15 @@ impl SearchPlan {
     }
 
     /// Binds the plan to one batch.
+    /// Whether `batch` holds no match for certain: a string an attribute or `name` must equal
+    /// ([`SearchPlan::required`]) is not in its dictionary — the batch form of a row group's
+    /// dictionary pruning. Span-by-span evaluation would find nothing.
+    pub fn rules_out(&self, batch: &SpanBatch) -> bool {
+        self.required.iter().any(|(a, v)| {
+            matches!(a.intrinsic, None | Some(Intrinsic::Name)) && batch.lookup(v).is_none()
+        })
+    }
+
     pub fn bind<'p, 'b>(&'p self, batch: &'b SpanBatch) -> Bound<'p, 'b> {
         Bound {
             plan: self,

@@ -163,6 +163,11 @@ fn run(query: &str, b: &SpanBatch, labels: &[(String, String)]) -> Result<Found,
             }
         }
     }
+    // What the batch's dictionary rules out (search skips such batches) finds nothing.
+    assert!(
+        !plan.rules_out(b) || found.is_empty(),
+        "{query}: ruled out by the dictionary, yet it matches {found:?}"
+    );
     Ok(found)
 }
 
@@ -309,6 +314,28 @@ fn explain_names_what_is_read_and_the_conditions() {
             .explain(&q)
             .contains("no data is read")
     );
+}
+
+#[test]
+fn batches_whose_dictionary_lacks_a_required_string_are_ruled_out() {
+    let all: Json = serde_json::from_str(FIXTURES).unwrap();
+    let (b, _) = fixture("Y", &all);
+    let some_name = b.str(b.span_name[0]).to_string();
+    let rules_out = |q: &str| {
+        SearchPlan::new(&crate::parse(q).unwrap())
+            .unwrap()
+            .rules_out(&b)
+    };
+    assert!(rules_out(r#"{ name = "no-such-name" }"#));
+    assert!(rules_out(
+        r#"{ span.x = "no-such-value" && duration > 1ms }"#
+    ));
+    assert!(rules_out(r#"{ } >> { resource.x = "no-such-value" }"#));
+    assert!(!rules_out(&format!(r#"{{ name = "{some_name}" }}"#)));
+    // Another attribute's value, a union, a trace ID (not a dictionary string): kept.
+    assert!(!rules_out(&format!(r#"{{ span.x = "{some_name}" }}"#)));
+    assert!(!rules_out(r#"{ name = "no-such-name" || duration > 1ms }"#));
+    assert!(!rules_out(r#"{ trace:id = "1234" }"#));
 }
 
 #[test]
