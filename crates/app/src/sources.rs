@@ -38,8 +38,8 @@ impl TraceSource for LiveStoreSource {
 
 #[async_trait::async_trait]
 impl SearchSource for LiveStoreSource {
-    /// One job per completed chunk not yet in a block (its batch built once and kept) and one
-    /// for the traces still receiving spans — or, when every match needs one trace ID, one job
+    /// One job per completed chunk not yet in a block (its batch built once, by the first job
+    /// that needs it, and kept) and one per segment of the traces still receiving spans — or, when every match needs one trace ID, one job
     /// of that trace alone; the snapshot is taken here, on a blocking thread.
     async fn search_jobs(
         &self,
@@ -64,19 +64,31 @@ impl SearchSource for LiveStoreSource {
         let n = batches.len().max(1) as u64;
         Ok(batches
             .into_iter()
-            .map(|(batch, traces_opt)| {
-                let fetched = FetchedBatch {
-                    batch,
-                    traces_opt,
-                    inspected_bytes: inspected / n,
-                    ..FetchedBatch::empty(0)
+            .map(|b| {
+                let fetch = async move {
+                    // A completed chunk's batch not built yet is built by this job.
+                    let (batch, traces_opt) = if b.is_ready() {
+                        b.get()
+                    } else {
+                        tokio::task::spawn_blocking(move || b.get())
+                            .await
+                            .map_err(|e| {
+                                Status::internal(format!("live-store batch task failed: {e}"))
+                            })?
+                    };
+                    Ok(FetchedBatch {
+                        batch,
+                        traces_opt,
+                        inspected_bytes: inspected / n,
+                        ..FetchedBatch::empty(0)
+                    })
                 };
                 SearchJob {
                     what: "live-store".into(),
                     is_block: false,
                     block_bytes: 0,
                     end_secs: end,
-                    fetch: Box::pin(async move { Ok(fetched) }),
+                    fetch: Box::pin(fetch),
                 }
             })
             .collect())

@@ -24,6 +24,6 @@ mod store;
 
 pub use config::Config;
 pub use store::{
-    Admission, AppendGuard, ChunkError, Limits, LiveStore, LiveStoreMetrics, PendingBlock,
-    SearchBatch, Spilled, TraceRefusal,
+    Admission, AppendGuard, ChunkError, Limits, LiveBatch, LiveStore, LiveStoreMetrics,
+    PendingBlock, SearchBatch, Spilled, TraceRefusal,
 };

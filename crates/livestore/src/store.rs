@@ -241,7 +241,72 @@ pub(crate) struct Chunk {
     writing: AtomicBool,
     /// The chunk's traces as a span batch (in `traces` order), built by the first search that
     /// needs it and dropped once the chunk is in a block (search then reads the block).
-    batch: Mutex<Option<Arc<SpanBatch>>>,
+    batch: Mutex<Option<KeptBatch>>,
+}
+
+/// A chunk's search batch, counted in `vivace_live_store_search_batch_bytes` while it is kept.
+#[derive(Debug)]
+struct KeptBatch {
+    batch: Arc<SpanBatch>,
+    bytes: i64,
+    gauge: Gauge,
+}
+
+impl Drop for KeptBatch {
+    fn drop(&mut self) {
+        self.gauge.dec_by(self.bytes);
+    }
+}
+
+/// One batch of a search over the live-store ([`LiveStore::search_batches`]): ready, or a
+/// completed chunk's, which [`LiveBatch::get`] builds if no search has yet (so the chunks a
+/// search needs are built by its jobs, concurrently, not one after another up front).
+#[derive(Debug)]
+pub struct LiveBatch(Pending);
+
+#[derive(Debug)]
+enum Pending {
+    Ready(SearchBatch),
+    Chunk {
+        chunk: Arc<Chunk>,
+        mask: Option<Vec<u32>>,
+        gauge: Gauge,
+    },
+}
+
+impl LiveBatch {
+    /// Whether [`LiveBatch::get`] has nothing to build.
+    pub fn is_ready(&self) -> bool {
+        match &self.0 {
+            Pending::Ready(_) => true,
+            Pending::Chunk { chunk, .. } => chunk.batch.lock().is_some(),
+        }
+    }
+
+    /// The batch and the traces of it to read; may build a chunk's batch (blocking work).
+    pub fn get(self) -> SearchBatch {
+        match self.0 {
+            Pending::Ready(b) => b,
+            Pending::Chunk { chunk, mask, gauge } => {
+                let mut slot = chunk.batch.lock();
+                if let Some(kept) = &*slot {
+                    return (kept.batch.clone(), mask);
+                }
+                let batch = Arc::new(chunk_batch(&chunk));
+                // A chunk already in a block keeps no batch: search reads the block from now on.
+                if !chunk.flushed.load(Ordering::Acquire) {
+                    let bytes = batch.approx_bytes() as i64;
+                    gauge.inc_by(bytes);
+                    *slot = Some(KeptBatch {
+                        batch: batch.clone(),
+                        bytes,
+                        gauge,
+                    });
+                }
+                (batch, mask)
+            }
+        }
+    }
 }
 
 const CHUNK_RAW_BYTES: usize = 256 << 10;
@@ -670,7 +735,7 @@ impl LiveStore {
     /// What [`LiveStore::search_batches`] holds of the one trace `id`, for a search only that
     /// trace can match (`{ trace:id = "…" }`): a batch of it if it is live or completed and not
     /// yet in a block. Also returns the bytes inspected.
-    pub fn search_trace(&self, tenant: &TenantId, id: &TraceId) -> (Vec<SearchBatch>, u64) {
+    pub fn search_trace(&self, tenant: &TenantId, id: &TraceId) -> (Vec<LiveBatch>, u64) {
         let Some(t) = self.tenants.read().get(tenant).cloned() else {
             return (Vec::new(), 0);
         };
@@ -690,7 +755,10 @@ impl LiveStore {
         };
         let (trace, inspected) = held_trace(id, complete, parts);
         let batch = vivace_model::batch_of([(id, &trace)]);
-        (vec![(Arc::new(batch), None)], inspected)
+        (
+            vec![LiveBatch(Pending::Ready((Arc::new(batch), None)))],
+            inspected,
+        )
     }
 
     /// Everything of `tenant` not yet in a block, as span batches for search: one batch per
@@ -699,7 +767,7 @@ impl LiveStore {
     /// traces still receiving spans, read whole — from batches kept across searches, rebuilt only
     /// for the traces that changed since the last one (`segments.rs`). Also returns the bytes
     /// inspected.
-    pub fn search_batches(&self, tenant: &TenantId) -> (Vec<SearchBatch>, u64) {
+    pub fn search_batches(&self, tenant: &TenantId) -> (Vec<LiveBatch>, u64) {
         let Some(t) = self.tenants.read().get(tenant).cloned() else {
             return (Vec::new(), 0);
         };
@@ -742,21 +810,7 @@ impl LiveStore {
         // Oldest chunk first, as before.
         let mut chunks: Vec<(Arc<Chunk>, HashSet<TraceId>)> = current.into_values().collect();
         chunks.sort_by_key(|(c, _)| c.created);
-        for (c, ids) in &chunks {
-            let batch = {
-                let mut slot = c.batch.lock();
-                match &*slot {
-                    Some(b) => b.clone(),
-                    None => {
-                        let b = Arc::new(chunk_batch(c));
-                        self.metrics
-                            .search_batch_bytes
-                            .inc_by(b.approx_bytes() as i64);
-                        *slot = Some(b.clone());
-                        b
-                    }
-                }
-            };
+        for (c, ids) in chunks {
             inspected += c.raw_len as u64;
             let mask: Vec<u32> = c
                 .traces
@@ -765,14 +819,18 @@ impl LiveStore {
                 .filter(|(_, (id, _))| ids.contains(id))
                 .map(|(i, _)| i as u32)
                 .collect();
-            let mask = (mask.len() < batch.traces.len()).then_some(mask);
-            out.push((batch, mask));
+            let mask = (mask.len() < c.traces.len()).then_some(mask);
+            out.push(LiveBatch(Pending::Chunk {
+                chunk: c,
+                mask,
+                gauge: self.metrics.search_batch_bytes.clone(),
+            }));
         }
         let (batches, kept) = segments.batches(&live, |dirty| live_batch(&t, dirty, held));
         self.metrics
             .search_batch_bytes
             .inc_by(kept.added as i64 - kept.dropped as i64);
-        out.extend(batches);
+        out.extend(batches.into_iter().map(|b| LiveBatch(Pending::Ready(b))));
         (out, inspected)
     }
 
@@ -936,11 +994,7 @@ impl LiveStore {
         self.complete_bytes
             .fetch_sub(chunk.data.len() as u64, Ordering::Relaxed);
         t.unflushed_gauge.dec_by(chunk.data.len() as i64);
-        if let Some(b) = chunk.batch.lock().take() {
-            self.metrics
-                .search_batch_bytes
-                .dec_by(b.approx_bytes() as i64);
-        }
+        chunk.batch.lock().take();
         // The traces whose current completed state is this chunk; a trace completed again
         // later is whole in its newer chunk.
         let mut traces = HashSet::new();
@@ -1113,11 +1167,7 @@ impl LiveStore {
         let mut q = t.unflushed.lock();
         for c in &block.chunks {
             c.flushed.store(true, Ordering::Release);
-            if let Some(b) = c.batch.lock().take() {
-                self.metrics
-                    .search_batch_bytes
-                    .dec_by(b.approx_bytes() as i64);
-            }
+            c.batch.lock().take();
             if let Some(pos) = q.iter().position(|x| Arc::ptr_eq(x, c)) {
                 q.remove(pos);
                 t.unflushed_gauge.dec_by(c.data.len() as i64);

@@ -239,7 +239,6 @@ mod tests {
         let third = [(3, 2), (9, 1), (0, 1)];
         assert_eq!(run(&mut s, &third), v(&third));
         assert_eq!(run(&mut s, &[]), vec![]);
-        drop(run);
         assert_eq!(
             built,
             vec![vec![0, 1, 2, 3, 4, 5, 6, 7], vec![3, 9], vec![0]]

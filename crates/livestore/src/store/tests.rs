@@ -322,7 +322,7 @@ fn queue_offsets_stay_needed_until_the_block_is_written() {
 fn searched(store: &LiveStore, tenant: &TenantId) -> Vec<(u8, usize)> {
     let (batches, _) = store.search_batches(tenant);
     let mut out = Vec::new();
-    for (b, mask) in batches {
+    for (b, mask) in batches.into_iter().map(|b| b.get()) {
         let idx: Vec<usize> = match mask {
             Some(m) => m.into_iter().map(|i| i as usize).collect(),
             None => (0..b.traces.len()).collect(),
