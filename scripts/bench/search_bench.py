@@ -54,7 +54,8 @@ def row(name, cold, warm, resp, cpu):
 
 
 QUERIES = [
-    ("needle (one trace)", None),
+    ("needle (one trace ID)", None),
+    ("needle (an attribute value one span has)", "NEEDLE"),
     ("typical", '{ resource.service.name = "frontend" && duration > 500ms }'),
     ("structural", '{ resource.service.name = "frontend" } >> { status = error }'),
     ("count", "{ } | count() > 10"),
@@ -106,6 +107,9 @@ def main():
         needle = f'{{ trace:id = "{first["traces"][0]["traceID"]}" }}'
     print("== search (range: last 3 h; limit 20 unless said)")
     for name, q in QUERIES:
+        if q == "NEEDLE":
+            value = os.environ.get("VIVACE_BENCH_NEEDLE")
+            q = value and f'{{ span.bench.needle = "{value}" }}'
         q = q or needle
         if q is None:
             continue
