@@ -124,71 +124,68 @@ fn names_in(
 ) -> HashMap<&'static str, BTreeSet<String>> {
     let batch: &SpanBatch = &fetched.batch;
     let spans = spans_of(fetched, req);
-    let mut ids: HashMap<&'static str, BTreeSet<StrId>> = HashMap::new();
-    let mut res_seen = BTreeSet::new();
-    let mut scope_seen = BTreeSet::new();
-    for &s in &spans {
-        let s = s as usize;
-        for scope in SCOPES {
-            if !scopes.contains(scope) {
-                continue;
+    let mut out = HashMap::new();
+    // Per scope, one flag per dictionary string: a name is marked however many spans carry it.
+    for scope in SCOPES.iter().filter(|s| scopes.contains(s)) {
+        let mut seen = vec![false; batch.string_count()];
+        let mut mark = |r: &std::ops::Range<u32>| {
+            for &k in &batch.attr_key[r.start as usize..r.end as usize] {
+                seen[k as usize] = true;
             }
-            let set = ids.entry(scope).or_default();
-            match *scope {
-                "span" => {
-                    let r = &batch.span_attrs[s];
-                    set.extend(batch.attr_key[r.start as usize..r.end as usize].iter());
-                }
-                "resource" => {
-                    let ri = batch.span_resource[s];
-                    if res_seen.insert(ri)
-                        && let Some(r) = batch.resources.get(ri as usize)
+        };
+        match *scope {
+            "span" => spans
+                .iter()
+                .for_each(|&s| mark(&batch.span_attrs[s as usize])),
+            "resource" => {
+                let mut done = vec![false; batch.resources.len()];
+                for &s in &spans {
+                    let ri = batch.span_resource[s as usize] as usize;
+                    if let Some(r) = batch.resources.get(ri)
+                        && !std::mem::replace(&mut done[ri], true)
                     {
-                        set.extend(
-                            batch.attr_key[r.attrs.start as usize..r.attrs.end as usize].iter(),
-                        );
+                        mark(&r.attrs);
                     }
                 }
-                "instrumentation" => {
-                    let si = batch.span_scope[s];
-                    if scope_seen.insert(si)
-                        && let Some(sc) = batch.scopes.get(si as usize)
-                    {
-                        set.extend(
-                            batch.attr_key[sc.attrs.start as usize..sc.attrs.end as usize].iter(),
-                        );
-                    }
-                }
-                "event" => {
-                    for e in &batch.events
-                        [batch.span_events[s].start as usize..batch.span_events[s].end as usize]
-                    {
-                        set.extend(
-                            batch.attr_key[e.attrs.start as usize..e.attrs.end as usize].iter(),
-                        );
-                    }
-                }
-                "link" => {
-                    for l in &batch.links
-                        [batch.span_links[s].start as usize..batch.span_links[s].end as usize]
-                    {
-                        set.extend(
-                            batch.attr_key[l.attrs.start as usize..l.attrs.end as usize].iter(),
-                        );
-                    }
-                }
-                _ => {}
             }
+            "instrumentation" => {
+                let mut done = vec![false; batch.scopes.len()];
+                for &s in &spans {
+                    let si = batch.span_scope[s as usize] as usize;
+                    if let Some(sc) = batch.scopes.get(si)
+                        && !std::mem::replace(&mut done[si], true)
+                    {
+                        mark(&sc.attrs);
+                    }
+                }
+            }
+            "event" => {
+                for &s in &spans {
+                    let r = &batch.span_events[s as usize];
+                    for e in &batch.events[r.start as usize..r.end as usize] {
+                        mark(&e.attrs);
+                    }
+                }
+            }
+            "link" => {
+                for &s in &spans {
+                    let r = &batch.span_links[s as usize];
+                    for l in &batch.links[r.start as usize..r.end as usize] {
+                        mark(&l.attrs);
+                    }
+                }
+            }
+            _ => {}
         }
+        let names = seen
+            .iter()
+            .enumerate()
+            .filter(|(_, on)| **on)
+            .map(|(id, _)| batch.str(id as StrId).to_string())
+            .collect();
+        out.insert(*scope, names);
     }
-    ids.into_iter()
-        .map(|(k, v)| {
-            (
-                k,
-                v.into_iter().map(|id| batch.str(id).to_string()).collect(),
-            )
-        })
-        .collect()
+    out
 }
 
 /// The tag to read values of.

@@ -154,6 +154,11 @@ impl SpanBatch {
         self.strings.get(id as usize).map_or("", |s| s)
     }
 
+    /// How many strings the dictionary holds (IDs are `0..string_count()`).
+    pub fn string_count(&self) -> usize {
+        self.strings.len()
+    }
+
     /// The dictionary ID of `s`, if the batch holds it.
     pub fn lookup(&self, s: &str) -> Option<StrId> {
         self.string_ids.get(s).copied()
