@@ -88,7 +88,8 @@ pub struct LiveStoreMetrics {
     pub live_trace_bytes: Family<TenantLabel, Gauge>,
     pub complete_traces: Family<TenantLabel, Gauge>,
     pub complete_bytes: Gauge,
-    /// Bytes of the span batches kept for search of completed traces not yet in a block.
+    /// Bytes of the span batches kept for search of traces not yet in a block (completed
+    /// chunks' and the live traces' segments).
     pub search_batch_bytes: Gauge,
     /// Compressed bytes of completed traces in memory and not yet in a block, by tenant.
     pub unflushed_bytes: Family<TenantLabel, Gauge>,
@@ -127,7 +128,7 @@ impl LiveStoreMetrics {
         );
         r.register(
             "vivace_live_store_search_batch_bytes",
-            "Bytes of span batches of completed traces not yet in a block, kept for search",
+            "Bytes of span batches kept for search of traces not yet in a block (completed chunks and live traces)",
             self.search_batch_bytes.clone(),
         );
         r.register(

@@ -137,25 +137,25 @@ fn names_in(
             "span" => spans
                 .iter()
                 .for_each(|&s| mark(&batch.span_attrs[s as usize])),
-            "resource" => {
-                let mut done = vec![false; batch.resources.len()];
+            // Each resource or scope once, however many spans share it.
+            "resource" | "instrumentation" => {
+                let rows: Vec<&std::ops::Range<u32>> = if *scope == "resource" {
+                    batch.resources.iter().map(|r| &r.attrs).collect()
+                } else {
+                    batch.scopes.iter().map(|s| &s.attrs).collect()
+                };
+                let owner = if *scope == "resource" {
+                    &batch.span_resource
+                } else {
+                    &batch.span_scope
+                };
+                let mut done = vec![false; rows.len()];
                 for &s in &spans {
-                    let ri = batch.span_resource[s as usize] as usize;
-                    if let Some(r) = batch.resources.get(ri)
-                        && !std::mem::replace(&mut done[ri], true)
+                    let i = owner[s as usize] as usize;
+                    if let Some(r) = rows.get(i)
+                        && !std::mem::replace(&mut done[i], true)
                     {
-                        mark(&r.attrs);
-                    }
-                }
-            }
-            "instrumentation" => {
-                let mut done = vec![false; batch.scopes.len()];
-                for &s in &spans {
-                    let si = batch.span_scope[s as usize] as usize;
-                    if let Some(sc) = batch.scopes.get(si)
-                        && !std::mem::replace(&mut done[si], true)
-                    {
-                        mark(&sc.attrs);
+                        mark(r);
                     }
                 }
             }

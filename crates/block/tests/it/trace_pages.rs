@@ -63,18 +63,28 @@ fn trace(t: u32, spans: u32) -> (TraceId, Trace) {
     )
 }
 
-#[tokio::test]
-async fn a_trace_by_id_reads_only_its_pages() {
-    // 40,000 trace IDs fill several TraceID pages; spans fill many pages of the span columns.
-    let traces: Vec<(TraceId, Trace)> = (0..40_000).map(|t| trace(t, 1 + t % 6)).collect();
-    let mut cfg = WriterConfig::new("t", "00000000-0000-4000-8000-0000000000a1");
-    cfg.row_group_bytes = 20_000_000;
+/// A block of `traces` (tenant `t`) with row groups of about `row_group_bytes`.
+fn write_block(
+    traces: &[(TraceId, Trace)],
+    block_id: &str,
+    row_group_bytes: usize,
+) -> (vivace_block::FinishedBlock, Vec<u8>) {
+    let mut cfg = WriterConfig::new("t", block_id);
+    cfg.row_group_bytes = row_group_bytes;
     let mut w = BlockWriter::new(Vec::new(), cfg).unwrap();
-    for (id, t) in &traces {
+    for (id, t) in traces {
         w.push(*id, t).unwrap();
     }
     let (mut done, data) = w.finish().unwrap();
     set_file_facts(&mut done.meta, data.len() as u64, &data);
+    (done, data)
+}
+
+#[tokio::test]
+async fn a_trace_by_id_reads_only_its_pages() {
+    // 40,000 trace IDs fill several TraceID pages; spans fill many pages of the span columns.
+    let traces: Vec<(TraceId, Trace)> = (0..40_000).map(|t| trace(t, 1 + t % 6)).collect();
+    let (done, data) = write_block(&traces, "00000000-0000-4000-8000-0000000000a1", 20_000_000);
     let all = read_all_traces(Bytes::from(data.clone()), &done.meta, "data.parquet").unwrap();
     let backend = Backend::memory();
     let block = upload(&backend, done, data).await.unwrap();
@@ -168,14 +178,7 @@ async fn blocks_learned_from_the_bucket_are_primed_for_two_read_lookups() {
     // Two row groups of 2,000 traces, written by "another process": the block's own cache is
     // not the one the poller's list holds.
     let traces: Vec<(TraceId, Trace)> = (0..4_000).map(|t| trace(t, 1 + t % 3)).collect();
-    let mut cfg = WriterConfig::new("t", "00000000-0000-4000-8000-0000000000b2");
-    cfg.row_group_bytes = 200_000;
-    let mut w = BlockWriter::new(Vec::new(), cfg).unwrap();
-    for (id, t) in &traces {
-        w.push(*id, t).unwrap();
-    }
-    let (mut done, data) = w.finish().unwrap();
-    set_file_facts(&mut done.meta, data.len() as u64, &data);
+    let (done, data) = write_block(&traces, "00000000-0000-4000-8000-0000000000b2", 200_000);
     let groups = parquet::file::metadata::ParquetMetaDataReader::new()
         .parse_and_finish(&Bytes::from(data.clone()))
         .unwrap()
