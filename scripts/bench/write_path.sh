@@ -57,7 +57,8 @@ echo "==> $(grep -c 'block written' "$data/log") blocks written, $(grep -c 'bloc
 grep 'blocks compacted' "$data/log" | tail -2 | sed 's/^.*blocks compacted/  compacted:/' || true
 for c in 8 32; do
   echo "==> $c in flight, 15 s"
-  "$bin" gen --duration 15s --concurrency "$c" --batch-spans 600 --pid $pid | tail -3
+  # A seed per phase: the default one would replay the first phase's trace and span IDs.
+  "$bin" gen --duration 15s --concurrency "$c" --batch-spans 600 --seed "$c" --pid $pid | tail -3
 done
 kill $pid; wait $pid 2>/dev/null || true
 rm -rf "$data"
