@@ -35,6 +35,9 @@ struct BlockCache {
     /// Decompressed dictionary pages of the columns trace by ID reads, by row group (one per
     /// column, `None` for a column without one or not read), within [`DICTIONARIES`].
     dictionaries: Kept<usize, Vec<Option<parquet::column::page::Page>>>,
+    /// Attribute names per scope (`block_tag_names`), within [`TAG_NAMES`]: a block never
+    /// changes, so neither do they.
+    tag_names: Kept<&'static str, std::collections::BTreeSet<String>>,
 }
 
 /// Memory for bloom shards kept across lookups (all blocks together). Past it, lookups read the
@@ -49,6 +52,10 @@ static PAGE_INDEXES: Budget = Budget::new(64 << 20);
 /// decompressed). A row group's dictionaries are about a third of what a lookup in it would
 /// fetch and decompress. Past it, lookups read them each time.
 static DICTIONARIES: Budget = Budget::new(64 << 20);
+
+/// Memory for blocks' attribute names kept for tag listings (all blocks together, counted as
+/// their bytes). Past it, listings read the key dictionaries each time.
+static TAG_NAMES: Budget = Budget::new(16 << 20);
 
 /// Memory that values kept with blocks may take, all blocks together.
 #[derive(Debug)]
@@ -114,6 +121,7 @@ impl Drop for BlockCache {
         self.blooms.release(&BLOOMS);
         self.page_indexes.release(&PAGE_INDEXES);
         self.dictionaries.release(&DICTIONARIES);
+        self.tag_names.release(&TAG_NAMES);
     }
 }
 
@@ -251,6 +259,28 @@ impl BlockRef {
             self.cache
                 .dictionaries
                 .keep(&DICTIONARIES, rg, Arc::new(pages), bytes);
+        }
+    }
+
+    /// The attribute names of `scope`, if a listing kept them.
+    pub(crate) fn cached_tag_names(
+        &self,
+        scope: &'static str,
+    ) -> Option<Arc<std::collections::BTreeSet<String>>> {
+        self.cache.tag_names.get(&scope)
+    }
+
+    /// Keeps the attribute names of `scope` while the budget has room.
+    pub(crate) fn keep_tag_names(
+        &self,
+        scope: &'static str,
+        names: std::collections::BTreeSet<String>,
+    ) {
+        let bytes: u64 = names.iter().map(|n| n.len() as u64 + 24).sum::<u64>() + 48;
+        if TAG_NAMES.has_room(bytes) {
+            self.cache
+                .tag_names
+                .keep(&TAG_NAMES, scope, Arc::new(names), bytes);
         }
     }
 

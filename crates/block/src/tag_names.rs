@@ -33,8 +33,37 @@ fn key_column(scope: &str) -> Option<&'static str> {
 }
 
 /// The attribute names per scope of `block` (`scopes` among resource, span, instrumentation,
-/// event, link).
+/// event, link). What a listing reads is kept with the block (within a budget), so the next
+/// listing of the same scopes reads nothing.
 pub async fn block_tag_names(
+    backend: &dyn Objects,
+    block: &BlockRef,
+    scopes: &[&'static str],
+) -> Result<BTreeMap<&'static str, BTreeSet<String>>> {
+    let mut out: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+    let mut missing = Vec::new();
+    for &scope in scopes {
+        match block.cached_tag_names(scope) {
+            Some(names) => {
+                out.insert(scope, (*names).clone());
+            }
+            None => missing.push(scope),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    let read = read_tag_names(backend, block, &missing).await?;
+    for scope in missing {
+        let names = read.get(scope).cloned().unwrap_or_default();
+        block.keep_tag_names(scope, names.clone());
+        out.insert(scope, names);
+    }
+    Ok(out)
+}
+
+/// [`block_tag_names`] read from the block's key dictionaries and dedicated columns.
+async fn read_tag_names(
     backend: &dyn Objects,
     block: &BlockRef,
     scopes: &[&'static str],

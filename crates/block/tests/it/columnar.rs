@@ -320,6 +320,20 @@ fn tag_names_from_dictionaries_equal_the_attributes_read() {
                 dir.display()
             );
         }
+        // Kept with the block: a second listing reads nothing and answers the same.
+        let reads = backend.reads();
+        let again = rt.block_on(vivace_block::block_tag_names(
+            &backend,
+            &block,
+            &["span", "resource"],
+        ));
+        assert_eq!(backend.reads(), reads, "{}", dir.display());
+        let again = again.unwrap();
+        assert_eq!(
+            again.get("span"),
+            got.get("span").or(Some(&Default::default()))
+        );
+        assert_eq!(again.len(), 2);
     }
 }
 
