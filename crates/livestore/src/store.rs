@@ -1196,27 +1196,52 @@ impl LiveStore {
 /// A trace from what the live-store holds of it (its completed part and live parts), decoded
 /// and combined, with the encoded bytes read. Pieces that do not decode are logged and left out.
 fn held_trace(id: &TraceId, complete: Option<CompleteRef>, parts: Vec<Bytes>) -> (Trace, u64) {
+    let (pieces, inspected) = held_pieces(id, complete, parts, &mut HashMap::new());
+    (
+        combine_traces(decoded(id, &pieces), &mut HashSet::new()),
+        inspected,
+    )
+}
+
+/// The encodings a trace is held in — its completed part (read from its chunk; `raws` keeps
+/// each chunk decompressed once across calls), then its parts since — and their bytes.
+fn held_pieces(
+    id: &TraceId,
+    complete: Option<CompleteRef>,
+    parts: Vec<Bytes>,
+    raws: &mut HashMap<*const Chunk, Bytes>,
+) -> (Vec<Bytes>, u64) {
     let mut inspected = 0u64;
     let mut pieces = Vec::with_capacity(parts.len() + 1);
     if let Some(c) = complete {
         inspected += u64::from(c.len);
-        match c.decode() {
-            Ok(tr) => pieces.push(tr),
-            Err(e) => {
-                tracing::error!(trace_id = %id, error = %e, "completed trace does not decode")
-            }
+        let raw = match raws.get(&Arc::as_ptr(&c.chunk)) {
+            Some(raw) => Ok(raw.clone()),
+            None => c.chunk.raw().inspect(|raw| {
+                raws.insert(Arc::as_ptr(&c.chunk), raw.clone());
+            }),
+        };
+        match raw.and_then(|raw| piece(&raw, c.offset, c.len)) {
+            Ok(p) => pieces.push(p),
+            Err(e) => tracing::error!(trace_id = %id, error = %e, "completed trace does not read"),
         }
     }
-    for p in parts {
-        inspected += p.len() as u64;
-        match Trace::decode(p.as_ref()) {
-            Ok(tr) => pieces.push(tr),
+    inspected += parts.iter().map(|p| p.len() as u64).sum::<u64>();
+    pieces.extend(parts);
+    (pieces, inspected)
+}
+
+/// The pieces of a held trace decoded (those that do not decode are reported and left out).
+fn decoded<'a>(id: &'a TraceId, pieces: &'a [Bytes]) -> impl Iterator<Item = Trace> + 'a {
+    pieces
+        .iter()
+        .filter_map(move |p| match Trace::decode(p.as_ref()) {
+            Ok(t) => Some(t),
             Err(e) => {
-                tracing::error!(trace_id = %id, error = %e, "live trace part does not decode")
+                tracing::error!(trace_id = %id, error = %e, "held trace piece does not decode");
+                None
             }
-        }
-    }
-    (combine_traces(pieces, &mut HashSet::new()), inspected)
+        })
 }
 
 /// The whole trace held by `e` (completed part and live parts), encoded.
@@ -1265,27 +1290,12 @@ fn live_batch(
                 .map(|e| (e.complete_opt.clone(), e.parts.clone()))
                 .unwrap_or_default()
         });
-        let mut pieces = Vec::with_capacity(parts.len() + 1);
-        if let Some(c) = complete {
-            let raw = match raws.get(&Arc::as_ptr(&c.chunk)) {
-                Some(raw) => Ok(raw.clone()),
-                None => c.chunk.raw().inspect(|raw| {
-                    raws.insert(Arc::as_ptr(&c.chunk), raw.clone());
-                }),
-            };
-            match raw.and_then(|raw| piece(&raw, c.offset, c.len)) {
-                Ok(p) => pieces.push(p),
-                Err(e) => {
-                    tracing::error!(trace_id = %lt.id, error = %e, "completed trace does not read")
-                }
-            }
-        }
-        pieces.extend(parts);
+        let (pieces, _) = held_pieces(&lt.id, complete, parts, &mut raws);
+        // One piece is one deduplicated trace already (as `whole_trace` relies on).
         let trace = if pieces.len() == 1 {
-            Trace::decode(pieces[0].as_ref()).unwrap_or_default()
+            decoded(&lt.id, &pieces).next().unwrap_or_default()
         } else {
-            let decoded = pieces.iter().filter_map(|p| Trace::decode(p.as_ref()).ok());
-            combine_traces(decoded, &mut HashSet::new())
+            combine_traces(decoded(&lt.id, &pieces), &mut HashSet::new())
         };
         vivace_model::append_trace(&mut bb, &lt.id, &trace);
     }
