@@ -50,11 +50,7 @@ impl SearchSource for LiveStoreSource {
     ) -> Result<Vec<SearchJob>, Status> {
         let (live, tenant) = (self.0.clone(), tenant.clone());
         // A search for one trace ID (`{ trace:id = "…" && … }`) reads only that trace.
-        let only_opt = fetch
-            .required
-            .iter()
-            .find(|(a, _)| a.intrinsic == Some(vivace_traceql::ast::Intrinsic::TraceId))
-            .and_then(|(_, v)| TraceId::from_hex(v.trim_start_matches('0')).ok());
+        let only_opt = vivace_block::required_trace_id(&fetch.required);
         let (batches, inspected) = tokio::task::spawn_blocking(move || match only_opt {
             Some(id) => live.search_trace(&tenant, &id),
             None => live.search_batches(&tenant),

@@ -39,7 +39,7 @@ pub use error::{Error, Result};
 pub use meta::{BlockMeta, DedicatedColumn};
 pub use meta::{rfc3339, rfc3339_seconds};
 pub use objects::{BackendError, Counted, Objects};
-pub use prune::{Needle, PrunedRead, RowGroups, needles, read_pruned};
+pub use prune::{Needle, PrunedRead, RowGroups, needles, read_pruned, required_trace_id};
 pub use read::{
     TraceRows, find_trace_by_id, find_trace_by_id_local, find_trace_by_pages, prime_lookups,
     read_all_traces, trace_ids, warm,

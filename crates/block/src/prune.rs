@@ -39,6 +39,25 @@ pub struct Needle {
     pub value: Vec<u8>,
 }
 
+/// The trace ID every match of a query needs, from its required equalities
+/// (`{ trace:id = "…" && … }`), when it has one.
+pub fn required_trace_id(required: &[(Attribute, String)]) -> Option<TraceId> {
+    required
+        .iter()
+        .filter(|(a, _)| a.intrinsic == Some(Intrinsic::TraceId))
+        .find_map(|(_, v)| trace_id_literal(v))
+}
+
+/// A `trace:id` literal as an ID: hex, leading zeros optional (Tempo trims them), at most 32
+/// digits once they are trimmed.
+fn trace_id_literal(v: &str) -> Option<TraceId> {
+    let hex = v.trim_start_matches('0');
+    if hex.len() > 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    TraceId::from_hex(&format!("{hex:0>32}")).ok()
+}
+
 /// The needles of a query's required equalities in this block's layout. Unscoped attributes
 /// and intrinsics other than `name` are not used (they could live in several columns).
 pub fn needles(meta: &BlockMeta, required: &[(Attribute, String)]) -> Vec<Needle> {
@@ -48,11 +67,7 @@ pub fn needles(meta: &BlockMeta, required: &[(Attribute, String)]) -> Vec<Needle
             (Some(Intrinsic::Name), _) => vec!["rs.ss.Spans.Name".to_string()],
             // The trace ID: found by the block's bloom and the row groups' ID ranges.
             (Some(Intrinsic::TraceId), _) => {
-                let hex = v.trim_start_matches('0');
-                if hex.len() > 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    continue;
-                }
-                let Ok(id) = TraceId::from_hex(&format!("{hex:0>32}")) else {
+                let Some(id) = trace_id_literal(v) else {
                     continue;
                 };
                 out.push(Needle {
