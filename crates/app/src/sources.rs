@@ -82,6 +82,7 @@ impl SearchSource for LiveStoreSource {
                 SearchJob {
                     what: "live-store".into(),
                     is_block: false,
+                    counts_block: false,
                     block_bytes: 0,
                     end_secs: end,
                     fetch: Box::pin(fetch),
@@ -217,33 +218,38 @@ impl TraceSource for BlockSource {
     }
 }
 
-/// One block job: the cached batch, else span-only columns when the fetch asks for them and
-/// the block gives them, else a batch read (cached when it is the whole block). `only_opt`:
-/// these row groups only. A search with a prefilter reads its span-only columns first, then
-/// only the row groups holding candidates: those of the first `limit` candidates at once, the
-/// others as the batch's continuation, read only if the search still wants traces.
+/// One block job — the whole block, or the run of row groups `shard_opt` — : the cached
+/// batch, else span-only columns when the fetch asks for them and the block gives them, else a
+/// batch read (cached when nothing was pruned). A search with a prefilter reads its span-only
+/// columns first, then only the row groups holding candidates: those of the first `limit`
+/// candidates at once, the others as the batch's continuation, read only if the search still
+/// wants traces.
 async fn fetch_block(
     backend: Backend,
     block: vivace_block::BlockRef,
     cache: Arc<vivace_store::BatchCache>,
     fetch: vivace_traceql::batch::Fetch,
-    only_opt: Option<vivace_block::RowGroups>,
+    shard_opt: Option<(std::ops::Range<usize>, u64)>,
 ) -> Result<FetchedBatch, Status> {
     let proj = fetch.projection;
     let needles = vivace_block::needles(&block.meta, &fetch.required);
-    let (tenant, id) = (block.tenant.as_str(), block.meta.block_id.as_str());
-    let failed = read_failed(block.clone());
-    // Shards never use the cache: a batch cached while they run would count some row groups
-    // twice (or leave some out).
-    let cached = match &only_opt {
-        None => cache.get(tenant, id, proj),
-        Some(_) => Err(proj),
+    let tenant = block.tenant.as_str();
+    // A shard's batch is cached on its own: the whole block's entry and a shard's never
+    // stand for each other. A batch from the cache counts the bytes it was read from.
+    let (cache_key, scope_bytes) = match &shard_opt {
+        None => (block.meta.block_id.clone(), block.meta.size),
+        Some((r, bytes)) => (
+            format!("{}/{}-{}", block.meta.block_id, r.start, r.end),
+            *bytes,
+        ),
     };
-    let read = match cached {
+    let shard_opt = shard_opt.map(|(r, _)| vivace_block::RowGroups::Range(r));
+    let failed = read_failed(block.clone());
+    let read = match cache.get(tenant, &cache_key, proj) {
         Ok(batch) => {
             return Ok(FetchedBatch {
                 batch,
-                inspected_bytes: block.meta.size,
+                inspected_bytes: scope_bytes,
                 ..FetchedBatch::empty(0)
             });
         }
@@ -256,7 +262,7 @@ async fn fetch_block(
             cols,
             &needles,
             names,
-            only_opt.clone(),
+            shard_opt.clone(),
         )
         .await
         {
@@ -271,11 +277,11 @@ async fn fetch_block(
             Err(e) => return failed(e),
         }
     }
-    // A search for one trace ID (`{ trace:id = "…" && … }`): only that trace can match here,
-    // so it is read as trace by ID reads it (bloom, page index, its pages) instead of its row
-    // group, and evaluated alone.
+    // A search for one trace ID (`{ trace:id = "…" && … }`, never sharded): only that trace
+    // can match here, so it is read as trace by ID reads it (bloom, page index, its pages)
+    // instead of its row group, and evaluated alone.
     if fetch.span_columns_opt.is_none()
-        && only_opt.is_none()
+        && shard_opt.is_none()
         && let Some(trace_id) = needles.iter().find_map(vivace_block::Needle::trace_id)
     {
         let read = vivace_block::Counted::new(&backend);
@@ -300,95 +306,182 @@ async fn fetch_block(
         backend: backend.clone(),
         block: block.clone(),
         cache: cache.clone(),
+        cache_key,
+        shard_opt: shard_opt.clone(),
         read,
         needles: needles.clone(),
         names_opt: fetch.names_opt.clone(),
     };
-    let (Some(pre), None) = (&fetch.prefilter_opt, &only_opt) else {
-        return reader.read(only_opt, None).await.or_else(failed);
+    let Some(pre) = fetch.prefilter_opt.clone() else {
+        return reader.read(None, None).await.or_else(failed);
     };
-    let r = match vivace_block::read_span_columns(
-        &backend,
-        &block,
-        pre.columns(),
-        &needles,
-        pre.names(),
-        None,
-    )
-    .await
-    {
-        Ok(Some(r)) => r,
-        Ok(None) => return reader.read(None, None).await.or_else(failed),
+    let footer = match block.footer(&backend).await {
+        Ok(f) => f,
         Err(e) => return failed(e),
     };
-    let pre = pre.clone();
-    let (r, candidates) = tokio::task::spawn_blocking(move || {
-        let c = pre.candidates(&r.columns);
-        (r, c)
-    })
-    .await
-    .map_err(|e| Status::internal(format!("prefilter task failed: {e}")))?;
-    // Row groups with candidates, how many each, and the candidates' IDs.
-    let (mut rgs, mut ids) = (Vec::new(), std::collections::HashSet::new());
-    let mut t = 0usize;
-    for (rg, n) in &r.row_groups {
-        let n = *n as usize;
-        let mut found = 0usize;
-        for (i, c) in candidates[t..t + n].iter().enumerate() {
-            if *c {
-                found += 1;
-                ids.insert(r.columns.trace_ids[t + i]);
-            }
-        }
-        if found > 0 {
-            rgs.push((*rg, found));
-        }
-        t += n;
-    }
-    let seen = Prefiltered {
-        traces: r.columns.trace_ids.len() as u64,
-        spans: r.columns.len() as u64,
-        bytes: r.bytes,
+    let rgs: Vec<usize> = (0..footer.num_row_groups())
+        .filter(|rg| shard_opt.as_ref().is_none_or(|s| s.contains(*rg)))
+        .collect();
+    let job = Arc::new(Prefiltering {
+        reader,
+        pre,
+        needles,
+        limit_opt: fetch.limit_opt,
+    });
+    // Without a limit every row group is wanted: one prefilter read of them all. With one, a
+    // row group first, then twice as many each time, until candidates turn up.
+    let step = if fetch.limit_opt.is_some() {
+        1
+    } else {
+        rgs.len()
     };
-    if rgs.is_empty() {
-        return Ok(FetchedBatch {
-            inspected_bytes: r.bytes,
-            prefiltered_opt: Some(seen),
-            ..FetchedBatch::empty(0)
-        });
-    }
-    let ids = Arc::new(ids);
-    // Every row group read has a candidate: the whole block (which can be cached).
-    if rgs.len() == r.row_groups.len() && fetch.limit_opt.is_none() {
-        return reader.read(None, Some((seen, ids))).await.or_else(failed);
-    }
-    let limit = fetch.limit_opt.unwrap_or(usize::MAX);
-    let (mut first, mut rest, mut found) = (Vec::new(), Vec::new(), 0usize);
-    for (rg, n) in rgs {
-        if found < limit {
-            first.push(rg);
-            found += n;
-        } else {
-            rest.push(rg);
-        }
-    }
-    let mut fetched = reader
-        .read(
-            Some(vivace_block::RowGroups::List(first)),
-            Some((seen, ids.clone())),
-        )
-        .await
-        .or_else(failed.clone())?;
-    if !rest.is_empty() {
-        let none = Prefiltered::default();
-        fetched.more_opt = Some(vivace_querier::More(Box::pin(async move {
-            reader
-                .read(Some(vivace_block::RowGroups::List(rest)), Some((none, ids)))
+    job.prefilter(rgs, step, Prefiltered::default(), true).await
+}
+
+/// A block job whose search has a prefilter: its span-only columns are read first, then only
+/// the row groups holding candidate traces, as a batch.
+struct Prefiltering {
+    reader: RowReader,
+    pre: vivace_traceql::spans::Prefilter,
+    needles: Vec<vivace_block::Needle>,
+    limit_opt: Option<usize>,
+}
+
+impl Prefiltering {
+    /// Prefilters `rgs` (the job's row groups not looked at yet, ascending), `step` at a time,
+    /// until some hold candidates; those are read as the batch — the row groups of the first
+    /// `limit` candidates now, the others and the row groups after them as its continuation,
+    /// fetched only if the search still wants traces. `seen` is what earlier steps without a
+    /// candidate looked at (counted by this batch); `all` says `rgs` are all the job's row
+    /// groups (then a read of all of them can be cached).
+    fn prefilter(
+        self: Arc<Self>,
+        mut rgs: Vec<usize>,
+        mut step: usize,
+        mut seen: Prefiltered,
+        all: bool,
+    ) -> futures::future::BoxFuture<'static, Result<FetchedBatch, Status>> {
+        Box::pin(async move {
+            let reader = &self.reader;
+            let failed = read_failed(reader.block.clone());
+            loop {
+                let later = rgs.split_off(step.min(rgs.len()));
+                let whole = all && later.is_empty();
+                let now = std::mem::take(&mut rgs);
+                let r = match vivace_block::read_span_columns(
+                    &reader.backend,
+                    &reader.block,
+                    self.pre.columns(),
+                    &self.needles,
+                    self.pre.names(),
+                    Some(vivace_block::RowGroups::List(now.clone())),
+                )
                 .await
-                .or_else(failed)
-        })));
+                {
+                    Ok(Some(r)) => r,
+                    // No span-only columns in this block (vParquet4): read it whole.
+                    Ok(None) => {
+                        let only_opt = (!whole).then(|| {
+                            let mut both = now;
+                            both.extend(later);
+                            vivace_block::RowGroups::List(both)
+                        });
+                        return reader.read(only_opt, None).await.or_else(failed);
+                    }
+                    Err(e) => return failed(e),
+                };
+                let pre = self.pre.clone();
+                let (r, candidates) = tokio::task::spawn_blocking(move || {
+                    let c = pre.candidates(&r.columns);
+                    (r, c)
+                })
+                .await
+                .map_err(|e| Status::internal(format!("prefilter task failed: {e}")))?;
+                // Row groups with candidates, how many each, and the candidates' IDs.
+                let (mut with, mut ids) = (Vec::new(), std::collections::HashSet::new());
+                let mut t = 0usize;
+                for (rg, n) in &r.row_groups {
+                    let n = *n as usize;
+                    let mut found = 0usize;
+                    for (i, c) in candidates[t..t + n].iter().enumerate() {
+                        if *c {
+                            found += 1;
+                            ids.insert(r.columns.trace_ids[t + i]);
+                        }
+                    }
+                    if found > 0 {
+                        with.push((*rg, found));
+                    }
+                    t += n;
+                }
+                seen.traces += r.columns.trace_ids.len() as u64;
+                seen.spans += r.columns.len() as u64;
+                seen.bytes += r.bytes;
+                if with.is_empty() {
+                    if later.is_empty() {
+                        return Ok(FetchedBatch {
+                            inspected_bytes: seen.bytes,
+                            prefiltered_opt: Some(seen),
+                            ..FetchedBatch::empty(0)
+                        });
+                    }
+                    (rgs, step) = (later, step.saturating_mul(2));
+                    continue;
+                }
+                let ids = Arc::new(ids);
+                // Every row group of the job has a candidate: the whole block or shard (which
+                // can be cached).
+                if whole && with.len() == r.row_groups.len() && self.limit_opt.is_none() {
+                    return reader.read(None, Some((seen, ids))).await.or_else(failed);
+                }
+                let limit = self.limit_opt.unwrap_or(usize::MAX);
+                let (mut first, mut rest, mut found) = (Vec::new(), Vec::new(), 0usize);
+                for (rg, n) in with {
+                    if found < limit {
+                        first.push(rg);
+                        found += n;
+                    } else {
+                        rest.push(rg);
+                    }
+                }
+                let mut fetched = reader
+                    .read(
+                        Some(vivace_block::RowGroups::List(first)),
+                        Some((seen, ids.clone())),
+                    )
+                    .await
+                    .or_else(failed.clone())?;
+                let next_step = step.saturating_mul(2);
+                fetched.more_opt = match (rest.is_empty(), later.is_empty()) {
+                    (true, true) => None,
+                    (true, false) => Some(vivace_querier::More(self.clone().prefilter(
+                        later,
+                        next_step,
+                        Prefiltered::default(),
+                        false,
+                    ))),
+                    (false, _) => {
+                        let job = self.clone();
+                        Some(vivace_querier::More(Box::pin(async move {
+                            let none = Prefiltered::default();
+                            let mut f = job
+                                .reader
+                                .read(Some(vivace_block::RowGroups::List(rest)), Some((none, ids)))
+                                .await
+                                .or_else(read_failed(job.reader.block.clone()))?;
+                            if !later.is_empty() {
+                                f.more_opt = Some(vivace_querier::More(
+                                    job.clone().prefilter(later, next_step, none, false),
+                                ));
+                            }
+                            Ok(f)
+                        })))
+                    }
+                };
+                return Ok(fetched);
+            }
+        })
     }
-    Ok(fetched)
 }
 
 /// What a failed read of `block` answers.
@@ -411,34 +504,40 @@ struct RowReader {
     backend: Backend,
     block: vivace_block::BlockRef,
     cache: Arc<vivace_store::BatchCache>,
+    /// The job's entry in the cache: the block's ID, or the ID and the shard's row groups.
+    cache_key: String,
+    /// The job's row groups, when it reads a shard of the block.
+    shard_opt: Option<vivace_block::RowGroups>,
     read: vivace_traceql::batch::Projection,
     needles: Vec<vivace_block::Needle>,
     names_opt: Option<vivace_traceql::batch::AttrNames>,
 }
 
 impl RowReader {
-    /// The batch of `only_opt`'s row groups (all: cached when complete); with a prefilter's
-    /// candidates, only those traces are read and the prefilter's counts stand for the job's.
+    /// The batch of `only_opt`'s row groups (all of the job's: cached when none was pruned);
+    /// with a prefilter's candidates, only those traces are read and the prefilter's counts
+    /// stand for the job's.
     async fn read(
         &self,
         only_opt: Option<vivace_block::RowGroups>,
         candidates_opt: Option<(Prefiltered, Arc<std::collections::HashSet<[u8; 16]>>)>,
     ) -> Result<FetchedBatch, vivace_block::Error> {
+        let whole = only_opt.is_none();
         let (batch, bytes, complete) = vivace_block::read_batch(
             &self.backend,
             &self.block,
             self.read,
             &self.needles,
             self.names_opt.as_ref(),
-            only_opt,
+            only_opt.or_else(|| self.shard_opt.clone()),
         )
         .await?;
         let batch = Arc::new(batch);
-        // A batch of some row groups only stands for this query, not the block.
-        if complete {
+        // A batch of some row groups only stands for this query, not the block or shard.
+        if whole && complete {
             self.cache.insert(
                 self.block.tenant.as_str(),
-                &self.block.meta.block_id,
+                &self.cache_key,
                 self.read,
                 batch.clone(),
             );
@@ -475,19 +574,15 @@ impl SearchSource for BlockSource {
         fetch: &vivace_traceql::batch::Fetch,
     ) -> Result<Vec<SearchJob>, Status> {
         let mut jobs = Vec::new();
+        // A search for one trace ID reads that trace alone from each block (never sharded).
+        let one_trace = vivace_block::required_trace_id(&fetch.required).is_some();
         for b in self.overlapping(tenant, start, end) {
             let cached = self
                 .cache
                 .covers(b.tenant.as_str(), &b.meta.block_id, fetch.projection);
-            let shards = if fetch.span_columns_opt.is_some()
-                && b.meta.format == vivace_block::FORMAT
-                && !cached
-            {
+            let shards = if b.meta.format == vivace_block::FORMAT && !cached && !one_trace {
                 match vivace_block::row_group_shards(&self.backend, &b, self.shard_bytes).await {
-                    Ok(v) => v
-                        .into_iter()
-                        .map(|r| Some(vivace_block::RowGroups::Range(r)))
-                        .collect(),
+                    Ok(v) => v,
                     // Compacted away since the poll: its traces are in a block the next poll
                     // lists.
                     Err(vivace_block::Error::Backend(e)) if e.is_not_found() => continue,
@@ -499,17 +594,28 @@ impl SearchSource for BlockSource {
                     }
                 }
             } else {
+                Vec::new()
+            };
+            // A block of one shard is read (and cached) as the block.
+            let shards: Vec<_> = if shards.len() > 1 {
+                shards.into_iter().map(Some).collect()
+            } else {
                 vec![None]
             };
-            for (i, only_opt) in shards.into_iter().enumerate() {
-                let what = match &only_opt {
-                    Some(rgs) => format!("block {} row groups {rgs:?}", b.meta.block_id),
-                    None => format!("block {}", b.meta.block_id),
+            for (i, shard_opt) in shards.into_iter().enumerate() {
+                let (what, range_opt, bytes) = match shard_opt {
+                    Some((rgs, bytes)) => (
+                        format!("block {} row groups {rgs:?}", b.meta.block_id),
+                        Some(rgs),
+                        bytes,
+                    ),
+                    None => (format!("block {}", b.meta.block_id), None, b.meta.size),
                 };
                 jobs.push(SearchJob {
                     what,
+                    is_block: true,
                     // A block is counted once, by its first job.
-                    is_block: i == 0,
+                    counts_block: i == 0,
                     block_bytes: if i == 0 { b.meta.size } else { 0 },
                     end_secs: b.time_range_opt.map_or(i64::MAX, |(_, e)| e),
                     fetch: Box::pin(fetch_block(
@@ -517,7 +623,7 @@ impl SearchSource for BlockSource {
                         b.clone(),
                         self.cache.clone(),
                         fetch.clone(),
-                        only_opt,
+                        range_opt.map(|r| (r, bytes)),
                     )),
                 });
             }

@@ -141,7 +141,7 @@ impl BlockRef {
     }
 
     /// The parquet footer, read once (its length is `meta.footerSize`; one ranged read).
-    pub(crate) async fn footer(&self, backend: &dyn Objects) -> Result<Arc<ParquetMetaData>> {
+    pub async fn footer(&self, backend: &dyn Objects) -> Result<Arc<ParquetMetaData>> {
         self.cache
             .footer
             .get_or_try_init(|| async {

@@ -161,7 +161,8 @@ fn wanted(path: &str, proj: &Projection) -> bool {
 }
 
 /// What a pruned read gives: the batch of the row groups read, the bytes fetched, and whether
-/// every row group was read (only then may the batch stand for the whole block).
+/// every row group asked for was read (only then may the batch stand for the whole block, or
+/// the whole run of row groups asked for).
 #[derive(Debug)]
 pub struct PrunedRead {
     pub batch: SpanBatch,
@@ -331,8 +332,9 @@ pub async fn read_pruned(
         skip,
         narrows,
         mut bytes,
-    } = prune(backend, block, proj, needles, names_opt, only_opt).await?;
+    } = prune(backend, block, proj, needles, names_opt, only_opt.clone()).await?;
     let n_rg = footer.num_row_groups();
+    let asked = only_opt.map_or(n_rg, |o| (0..n_rg).filter(|rg| o.contains(*rg)).count());
     let narrowed = narrows.iter().any(Narrow::is_narrowed);
 
     // 3. The wanted column chunks of the row groups left.
@@ -381,7 +383,7 @@ pub async fn read_pruned(
     Ok(PrunedRead {
         batch,
         bytes,
-        complete: row_groups_read == n_rg && !narrowed,
+        complete: row_groups_read == asked && !narrowed,
         row_groups: n_rg,
         row_groups_read,
     })

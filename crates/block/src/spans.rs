@@ -391,24 +391,25 @@ fn push_str(out: &mut SpanColumns, col: usize, ids: Vec<u32>) {
 }
 
 /// `block`'s row groups in consecutive runs of at least `bytes` compressed bytes each (the
-/// last may be smaller): the shards of a span-only read that several threads can share.
+/// last may be smaller), with their compressed bytes: the shards of a read that several
+/// threads can share, and that a search with a limit can stop between.
 pub async fn row_group_shards(
     backend: &dyn Objects,
     block: &BlockRef,
     bytes: u64,
-) -> Result<Vec<std::ops::Range<usize>>> {
+) -> Result<Vec<(std::ops::Range<usize>, u64)>> {
     let footer = block.footer(backend).await?;
     let mut out = Vec::new();
     let (mut from, mut acc) = (0usize, 0u64);
     for (rg, g) in footer.row_groups().iter().enumerate() {
         acc += g.compressed_size().max(0) as u64;
         if acc >= bytes {
-            out.push(from..rg + 1);
+            out.push((from..rg + 1, acc));
             (from, acc) = (rg + 1, 0);
         }
     }
     if from < footer.num_row_groups() || out.is_empty() {
-        out.push(from..footer.num_row_groups());
+        out.push((from..footer.num_row_groups(), acc));
     }
     Ok(out)
 }

@@ -222,7 +222,7 @@ pub async fn query(
         {
             let mut s = state.lock();
             s.1.total_jobs = jobs.len() as u32;
-            s.1.total_blocks = jobs.iter().filter(|j| j.is_block).count() as u32;
+            s.1.total_blocks = jobs.iter().filter(|j| j.counts_block).count() as u32;
             s.1.total_block_bytes = jobs.iter().map(|j| j.block_bytes).sum();
         }
         run_jobs(jobs, search.concurrent_jobs, |fetched| {

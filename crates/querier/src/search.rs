@@ -405,7 +405,17 @@ pub fn search_batch(
             .saturating_add(1)
             .saturating_mul(1_000_000_000),
     );
+    // Without `most_recent`, any `limit` matches answer the search: a batch stops there (the
+    // combiner keeps the first it is given, so more from one batch would be dropped anyway).
+    let enough = if plan.most_recent {
+        usize::MAX
+    } else {
+        req.limit.max(1)
+    };
     for t in fetched.trace_indexes() {
+        if out.traces.len() >= enough {
+            break;
+        }
         let trace = &batch.traces[t];
         if trace.start_ns >= end_ns || trace.end_ns < start_ns {
             continue;
@@ -648,7 +658,7 @@ pub async fn search(
         {
             let mut c = combiner.lock();
             c.metrics.total_jobs = jobs.len() as u32;
-            c.metrics.total_blocks = jobs.iter().filter(|j| j.is_block).count() as u32;
+            c.metrics.total_blocks = jobs.iter().filter(|j| j.counts_block).count() as u32;
             c.metrics.total_block_bytes = jobs.iter().map(|j| j.block_bytes).sum();
         }
         let req = Arc::new(req.clone());

@@ -26,9 +26,12 @@ pub trait TraceSource: Send + Sync + std::fmt::Debug + 'static {
 pub struct SearchJob {
     /// What the job reads, for errors and logs (`live-store`, `block <id>`).
     pub what: String,
-    /// Whether the job reads a block (counted in `totalBlocks`).
+    /// Whether the job reads a block (blocks are read after the live-store's jobs).
     pub is_block: bool,
-    /// Bytes of the block (`totalBlockBytes`), 0 for the live-store.
+    /// Whether the job counts its block in `totalBlocks`: a block read as several row-group
+    /// jobs is counted once, by its first.
+    pub counts_block: bool,
+    /// Bytes of the block (`totalBlockBytes`) in the job that counts it, else 0.
     pub block_bytes: u64,
     /// The newest time the job's data covers (unix seconds), for most-recent-first ordering.
     pub end_secs: i64,

@@ -411,7 +411,7 @@ async fn collect<T: Send + 'static>(
     let jobs = collect_jobs(sources, tenants, req.start, req.end, &fetch).await?;
     let mut metrics = MetadataMetrics {
         total_jobs: jobs.len() as u32,
-        total_blocks: jobs.iter().filter(|j| j.is_block).count() as u32,
+        total_blocks: jobs.iter().filter(|j| j.counts_block).count() as u32,
         total_block_bytes: jobs.iter().map(|j| j.block_bytes).sum(),
         ..Default::default()
     };

@@ -1072,6 +1072,116 @@ async fn a_large_streamed_search_arrives_in_messages_of_at_most_a_mebibyte() {
     assert_eq!(gathered, over_http);
 }
 
+/// A search with a limit over a block of many row groups runs one job per run of row groups
+/// and stops once it has its traces; without a limit in reach every job runs and each trace
+/// is counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limited_search_stops_between_and_within_a_blocks_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    // Row groups of ~1.5 kB, jobs of ~6 kB of them: several jobs of several row groups.
+    let server = Server::start(
+        dir.path(),
+        &FAST_BLOCKS.replace("target_bytes_per_job: 1\n", "target_bytes_per_job: 6000\n"),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    const TRACES: usize = 300;
+    let spans = (0..TRACES).flat_map(|n| {
+        (0..2u64).map(move |s| Span {
+            trace_id: (n as u128 + 1).to_be_bytes().to_vec(),
+            span_id: (2 * n as u64 + s + 1).to_be_bytes().to_vec(),
+            name: format!("op-{}", n % 7),
+            start_time_unix_nano: now - 5_000_000_000 + n as u64,
+            end_time_unix_nano: now - 4_000_000_000,
+            ..Default::default()
+        })
+    });
+    let req = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue("bulk".into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: spans.collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let (status, _) = post_otlp(&server, &req, Some("t")).await;
+    assert_eq!(status, 200);
+    wait_for_log(&server, "block written", 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let query = |q: &'static str, limit: usize| {
+        let r = http()
+            .get(server.api("/api/search"))
+            .header("X-Scope-OrgID", "t")
+            .query(&[("q", q), ("limit", &limit.to_string()), ("spss", "1")]);
+        async move {
+            let resp = r.send().await.unwrap();
+            assert_eq!(resp.status().as_u16(), 200);
+            resp.json::<Json>().await.unwrap()
+        }
+    };
+    let count = |body: &Json, key: &str| -> u64 {
+        let v = &body["metrics"][key];
+        v.as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .unwrap_or(0)
+    };
+    // Every trace in blocks and none left live: all of them found, each counted once.
+    let all = loop {
+        let body = query("{ }", 1000).await;
+        if body["traces"].as_array().map_or(0, Vec::len) == TRACES
+            && count(&body, "totalBlocks") >= 1
+            && count(&body, "inspectedTraces") == TRACES as u64
+        {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "never all in blocks: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        count(&all, "totalJobs") > count(&all, "totalBlocks") + 1,
+        "a block read as several jobs: {}",
+        all["metrics"]
+    );
+    for q in [
+        r#"{ resource.service.name = "bulk" }"#,
+        "{ }",
+        r#"{ name = "op-3" } | count() > 0"#,
+    ] {
+        let body = query(q, 5).await;
+        assert_eq!(
+            body["traces"].as_array().map_or(0, Vec::len),
+            5,
+            "{q}: {body}"
+        );
+        let inspected = count(&body, "inspectedTraces");
+        assert!(
+            inspected > 0 && inspected < TRACES as u64 / 2,
+            "{q}: stops early, inspected {inspected}: {}",
+            body["metrics"]
+        );
+    }
+    // A limit no job reaches: every trace, as without sharding.
+    let body = query(r#"{ name = "op-3" }"#, 1000).await;
+    assert_eq!(
+        body["traces"].as_array().map_or(0, Vec::len),
+        (0..TRACES).filter(|n| n % 7 == 3).count(),
+        "{body}"
+    );
+}
+
 async fn search_with(server: &Server, q: &str, limit: usize) -> (u16, Json) {
     let resp = http()
         .get(server.api("/api/search"))
