@@ -302,6 +302,62 @@ async fn fetch_block(
             Err(e) => failed(e),
         };
     }
+    // Strings every match needs that only a few traces of the block hold: those traces alone,
+    // read as trace by ID reads them, instead of their row groups.
+    let mut needle_bytes = 0;
+    if fetch.span_columns_opt.is_none() && !needles.is_empty() {
+        let read = vivace_block::Counted::new(&backend);
+        let found = vivace_block::read_needle_traces(
+            &read,
+            &block,
+            &needles,
+            shard_opt.clone(),
+            NEEDLE_TRACES,
+        )
+        .await;
+        needle_bytes = read.bytes();
+        match found {
+            Ok(Some(found)) => {
+                let batch = tokio::task::spawn_blocking(move || {
+                    vivace_model::batch_of(found.iter().map(|(id, t)| (id, t)))
+                })
+                .await
+                .map_err(|e| Status::internal(format!("trace batch task failed: {e}")))?;
+                return Ok(FetchedBatch {
+                    batch: Arc::new(batch),
+                    ..FetchedBatch::empty(needle_bytes)
+                });
+            }
+            Ok(None) => {}
+            Err(e) => return failed(e),
+        }
+    }
+    let mut fetched = read_rows(
+        backend, block, cache, fetch, cache_key, shard_opt, read, needles,
+    )
+    .await?;
+    fetched.inspected_bytes += needle_bytes;
+    Ok(fetched)
+}
+
+/// At most this many traces of a block are read one by one when they alone hold a search's
+/// needles (each costs a trace-by-ID read: a few ms); more, and their row groups are read.
+const NEEDLE_TRACES: usize = 8;
+
+/// [`fetch_block`]'s read of the job's rows as a batch: through the prefilter when the search
+/// has one, else the row groups pruning leaves.
+#[allow(clippy::too_many_arguments)]
+async fn read_rows(
+    backend: Backend,
+    block: vivace_block::BlockRef,
+    cache: Arc<vivace_store::BatchCache>,
+    fetch: vivace_traceql::batch::Fetch,
+    cache_key: String,
+    shard_opt: Option<vivace_block::RowGroups>,
+    read: vivace_traceql::batch::Projection,
+    needles: Vec<vivace_block::Needle>,
+) -> Result<FetchedBatch, Status> {
+    let failed = read_failed(block.clone());
     let reader = RowReader {
         backend: backend.clone(),
         block: block.clone(),

@@ -21,6 +21,7 @@ mod columnar;
 mod copy;
 mod error;
 mod meta;
+mod needle;
 mod objects;
 mod pages;
 mod prune;
@@ -38,6 +39,7 @@ pub use copy::{CompactOutput, CopyInput, compact_rows, trim as trim_trace};
 pub use error::{Error, Result};
 pub use meta::{BlockMeta, DedicatedColumn};
 pub use meta::{rfc3339, rfc3339_seconds};
+pub use needle::read_needle_traces;
 pub use objects::{BackendError, Counted, Objects};
 pub use prune::{Needle, PrunedRead, RowGroups, needles, read_pruned, required_trace_id};
 pub use read::{

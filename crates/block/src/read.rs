@@ -46,10 +46,23 @@ pub async fn find_trace_by_id(
     let Some(rg) = row_group_for(&footer, id) else {
         return Ok(None);
     };
+    find_in_group(backend, block, &footer, rg, id).await
+}
+
+/// The trace `id` from row group `rg`, the only one that can hold it: its pages through the
+/// page index, else the whole row group.
+pub(crate) async fn find_in_group(
+    backend: &dyn Objects,
+    block: &BlockRef,
+    footer: &Arc<ParquetMetaData>,
+    rg: usize,
+    id: &TraceId,
+) -> Result<Option<Trace>> {
+    let meta = &block.meta;
     let key = block.key("data.parquet");
     // A page-index read that cannot finish (a row spilling over its page, a page missing from
     // the index) falls back to the whole row group.
-    if let Ok(Some(found)) = find_by_pages(backend, block, &footer, rg, id, &key).await {
+    if let Ok(Some(found)) = find_by_pages(backend, block, footer, rg, id, &key).await {
         return Ok(found);
     }
     let (start, len) = row_group_range(footer.row_group(rg));
@@ -59,6 +72,7 @@ pub async fn find_trace_by_id(
         .map_err(Error::Backend)?;
     let meta = meta.clone();
     let id = *id;
+    let footer = footer.clone();
     tokio::task::spawn_blocking(move || {
         let reader = Arc::new(crate::prune::Parts::new(
             vec![(start, bytes)],

@@ -1074,9 +1074,9 @@ async fn a_large_streamed_search_arrives_in_messages_of_at_most_a_mebibyte() {
 
 /// A search with a limit over a block of many row groups runs one job per run of row groups
 /// and stops once it has its traces; without a limit in reach every job runs and each trace
-/// is counted once.
+/// is counted once; a needle only one trace holds reads that trace alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_limited_search_stops_between_and_within_a_blocks_jobs() {
+async fn searches_of_a_large_block_stop_early_and_needles_read_their_traces_alone() {
     let dir = tempfile::tempdir().unwrap();
     // Row groups of ~1.5 kB, jobs of ~6 kB of them: several jobs of several row groups.
     let server = Server::start(
@@ -1092,7 +1092,12 @@ async fn a_limited_search_stops_between_and_within_a_blocks_jobs() {
         (0..2u64).map(move |s| Span {
             trace_id: (n as u128 + 1).to_be_bytes().to_vec(),
             span_id: (2 * n as u64 + s + 1).to_be_bytes().to_vec(),
-            name: format!("op-{}", n % 7),
+            // One trace has a name no other has (a needle).
+            name: if n == 151 {
+                "op-needle".to_string()
+            } else {
+                format!("op-{}", n % 7)
+            },
             start_time_unix_nano: now - 5_000_000_000 + n as u64,
             end_time_unix_nano: now - 4_000_000_000,
             ..Default::default()
@@ -1138,6 +1143,23 @@ async fn a_limited_search_stops_between_and_within_a_blocks_jobs() {
             .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
             .unwrap_or(0)
     };
+    // A name one trace has, once the traces are in blocks (searched before any search has
+    // cached the blocks' batches): that trace alone is read (its pages), not its row group.
+    loop {
+        let body = query(r#"{ name = "op-needle" }"#, 20).await;
+        if body["traces"].as_array().map_or(0, Vec::len) == 1
+            && count(&body, "totalBlocks") >= 1
+            && count(&body, "inspectedTraces") == 1
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the needle's trace never read alone from a block: {}",
+            body["metrics"]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // Every trace in blocks and none left live: all of them found, each counted once.
     let all = loop {
         let body = query("{ }", 1000).await;
