@@ -420,6 +420,7 @@ impl Prefiltering {
         Box::pin(async move {
             let reader = &self.reader;
             let failed = read_failed(reader.block.clone());
+            let mut first = true;
             loop {
                 let later = rgs.split_off(step.min(rgs.len()));
                 let whole = all && later.is_empty();
@@ -435,9 +436,10 @@ impl Prefiltering {
                 .await
                 {
                     Ok(Some(r)) => r,
-                    // No span-only columns in this block (vParquet4): read it whole.
+                    // No span-only columns in this block (vParquet4, which is read whole,
+                    // never as some row groups): read every row group left.
                     Ok(None) => {
-                        let only_opt = (!whole).then(|| {
+                        let only_opt = (!(all && first)).then(|| {
                             let mut both = now;
                             both.extend(later);
                             vivace_block::RowGroups::List(both)
@@ -481,7 +483,7 @@ impl Prefiltering {
                             ..FetchedBatch::empty(0)
                         });
                     }
-                    (rgs, step) = (later, step.saturating_mul(2));
+                    (rgs, step, first) = (later, step.saturating_mul(2), false);
                     continue;
                 }
                 let ids = Arc::new(ids);

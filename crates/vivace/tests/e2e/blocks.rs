@@ -146,4 +146,25 @@ async fn traces_in_tempo_blocks_are_readable_by_id() {
             .v1_proto
             .is_none()
     );
+
+    // Searches of the vParquet4 block (read whole: no span-only columns, no needle read),
+    // over a day around its time range (2026-11-23T08:24:26Z–08:25:12Z).
+    for q in [r#"{ name = "GET /" }"#, "{ } | count() > 1", "{ }"] {
+        let r = crate::support::http()
+            .get(server2.api("/api/search"))
+            .header("X-Scope-OrgID", "old")
+            .query(&[("q", q), ("start", "1795379066"), ("end", "1795465466")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{q}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        let ids: Vec<&str> = body["traces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["traceID"].as_str())
+            .collect();
+        assert!(ids.contains(&"5431"), "{q}: {body}");
+    }
 }
