@@ -218,7 +218,7 @@ impl TraceSource for BlockSource {
     }
 }
 
-/// One block job — the whole block, or the run of row groups `shard_opt` — : the cached
+/// One block job (the whole block, or the run of row groups `shard_opt`): the cached
 /// batch, else span-only columns when the fetch asks for them and the block gives them, else a
 /// batch read (cached when nothing was pruned). A search with a prefilter reads its span-only
 /// columns first, then only the row groups holding candidates: those of the first `limit`
@@ -332,10 +332,17 @@ async fn fetch_block(
             Err(e) => return failed(e),
         }
     }
-    let mut fetched = read_rows(
-        backend, block, cache, fetch, cache_key, shard_opt, read, needles,
-    )
-    .await?;
+    let reader = RowReader {
+        backend,
+        block,
+        cache,
+        cache_key,
+        shard_opt,
+        read,
+        needles,
+        names_opt: fetch.names_opt.clone(),
+    };
+    let mut fetched = read_rows(reader, &fetch).await?;
     fetched.inspected_bytes += needle_bytes;
     Ok(fetched)
 }
@@ -346,42 +353,24 @@ const NEEDLE_TRACES: usize = 8;
 
 /// [`fetch_block`]'s read of the job's rows as a batch: through the prefilter when the search
 /// has one, else the row groups pruning leaves.
-#[allow(clippy::too_many_arguments)]
 async fn read_rows(
-    backend: Backend,
-    block: vivace_block::BlockRef,
-    cache: Arc<vivace_store::BatchCache>,
-    fetch: vivace_traceql::batch::Fetch,
-    cache_key: String,
-    shard_opt: Option<vivace_block::RowGroups>,
-    read: vivace_traceql::batch::Projection,
-    needles: Vec<vivace_block::Needle>,
+    reader: RowReader,
+    fetch: &vivace_traceql::batch::Fetch,
 ) -> Result<FetchedBatch, Status> {
-    let failed = read_failed(block.clone());
-    let reader = RowReader {
-        backend: backend.clone(),
-        block: block.clone(),
-        cache: cache.clone(),
-        cache_key,
-        shard_opt: shard_opt.clone(),
-        read,
-        needles: needles.clone(),
-        names_opt: fetch.names_opt.clone(),
-    };
+    let failed = read_failed(reader.block.clone());
     let Some(pre) = fetch.prefilter_opt.clone() else {
         return reader.read(None, None).await.or_else(failed);
     };
-    let footer = match block.footer(&backend).await {
+    let footer = match reader.block.footer(&reader.backend).await {
         Ok(f) => f,
         Err(e) => return failed(e),
     };
     let rgs: Vec<usize> = (0..footer.num_row_groups())
-        .filter(|rg| shard_opt.as_ref().is_none_or(|s| s.contains(*rg)))
+        .filter(|rg| reader.shard_opt.as_ref().is_none_or(|s| s.contains(*rg)))
         .collect();
     let job = Arc::new(Prefiltering {
         reader,
         pre,
-        needles,
         limit_opt: fetch.limit_opt,
     });
     // Without a limit every row group is wanted: one prefilter read of them all. With one, a
@@ -399,7 +388,6 @@ async fn read_rows(
 struct Prefiltering {
     reader: RowReader,
     pre: vivace_traceql::spans::Prefilter,
-    needles: Vec<vivace_block::Needle>,
     limit_opt: Option<usize>,
 }
 
@@ -429,7 +417,7 @@ impl Prefiltering {
                     &reader.backend,
                     &reader.block,
                     self.pre.columns(),
-                    &self.needles,
+                    &reader.needles,
                     self.pre.names(),
                     Some(vivace_block::RowGroups::List(now.clone())),
                 )
