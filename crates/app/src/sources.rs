@@ -289,15 +289,8 @@ async fn fetch_block(
         let inspected_bytes = read.bytes();
         return match found {
             Ok(found) => {
-                let batch = tokio::task::spawn_blocking(move || {
-                    vivace_model::batch_of(found.iter().map(|t| (&trace_id, t)))
-                })
-                .await
-                .map_err(|e| Status::internal(format!("trace batch task failed: {e}")))?;
-                Ok(FetchedBatch {
-                    batch: Arc::new(batch),
-                    ..FetchedBatch::empty(inspected_bytes)
-                })
+                let found = found.into_iter().map(|t| (trace_id, t)).collect();
+                traces_batch(found, inspected_bytes).await
             }
             Err(e) => failed(e),
         };
@@ -317,17 +310,7 @@ async fn fetch_block(
         .await;
         needle_bytes = read.bytes();
         match found {
-            Ok(Some(found)) => {
-                let batch = tokio::task::spawn_blocking(move || {
-                    vivace_model::batch_of(found.iter().map(|(id, t)| (id, t)))
-                })
-                .await
-                .map_err(|e| Status::internal(format!("trace batch task failed: {e}")))?;
-                return Ok(FetchedBatch {
-                    batch: Arc::new(batch),
-                    ..FetchedBatch::empty(needle_bytes)
-                });
-            }
+            Ok(Some(found)) => return traces_batch(found, needle_bytes).await,
             Ok(None) => {}
             Err(e) => return failed(e),
         }
@@ -345,6 +328,22 @@ async fn fetch_block(
     let mut fetched = read_rows(reader, &fetch).await?;
     fetched.inspected_bytes += needle_bytes;
     Ok(fetched)
+}
+
+/// Whole traces a job read one by one (a trace ID's, a needle's), as its batch.
+async fn traces_batch(
+    found: Vec<(TraceId, vivace_proto::tempopb::Trace)>,
+    inspected_bytes: u64,
+) -> Result<FetchedBatch, Status> {
+    let batch = tokio::task::spawn_blocking(move || {
+        vivace_model::batch_of(found.iter().map(|(id, t)| (id, t)))
+    })
+    .await
+    .map_err(|e| Status::internal(format!("trace batch task failed: {e}")))?;
+    Ok(FetchedBatch {
+        batch: Arc::new(batch),
+        ..FetchedBatch::empty(inspected_bytes)
+    })
 }
 
 /// At most this many traces of a block are read one by one when they alone hold a search's
@@ -408,7 +407,7 @@ impl Prefiltering {
         Box::pin(async move {
             let reader = &self.reader;
             let failed = read_failed(reader.block.clone());
-            let mut first = true;
+            let mut first_step = true;
             loop {
                 let later = rgs.split_off(step.min(rgs.len()));
                 let whole = all && later.is_empty();
@@ -427,7 +426,7 @@ impl Prefiltering {
                     // No span-only columns in this block (vParquet4, which is read whole,
                     // never as some row groups): read every row group left.
                     Ok(None) => {
-                        let only_opt = (!(all && first)).then(|| {
+                        let only_opt = (!(all && first_step)).then(|| {
                             let mut both = now;
                             both.extend(later);
                             vivace_block::RowGroups::List(both)
@@ -471,7 +470,7 @@ impl Prefiltering {
                             ..FetchedBatch::empty(0)
                         });
                     }
-                    (rgs, step, first) = (later, step.saturating_mul(2), false);
+                    (rgs, step, first_step) = (later, step.saturating_mul(2), false);
                     continue;
                 }
                 let ids = Arc::new(ids);

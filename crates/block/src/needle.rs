@@ -21,10 +21,8 @@ use crate::block_ref::BlockRef;
 use crate::columnar::{Narrow, RowGroup};
 use crate::error::{Error, Result};
 use crate::objects::Objects;
-use crate::prune::{Needle, RowGroups};
-
-const TRACE_ID: &str = "TraceID";
-const SERVICE_NAME: &str = "rs.Resource.ServiceName";
+use crate::prune::{Needle, RowGroups, TRACE_ID};
+use crate::spans::SERVICE_NAME;
 
 /// The traces of `block` (of `only_opt`'s row groups) whose rows hold every needle, when there
 /// are at most `max_traces`: `None` when there are more, when the needles are not strings

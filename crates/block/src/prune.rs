@@ -103,7 +103,7 @@ fn columns_of(meta: &BlockMeta, scope: &str, prefix: &str, name: &str) -> Vec<St
     out
 }
 
-const TRACE_ID: &str = "TraceID";
+pub(crate) const TRACE_ID: &str = "TraceID";
 
 impl Needle {
     /// The trace ID every match needs, when this needle is one (`{ trace:id = "…" }`).

@@ -24,11 +24,10 @@ use crate::block_ref::BlockRef;
 use crate::columnar::{Leaf, Memo, Narrow, RowGroup};
 use crate::error::{Error, Result};
 use crate::objects::Objects;
-use crate::prune::{Needle, Parts, Pruned, fetch_parts, prune, row_group_reader};
+use crate::prune::{Needle, Parts, Pruned, TRACE_ID, fetch_parts, prune, row_group_reader};
 
 const START: &str = "rs.ss.Spans.StartTimeUnixNano";
-const TRACE_ID: &str = "TraceID";
-const SERVICE_NAME: &str = "rs.Resource.ServiceName";
+pub(crate) const SERVICE_NAME: &str = "rs.Resource.ServiceName";
 
 /// What a span-only read gives: the columns of the row groups read, the bytes fetched, and
 /// which row groups the traces are from (index and trace count, in `columns.trace_ids`
