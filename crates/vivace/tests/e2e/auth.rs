@@ -5,13 +5,11 @@
 use prost::Message;
 use tonic::Code;
 use vivace_proto::otlp::collector::ExportTraceServiceRequest;
-use vivace_proto::otlp::common::{AnyValue, KeyValue, any_value};
-use vivace_proto::otlp::resource::Resource;
-use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span};
+use vivace_proto::otlp::trace::Span;
 use vivace_proto::tempopb::SearchRequest;
 use vivace_proto::tempopb::streaming_querier_client::StreamingQuerierClient;
 
-use crate::support::{Server, free_port, http};
+use crate::support::{Server, free_port, http, service_export};
 
 const WRITE_A: &str = "Bearer write-a-0123456789abcdef";
 const READ_A: &str = "Bearer read-a-0123456789abcdef";
@@ -29,32 +27,17 @@ fn export(trace: u8) -> ExportTraceServiceRequest {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue("svc".into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans: vec![Span {
-                    trace_id: vec![trace; 16],
-                    span_id: vec![1; 8],
-                    name: "op".into(),
-                    start_time_unix_nano: now - 1_000_000,
-                    end_time_unix_nano: now,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
+    service_export(
+        "svc",
+        vec![Span {
+            trace_id: vec![trace; 16],
+            span_id: vec![1; 8],
+            name: "op".into(),
+            start_time_unix_nano: now - 1_000_000,
+            end_time_unix_nano: now,
             ..Default::default()
         }],
-    }
+    )
 }
 
 async fn post(server: &Server, auth: Option<&str>, org: Option<&str>, trace: u8) -> u16 {

@@ -20,10 +20,8 @@ fn cli(server: &Server, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_queries_a_running_server() {
-    use vivace_proto::otlp::collector::ExportTraceServiceRequest;
     use vivace_proto::otlp::common::{AnyValue, KeyValue, any_value};
-    use vivace_proto::otlp::resource::Resource;
-    use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status};
+    use vivace_proto::otlp::trace::{Span, Status};
 
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), "multitenancy_enabled: true\n");
@@ -51,29 +49,14 @@ async fn cli_queries_a_running_server() {
         }),
         ..Default::default()
     };
-    let req = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue("cli-svc".into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans: vec![
-                    span(1, 0, "GET /cart", false),
-                    span(2, 1, "load cart", false),
-                    span(3, 2, "SELECT carts", true),
-                ],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
+    let req = crate::support::service_export(
+        "cli-svc",
+        vec![
+            span(1, 0, "GET /cart", false),
+            span(2, 1, "load cart", false),
+            span(3, 2, "SELECT carts", true),
+        ],
+    );
     assert_eq!(post_otlp(&server, &req, Some("team-c")).await.0, 200);
     let id = "77".repeat(16);
 

@@ -19,7 +19,7 @@ use vivace_proto::otlp::resource::Resource;
 use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status, span};
 use vivace_proto::tempopb::SearchResponse;
 
-use crate::support::{JsonBody, Server, clients_dir, http, post_otlp, python};
+use crate::support::{JsonBody, Server, clients_dir, http, post_otlp, python, service_export};
 
 pub const FIXTURES: &str = include_str!("../../../traceql/testdata/fixtures.json");
 const CASES: &str = include_str!("../../../traceql/testdata/semantic.txt");
@@ -1012,7 +1012,7 @@ async fn a_large_streamed_search_arrives_in_messages_of_at_most_a_mebibyte() {
                 ..Default::default()
             }
         });
-        let req = bulk_request(spans.collect());
+        let req = service_export("bulk", spans.collect());
         let (status, _) = post_otlp(&server, &req, None).await;
         assert_eq!(status, 200);
     }
@@ -1085,7 +1085,7 @@ async fn searches_of_a_large_block_stop_early_and_needles_read_their_traces_alon
             ..Default::default()
         })
     });
-    let req = bulk_request(spans.collect());
+    let req = service_export("bulk", spans.collect());
     let (status, _) = post_otlp(&server, &req, Some("t")).await;
     assert_eq!(status, 200);
     wait_for_log(&server, "block written", 1);
@@ -1166,29 +1166,6 @@ async fn searches_of_a_large_block_stop_early_and_needles_read_their_traces_alon
         (0..TRACES).filter(|n| n % 7 == 3).count(),
         "{body}"
     );
-}
-
-/// One export of `spans` from the service `bulk`.
-fn bulk_request(spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue("bulk".into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
 }
 
 async fn search_with(server: &Server, q: &str, limit: usize) -> (u16, Json) {

@@ -305,6 +305,34 @@ impl JsonBody for reqwest::RequestBuilder {
         self.send().await.unwrap().json().await.unwrap()
     }
 }
+/// One OTLP export of `spans`, all from the service `service`.
+pub fn service_export(
+    service: &str,
+    spans: Vec<vivace_proto::otlp::trace::Span>,
+) -> ExportTraceServiceRequest {
+    use vivace_proto::otlp::common::{AnyValue, KeyValue, any_value};
+    use vivace_proto::otlp::resource::Resource;
+    use vivace_proto::otlp::trace::{ResourceSpans, ScopeSpans};
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(service.into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
 
 /// Sends one OTLP protobuf request over HTTP.
 pub async fn post_otlp(
