@@ -39,7 +39,7 @@ use crate::assemble::Assembler;
 use crate::error::{Error, Result};
 use crate::meta::BlockMeta;
 use crate::objects::Objects;
-use crate::write::{BlockWriter, FinishedBlock, Leaf, Sink, WriteError, WriterConfig};
+use crate::write::{BlockWriter, FinishedBlock, LeafValue, Sink, WriteError, WriterConfig};
 
 /// Values of one raw column.
 #[derive(Debug)]
@@ -131,37 +131,32 @@ pub(crate) struct RawSink<'a> {
     pub(crate) at: usize,
 }
 
-macro_rules! sink_leaf {
-    ($name:ident, $t:ty, $variant:ident) => {
-        fn $name(&mut self, l: &mut Leaf<$t>) -> std::result::Result<(), WriteError> {
-            let at = self.at;
-            self.at += 1;
-            let Some(c) = self.cols.get_mut(at) else {
-                return Err(parquet::errors::ParquetError::General(
-                    "more leaves than columns".into(),
-                )
-                .into());
-            };
-            let Vals::$variant(v) = &mut c.vals else {
-                return Err(parquet::errors::ParquetError::General(format!(
-                    "leaf {at} has another type than its column"
-                ))
-                .into());
-            };
-            v.append(&mut l.vals);
-            c.def.append(&mut l.def);
-            c.rep.append(&mut l.rep);
-            Ok(())
-        }
-    };
-}
-
 impl Sink for RawSink<'_> {
-    sink_leaf!(bytes, ByteArray, Bytes);
-    sink_leaf!(i64, i64, I64);
-    sink_leaf!(i32, i32, I32);
-    sink_leaf!(f64, f64, F64);
-    sink_leaf!(bool, bool, Bool);
+    fn column<T: LeafValue>(
+        &mut self,
+        _path: &str,
+        vals: &mut Vec<T>,
+        def: &[i16],
+        rep: &[i16],
+    ) -> std::result::Result<(), WriteError> {
+        let at = self.at;
+        self.at += 1;
+        let Some(c) = self.cols.get_mut(at) else {
+            return Err(
+                parquet::errors::ParquetError::General("more leaves than columns".into()).into(),
+            );
+        };
+        let Some(v) = T::raw(&mut c.vals) else {
+            return Err(parquet::errors::ParquetError::General(format!(
+                "leaf {at} has another type than its column"
+            ))
+            .into());
+        };
+        v.append(vals);
+        c.def.extend_from_slice(def);
+        c.rep.extend_from_slice(rep);
+        Ok(())
+    }
 }
 
 /// Rows of an input decoded at a time (the default of [`CopyInput::window_rows`]).

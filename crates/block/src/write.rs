@@ -1,7 +1,9 @@
 //! The vParquet5 writer (§5.5): traces, sorted by ID, shredded straight into parquet columns.
 //!
-//! Every leaf column of the schema has a [`Leaf`] buffer of values with their repetition and
-//! definition levels. A trace is walked once and each field lands in its column (Dremel
+//! Every leaf column of the schema has a buffer of values with their repetition and definition
+//! levels: its own ([`Leaf`]), or, for the columns of one repeated group that always have an
+//! entry together (a span's scalar fields, an attribute's key and `IsArray`), one [`Levels`]
+//! shared by their [`Values`]. A trace is walked once and each field lands in its column (Dremel
 //! shredding written out by hand for this one schema: a repeated group's first element repeats
 //! at the parent's level, later ones at the group's own; an empty group leaves one null at the
 //! parent's definition level in every column below it). When the buffered row group passes
@@ -418,8 +420,9 @@ struct Layout {
 
 #[derive(Debug, Clone, Default)]
 struct ScopeSlots {
-    strings: HashMap<String, usize, rustc_hash::FxBuildHasher>,
-    ints: HashMap<String, usize, rustc_hash::FxBuildHasher>,
+    /// By attribute name as bytes: a key from the view is looked up without a UTF-8 check.
+    strings: HashMap<Box<[u8]>, usize, rustc_hash::FxBuildHasher>,
+    ints: HashMap<Box<[u8]>, usize, rustc_hash::FxBuildHasher>,
 }
 
 impl Layout {
@@ -437,7 +440,7 @@ impl Layout {
                 (&mut slots.strings, MAX_DEDICATED_STRINGS)
             };
             let n = map.len();
-            map.entry(c.name.clone()).or_insert(n);
+            map.entry(c.name.as_bytes().into()).or_insert(n);
             if map.len() > max {
                 return Err(WriteError::TooManyDedicated(format!(
                     "{} {} {} columns",
@@ -654,52 +657,98 @@ fn codec_of(path: &str) -> Codec {
 pub(crate) struct Leaf<T> {
     path: String,
     pub(crate) vals: Vec<T>,
+    pub(crate) levels: Levels,
+}
+
+/// Definition and repetition levels: a leaf's own, or shared by the [`Values`] columns of one
+/// repeated group whose entries are always present together (a span's scalar fields, an
+/// event's, a link's), written once per entry instead of once per column.
+#[derive(Debug)]
+pub(crate) struct Levels {
+    /// The size memory's key (see [`LEAF_SIZES`]).
+    key: String,
     pub(crate) def: Vec<i16>,
     pub(crate) rep: Vec<i16>,
 }
 
-/// How many values and levels each leaf column (by path) held in the last row group this process
-/// shredded. A new block's leaves are reserved at that size: a row group's buffers grow to tens
-/// of MB, and growing them by doubling (copying, and faulting in fresh pages twice over) was a
-/// tenth of the cost of cutting a block. Reserving touches no memory until it is written.
-static LEAF_SIZES: std::sync::Mutex<Option<HashMap<String, (usize, usize)>>> =
-    std::sync::Mutex::new(None);
+/// A leaf column whose levels are its group's shared [`Levels`]: values only.
+#[derive(Debug)]
+pub(crate) struct Values<T> {
+    path: String,
+    vals: Vec<T>,
+}
 
-fn leaf_sizes() -> std::sync::MutexGuard<'static, Option<HashMap<String, (usize, usize)>>> {
+/// How many values or levels each leaf column or shared level buffer (by path) held in the last
+/// row group this process shredded. A new block's buffers are reserved at that size: a row
+/// group's buffers grow to tens of MB, and growing them by doubling (copying, and faulting in
+/// fresh pages twice over) was a tenth of the cost of cutting a block. Reserving touches no
+/// memory until it is written.
+static LEAF_SIZES: std::sync::Mutex<Option<HashMap<String, usize>>> = std::sync::Mutex::new(None);
+
+fn leaf_sizes() -> std::sync::MutexGuard<'static, Option<HashMap<String, usize>>> {
     LEAF_SIZES.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl<T> Leaf<T> {
-    fn new(path: impl Into<String>) -> Leaf<T> {
-        let path = path.into();
-        let (vals, levels) = leaf_sizes()
-            .as_ref()
-            .and_then(|m| m.get(&path).copied())
-            .unwrap_or((0, 0));
-        Leaf {
-            path,
-            vals: Vec::with_capacity(vals),
-            def: Vec::with_capacity(levels),
-            rep: Vec::with_capacity(levels),
+/// The remembered size of `key` (0 if none).
+fn last_size(key: &str) -> usize {
+    leaf_sizes()
+        .as_ref()
+        .and_then(|m| m.get(key).copied())
+        .unwrap_or(0)
+}
+
+/// Remembers `len` for `key`'s next buffer (see [`LEAF_SIZES`]).
+fn remember_size(key: &str, len: usize) {
+    let mut sizes = leaf_sizes();
+    let sizes = sizes.get_or_insert_default();
+    match sizes.get_mut(key) {
+        Some(n) => *n = len,
+        None => {
+            sizes.insert(key.to_string(), len);
+        }
+    }
+}
+
+impl Levels {
+    fn new(key: impl Into<String>) -> Levels {
+        let key = key.into();
+        let n = last_size(&key);
+        Levels {
+            key,
+            def: Vec::with_capacity(n),
+            rep: Vec::with_capacity(n),
         }
     }
 
-    /// Remembers this leaf's size for the next block's (see [`LEAF_SIZES`]).
-    fn remember_size(&self) {
-        leaf_sizes()
-            .get_or_insert_default()
-            .insert(self.path.clone(), (self.vals.len(), self.def.len()));
+    fn push(&mut self, r: i16, d: i16) {
+        self.def.push(d);
+        self.rep.push(r);
+    }
+
+    fn clear(&mut self) {
+        remember_size(&self.key, self.def.len());
+        self.def.clear();
+        self.rep.clear();
+    }
+}
+
+impl<T: LeafValue> Leaf<T> {
+    fn new(path: impl Into<String>) -> Leaf<T> {
+        let path = path.into();
+        Leaf {
+            vals: Vec::with_capacity(last_size(&path)),
+            levels: Levels::new(format!("{path}#levels")),
+            path,
+        }
     }
 
     fn put(&mut self, v: T, r: i16, d: i16) {
         self.vals.push(v);
-        self.def.push(d);
-        self.rep.push(r);
+        self.levels.push(r, d);
     }
 
     fn null(&mut self, r: i16, d: i16) {
-        self.def.push(d);
-        self.rep.push(r);
+        self.levels.push(r, d);
     }
 
     /// A repeated leaf at level `lvl` (its definition and repetition level when present): the
@@ -715,10 +764,48 @@ impl<T> Leaf<T> {
         }
     }
 
-    fn clear(&mut self) {
-        self.vals.clear();
-        self.def.clear();
-        self.rep.clear();
+    /// A repeated (or optional) leaf at level `lvl` with at most one value: [`Leaf::list`] of
+    /// an `Option`, without the iterator.
+    fn one(&mut self, v: Option<T>, r: i16, lvl: i16) {
+        match v {
+            Some(v) => self.put(v, r, lvl),
+            None => self.null(r, lvl - 1),
+        }
+    }
+
+    /// Hands the column to `rg` and empties it.
+    fn emit(&mut self, rg: &mut impl Sink) -> Result<(), WriteError> {
+        remember_size(&self.path, self.vals.len());
+        rg.column(
+            &self.path,
+            &mut self.vals,
+            &self.levels.def,
+            &self.levels.rep,
+        )?;
+        self.levels.clear();
+        Ok(())
+    }
+}
+
+impl<T: LeafValue> Values<T> {
+    fn new(path: impl Into<String>) -> Values<T> {
+        let path = path.into();
+        Values {
+            vals: Vec::with_capacity(last_size(&path)),
+            path,
+        }
+    }
+
+    /// A value of the group's entry just pushed to its [`Levels`].
+    fn put(&mut self, v: T) {
+        self.vals.push(v);
+    }
+
+    /// Hands the column to `rg` with its group's levels (which the group clears after its last
+    /// column) and empties it.
+    fn emit(&mut self, rg: &mut impl Sink, levels: &Levels) -> Result<(), WriteError> {
+        remember_size(&self.path, self.vals.len());
+        rg.column(&self.path, &mut self.vals, &levels.def, &levels.rep)
     }
 }
 
@@ -747,64 +834,80 @@ fn owned(s: &str) -> ByteArray {
     ByteArray::from(s.as_bytes().to_vec())
 }
 
+/// A value type of a leaf column: its parquet type, and its buffer among a compaction's raw
+/// columns (`copy.rs`).
+pub(crate) trait LeafValue: Sized {
+    type Parquet: DataType<T = Self>;
+    fn raw(vals: &mut crate::copy::Vals) -> Option<&mut Vec<Self>>;
+}
+
+macro_rules! leaf_value {
+    ($t:ty, $parquet:ty, $variant:ident) => {
+        impl LeafValue for $t {
+            type Parquet = $parquet;
+            fn raw(vals: &mut crate::copy::Vals) -> Option<&mut Vec<$t>> {
+                match vals {
+                    crate::copy::Vals::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+leaf_value!(ByteArray, ByteArrayType, Bytes);
+leaf_value!(i64, Int64Type, I64);
+leaf_value!(i32, Int32Type, I32);
+leaf_value!(f64, DoubleType, F64);
+leaf_value!(bool, BoolType, Bool);
+
 /// Where buffered leaves go, in schema order: the next columns of a parquet row group, or the
-/// raw column buffers of a compaction that copies rows (`copy.rs`).
+/// raw column buffers of a compaction that copies rows (`copy.rs`). A column's values are taken
+/// (`vals` is left empty); its levels may be shared with other columns, so they are only read.
 pub(crate) trait Sink {
-    fn bytes(&mut self, l: &mut Leaf<ByteArray>) -> Result<(), WriteError>;
-    fn i64(&mut self, l: &mut Leaf<i64>) -> Result<(), WriteError>;
-    fn i32(&mut self, l: &mut Leaf<i32>) -> Result<(), WriteError>;
-    fn f64(&mut self, l: &mut Leaf<f64>) -> Result<(), WriteError>;
-    fn bool(&mut self, l: &mut Leaf<bool>) -> Result<(), WriteError>;
+    fn column<T: LeafValue>(
+        &mut self,
+        path: &str,
+        vals: &mut Vec<T>,
+        def: &[i16],
+        rep: &[i16],
+    ) -> Result<(), WriteError>;
 }
 
 impl<W: Write + Send> Sink for SerializedRowGroupWriter<'_, W> {
-    fn bytes(&mut self, l: &mut Leaf<ByteArray>) -> Result<(), WriteError> {
-        emit::<ByteArrayType, W>(self, l)
+    /// Writes the values to the next column of the row group, checking it is the expected one.
+    fn column<T: LeafValue>(
+        &mut self,
+        path: &str,
+        vals: &mut Vec<T>,
+        def: &[i16],
+        rep: &[i16],
+    ) -> Result<(), WriteError> {
+        let mut col = self.next_column()?.ok_or_else(|| {
+            parquet::errors::ParquetError::General(format!("schema has no column for {path}"))
+        })?;
+        let w = col.typed::<T::Parquet>();
+        let got = w.get_descriptor().path().string();
+        if got != path {
+            return Err(parquet::errors::ParquetError::General(format!(
+                "column order: writing {path} into {got}"
+            ))
+            .into());
+        }
+        w.write_batch(vals, Some(def), Some(rep))?;
+        col.close()?;
+        vals.clear();
+        Ok(())
     }
-    fn i64(&mut self, l: &mut Leaf<i64>) -> Result<(), WriteError> {
-        emit::<Int64Type, W>(self, l)
-    }
-    fn i32(&mut self, l: &mut Leaf<i32>) -> Result<(), WriteError> {
-        emit::<Int32Type, W>(self, l)
-    }
-    fn f64(&mut self, l: &mut Leaf<f64>) -> Result<(), WriteError> {
-        emit::<DoubleType, W>(self, l)
-    }
-    fn bool(&mut self, l: &mut Leaf<bool>) -> Result<(), WriteError> {
-        emit::<BoolType, W>(self, l)
-    }
-}
-
-/// Writes the leaf to the next column of the row group, checking it is the expected column.
-fn emit<T: DataType, W: Write + Send>(
-    rg: &mut SerializedRowGroupWriter<'_, W>,
-    leaf: &mut Leaf<T::T>,
-) -> Result<(), WriteError> {
-    let mut col = rg.next_column()?.ok_or_else(|| {
-        parquet::errors::ParquetError::General(format!("schema has no column for {}", leaf.path))
-    })?;
-    let w = col.typed::<T>();
-    let got = w.get_descriptor().path().string();
-    if got != leaf.path {
-        return Err(parquet::errors::ParquetError::General(format!(
-            "column order: writing {} into {got}",
-            leaf.path
-        ))
-        .into());
-    }
-    w.write_batch(&leaf.vals, Some(&leaf.def), Some(&leaf.rep))?;
-    col.close()?;
-    leaf.remember_size();
-    leaf.clear();
-    Ok(())
 }
 
 /// The columns of an `Attrs` group whose own level is `lvl`.
 #[derive(Debug)]
 struct AttrCols {
     lvl: i16,
-    key: Leaf<ByteArray>,
-    is_array: Leaf<bool>,
+    /// Levels of `Key` and `IsArray`, present for every attribute.
+    head: Levels,
+    key: Values<ByteArray>,
+    is_array: Values<bool>,
     value: Leaf<ByteArray>,
     value_int: Leaf<i64>,
     value_double: Leaf<f64>,
@@ -817,8 +920,9 @@ impl AttrCols {
         let p = |n: &str| format!("{prefix}.Attrs.{n}");
         AttrCols {
             lvl,
-            key: Leaf::new(p("Key")),
-            is_array: Leaf::new(p("IsArray")),
+            head: Levels::new(p("Key#levels")),
+            key: Values::new(p("Key")),
+            is_array: Values::new(p("IsArray")),
             value: Leaf::new(p("Value")),
             value_int: Leaf::new(p("ValueInt")),
             value_double: Leaf::new(p("ValueDouble")),
@@ -829,8 +933,7 @@ impl AttrCols {
 
     /// One null in every column, at definition level `d` (the deepest present ancestor).
     fn nulls(&mut self, r: i16, d: i16) {
-        self.key.null(r, d);
-        self.is_array.null(r, d);
+        self.head.push(r, d);
         self.value.null(r, d);
         self.value_int.null(r, d);
         self.value_double.null(r, d);
@@ -845,7 +948,8 @@ impl AttrCols {
         for kv in attrs {
             let r = if first { r } else { lvl };
             first = false;
-            self.key.put(take(&mut kv.key), r, lvl);
+            self.head.push(r, lvl);
+            self.key.put(take(&mut kv.key));
             use Value as V;
             let value = match kv.value.as_mut().and_then(|v| v.value.as_mut()) {
                 Some(V::StringValue(x)) => Scalar::Str(take(x)),
@@ -882,12 +986,12 @@ impl AttrCols {
             Scalar::Bool(x) => b = Some(x),
             Scalar::Unsupported(x) => json = x,
         }
-        self.is_array.put(false, r, self.lvl);
-        self.value.list(s, r, v);
-        self.value_int.list(i, r, v);
-        self.value_double.list(d, r, v);
-        self.value_bool.list(b, r, v);
-        self.unsupported.list(json.map(|j| owned(&j)), r, v);
+        self.is_array.put(false);
+        self.value.one(s, r, v);
+        self.value_int.one(i, r, v);
+        self.value_double.one(d, r, v);
+        self.value_bool.one(b, r, v);
+        self.unsupported.one(json.map(|j| owned(&j)), r, v);
     }
 
     /// An array value whose elements all have one type (or none): written as an array, true.
@@ -907,7 +1011,7 @@ impl AttrCols {
             return false;
         }
         let (lvl, v) = (self.lvl, self.lvl + 1);
-        self.is_array.put(true, r, lvl);
+        self.is_array.put(true);
         let (mut s, mut i, mut d, mut b) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for x in arr.values.iter_mut().filter_map(|v| v.value.as_mut()) {
             match x {
@@ -927,13 +1031,14 @@ impl AttrCols {
     }
 
     fn emit(&mut self, rg: &mut impl Sink) -> Result<(), WriteError> {
-        rg.bytes(&mut self.key)?;
-        rg.bool(&mut self.is_array)?;
-        rg.bytes(&mut self.value)?;
-        rg.i64(&mut self.value_int)?;
-        rg.f64(&mut self.value_double)?;
-        rg.bool(&mut self.value_bool)?;
-        rg.bytes(&mut self.unsupported)
+        self.key.emit(rg, &self.head)?;
+        self.is_array.emit(rg, &self.head)?;
+        self.head.clear();
+        self.value.emit(rg)?;
+        self.value_int.emit(rg)?;
+        self.value_double.emit(rg)?;
+        self.value_bool.emit(rg)?;
+        self.unsupported.emit(rg)
     }
 }
 
@@ -1012,19 +1117,19 @@ impl DedCols {
             self.taken.push(taken);
         }
         for (leaf, v) in self.strings.iter_mut().zip(self.string_vals.drain(..)) {
-            leaf.list(v, r, self.lvl);
+            leaf.one(v, r, self.lvl);
         }
         for (leaf, v) in self.ints.iter_mut().zip(self.int_vals.drain(..)) {
-            leaf.list(v, r, self.lvl);
+            leaf.one(v, r, self.lvl);
         }
     }
 
     fn emit(&mut self, rg: &mut impl Sink) -> Result<(), WriteError> {
         for l in &mut self.strings {
-            rg.bytes(l)?;
+            l.emit(rg)?;
         }
         for l in &mut self.ints {
-            rg.i64(l)?;
+            l.emit(rg)?;
         }
         Ok(())
     }
@@ -1051,8 +1156,8 @@ fn split_attrs(
 }
 
 /// The dedicated slot of an attribute name, if it has one.
-fn slot(slots: &HashMap<String, usize, rustc_hash::FxBuildHasher>, key: &[u8]) -> Option<usize> {
-    slots.get(std::str::from_utf8(key).ok()?).copied()
+fn slot(slots: &HashMap<Box<[u8]>, usize, rustc_hash::FxBuildHasher>, key: &[u8]) -> Option<usize> {
+    slots.get(key).copied()
 }
 
 /// Every column of the file, in schema order. Levels (definition = repetition for these
@@ -1082,37 +1187,42 @@ struct Cols {
     ss_span_count: Leaf<i32>,
 }
 
+/// The `Spans` columns. A span's own scalar fields share one [`Levels`], as do an event's and
+/// a link's: a span is one entry of every such column.
 #[derive(Debug)]
 struct SpanCols {
-    span_id: Leaf<ByteArray>,
-    parent_span_id: Leaf<ByteArray>,
-    parent_id: Leaf<i32>,
-    left: Leaf<i32>,
-    right: Leaf<i32>,
-    child_count: Leaf<i32>,
-    name: Leaf<ByteArray>,
-    kind: Leaf<i64>,
-    trace_state: Leaf<ByteArray>,
-    start: Leaf<i64>,
-    duration: Leaf<i64>,
-    status_code: Leaf<i64>,
-    status_message: Leaf<ByteArray>,
+    levels: Levels,
+    span_id: Values<ByteArray>,
+    parent_span_id: Values<ByteArray>,
+    parent_id: Values<i32>,
+    left: Values<i32>,
+    right: Values<i32>,
+    child_count: Values<i32>,
+    name: Values<ByteArray>,
+    kind: Values<i64>,
+    trace_state: Values<ByteArray>,
+    start: Values<i64>,
+    duration: Values<i64>,
+    status_code: Values<i64>,
+    status_message: Values<ByteArray>,
     attrs: AttrCols,
-    dropped_attrs: Leaf<i32>,
-    ev_time: Leaf<i64>,
-    ev_name: Leaf<ByteArray>,
+    dropped_attrs: Values<i32>,
+    ev_levels: Levels,
+    ev_time: Values<i64>,
+    ev_name: Values<ByteArray>,
     ev_attrs: AttrCols,
-    ev_dropped: Leaf<i32>,
+    ev_dropped: Values<i32>,
     ev_ded: DedCols,
-    dropped_events: Leaf<i32>,
-    link_trace_id: Leaf<ByteArray>,
-    link_span_id: Leaf<ByteArray>,
-    link_trace_state: Leaf<ByteArray>,
+    dropped_events: Values<i32>,
+    link_levels: Levels,
+    link_trace_id: Values<ByteArray>,
+    link_span_id: Values<ByteArray>,
+    link_trace_state: Values<ByteArray>,
     link_attrs: AttrCols,
-    link_dropped: Leaf<i32>,
-    dropped_links: Leaf<i32>,
+    link_dropped: Values<i32>,
+    dropped_links: Values<i32>,
     ded: DedCols,
-    rounded: [Leaf<i32>; 4],
+    rounded: [Values<i32>; 4],
 }
 
 const ROUNDINGS: [u64; 4] = [15, 60, 300, 3600];
@@ -1122,8 +1232,8 @@ use vivace_traceql::batch::Nest;
 impl Cols {
     fn new(l: &Layout) -> Cols {
         const SP: &str = "rs.ss.Spans";
-        fn s<T>(n: &str) -> Leaf<T> {
-            Leaf::new(format!("{SP}.{n}"))
+        fn s<T: LeafValue>(n: &str) -> Values<T> {
+            Values::new(format!("{SP}.{n}"))
         }
         Cols {
             trace_id: Leaf::new("TraceID"),
@@ -1145,6 +1255,7 @@ impl Cols {
             scope_attrs: AttrCols::new("rs.ss.Scope", 3),
             scope_dropped: Leaf::new("rs.ss.Scope.DroppedAttributesCount"),
             span: SpanCols {
+                levels: Levels::new(format!("{SP}#levels")),
                 span_id: s("SpanID"),
                 parent_span_id: s("ParentSpanID"),
                 parent_id: s("ParentID"),
@@ -1160,12 +1271,14 @@ impl Cols {
                 status_message: s("StatusMessage"),
                 attrs: AttrCols::new(SP, 4),
                 dropped_attrs: s("DroppedAttributesCount"),
+                ev_levels: Levels::new(format!("{SP}.Events#levels")),
                 ev_time: s("Events.TimeSinceStartNano"),
                 ev_name: s("Events.Name"),
                 ev_attrs: AttrCols::new("rs.ss.Spans.Events", 5),
                 ev_dropped: s("Events.DroppedAttributesCount"),
                 ev_ded: DedCols::new("rs.ss.Spans.Events", 5, &l.event),
                 dropped_events: s("DroppedEventsCount"),
+                link_levels: Levels::new(format!("{SP}.Links#levels")),
                 link_trace_id: s("Links.TraceID"),
                 link_span_id: s("Links.SpanID"),
                 link_trace_state: s("Links.TraceState"),
@@ -1303,70 +1416,35 @@ impl Cols {
     }
 
     fn write(&mut self, rg: &mut impl Sink) -> Result<(), WriteError> {
-        rg.bytes(&mut self.trace_id)?;
-        rg.bytes(&mut self.trace_id_text)?;
-        rg.i64(&mut self.start)?;
-        rg.i64(&mut self.end)?;
-        rg.i64(&mut self.duration)?;
-        rg.bytes(&mut self.root_service)?;
-        rg.bytes(&mut self.root_span)?;
-        rg.bytes(&mut self.stats_service)?;
-        rg.i32(&mut self.stats_spans)?;
-        rg.i32(&mut self.stats_errors)?;
-        rg.bytes(&mut self.res_service)?;
+        self.trace_id.emit(rg)?;
+        self.trace_id_text.emit(rg)?;
+        self.start.emit(rg)?;
+        self.end.emit(rg)?;
+        self.duration.emit(rg)?;
+        self.root_service.emit(rg)?;
+        self.root_span.emit(rg)?;
+        self.stats_service.emit(rg)?;
+        self.stats_spans.emit(rg)?;
+        self.stats_errors.emit(rg)?;
+        self.res_service.emit(rg)?;
         self.res_attrs.emit(rg)?;
-        rg.i32(&mut self.res_dropped)?;
+        self.res_dropped.emit(rg)?;
         self.res_ded.emit(rg)?;
-        rg.bytes(&mut self.scope_name)?;
-        rg.bytes(&mut self.scope_version)?;
+        self.scope_name.emit(rg)?;
+        self.scope_version.emit(rg)?;
         self.scope_attrs.emit(rg)?;
-        rg.i32(&mut self.scope_dropped)?;
+        self.scope_dropped.emit(rg)?;
         self.span.emit(rg)?;
-        rg.i32(&mut self.ss_span_count)
+        self.ss_span_count.emit(rg)
     }
 }
 
 impl SpanCols {
     /// Nulls for an empty `Spans` list (or an empty parent) at definition level `d`.
     fn nulls(&mut self, r: i16, d: i16) {
-        for l in [
-            &mut self.span_id,
-            &mut self.parent_span_id,
-            &mut self.name,
-            &mut self.trace_state,
-            &mut self.status_message,
-            &mut self.ev_name,
-            &mut self.link_trace_id,
-            &mut self.link_span_id,
-            &mut self.link_trace_state,
-        ] {
-            l.null(r, d);
-        }
-        for l in [
-            &mut self.parent_id,
-            &mut self.left,
-            &mut self.right,
-            &mut self.child_count,
-            &mut self.dropped_attrs,
-            &mut self.ev_dropped,
-            &mut self.dropped_events,
-            &mut self.link_dropped,
-            &mut self.dropped_links,
-        ] {
-            l.null(r, d);
-        }
-        for l in &mut self.rounded {
-            l.null(r, d);
-        }
-        for l in [
-            &mut self.kind,
-            &mut self.start,
-            &mut self.duration,
-            &mut self.status_code,
-            &mut self.ev_time,
-        ] {
-            l.null(r, d);
-        }
+        self.levels.push(r, d);
+        self.ev_levels.push(r, d);
+        self.link_levels.push(r, d);
         for a in [&mut self.attrs, &mut self.ev_attrs, &mut self.link_attrs] {
             a.nulls(r, d);
         }
@@ -1377,39 +1455,38 @@ impl SpanCols {
     fn span(&mut self, s: &mut Span, nest: Nest, r: i16) {
         const D: i16 = 3;
         let start = s.start_time_unix_nano;
-        self.span_id.put(take(&mut s.span_id), r, D);
-        self.parent_span_id.put(take(&mut s.parent_span_id), r, D);
-        self.parent_id.put(nest.parent, r, D);
-        self.left.put(nest.left, r, D);
-        self.right.put(nest.right, r, D);
-        self.child_count.put(nest.children, r, D);
-        self.name.put(take(&mut s.name), r, D);
-        self.kind.put(i64::from(s.kind), r, D);
-        self.trace_state.put(take(&mut s.trace_state), r, D);
-        self.start.put(start as i64, r, D);
+        self.levels.push(r, D);
+        self.span_id.put(take(&mut s.span_id));
+        self.parent_span_id.put(take(&mut s.parent_span_id));
+        self.parent_id.put(nest.parent);
+        self.left.put(nest.left);
+        self.right.put(nest.right);
+        self.child_count.put(nest.children);
+        self.name.put(take(&mut s.name));
+        self.kind.put(i64::from(s.kind));
+        self.trace_state.put(take(&mut s.trace_state));
+        self.start.put(start as i64);
         let duration = s.end_time_unix_nano.saturating_sub(start);
-        self.duration.put(duration as i64, r, D);
+        self.duration.put(duration as i64);
         let mut status = s.status.take().unwrap_or_default();
-        self.status_code.put(i64::from(status.code), r, D);
-        self.status_message.put(take(&mut status.message), r, D);
+        self.status_code.put(i64::from(status.code));
+        self.status_message.put(take(&mut status.message));
         split_attrs(&mut self.ded, &mut self.attrs, &mut s.attributes, r, |_| {
             true
         });
-        self.dropped_attrs
-            .put(s.dropped_attributes_count as i32, r, D);
+        self.dropped_attrs.put(s.dropped_attributes_count as i32);
 
         if s.events.is_empty() {
-            self.ev_time.null(r, D);
-            self.ev_name.null(r, D);
+            self.ev_levels.push(r, D);
             self.ev_attrs.nulls(r, D);
-            self.ev_dropped.null(r, D);
             self.ev_ded.nulls(r, D);
         }
         for (i, e) in s.events.iter_mut().enumerate() {
             let r = if i == 0 { r } else { 4 };
             let since = e.time_unix_nano.saturating_sub(start);
-            self.ev_time.put(since as i64, r, 4);
-            self.ev_name.put(take(&mut e.name), r, 4);
+            self.ev_levels.push(r, 4);
+            self.ev_time.put(since as i64);
+            self.ev_name.put(take(&mut e.name));
             split_attrs(
                 &mut self.ev_ded,
                 &mut self.ev_attrs,
@@ -1417,66 +1494,67 @@ impl SpanCols {
                 r,
                 |_| true,
             );
-            self.ev_dropped.put(e.dropped_attributes_count as i32, r, 4);
+            self.ev_dropped.put(e.dropped_attributes_count as i32);
         }
-        self.dropped_events.put(s.dropped_events_count as i32, r, D);
+        self.dropped_events.put(s.dropped_events_count as i32);
 
         if s.links.is_empty() {
-            self.link_trace_id.null(r, D);
-            self.link_span_id.null(r, D);
-            self.link_trace_state.null(r, D);
+            self.link_levels.push(r, D);
             self.link_attrs.nulls(r, D);
-            self.link_dropped.null(r, D);
         }
         for (i, l) in s.links.iter_mut().enumerate() {
             let r = if i == 0 { r } else { 4 };
-            self.link_trace_id.put(take(&mut l.trace_id), r, 4);
-            self.link_span_id.put(take(&mut l.span_id), r, 4);
-            self.link_trace_state.put(take(&mut l.trace_state), r, 4);
+            self.link_levels.push(r, 4);
+            self.link_trace_id.put(take(&mut l.trace_id));
+            self.link_span_id.put(take(&mut l.span_id));
+            self.link_trace_state.put(take(&mut l.trace_state));
             self.link_attrs.write(l.attributes.iter_mut(), r);
-            self.link_dropped
-                .put(l.dropped_attributes_count as i32, r, 4);
+            self.link_dropped.put(l.dropped_attributes_count as i32);
         }
-        self.dropped_links.put(s.dropped_links_count as i32, r, D);
+        self.dropped_links.put(s.dropped_links_count as i32);
 
         let secs = s.start_time_unix_nano / 1_000_000_000;
         for (leaf, every) in self.rounded.iter_mut().zip(ROUNDINGS) {
-            leaf.put((secs / every) as i32, r, D);
+            leaf.put((secs / every) as i32);
         }
     }
 
     fn emit(&mut self, rg: &mut impl Sink) -> Result<(), WriteError> {
-        rg.bytes(&mut self.span_id)?;
-        rg.bytes(&mut self.parent_span_id)?;
-        rg.i32(&mut self.parent_id)?;
-        rg.i32(&mut self.left)?;
-        rg.i32(&mut self.right)?;
-        rg.i32(&mut self.child_count)?;
-        rg.bytes(&mut self.name)?;
-        rg.i64(&mut self.kind)?;
-        rg.bytes(&mut self.trace_state)?;
-        rg.i64(&mut self.start)?;
-        rg.i64(&mut self.duration)?;
-        rg.i64(&mut self.status_code)?;
-        rg.bytes(&mut self.status_message)?;
+        let (span, ev, link) = (&self.levels, &self.ev_levels, &self.link_levels);
+        self.span_id.emit(rg, span)?;
+        self.parent_span_id.emit(rg, span)?;
+        self.parent_id.emit(rg, span)?;
+        self.left.emit(rg, span)?;
+        self.right.emit(rg, span)?;
+        self.child_count.emit(rg, span)?;
+        self.name.emit(rg, span)?;
+        self.kind.emit(rg, span)?;
+        self.trace_state.emit(rg, span)?;
+        self.start.emit(rg, span)?;
+        self.duration.emit(rg, span)?;
+        self.status_code.emit(rg, span)?;
+        self.status_message.emit(rg, span)?;
         self.attrs.emit(rg)?;
-        rg.i32(&mut self.dropped_attrs)?;
-        rg.i64(&mut self.ev_time)?;
-        rg.bytes(&mut self.ev_name)?;
+        self.dropped_attrs.emit(rg, span)?;
+        self.ev_time.emit(rg, ev)?;
+        self.ev_name.emit(rg, ev)?;
         self.ev_attrs.emit(rg)?;
-        rg.i32(&mut self.ev_dropped)?;
+        self.ev_dropped.emit(rg, ev)?;
         self.ev_ded.emit(rg)?;
-        rg.i32(&mut self.dropped_events)?;
-        rg.bytes(&mut self.link_trace_id)?;
-        rg.bytes(&mut self.link_span_id)?;
-        rg.bytes(&mut self.link_trace_state)?;
+        self.dropped_events.emit(rg, span)?;
+        self.link_trace_id.emit(rg, link)?;
+        self.link_span_id.emit(rg, link)?;
+        self.link_trace_state.emit(rg, link)?;
         self.link_attrs.emit(rg)?;
-        rg.i32(&mut self.link_dropped)?;
-        rg.i32(&mut self.dropped_links)?;
+        self.link_dropped.emit(rg, link)?;
+        self.dropped_links.emit(rg, span)?;
         self.ded.emit(rg)?;
         for l in &mut self.rounded {
-            rg.i32(l)?;
+            l.emit(rg, span)?;
         }
+        self.levels.clear();
+        self.ev_levels.clear();
+        self.link_levels.clear();
         Ok(())
     }
 }
