@@ -664,14 +664,40 @@ impl MetricsPlan {
                         run.span(&src, s);
                     }
                 }
-                Some(e) => {
-                    for s in 0..c.len() {
-                        let f = ColumnSpan { c, map, span: s };
-                        if matches!(crate::eval::eval_expr(&f, e)?, Value::Bool(true)) {
-                            run.span(&src, s as u32);
+                Some(e) => match dense_column(e, map, c) {
+                    // The filter reads one column of small IDs (a service name, a span name,
+                    // a status): it is evaluated once per distinct value, not once per span.
+                    Some(col) => {
+                        // Per ID: 0 not evaluated yet, 1 false, 2 true.
+                        let mut memo = vec![0u8; c.dense_ids(col)];
+                        for s in 0..c.len() {
+                            let id = c.dense_id(col, s).unwrap_or(u32::MAX) as usize;
+                            let known = memo.get(id).copied().unwrap_or(0);
+                            let hit = if known == 0 {
+                                let f = ColumnSpan { c, map, span: s };
+                                let hit =
+                                    matches!(crate::eval::eval_expr(&f, e)?, Value::Bool(true));
+                                if let Some(m) = memo.get_mut(id) {
+                                    *m = 1 + hit as u8;
+                                }
+                                hit
+                            } else {
+                                known == 2
+                            };
+                            if hit {
+                                run.span(&src, s as u32);
+                            }
                         }
                     }
-                }
+                    None => {
+                        for s in 0..c.len() {
+                            let f = ColumnSpan { c, map, span: s };
+                            if matches!(crate::eval::eval_expr(&f, e)?, Value::Bool(true)) {
+                                run.span(&src, s as u32);
+                            }
+                        }
+                    }
+                },
             }
         }
         Ok(())
@@ -699,6 +725,19 @@ impl MetricsPlan {
     pub fn finish(&self, p: Partial) -> Vec<Series> {
         finish::finish(self, p)
     }
+}
+
+/// The one column `filter` reads, when it holds small IDs (strings by index, statuses, kinds):
+/// the filter's answer is then a function of the ID.
+fn dense_column(filter: &crate::eval::Expr, map: &ColumnMap, c: &SpanColumns) -> Option<usize> {
+    let mut terms = Vec::new();
+    filter.terms(&mut terms);
+    let mut cols = terms.iter().map(|t| map.column_of(t));
+    let col = cols.next()??;
+    if cols.any(|x| x != Some(col)) || c.dense_ids(col) == 0 {
+        return None;
+    }
+    Some(col)
 }
 
 /// Compiles a metrics expression into leaves and a tree.

@@ -133,6 +133,16 @@ impl SpanColumns {
         })
     }
 
+    /// How many [`SpanColumns::dense_id`]s column `col` can have (every ID is below it); 0 when
+    /// its values have none.
+    pub(crate) fn dense_ids(&self, col: usize) -> usize {
+        match &self.values[col] {
+            Values::Str(_) => self.strings.len() + 1,
+            Values::Status(_) | Values::Kind(_) => 8,
+            Values::Duration(_) | Values::Int(_) => 0,
+        }
+    }
+
     /// Bytes held, for accounting.
     pub fn approx_bytes(&self) -> usize {
         let per_span = 8 + 4 + 4;
