@@ -201,6 +201,49 @@ impl RowGroup<'_> {
         read_leaf!(self, path, ByteArrayColumnReader, ByteArray)
     }
 
+    /// A string column's values as IDs: `intern` of each distinct dictionary entry (see
+    /// [`crate::dict_ids`]), or of each value through a pointer [`Memo`] when the chunk is
+    /// encoded otherwise.
+    pub(crate) fn string_ids(
+        &self,
+        path: &str,
+        intern: &mut impl FnMut(&[u8]) -> u32,
+    ) -> Result<Option<Leaf<u32>>> {
+        let Some(&i) = self.columns.get(path) else {
+            return Ok(None);
+        };
+        match crate::dict_ids::dict_ids(self.group, i, intern) {
+            Ok(Some(leaf)) => return Ok(Some(leaf)),
+            Ok(None) => {}
+            Err(crate::dict_ids::PageError::Parquet(source)) => {
+                return Err(Error::Parquet {
+                    path: self.key.into(),
+                    source,
+                });
+            }
+            Err(crate::dict_ids::PageError::Corrupt(what)) => {
+                return Err(Error::Schema {
+                    path: self.key.into(),
+                    what: format!("column {path}: {what}"),
+                });
+            }
+        }
+        let Some(leaf) = self.bytes(path)? else {
+            return Ok(None);
+        };
+        let mut memo = Memo::default();
+        let values = leaf
+            .values
+            .iter()
+            .map(|b| memo.id_with(b.data(), &mut *intern))
+            .collect();
+        Ok(Some(Leaf {
+            def: leaf.def,
+            rep: leaf.rep,
+            values,
+        }))
+    }
+
     pub(crate) fn i64s(&self, path: &str) -> Result<Option<Leaf<i64>>> {
         read_leaf!(self, path, Int64ColumnReader, i64)
     }

@@ -21,7 +21,7 @@ use vivace_traceql::batch::{AttrNames, Projection, id16, kind_of_otlp, status_of
 use vivace_traceql::spans::{NIL, SpanCol, SpanColumns, Values};
 
 use crate::block_ref::BlockRef;
-use crate::columnar::{Leaf, Memo, Narrow, RowGroup};
+use crate::columnar::{Leaf, Narrow, RowGroup};
 use crate::error::{Error, Result};
 use crate::objects::Objects;
 use crate::prune::{Needle, Parts, Pruned, TRACE_ID, fetch_parts, prune, row_group_reader};
@@ -238,18 +238,14 @@ fn read_row_group(r: &RowGroup<'_>, sources: &[Source], out: &mut SpanColumns) -
         let len_err = |path: &str, got: usize, want: usize| {
             schema(format!("column {path}: {got} values for {want} owners"))
         };
-        let mut memo = Memo::default();
         let ints = matches!(out.values[col], Values::Int(_));
         match source {
             Source::Span(path) if matches!(out.values[col], Values::Str(_)) => {
-                let v = r.need(r.bytes(path)?, path)?.values;
-                if v.len() != spans {
-                    return Err(len_err(path, v.len(), spans));
+                let mut intern = |d: &[u8]| out.intern_bytes(d);
+                let ids = r.need(r.string_ids(path, &mut intern)?, path)?.values;
+                if ids.len() != spans {
+                    return Err(len_err(path, ids.len(), spans));
                 }
-                let ids = v
-                    .iter()
-                    .map(|b| memo.id_with(b.data(), |d| out.intern_bytes(d)))
-                    .collect();
                 push_str(out, col, ids);
             }
             Source::Span(path) => {
@@ -267,18 +263,17 @@ fn read_row_group(r: &RowGroup<'_>, sources: &[Source], out: &mut SpanColumns) -
                 }
             }
             Source::ServiceName => {
-                let v = r.need(r.bytes(SERVICE_NAME)?, SERVICE_NAME)?.values;
-                if v.len() != res as usize {
-                    return Err(len_err(SERVICE_NAME, v.len(), res as usize));
-                }
                 // An empty service name is no `service.name` attribute (as batches read it).
-                let per_res: Vec<u32> = v
-                    .iter()
-                    .map(|b| match b.data() {
-                        [] => NIL,
-                        d => memo.id_with(d, |d| out.intern_bytes(d)),
-                    })
-                    .collect();
+                let mut intern = |d: &[u8]| match d {
+                    [] => NIL,
+                    d => out.intern_bytes(d),
+                };
+                let per_res = r
+                    .need(r.string_ids(SERVICE_NAME, &mut intern)?, SERVICE_NAME)?
+                    .values;
+                if per_res.len() != res as usize {
+                    return Err(len_err(SERVICE_NAME, per_res.len(), res as usize));
+                }
                 let ids = spread(per_res, true, &out.span_resource[first..], r_base);
                 push_str(out, col, ids);
             }
@@ -296,14 +291,12 @@ fn read_row_group(r: &RowGroup<'_>, sources: &[Source], out: &mut SpanColumns) -
                 push_int(out, col, vals);
             }
             Source::Dedicated { path, resource } => {
-                let Some(leaf) = r.bytes(path)? else {
+                let Some(leaf) = r.string_ids(path, &mut |d| out.intern_bytes(d))? else {
                     push_str(out, col, vec![NIL; spans]);
                     continue;
                 };
                 let counts = owner_counts(&leaf, *resource, res, spans, path, r.key)?;
-                let Some(per_owner) = one_per_owner(&counts, NIL, |at| {
-                    memo.id_with(leaf.values[at].data(), |d| out.intern_bytes(d))
-                }) else {
+                let Some(per_owner) = one_per_owner(&counts, NIL, |at| leaf.values[at]) else {
                     return Ok(false);
                 };
                 let ids = spread(per_owner, *resource, &out.span_resource[first..], r_base);
