@@ -267,15 +267,13 @@ impl RowGroup<'_> {
     /// `d - 1` (the attribute group itself is at depth `d`).
     fn attrs(&self, prefix: &str, d: i16, batch: &mut SpanBatch, keys_only: bool) -> Result<Attrs> {
         let key_path = format!("{prefix}.Key");
-        let keys = self.need(self.bytes(&key_path)?, &key_path)?;
+        let keys = self.need(
+            self.string_ids(&key_path, &mut |k| batch.intern_bytes(k))?,
+            &key_path,
+        )?;
         let per_owner = keys.counts(d);
         let n = keys.values.len();
-        let mut memo = Memo::default();
-        let key_ids: Vec<_> = keys
-            .values
-            .iter()
-            .map(|k| memo.id(batch, k.data()))
-            .collect();
+        let key_ids = keys.values;
         if keys_only {
             // Tag names: every key, with a placeholder value.
             return Ok(Attrs {
@@ -284,12 +282,11 @@ impl RowGroup<'_> {
                 stored: vec![Some(Stored::Bool(true)); n],
             });
         }
-        let mut memo = Memo::default();
         let is_array = self
             .bools(&format!("{prefix}.IsArray"))?
             .map(|l| l.values)
             .unwrap_or_default();
-        let strs = self.bytes(&format!("{prefix}.Value"))?;
+        let strs = self.string_ids(&format!("{prefix}.Value"), &mut |v| batch.intern_bytes(v))?;
         let ints = self.i64s(&format!("{prefix}.ValueInt"))?;
         let floats = self.f64s(&format!("{prefix}.ValueDouble"))?;
         let bools = self.bools(&format!("{prefix}.ValueBool"))?;
@@ -317,13 +314,10 @@ impl RowGroup<'_> {
             let v = if ns > 0 {
                 let vals = &strs.as_ref().map_or(&[][..], |l| &l.values[..])[os..os + ns];
                 Some(if ns == 1 {
-                    Stored::Str(memo.id(batch, vals[0].data()))
+                    Stored::Str(vals[0])
                 } else {
                     let at = batch.arr_str.len() as u32;
-                    for v in vals {
-                        let id = memo.id(batch, v.data());
-                        batch.arr_str.push(id);
-                    }
+                    batch.arr_str.extend_from_slice(vals);
                     Stored::StrArr(at, ns as u32)
                 })
             } else if ni > 0 {
@@ -386,11 +380,10 @@ impl RowGroup<'_> {
             if self.narrow.skips(&path) {
                 continue;
             }
-            let Some(leaf) = self.bytes(&path)? else {
+            let Some(leaf) = self.string_ids(&path, &mut |v| batch.intern_bytes(v))? else {
                 continue;
             };
             let name = batch.intern(name);
-            let mut memo = Memo::default();
             let mut at = 0usize;
             for (o, &c) in leaf.counts(d).iter().enumerate() {
                 let c = c as usize;
@@ -398,13 +391,10 @@ impl RowGroup<'_> {
                 at += c;
                 let v = match vals {
                     [] => continue,
-                    [one] => Stored::Str(memo.id(batch, one.data())),
+                    [one] => Stored::Str(*one),
                     many => {
                         let start = batch.arr_str.len() as u32;
-                        for v in many {
-                            let id = memo.id(batch, v.data());
-                            batch.arr_str.push(id);
-                        }
+                        batch.arr_str.extend_from_slice(many);
                         Stored::StrArr(start, many.len() as u32)
                     }
                 };
@@ -483,7 +473,13 @@ impl RowGroup<'_> {
         };
         let span_ids = text_column("rs.ss.Spans.SpanID")?;
         let parents = text_column("rs.ss.Spans.ParentSpanID")?;
-        let names = text_column("rs.ss.Spans.Name")?;
+        let names = if text {
+            let path = "rs.ss.Spans.Name";
+            self.need(self.string_ids(path, &mut |b| batch.intern_bytes(b))?, path)?
+                .values
+        } else {
+            Vec::new()
+        };
         let kinds = self
             .need(self.i64s("rs.ss.Spans.Kind")?, "rs.ss.Spans.Kind")?
             .values;
@@ -612,7 +608,7 @@ impl RowGroup<'_> {
         let mut span = 0usize;
         batch.reserve_spans(n_spans);
         let mut span_attr_at = 0usize;
-        let (mut name_memo, mut msg_memo) = (Memo::default(), Memo::default());
+        let mut msg_memo = Memo::default();
         let empty = batch.intern("");
         let (mut rs_i, mut ss_i) = (0usize, 0usize);
         for (t, tid) in trace_ids.iter().enumerate() {
@@ -634,7 +630,7 @@ impl RowGroup<'_> {
                             (
                                 id8(span_ids[span].data()),
                                 id8(parents[span].data()),
-                                name_memo.id(batch, names[span].data()),
+                                names[span],
                                 msg_memo.id(batch, messages[span].data()),
                             )
                         } else {
