@@ -102,6 +102,47 @@ fn serde_json_key(m: &BlockMeta) -> String {
         .join(";")
 }
 
+/// Why a compaction or a retention pass stopped. Nothing is lost either way: inputs are marked
+/// compacted only after the output is uploaded, and a failed pass is retried next cycle.
+#[derive(Debug, thiserror::Error)]
+pub enum CompactError {
+    #[error("no input blocks")]
+    NoInputs,
+    #[error("reading block {block}: {source}")]
+    Read {
+        block: String,
+        #[source]
+        source: vivace_block::Error,
+    },
+    #[error("copying rows: {0}")]
+    Copy(#[source] vivace_block::Error),
+    #[error("writing the compacted block: {0}")]
+    Write(#[from] vivace_block::WriteError),
+    #[error("{action} {key}: {source}")]
+    Backend {
+        action: &'static str,
+        key: String,
+        #[source]
+        source: vivace_block::BackendError,
+    },
+    #[error("the compaction thread failed")]
+    Thread,
+}
+
+impl CompactError {
+    fn backend(
+        action: &'static str,
+        key: &str,
+    ) -> impl FnOnce(vivace_block::BackendError) -> CompactError {
+        let key = key.to_string();
+        move |source| CompactError::Backend {
+            action,
+            key,
+            source,
+        }
+    }
+}
+
 /// Compacts `inputs` (one tenant) into one block; see the crate docs for the order of writes.
 /// `template` carries the block settings (row group size, bloom parameters).
 pub async fn compact(
@@ -109,9 +150,9 @@ pub async fn compact(
     inputs: &[BlockRef],
     template: &WriterConfig,
     max_bytes_per_trace: usize,
-) -> Result<CompactionResult, String> {
+) -> Result<CompactionResult, CompactError> {
     let Some(first) = inputs.first() else {
-        return Err("no input blocks".into());
+        return Err(CompactError::NoInputs);
     };
     let tenant = first.tenant.clone();
     let block_id = uuid::Uuid::new_v4().to_string();
@@ -145,16 +186,19 @@ pub async fn compact(
                 handle.clone(),
             )
             .await
-            .map_err(|e| format!("reading block {}: {e}", b.meta.block_id))?,
+            .map_err(|source| CompactError::Read {
+                block: b.meta.block_id.clone(),
+                source,
+            })?,
         );
     }
     let copy_cfg = cfg.clone();
     let copied = vivace_common::background::run("vivace-compact", move || {
         vivace_block::compact_rows(copy_inputs, copy_cfg, max_bytes_per_trace)
-            .map_err(|e| e.to_string())
+            .map_err(CompactError::Copy)
     })
     .await
-    .ok_or("the compaction thread failed")??;
+    .ok_or(CompactError::Thread)??;
     let (done, data, discarded_spans, input_traces) = match copied {
         Some(out) => (out.done, out.data, out.discarded_spans, out.input_rows),
         None => {
@@ -165,19 +209,19 @@ pub async fn compact(
                 let data = backend
                     .get(&key)
                     .await
-                    .map_err(|e| format!("reading {key}: {e}"))?;
+                    .map_err(CompactError::backend("reading", &key))?;
                 sources.push((data, b.meta.clone(), key));
             }
             vivace_common::background::run("vivace-compact", move || {
                 merge_through_otlp(sources, cfg, max_bytes_per_trace)
             })
             .await
-            .ok_or("the compaction thread failed")??
+            .ok_or(CompactError::Thread)??
         }
     };
     let output = vivace_store::upload(backend, done, data)
         .await
-        .map_err(|e| format!("uploading block {block_id}: {e}"))?;
+        .map_err(CompactError::backend("uploading block", &block_id))?;
     let now = now_secs();
     for b in inputs {
         mark_compacted(backend, b, now).await?;
@@ -200,25 +244,31 @@ fn merge_through_otlp(
     sources: Vec<(Bytes, BlockMeta, String)>,
     cfg: WriterConfig,
     max_bytes_per_trace: usize,
-) -> Result<Merged, String> {
+) -> Result<Merged, CompactError> {
     let mut rows = Vec::with_capacity(sources.len());
     for (data, meta, key) in &sources {
         rows.push(
             vivace_block::TraceRows::new(data.clone(), meta, key)
-                .map_err(|e| e.to_string())?
+                .map_err(|source| CompactError::Read {
+                    block: meta.block_id.clone(),
+                    source,
+                })?
                 .peekable(),
         );
     }
-    let mut w = BlockWriter::new(Vec::new(), cfg).map_err(|e| e.to_string())?;
+    let mut w = BlockWriter::new(Vec::new(), cfg)?;
     let (mut discarded, mut input_rows) = (0u64, 0u64);
     loop {
         let mut next: Option<TraceId> = None;
-        for r in &mut rows {
+        for (r, (_, meta, _)) in rows.iter_mut().zip(&sources) {
             match r.peek() {
                 Some(Ok((id, _))) => next = Some(next.map_or(*id, |n| n.min(*id))),
                 Some(Err(_)) => {
-                    if let Some(Err(e)) = r.next() {
-                        return Err(e.to_string());
+                    if let Some(Err(source)) = r.next() {
+                        return Err(CompactError::Read {
+                            block: meta.block_id.clone(),
+                            source,
+                        });
                     }
                 }
                 None => {}
@@ -243,27 +293,27 @@ fn merge_through_otlp(
         if max_bytes_per_trace > 0 {
             discarded += vivace_block::trim_trace(&mut trace, max_bytes_per_trace);
         }
-        w.push(id, &trace).map_err(|e| e.to_string())?;
+        w.push(id, &trace)?;
     }
-    let (mut done, data) = w.finish().map_err(|e| e.to_string())?;
+    let (mut done, data) = w.finish()?;
     set_file_facts(&mut done.meta, data.len() as u64, &data);
     Ok((done, data, discarded, input_rows))
 }
 
 /// `meta.compacted.json` (the meta plus `compactedTime`), then `meta.json` removed.
-async fn mark_compacted(backend: &Backend, b: &BlockRef, now: i64) -> Result<(), String> {
+async fn mark_compacted(backend: &Backend, b: &BlockRef, now: i64) -> Result<(), CompactError> {
     let mut meta = b.meta.clone();
     meta.compacted_time = Some(rfc3339(now));
     let k = b.key("meta.compacted.json");
     backend
         .put(&k, Bytes::from(meta.to_json()))
         .await
-        .map_err(|e| format!("writing {k}: {e}"))?;
+        .map_err(CompactError::backend("writing", &k))?;
     let k = b.key("meta.json");
     backend
         .delete(&k)
         .await
-        .map_err(|e| format!("deleting {k}: {e}"))
+        .map_err(CompactError::backend("deleting", &k))
 }
 
 /// Applies `block_retention` (per tenant: `retention_of(tenant)`) and
@@ -274,7 +324,7 @@ pub async fn retention(
     now: i64,
     cfg: &CompactionConfig,
     retention_of: impl Fn(&str) -> Option<std::time::Duration>,
-) -> Result<RetentionResult, String> {
+) -> Result<RetentionResult, CompactError> {
     let mut out = RetentionResult::default();
     for (tenant, blocks) in &list.tenants {
         let keep = retention_of(tenant)
@@ -295,18 +345,21 @@ pub async fn retention(
             if when.is_some_and(|t| t < now - keep) && seen.insert(m.block_id.clone(), ()).is_none()
             {
                 let dir = format!("{tenant}/{}/", m.block_id);
-                let objects = backend.list_all(&dir).await.map_err(|e| e.to_string())?;
+                let objects = backend
+                    .list_all(&dir)
+                    .await
+                    .map_err(CompactError::backend("listing", &dir))?;
                 let last = format!("{dir}meta.compacted.json");
                 for (key, _) in objects.iter().filter(|(k, _)| *k != last) {
                     backend
                         .delete(key)
                         .await
-                        .map_err(|e| format!("deleting {key}: {e}"))?;
+                        .map_err(CompactError::backend("deleting", key))?;
                 }
                 backend
                     .delete(&last)
                     .await
-                    .map_err(|e| format!("deleting {last}: {e}"))?;
+                    .map_err(CompactError::backend("deleting", &last))?;
                 out.deleted += 1;
             }
         }

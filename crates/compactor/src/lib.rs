@@ -19,5 +19,5 @@ mod job;
 pub mod run;
 
 pub use config::CompactionConfig;
-pub use job::{CompactionResult, RetentionResult, compact, retention, select};
+pub use job::{CompactError, CompactionResult, RetentionResult, compact, retention, select};
 pub use run::compaction_loop;
