@@ -225,15 +225,18 @@ fn hybrid(data: &[u8], width: u8, n: usize, mut put: impl FnMut(u64)) -> Result<
             left -= count.min(left);
         } else {
             // Groups of 8 values packed least significant bit first.
+            // A writer may end the last group early: only the bytes of the values still
+            // wanted must be there.
             let values = (header >> 1) as usize * 8;
-            let len = values * width as usize / 8;
+            let take = values.min(left);
+            let need = (take * width as usize).div_ceil(8);
             let b = data
-                .get(at..at + len)
+                .get(at..at + need)
                 .ok_or(PageError::Corrupt("short packed run"))?;
-            at += len;
+            at = (at + values * width as usize / 8).min(data.len());
             let mask = (1u64 << width) - 1;
             let (mut acc, mut have, mut next) = (0u64, 0u32, 0usize);
-            for _ in 0..values.min(left) {
+            for _ in 0..take {
                 while have < u32::from(width) {
                     acc |= u64::from(b[next]) << have;
                     next += 1;
@@ -243,7 +246,7 @@ fn hybrid(data: &[u8], width: u8, n: usize, mut put: impl FnMut(u64)) -> Result<
                 acc >>= width;
                 have -= u32::from(width);
             }
-            left -= values.min(left);
+            left -= take;
         }
     }
     Ok(())
@@ -271,6 +274,10 @@ mod tests {
         let mut zeros = Vec::new();
         hybrid(&[4 << 1], 0, 4, |v| zeros.push(v)).unwrap();
         assert_eq!(zeros, vec![0; 4]);
+        // A last group cut short after the values wanted is read.
+        let mut cut = Vec::new();
+        hybrid(&[1 << 1 | 1, 7, 9], 8, 2, |v| cut.push(v)).unwrap();
+        assert_eq!(cut, vec![7, 9]);
         // Short input is an error, not a panic.
         assert!(hybrid(&[1 << 1 | 1], 3, 8, |_| {}).is_err());
     }
