@@ -8,12 +8,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use parquet::column::page::{Page, PageReader};
+use parquet::column::page::Page;
 use parquet::column::reader::ColumnReader;
 use parquet::data_type::ByteArray;
 use parquet::file::properties::ReaderProperties;
+use parquet::file::reader::ChunkReader;
 use parquet::file::reader::RowGroupReader;
-use parquet::file::serialized_reader::{SerializedPageReader, SerializedRowGroupReader};
+use parquet::file::serialized_reader::SerializedRowGroupReader;
 
 use crate::block_ref::BlockRef;
 use crate::error::{Error, Result};
@@ -181,9 +182,13 @@ fn chunk_values(
     dict_only: bool,
 ) -> parquet::errors::Result<Vec<Vec<u8>>> {
     let c = footer.row_group(rg).column(col);
-    if dict_only {
-        let mut pages = SerializedPageReader::new(reader.clone(), c, 0, None)?;
-        return Ok(match pages.get_next_page()? {
+    if dict_only && let Some(range) = dictionary_range(c) {
+        // The dictionary page alone, decompressed with the thread's kept zstd context
+        // (`pages.rs`): parquet's page reader would build a compressor and a decompressor per
+        // chunk, which were a sixth of a cold tag listing.
+        let bytes = reader.get_bytes(range.start, (range.end - range.start) as usize)?;
+        let pages = crate::pages::Pages::decode(c.compression(), [(bytes, None)])?;
+        return Ok(match pages.dictionary() {
             Some(Page::DictionaryPage {
                 buf, num_values, ..
             }) if c.column_type() == parquet::basic::Type::BYTE_ARRAY => {
