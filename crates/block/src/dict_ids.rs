@@ -15,6 +15,7 @@ use parquet::column::page::Page;
 use parquet::file::reader::RowGroupReader;
 
 use crate::columnar::Leaf;
+use crate::prune::plain_byte_arrays;
 
 /// What went wrong in a page (the caller adds the column's path).
 #[derive(Debug)]
@@ -65,7 +66,11 @@ pub(crate) fn dict_ids(
             Page::DictionaryPage {
                 buf, num_values, ..
             } => {
-                dict = plain_values(&buf, num_values as usize)?;
+                let (values, whole) = plain_byte_arrays(&buf, num_values as usize);
+                if !whole {
+                    return Err(PageError::Corrupt("short dictionary"));
+                }
+                dict = values.into_iter().map(|v| buf.slice_ref(v)).collect();
                 ids = vec![u32::MAX; dict.len()];
                 continue;
             }
@@ -152,9 +157,11 @@ pub(crate) fn dict_ids(
                 }
             }
             Encoding::PLAIN => {
-                for v in plain_values(&data, present)? {
-                    leaf.values.push(intern(&v));
+                let (values, whole) = plain_byte_arrays(&data, present);
+                if !whole {
+                    return Err(PageError::Corrupt("short value"));
                 }
+                leaf.values.extend(values.into_iter().map(&mut *intern));
             }
             _ => return Err(PageError::Corrupt("unexpected value encoding")),
         }
@@ -165,25 +172,6 @@ pub(crate) fn dict_ids(
 /// Bits of a level whose maximum is `max`.
 fn bits(max: i16) -> u8 {
     (16 - (max as u16).leading_zeros()) as u8
-}
-
-/// `n` PLAIN byte arrays (a 4-byte little-endian length, then the bytes), as slices of `buf`.
-fn plain_values(buf: &Bytes, n: usize) -> Result<Vec<Bytes>, PageError> {
-    let mut out = Vec::with_capacity(n);
-    let mut at = 0;
-    for _ in 0..n {
-        let b = buf
-            .get(at..at + 4)
-            .ok_or(PageError::Corrupt("short value"))?;
-        let len = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
-        at += 4;
-        if at + len > buf.len() {
-            return Err(PageError::Corrupt("short value"));
-        }
-        out.push(buf.slice(at..at + len));
-        at += len;
-    }
-    Ok(out)
 }
 
 /// The first `n` values of an RLE / bit-packed hybrid run of `width`-bit values, to `put`.

@@ -337,7 +337,7 @@ impl<W: Write + Send> BlockWriter<W> {
             self.buffered_bytes = 0;
             return Ok(());
         }
-        if self.cols.trace_id.vals.is_empty() {
+        if self.cols.trace_id.col.vals.is_empty() {
             return Ok(());
         }
         let mut rg = self.writer.next_row_group()?;
@@ -652,12 +652,11 @@ fn codec_of(path: &str) -> Codec {
 // ---------------------------------------------------------------------------------------------
 // Shredding
 
-/// One leaf column's buffered values and levels.
+/// One leaf column's buffered values with levels of its own.
 #[derive(Debug)]
 pub(crate) struct Leaf<T> {
-    path: String,
-    pub(crate) vals: Vec<T>,
-    pub(crate) levels: Levels,
+    col: Values<T>,
+    levels: Levels,
 }
 
 /// Definition and repetition levels: a leaf's own, or shared by the [`Values`] columns of one
@@ -736,14 +735,13 @@ impl<T: LeafValue> Leaf<T> {
     fn new(path: impl Into<String>) -> Leaf<T> {
         let path = path.into();
         Leaf {
-            vals: Vec::with_capacity(last_size(&path)),
             levels: Levels::new(format!("{path}#levels")),
-            path,
+            col: Values::new(path),
         }
     }
 
     fn put(&mut self, v: T, r: i16, d: i16) {
-        self.vals.push(v);
+        self.col.put(v);
         self.levels.push(r, d);
     }
 
@@ -775,13 +773,7 @@ impl<T: LeafValue> Leaf<T> {
 
     /// Hands the column to `rg` and empties it.
     fn emit(&mut self, rg: &mut impl Sink) -> Result<(), WriteError> {
-        remember_size(&self.path, self.vals.len());
-        rg.column(
-            &self.path,
-            &mut self.vals,
-            &self.levels.def,
-            &self.levels.rep,
-        )?;
+        self.col.emit(rg, &self.levels)?;
         self.levels.clear();
         Ok(())
     }

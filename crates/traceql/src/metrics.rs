@@ -664,40 +664,34 @@ impl MetricsPlan {
                         run.span(&src, s);
                     }
                 }
-                Some(e) => match dense_column(e, map, c) {
-                    // The filter reads one column of small IDs (a service name, a span name,
-                    // a status): it is evaluated once per distinct value, not once per span.
-                    Some(col) => {
-                        // Per ID: 0 not evaluated yet, 1 false, 2 true.
-                        let mut memo = vec![0u8; c.dense_ids(col)];
-                        for s in 0..c.len() {
-                            let id = c.dense_id(col, s).unwrap_or(u32::MAX) as usize;
-                            let known = memo.get(id).copied().unwrap_or(0);
-                            let hit = if known == 0 {
+                Some(e) => {
+                    // When the filter reads one column of small IDs (a service name, a span
+                    // name, a status), it is evaluated once per distinct value, not per span.
+                    let dense = dense_column(e, map, c);
+                    // Per ID: 0 not evaluated yet, 1 false, 2 true.
+                    let mut memo = vec![0u8; dense.map_or(0, |col| c.dense_ids(col))];
+                    for s in 0..c.len() {
+                        let slot = dense
+                            .and_then(|col| c.dense_id(col, s))
+                            .map(|id| id as usize)
+                            .filter(|&id| id < memo.len());
+                        let hit = match slot.map(|id| memo[id]) {
+                            Some(known @ 1..) => known == 2,
+                            _ => {
                                 let f = ColumnSpan { c, map, span: s };
                                 let hit =
                                     matches!(crate::eval::eval_expr(&f, e)?, Value::Bool(true));
-                                if let Some(m) = memo.get_mut(id) {
-                                    *m = 1 + hit as u8;
+                                if let Some(id) = slot {
+                                    memo[id] = 1 + hit as u8;
                                 }
                                 hit
-                            } else {
-                                known == 2
-                            };
-                            if hit {
-                                run.span(&src, s as u32);
                             }
+                        };
+                        if hit {
+                            run.span(&src, s as u32);
                         }
                     }
-                    None => {
-                        for s in 0..c.len() {
-                            let f = ColumnSpan { c, map, span: s };
-                            if matches!(crate::eval::eval_expr(&f, e)?, Value::Bool(true)) {
-                                run.span(&src, s as u32);
-                            }
-                        }
-                    }
-                },
+                }
             }
         }
         Ok(())
