@@ -610,13 +610,15 @@ enum Codec {
 }
 
 /// Whether a column gets min/max statistics (and so a column index). Every column does, except
-/// the byte-array columns at span level and below (IDs, names, attribute keys and values,
-/// dedicated span attributes): nobody prunes on their min/max — span IDs are random, and string
-/// predicates are decided by dictionaries — while computing them was an eighth of the cost of
-/// cutting a block. `TraceID` keeps them: trace by ID finds its row group and page by them.
+/// the byte-array columns below the trace (resource, scope and span level: IDs, names, attribute
+/// keys and values, dedicated attributes): nobody prunes on their min/max — span IDs are random,
+/// string predicates are decided by dictionaries (Tempo too, which prunes by min/max only for
+/// some integer predicates) — while computing them was an eighth of the cost of cutting a block,
+/// two byte comparisons per value. `TraceID` keeps them: trace by ID finds its row group and
+/// page by them.
 fn keeps_statistics(path: &str, descr: &parquet::schema::types::SchemaDescriptor) -> bool {
     let byte_array = physical_type(path, descr) == Some(parquet::basic::Type::BYTE_ARRAY);
-    !(byte_array && path.contains(".Spans."))
+    !(byte_array && path.starts_with("rs."))
 }
 
 /// The physical type of leaf `path`.

@@ -222,7 +222,7 @@ struct TraceEntry {
 }
 
 /// Traces completed in the same sweep, encoded back to back and zstd-compressed together
-/// (level 3, up to [`CHUNK_RAW_BYTES`] before compression): neighbouring traces share resources,
+/// (level 1, `store/codec.rs`, up to [`CHUNK_RAW_BYTES`] before compression): neighbouring traces share resources,
 /// attribute keys and values, so a chunk compresses far better than each trace alone. Reading
 /// one trace decompresses its chunk.
 #[derive(Debug)]
@@ -326,7 +326,7 @@ impl Chunk {
             raw.extend_from_slice(b);
         }
         // `bulk::compress` returns a buffer sized for the worst case; keep only what is used.
-        let data = Bytes::copy_from_slice(&zstd::bulk::compress(&raw, 3).unwrap_or_default());
+        let data = codec::compress(&raw).unwrap_or_default();
         let traces = items
             .iter()
             .map(|(id, generation, _)| (*id, *generation))
@@ -516,7 +516,7 @@ impl CompleteRef {
 impl Chunk {
     /// The chunk's traces, decompressed, back to back.
     fn raw(&self) -> Result<Bytes, ChunkError> {
-        zstd::bulk::decompress(&self.data, self.raw_len)
+        codec::decompress(&self.data, self.raw_len)
             .map(Bytes::from)
             .map_err(ChunkError::Decompress)
     }
@@ -1327,6 +1327,7 @@ fn shard_of(id: &TraceId) -> usize {
     id.0[15] as usize % SHARDS
 }
 
+mod codec;
 mod segments;
 #[cfg(test)]
 mod tests;

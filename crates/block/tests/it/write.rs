@@ -256,8 +256,10 @@ fn statistics_where_readers_use_them() {
     };
     assert!(stats("TraceID"));
     assert!(stats("StartTimeUnixNano"));
-    assert!(stats("rs.Resource.ServiceName"));
     assert!(stats("rs.ss.Spans.StartTimeUnixNano"));
+    // Strings below the trace: decided by dictionaries, never by min/max.
+    assert!(!stats("rs.Resource.ServiceName"));
+    assert!(!stats("rs.ss.Scope.Name"));
     assert!(!stats("rs.ss.Spans.SpanID"));
     assert!(!stats("rs.ss.Spans.ParentSpanID"));
     assert!(!stats("rs.ss.Spans.Name"));
