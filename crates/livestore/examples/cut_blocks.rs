@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use prost::Message;
-use vivace_block::{BlockMeta, BlockWriter, WriterConfig, read_all_traces};
+use vivace_block::{BlockMeta, WriterConfig, read_all_traces};
 use vivace_common::TenantId;
 use vivace_livestore::PendingBlock;
+use vivace_livestore::flush::cut;
 
 /// The server's allocator, so the figures are the server's.
 #[global_allocator]
@@ -56,14 +57,7 @@ fn main() {
     let mut best = f64::MAX;
     for round in 0..rounds {
         let (cpu0, wall0) = (thread_cpu_seconds(), Instant::now());
-        let mut w = BlockWriter::new(Vec::new(), WriterConfig::new("bench", "bench")).unwrap();
-        pending
-            .for_each_trace(|id, t, n| {
-                w.push_view(id, t, n)
-                    .map_err(Box::<dyn std::error::Error>::from)
-            })
-            .unwrap();
-        let (_, out) = w.finish().unwrap();
+        let (_, out) = cut(&pending, WriterConfig::new("bench", "bench"), "bench").unwrap();
         if let Some(path) = &out_opt {
             std::fs::write(path, &out).expect("writing the block");
         }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use prost::Message;
-use vivace_block::{BlockRef, BlockWriter, WriterConfig, set_file_facts};
+use vivace_block::{BlockRef, BlockWriter, FinishedBlock, WriterConfig, set_file_facts};
 use vivace_common::TraceId;
 use vivace_queue::{Queue, QueueRecord};
 use vivace_store::{Backend, SharedBlockList};
@@ -82,23 +82,31 @@ pub async fn write_block(
     wcfg.time_bounds = Some((now - INGESTION_SLACK_SECS, now + INGESTION_SLACK_SECS));
     let pending_owned = pending.clone();
     let id = block_id.clone();
-    let (done, data) = vivace_common::background::run("vivace-flush", move || {
-        let write = |source| FlushError::Write {
-            block_id: id.clone(),
-            source,
-        };
-        let mut w = BlockWriter::new(Vec::new(), wcfg).map_err(write)?;
-        pending_owned
-            .for_each_trace(|tid, t, encoded| w.push_view(tid, t, encoded).map_err(&write))?;
-        let (mut done, data) = w.finish().map_err(write)?;
-        set_file_facts(&mut done.meta, data.len() as u64, &data);
-        Ok::<_, FlushError>((done, data))
-    })
-    .await
-    .ok_or(FlushError::Thread)??;
+    let (done, data) =
+        vivace_common::background::run("vivace-flush", move || cut(&pending_owned, wcfg, &id))
+            .await
+            .ok_or(FlushError::Thread)??;
     vivace_store::upload(backend, done, data)
         .await
         .map_err(|source| FlushError::Upload { block_id, source })
+}
+
+/// `pending` written as block `block_id` (blocking work): meta and `data.parquet`. Public for
+/// the `cut_blocks` example, which measures it.
+pub fn cut(
+    pending: &PendingBlock,
+    wcfg: WriterConfig,
+    block_id: &str,
+) -> Result<(FinishedBlock, Vec<u8>), FlushError> {
+    let write = |source| FlushError::Write {
+        block_id: block_id.to_string(),
+        source,
+    };
+    let mut w = BlockWriter::new(Vec::new(), wcfg).map_err(write)?;
+    pending.for_each_trace(|tid, t, encoded| w.push_view(tid, t, encoded).map_err(&write))?;
+    let (mut done, data) = w.finish().map_err(write)?;
+    set_file_facts(&mut done.meta, data.len() as u64, &data);
+    Ok((done, data))
 }
 
 /// The traces of a released range, read back from the queue: the tenant's parts of those traces
