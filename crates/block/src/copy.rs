@@ -399,28 +399,30 @@ pub(crate) fn skip_rows(
 }
 
 impl Group {
-    /// Appends row `row` to `out` (columns of the same schema).
-    fn copy_row(&self, row: usize, out: &mut [RawColumn]) {
-        for ((c, b), o) in self.cols.iter().zip(&self.bounds).zip(out.iter_mut()) {
+    /// Appends row `row` to `out` (columns of the same schema). Its strings are moved, not
+    /// cloned: a row is copied or assembled once, and a clone (then a drop) per string value was
+    /// two atomic reference-count updates each, a sixth of compaction.
+    fn take_row(&mut self, row: usize, out: &mut [RawColumn]) {
+        for ((c, b), o) in self.cols.iter_mut().zip(&self.bounds).zip(out.iter_mut()) {
             let (e0, v0) = b[row];
             let (e1, v1) = b[row + 1];
             let (e, v) = (e0 as usize..e1 as usize, v0 as usize..v1 as usize);
             o.def.extend_from_slice(&c.def[e.clone()]);
             o.rep.extend_from_slice(&c.rep[e]);
-            match (&c.vals, &mut o.vals) {
+            match (&mut c.vals, &mut o.vals) {
                 (Vals::Bool(a), Vals::Bool(b)) => b.extend_from_slice(&a[v]),
                 (Vals::I32(a), Vals::I32(b)) => b.extend_from_slice(&a[v]),
                 (Vals::I64(a), Vals::I64(b)) => b.extend_from_slice(&a[v]),
                 (Vals::F64(a), Vals::F64(b)) => b.extend_from_slice(&a[v]),
-                (Vals::Bytes(a), Vals::Bytes(b)) => b.extend_from_slice(&a[v]),
+                (Vals::Bytes(a), Vals::Bytes(b)) => b.extend(a[v].iter_mut().map(std::mem::take)),
                 _ => {}
             }
         }
     }
 
-    /// Row `row` as a trace, assembled from its columns.
+    /// Row `row` as a trace, assembled from its columns (taken: see [`Group::take_row`]).
     fn trace(
-        &self,
+        &mut self,
         row: usize,
         asm: &Assembler,
         descr: &SchemaDescriptor,
@@ -434,7 +436,7 @@ impl Group {
                 path: key.into(),
                 what,
             })?;
-        self.copy_row(row, &mut cols);
+        self.take_row(row, &mut cols);
         let mut traces = asm.traces(&cols, meta).map_err(|what| Error::Schema {
             path: key.into(),
             what,
@@ -636,20 +638,18 @@ pub fn compact_rows(
             max_bytes_per_trace == 0 || g.sizes[input.row] <= max_bytes_per_trace / 2
         };
         if single && fits(&inputs[holders[0]]) {
-            let input = &inputs[holders[0]];
-            let g = input.group_opt.as_ref().expect("current row");
+            let input = &mut inputs[holders[0]];
             let row = input.row;
-            let bytes = g.memory[row];
-            w.push_copied(id, g.starts[row], g.ends[row], bytes, |out| {
-                g.copy_row(row, out)
-            })
-            .map_err(wrap)?;
+            let g = input.group_opt.as_mut().expect("current row");
+            let (start, end, bytes) = (g.starts[row], g.ends[row], g.memory[row]);
+            w.push_copied(id, start, end, bytes, |out| g.take_row(row, out))
+                .map_err(wrap)?;
             copied += 1;
         } else {
             let mut pieces = Vec::with_capacity(holders.len());
             for &h in &holders {
-                let input = &inputs[h];
-                let g = input.group_opt.as_ref().expect("current row");
+                let input = &mut inputs[h];
+                let g = input.group_opt.as_mut().expect("current row");
                 pieces.push(g.trace(input.row, &asm, &descr, &input.src.meta, &input.src.key)?);
             }
             let mut trace = if pieces.len() == 1 {
