@@ -18,9 +18,10 @@ pub async fn run<T: Send + 'static>(
             let name = name.to_string();
             move || {
                 lower_priority();
+                let running = Running::start(&name);
                 let out = f();
                 release_memory();
-                account(&name);
+                running.finish();
                 let _ = tx.send(out);
             }
         })
@@ -39,38 +40,96 @@ fn release_memory() {
     unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
-/// CPU seconds spent by finished background tasks, by thread name (`vivace-flush`,
-/// `vivace-compact`): block work apart from ingest and queries, for `/metrics`.
-static CPU: std::sync::Mutex<std::collections::BTreeMap<String, f64>> =
-    std::sync::Mutex::new(std::collections::BTreeMap::new());
+/// CPU seconds spent by background tasks, by thread name (`vivace-flush`, `vivace-compact`):
+/// block work apart from ingest and queries, for `/metrics`. Finished tasks' totals, and the
+/// tasks still running, read through their threads' CPU clocks: a compaction runs for seconds,
+/// and counting it only once finished credited what it had spent so far to ingest.
+static CPU: std::sync::Mutex<Tasks> = std::sync::Mutex::new(Tasks {
+    finished: std::collections::BTreeMap::new(),
+    running: Vec::new(),
+});
 
-/// CPU seconds of finished background tasks, by name.
-pub fn cpu_seconds() -> Vec<(String, f64)> {
-    CPU.lock()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
-        .unwrap_or_default()
+struct Tasks {
+    finished: std::collections::BTreeMap<String, f64>,
+    /// Running tasks: name, a token, the thread's CPU clock. A thread removes itself before it
+    /// ends, under the lock, so a clock read here belongs to a live thread.
+    running: Vec<(String, u64, Option<libc::clockid_t>)>,
 }
 
-/// Adds this thread's CPU time to its task's total.
-fn account(name: &str) {
-    let secs = thread_cpu_seconds();
-    if let Ok(mut m) = CPU.lock() {
-        *m.entry(name.to_string()).or_default() += secs;
+/// CPU seconds of background tasks, finished and running, by name.
+pub fn cpu_seconds() -> Vec<(String, f64)> {
+    let Ok(tasks) = CPU.lock() else {
+        return Vec::new();
+    };
+    let mut totals = tasks.finished.clone();
+    for (name, _, clock) in &tasks.running {
+        *totals.entry(name.clone()).or_default() += clock.map_or(0.0, clock_seconds);
+    }
+    totals.into_iter().collect()
+}
+
+/// A background task registered as running on the current thread.
+struct Running {
+    name: String,
+    token: u64,
+}
+
+impl Running {
+    fn start(name: &str) -> Running {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let token = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut tasks) = CPU.lock() {
+            tasks
+                .running
+                .push((name.to_string(), token, current_clock()));
+        }
+        Running {
+            name: name.to_string(),
+            token,
+        }
+    }
+
+    /// Moves this thread's CPU time from the running tasks to its task's total.
+    fn finish(self) {
+        let secs = thread_cpu_seconds();
+        if let Ok(mut tasks) = CPU.lock() {
+            tasks.running.retain(|(_, t, _)| *t != self.token);
+            *tasks.finished.entry(self.name).or_default() += secs;
+        }
     }
 }
 
+/// The calling thread's CPU clock, readable from other threads while it lives.
 #[cfg(target_os = "linux")]
-fn thread_cpu_seconds() -> f64 {
+fn current_clock() -> Option<libc::clockid_t> {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: pthread_getcpuclockid writes one clockid we own, for the calling thread.
+    let rc = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) };
+    (rc == 0).then_some(clock)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn current_clock() -> Option<libc::clockid_t> {
+    None
+}
+
+/// Seconds on `clock`.
+fn clock_seconds(clock: libc::clockid_t) -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: clock_gettime writes one timespec we own.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    // SAFETY: clock_gettime writes one timespec we own; the clock is a live thread's.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
     if rc != 0 {
         return 0.0;
     }
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+#[cfg(target_os = "linux")]
+fn thread_cpu_seconds() -> f64 {
+    clock_seconds(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -112,9 +171,46 @@ impl CpuMeter {
     /// Adds the CPU time used since the last call.
     pub fn account(&mut self) {
         let now = thread_cpu_seconds();
-        if let Ok(mut m) = CPU.lock() {
-            *m.entry(self.name.clone()).or_default() += now - self.last;
+        if let Ok(mut tasks) = CPU.lock() {
+            *tasks.finished.entry(self.name.clone()).or_default() += now - self.last;
         }
         self.last = now;
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    /// A running task's CPU counts before it ends, and once when it has.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn running_tasks_are_counted() {
+        let total = || {
+            super::cpu_seconds()
+                .into_iter()
+                .find(|(n, _)| n == "test-spin")
+                .map_or(0.0, |(_, s)| s)
+        };
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let task = tokio::spawn(super::run("test-spin", move || {
+            let spin = |d: std::time::Duration| {
+                let t = std::time::Instant::now();
+                while t.elapsed() < d {
+                    std::hint::black_box(0u64);
+                }
+            };
+            spin(std::time::Duration::from_millis(200));
+            let _ = started_tx.send(());
+            let _ = stop_rx.recv();
+        }));
+        started_rx.recv().unwrap();
+        let running = total();
+        assert!(running >= 0.15, "a running task counts: {running}");
+        stop_tx.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        let done = total();
+        assert!(
+            done >= running && done < running + 0.1,
+            "{running} then {done}"
+        );
     }
 }
