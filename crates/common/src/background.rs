@@ -21,7 +21,7 @@ pub async fn run<T: Send + 'static>(
                 let running = Running::start(&name);
                 let out = f();
                 release_memory();
-                running.finish();
+                drop(running);
                 let _ = tx.send(out);
             }
         })
@@ -88,13 +88,19 @@ impl Running {
             token,
         }
     }
+}
 
-    /// Moves this thread's CPU time from the running tasks to its task's total.
-    fn finish(self) {
+impl Drop for Running {
+    /// Moves this thread's CPU time from the running tasks to its task's total (also when the
+    /// task panics: the thread's clock must not be read after it ends).
+    fn drop(&mut self) {
         let secs = thread_cpu_seconds();
         if let Ok(mut tasks) = CPU.lock() {
             tasks.running.retain(|(_, t, _)| *t != self.token);
-            *tasks.finished.entry(self.name).or_default() += secs;
+            *tasks
+                .finished
+                .entry(std::mem::take(&mut self.name))
+                .or_default() += secs;
         }
     }
 }
