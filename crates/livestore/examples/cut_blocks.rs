@@ -57,7 +57,7 @@ fn main() {
     let mut best = f64::MAX;
     for round in 0..rounds {
         let (cpu0, wall0) = (thread_cpu_seconds(), Instant::now());
-        let (_, out) = cut(&pending, WriterConfig::new("bench", "bench"), "bench").unwrap();
+        let (_, out) = cut(&pending, WriterConfig::new("bench", "bench")).unwrap();
         if let Some(path) = &out_opt {
             std::fs::write(path, &out).expect("writing the block");
         }

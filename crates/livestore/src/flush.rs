@@ -81,9 +81,8 @@ pub async fn write_block(
     let now = vivace_store::now_secs();
     wcfg.time_bounds = Some((now - INGESTION_SLACK_SECS, now + INGESTION_SLACK_SECS));
     let pending_owned = pending.clone();
-    let id = block_id.clone();
     let (done, data) =
-        vivace_common::background::run("vivace-flush", move || cut(&pending_owned, wcfg, &id))
+        vivace_common::background::run("vivace-flush", move || cut(&pending_owned, wcfg))
             .await
             .ok_or(FlushError::Thread)??;
     vivace_store::upload(backend, done, data)
@@ -91,15 +90,15 @@ pub async fn write_block(
         .map_err(|source| FlushError::Upload { block_id, source })
 }
 
-/// `pending` written as block `block_id` (blocking work): meta and `data.parquet`. Public for
-/// the `cut_blocks` example, which measures it.
+/// `pending` written as block `wcfg.block_id` (blocking work): meta and `data.parquet`. Public
+/// for the `cut_blocks` example, which measures it.
 pub fn cut(
     pending: &PendingBlock,
     wcfg: WriterConfig,
-    block_id: &str,
 ) -> Result<(FinishedBlock, Vec<u8>), FlushError> {
+    let block_id = wcfg.block_id.clone();
     let write = |source| FlushError::Write {
-        block_id: block_id.to_string(),
+        block_id: block_id.clone(),
         source,
     };
     let mut w = BlockWriter::new(Vec::new(), wcfg).map_err(write)?;

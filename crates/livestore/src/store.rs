@@ -325,7 +325,6 @@ impl Chunk {
             spans.push((raw.len() as u32, b.len() as u32));
             raw.extend_from_slice(b);
         }
-        // `bulk::compress` returns a buffer sized for the worst case; keep only what is used.
         let data = codec::compress(&raw).unwrap_or_default();
         let traces = items
             .iter()
