@@ -2,21 +2,22 @@
 //!
 //! The inputs are read one row group at a time, every leaf column whole (values with their
 //! repetition and definition levels) and split into rows where the repetition level is 0. The
-//! k-way merge by trace ID then appends a row found in one input only to the output's raw
-//! columns as it is — slices of levels and values, strings shared, never assembled into a
-//! trace. Only a trace found in several inputs (or one over `max_bytes_per_trace`) goes through
-//! OTLP: its rows are decoded, combined (spans deduplicated), trimmed, and shredded by the
-//! writer into the same raw columns. The output has the writer's codecs and schema, so the bytes
-//! are those a decode-and-rewrite would give.
+//! k-way merge by trace ID then appends a row found in one input only to the output row group as
+//! it is — a reference to the row in its input's window, gathered column by column when the row
+//! group is written ([`Gather`]): slices of levels and values, strings moved, never assembled
+//! into a trace. Only a trace found in several inputs (or one over `max_bytes_per_trace`) goes
+//! through OTLP: its rows are decoded, combined (spans deduplicated), trimmed, and shredded by
+//! the writer into a window of its own. The output has the writer's codecs and schema, so the
+//! bytes are those a decode-and-rewrite would give.
 //!
 //! Memory: each input's current row group compressed (fetched by a ranged read when it is
-//! reached) and a window of [`WINDOW_ROWS`] of its rows decoded — its column readers stay open
-//! between windows — plus the output's row group being built, whatever the size of the blocks.
-//! (Inputs used to be decoded a whole row group at a time: four inputs of one ~50 MB row group
-//! each took a compaction past 1 GB. Six 50 MB inputs, `compact_bucket`: 1,024-row windows
-//! peaked at 488 MB, 128 at 302, 32 at 268 — at the same speed.) Inputs whose
-//! schema differs from the output's (another dedicated-column layout, Tempo's own writer) make
-//! [`compact_rows`] answer `None`: the caller merges through OTLP.
+//! reached) and windows of [`WINDOW_ROWS`] of its rows decoded — its column readers stay open
+//! between windows; a window is kept until the output row group holding its rows is written —
+//! whatever the size of the blocks. (Inputs used to be decoded a whole row group at a time: four
+//! inputs of one ~50 MB row group each took a compaction past 1 GB. Six 50 MB inputs,
+//! `compact_bucket`: 1,024-row windows peaked at 488 MB, 128 at 302, 32 at 268 — at the same
+//! speed.) Inputs whose schema differs from the output's (another dedicated-column layout,
+//! Tempo's own writer) make [`compact_rows`] answer `None`: the caller merges through OTLP.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -49,6 +50,29 @@ pub(crate) enum Vals {
     I64(Vec<i64>),
     F64(Vec<f64>),
     Bytes(Vec<ByteArray>),
+}
+
+impl Vals {
+    fn len(&self) -> usize {
+        match self {
+            Vals::Bool(v) => v.len(),
+            Vals::I32(v) => v.len(),
+            Vals::I64(v) => v.len(),
+            Vals::F64(v) => v.len(),
+            Vals::Bytes(v) => v.len(),
+        }
+    }
+
+    /// Which variant: an index into [`Gather`]'s spare columns.
+    fn kind(&self) -> usize {
+        match self {
+            Vals::Bool(_) => 0,
+            Vals::I32(_) => 1,
+            Vals::I64(_) => 2,
+            Vals::F64(_) => 3,
+            Vals::Bytes(_) => 4,
+        }
+    }
 }
 
 /// One leaf column: values, and a repetition and definition level per entry (full length even
@@ -86,6 +110,19 @@ impl RawColumn {
         })
     }
 
+    /// Empties the column, keeping its buffers.
+    fn clear(&mut self) {
+        match &mut self.vals {
+            Vals::Bool(v) => v.clear(),
+            Vals::I32(v) => v.clear(),
+            Vals::I64(v) => v.clear(),
+            Vals::F64(v) => v.clear(),
+            Vals::Bytes(v) => v.clear(),
+        }
+        self.def.clear();
+        self.rep.clear();
+    }
+
     /// Writes the column to the row group's next column and empties it.
     pub(crate) fn write<W: std::io::Write + Send>(
         &mut self,
@@ -121,6 +158,134 @@ impl RawColumn {
         col.close()?;
         self.def.clear();
         self.rep.clear();
+        Ok(())
+    }
+}
+
+/// The output row group being built in copy mode: where each of its rows comes from, gathered
+/// column by column when the row group is written. A row copied from an input stays in that
+/// input's window until then (the window is kept after the input moves past it), so its values
+/// are moved once, straight into the column being written; rows the writer shredded (combined or
+/// trimmed traces) wait in a window of their own. Gathering a column at a time keeps one column's
+/// buffers hot and reused, instead of appending every row to ~100 growing columns.
+pub(crate) struct Gather {
+    descr: Arc<SchemaDescriptor>,
+    /// Slot 0: the rows the writer shredded. Other slots: input windows, emptied by the first
+    /// row-group write after they are retired.
+    windows: Vec<Option<Group>>,
+    retired: Vec<bool>,
+    /// The row group's rows in order, as runs of consecutive rows of one window: (window, first
+    /// row, rows).
+    runs: Vec<(u32, u32, u32)>,
+    /// A column of each value type, its buffers reused from column to column.
+    spare: [Option<RawColumn>; 5],
+}
+
+impl Gather {
+    pub(crate) fn new(descr: Arc<SchemaDescriptor>) -> std::result::Result<Gather, String> {
+        let shredded = Group::shredded(&descr)?;
+        Ok(Gather {
+            descr,
+            windows: vec![Some(shredded)],
+            retired: vec![false],
+            runs: Vec::new(),
+            spare: Default::default(),
+        })
+    }
+
+    /// Keeps `group` until its rows are written; its handle.
+    fn add(&mut self, group: Group) -> u32 {
+        let free = (1..self.windows.len()).find(|&i| self.windows[i].is_none());
+        let at = free.unwrap_or(self.windows.len());
+        if at == self.windows.len() {
+            self.windows.push(None);
+            self.retired.push(false);
+        }
+        self.windows[at] = Some(group);
+        self.retired[at] = false;
+        at as u32
+    }
+
+    /// No more rows will be pushed from window `w`.
+    fn retire(&mut self, w: u32) {
+        self.retired[w as usize] = true;
+    }
+
+    fn window(&mut self, w: u32) -> &mut Group {
+        self.windows[w as usize]
+            .as_mut()
+            .expect("a window is kept until retired and written")
+    }
+
+    /// Appends row `row` of window `w` to the row group.
+    pub(crate) fn push(&mut self, w: u32, row: u32) {
+        if let Some((lw, first, n)) = self.runs.last_mut()
+            && *lw == w
+            && *first + *n == row
+        {
+            *n += 1;
+            return;
+        }
+        self.runs.push((w, row, 1));
+    }
+
+    /// Where the writer shreds a row: the shredded window's columns; then [`Gather::end_shredded`].
+    pub(crate) fn shredded_sink(&mut self) -> RawSink<'_> {
+        RawSink {
+            cols: &mut self.window(0).cols,
+            at: 0,
+        }
+    }
+
+    /// Appends the row just shredded to the row group.
+    pub(crate) fn end_shredded(&mut self) {
+        let g = self.window(0);
+        g.end_row();
+        let row = g.bounds[0].len() as u32 - 2;
+        self.push(0, row);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// Writes the row group's rows column by column, then lets go of the windows used up.
+    pub(crate) fn write<W: std::io::Write + Send>(
+        &mut self,
+        rg: &mut SerializedRowGroupWriter<'_, W>,
+    ) -> std::result::Result<(), WriteError> {
+        let (windows, runs) = (&mut self.windows, &self.runs);
+        for c in 0..self.descr.num_columns() {
+            let kind = windows[0].as_ref().map_or(0, |g| g.cols[c].vals.kind());
+            let mut out = match self.spare[kind].take() {
+                Some(out) => out,
+                None => RawColumn::new(&self.descr, c).map_err(|what| {
+                    WriteError::from(parquet::errors::ParquetError::General(what))
+                })?,
+            };
+            let leaf = self.descr.column(c);
+            (out.max_def, out.max_rep) = (leaf.max_def_level(), leaf.max_rep_level());
+            for &(w, first, n) in runs {
+                let Some(g) = windows[w as usize].as_mut() else {
+                    continue;
+                };
+                let b = &g.bounds[c];
+                let (from, to) = (b[first as usize], b[(first + n) as usize]);
+                move_entries(&mut g.cols[c], from, to, &mut out, false);
+            }
+            let written = out.write(rg);
+            self.spare[kind] = Some(out);
+            written?;
+        }
+        self.runs.clear();
+        for (w, retired) in self.windows.iter_mut().zip(&self.retired).skip(1) {
+            if *retired {
+                *w = None;
+            }
+        }
+        if let Some(g) = &mut self.windows[0] {
+            g.clear_shredded();
+        }
         Ok(())
     }
 }
@@ -247,27 +412,39 @@ fn read_rows(
             Vals::Bytes(_) => std::mem::size_of::<ByteArray>(),
             _ => 0,
         };
+        let lens = match &c.vals {
+            Vals::Bytes(vals) => Some(&vals[..]),
+            _ => None,
+        };
+        // The current row's bytes and buffer cost, added to `sizes`/`memory` when it ends.
+        let (mut size, mut mem) = (0usize, 0usize);
+        let mut end_row = |row: usize, size: usize, mem: usize| {
+            if let (Some(s), Some(m)) = (sizes.get_mut(row), memory.get_mut(row)) {
+                *s += size;
+                *m += mem;
+            }
+        };
         for (e, (&r, &d)) in c.rep.iter().zip(&c.def).enumerate() {
             if r == 0 {
+                if let Some(row) = b.len().checked_sub(1) {
+                    end_row(row, size, mem);
+                }
+                (size, mem) = (0, 0);
                 b.push((e as u32, v));
             }
-            let row = b.len().wrapping_sub(1);
-            if let Some(m) = memory.get_mut(row) {
-                *m += 2 * std::mem::size_of::<i16>();
-            }
+            mem += 2 * std::mem::size_of::<i16>();
             if d == c.max_def {
-                let bytes = match &c.vals {
-                    Vals::Bytes(vals) => vals.get(v as usize).map_or(0, |x| x.len()),
-                    _ => width,
+                let bytes = match lens {
+                    Some(vals) => vals.get(v as usize).map_or(0, |x| x.len()),
+                    None => width,
                 };
-                if let Some(s) = sizes.get_mut(row) {
-                    *s += bytes;
-                }
-                if let Some(m) = memory.get_mut(row) {
-                    *m += bytes + handle;
-                }
+                size += bytes;
+                mem += bytes + handle;
                 v += 1;
             }
+        }
+        if let Some(row) = b.len().checked_sub(1) {
+            end_row(row, size, mem);
         }
         if b.len() != n_rows {
             return Err(Error::Schema {
@@ -398,7 +575,69 @@ pub(crate) fn skip_rows(
     }
 }
 
+/// Moves the entries `from..to` ((entry, value) positions) of `c` to the end of `o`, a column
+/// of the same leaf. Levels the column does not store (all 0) are copied only if `all_levels`
+/// (for assembling; a column being written does without, see [`RawColumn::write`]).
+fn move_entries(
+    c: &mut RawColumn,
+    from: (u32, u32),
+    to: (u32, u32),
+    o: &mut RawColumn,
+    all_levels: bool,
+) {
+    let (e, v) = (
+        from.0 as usize..to.0 as usize,
+        from.1 as usize..to.1 as usize,
+    );
+    if all_levels || o.max_def > 0 {
+        o.def.extend_from_slice(&c.def[e.clone()]);
+    }
+    if all_levels || o.max_rep > 0 {
+        o.rep.extend_from_slice(&c.rep[e]);
+    }
+    match (&mut c.vals, &mut o.vals) {
+        (Vals::Bool(a), Vals::Bool(b)) => b.extend_from_slice(&a[v]),
+        (Vals::I32(a), Vals::I32(b)) => b.extend_from_slice(&a[v]),
+        (Vals::I64(a), Vals::I64(b)) => b.extend_from_slice(&a[v]),
+        (Vals::F64(a), Vals::F64(b)) => b.extend_from_slice(&a[v]),
+        (Vals::Bytes(a), Vals::Bytes(b)) => b.extend(a[v].iter_mut().map(std::mem::take)),
+        _ => {}
+    }
+}
+
 impl Group {
+    /// An empty window of `descr`'s columns, for rows shredded by the writer.
+    fn shredded(descr: &SchemaDescriptor) -> std::result::Result<Group, String> {
+        let cols = (0..descr.num_columns())
+            .map(|i| RawColumn::new(descr, i))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Group {
+            bounds: vec![vec![(0, 0)]; cols.len()],
+            cols,
+            ids: Vec::new(),
+            starts: Vec::new(),
+            ends: Vec::new(),
+            sizes: Vec::new(),
+            memory: Vec::new(),
+        })
+    }
+
+    /// Ends a row shredded into the columns: records where it ends in each.
+    fn end_row(&mut self) {
+        for (c, b) in self.cols.iter().zip(&mut self.bounds) {
+            b.push((c.def.len().max(c.rep.len()) as u32, c.vals.len() as u32));
+        }
+    }
+
+    /// Empties the columns of shredded rows, keeping their buffers.
+    fn clear_shredded(&mut self) {
+        for (c, b) in self.cols.iter_mut().zip(&mut self.bounds) {
+            c.clear();
+            b.clear();
+            b.push((0, 0));
+        }
+    }
+
     /// Appends row `row` to `out` (columns of the same schema). Its strings are moved, not
     /// cloned: a row is copied or assembled once, and a clone (then a drop) per string value was
     /// two atomic reference-count updates each, a sixth of compaction.
@@ -406,17 +645,7 @@ impl Group {
         for ((c, b), o) in self.cols.iter_mut().zip(&self.bounds).zip(out.iter_mut()) {
             let (e0, v0) = b[row];
             let (e1, v1) = b[row + 1];
-            let (e, v) = (e0 as usize..e1 as usize, v0 as usize..v1 as usize);
-            o.def.extend_from_slice(&c.def[e.clone()]);
-            o.rep.extend_from_slice(&c.rep[e]);
-            match (&mut c.vals, &mut o.vals) {
-                (Vals::Bool(a), Vals::Bool(b)) => b.extend_from_slice(&a[v]),
-                (Vals::I32(a), Vals::I32(b)) => b.extend_from_slice(&a[v]),
-                (Vals::I64(a), Vals::I64(b)) => b.extend_from_slice(&a[v]),
-                (Vals::F64(a), Vals::F64(b)) => b.extend_from_slice(&a[v]),
-                (Vals::Bytes(a), Vals::Bytes(b)) => b.extend(a[v].iter_mut().map(std::mem::take)),
-                _ => {}
-            }
+            move_entries(c, (e0, v0), (e1, v1), o, true);
         }
     }
 
@@ -504,26 +733,29 @@ struct Input {
     src: CopyInput,
     next_rg: usize,
     reading_opt: Option<Reading>,
-    group_opt: Option<Group>,
+    /// The window of rows being merged, kept by the output's [`Gather`].
+    window_opt: Option<u32>,
     row: usize,
 }
 
 impl Input {
     /// The trace ID of the current row, decoding the next window of rows (from the next row
     /// group when one is used up) when a window is.
-    fn current(&mut self, descr: &SchemaDescriptor) -> Result<Option<TraceId>> {
+    fn current(&mut self, descr: &SchemaDescriptor, out: &mut Gather) -> Result<Option<TraceId>> {
         loop {
-            if let Some(g) = &self.group_opt
-                && self.row < g.ids.len()
-            {
-                return Ok(Some(g.ids[self.row]));
+            if let Some(w) = self.window_opt {
+                if let Some(id) = out.window(w).ids.get(self.row) {
+                    return Ok(Some(*id));
+                }
+                out.retire(w);
+                self.window_opt = None;
             }
-            self.group_opt = None;
             if let Some(reading) = &mut self.reading_opt
                 && reading.rows_left > 0
             {
                 let rows = self.src.window_rows;
-                self.group_opt = Some(reading.window(rows, descr, &self.src.key)?);
+                let group = reading.window(rows, descr, &self.src.key)?;
+                self.window_opt = Some(out.add(group));
                 self.row = 0;
                 continue;
             }
@@ -601,26 +833,22 @@ pub fn compact_rows(
             src,
             next_rg: 0,
             reading_opt: None,
-            group_opt: None,
+            window_opt: None,
             row: 0,
         });
     }
-    w.raw_opt = Some(
-        (0..descr.num_columns())
-            .map(|i| RawColumn::new(&descr, i))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|what| Error::Schema {
-                path: Default::default(),
-                what,
-            })?,
-    );
+    w.raw_opt = Some(Gather::new(descr.clone()).map_err(|what| Error::Schema {
+        path: Default::default(),
+        what,
+    })?);
     let (mut discarded, mut input_rows, mut copied) = (0u64, 0u64, 0u64);
     let mut holders: Vec<usize> = Vec::with_capacity(inputs.len());
     loop {
+        let out = w.raw_opt.as_mut().expect("copy mode");
         let mut next: Option<TraceId> = None;
         holders.clear();
         for (i, input) in inputs.iter_mut().enumerate() {
-            match input.current(&descr)? {
+            match input.current(&descr, out)? {
                 Some(id) if next.is_none_or(|n| id < n) => {
                     next = Some(id);
                     holders.clear();
@@ -632,25 +860,24 @@ pub fn compact_rows(
         }
         let Some(id) = next else { break };
         input_rows += holders.len() as u64;
-        let single = holders.len() == 1;
-        let fits = |input: &Input| {
-            let g = input.group_opt.as_ref().expect("current row");
-            max_bytes_per_trace == 0 || g.sizes[input.row] <= max_bytes_per_trace / 2
-        };
-        if single && fits(&inputs[holders[0]]) {
-            let input = &mut inputs[holders[0]];
-            let row = input.row;
-            let g = input.group_opt.as_mut().expect("current row");
+        let at = |input: &Input| (input.window_opt.expect("current row"), input.row);
+        let first = at(&inputs[holders[0]]);
+        let fits = max_bytes_per_trace == 0
+            || out.window(first.0).sizes[first.1] <= max_bytes_per_trace / 2;
+        if holders.len() == 1 && fits {
+            let (window, row) = first;
+            let g = out.window(window);
             let (start, end, bytes) = (g.starts[row], g.ends[row], g.memory[row]);
-            w.push_copied(id, start, end, bytes, |out| g.take_row(row, out))
+            w.push_copied(id, start, end, bytes, window, row as u32)
                 .map_err(wrap)?;
             copied += 1;
         } else {
             let mut pieces = Vec::with_capacity(holders.len());
             for &h in &holders {
-                let input = &mut inputs[h];
-                let g = input.group_opt.as_mut().expect("current row");
-                pieces.push(g.trace(input.row, &asm, &descr, &input.src.meta, &input.src.key)?);
+                let input = &inputs[h];
+                let (window, row) = at(input);
+                let g = out.window(window);
+                pieces.push(g.trace(row, &asm, &descr, &input.src.meta, &input.src.key)?);
             }
             let mut trace = if pieces.len() == 1 {
                 pieces.pop().unwrap_or_default()

@@ -142,7 +142,7 @@ pub struct BlockWriter<W: Write + Send> {
     pub(crate) descr: Arc<parquet::schema::types::SchemaDescriptor>,
     /// Copy mode (compaction, `copy.rs`): the row group being built as raw columns in schema
     /// order, rows copied from input blocks and pushed traces alike.
-    pub(crate) raw_opt: Option<Vec<crate::copy::RawColumn>>,
+    pub(crate) raw_opt: Option<crate::copy::Gather>,
     buffered_bytes: usize,
     ids: Vec<TraceId>,
     row_groups: u32,
@@ -267,8 +267,8 @@ impl<W: Write + Send> BlockWriter<W> {
         }
         let (start, end) = self.cols.trace(&id, &mut trace);
         if let Some(raw) = &mut self.raw_opt {
-            self.cols
-                .write(&mut crate::copy::RawSink { cols: raw, at: 0 })?;
+            self.cols.write(&mut raw.shredded_sink())?;
+            raw.end_shredded();
         }
         if start <= end {
             self.start = self.start.min(start);
@@ -286,14 +286,16 @@ impl<W: Write + Send> BlockWriter<W> {
     }
 
     /// Adds one row copied from another block of the same schema (copy mode): `id` and its
-    /// span time range, and an estimate of its buffered bytes.
+    /// span time range, an estimate of its buffered bytes, and where it is: row `row` of the
+    /// output's window `window` (see [`crate::copy::Gather`]).
     pub(crate) fn push_copied(
         &mut self,
         id: TraceId,
         start: u64,
         end: u64,
         bytes: usize,
-        copy: impl FnOnce(&mut Vec<crate::copy::RawColumn>),
+        window: u32,
+        row: u32,
     ) -> Result<(), WriteError> {
         if let Some(last) = self.ids.last()
             && *last >= id
@@ -306,7 +308,7 @@ impl<W: Write + Send> BlockWriter<W> {
             )
             .into());
         };
-        copy(raw);
+        raw.push(window, row);
         if start <= end && start > 0 {
             self.start = self.start.min(start);
             self.end = self.end.max(end);
@@ -325,13 +327,11 @@ impl<W: Write + Send> BlockWriter<W> {
 
     fn flush_row_group(&mut self) -> Result<(), WriteError> {
         if let Some(raw) = &mut self.raw_opt {
-            if raw.first().is_none_or(|c| c.rep.is_empty()) {
+            if raw.is_empty() {
                 return Ok(());
             }
             let mut rg = self.writer.next_row_group()?;
-            for c in raw.iter_mut() {
-                c.write(&mut rg)?;
-            }
+            raw.write(&mut rg)?;
             rg.close()?;
             self.row_groups += 1;
             self.buffered_bytes = 0;
