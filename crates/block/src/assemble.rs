@@ -870,7 +870,7 @@ mod tests {
     }
 
     fn testdata(path: &str) -> Bytes {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
+        let root = crate::testdata_root();
         let block = std::fs::read_dir(root.join(path))
             .unwrap()
             .next()

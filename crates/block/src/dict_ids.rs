@@ -276,7 +276,7 @@ mod tests {
     #[test]
     fn string_columns_decode_as_the_typed_reader_reads_them() {
         use parquet::file::reader::{FileReader, SerializedFileReader};
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
+        let root = crate::testdata_root();
         let mut files = Vec::new();
         for version in ["vParquet5", "vParquet4"] {
             for e in std::fs::read_dir(root.join("tempo-blocks").join(version)).unwrap() {

@@ -54,3 +54,15 @@ pub use write::{
     BlockWriter, Codecs, FORMAT, FinishedBlock, ROOT_NOT_RECEIVED, WriteError, WriterConfig,
     set_file_facts,
 };
+
+/// The repository's `testdata/`, found from the test process's `CARGO_MANIFEST_DIR` (set by
+/// cargo and nextest when they run it) before the one compiled in: a target dir shared by two
+/// clones can hold a test binary built in the other clone.
+#[cfg(test)]
+pub(crate) fn testdata_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("../../testdata")
+}

@@ -603,7 +603,7 @@ mod tests {
     }
 
     fn testdata(path: &str) -> Bytes {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
+        let root = crate::testdata_root();
         let dir = root.join(path);
         let block = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap();
         Bytes::from(std::fs::read(block.path().join("data.parquet")).unwrap())
