@@ -174,7 +174,10 @@ fn wait_http(port: u16) {
         if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             let _ = c.write_all(b"GET / HTTP/1.0\r\n\r\n");
             let mut buf = [0u8; 12];
-            if c.read(&mut buf).is_ok_and(|n| n > 0) {
+            // An HTTP answer, not (say) our own request echoed by a self-connected socket.
+            if c.read(&mut buf)
+                .is_ok_and(|n| buf[..n].starts_with(b"HTTP/"))
+            {
                 return;
             }
         }

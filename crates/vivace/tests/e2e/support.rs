@@ -11,12 +11,37 @@ use vivace_proto::otlp::collector::trace_service_client::TraceServiceClient;
 use vivace_proto::otlp::collector::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use vivace_proto::tempopb::{Trace, TraceByIdResponse};
 
+/// A port free on 127.0.0.1 (TCP and UDP), below the kernel's ephemeral range and never the same
+/// twice in this test. Not `bind(0)`: that hands out ephemeral ports, and while nobody listens on
+/// one yet, a test connecting to it (polling for a server to come up) can be given that same
+/// port as its own end — TCP's self-connect: the probe "answers" with its own bytes and the
+/// server then cannot bind (`storage::gcs_on_fake_gcs_server` failed so, ~1 run in 6 under
+/// load).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use rand::Rng;
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.max(10_100));
+    let mut given = GIVEN.lock().unwrap();
+    let given = given.get_or_insert_with(HashSet::new);
+    for _ in 0..10_000 {
+        let port = rand::rng().random_range(low..high);
+        if given.contains(&port) {
+            continue;
+        }
+        let free = TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{high}");
 }
 
 /// A running vivace process. Killed (SIGKILL) on drop if still running.
