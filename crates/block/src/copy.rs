@@ -133,31 +133,15 @@ impl RawColumn {
         })?;
         let d = (self.max_def > 0).then_some(&self.def[..]);
         let r = (self.max_rep > 0).then_some(&self.rep[..]);
-        match &mut self.vals {
-            Vals::Bool(v) => {
-                col.typed::<BoolType>().write_batch(v, d, r)?;
-                v.clear();
-            }
-            Vals::I32(v) => {
-                col.typed::<Int32Type>().write_batch(v, d, r)?;
-                v.clear();
-            }
-            Vals::I64(v) => {
-                col.typed::<Int64Type>().write_batch(v, d, r)?;
-                v.clear();
-            }
-            Vals::F64(v) => {
-                col.typed::<DoubleType>().write_batch(v, d, r)?;
-                v.clear();
-            }
-            Vals::Bytes(v) => {
-                col.typed::<ByteArrayType>().write_batch(v, d, r)?;
-                v.clear();
-            }
-        }
+        match &self.vals {
+            Vals::Bool(v) => col.typed::<BoolType>().write_batch(v, d, r)?,
+            Vals::I32(v) => col.typed::<Int32Type>().write_batch(v, d, r)?,
+            Vals::I64(v) => col.typed::<Int64Type>().write_batch(v, d, r)?,
+            Vals::F64(v) => col.typed::<DoubleType>().write_batch(v, d, r)?,
+            Vals::Bytes(v) => col.typed::<ByteArrayType>().write_batch(v, d, r)?,
+        };
         col.close()?;
-        self.def.clear();
-        self.rep.clear();
+        self.clear();
         Ok(())
     }
 }
@@ -264,7 +248,12 @@ impl Gather {
     ) -> std::result::Result<(), WriteError> {
         let (windows, runs) = (&mut self.windows, &self.runs);
         for c in 0..self.descr.num_columns() {
-            let kind = windows[0].as_ref().map_or(0, |g| g.cols[c].vals.kind());
+            let kind = windows[0]
+                .as_ref()
+                .expect("slot 0 holds the shredded rows")
+                .cols[c]
+                .vals
+                .kind();
             let mut out = match self.spare[kind].take() {
                 Some(out) => out,
                 None => RawColumn::new(&self.descr, c).map_err(|what| {
@@ -274,9 +263,9 @@ impl Gather {
             let leaf = self.descr.column(c);
             (out.max_def, out.max_rep) = (leaf.max_def_level(), leaf.max_rep_level());
             for &(w, first, n) in runs {
-                let Some(g) = windows[w as usize].as_mut() else {
-                    continue;
-                };
+                let g = windows[w as usize]
+                    .as_mut()
+                    .expect("a window is kept until its rows are written");
                 let b = &g.bounds[c];
                 let (from, to) = (b[first as usize], b[(first + n) as usize]);
                 move_entries(&mut g.cols[c], from, to, &mut out, false);
