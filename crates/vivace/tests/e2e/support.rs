@@ -19,16 +19,15 @@ use vivace_proto::tempopb::{Trace, TraceByIdResponse};
 /// load).
 pub fn free_port() -> u16 {
     use rand::Rng;
-    use std::collections::HashSet;
+    use std::collections::BTreeSet;
     use std::sync::Mutex;
-    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32768);
     let (low, high) = (10_000u16, ephemeral_low.max(10_100));
     let mut given = GIVEN.lock().unwrap();
-    let given = given.get_or_insert_with(HashSet::new);
     for _ in 0..10_000 {
         let port = rand::rng().random_range(low..high);
         if given.contains(&port) {
