@@ -65,6 +65,9 @@ use crate::error::{Error, Result, io};
 use crate::queue::{Offset, Queue, QueueReader};
 
 mod reader;
+mod segment;
+
+use segment::Segment;
 
 const MAGIC: &[u8; 5] = b"VVWAL";
 const SEGMENT_FORMAT: u16 = 1;
@@ -555,6 +558,17 @@ fn repair_segment(path: &Path, report: &mut ReplayReport) -> Result<()> {
         report.truncated_bytes += data.len() as u64;
         return rewrite_header(path);
     }
+    if scan.damage.is_some() && segment::is_padding(scan.valid_len, &data[scan.valid_len..]) {
+        // The zeros a direct write adds up to its block's end, left by a crash before the
+        // segment was closed: not damage.
+        tracing::debug!(path = %path.display(), bytes = data.len() - scan.valid_len, "cutting the padding off a wal segment");
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
+        f.set_len(scan.valid_len as u64).map_err(io(path))?;
+        return f.sync_all().map_err(io(path));
+    }
     if let Some(reason) = scan.damage {
         let lost = data.len() - scan.valid_len;
         tracing::warn!(path = %path.display(), offset = scan.valid_len, bytes = lost, reason, "wal segment ends in a damaged record, truncating");
@@ -591,8 +605,7 @@ struct Writer {
     dir: PathBuf,
     segment_bytes: u64,
     seq: u64,
-    file: File,
-    written: u64,
+    segment: Segment,
     /// Index of the next record in the current segment.
     next_index: u64,
     failed: Option<String>,
@@ -601,13 +614,12 @@ struct Writer {
 
 impl Writer {
     fn create(cfg: &WalConfig, seq: u64, metrics: WalMetrics) -> Result<Self> {
-        let file = new_segment(&cfg.dir, seq)?;
+        let segment = Segment::create(&cfg.dir, seq)?;
         Ok(Writer {
             dir: cfg.dir.clone(),
             segment_bytes: cfg.segment_bytes,
             seq,
-            file,
-            written: HEADER_LEN,
+            segment,
             next_index: 0,
             failed: None,
             metrics,
@@ -617,7 +629,7 @@ impl Writer {
     fn durable(&self) -> Durable {
         Durable {
             seq: self.seq,
-            len: self.written,
+            len: self.segment.synced(),
             next: Offset::new(self.seq, self.next_index),
         }
     }
@@ -628,7 +640,6 @@ impl Writer {
         max_batch_bytes: usize,
         durable: watch::Sender<Durable>,
     ) {
-        let mut buf = Vec::with_capacity(1 << 20);
         let mut batch: Vec<Append> = Vec::new();
         let mut closing = None;
         while closing.is_none() {
@@ -665,7 +676,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let result = self.commit(&mut buf, &batch);
+            let result = self.commit(&batch);
             durable.send_replace(self.durable());
             for (i, a) in batch.drain(..).enumerate() {
                 let _ = a.done.send(
@@ -691,7 +702,7 @@ impl Writer {
                 }
             }
         }
-        let _ = self.file.sync_all();
+        self.close_segment();
         if let Some(done) = closing {
             let _ = done.send(());
         }
@@ -700,20 +711,12 @@ impl Writer {
     }
 
     /// Writes and fsyncs one batch; the offset of its first record.
-    fn commit(
-        &mut self,
-        buf: &mut Vec<u8>,
-        batch: &[Append],
-    ) -> std::result::Result<Offset, String> {
+    fn commit(&mut self, batch: &[Append]) -> std::result::Result<Offset, String> {
         if let Some(f) = &self.failed {
             return Err(f.clone());
         }
-        buf.clear();
-        for a in batch {
-            frame(buf, &a.payload);
-        }
         self.metrics.appended_records.inc_by(batch.len() as u64);
-        let res = self.write(buf, batch.len() as u64);
+        let res = self.write(batch);
         if let Err(e) = &res {
             tracing::error!(error = %e, "wal write failed; refusing further appends");
             self.failed = Some(e.to_string());
@@ -728,39 +731,53 @@ impl Writer {
         if expected.is_some_and(|o| o != Offset::new(self.seq, self.next_index)) {
             return Ok(false);
         }
-        if self.written > HEADER_LEN {
+        if self.segment.len() > HEADER_LEN {
+            self.segment.close()?;
             self.seq += 1;
-            self.file = new_segment(&self.dir, self.seq)?;
-            self.written = HEADER_LEN;
+            self.segment = Segment::create(&self.dir, self.seq)?;
             self.next_index = 0;
             return Ok(true);
         }
         Ok(false)
     }
 
-    fn write(&mut self, buf: &[u8], records: u64) -> Result<Offset> {
-        if self.written > HEADER_LEN && self.written + buf.len() as u64 > self.segment_bytes {
+    /// Writes one batch's records and fsyncs them; the offset of the first.
+    fn write(&mut self, batch: &[Append]) -> Result<Offset> {
+        let bytes: usize = batch
+            .iter()
+            .map(|a| RECORD_HEADER_LEN + a.payload.len())
+            .sum();
+        if self.segment.len() > HEADER_LEN && self.segment.len() + bytes as u64 > self.segment_bytes
+        {
             self.rotate_if(None)?;
         }
         let first = Offset::new(self.seq, self.next_index);
-        let path = || segment_path(&self.dir, self.seq);
-        self.file.write_all(buf).map_err(io(path()))?;
+        let appended = self.segment.append(bytes, |buf| {
+            for a in batch {
+                frame(buf, &a.payload);
+            }
+        })?;
         let start = Instant::now();
-        self.file.sync_data().map_err(io(path()))?;
+        self.segment.sync_data()?;
         self.metrics
             .fsync_seconds
             .observe(start.elapsed().as_secs_f64());
         self.metrics.group_commits.inc();
-        self.metrics.appended_bytes.inc_by(buf.len() as u64);
-        self.written += buf.len() as u64;
-        self.next_index += records;
+        self.metrics.appended_bytes.inc_by(appended);
+        self.next_index += batch.len() as u64;
         Ok(first)
+    }
+
+    fn close_segment(&mut self) {
+        if let Err(e) = self.segment.close() {
+            tracing::warn!(path = %self.segment.path().display(), error = %e, "closing the wal segment");
+        }
     }
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        let _ = self.file.sync_all();
+        self.close_segment();
     }
 }
 
@@ -771,21 +788,6 @@ fn frame(buf: &mut Vec<u8>, payload: &[u8]) {
     buf.extend_from_slice(&crc.to_le_bytes());
     buf.push(RECORD_VERSION);
     buf.extend_from_slice(payload);
-}
-
-fn new_segment(dir: &Path, seq: u64) -> Result<File> {
-    let path = segment_path(dir, seq);
-    let mut f = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .open(&path)
-        .map_err(io(&path))?;
-    f.write_all(&header()).map_err(io(&path))?;
-    f.sync_all().map_err(io(&path))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
-    Ok(f)
 }
 
 #[cfg(test)]
