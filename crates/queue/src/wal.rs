@@ -28,6 +28,12 @@
 //! segment is fsynced together with its directory before it is used. If a write or fsync fails the
 //! log refuses every later append, since the state of the file is no longer known.
 //!
+//! Where the file system allows, the write is direct (`O_DIRECT`, see `wal/segment.rs`): it
+//! starts at the segment's last partial 4 KiB block, rewritten unchanged, and ends with zeros up
+//! to the next block boundary. The segment being written may therefore end in up to 4095 zero
+//! bytes past its last record; closing cuts them off, and replay cuts them off after a crash
+//! without counting them as damage.
+//!
 //! # Replay
 //!
 //! [`Wal::open`] reads every segment in order and hands each intact record to the caller. A record
