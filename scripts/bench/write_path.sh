@@ -42,37 +42,39 @@ metric() { curl -s localhost:3200/metrics | awk -v m="$1" '$1 == m { print $2 }'
 # the data after 45 s at 480k spans/s). Compaction never quite ends on a large run (levels keep
 # merging up to Tempo's limits), so it is reported per level: its CPU over the spans it merged.
 settle() {
-  local last="" same=0 t0=$SECONDS
-  while :; do
-    if (( SECONDS - t0 >= 600 )); then echo "  NOT settled after 600 s: cutting is still behind"; return; fi
-    sleep 2
-    local m held work
-    m=$(curl -s localhost:3200/metrics)
-    held=$(echo "$m" | awk '/^vivace_live_store_(live_traces|unflushed_bytes)/ { s += $2 } END { print s + 0 }')
-    work=$(echo "$m" | awk '/^vivace_background_cpu_seconds.*vivace-flush/ { s += $2 } END { printf "%.3f", s }')
-    if [ "$held" = 0 ] && [ "$work" = "$last" ]; then
-      same=$((same + 1))
-      if (( same >= 3 )); then break; fi
-    else
-      same=0
-    fi
-    last=$work
-  done
+  local t0=$SECONDS
+  if ! still 600 2 3 cutting; then
+    echo "  NOT settled after 600 s: cutting is still behind"
+    return
+  fi
   echo "  every trace in a block after $((SECONDS - t0 - 6)) s"
-  local t1=$SECONDS
-  last="" same=0
-  while (( SECONDS - t1 < 120 )); do
-    sleep 1
-    work=$(metric 'vivace_background_cpu_seconds{task="vivace-compact"}')
-    if [ "$work" = "$last" ]; then
+  still 120 1 4 compacting || true
+}
+# still MAX_S STEP N WHAT: true once `WHAT` printed the same line, starting with "0 ", N times in
+# a row at STEP-second intervals; false after MAX_S seconds.
+still() {
+  local t0=$SECONDS last="" same=0 now
+  while (( SECONDS - t0 < $1 )); do
+    sleep "$2"
+    now=$("$4")
+    if [ "${now%% *}" = 0 ] && [ "$now" = "$last" ]; then
       same=$((same + 1))
-      if (( same >= 4 )); then break; fi
+      if (( same >= $3 )); then return 0; fi
     else
       same=0
     fi
-    last=$work
+    last=$now
   done
+  return 1
 }
+# Traces live or not yet in a block, and cutting's CPU so far.
+cutting() {
+  curl -s localhost:3200/metrics | awk '
+    /^vivace_live_store_(live_traces|unflushed_bytes)/ { held += $2 }
+    /^vivace_background_cpu_seconds.*vivace-flush/ { work = $2 }
+    END { printf "%d %s\n", held, work }'
+}
+compacting() { echo "0 $(metric 'vivace_background_cpu_seconds{task="vivace-compact"}')"; }
 # Compaction CPU per span it merged, from the `block written` and `blocks compacted` log lines
 # (spans per trace taken from all that was ingested): the cost of one compaction level.
 per_level() {
@@ -94,6 +96,23 @@ print(f"compaction: {sum(levels.values())} jobs (by output level {dict(sorted(le
       f"{merged_spans / 1e6:.1f}M spans merged, {compact / max(merged_spans, 1) * 1e6:.2f} µs CPU per merged span (one level)")
 PY
 }
+# split SPANS CPU0 LABEL: the server's CPU since CPU0 per span, split into ingest (everything
+# not on a background thread), cutting and compaction so far; then compaction per level.
+split() {
+  local cpu1 flush compact
+  cpu1=$(metric process_cpu_seconds)
+  flush=$(metric 'vivace_background_cpu_seconds{task="vivace-flush"}')
+  compact=$(metric 'vivace_background_cpu_seconds{task="vivace-compact"}')
+  python3 - "$1" "$2" "$cpu1" "${flush:-0}" "${compact:-0}" "$3" <<'PY'
+import sys
+spans, cpu0, cpu1, flush, compact = (float(x) for x in sys.argv[1:6])
+us = lambda s: s / max(spans, 1) * 1e6
+total = cpu1 - cpu0
+print(f"server CPU per span{sys.argv[6]}: total {us(total):.2f} µs = ingest {us(total - flush - compact):.2f}"
+      f" + cutting {us(flush):.2f} + compaction so far {us(compact):.2f}")
+PY
+  per_level "$1" "${compact:-0}"
+}
 echo "==> idle RSS: $(( $(metric process_resident_memory_bytes) / 1024 / 1024 )) MB"
 cpu0=$(metric process_cpu_seconds)
 out=$("$bin" gen --duration "${secs}s" --concurrency 2 --batch-spans 600 --pid $pid)
@@ -101,18 +120,7 @@ echo "$out" | tail -4
 spans=$(echo "$out" | awk '/acknowledged/ { print $2 }')
 echo "==> settling: until every trace is in a block and compaction is between jobs"
 settle
-cpu1=$(metric process_cpu_seconds)
-flush=$(metric 'vivace_background_cpu_seconds{task="vivace-flush"}'); flush=${flush:-0}
-compact=$(metric 'vivace_background_cpu_seconds{task="vivace-compact"}'); compact=${compact:-0}
-python3 - "$spans" "$cpu0" "$cpu1" "$flush" "$compact" <<'PY'
-import sys
-spans, cpu0, cpu1, flush, compact = (float(x) for x in sys.argv[1:])
-total = cpu1 - cpu0
-ingest = total - flush - compact
-us = lambda s: s / max(spans, 1) * 1e6
-print(f"server CPU per span: total {us(total):.2f} µs = ingest {us(ingest):.2f} + cutting {us(flush):.2f} + compaction so far {us(compact):.2f}")
-PY
-per_level "$spans" "$compact"
+split "$spans" "$cpu0" ""
 echo "==> $(grep -c 'block written' "$data/log") blocks written, $(grep -c 'blocks compacted' "$data/log") compactions"
 grep 'blocks compacted' "$data/log" | tail -2 | sed 's/^.*blocks compacted/  compacted:/' || true
 for c in 8 32; do
@@ -129,15 +137,5 @@ out=$("$bin" gen --duration 40s --rate 75700 --concurrency 2 --batch-spans 600 -
 echo "$out" | tail -2
 spans=$(echo "$out" | awk '/acknowledged/ { print $2 }')
 settle
-cpu1=$(metric process_cpu_seconds)
-flush=$(metric 'vivace_background_cpu_seconds{task="vivace-flush"}'); flush=${flush:-0}
-compact=$(metric 'vivace_background_cpu_seconds{task="vivace-compact"}'); compact=${compact:-0}
-python3 - "$spans" "$cpu0" "$cpu1" "$flush" "$compact" <<'PY'
-import sys
-spans, cpu0, cpu1, flush, compact = (float(x) for x in sys.argv[1:])
-us = lambda s: s / max(spans, 1) * 1e6
-total = cpu1 - cpu0
-print(f"server CPU per span at Tempo's load: total {us(total):.2f} µs = ingest {us(total - flush - compact):.2f} + cutting {us(flush):.2f} + compaction so far {us(compact):.2f}")
-PY
-per_level "$spans" "$compact"
+split "$spans" "$cpu0" " at Tempo's load"
 echo "==> peak RSS at Tempo's load: $(( $(awk '/VmHWM/ { print $2 }' /proc/$pid/status) / 1024 )) MB"
