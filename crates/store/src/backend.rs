@@ -60,10 +60,16 @@ pub struct AzureConfig {
 
 const DEFAULT_PART_SIZE: u64 = 5 << 20;
 
+/// The request timeout of GCS uploads (object_store's duration syntax).
+const GCS_UPLOAD_TIMEOUT: &str = "15m";
+
 /// A bucket (or directory) holding tenants' blocks.
 #[derive(Clone)]
 pub struct Backend {
     store: Arc<dyn ObjectStore>,
+    /// Where single-request uploads go when they need a client of their own (GCS: a longer
+    /// request timeout); `store` otherwise.
+    uploads: Option<Arc<dyn ObjectStore>>,
     prefix: Option<Path>,
     part_size: u64,
     multipart: bool,
@@ -94,6 +100,7 @@ impl Backend {
             .with_automatic_cleanup(true);
         Ok(Backend {
             store: Arc::new(store),
+            uploads: None,
             prefix: None,
             part_size: DEFAULT_PART_SIZE,
             multipart: false,
@@ -134,6 +141,7 @@ impl Backend {
             .with_virtual_hosted_style_request(!c.forcepathstyle && !c.endpoint.is_empty());
         Ok(Backend {
             store: Arc::new(b.build()?),
+            uploads: None,
             prefix: prefix_of(&c.prefix),
             part_size: if c.part_size == 0 {
                 DEFAULT_PART_SIZE
@@ -164,8 +172,17 @@ impl Backend {
             });
             b = b.with_service_account_key(key.to_string());
         }
+        // Blocks go up in one PUT (see below), which the client's default 30 s request timeout
+        // would cut for a large compacted block on a slow link — and the retry would fail the same
+        // way forever. Uploads get a client of their own with a timeout long enough for several
+        // GB at tens of MB/s; reads keep the short one.
+        let uploads = b.clone().with_config(
+            object_store::gcp::GoogleConfigKey::Client(object_store::ClientConfigKey::Timeout),
+            GCS_UPLOAD_TIMEOUT,
+        );
         Ok(Backend {
             store: Arc::new(b.build()?),
+            uploads: Some(Arc::new(uploads.build()?)),
             prefix: prefix_of(&c.prefix),
             part_size: DEFAULT_PART_SIZE,
             // GCS takes single uploads of any size; its XML multipart is not needed.
@@ -201,6 +218,7 @@ impl Backend {
         }
         Ok(Backend {
             store: Arc::new(b.build()?),
+            uploads: None,
             prefix: prefix_of(&c.prefix),
             part_size: DEFAULT_PART_SIZE,
             multipart: true,
@@ -213,6 +231,7 @@ impl Backend {
     pub fn memory() -> Backend {
         Backend {
             store: Arc::new(object_store::memory::InMemory::new()),
+            uploads: None,
             prefix: None,
             part_size: DEFAULT_PART_SIZE,
             multipart: true,
@@ -286,7 +305,9 @@ impl Backend {
             }
             w.finish().await?;
         } else {
-            self.store
+            self.uploads
+                .as_ref()
+                .unwrap_or(&self.store)
                 .put(&self.path(key), PutPayload::from(data))
                 .await?;
         }
@@ -351,5 +372,23 @@ impl Objects for Backend {
 
     async fn size(&self, key: &str) -> Result<u64, BackendError> {
         Backend::size(self, key).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The GCS backend builds its upload client (its timeout is parsed when the client is built:
+    /// an unreadable one fails here).
+    #[test]
+    fn gcs_builds_its_upload_client() {
+        let b = Backend::gcs(&GcsConfig {
+            bucket_name: "blocks".into(),
+            endpoint: "http://127.0.0.1:9".into(),
+            ..GcsConfig::default()
+        })
+        .unwrap();
+        assert!(b.uploads.is_some());
     }
 }
