@@ -564,22 +564,17 @@ fn repair_segment(path: &Path, report: &mut ReplayReport) -> Result<()> {
         report.truncated_bytes += data.len() as u64;
         return rewrite_header(path);
     }
-    if scan.damage.is_some() && segment::is_padding(scan.valid_len, &data[scan.valid_len..]) {
-        // The zeros a direct write adds up to its block's end, left by a crash before the
-        // segment was closed: not damage.
-        tracing::debug!(path = %path.display(), bytes = data.len() - scan.valid_len, "cutting the padding off a wal segment");
-        let f = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(io(path))?;
-        f.set_len(scan.valid_len as u64).map_err(io(path))?;
-        return f.sync_all().map_err(io(path));
-    }
     if let Some(reason) = scan.damage {
         let lost = data.len() - scan.valid_len;
-        tracing::warn!(path = %path.display(), offset = scan.valid_len, bytes = lost, reason, "wal segment ends in a damaged record, truncating");
-        report.truncated_segments += 1;
-        report.truncated_bytes += lost as u64;
+        if segment::is_padding(scan.valid_len, &data[scan.valid_len..]) {
+            // The zeros a direct write adds up to its block's end, left by a crash before the
+            // segment was closed: not damage.
+            tracing::debug!(path = %path.display(), bytes = lost, "cutting the padding off a wal segment");
+        } else {
+            tracing::warn!(path = %path.display(), offset = scan.valid_len, bytes = lost, reason, "wal segment ends in a damaged record, truncating");
+            report.truncated_segments += 1;
+            report.truncated_bytes += lost as u64;
+        }
         let f = OpenOptions::new()
             .write(true)
             .open(path)
