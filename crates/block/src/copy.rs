@@ -28,10 +28,11 @@ use parquet::column::reader::ColumnReader;
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::ReaderProperties;
+use parquet::file::properties::WriterProperties;
 use parquet::file::reader::RowGroupReader;
 use parquet::file::serialized_reader::SerializedRowGroupReader;
 use parquet::file::writer::SerializedRowGroupWriter;
-use parquet::schema::types::SchemaDescriptor;
+use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 use prost::Message;
 use vivace_common::TraceId;
 use vivace_proto::tempopb::Trace;
@@ -123,11 +124,20 @@ impl RawColumn {
         self.rep.clear();
     }
 
-    /// Writes the column to the row group's next column and empties it.
+    /// Writes the column to the row group's next column, `leaf`, and empties it: dictionary
+    /// encoded byte arrays by hand (`dict_chunk.rs`), the rest through parquet's column writer.
     pub(crate) fn write<W: std::io::Write + Send>(
         &mut self,
         rg: &mut SerializedRowGroupWriter<'_, W>,
+        leaf: &ColumnDescPtr,
+        props: &WriterProperties,
     ) -> std::result::Result<(), WriteError> {
+        if let Vals::Bytes(v) = &self.vals
+            && crate::dict_chunk::write_dictionary_column(rg, leaf, props, v, &self.def, &self.rep)?
+        {
+            self.clear();
+            return Ok(());
+        }
         let mut col = rg.next_column()?.ok_or_else(|| {
             parquet::errors::ParquetError::General("schema ended before the columns".into())
         })?;
@@ -245,6 +255,7 @@ impl Gather {
     pub(crate) fn write<W: std::io::Write + Send>(
         &mut self,
         rg: &mut SerializedRowGroupWriter<'_, W>,
+        props: &WriterProperties,
     ) -> std::result::Result<(), WriteError> {
         let (windows, runs) = (&mut self.windows, &self.runs);
         for c in 0..self.descr.num_columns() {
@@ -270,7 +281,7 @@ impl Gather {
                 let (from, to) = (b[first as usize], b[(first + n) as usize]);
                 move_entries(&mut g.cols[c], from, to, &mut out, false);
             }
-            let written = out.write(rg);
+            let written = out.write(rg, &leaf, props);
             self.spare[kind] = Some(out);
             written?;
         }

@@ -19,6 +19,7 @@ mod bloom;
 mod bloom_write;
 mod columnar;
 mod copy;
+mod dict_chunk;
 mod dict_ids;
 mod error;
 mod meta;

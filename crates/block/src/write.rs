@@ -330,8 +330,9 @@ impl<W: Write + Send> BlockWriter<W> {
             if raw.is_empty() {
                 return Ok(());
             }
+            let props = self.writer.properties().clone();
             let mut rg = self.writer.next_row_group()?;
-            raw.write(&mut rg)?;
+            raw.write(&mut rg, &props)?;
             rg.close()?;
             self.row_groups += 1;
             self.buffered_bytes = 0;
@@ -340,8 +341,14 @@ impl<W: Write + Send> BlockWriter<W> {
         if self.cols.trace_id.col.vals.is_empty() {
             return Ok(());
         }
+        let props = self.writer.properties().clone();
         let mut rg = self.writer.next_row_group()?;
-        self.cols.write(&mut rg)?;
+        self.cols.write(&mut RowGroupSink {
+            rg: &mut rg,
+            schema: &self.descr,
+            props: &props,
+            at: 0,
+        })?;
         rg.close()?;
         self.row_groups += 1;
         self.buffered_bytes = 0;
@@ -833,10 +840,14 @@ fn owned(s: &str) -> ByteArray {
 pub(crate) trait LeafValue: Sized {
     type Parquet: DataType<T = Self>;
     fn raw(vals: &mut crate::copy::Vals) -> Option<&mut Vec<Self>>;
+    /// The values as byte arrays, if they are.
+    fn byte_arrays(_vals: &[Self]) -> Option<&[ByteArray]> {
+        None
+    }
 }
 
 macro_rules! leaf_value {
-    ($t:ty, $parquet:ty, $variant:ident) => {
+    ($t:ty, $parquet:ty, $variant:ident $(, $bytes:item)?) => {
         impl LeafValue for $t {
             type Parquet = $parquet;
             fn raw(vals: &mut crate::copy::Vals) -> Option<&mut Vec<$t>> {
@@ -845,10 +856,18 @@ macro_rules! leaf_value {
                     _ => None,
                 }
             }
+            $($bytes)?
         }
     };
 }
-leaf_value!(ByteArray, ByteArrayType, Bytes);
+leaf_value!(
+    ByteArray,
+    ByteArrayType,
+    Bytes,
+    fn byte_arrays(vals: &[ByteArray]) -> Option<&[ByteArray]> {
+        Some(vals)
+    }
+);
 leaf_value!(i64, Int64Type, I64);
 leaf_value!(i32, Int32Type, I32);
 leaf_value!(f64, DoubleType, F64);
@@ -867,8 +886,19 @@ pub(crate) trait Sink {
     ) -> Result<(), WriteError>;
 }
 
-impl<W: Write + Send> Sink for SerializedRowGroupWriter<'_, W> {
-    /// Writes the values to the next column of the row group, checking it is the expected one.
+/// A parquet row group being written, a column at a time in schema order.
+pub(crate) struct RowGroupSink<'a, 'b, W: Write + Send> {
+    pub(crate) rg: &'a mut SerializedRowGroupWriter<'b, W>,
+    pub(crate) schema: &'a parquet::schema::types::SchemaDescriptor,
+    pub(crate) props: &'a WriterProperties,
+    /// The next column's index.
+    pub(crate) at: usize,
+}
+
+impl<W: Write + Send> Sink for RowGroupSink<'_, '_, W> {
+    /// Writes the values to the next column of the row group, checking it is the expected one:
+    /// dictionary-encoded byte arrays by hand (`dict_chunk.rs`), the rest through parquet's
+    /// column writer.
     fn column<T: LeafValue>(
         &mut self,
         path: &str,
@@ -876,18 +906,33 @@ impl<W: Write + Send> Sink for SerializedRowGroupWriter<'_, W> {
         def: &[i16],
         rep: &[i16],
     ) -> Result<(), WriteError> {
-        let mut col = self.next_column()?.ok_or_else(|| {
-            parquet::errors::ParquetError::General(format!("schema has no column for {path}"))
-        })?;
-        let w = col.typed::<T::Parquet>();
-        let got = w.get_descriptor().path().string();
+        let Some(leaf) = self.schema.columns().get(self.at) else {
+            return Err(parquet::errors::ParquetError::General(format!(
+                "schema has no column for {path}"
+            ))
+            .into());
+        };
+        self.at += 1;
+        let got = leaf.path().string();
         if got != path {
             return Err(parquet::errors::ParquetError::General(format!(
                 "column order: writing {path} into {got}"
             ))
             .into());
         }
-        w.write_batch(vals, Some(def), Some(rep))?;
+        if let Some(bytes) = T::byte_arrays(vals)
+            && crate::dict_chunk::write_dictionary_column(
+                self.rg, leaf, self.props, bytes, def, rep,
+            )?
+        {
+            vals.clear();
+            return Ok(());
+        }
+        let mut col = self.rg.next_column()?.ok_or_else(|| {
+            parquet::errors::ParquetError::General(format!("schema has no column for {path}"))
+        })?;
+        col.typed::<T::Parquet>()
+            .write_batch(vals, Some(def), Some(rep))?;
         col.close()?;
         vals.clear();
         Ok(())
