@@ -363,13 +363,33 @@ pub(crate) struct Reading {
 }
 
 impl Reading {
+    /// Readers of `group`'s columns. With the row group's bytes (`fetched`: the bytes and the
+    /// file offset they start at), pages are decoded by `pages.rs` instead of parquet's page
+    /// reader.
     pub(crate) fn new(
         group: &dyn RowGroupReader,
         descr: &SchemaDescriptor,
         key: &str,
+        fetched: Option<(&Bytes, u64)>,
     ) -> Result<Reading> {
+        let reader = |i: usize| {
+            let c = group.metadata().column(i);
+            let (at, len) = c.byte_range();
+            let pages = fetched.and_then(|(data, start)| {
+                let from = usize::try_from(at.checked_sub(start)?).ok()?;
+                let bytes = data.get(from..from.checked_add(len as usize)?)?;
+                crate::pages::ChunkPages::new(c.compression(), data.slice_ref(bytes))
+            });
+            match pages {
+                Some(pages) => Ok(parquet::column::reader::get_column_reader(
+                    c.column_descr_ptr(),
+                    Box::new(pages),
+                )),
+                None => group.get_column_reader(i),
+            }
+        };
         let readers = (0..descr.num_columns())
-            .map(|i| group.get_column_reader(i))
+            .map(reader)
             .collect::<parquet::errors::Result<_>>()
             .map_err(|source| Error::Parquet {
                 path: key.into(),
@@ -782,7 +802,7 @@ impl Input {
             let (start, len) = crate::read::row_group_range(md);
             let data = (self.src.fetch)(start..start + len)?;
             let size = self.src.meta.size.max(start + len);
-            let reader = Arc::new(crate::prune::Parts::new(vec![(start, data)], size));
+            let reader = Arc::new(crate::prune::Parts::new(vec![(start, data.clone())], size));
             let group = SerializedRowGroupReader::new(
                 reader,
                 md,
@@ -793,7 +813,12 @@ impl Input {
                 path: self.src.key.clone().into(),
                 source,
             })?;
-            self.reading_opt = Some(Reading::new(&group, descr, &self.src.key)?);
+            self.reading_opt = Some(Reading::new(
+                &group,
+                descr,
+                &self.src.key,
+                Some((&data, start)),
+            )?);
             self.next_rg += 1;
         }
     }
