@@ -708,6 +708,33 @@ mod tests {
     }
 
     #[test]
+    fn large_values_fall_back_and_cut_pages_as_parquet_does() {
+        // Values of 30–80 KB: the dictionary passes 1 MiB within a batch (shorter batches, then
+        // PLAIN pages), and PLAIN pages pass the 256 KiB page limit after a few values.
+        let mut cols = columns(400, 1_000_000);
+        for (i, v) in cols[2].vals.iter_mut().enumerate() {
+            let len = 30_000 + (i * 7919) % 50_000;
+            *v = ByteArray::from(vec![b'a' + (i % 26) as u8; len]);
+        }
+        let p = || {
+            let mut b = WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .set_dictionary_enabled(true)
+                .set_statistics_enabled(EnabledStatistics::None)
+                .set_data_page_size_limit(256 << 10);
+            b = b.set_data_page_row_count_limit(100);
+            b.build()
+        };
+        let ours = write(&cols, p(), true);
+        let theirs = write(&cols, p(), false);
+        assert_eq!(rows(&ours), rows(&theirs));
+        assert_eq!(layout(&ours), layout(&theirs));
+        // Short PLAIN pages after the fallback, and dictionary pages before it.
+        let value = &layout(&ours)[2];
+        assert!(value.matches(", ").count() > 40, "{value}");
+    }
+
+    #[test]
     fn one_entry_and_all_null_columns() {
         let mut cols = columns(500, 1);
         // Every Value null: an empty dictionary, pages of levels only.
