@@ -233,8 +233,10 @@ pub(crate) struct Chunk {
     traces: Vec<(TraceId, u64)>,
     /// Where each trace's encoding lies in the raw data.
     places: Vec<(u32, u32)>,
-    /// The oldest queue offset of a part folded into this chunk.
+    /// The queue offsets of the parts folded into this chunk lie in `[min_offset, end_offset)`:
+    /// what a spill of the chunk reads back.
     min_offset: Offset,
+    end_offset: Offset,
     created: Instant,
     /// Written to a block in the backend: the chunk may be released and its segments removed.
     flushed: AtomicBool,
@@ -315,7 +317,7 @@ const CHUNK_RAW_BYTES: usize = 256 << 10;
 impl Chunk {
     fn build(
         items: &[(TraceId, u64, Bytes)],
-        min_offset: Offset,
+        (min_offset, end_offset): (Offset, Offset),
         now: Instant,
     ) -> (Arc<Chunk>, Vec<(u32, u32)>) {
         let raw_len = items.iter().map(|(_, _, b)| b.len()).sum();
@@ -337,6 +339,7 @@ impl Chunk {
                 traces,
                 places: spans.clone(),
                 min_offset,
+                end_offset,
                 created: now,
                 flushed: AtomicBool::new(false),
                 writing: AtomicBool::new(false),
@@ -399,12 +402,13 @@ impl PendingBlock {
             bytes += b.len();
             items.push((id, 0, b));
             if bytes >= CHUNK_RAW_BYTES {
-                chunks.push(Chunk::build(&std::mem::take(&mut items), Offset(0), now).0);
+                chunks
+                    .push(Chunk::build(&std::mem::take(&mut items), (Offset(0), Offset(0)), now).0);
                 bytes = 0;
             }
         }
         if !items.is_empty() {
-            chunks.push(Chunk::build(&items, Offset(0), now).0);
+            chunks.push(Chunk::build(&items, (Offset(0), Offset(0)), now).0);
         }
         PendingBlock { tenant, chunks }
     }
@@ -843,9 +847,8 @@ impl LiveStore {
     pub fn sweep(&self, now: Instant, force: bool) {
         let tenants: Vec<Arc<TenantStore>> = self.tenants.read().values().cloned().collect();
         for t in &tenants {
-            // (trace, parts folded in, encoded trace) per completing trace.
-            let mut done: Vec<(TraceId, usize, Bytes)> = Vec::new();
-            let mut min_offset = Offset(u64::MAX);
+            // (trace, parts folded in, encoded trace, its parts' offsets) per completing trace.
+            let mut done: Vec<(TraceId, usize, Bytes, (Offset, Offset))> = Vec::new();
             for shard in &t.shards {
                 let shard = shard.lock();
                 for (id, e) in shard.iter() {
@@ -857,25 +860,28 @@ impl LiveStore {
                     let old =
                         now.saturating_duration_since(e.first_push) >= self.cfg.max_trace_live;
                     if force || idle || old {
-                        min_offset = min_offset.min(
-                            e.part_offsets
-                                .iter()
-                                .copied()
-                                .min()
-                                .unwrap_or(Offset(u64::MAX)),
-                        );
-                        done.push((*id, e.parts.len(), whole_trace(id, e)));
+                        let offsets = e
+                            .part_offsets
+                            .iter()
+                            .fold((Offset(u64::MAX), Offset(0)), |(lo, end), &o| {
+                                (lo.min(o), end.max(o.next()))
+                            });
+                        done.push((*id, e.parts.len(), whole_trace(id, e), offsets));
                     }
                 }
             }
+            // Chunks of traces that arrived together: each chunk's records lie close in the
+            // queue, so a chunk released from memory reads back a short range of it.
+            done.sort_unstable_by_key(|(.., (lo, _))| *lo);
             let mut batch: Vec<(TraceId, u64, Bytes)> = Vec::new();
-            let mut batch_bytes = 0;
-            for (i, (id, folded, raw)) in done.iter().enumerate() {
+            let (mut batch_bytes, mut range) = (0, (Offset(u64::MAX), Offset(0)));
+            for (i, (id, folded, raw, (lo, end))) in done.iter().enumerate() {
                 batch_bytes += raw.len();
+                range = (range.0.min(*lo), range.1.max(*end));
                 batch.push((*id, *folded as u64, raw.clone()));
                 if batch_bytes >= CHUNK_RAW_BYTES || i + 1 == done.len() {
-                    self.install_chunk(t, std::mem::take(&mut batch), min_offset, now);
-                    batch_bytes = 0;
+                    self.install_chunk(t, std::mem::take(&mut batch), range, now);
+                    (batch_bytes, range) = (0, (Offset(u64::MAX), Offset(0)));
                 }
             }
         }
@@ -888,7 +894,7 @@ impl LiveStore {
         &self,
         t: &TenantStore,
         mut items: Vec<(TraceId, u64, Bytes)>,
-        min_offset: Offset,
+        offsets: (Offset, Offset),
         now: Instant,
     ) {
         // The chunk records the generation each trace will have once installed.
@@ -897,7 +903,7 @@ impl LiveStore {
             let shard = t.shards[shard_of(id)].lock();
             *generation = shard.get(id).map_or(0, |e| e.generation + 1);
         }
-        let (chunk, places) = Chunk::build(&items, min_offset, now);
+        let (chunk, places) = Chunk::build(&items, offsets, now);
         self.complete_bytes
             .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
         for (((id, generation, _), (offset, len)), folded) in items.iter().zip(places).zip(folded) {
@@ -995,16 +1001,17 @@ impl LiveStore {
             .fetch_sub(chunk.data.len() as u64, Ordering::Relaxed);
         t.unflushed_gauge.dec_by(chunk.data.len() as i64);
         chunk.batch.lock().take();
-        // The traces whose current completed state is this chunk; a trace completed again
-        // later is whole in its newer chunk.
-        let mut traces = HashSet::new();
+        // Every trace of the chunk is read back. Those whose current completed state is this
+        // chunk leave memory; a trace completed again later stays whole in its newer chunk, but
+        // that chunk's range holds only the parts pushed since, so if it is released too, this
+        // one's block is where the older parts are.
+        let traces: HashSet<TraceId> = chunk.traces.iter().map(|(id, _)| *id).collect();
         for (id, generation) in &chunk.traces {
             let mut shard = t.shards[shard_of(id)].lock();
             let Some(e) = shard.get_mut(id) else { continue };
             if e.generation != *generation {
                 continue;
             }
-            traces.insert(*id);
             t.complete_gauge.dec();
             if e.is_live() {
                 e.complete_opt = None;
@@ -1017,20 +1024,27 @@ impl LiveStore {
         if traces.is_empty() {
             return true;
         }
-        let to = Offset(self.max_offset.load(Ordering::Relaxed)).next();
-        t.spilled_gauge.inc_by(traces.len() as i64);
+        let to = if chunk.end_offset > chunk.min_offset {
+            chunk.end_offset
+        } else {
+            // No offsets known (not a chunk of pushed parts): everything appended so far.
+            Offset(self.max_offset.load(Ordering::Relaxed)).next()
+        };
         let mut q = t.spilled.lock();
         // Consecutive spills share one range up to a block's size: one block when read back.
         if let Some(last) = q.back_mut()
             && last.raw_bytes + chunk.raw_len <= self.cfg.max_block_bytes as usize
             && let Some(last) = Arc::get_mut(last)
         {
+            let before = last.traces.len();
             last.traces.extend(traces);
+            t.spilled_gauge.inc_by((last.traces.len() - before) as i64);
             last.from = last.from.min(chunk.min_offset);
             last.to = last.to.max(to);
             last.raw_bytes += chunk.raw_len;
             return true;
         }
+        t.spilled_gauge.inc_by(traces.len() as i64);
         q.push_back(Arc::new(Spilled {
             id: self.next_spill.fetch_add(1, Ordering::Relaxed),
             traces,

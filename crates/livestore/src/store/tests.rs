@@ -167,6 +167,83 @@ fn past_the_memory_bound_unflushed_traces_are_released_to_the_log() {
     assert_eq!(store.backlog(now), (0, 0, Duration::ZERO));
 }
 
+/// Pushes trace `id` (spans `spans`) at queue offset `offset`.
+fn push_at(store: &LiveStore, id: u8, spans: &[u8], now: Instant, offset: u64) {
+    let enc = Bytes::from(trace(id, spans).encode_to_vec());
+    let keys = crate::consume::span_keys(&enc).unwrap();
+    store.push(
+        &TenantId::single(),
+        TraceId([id; 16]),
+        &keys,
+        enc,
+        now,
+        Offset(offset),
+    );
+}
+
+#[test]
+fn a_released_chunk_reads_back_only_the_queue_range_of_its_own_parts() {
+    // Released long after it was built, a chunk used to read back everything appended until
+    // then: at full ingest, gigabytes of the log per block of released traces.
+    let cfg = Config {
+        max_complete_bytes: 0,
+        max_block_bytes: 1,
+        ..Config::default()
+    };
+    let store = LiveStore::new(cfg, LiveStoreMetrics::default());
+    let now = Instant::now();
+    for id in 0..10u8 {
+        push_at(&store, id, &[1], now, 10 + u64::from(id));
+    }
+    for id in 10..20u8 {
+        push_at(
+            &store,
+            id,
+            &[1],
+            now + Duration::from_secs(10),
+            100 + u64::from(id),
+        );
+    }
+    // The first ten are idle, the others not: only the first ten complete, and leave memory.
+    store.sweep(now + Duration::from_secs(11), false);
+    let spilled = store.take_spilled();
+    assert_eq!(spilled.len(), 1);
+    let s = &spilled[0].1;
+    assert_eq!((s.from, s.to), (Offset(10), Offset(20)));
+    assert_eq!(s.traces.len(), 10);
+}
+
+#[test]
+fn a_trace_completed_twice_and_released_twice_reads_back_whole() {
+    let cfg = Config {
+        max_block_bytes: 1,
+        ..Config::default()
+    };
+    let store = LiveStore::new(cfg, LiveStoreMetrics::default());
+    let now = Instant::now();
+    // Completed into a first chunk, then a late span: completed again, into a second chunk that
+    // holds the whole trace but whose range holds only the late span's record.
+    push_at(&store, 1, &[1, 2], now, 10);
+    store.sweep(now + Duration::from_secs(6), false);
+    push_at(&store, 1, &[3], now + Duration::from_secs(7), 50);
+    store.sweep(now + Duration::from_secs(13), false);
+    let t = store.tenant(&TenantId::single());
+    // Both released, oldest first.
+    assert!(store.spill_oldest(&t));
+    assert!(store.spill_oldest(&t));
+    let q = t.spilled.lock();
+    assert_eq!(q.len(), 2);
+    for (s, at) in q.iter().zip([10, 50]) {
+        assert!(s.traces.contains(&TraceId([1; 16])));
+        assert!(
+            s.from <= Offset(at) && Offset(at) < s.to,
+            "{:?}..{:?}",
+            s.from,
+            s.to
+        );
+    }
+}
+
 #[test]
 fn chunks_being_written_are_not_released() {
     let cfg = Config {
