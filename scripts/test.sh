@@ -3,7 +3,7 @@
 #
 # Installs what the tests need, pinned, idempotently, outside the clone: Python venvs from
 # scripts/requirements-*.txt (the OpenTelemetry SDK exporters, moto, fake-gcs-server; the Jaeger
-# clients; the OpenCensus agent exporter; the MCP SDK), node packages from scripts/node/ (azurite) and
+# clients; the OpenCensus agent exporter; the MCP SDK; pyarrow), node packages from scripts/node/ (azurite) and
 # scripts/node-clients/ (the OpenTelemetry JS exporters), Prometheus and Chromium from Debian; then checks
 # formatting and
 # lints and runs every test once with one shared build. The cargo target dir defaults to a cache
@@ -75,6 +75,11 @@ PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python "$VIVACE_OPENCENSUS_PYTHON" -c "fr
 python_venv venv-mcp scripts/requirements-mcp.txt
 export VIVACE_MCP_PYTHON="$venv/bin/python"
 "$VIVACE_MCP_PYTHON" -c "import mcp.client.streamable_http" || broken "$venv"
+
+# pyarrow: a second parquet implementation (Arrow C++) that must read every block vivace writes.
+python_venv venv-arrow scripts/requirements-arrow.txt
+export VIVACE_ARROW_PYTHON="$venv/bin/python"
+"$VIVACE_ARROW_PYTHON" -c "import pyarrow.parquet, pyarrow.compute" || broken "$venv"
 
 # Azurite (the Azure Blob emulator).
 npm_install node scripts/node node_modules/.bin/azurite-blob

@@ -5,6 +5,7 @@
 //! Run through `scripts/test.sh`, which installs the pinned Python clients and sets
 //! `VIVACE_PYTHON`.
 
+mod arrow;
 mod auth;
 mod bad_input;
 mod blocks;
