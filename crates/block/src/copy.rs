@@ -125,7 +125,7 @@ impl RawColumn {
     }
 
     /// Writes the column to the row group's next column, `leaf`, and empties it: dictionary
-    /// encoded byte arrays by hand (`dict_chunk.rs`), the rest through parquet's column writer.
+    /// encoded byte arrays by hand (`byte_chunk.rs`), the rest through parquet's column writer.
     pub(crate) fn write<W: std::io::Write + Send>(
         &mut self,
         rg: &mut SerializedRowGroupWriter<'_, W>,
@@ -133,7 +133,7 @@ impl RawColumn {
         props: &WriterProperties,
     ) -> std::result::Result<(), WriteError> {
         if let Vals::Bytes(v) = &self.vals
-            && crate::dict_chunk::write_dictionary_column(rg, leaf, props, v, &self.def, &self.rep)?
+            && crate::byte_chunk::write_byte_array_column(rg, leaf, props, v, &self.def, &self.rep)?
         {
             self.clear();
             return Ok(());

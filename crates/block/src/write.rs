@@ -897,7 +897,7 @@ pub(crate) struct RowGroupSink<'a, 'b, W: Write + Send> {
 
 impl<W: Write + Send> Sink for RowGroupSink<'_, '_, W> {
     /// Writes the values to the next column of the row group, checking it is the expected one:
-    /// dictionary-encoded byte arrays by hand (`dict_chunk.rs`), the rest through parquet's
+    /// dictionary-encoded byte arrays by hand (`byte_chunk.rs`), the rest through parquet's
     /// column writer.
     fn column<T: LeafValue>(
         &mut self,
@@ -921,7 +921,7 @@ impl<W: Write + Send> Sink for RowGroupSink<'_, '_, W> {
             .into());
         }
         if let Some(bytes) = T::byte_arrays(vals)
-            && crate::dict_chunk::write_dictionary_column(
+            && crate::byte_chunk::write_byte_array_column(
                 self.rg, leaf, self.props, bytes, def, rep,
             )?
         {

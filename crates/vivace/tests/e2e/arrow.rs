@@ -1,6 +1,6 @@
 //! Blocks vivace writes — cut from live traces and compacted, with both codec sets — read by
 //! another parquet implementation: Apache Arrow's C++ reader, through pyarrow (installed by
-//! scripts/test.sh). vivace writes most string columns' pages by hand (`block/src/dict_chunk.rs`)
+//! scripts/test.sh). vivace writes most string columns' pages by hand (`block/src/byte_chunk.rs`)
 //! and reads them with the Rust crate it compares them with; Tempo reads them with parquet-go.
 //! Here a reader that shares no code with either must find, in every block, the rows and spans
 //! and strings vivace's own reader finds, and an offset index for every column chunk.
