@@ -39,7 +39,7 @@ use parquet::schema::types::ColumnDescPtr;
 use rustc_hash::FxBuildHasher;
 
 /// Levels written between two checks of the page limits (parquet's `write_batch_size`).
-const BATCH_LEVELS: usize = 1024;
+pub(crate) const BATCH_LEVELS: usize = 1024;
 
 /// Writes `vals` with their levels as the row group's next column, by hand, if that column is
 /// a byte array without statistics written in data page v1s with a dictionary or
@@ -195,8 +195,11 @@ fn encode(
     if page.levels < levels {
         pages.push(page.finish(&col, levels, v_lo, &ids, &dict, encoding, &mut scratch)?);
     }
-    let dict = (values == Encoding::RLE_DICTIONARY).then_some(&dict);
-    write_chunk(leaf, props, compression, dict, vals, pages)
+    let dict = match values {
+        Encoding::RLE_DICTIONARY => Some(dict.page(vals, compression)?),
+        _ => None,
+    };
+    write_chunk(leaf, props, compression, dict, pages, Extra::default())
 }
 
 /// Levels per batch of a chunk of `levels` levels holding `vals`: all of them, unless the
@@ -302,15 +305,24 @@ impl PageStart {
     }
 }
 
-/// The dictionary page, then the data pages, written to a buffer; the chunk's metadata and
-/// offset index as parquet's column writer builds them.
-fn write_chunk(
+/// What a column with statistics adds to its chunk's metadata (see `int_chunk.rs`).
+#[derive(Default)]
+pub(crate) struct Extra {
+    pub(crate) statistics: Option<parquet::file::statistics::Statistics>,
+    pub(crate) rep_histogram: Option<parquet::file::metadata::LevelHistogram>,
+    pub(crate) def_histogram: Option<parquet::file::metadata::LevelHistogram>,
+    pub(crate) column_index: Option<parquet::file::page_index::column_index::ColumnIndexMetaData>,
+}
+
+/// The dictionary page (if any), then the data pages, written to a buffer; the chunk's metadata
+/// and offset index as parquet's column writer builds them.
+pub(crate) fn write_chunk(
     leaf: &ColumnDescPtr,
     props: &WriterProperties,
     compression: Compression,
-    dict: Option<&Dictionary<'_>>,
-    vals: &[ByteArray],
+    dict: Option<CompressedPage>,
     pages: Vec<(CompressedPage, usize)>,
+    extra: Extra,
 ) -> Result<(Bytes, ColumnCloseResult)> {
     let mut sink = TrackedWrite::new(Vec::new());
     let mut stats = Vec::new();
@@ -320,20 +332,8 @@ fn write_chunk(
     let mut dict_offset = None;
     {
         let mut writer = SerializedPageWriter::new(&mut sink);
-        if let Some(dict) = dict {
-            let mut plain = Vec::with_capacity(dict.bytes);
-            for &first in &dict.first {
-                let v = vals[first as usize].data();
-                plain.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                plain.extend_from_slice(v);
-            }
-            let dict_page = Page::DictionaryPage {
-                buf: compress(compression, &plain)?,
-                num_values: dict.first.len() as u32,
-                encoding: Encoding::PLAIN,
-                is_sorted: false,
-            };
-            let spec = writer.write_page(CompressedPage::new(dict_page, plain.len()))?;
+        if let Some(dict_page) = dict {
+            let spec = writer.write_page(dict_page)?;
             stats.push(PageEncodingStats {
                 page_type: PageType::DICTIONARY_PAGE,
                 encoding: Encoding::PLAIN,
@@ -378,7 +378,7 @@ fn write_chunk(
             encodings.push(s.encoding);
         }
     }
-    let metadata = ColumnChunkMetaData::builder(leaf.clone())
+    let mut metadata = ColumnChunkMetaData::builder(leaf.clone())
         .set_compression(compression)
         .set_encodings(encodings)
         .set_page_encoding_stats(stats)
@@ -386,8 +386,15 @@ fn write_chunk(
         .set_total_uncompressed_size(uncompressed as i64)
         .set_num_values(values)
         .set_data_page_offset(data_offset.unwrap_or(0))
-        .set_dictionary_page_offset(dict_offset)
-        .build()?;
+        .set_dictionary_page_offset(dict_offset);
+    if let Some(statistics) = extra.statistics {
+        metadata = metadata
+            .set_statistics(statistics)
+            .set_unencoded_byte_array_data_bytes(None)
+            .set_repetition_level_histogram(extra.rep_histogram)
+            .set_definition_level_histogram(extra.def_histogram);
+    }
+    let metadata = metadata.build()?;
     let bytes = Bytes::from(sink.into_inner()?);
     Ok((
         bytes,
@@ -396,7 +403,7 @@ fn write_chunk(
             rows_written: rows,
             metadata,
             bloom_filter: None,
-            column_index: None,
+            column_index: extra.column_index,
             offset_index: offsets.map(OffsetIndexBuilder::build),
         },
     ))
@@ -428,18 +435,35 @@ impl<'a> Dictionary<'a> {
         id
     }
 
+    /// The dictionary page: each entry PLAIN (4 bytes of length, the bytes), compressed.
+    fn page(&self, vals: &[ByteArray], compression: Compression) -> Result<CompressedPage> {
+        let mut plain = Vec::with_capacity(self.bytes);
+        for &first in &self.first {
+            let v = vals[first as usize].data();
+            plain.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            plain.extend_from_slice(v);
+        }
+        let page = Page::DictionaryPage {
+            buf: compress(compression, &plain)?,
+            num_values: self.first.len() as u32,
+            encoding: Encoding::PLAIN,
+            is_sorted: false,
+        };
+        Ok(CompressedPage::new(page, plain.len()))
+    }
+
     /// Bits per index in a page written now: enough for the entries so far (0 for one).
     fn bit_width(&self) -> u8 {
         bits_for(self.first.len().saturating_sub(1) as u64)
     }
 }
 
-fn bits_for(max: u64) -> u8 {
+pub(crate) fn bits_for(max: u64) -> u8 {
     (64 - max.leading_zeros()) as u8
 }
 
 /// Levels of a data page v1: their RLE/bit-packed hybrid encoding after its 4-byte length.
-fn levels_v1(levels: &[i16], max: i16, out: &mut Vec<u8>) {
+pub(crate) fn levels_v1(levels: &[i16], max: i16, out: &mut Vec<u8>) {
     let at = out.len();
     out.extend_from_slice(&[0; 4]);
     rle_hybrid(levels, bits_for(max as u64), out);
@@ -461,6 +485,12 @@ impl Small for i16 {
 impl Small for u32 {
     fn get(self) -> u64 {
         self as u64
+    }
+}
+
+impl Small for u64 {
+    fn get(self) -> u64 {
+        self
     }
 }
 
@@ -494,77 +524,123 @@ fn rle_hybrid<T: Small>(vals: &[T], width: u8, out: &mut Vec<u8>) {
             }
         }
         varint(out, (groups << 1) | 1);
-        let (mut acc, mut bits) = (0u64, 0u32);
-        for k in 0..groups as usize * 8 {
-            let v = vals.get(start + k).map_or(0, |v| v.get());
-            acc |= v << bits;
-            bits += width as u32;
-            while bits >= 8 {
-                out.push(acc as u8);
-                acc >>= 8;
-                bits -= 8;
+        bit_pack(&vals[start..i], groups as usize * 8, width, out);
+    }
+}
+
+/// Appends `vals` bit-packed at `width` bits each, LSB first, padded with zeros to `count`
+/// values (a multiple of 8).
+fn bit_pack<T: Small>(vals: &[T], count: usize, width: u8, out: &mut Vec<u8>) {
+    let w = width as usize;
+    out.reserve(count / 8 * w);
+    if w <= 8 {
+        // A group of 8 values is `width` bytes: one 64-bit word.
+        for group in 0..count / 8 {
+            let mut acc = 0u64;
+            let from = group * 8;
+            if let Some(g) = vals.get(from..from + 8) {
+                for (k, v) in g.iter().enumerate() {
+                    acc |= v.get() << (k * w);
+                }
+            } else {
+                for (k, v) in vals[from.min(vals.len())..].iter().enumerate() {
+                    acc |= v.get() << (k * w);
+                }
             }
+            out.extend_from_slice(&acc.to_le_bytes()[..w]);
+        }
+        return;
+    }
+    let (mut acc, mut bits) = (0u128, 0u32);
+    for k in 0..count {
+        let v = vals.get(k).map_or(0, |v| v.get()) as u128;
+        acc |= v << bits;
+        bits += width as u32;
+        while bits >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            bits -= 8;
         }
     }
 }
 
-/// Appends `vals` DELTA_BINARY_PACKED as parquet's writer does: a header (128 values per block,
-/// 4 miniblocks, the count, the first value), then per block of up to 128 deltas their minimum
-/// and each miniblock's bit width, and the miniblocks of 32 deltas above the minimum, bit-packed
-/// (the last one padded; unused miniblocks have width 0 and no bytes).
-fn delta_binary_packed(vals: impl ExactSizeIterator<Item = i64>, out: &mut Vec<u8>) {
-    const BLOCK: usize = 128;
-    const MINI: usize = 32;
-    varint(out, BLOCK as u64);
-    varint(out, (BLOCK / MINI) as u64);
-    varint(out, vals.len() as u64);
-    let mut vals = vals.peekable();
-    let Some(first) = vals.next() else {
-        zigzag(out, 0);
-        return;
-    };
-    zigzag(out, first);
-    let mut prev = first;
-    let mut deltas = [0i64; BLOCK];
-    loop {
-        let mut n = 0;
-        while n < BLOCK
-            && let Some(v) = vals.next()
-        {
-            deltas[n] = v.wrapping_sub(prev);
-            prev = v;
-            n += 1;
-        }
-        if n == 0 {
-            return;
-        }
-        let min = deltas[..n].iter().copied().min().unwrap_or(0);
-        zigzag(out, min);
-        let widths_at = out.len();
-        out.extend_from_slice(&[0; BLOCK / MINI]);
-        for (m, mini) in deltas[..n].chunks(MINI).enumerate() {
-            let width = bits_for(
-                mini.iter()
-                    .map(|&d| d.wrapping_sub(min) as u64)
-                    .max()
-                    .unwrap_or(0),
-            );
-            out[widths_at + m] = width;
-            let (mut acc, mut bits) = (0u128, 0u32);
-            for k in 0..MINI {
-                let d = mini.get(k).map_or(0, |&d| d.wrapping_sub(min) as u64);
-                acc |= (d as u128) << bits;
-                bits += width as u32;
-                while bits >= 8 {
-                    out.push(acc as u8);
-                    acc >>= 8;
-                    bits -= 8;
-                }
+/// Appends `vals` DELTA_BINARY_PACKED (see [`DeltaEncoder`]).
+fn delta_binary_packed(vals: impl Iterator<Item = i64>, out: &mut Vec<u8>) {
+    let mut e = DeltaEncoder::default();
+    for v in vals {
+        e.put(v);
+    }
+    e.finish(out);
+}
+
+/// DELTA_BINARY_PACKED as parquet's writer encodes it, a value at a time: a header (128 values
+/// per block, 4 miniblocks, the count, the first value), then per block of up to 128 deltas
+/// their minimum and each miniblock's bit width, and the miniblocks of 32 deltas above the
+/// minimum, bit-packed (the last one padded; unused miniblocks have width 0 and no bytes).
+#[derive(Default)]
+pub(crate) struct DeltaEncoder {
+    count: u64,
+    first: i64,
+    prev: i64,
+    deltas: Vec<i64>,
+    /// The blocks written so far.
+    blocks: Vec<u8>,
+}
+
+const DELTA_BLOCK: usize = 128;
+const DELTA_MINI: usize = 32;
+
+impl DeltaEncoder {
+    pub(crate) fn put(&mut self, v: i64) {
+        if self.count == 0 {
+            self.first = v;
+        } else {
+            self.deltas.push(v.wrapping_sub(self.prev));
+            if self.deltas.len() == DELTA_BLOCK {
+                self.flush_block();
             }
         }
-        if n < BLOCK {
-            return;
+        self.prev = v;
+        self.count += 1;
+    }
+
+    /// The bytes of the blocks written so far: parquet's estimate of the page's values.
+    pub(crate) fn bytes_written(&self) -> usize {
+        self.blocks.len()
+    }
+
+    fn flush_block(&mut self) {
+        let out = &mut self.blocks;
+        let min = self.deltas.iter().copied().min().unwrap_or(0);
+        zigzag(out, min);
+        let widths_at = out.len();
+        out.extend_from_slice(&[0; DELTA_BLOCK / DELTA_MINI]);
+        let mut above = [0u64; DELTA_MINI];
+        for (m, mini) in self.deltas.chunks(DELTA_MINI).enumerate() {
+            let mut max = 0;
+            for (a, &d) in above.iter_mut().zip(mini) {
+                *a = d.wrapping_sub(min) as u64;
+                max |= *a;
+            }
+            let width = bits_for(max);
+            out[widths_at + m] = width;
+            bit_pack(&above[..mini.len()], DELTA_MINI, width, out);
         }
+        self.deltas.clear();
+    }
+
+    /// Appends the header and every block to `out`, and starts over.
+    pub(crate) fn finish(&mut self, out: &mut Vec<u8>) {
+        if !self.deltas.is_empty() {
+            self.flush_block();
+        }
+        varint(out, DELTA_BLOCK as u64);
+        varint(out, (DELTA_BLOCK / DELTA_MINI) as u64);
+        varint(out, self.count);
+        zigzag(out, if self.count == 0 { 0 } else { self.first });
+        out.extend_from_slice(&self.blocks);
+        self.blocks.clear();
+        self.count = 0;
     }
 }
 
@@ -587,7 +663,7 @@ thread_local! {
 }
 
 /// `data` compressed as parquet's codec would (bulk zstd at the level, raw snappy).
-fn compress(compression: Compression, data: &[u8]) -> Result<Bytes> {
+pub(crate) fn compress(compression: Compression, data: &[u8]) -> Result<Bytes> {
     let io = |e: std::io::Error| ParquetError::External(Box::new(e));
     match compression {
         Compression::UNCOMPRESSED => Ok(Bytes::copy_from_slice(data)),

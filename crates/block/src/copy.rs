@@ -124,17 +124,23 @@ impl RawColumn {
         self.rep.clear();
     }
 
-    /// Writes the column to the row group's next column, `leaf`, and empties it: dictionary
-    /// encoded byte arrays by hand (`byte_chunk.rs`), the rest through parquet's column writer.
+    /// Writes the column to the row group's next column, `leaf`, and empties it: byte arrays and
+    /// integers by hand where their encoding allows (`byte_chunk.rs`, `int_chunk.rs`), the rest
+    /// through parquet's column writer.
     pub(crate) fn write<W: std::io::Write + Send>(
         &mut self,
         rg: &mut SerializedRowGroupWriter<'_, W>,
         leaf: &ColumnDescPtr,
         props: &WriterProperties,
     ) -> std::result::Result<(), WriteError> {
-        if let Vals::Bytes(v) = &self.vals
-            && crate::byte_chunk::write_byte_array_column(rg, leaf, props, v, &self.def, &self.rep)?
-        {
+        let (def, rep) = (&self.def[..], &self.rep[..]);
+        let by_hand = match &self.vals {
+            Vals::Bytes(v) => ByteArray::write_by_hand(rg, leaf, props, v, def, rep)?,
+            Vals::I64(v) => i64::write_by_hand(rg, leaf, props, v, def, rep)?,
+            Vals::I32(v) => i32::write_by_hand(rg, leaf, props, v, def, rep)?,
+            _ => false,
+        };
+        if by_hand {
             self.clear();
             return Ok(());
         }

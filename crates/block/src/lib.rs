@@ -22,6 +22,7 @@ mod columnar;
 mod copy;
 mod dict_ids;
 mod error;
+mod int_chunk;
 mod meta;
 mod needle;
 mod objects;

@@ -840,14 +840,22 @@ fn owned(s: &str) -> ByteArray {
 pub(crate) trait LeafValue: Sized {
     type Parquet: DataType<T = Self>;
     fn raw(vals: &mut crate::copy::Vals) -> Option<&mut Vec<Self>>;
-    /// The values as byte arrays, if they are.
-    fn byte_arrays(_vals: &[Self]) -> Option<&[ByteArray]> {
-        None
+    /// Writes the values as the row group's next column by hand (`byte_chunk.rs`,
+    /// `int_chunk.rs`) if their type and the column's encoding allow; `false` if not.
+    fn write_by_hand<W: Write + Send>(
+        _rg: &mut SerializedRowGroupWriter<'_, W>,
+        _leaf: &parquet::schema::types::ColumnDescPtr,
+        _props: &WriterProperties,
+        _vals: &[Self],
+        _def: &[i16],
+        _rep: &[i16],
+    ) -> parquet::errors::Result<bool> {
+        Ok(false)
     }
 }
 
 macro_rules! leaf_value {
-    ($t:ty, $parquet:ty, $variant:ident $(, $bytes:item)?) => {
+    ($t:ty, $parquet:ty, $variant:ident $(, $extra:item)*) => {
         impl LeafValue for $t {
             type Parquet = $parquet;
             fn raw(vals: &mut crate::copy::Vals) -> Option<&mut Vec<$t>> {
@@ -856,7 +864,7 @@ macro_rules! leaf_value {
                     _ => None,
                 }
             }
-            $($bytes)?
+            $($extra)*
         }
     };
 }
@@ -864,12 +872,47 @@ leaf_value!(
     ByteArray,
     ByteArrayType,
     Bytes,
-    fn byte_arrays(vals: &[ByteArray]) -> Option<&[ByteArray]> {
-        Some(vals)
+    fn write_by_hand<W: Write + Send>(
+        rg: &mut SerializedRowGroupWriter<'_, W>,
+        leaf: &parquet::schema::types::ColumnDescPtr,
+        props: &WriterProperties,
+        vals: &[ByteArray],
+        def: &[i16],
+        rep: &[i16],
+    ) -> parquet::errors::Result<bool> {
+        crate::byte_chunk::write_byte_array_column(rg, leaf, props, vals, def, rep)
     }
 );
-leaf_value!(i64, Int64Type, I64);
-leaf_value!(i32, Int32Type, I32);
+leaf_value!(
+    i64,
+    Int64Type,
+    I64,
+    fn write_by_hand<W: Write + Send>(
+        rg: &mut SerializedRowGroupWriter<'_, W>,
+        leaf: &parquet::schema::types::ColumnDescPtr,
+        props: &WriterProperties,
+        vals: &[i64],
+        def: &[i16],
+        rep: &[i16],
+    ) -> parquet::errors::Result<bool> {
+        crate::int_chunk::write_int_column(rg, leaf, props, vals, def, rep)
+    }
+);
+leaf_value!(
+    i32,
+    Int32Type,
+    I32,
+    fn write_by_hand<W: Write + Send>(
+        rg: &mut SerializedRowGroupWriter<'_, W>,
+        leaf: &parquet::schema::types::ColumnDescPtr,
+        props: &WriterProperties,
+        vals: &[i32],
+        def: &[i16],
+        rep: &[i16],
+    ) -> parquet::errors::Result<bool> {
+        crate::int_chunk::write_int_column(rg, leaf, props, vals, def, rep)
+    }
+);
 leaf_value!(f64, DoubleType, F64);
 leaf_value!(bool, BoolType, Bool);
 
@@ -920,11 +963,7 @@ impl<W: Write + Send> Sink for RowGroupSink<'_, '_, W> {
             ))
             .into());
         }
-        if let Some(bytes) = T::byte_arrays(vals)
-            && crate::byte_chunk::write_byte_array_column(
-                self.rg, leaf, self.props, bytes, def, rep,
-            )?
-        {
+        if T::write_by_hand(self.rg, leaf, self.props, vals, def, rep)? {
             vals.clear();
             return Ok(());
         }
