@@ -22,24 +22,23 @@
 //! compare it with parquet's own writer, value for value and page for page, and an end-to-end
 //! test reads every block with Arrow's C++ reader (`tests/e2e/arrow.rs`).
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::Write;
 
 use bytes::Bytes;
-use parquet::basic::{Compression, Encoding, PageType, Type as PhysicalType};
-use parquet::column::page::{CompressedPage, Page, PageWriter};
+use parquet::basic::{Compression, Encoding, Type as PhysicalType};
+use parquet::column::page::{CompressedPage, Page};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::data_type::ByteArray;
 use parquet::errors::{ParquetError, Result};
-use parquet::file::metadata::{ColumnChunkMetaData, OffsetIndexBuilder, PageEncodingStats};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
-use parquet::file::writer::{SerializedPageWriter, SerializedRowGroupWriter, TrackedWrite};
+use parquet::file::writer::SerializedRowGroupWriter;
 use parquet::schema::types::ColumnDescPtr;
 use rustc_hash::FxBuildHasher;
 
-/// Levels written between two checks of the page limits (parquet's `write_batch_size`).
-pub(crate) const BATCH_LEVELS: usize = 1024;
+use crate::chunk::{
+    BATCH_LEVELS, Extra, Levels, bits_for, compress, delta_binary_packed, rle_hybrid, write_chunk,
+};
 
 /// Writes `vals` with their levels as the row group's next column, by hand, if that column is
 /// a byte array without statistics written in data page v1s with a dictionary or
@@ -87,48 +86,18 @@ fn encode(
     rep: &[i16],
 ) -> Result<(Bytes, ColumnCloseResult)> {
     let path = leaf.path();
-    let (max_def, max_rep) = (leaf.max_def_level(), leaf.max_rep_level());
-    let def = if max_def > 0 { def } else { &[] };
-    let rep = if max_rep > 0 { rep } else { &[] };
-    let levels = def
-        .len()
-        .max(rep.len())
-        .max(if max_def > 0 { 0 } else { vals.len() });
-    if (max_def > 0 && def.len() != levels) || (max_rep > 0 && rep.len() != levels) {
-        return Err(ParquetError::General(format!(
-            "{path}: {} definition and {} repetition levels",
-            def.len(),
-            rep.len()
-        )));
-    }
+    let lv = Levels::of(leaf, vals.len(), def, rep)?;
+    let levels = lv.count;
     let compression = props.compression(path);
     let col = Column {
-        leaf,
         compression,
         vals,
-        def,
-        rep,
+        levels: &lv,
     };
     let row_limit = props.column_data_page_row_count_limit(path);
     let size_limit = props.column_data_page_size_limit(path);
     let dict_limit = props.column_dictionary_page_size_limit(path);
 
-    let present = |lo: usize, hi: usize| {
-        if max_def > 0 {
-            def[lo..hi].iter().filter(|&&d| d == max_def).count()
-        } else {
-            hi - lo
-        }
-    };
-    // The end of the record holding level `at - 1`: pages and batches end at record boundaries.
-    let record_end = |mut at: usize, end: usize| {
-        if max_rep > 0 {
-            while at < end && rep[at] != 0 {
-                at += 1;
-            }
-        }
-        at
-    };
     let mut dict = Dictionary::default();
     let mut ids: Vec<u32> = Vec::with_capacity(vals.len());
     let mut pages: Vec<(CompressedPage, usize)> = Vec::new();
@@ -139,8 +108,8 @@ fn encode(
     let mut encoding = values;
     let (mut lo, mut v_lo) = (0, 0);
     while lo < levels {
-        let chunk_end = record_end((lo + BATCH_LEVELS).min(levels), levels);
-        let in_chunk = present(lo, chunk_end);
+        let chunk_end = lv.record_end((lo + BATCH_LEVELS).min(levels), levels);
+        let in_chunk = lv.values(lo, chunk_end);
         if vals.len() < v_lo + in_chunk {
             return Err(ParquetError::General(format!(
                 "{path}: levels define more than the {} values",
@@ -156,14 +125,10 @@ fn encode(
         };
         let step = batch_levels(&vals[v_lo..v_lo + in_chunk], chunk_end - lo, budget);
         while lo < chunk_end {
-            let hi = record_end((lo + step).min(chunk_end), chunk_end);
-            let n = present(lo, hi);
+            let hi = lv.record_end((lo + step).min(chunk_end), chunk_end);
+            let n = lv.values(lo, hi);
             let batch = &vals[v_lo..v_lo + n];
-            page.rows += if max_rep > 0 {
-                rep[lo..hi].iter().filter(|&&r| r == 0).count()
-            } else {
-                hi - lo
-            };
+            page.rows += lv.rows(lo, hi);
             // The page's size as parquet's encoders estimate it: PLAIN's length prefixes and
             // bytes; the bytes of DELTA_LENGTH_BYTE_ARRAY (its packed lengths are a few bytes
             // per 128 values); the bit-packed dictionary indices.
@@ -223,11 +188,9 @@ fn batch_levels(vals: &[ByteArray], levels: usize, budget: usize) -> usize {
 
 /// The column being written.
 struct Column<'a> {
-    leaf: &'a ColumnDescPtr,
     compression: Compression,
     vals: &'a [ByteArray],
-    def: &'a [i16],
-    rep: &'a [i16],
+    levels: &'a Levels<'a>,
 }
 
 /// Where the page being built starts, and what it holds so far.
@@ -266,13 +229,7 @@ impl PageStart {
         buf: &mut Vec<u8>,
     ) -> Result<(CompressedPage, usize)> {
         buf.clear();
-        let leaf = col.leaf;
-        if leaf.max_rep_level() > 0 {
-            levels_v1(&col.rep[self.levels..levels], leaf.max_rep_level(), buf);
-        }
-        if leaf.max_def_level() > 0 {
-            levels_v1(&col.def[self.levels..levels], leaf.max_def_level(), buf);
-        }
+        col.levels.page(self.levels, levels, buf);
         let page_vals = &col.vals[self.vals..vals];
         match encoding {
             Encoding::RLE_DICTIONARY => {
@@ -303,110 +260,6 @@ impl PageStart {
         };
         Ok((CompressedPage::new(page, buf.len()), self.rows))
     }
-}
-
-/// What a column with statistics adds to its chunk's metadata (see `int_chunk.rs`).
-#[derive(Default)]
-pub(crate) struct Extra {
-    pub(crate) statistics: Option<parquet::file::statistics::Statistics>,
-    pub(crate) rep_histogram: Option<parquet::file::metadata::LevelHistogram>,
-    pub(crate) def_histogram: Option<parquet::file::metadata::LevelHistogram>,
-    pub(crate) column_index: Option<parquet::file::page_index::column_index::ColumnIndexMetaData>,
-}
-
-/// The dictionary page (if any), then the data pages, written to a buffer; the chunk's metadata
-/// and offset index as parquet's column writer builds them.
-pub(crate) fn write_chunk(
-    leaf: &ColumnDescPtr,
-    props: &WriterProperties,
-    compression: Compression,
-    dict: Option<CompressedPage>,
-    pages: Vec<(CompressedPage, usize)>,
-    extra: Extra,
-) -> Result<(Bytes, ColumnCloseResult)> {
-    let mut sink = TrackedWrite::new(Vec::new());
-    let mut stats = Vec::new();
-    let mut offsets = (!props.offset_index_disabled()).then(OffsetIndexBuilder::new);
-    let (mut compressed, mut uncompressed, mut written, mut values, mut rows) = (0, 0, 0, 0, 0);
-    let mut data_offset = None;
-    let mut dict_offset = None;
-    {
-        let mut writer = SerializedPageWriter::new(&mut sink);
-        if let Some(dict_page) = dict {
-            let spec = writer.write_page(dict_page)?;
-            stats.push(PageEncodingStats {
-                page_type: PageType::DICTIONARY_PAGE,
-                encoding: Encoding::PLAIN,
-                count: 1,
-            });
-            dict_offset = Some(spec.offset as i64);
-            (compressed, uncompressed, written) = (
-                compressed + spec.compressed_size,
-                uncompressed + spec.uncompressed_size,
-                written + spec.bytes_written,
-            );
-        }
-        for (page, page_rows) in pages {
-            let encoding = page.encoding();
-            match stats.last_mut() {
-                Some(s) if s.page_type == PageType::DATA_PAGE && s.encoding == encoding => {
-                    s.count += 1
-                }
-                _ => stats.push(PageEncodingStats {
-                    page_type: PageType::DATA_PAGE,
-                    encoding,
-                    count: 1,
-                }),
-            }
-            let spec = writer.write_page(page)?;
-            if let Some(o) = &mut offsets {
-                o.append_offset_and_size(spec.offset as i64, spec.compressed_size as i32);
-                o.append_row_count(page_rows as i64);
-            }
-            data_offset.get_or_insert(spec.offset as i64);
-            compressed += spec.compressed_size;
-            uncompressed += spec.uncompressed_size;
-            written += spec.bytes_written;
-            values += spec.num_values as i64;
-            rows += page_rows as u64;
-        }
-        writer.close()?;
-    }
-    let mut encodings = vec![Encoding::RLE];
-    for s in &stats {
-        if !encodings.contains(&s.encoding) {
-            encodings.push(s.encoding);
-        }
-    }
-    let mut metadata = ColumnChunkMetaData::builder(leaf.clone())
-        .set_compression(compression)
-        .set_encodings(encodings)
-        .set_page_encoding_stats(stats)
-        .set_total_compressed_size(compressed as i64)
-        .set_total_uncompressed_size(uncompressed as i64)
-        .set_num_values(values)
-        .set_data_page_offset(data_offset.unwrap_or(0))
-        .set_dictionary_page_offset(dict_offset);
-    if let Some(statistics) = extra.statistics {
-        metadata = metadata
-            .set_statistics(statistics)
-            .set_unencoded_byte_array_data_bytes(None)
-            .set_repetition_level_histogram(extra.rep_histogram)
-            .set_definition_level_histogram(extra.def_histogram);
-    }
-    let metadata = metadata.build()?;
-    let bytes = Bytes::from(sink.into_inner()?);
-    Ok((
-        bytes,
-        ColumnCloseResult {
-            bytes_written: written,
-            rows_written: rows,
-            metadata,
-            bloom_filter: None,
-            column_index: extra.column_index,
-            offset_index: offsets.map(OffsetIndexBuilder::build),
-        },
-    ))
 }
 
 /// A column chunk's dictionary: each distinct value's index, by its bytes, in order of first
@@ -455,237 +308,6 @@ impl<'a> Dictionary<'a> {
     /// Bits per index in a page written now: enough for the entries so far (0 for one).
     fn bit_width(&self) -> u8 {
         bits_for(self.first.len().saturating_sub(1) as u64)
-    }
-}
-
-pub(crate) fn bits_for(max: u64) -> u8 {
-    (64 - max.leading_zeros()) as u8
-}
-
-/// Levels of a data page v1: their RLE/bit-packed hybrid encoding after its 4-byte length.
-pub(crate) fn levels_v1(levels: &[i16], max: i16, out: &mut Vec<u8>) {
-    let at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    rle_hybrid(levels, bits_for(max as u64), out);
-    let len = (out.len() - at - 4) as u32;
-    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
-}
-
-/// A value of the RLE/bit-packed hybrid: a level or a dictionary index.
-trait Small: Copy + PartialEq {
-    fn get(self) -> u64;
-}
-
-impl Small for i16 {
-    fn get(self) -> u64 {
-        self as u16 as u64
-    }
-}
-
-impl Small for u32 {
-    fn get(self) -> u64 {
-        self as u64
-    }
-}
-
-impl Small for u64 {
-    fn get(self) -> u64 {
-        self
-    }
-}
-
-/// Appends `vals` in parquet's RLE/bit-packed hybrid at `width` bits: runs of 8 or more equal
-/// values as RLE runs, the rest in bit-packed groups of 8 (the last padded with zeros; readers
-/// stop at the count they know).
-fn rle_hybrid<T: Small>(vals: &[T], width: u8, out: &mut Vec<u8>) {
-    let run_from = |i: usize| {
-        let v = vals[i];
-        vals[i..].iter().take_while(|&&x| x == v).count()
-    };
-    let long_run_at =
-        |i: usize| i + 8 <= vals.len() && vals[i + 1..i + 8].iter().all(|&x| x == vals[i]);
-    let mut i = 0;
-    while i < vals.len() {
-        let run = if long_run_at(i) { run_from(i) } else { 0 };
-        if run >= 8 {
-            varint(out, (run as u64) << 1);
-            let v = vals[i].get();
-            out.extend_from_slice(&v.to_le_bytes()[..(width as usize).div_ceil(8)]);
-            i += run;
-            continue;
-        }
-        let start = i;
-        let mut groups = 0u64;
-        loop {
-            i = (i + 8).min(vals.len());
-            groups += 1;
-            if i >= vals.len() || groups == 63 || long_run_at(i) {
-                break;
-            }
-        }
-        varint(out, (groups << 1) | 1);
-        bit_pack(&vals[start..i], groups as usize * 8, width, out);
-    }
-}
-
-/// Appends `vals` bit-packed at `width` bits each, LSB first, padded with zeros to `count`
-/// values (a multiple of 8).
-fn bit_pack<T: Small>(vals: &[T], count: usize, width: u8, out: &mut Vec<u8>) {
-    let w = width as usize;
-    out.reserve(count / 8 * w);
-    if w <= 8 {
-        // A group of 8 values is `width` bytes: one 64-bit word.
-        for group in 0..count / 8 {
-            let mut acc = 0u64;
-            let from = group * 8;
-            if let Some(g) = vals.get(from..from + 8) {
-                for (k, v) in g.iter().enumerate() {
-                    acc |= v.get() << (k * w);
-                }
-            } else {
-                for (k, v) in vals[from.min(vals.len())..].iter().enumerate() {
-                    acc |= v.get() << (k * w);
-                }
-            }
-            out.extend_from_slice(&acc.to_le_bytes()[..w]);
-        }
-        return;
-    }
-    let (mut acc, mut bits) = (0u128, 0u32);
-    for k in 0..count {
-        let v = vals.get(k).map_or(0, |v| v.get()) as u128;
-        acc |= v << bits;
-        bits += width as u32;
-        while bits >= 8 {
-            out.push(acc as u8);
-            acc >>= 8;
-            bits -= 8;
-        }
-    }
-}
-
-/// Appends `vals` DELTA_BINARY_PACKED (see [`DeltaEncoder`]).
-fn delta_binary_packed(vals: impl Iterator<Item = i64>, out: &mut Vec<u8>) {
-    let mut e = DeltaEncoder::default();
-    for v in vals {
-        e.put(v);
-    }
-    e.finish(out);
-}
-
-/// DELTA_BINARY_PACKED as parquet's writer encodes it, a value at a time: a header (128 values
-/// per block, 4 miniblocks, the count, the first value), then per block of up to 128 deltas
-/// their minimum and each miniblock's bit width, and the miniblocks of 32 deltas above the
-/// minimum, bit-packed (the last one padded; unused miniblocks have width 0 and no bytes).
-#[derive(Default)]
-pub(crate) struct DeltaEncoder {
-    count: u64,
-    first: i64,
-    prev: i64,
-    deltas: Vec<i64>,
-    /// The blocks written so far.
-    blocks: Vec<u8>,
-}
-
-const DELTA_BLOCK: usize = 128;
-const DELTA_MINI: usize = 32;
-
-impl DeltaEncoder {
-    pub(crate) fn put(&mut self, v: i64) {
-        if self.count == 0 {
-            self.first = v;
-        } else {
-            self.deltas.push(v.wrapping_sub(self.prev));
-            if self.deltas.len() == DELTA_BLOCK {
-                self.flush_block();
-            }
-        }
-        self.prev = v;
-        self.count += 1;
-    }
-
-    /// The bytes of the blocks written so far: parquet's estimate of the page's values.
-    pub(crate) fn bytes_written(&self) -> usize {
-        self.blocks.len()
-    }
-
-    fn flush_block(&mut self) {
-        let out = &mut self.blocks;
-        let min = self.deltas.iter().copied().min().unwrap_or(0);
-        zigzag(out, min);
-        let widths_at = out.len();
-        out.extend_from_slice(&[0; DELTA_BLOCK / DELTA_MINI]);
-        let mut above = [0u64; DELTA_MINI];
-        for (m, mini) in self.deltas.chunks(DELTA_MINI).enumerate() {
-            let mut max = 0;
-            for (a, &d) in above.iter_mut().zip(mini) {
-                *a = d.wrapping_sub(min) as u64;
-                max |= *a;
-            }
-            let width = bits_for(max);
-            out[widths_at + m] = width;
-            bit_pack(&above[..mini.len()], DELTA_MINI, width, out);
-        }
-        self.deltas.clear();
-    }
-
-    /// Appends the header and every block to `out`, and starts over.
-    pub(crate) fn finish(&mut self, out: &mut Vec<u8>) {
-        if !self.deltas.is_empty() {
-            self.flush_block();
-        }
-        varint(out, DELTA_BLOCK as u64);
-        varint(out, (DELTA_BLOCK / DELTA_MINI) as u64);
-        varint(out, self.count);
-        zigzag(out, if self.count == 0 { 0 } else { self.first });
-        out.extend_from_slice(&self.blocks);
-        self.blocks.clear();
-        self.count = 0;
-    }
-}
-
-fn zigzag(out: &mut Vec<u8>, v: i64) {
-    varint(out, ((v << 1) ^ (v >> 63)) as u64);
-}
-
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-thread_local! {
-    /// One zstd compressor per thread and level (creating one runs CPUID, ~7 µs in a VM).
-    static ZSTD: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
-    static SNAPPY: RefCell<snap::raw::Encoder> = RefCell::new(snap::raw::Encoder::new());
-}
-
-/// `data` compressed as parquet's codec would (bulk zstd at the level, raw snappy).
-pub(crate) fn compress(compression: Compression, data: &[u8]) -> Result<Bytes> {
-    let io = |e: std::io::Error| ParquetError::External(Box::new(e));
-    match compression {
-        Compression::UNCOMPRESSED => Ok(Bytes::copy_from_slice(data)),
-        Compression::SNAPPY => SNAPPY.with_borrow_mut(|enc| {
-            let mut out = vec![0; snap::raw::max_compress_len(data.len())];
-            let n = enc
-                .compress(data, &mut out)
-                .map_err(|e| ParquetError::External(Box::new(e)))?;
-            out.truncate(n);
-            Ok(Bytes::from(out))
-        }),
-        Compression::ZSTD(level) => ZSTD.with_borrow_mut(|slot| {
-            let level = level.compression_level();
-            if slot.as_ref().is_none_or(|(l, _)| *l != level) {
-                *slot = Some((level, zstd::bulk::Compressor::new(level).map_err(io)?));
-            }
-            let (_, c) = slot.as_mut().expect("set above");
-            Ok(Bytes::from(c.compress(data).map_err(io)?))
-        }),
-        other => Err(ParquetError::General(format!(
-            "no hand-written pages for {other:?}"
-        ))),
     }
 }
 
@@ -1003,72 +625,5 @@ mod tests {
         let ours = write(&cols, p(), true);
         assert_eq!(rows(&ours), rows(&write(&cols, p(), false)));
         assert_eq!(layout(&ours), layout(&write(&cols, p(), false)));
-    }
-
-    #[test]
-    fn rle_hybrid_round_trips_through_parquets_reader() {
-        // Runs and bit-packed stretches at widths 0–20, through parquet's own level decoding:
-        // written as one optional column whose levels are the values... kept simple: decode here.
-        for width in [0u8, 1, 3, 8, 13, 20] {
-            let max = if width == 0 { 0 } else { (1u64 << width) - 1 };
-            let mut vals = Vec::new();
-            let mut x = 7u64;
-            for i in 0..5000u64 {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let v = if (i / 37) % 3 == 0 { 5 } else { x >> 33 };
-                vals.push((v & max) as u32);
-            }
-            let mut out = Vec::new();
-            rle_hybrid(&vals, width, &mut out);
-            assert_eq!(decode(&out, width, vals.len()), vals, "width {width}");
-        }
-    }
-
-    /// A plain reading of the hybrid, after the format's description.
-    fn decode(mut b: &[u8], width: u8, n: usize) -> Vec<u32> {
-        let mut out = Vec::new();
-        let varint = |b: &mut &[u8]| {
-            let (mut v, mut shift) = (0u64, 0);
-            loop {
-                let byte = b[0];
-                *b = &b[1..];
-                v |= ((byte & 0x7f) as u64) << shift;
-                shift += 7;
-                if byte < 0x80 {
-                    return v;
-                }
-            }
-        };
-        while out.len() < n {
-            let h = varint(&mut b);
-            if h & 1 == 0 {
-                let bytes = (width as usize).div_ceil(8);
-                let mut v = [0u8; 8];
-                v[..bytes].copy_from_slice(&b[..bytes]);
-                b = &b[bytes..];
-                out.extend(std::iter::repeat_n(
-                    u64::from_le_bytes(v) as u32,
-                    (h >> 1) as usize,
-                ));
-            } else {
-                let count = (h >> 1) as usize * 8;
-                let (mut acc, mut bits, mut at) = (0u64, 0u32, 0);
-                for _ in 0..count {
-                    while bits < width as u32 {
-                        acc |= (b[at] as u64) << bits;
-                        at += 1;
-                        bits += 8;
-                    }
-                    out.push((acc & ((1u64 << width) - 1)) as u32);
-                    acc >>= width;
-                    bits -= width as u32;
-                }
-                b = &b[at..];
-            }
-        }
-        out.truncate(n);
-        out
     }
 }

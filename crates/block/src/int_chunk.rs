@@ -26,7 +26,7 @@ use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::file::writer::SerializedRowGroupWriter;
 use parquet::schema::types::ColumnDescPtr;
 
-use crate::byte_chunk::{BATCH_LEVELS, DeltaEncoder, Extra, compress, levels_v1, write_chunk};
+use crate::chunk::{BATCH_LEVELS, DeltaEncoder, Extra, Levels, compress, write_chunk};
 
 /// A value of an INT32 or INT64 column.
 pub(crate) trait IntValue: Copy {
@@ -180,19 +180,8 @@ fn encode<T: IntValue>(
 ) -> Result<(Bytes, ColumnCloseResult)> {
     let path = leaf.path();
     let (max_def, max_rep) = (leaf.max_def_level(), leaf.max_rep_level());
-    let def = if max_def > 0 { def } else { &[] };
-    let rep = if max_rep > 0 { rep } else { &[] };
-    let levels = def
-        .len()
-        .max(rep.len())
-        .max(if max_def > 0 { 0 } else { vals.len() });
-    if (max_def > 0 && def.len() != levels) || (max_rep > 0 && rep.len() != levels) {
-        return Err(ParquetError::General(format!(
-            "{path}: {} definition and {} repetition levels",
-            def.len(),
-            rep.len()
-        )));
-    }
+    let lv = Levels::of(leaf, vals.len(), def, rep)?;
+    let (def, rep, levels) = (lv.def, lv.rep, lv.count);
     let compression = props.compression(path);
     let row_limit = props.column_data_page_row_count_limit(path);
     let size_limit = props.column_data_page_size_limit(path);
@@ -232,12 +221,7 @@ fn encode<T: IntValue>(
                      pages: &mut Vec<(CompressedPage, usize)>|
      -> Result<()> {
         buf.clear();
-        if max_rep > 0 {
-            levels_v1(&rep[page.levels..end], max_rep, &mut buf);
-        }
-        if max_def > 0 {
-            levels_v1(&def[page.levels..end], max_def, &mut buf);
-        }
+        lv.page(page.levels, end, &mut buf);
         encoder.finish(&mut buf);
         let data = Page::DataPage {
             buf: compress(compression, &buf)?,
@@ -289,29 +273,15 @@ fn encode<T: IntValue>(
         Ok(())
     };
     while lo < levels {
-        let mut hi = (lo + BATCH_LEVELS).min(levels);
-        if max_rep > 0 {
-            while hi < levels && rep[hi] != 0 {
-                hi += 1;
-            }
-        }
-        let batch_def = &def[lo.min(def.len())..hi.min(def.len())];
-        let n = if max_def > 0 {
-            batch_def.iter().filter(|&&d| d == max_def).count()
-        } else {
-            hi - lo
-        };
+        let hi = lv.record_end((lo + BATCH_LEVELS).min(levels), levels);
+        let n = lv.values(lo, hi);
         let Some(batch) = vals.get(v_lo..v_lo + n) else {
             return Err(ParquetError::General(format!(
                 "{path}: levels define more than the {} values",
                 vals.len()
             )));
         };
-        page.rows += if max_rep > 0 {
-            rep[lo..hi].iter().filter(|&&r| r == 0).count()
-        } else {
-            hi - lo
-        };
+        page.rows += lv.rows(lo, hi);
         page.nulls += ((hi - lo) - n) as u64;
         for (h, l) in [(&mut page.rep_hist, rep), (&mut page.def_hist, def)] {
             if let Some(h) = h {

@@ -18,6 +18,7 @@ mod block_ref;
 mod bloom;
 mod bloom_write;
 mod byte_chunk;
+mod chunk;
 mod columnar;
 mod copy;
 mod dict_ids;

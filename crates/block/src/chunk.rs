@@ -1,0 +1,516 @@
+//! What the column chunks written by hand (`byte_chunk.rs`, `int_chunk.rs`) share: a column's
+//! levels and their batches, the RLE/bit-packed hybrid, DELTA_BINARY_PACKED, page compression
+//! with one context per thread, and the chunk — its pages, metadata and offset index — ready to
+//! splice into a row group.
+//!
+//! Formats as parquet-format's `Encodings.md` describes them; layouts as parquet's column writer
+//! makes them (the tests of both column modules compare with it).
+
+use std::cell::RefCell;
+
+use bytes::Bytes;
+use parquet::basic::{Compression, Encoding, PageType};
+use parquet::column::page::{CompressedPage, PageWriter};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::errors::{ParquetError, Result};
+use parquet::file::metadata::{ColumnChunkMetaData, OffsetIndexBuilder, PageEncodingStats};
+use parquet::file::properties::WriterProperties;
+use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
+use parquet::schema::types::ColumnDescPtr;
+
+/// Levels written between two checks of the page limits (parquet's `write_batch_size`).
+pub(crate) const BATCH_LEVELS: usize = 1024;
+
+/// A column's levels as its leaf stores them: none where its maximum level is 0.
+pub(crate) struct Levels<'a> {
+    pub(crate) def: &'a [i16],
+    pub(crate) rep: &'a [i16],
+    /// Entries: levels, or values where there are none.
+    pub(crate) count: usize,
+    max_def: i16,
+    max_rep: i16,
+}
+
+impl<'a> Levels<'a> {
+    /// The levels of `leaf` given with `values` values (levels a leaf does not store may be
+    /// given or not), checked to be as many of each.
+    pub(crate) fn of(
+        leaf: &ColumnDescPtr,
+        values: usize,
+        def: &'a [i16],
+        rep: &'a [i16],
+    ) -> Result<Levels<'a>> {
+        let (max_def, max_rep) = (leaf.max_def_level(), leaf.max_rep_level());
+        let def = if max_def > 0 { def } else { &[] };
+        let rep = if max_rep > 0 { rep } else { &[] };
+        let count = def
+            .len()
+            .max(rep.len())
+            .max(if max_def > 0 { 0 } else { values });
+        if (max_def > 0 && def.len() != count) || (max_rep > 0 && rep.len() != count) {
+            return Err(ParquetError::General(format!(
+                "{}: {} definition and {} repetition levels",
+                leaf.path(),
+                def.len(),
+                rep.len()
+            )));
+        }
+        Ok(Levels {
+            def,
+            rep,
+            count,
+            max_def,
+            max_rep,
+        })
+    }
+
+    /// Appends the levels of entries `lo..hi` as a data page v1 holds them: repetition, then
+    /// definition levels, each RLE after its length.
+    pub(crate) fn page(&self, lo: usize, hi: usize, out: &mut Vec<u8>) {
+        if self.max_rep > 0 {
+            levels_v1(&self.rep[lo..hi], self.max_rep, out);
+        }
+        if self.max_def > 0 {
+            levels_v1(&self.def[lo..hi], self.max_def, out);
+        }
+    }
+
+    /// The end of the record holding entry `at - 1` (at most `end`): pages and batches end at
+    /// record boundaries.
+    pub(crate) fn record_end(&self, mut at: usize, end: usize) -> usize {
+        if !self.rep.is_empty() {
+            while at < end && self.rep[at] != 0 {
+                at += 1;
+            }
+        }
+        at
+    }
+
+    /// Values among entries `lo..hi`.
+    pub(crate) fn values(&self, lo: usize, hi: usize) -> usize {
+        if self.def.is_empty() {
+            hi - lo
+        } else {
+            self.def[lo..hi]
+                .iter()
+                .filter(|&&d| d == self.max_def)
+                .count()
+        }
+    }
+
+    /// Records starting among entries `lo..hi`.
+    pub(crate) fn rows(&self, lo: usize, hi: usize) -> usize {
+        if self.rep.is_empty() {
+            hi - lo
+        } else {
+            self.rep[lo..hi].iter().filter(|&&r| r == 0).count()
+        }
+    }
+}
+
+/// What a column with statistics adds to its chunk's metadata (see `int_chunk.rs`).
+#[derive(Default)]
+pub(crate) struct Extra {
+    pub(crate) statistics: Option<parquet::file::statistics::Statistics>,
+    pub(crate) rep_histogram: Option<parquet::file::metadata::LevelHistogram>,
+    pub(crate) def_histogram: Option<parquet::file::metadata::LevelHistogram>,
+    pub(crate) column_index: Option<parquet::file::page_index::column_index::ColumnIndexMetaData>,
+}
+
+/// The dictionary page (if any), then the data pages, written to a buffer; the chunk's metadata
+/// and offset index as parquet's column writer builds them.
+pub(crate) fn write_chunk(
+    leaf: &ColumnDescPtr,
+    props: &WriterProperties,
+    compression: Compression,
+    dict: Option<CompressedPage>,
+    pages: Vec<(CompressedPage, usize)>,
+    extra: Extra,
+) -> Result<(Bytes, ColumnCloseResult)> {
+    let mut sink = TrackedWrite::new(Vec::new());
+    let mut stats = Vec::new();
+    let mut offsets = (!props.offset_index_disabled()).then(OffsetIndexBuilder::new);
+    let (mut compressed, mut uncompressed, mut written, mut values, mut rows) = (0, 0, 0, 0, 0);
+    let mut data_offset = None;
+    let mut dict_offset = None;
+    {
+        let mut writer = SerializedPageWriter::new(&mut sink);
+        if let Some(dict_page) = dict {
+            let spec = writer.write_page(dict_page)?;
+            stats.push(PageEncodingStats {
+                page_type: PageType::DICTIONARY_PAGE,
+                encoding: Encoding::PLAIN,
+                count: 1,
+            });
+            dict_offset = Some(spec.offset as i64);
+            (compressed, uncompressed, written) = (
+                compressed + spec.compressed_size,
+                uncompressed + spec.uncompressed_size,
+                written + spec.bytes_written,
+            );
+        }
+        for (page, page_rows) in pages {
+            let encoding = page.encoding();
+            match stats.last_mut() {
+                Some(s) if s.page_type == PageType::DATA_PAGE && s.encoding == encoding => {
+                    s.count += 1
+                }
+                _ => stats.push(PageEncodingStats {
+                    page_type: PageType::DATA_PAGE,
+                    encoding,
+                    count: 1,
+                }),
+            }
+            let spec = writer.write_page(page)?;
+            if let Some(o) = &mut offsets {
+                o.append_offset_and_size(spec.offset as i64, spec.compressed_size as i32);
+                o.append_row_count(page_rows as i64);
+            }
+            data_offset.get_or_insert(spec.offset as i64);
+            compressed += spec.compressed_size;
+            uncompressed += spec.uncompressed_size;
+            written += spec.bytes_written;
+            values += spec.num_values as i64;
+            rows += page_rows as u64;
+        }
+        writer.close()?;
+    }
+    let mut encodings = vec![Encoding::RLE];
+    for s in &stats {
+        if !encodings.contains(&s.encoding) {
+            encodings.push(s.encoding);
+        }
+    }
+    let mut metadata = ColumnChunkMetaData::builder(leaf.clone())
+        .set_compression(compression)
+        .set_encodings(encodings)
+        .set_page_encoding_stats(stats)
+        .set_total_compressed_size(compressed as i64)
+        .set_total_uncompressed_size(uncompressed as i64)
+        .set_num_values(values)
+        .set_data_page_offset(data_offset.unwrap_or(0))
+        .set_dictionary_page_offset(dict_offset);
+    if let Some(statistics) = extra.statistics {
+        metadata = metadata
+            .set_statistics(statistics)
+            .set_unencoded_byte_array_data_bytes(None)
+            .set_repetition_level_histogram(extra.rep_histogram)
+            .set_definition_level_histogram(extra.def_histogram);
+    }
+    let metadata = metadata.build()?;
+    let bytes = Bytes::from(sink.into_inner()?);
+    Ok((
+        bytes,
+        ColumnCloseResult {
+            bytes_written: written,
+            rows_written: rows,
+            metadata,
+            bloom_filter: None,
+            column_index: extra.column_index,
+            offset_index: offsets.map(OffsetIndexBuilder::build),
+        },
+    ))
+}
+
+pub(crate) fn bits_for(max: u64) -> u8 {
+    (64 - max.leading_zeros()) as u8
+}
+
+/// Levels of a data page v1: their RLE/bit-packed hybrid encoding after its 4-byte length.
+fn levels_v1(levels: &[i16], max: i16, out: &mut Vec<u8>) {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    rle_hybrid(levels, bits_for(max as u64), out);
+    let len = (out.len() - at - 4) as u32;
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// A value of the RLE/bit-packed hybrid: a level or a dictionary index.
+pub(crate) trait Small: Copy + PartialEq {
+    fn get(self) -> u64;
+}
+
+impl Small for i16 {
+    fn get(self) -> u64 {
+        self as u16 as u64
+    }
+}
+
+impl Small for u32 {
+    fn get(self) -> u64 {
+        self as u64
+    }
+}
+
+impl Small for u64 {
+    fn get(self) -> u64 {
+        self
+    }
+}
+
+/// Appends `vals` in parquet's RLE/bit-packed hybrid at `width` bits: runs of 8 or more equal
+/// values as RLE runs, the rest in bit-packed groups of 8 (the last padded with zeros; readers
+/// stop at the count they know).
+pub(crate) fn rle_hybrid<T: Small>(vals: &[T], width: u8, out: &mut Vec<u8>) {
+    let run_from = |i: usize| {
+        let v = vals[i];
+        vals[i..].iter().take_while(|&&x| x == v).count()
+    };
+    let long_run_at =
+        |i: usize| i + 8 <= vals.len() && vals[i + 1..i + 8].iter().all(|&x| x == vals[i]);
+    let mut i = 0;
+    while i < vals.len() {
+        let run = if long_run_at(i) { run_from(i) } else { 0 };
+        if run >= 8 {
+            varint(out, (run as u64) << 1);
+            let v = vals[i].get();
+            out.extend_from_slice(&v.to_le_bytes()[..(width as usize).div_ceil(8)]);
+            i += run;
+            continue;
+        }
+        let start = i;
+        let mut groups = 0u64;
+        loop {
+            i = (i + 8).min(vals.len());
+            groups += 1;
+            if i >= vals.len() || groups == 63 || long_run_at(i) {
+                break;
+            }
+        }
+        varint(out, (groups << 1) | 1);
+        bit_pack(&vals[start..i], groups as usize * 8, width, out);
+    }
+}
+
+/// Appends `vals` bit-packed at `width` bits each, LSB first, padded with zeros to `count`
+/// values (a multiple of 8).
+fn bit_pack<T: Small>(vals: &[T], count: usize, width: u8, out: &mut Vec<u8>) {
+    let w = width as usize;
+    out.reserve(count / 8 * w);
+    if w <= 8 {
+        // A group of 8 values is `width` bytes: one 64-bit word.
+        for group in 0..count / 8 {
+            let mut acc = 0u64;
+            let from = group * 8;
+            if let Some(g) = vals.get(from..from + 8) {
+                for (k, v) in g.iter().enumerate() {
+                    acc |= v.get() << (k * w);
+                }
+            } else {
+                for (k, v) in vals[from.min(vals.len())..].iter().enumerate() {
+                    acc |= v.get() << (k * w);
+                }
+            }
+            out.extend_from_slice(&acc.to_le_bytes()[..w]);
+        }
+        return;
+    }
+    let (mut acc, mut bits) = (0u128, 0u32);
+    for k in 0..count {
+        let v = vals.get(k).map_or(0, |v| v.get()) as u128;
+        acc |= v << bits;
+        bits += width as u32;
+        while bits >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            bits -= 8;
+        }
+    }
+}
+
+/// Appends `vals` DELTA_BINARY_PACKED (see [`DeltaEncoder`]).
+pub(crate) fn delta_binary_packed(vals: impl Iterator<Item = i64>, out: &mut Vec<u8>) {
+    let mut e = DeltaEncoder::default();
+    for v in vals {
+        e.put(v);
+    }
+    e.finish(out);
+}
+
+/// DELTA_BINARY_PACKED as parquet's writer encodes it, a value at a time: a header (128 values
+/// per block, 4 miniblocks, the count, the first value), then per block of up to 128 deltas
+/// their minimum and each miniblock's bit width, and the miniblocks of 32 deltas above the
+/// minimum, bit-packed (the last one padded; unused miniblocks have width 0 and no bytes).
+#[derive(Default)]
+pub(crate) struct DeltaEncoder {
+    count: u64,
+    first: i64,
+    prev: i64,
+    deltas: Vec<i64>,
+    /// The blocks written so far.
+    blocks: Vec<u8>,
+}
+
+const DELTA_BLOCK: usize = 128;
+const DELTA_MINI: usize = 32;
+
+impl DeltaEncoder {
+    pub(crate) fn put(&mut self, v: i64) {
+        if self.count == 0 {
+            self.first = v;
+        } else {
+            self.deltas.push(v.wrapping_sub(self.prev));
+            if self.deltas.len() == DELTA_BLOCK {
+                self.flush_block();
+            }
+        }
+        self.prev = v;
+        self.count += 1;
+    }
+
+    /// The bytes of the blocks written so far: parquet's estimate of the page's values.
+    pub(crate) fn bytes_written(&self) -> usize {
+        self.blocks.len()
+    }
+
+    fn flush_block(&mut self) {
+        let out = &mut self.blocks;
+        let min = self.deltas.iter().copied().min().unwrap_or(0);
+        zigzag(out, min);
+        let widths_at = out.len();
+        out.extend_from_slice(&[0; DELTA_BLOCK / DELTA_MINI]);
+        let mut above = [0u64; DELTA_MINI];
+        for (m, mini) in self.deltas.chunks(DELTA_MINI).enumerate() {
+            let mut max = 0;
+            for (a, &d) in above.iter_mut().zip(mini) {
+                *a = d.wrapping_sub(min) as u64;
+                max |= *a;
+            }
+            let width = bits_for(max);
+            out[widths_at + m] = width;
+            bit_pack(&above[..mini.len()], DELTA_MINI, width, out);
+        }
+        self.deltas.clear();
+    }
+
+    /// Appends the header and every block to `out`, and starts over.
+    pub(crate) fn finish(&mut self, out: &mut Vec<u8>) {
+        if !self.deltas.is_empty() {
+            self.flush_block();
+        }
+        varint(out, DELTA_BLOCK as u64);
+        varint(out, (DELTA_BLOCK / DELTA_MINI) as u64);
+        varint(out, self.count);
+        zigzag(out, if self.count == 0 { 0 } else { self.first });
+        out.extend_from_slice(&self.blocks);
+        self.blocks.clear();
+        self.count = 0;
+    }
+}
+
+fn zigzag(out: &mut Vec<u8>, v: i64) {
+    varint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+thread_local! {
+    /// One zstd compressor per thread and level (creating one runs CPUID, ~7 µs in a VM).
+    static ZSTD: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static SNAPPY: RefCell<snap::raw::Encoder> = RefCell::new(snap::raw::Encoder::new());
+}
+
+/// `data` compressed as parquet's codec would (bulk zstd at the level, raw snappy).
+pub(crate) fn compress(compression: Compression, data: &[u8]) -> Result<Bytes> {
+    let io = |e: std::io::Error| ParquetError::External(Box::new(e));
+    match compression {
+        Compression::UNCOMPRESSED => Ok(Bytes::copy_from_slice(data)),
+        Compression::SNAPPY => SNAPPY.with_borrow_mut(|enc| {
+            let mut out = vec![0; snap::raw::max_compress_len(data.len())];
+            let n = enc
+                .compress(data, &mut out)
+                .map_err(|e| ParquetError::External(Box::new(e)))?;
+            out.truncate(n);
+            Ok(Bytes::from(out))
+        }),
+        Compression::ZSTD(level) => ZSTD.with_borrow_mut(|slot| {
+            let level = level.compression_level();
+            if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+                *slot = Some((level, zstd::bulk::Compressor::new(level).map_err(io)?));
+            }
+            let (_, c) = slot.as_mut().expect("set above");
+            Ok(Bytes::from(c.compress(data).map_err(io)?))
+        }),
+        other => Err(ParquetError::General(format!(
+            "no hand-written pages for {other:?}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rle_hybrid_round_trips() {
+        // Runs and bit-packed stretches at widths 0–20, read back as the format describes
+        // (parquet's own decoder reads them in the column tests of byte_chunk.rs/int_chunk.rs).
+        for width in [0u8, 1, 3, 8, 13, 20] {
+            let max = if width == 0 { 0 } else { (1u64 << width) - 1 };
+            let mut vals = Vec::new();
+            let mut x = 7u64;
+            for i in 0..5000u64 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let v = if (i / 37) % 3 == 0 { 5 } else { x >> 33 };
+                vals.push((v & max) as u32);
+            }
+            let mut out = Vec::new();
+            rle_hybrid(&vals, width, &mut out);
+            assert_eq!(decode(&out, width, vals.len()), vals, "width {width}");
+        }
+    }
+
+    /// A plain reading of the hybrid, after the format's description.
+    fn decode(mut b: &[u8], width: u8, n: usize) -> Vec<u32> {
+        let mut out = Vec::new();
+        let varint = |b: &mut &[u8]| {
+            let (mut v, mut shift) = (0u64, 0);
+            loop {
+                let byte = b[0];
+                *b = &b[1..];
+                v |= ((byte & 0x7f) as u64) << shift;
+                shift += 7;
+                if byte < 0x80 {
+                    return v;
+                }
+            }
+        };
+        while out.len() < n {
+            let h = varint(&mut b);
+            if h & 1 == 0 {
+                let bytes = (width as usize).div_ceil(8);
+                let mut v = [0u8; 8];
+                v[..bytes].copy_from_slice(&b[..bytes]);
+                b = &b[bytes..];
+                out.extend(std::iter::repeat_n(
+                    u64::from_le_bytes(v) as u32,
+                    (h >> 1) as usize,
+                ));
+            } else {
+                let count = (h >> 1) as usize * 8;
+                let (mut acc, mut bits, mut at) = (0u64, 0u32, 0);
+                for _ in 0..count {
+                    while bits < width as u32 {
+                        acc |= (b[at] as u64) << bits;
+                        at += 1;
+                        bits += 8;
+                    }
+                    out.push((acc & ((1u64 << width) - 1)) as u32);
+                    acc >>= width;
+                    bits -= width as u32;
+                }
+                b = &b[at..];
+            }
+        }
+        out.truncate(n);
+        out
+    }
+}
