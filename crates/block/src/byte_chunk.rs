@@ -317,12 +317,11 @@ mod tests {
 
     use parquet::data_type::ByteArrayType;
     use parquet::file::properties::WriterProperties;
-    use parquet::file::reader::{FileReader, SerializedFileReader};
-    use parquet::file::serialized_reader::ReadOptionsBuilder;
     use parquet::file::writer::SerializedFileWriter;
     use parquet::schema::parser::parse_message_type;
 
     use super::*;
+    use crate::chunk::compare::{layout, rows};
 
     const SCHEMA: &str = "message m {
         optional binary Name (STRING);
@@ -434,47 +433,6 @@ mod tests {
         }
         rg.close().unwrap();
         Bytes::from(w.into_inner().unwrap())
-    }
-
-    /// Every row as parquet's record reader gives it.
-    fn rows(file: &Bytes) -> Vec<String> {
-        let reader = SerializedFileReader::new(file.clone()).unwrap();
-        reader
-            .get_row_iter(None)
-            .unwrap()
-            .map(|r| r.unwrap().to_string())
-            .collect()
-    }
-
-    /// What a reader sees of each column chunk's layout: encodings, page encoding counts,
-    /// values, codec, and each page's first row.
-    fn layout(file: &Bytes) -> Vec<String> {
-        let opts = ReadOptionsBuilder::new().with_page_index().build();
-        let reader = SerializedFileReader::new_with_options(file.clone(), opts).unwrap();
-        let meta = reader.metadata();
-        let index = meta.page_index_for_row_group(0);
-        meta.row_group(0)
-            .columns()
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let firsts: Vec<i64> = index
-                    .page_locations(i)
-                    .unwrap()
-                    .iter()
-                    .map(|p| p.first_row_index)
-                    .collect();
-                format!(
-                    "{} {:?} {:?} values={} {:?} firsts={firsts:?} dict={}",
-                    c.column_path(),
-                    c.encodings().collect::<Vec<_>>(),
-                    c.page_encoding_stats(),
-                    c.num_values(),
-                    c.compression(),
-                    c.dictionary_page_offset().is_some()
-                )
-            })
-            .collect()
     }
 
     #[test]

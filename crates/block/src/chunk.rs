@@ -443,6 +443,59 @@ pub(crate) fn compress(compression: Compression, data: &[u8]) -> Result<Bytes> {
     }
 }
 
+/// Files written by hand and by parquet's writer, compared as a reader sees them.
+#[cfg(test)]
+pub(crate) mod compare {
+    use bytes::Bytes;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::file::serialized_reader::ReadOptionsBuilder;
+
+    /// Every row as parquet's record reader gives it.
+    pub(crate) fn rows(file: &Bytes) -> Vec<String> {
+        let reader = SerializedFileReader::new(file.clone()).unwrap();
+        reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|r| r.unwrap().to_string())
+            .collect()
+    }
+
+    /// What a reader decodes of each column chunk of the first row group: encodings, values,
+    /// codec, dictionary page or not, statistics and level histograms, column index, and each
+    /// page's first row (page offsets and sizes left out).
+    pub(crate) fn layout(file: &Bytes) -> Vec<String> {
+        let opts = ReadOptionsBuilder::new().with_page_index().build();
+        let reader = SerializedFileReader::new_with_options(file.clone(), opts).unwrap();
+        let meta = reader.metadata();
+        let index = meta.page_index_for_row_group(0);
+        meta.row_group(0)
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let firsts: Vec<i64> = index
+                    .page_locations(i)
+                    .unwrap()
+                    .iter()
+                    .map(|p| p.first_row_index)
+                    .collect();
+                format!(
+                    "{} {:?} values={} {:?} dict={} stats={:?} rep={:?} def={:?} index={:?} firsts={firsts:?}",
+                    c.column_path(),
+                    c.encodings().collect::<Vec<_>>(),
+                    c.num_values(),
+                    c.compression(),
+                    c.dictionary_page_offset().is_some(),
+                    c.statistics(),
+                    c.repetition_level_histogram(),
+                    c.definition_level_histogram(),
+                    index.column_index(i),
+                )
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,43 +37,31 @@ pub(crate) trait IntValue: Copy {
     fn le(self) -> Vec<u8>;
 }
 
-impl IntValue for i32 {
-    fn wide(self) -> i64 {
-        self as i64
-    }
-    fn statistics(v: ValueStatistics<i32>) -> Statistics {
-        Statistics::Int32(v)
-    }
-    fn key(self, unsigned: bool) -> i128 {
-        if unsigned {
-            self as u32 as i128
-        } else {
-            self as i128
+/// `IntValue` for a physical type, its unsigned counterpart and statistics variant.
+macro_rules! int_value {
+    ($t:ty, $unsigned:ty, $variant:ident) => {
+        impl IntValue for $t {
+            fn wide(self) -> i64 {
+                self as i64
+            }
+            fn statistics(v: ValueStatistics<$t>) -> Statistics {
+                Statistics::$variant(v)
+            }
+            fn key(self, unsigned: bool) -> i128 {
+                if unsigned {
+                    self as $unsigned as i128
+                } else {
+                    self as i128
+                }
+            }
+            fn le(self) -> Vec<u8> {
+                self.to_le_bytes().to_vec()
+            }
         }
-    }
-    fn le(self) -> Vec<u8> {
-        self.to_le_bytes().to_vec()
-    }
+    };
 }
-
-impl IntValue for i64 {
-    fn wide(self) -> i64 {
-        self
-    }
-    fn statistics(v: ValueStatistics<i64>) -> Statistics {
-        Statistics::Int64(v)
-    }
-    fn key(self, unsigned: bool) -> i128 {
-        if unsigned {
-            self as u64 as i128
-        } else {
-            self as i128
-        }
-    }
-    fn le(self) -> Vec<u8> {
-        self.to_le_bytes().to_vec()
-    }
-}
+int_value!(i32, u32, Int32);
+int_value!(i64, u64, Int64);
 
 /// Writes `vals` with their levels as the row group's next column, by hand, if that column is
 /// an integer column written DELTA_BINARY_PACKED in data page v1s without a dictionary, with
@@ -359,12 +347,11 @@ mod tests {
     use std::sync::Arc;
 
     use parquet::data_type::{Int32Type, Int64Type};
-    use parquet::file::reader::{FileReader, SerializedFileReader};
-    use parquet::file::serialized_reader::ReadOptionsBuilder;
     use parquet::file::writer::SerializedFileWriter;
     use parquet::schema::parser::parse_message_type;
 
     use super::*;
+    use crate::chunk::compare::{layout, rows};
 
     const SCHEMA: &str = "message m {
         required int64 Start (INTEGER(64,false));
@@ -510,48 +497,6 @@ mod tests {
         }
         rg.close().unwrap();
         Bytes::from(w.into_inner().unwrap())
-    }
-
-    fn rows(file: &Bytes) -> Vec<String> {
-        let reader = SerializedFileReader::new(file.clone()).unwrap();
-        reader
-            .get_row_iter(None)
-            .unwrap()
-            .map(|r| r.unwrap().to_string())
-            .collect()
-    }
-
-    /// Each column chunk's metadata (statistics and histograms included), column index and
-    /// offset index, as a reader decodes them; page offsets left out (page sizes may differ).
-    fn layout(file: &Bytes) -> Vec<String> {
-        let opts = ReadOptionsBuilder::new().with_page_index().build();
-        let reader = SerializedFileReader::new_with_options(file.clone(), opts).unwrap();
-        let meta = reader.metadata();
-        let index = meta.page_index_for_row_group(0);
-        meta.row_group(0)
-            .columns()
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let firsts: Vec<i64> = index
-                    .page_locations(i)
-                    .unwrap()
-                    .iter()
-                    .map(|p| p.first_row_index)
-                    .collect();
-                format!(
-                    "{} {:?} values={} {:?} stats={:?} rep={:?} def={:?} index={:?} firsts={firsts:?}",
-                    c.column_path(),
-                    c.encodings().collect::<Vec<_>>(),
-                    c.num_values(),
-                    c.compression(),
-                    c.statistics(),
-                    c.repetition_level_histogram(),
-                    c.definition_level_histogram(),
-                    index.column_index(i),
-                )
-            })
-            .collect()
     }
 
     #[test]

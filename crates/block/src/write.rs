@@ -855,7 +855,7 @@ pub(crate) trait LeafValue: Sized {
 }
 
 macro_rules! leaf_value {
-    ($t:ty, $parquet:ty, $variant:ident $(, $extra:item)*) => {
+    ($t:ty, $parquet:ty, $variant:ident $(, $by_hand:path)?) => {
         impl LeafValue for $t {
             type Parquet = $parquet;
             fn raw(vals: &mut crate::copy::Vals) -> Option<&mut Vec<$t>> {
@@ -864,7 +864,18 @@ macro_rules! leaf_value {
                     _ => None,
                 }
             }
-            $($extra)*
+            $(
+                fn write_by_hand<W: Write + Send>(
+                    rg: &mut SerializedRowGroupWriter<'_, W>,
+                    leaf: &parquet::schema::types::ColumnDescPtr,
+                    props: &WriterProperties,
+                    vals: &[$t],
+                    def: &[i16],
+                    rep: &[i16],
+                ) -> parquet::errors::Result<bool> {
+                    $by_hand(rg, leaf, props, vals, def, rep)
+                }
+            )?
         }
     };
 }
@@ -872,47 +883,10 @@ leaf_value!(
     ByteArray,
     ByteArrayType,
     Bytes,
-    fn write_by_hand<W: Write + Send>(
-        rg: &mut SerializedRowGroupWriter<'_, W>,
-        leaf: &parquet::schema::types::ColumnDescPtr,
-        props: &WriterProperties,
-        vals: &[ByteArray],
-        def: &[i16],
-        rep: &[i16],
-    ) -> parquet::errors::Result<bool> {
-        crate::byte_chunk::write_byte_array_column(rg, leaf, props, vals, def, rep)
-    }
+    crate::byte_chunk::write_byte_array_column
 );
-leaf_value!(
-    i64,
-    Int64Type,
-    I64,
-    fn write_by_hand<W: Write + Send>(
-        rg: &mut SerializedRowGroupWriter<'_, W>,
-        leaf: &parquet::schema::types::ColumnDescPtr,
-        props: &WriterProperties,
-        vals: &[i64],
-        def: &[i16],
-        rep: &[i16],
-    ) -> parquet::errors::Result<bool> {
-        crate::int_chunk::write_int_column(rg, leaf, props, vals, def, rep)
-    }
-);
-leaf_value!(
-    i32,
-    Int32Type,
-    I32,
-    fn write_by_hand<W: Write + Send>(
-        rg: &mut SerializedRowGroupWriter<'_, W>,
-        leaf: &parquet::schema::types::ColumnDescPtr,
-        props: &WriterProperties,
-        vals: &[i32],
-        def: &[i16],
-        rep: &[i16],
-    ) -> parquet::errors::Result<bool> {
-        crate::int_chunk::write_int_column(rg, leaf, props, vals, def, rep)
-    }
-);
+leaf_value!(i64, Int64Type, I64, crate::int_chunk::write_int_column);
+leaf_value!(i32, Int32Type, I32, crate::int_chunk::write_int_column);
 leaf_value!(f64, DoubleType, F64);
 leaf_value!(bool, BoolType, Bool);
 

@@ -110,6 +110,20 @@ fn flush_all(store: &LiveStore) {
     }
 }
 
+/// Pushes trace `id` (spans `spans`) at queue offset `offset`.
+fn push_at(store: &LiveStore, id: u8, spans: &[u8], now: Instant, offset: u64) {
+    let enc = Bytes::from(trace(id, spans).encode_to_vec());
+    let keys = crate::consume::span_keys(&enc).unwrap();
+    store.push(
+        &TenantId::single(),
+        TraceId([id; 16]),
+        &keys,
+        enc,
+        now,
+        Offset(offset),
+    );
+}
+
 #[test]
 fn past_the_memory_bound_unflushed_traces_are_released_to_the_log() {
     let cfg = Config {
@@ -120,17 +134,7 @@ fn past_the_memory_bound_unflushed_traces_are_released_to_the_log() {
     let tenant = TenantId::single();
     let now = Instant::now();
     for id in 0..20u8 {
-        let t = trace(id, &[1, 2, 3]);
-        let enc = Bytes::from(t.encode_to_vec());
-        let keys = crate::consume::span_keys(&enc).unwrap();
-        store.push(
-            &tenant,
-            TraceId([id; 16]),
-            &keys,
-            enc,
-            now,
-            Offset(10 + u64::from(id)),
-        );
+        push_at(&store, id, &[1, 2, 3], now, 10 + u64::from(id));
     }
     // Nothing can be written (no flusher): past the bound the chunk leaves memory, and only
     // which traces and which part of the queue hold them stays.
@@ -165,20 +169,6 @@ fn past_the_memory_bound_unflushed_traces_are_released_to_the_log() {
     assert!(store.take_spilled().is_empty());
     assert_eq!(store.low_watermark(), None);
     assert_eq!(store.backlog(now), (0, 0, Duration::ZERO));
-}
-
-/// Pushes trace `id` (spans `spans`) at queue offset `offset`.
-fn push_at(store: &LiveStore, id: u8, spans: &[u8], now: Instant, offset: u64) {
-    let enc = Bytes::from(trace(id, spans).encode_to_vec());
-    let keys = crate::consume::span_keys(&enc).unwrap();
-    store.push(
-        &TenantId::single(),
-        TraceId([id; 16]),
-        &keys,
-        enc,
-        now,
-        Offset(offset),
-    );
 }
 
 #[test]
