@@ -853,7 +853,7 @@ mod tests {
         let mut n = 0;
         for rg in 0..file.num_row_groups() {
             let group = file.get_row_group(rg).unwrap();
-            let mut reading = Reading::new(group.as_ref(), &descr, "test", None).unwrap();
+            let mut reading = Reading::new(group.as_ref(), &descr, "test").unwrap();
             while reading.rows_left > 0 {
                 let g = reading.window(window, &descr, "test").unwrap();
                 for got in asm.records(&g.cols).unwrap() {
@@ -902,7 +902,7 @@ mod tests {
         let descr = file.metadata().file_metadata().schema_descr_ptr();
         let asm = Assembler::new(&descr).unwrap();
         let group = file.get_row_group(0).unwrap();
-        let mut reading = Reading::new(group.as_ref(), &descr, "test", None).unwrap();
+        let mut reading = Reading::new(group.as_ref(), &descr, "test").unwrap();
         let g = reading.window(3, &descr, "test").unwrap();
         // A column whose first entry repeats (no record starts there).
         let mut cols = g.cols;

@@ -27,10 +27,8 @@ use parquet::basic::Type as PhysicalType;
 use parquet::column::reader::ColumnReader;
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
 use parquet::file::metadata::ParquetMetaData;
-use parquet::file::properties::ReaderProperties;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::RowGroupReader;
-use parquet::file::serialized_reader::SerializedRowGroupReader;
 use parquet::file::writer::SerializedRowGroupWriter;
 use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 use prost::Message;
@@ -369,33 +367,13 @@ pub(crate) struct Reading {
 }
 
 impl Reading {
-    /// Readers of `group`'s columns. With the row group's bytes (`fetched`: the bytes and the
-    /// file offset they start at), pages are decoded by `pages.rs` instead of parquet's page
-    /// reader.
     pub(crate) fn new(
         group: &dyn RowGroupReader,
         descr: &SchemaDescriptor,
         key: &str,
-        fetched: Option<(&Bytes, u64)>,
     ) -> Result<Reading> {
-        let reader = |i: usize| {
-            let c = group.metadata().column(i);
-            let (at, len) = c.byte_range();
-            let pages = fetched.and_then(|(data, start)| {
-                let from = usize::try_from(at.checked_sub(start)?).ok()?;
-                let bytes = data.get(from..from.checked_add(len as usize)?)?;
-                crate::pages::ChunkPages::new(c.compression(), data.slice_ref(bytes))
-            });
-            match pages {
-                Some(pages) => Ok(parquet::column::reader::get_column_reader(
-                    c.column_descr_ptr(),
-                    Box::new(pages),
-                )),
-                None => group.get_column_reader(i),
-            }
-        };
         let readers = (0..descr.num_columns())
-            .map(reader)
+            .map(|i| group.get_column_reader(i))
             .collect::<parquet::errors::Result<_>>()
             .map_err(|source| Error::Parquet {
                 path: key.into(),
@@ -808,23 +786,10 @@ impl Input {
             let (start, len) = crate::read::row_group_range(md);
             let data = (self.src.fetch)(start..start + len)?;
             let size = self.src.meta.size.max(start + len);
-            let reader = Arc::new(crate::prune::Parts::new(vec![(start, data.clone())], size));
-            let group = SerializedRowGroupReader::new(
-                reader,
-                md,
-                parquet::file::metadata::page_index::RowGroupPageIndex::new(0, None),
-                Arc::new(ReaderProperties::builder().build()),
-            )
-            .map_err(|source| Error::Parquet {
-                path: self.src.key.clone().into(),
-                source,
-            })?;
-            self.reading_opt = Some(Reading::new(
-                &group,
-                descr,
-                &self.src.key,
-                Some((&data, start)),
-            )?);
+            let reader = Arc::new(crate::prune::Parts::new(vec![(start, data)], size));
+            let group =
+                crate::prune::row_group_reader(&reader, &self.src.footer, rg, &self.src.key)?;
+            self.reading_opt = Some(Reading::new(&group, descr, &self.src.key)?);
             self.next_rg += 1;
         }
     }

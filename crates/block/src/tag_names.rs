@@ -11,10 +11,8 @@ use std::sync::Arc;
 use parquet::column::page::Page;
 use parquet::column::reader::ColumnReader;
 use parquet::data_type::ByteArray;
-use parquet::file::properties::ReaderProperties;
 use parquet::file::reader::ChunkReader;
 use parquet::file::reader::RowGroupReader;
-use parquet::file::serialized_reader::SerializedRowGroupReader;
 
 use crate::block_ref::BlockRef;
 use crate::error::{Error, Result};
@@ -199,12 +197,7 @@ fn chunk_values(
             _ => Vec::new(),
         });
     }
-    let group = SerializedRowGroupReader::new(
-        reader.clone(),
-        footer.row_group(rg),
-        parquet::file::metadata::page_index::RowGroupPageIndex::new(0, None),
-        Arc::new(ReaderProperties::builder().build()),
-    )?;
+    let group = crate::prune::FetchedGroup::new(reader, footer.row_group(rg))?;
     column_values(&group, col)
 }
 
