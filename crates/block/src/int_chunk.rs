@@ -158,6 +158,8 @@ struct PageState<T> {
     def_hist: Option<LevelHistogram>,
 }
 
+/// The column chunk's bytes (offsets in its metadata relative to them) and what parquet's column
+/// writer would have answered on closing it.
 fn encode<T: IntValue>(
     leaf: &ColumnDescPtr,
     props: &WriterProperties,
