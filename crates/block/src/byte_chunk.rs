@@ -30,14 +30,15 @@ use parquet::basic::{Compression, Encoding, Type as PhysicalType};
 use parquet::column::page::{CompressedPage, Page};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::data_type::ByteArray;
-use parquet::errors::{ParquetError, Result};
-use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::errors::Result;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedRowGroupWriter;
 use parquet::schema::types::ColumnDescPtr;
 use rustc_hash::FxBuildHasher;
 
 use crate::chunk::{
     BATCH_LEVELS, Extra, Levels, bits_for, compress, delta_binary_packed, rle_hybrid, write_chunk,
+    writes,
 };
 
 /// Writes `vals` with their levels as the row group's next column, by hand, if that column is
@@ -62,11 +63,7 @@ pub(crate) fn write_byte_array_column<W: Write + Send>(
     };
     if leaf.physical_type() != PhysicalType::BYTE_ARRAY
         || props.statistics_enabled(path) != EnabledStatistics::None
-        || props.writer_version() != WriterVersion::PARQUET_1_0
-        || !matches!(
-            props.compression(path),
-            Compression::UNCOMPRESSED | Compression::SNAPPY | Compression::ZSTD(_)
-        )
+        || !writes(props, path)
     {
         return Ok(false);
     }
@@ -110,12 +107,6 @@ fn encode(
     while lo < levels {
         let chunk_end = lv.record_end((lo + BATCH_LEVELS).min(levels), levels);
         let in_chunk = lv.values(lo, chunk_end);
-        if vals.len() < v_lo + in_chunk {
-            return Err(ParquetError::General(format!(
-                "{path}: levels define more than the {} values",
-                vals.len()
-            )));
-        }
         // As parquet's byte-budget chunker: a chunk whose values could pass what is left of
         // the dictionary page's limit (or, PLAIN, the data page's) is written in shorter
         // batches, so the dictionary stops close to its limit.
@@ -150,12 +141,6 @@ fn encode(
                 page = PageStart::at(lo, v_lo, ids.len());
             }
         }
-    }
-    if v_lo != vals.len() {
-        return Err(ParquetError::General(format!(
-            "{path}: levels define {v_lo} of the {} values",
-            vals.len()
-        )));
     }
     if page.levels < levels {
         pages.push(page.finish(&col, levels, v_lo, &ids, &dict, encoding, &mut scratch)?);
@@ -239,8 +224,7 @@ impl PageStart {
             }
             Encoding::PLAIN => {
                 for v in page_vals {
-                    buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                    buf.extend_from_slice(v.data());
+                    put_plain(buf, v.data());
                 }
             }
             _ => {
@@ -292,9 +276,7 @@ impl<'a> Dictionary<'a> {
     fn page(&self, vals: &[ByteArray], compression: Compression) -> Result<CompressedPage> {
         let mut plain = Vec::with_capacity(self.bytes);
         for &first in &self.first {
-            let v = vals[first as usize].data();
-            plain.extend_from_slice(&(v.len() as u32).to_le_bytes());
-            plain.extend_from_slice(v);
+            put_plain(&mut plain, vals[first as usize].data());
         }
         let page = Page::DictionaryPage {
             buf: compress(compression, &plain)?,
@@ -309,6 +291,12 @@ impl<'a> Dictionary<'a> {
     fn bit_width(&self) -> u8 {
         bits_for(self.first.len().saturating_sub(1) as u64)
     }
+}
+
+/// Appends `v` as PLAIN encodes a byte array: its length in 4 bytes, then its bytes.
+fn put_plain(out: &mut Vec<u8>, v: &[u8]) {
+    out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    out.extend_from_slice(v);
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ pub(crate) struct Levels<'a> {
 
 impl<'a> Levels<'a> {
     /// The levels of `leaf` given with `values` values (levels a leaf does not store may be
-    /// given or not), checked to be as many of each.
+    /// given or not), checked to be as many of each and to define exactly `values` values.
     pub(crate) fn of(
         leaf: &ColumnDescPtr,
         values: usize,
@@ -55,13 +55,21 @@ impl<'a> Levels<'a> {
                 rep.len()
             )));
         }
-        Ok(Levels {
+        let levels = Levels {
             def,
             rep,
             count,
             max_def,
             max_rep,
-        })
+        };
+        let defined = levels.values(0, count);
+        if defined != values {
+            return Err(ParquetError::General(format!(
+                "{}: levels define {defined} values, {values} given",
+                leaf.path()
+            )));
+        }
+        Ok(levels)
     }
 
     /// Appends the levels of entries `lo..hi` as a data page v1 holds them: repetition, then
@@ -290,16 +298,10 @@ fn bit_pack<T: Small>(vals: &[T], count: usize, width: u8, out: &mut Vec<u8>) {
     if w <= 8 {
         // A group of 8 values is `width` bytes: one 64-bit word.
         for group in 0..count / 8 {
+            let from = (group * 8).min(vals.len());
             let mut acc = 0u64;
-            let from = group * 8;
-            if let Some(g) = vals.get(from..from + 8) {
-                for (k, v) in g.iter().enumerate() {
-                    acc |= v.get() << (k * w);
-                }
-            } else {
-                for (k, v) in vals[from.min(vals.len())..].iter().enumerate() {
-                    acc |= v.get() << (k * w);
-                }
+            for (k, v) in vals[from..(from + 8).min(vals.len())].iter().enumerate() {
+                acc |= v.get() << (k * w);
             }
             out.extend_from_slice(&acc.to_le_bytes()[..w]);
         }
@@ -414,6 +416,16 @@ thread_local! {
     /// One zstd compressor per thread and level (creating one runs CPUID, ~7 µs in a VM).
     static ZSTD: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
     static SNAPPY: RefCell<snap::raw::Encoder> = RefCell::new(snap::raw::Encoder::new());
+}
+
+/// Whether `path`'s chunks can be written by hand: data page v1s in a codec [`compress`]
+/// knows.
+pub(crate) fn writes(props: &WriterProperties, path: &parquet::schema::types::ColumnPath) -> bool {
+    props.writer_version() == parquet::file::properties::WriterVersion::PARQUET_1_0
+        && matches!(
+            props.compression(path),
+            Compression::UNCOMPRESSED | Compression::SNAPPY | Compression::ZSTD(_)
+        )
 }
 
 /// `data` compressed as parquet's codec would (bulk zstd at the level, raw snappy).

@@ -14,6 +14,7 @@ use parquet::basic::Encoding;
 use parquet::column::page::Page;
 use parquet::file::reader::RowGroupReader;
 
+use crate::chunk::bits_for;
 use crate::columnar::Leaf;
 use crate::prune::plain_byte_arrays;
 
@@ -50,7 +51,7 @@ pub(crate) fn dict_ids(
     }
     let descr = chunk.column_descr();
     let (max_def, max_rep) = (descr.max_def_level(), descr.max_rep_level());
-    let (def_bits, rep_bits) = (bits(max_def), bits(max_rep));
+    let (def_bits, rep_bits) = (bits_for(max_def as u64), bits_for(max_rep as u64));
     let entries = chunk.num_values().max(0) as usize;
     let mut leaf = Leaf {
         def: Vec::with_capacity(entries),
@@ -167,11 +168,6 @@ pub(crate) fn dict_ids(
         }
     }
     Ok(Some(leaf))
-}
-
-/// Bits of a level whose maximum is `max`.
-fn bits(max: i16) -> u8 {
-    (16 - (max as u16).leading_zeros()) as u8
 }
 
 /// The first `n` values of an RLE / bit-packed hybrid run of `width`-bit values, to `put`.
@@ -351,9 +347,9 @@ mod tests {
 
     #[test]
     fn level_widths() {
-        assert_eq!(bits(0), 0);
-        assert_eq!(bits(1), 1);
-        assert_eq!(bits(3), 2);
-        assert_eq!(bits(4), 3);
+        assert_eq!(bits_for(0), 0);
+        assert_eq!(bits_for(1), 1);
+        assert_eq!(bits_for(3), 2);
+        assert_eq!(bits_for(4), 3);
     }
 }

@@ -16,17 +16,17 @@
 use std::io::Write;
 
 use bytes::Bytes;
-use parquet::basic::{BoundaryOrder, Compression, Encoding, SortOrder, Type as PhysicalType};
+use parquet::basic::{BoundaryOrder, Encoding, SortOrder, Type as PhysicalType};
 use parquet::column::page::{CompressedPage, Page};
 use parquet::column::writer::ColumnCloseResult;
-use parquet::errors::{ParquetError, Result};
+use parquet::errors::Result;
 use parquet::file::metadata::{ColumnIndexBuilder, LevelHistogram};
-use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::file::writer::SerializedRowGroupWriter;
 use parquet::schema::types::ColumnDescPtr;
 
-use crate::chunk::{BATCH_LEVELS, DeltaEncoder, Extra, Levels, compress, write_chunk};
+use crate::chunk::{BATCH_LEVELS, DeltaEncoder, Extra, Levels, compress, write_chunk, writes};
 
 /// A value of an INT32 or INT64 column.
 pub(crate) trait IntValue: Copy {
@@ -85,11 +85,7 @@ pub(crate) fn write_int_column<W: Write + Send, T: IntValue>(
             statistics,
             EnabledStatistics::None | EnabledStatistics::Page
         )
-        || props.writer_version() != WriterVersion::PARQUET_1_0
-        || !matches!(
-            props.compression(path),
-            Compression::UNCOMPRESSED | Compression::SNAPPY | Compression::ZSTD(_)
-        )
+        || !writes(props, path)
     {
         return Ok(false);
     }
@@ -133,15 +129,16 @@ impl<T: IntValue> MinMax<T> {
         Some(m)
     }
 
-    fn add(this: &mut Option<MinMax<T>>, v: T, unsigned: bool) {
+    /// `this` widened to cover `other`.
+    fn merge(this: &mut Option<MinMax<T>>, other: MinMax<T>, unsigned: bool) {
         match this {
-            None => *this = Some(MinMax { min: v, max: v }),
+            None => *this = Some(other),
             Some(m) => {
-                if v.key(unsigned) < m.min.key(unsigned) {
-                    m.min = v;
+                if other.min.key(unsigned) < m.min.key(unsigned) {
+                    m.min = other.min;
                 }
-                if v.key(unsigned) > m.max.key(unsigned) {
-                    m.max = v;
+                if other.max.key(unsigned) > m.max.key(unsigned) {
+                    m.max = other.max;
                 }
             }
         }
@@ -249,8 +246,7 @@ fn encode<T: IntValue>(
             index.append_histograms(&page.rep_hist, &page.def_hist);
         }
         if let Some(m) = page.values {
-            MinMax::add(&mut chunk_values, m.min, unsigned);
-            MinMax::add(&mut chunk_values, m.max, unsigned);
+            MinMax::merge(&mut chunk_values, m, unsigned);
         }
         chunk_nulls += page.nulls;
         if let (Some(c), Some(p)) = (&mut chunk_rep, &page.rep_hist) {
@@ -265,28 +261,18 @@ fn encode<T: IntValue>(
     while lo < levels {
         let hi = lv.record_end((lo + BATCH_LEVELS).min(levels), levels);
         let n = lv.values(lo, hi);
-        let Some(batch) = vals.get(v_lo..v_lo + n) else {
-            return Err(ParquetError::General(format!(
-                "{path}: levels define more than the {} values",
-                vals.len()
-            )));
-        };
+        let batch = &vals[v_lo..v_lo + n];
         page.rows += lv.rows(lo, hi);
         page.nulls += ((hi - lo) - n) as u64;
         for (h, l) in [(&mut page.rep_hist, rep), (&mut page.def_hist, def)] {
             if let Some(h) = h {
-                let mut counts = [0i64; 16];
-                if h.values().len() <= counts.len() {
-                    for &level in &l[lo..hi] {
-                        counts[level as usize] += 1;
-                    }
-                    for (level, &n) in counts.iter().enumerate().take(h.values().len()) {
-                        h.increment_by(level as i16, n);
-                    }
-                } else {
-                    for &level in &l[lo..hi] {
-                        h.increment_by(level, 1);
-                    }
+                // Counted per batch, then added to the histogram once per level.
+                let mut counts = vec![0i64; h.values().len()];
+                for &level in &l[lo..hi] {
+                    counts[level as usize] += 1;
+                }
+                for (level, n) in counts.into_iter().enumerate() {
+                    h.increment_by(level as i16, n);
                 }
             }
         }
@@ -294,19 +280,12 @@ fn encode<T: IntValue>(
             encoder.put(v.wide());
         }
         if with_statistics && let Some(m) = MinMax::of(batch, unsigned) {
-            MinMax::add(&mut page.values, m.min, unsigned);
-            MinMax::add(&mut page.values, m.max, unsigned);
+            MinMax::merge(&mut page.values, m, unsigned);
         }
         (lo, v_lo) = (hi, v_lo + n);
         if page.rows >= row_limit || encoder.bytes_written() >= size_limit {
             flush(&mut page, lo, &mut encoder, &mut pages)?;
         }
-    }
-    if v_lo != vals.len() {
-        return Err(ParquetError::General(format!(
-            "{path}: levels define {v_lo} of the {} values",
-            vals.len()
-        )));
     }
     if page.levels < levels {
         flush(&mut page, levels, &mut encoder, &mut pages)?;
@@ -348,6 +327,7 @@ fn encode<T: IntValue>(
 mod tests {
     use std::sync::Arc;
 
+    use parquet::basic::Compression;
     use parquet::data_type::{Int32Type, Int64Type};
     use parquet::file::writer::SerializedFileWriter;
     use parquet::schema::parser::parse_message_type;

@@ -914,8 +914,8 @@ pub(crate) struct RowGroupSink<'a, 'b, W: Write + Send> {
 
 impl<W: Write + Send> Sink for RowGroupSink<'_, '_, W> {
     /// Writes the values to the next column of the row group, checking it is the expected one:
-    /// dictionary-encoded byte arrays by hand (`byte_chunk.rs`), the rest through parquet's
-    /// column writer.
+    /// by hand where the leaf type and encoding allow (`LeafValue::write_by_hand`), the rest
+    /// through parquet's column writer.
     fn column<T: LeafValue>(
         &mut self,
         path: &str,
