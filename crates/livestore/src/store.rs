@@ -314,6 +314,14 @@ impl LiveBatch {
 
 const CHUNK_RAW_BYTES: usize = 256 << 10;
 
+/// Queue offsets `[first, end)` of some parts; none yet: an empty range that widens to any.
+const NO_OFFSETS: (Offset, Offset) = (Offset(u64::MAX), Offset(0));
+
+/// The smallest offset range holding both.
+fn widen(a: (Offset, Offset), b: (Offset, Offset)) -> (Offset, Offset) {
+    (a.0.min(b.0), a.1.max(b.1))
+}
+
 impl Chunk {
     fn build(
         items: &[(TraceId, u64, Bytes)],
@@ -863,9 +871,7 @@ impl LiveStore {
                         let offsets = e
                             .part_offsets
                             .iter()
-                            .fold((Offset(u64::MAX), Offset(0)), |(lo, end), &o| {
-                                (lo.min(o), end.max(o.next()))
-                            });
+                            .fold(NO_OFFSETS, |r, &o| widen(r, (o, o.next())));
                         done.push((*id, e.parts.len(), whole_trace(id, e), offsets));
                     }
                 }
@@ -874,14 +880,14 @@ impl LiveStore {
             // queue, so a chunk released from memory reads back a short range of it.
             done.sort_unstable_by_key(|(.., (lo, _))| *lo);
             let mut batch: Vec<(TraceId, u64, Bytes)> = Vec::new();
-            let (mut batch_bytes, mut range) = (0, (Offset(u64::MAX), Offset(0)));
-            for (i, (id, folded, raw, (lo, end))) in done.iter().enumerate() {
+            let (mut batch_bytes, mut range) = (0, NO_OFFSETS);
+            for (i, (id, folded, raw, offsets)) in done.iter().enumerate() {
                 batch_bytes += raw.len();
-                range = (range.0.min(*lo), range.1.max(*end));
+                range = widen(range, *offsets);
                 batch.push((*id, *folded as u64, raw.clone()));
                 if batch_bytes >= CHUNK_RAW_BYTES || i + 1 == done.len() {
                     self.install_chunk(t, std::mem::take(&mut batch), range, now);
-                    (batch_bytes, range) = (0, (Offset(u64::MAX), Offset(0)));
+                    (batch_bytes, range) = (0, NO_OFFSETS);
                 }
             }
         }
