@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use sha2::Digest;
 
-use crate::support::{Server, binary, installed};
+use crate::support::{Server, binary, block_dirs, installed};
 
 /// Per block, what pyarrow reads: rows, spans, a digest of the sorted hex span IDs, the distinct
 /// span names, service names and generic span attribute keys, and the column chunks without an
@@ -65,19 +65,10 @@ fn config(codecs: &str) -> String {
 
 /// The block directories with a `meta.json` (compacted inputs lose theirs).
 fn live_blocks(root: &Path) -> BTreeSet<PathBuf> {
-    let mut out = BTreeSet::new();
-    for tenant in std::fs::read_dir(root).into_iter().flatten().flatten() {
-        for b in std::fs::read_dir(tenant.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if b.path().join("meta.json").exists() {
-                out.insert(b.path());
-            }
-        }
-    }
-    out
+    block_dirs(root)
+        .into_iter()
+        .filter(|b| b.join("meta.json").exists())
+        .collect()
 }
 
 /// The same figures as [`READ`], from vivace's own reader.

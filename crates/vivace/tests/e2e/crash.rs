@@ -103,32 +103,25 @@ pub(crate) async fn sender(
 /// Which blocks on disk hold the trace (live or compacted), for the failure message.
 fn where_is(blocks: &std::path::Path, trace: &[u8]) -> String {
     let mut out = Vec::new();
-    for tenant in std::fs::read_dir(blocks).into_iter().flatten().flatten() {
-        for b in std::fs::read_dir(tenant.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let dir = b.path();
-            let state = if dir.join("meta.json").exists() {
-                "live"
-            } else if dir.join("meta.compacted.json").exists() {
-                "compacted"
-            } else {
-                "no meta"
-            };
-            match vivace_block::trace_ids(&dir) {
-                Ok(ids) => {
-                    let has = ids.iter().any(|i| i.0.as_slice() == trace);
-                    out.push(format!(
-                        "{} {state} {} traces{}",
-                        dir.display(),
-                        ids.len(),
-                        if has { " HAS IT" } else { "" }
-                    ));
-                }
-                Err(e) => out.push(format!("{} {state}: {e}", dir.display())),
+    for dir in crate::support::block_dirs(blocks) {
+        let state = if dir.join("meta.json").exists() {
+            "live"
+        } else if dir.join("meta.compacted.json").exists() {
+            "compacted"
+        } else {
+            "no meta"
+        };
+        match vivace_block::trace_ids(&dir) {
+            Ok(ids) => {
+                let has = ids.iter().any(|i| i.0.as_slice() == trace);
+                out.push(format!(
+                    "{} {state} {} traces{}",
+                    dir.display(),
+                    ids.len(),
+                    if has { " HAS IT" } else { "" }
+                ));
             }
+            Err(e) => out.push(format!("{} {state}: {e}", dir.display())),
         }
     }
     format!("blocks:\n{}", out.join("\n"))

@@ -408,6 +408,22 @@ pub fn spans_by_id(
         .collect()
 }
 
+/// Every block directory under a local bucket `root` (`<tenant>/<block id>/`), compacted or not.
+pub fn block_dirs(root: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|tenant| {
+            std::fs::read_dir(tenant.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|b| b.path())
+        .collect()
+}
+
 /// The Python interpreter of the test venv (set by scripts/test.sh).
 pub fn python() -> String {
     installed("VIVACE_PYTHON", "the OpenTelemetry clients")
