@@ -495,6 +495,10 @@ fn value(vals: &Vals, v: usize, unsigned: bool) -> Result<Node, Refusal> {
         Vals::I64(x) => Node::Int(*x.get(v).ok_or_else(missing)?),
         Vals::F64(x) => Node::Double(*x.get(v).ok_or_else(missing)?),
         Vals::Bytes(x) => Node::Bytes(x.get(v).ok_or_else(missing)?.clone()),
+        Vals::Dict(d) => {
+            let entry = d.ids.get(v).and_then(|&x| d.dict.get(x as usize));
+            Node::Bytes(entry.ok_or_else(missing)?.clone().into())
+        }
     })
 }
 
@@ -844,16 +848,18 @@ mod tests {
     }
 
     /// Assembles every row of `data` in windows of `window` rows and checks each against the
-    /// record API; the number of rows.
-    fn same_as_record_api(data: Bytes, window: usize) -> usize {
+    /// record API; the number of rows. `dictionary`: string columns whose pages allow it are
+    /// read as dictionary indexes (as compaction reads them).
+    fn same_as_record_api(data: Bytes, window: usize, dictionary: bool) -> usize {
         let file = SerializedFileReader::new(data.clone()).unwrap();
         let descr = file.metadata().file_metadata().schema_descr_ptr();
         let asm = Assembler::new(&descr).unwrap();
         let mut expected = file.get_row_iter(None).unwrap();
         let mut n = 0;
+        let dictionary = vec![dictionary; descr.num_columns()];
         for rg in 0..file.num_row_groups() {
             let group = file.get_row_group(rg).unwrap();
-            let mut reading = Reading::new(group.as_ref(), &descr, "test").unwrap();
+            let mut reading = Reading::new(group.as_ref(), &descr, &dictionary, "test").unwrap();
             while reading.rows_left > 0 {
                 let g = reading.window(window, &descr, "test").unwrap();
                 for got in asm.records(&g.cols).unwrap() {
@@ -889,8 +895,10 @@ mod tests {
             ("vivace-blocks/vParquet5", 0),
         ] {
             for window in [1, 7, 1000] {
-                let n = same_as_record_api(testdata(path), window);
-                assert!(n > 0 && (rows == 0 || n == rows), "{path}: {n} rows");
+                for dictionary in [false, true] {
+                    let n = same_as_record_api(testdata(path), window, dictionary);
+                    assert!(n > 0 && (rows == 0 || n == rows), "{path}: {n} rows");
+                }
             }
         }
     }
@@ -902,7 +910,7 @@ mod tests {
         let descr = file.metadata().file_metadata().schema_descr_ptr();
         let asm = Assembler::new(&descr).unwrap();
         let group = file.get_row_group(0).unwrap();
-        let mut reading = Reading::new(group.as_ref(), &descr, "test").unwrap();
+        let mut reading = Reading::new(group.as_ref(), &descr, &[], "test").unwrap();
         let g = reading.window(3, &descr, "test").unwrap();
         // A column whose first entry repeats (no record starts there).
         let mut cols = g.cols;

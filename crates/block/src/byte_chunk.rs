@@ -30,7 +30,7 @@ use parquet::basic::{Compression, Encoding, Type as PhysicalType};
 use parquet::column::page::{CompressedPage, Page};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::data_type::ByteArray;
-use parquet::errors::Result;
+use parquet::errors::{ParquetError, Result};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedRowGroupWriter;
 use parquet::schema::types::ColumnDescPtr;
@@ -50,6 +50,40 @@ pub(crate) fn write_byte_array_column<W: Write + Send>(
     leaf: &ColumnDescPtr,
     props: &WriterProperties,
     vals: &[ByteArray],
+    def: &[i16],
+    rep: &[i16],
+) -> Result<bool> {
+    write_values(rg, leaf, props, vals, def, rep)
+}
+
+/// [`write_byte_array_column`] for values a caller already gave dictionary entries
+/// (compaction, whose inputs' pages are dictionary-encoded: [`Interned`]).
+pub(crate) fn write_interned_column<W: Write + Send>(
+    rg: &mut SerializedRowGroupWriter<'_, W>,
+    leaf: &ColumnDescPtr,
+    props: &WriterProperties,
+    vals: Interned<'_>,
+    def: &[i16],
+    rep: &[i16],
+) -> Result<bool> {
+    write_values(rg, leaf, props, vals, def, rep)
+}
+
+/// Whether [`write_interned_column`] writes column `leaf`: a byte array without statistics,
+/// dictionary-encoded, in data page v1s with a codec compressed here.
+pub(crate) fn writes_dictionary(leaf: &ColumnDescPtr, props: &WriterProperties) -> bool {
+    let path = leaf.path();
+    props.dictionary_enabled(path)
+        && leaf.physical_type() == PhysicalType::BYTE_ARRAY
+        && props.statistics_enabled(path) == EnabledStatistics::None
+        && writes(props, path)
+}
+
+fn write_values<'a, W: Write + Send>(
+    rg: &mut SerializedRowGroupWriter<'_, W>,
+    leaf: &ColumnDescPtr,
+    props: &WriterProperties,
+    vals: impl ByteValues<'a>,
     def: &[i16],
     rep: &[i16],
 ) -> Result<bool> {
@@ -74,11 +108,11 @@ pub(crate) fn write_byte_array_column<W: Write + Send>(
 
 /// The column chunk's bytes (offsets in its metadata relative to them) and what parquet's column
 /// writer would have answered on closing it.
-fn encode(
+fn encode<'a>(
     leaf: &ColumnDescPtr,
     props: &WriterProperties,
     values: Encoding,
-    vals: &[ByteArray],
+    vals: impl ByteValues<'a>,
     def: &[i16],
     rep: &[i16],
 ) -> Result<(Bytes, ColumnCloseResult)> {
@@ -114,22 +148,29 @@ fn encode(
             Encoding::RLE_DICTIONARY => dict_limit.saturating_sub(dict.bytes),
             _ => size_limit,
         };
-        let step = batch_levels(&vals[v_lo..v_lo + in_chunk], chunk_end - lo, budget);
+        let step = batch_levels(&vals, v_lo..v_lo + in_chunk, chunk_end - lo, budget);
         while lo < chunk_end {
             let hi = lv.record_end((lo + step).min(chunk_end), chunk_end);
             let n = lv.values(lo, hi);
-            let batch = &vals[v_lo..v_lo + n];
+            let batch = v_lo..v_lo + n;
             page.rows += lv.rows(lo, hi);
             // The page's size as parquet's encoders estimate it: PLAIN's length prefixes and
             // bytes; the bytes of DELTA_LENGTH_BYTE_ARRAY (its packed lengths are a few bytes
             // per 128 values); the bit-packed dictionary indices.
             match encoding {
                 Encoding::RLE_DICTIONARY => {
-                    ids.extend(batch.iter().map(|v| dict.intern(v.data())));
+                    for i in batch {
+                        ids.push(match vals.entry(i) {
+                            Some(id) => dict.known(id, i, vals.get(i).len())?,
+                            None => dict.intern(vals.get(i)),
+                        });
+                    }
                     page.bytes = (ids.len() - page.ids) * dict.bit_width() as usize / 8;
                 }
-                Encoding::PLAIN => page.bytes += batch.iter().map(|v| 4 + v.len()).sum::<usize>(),
-                _ => page.bytes += batch.iter().map(|v| v.len()).sum::<usize>(),
+                Encoding::PLAIN => {
+                    page.bytes += batch.map(|i| 4 + vals.get(i).len()).sum::<usize>()
+                }
+                _ => page.bytes += batch.map(|i| vals.get(i).len()).sum::<usize>(),
             }
             (lo, v_lo) = (hi, v_lo + n);
             if encoding == Encoding::RLE_DICTIONARY && dict.bytes >= dict_limit {
@@ -146,7 +187,7 @@ fn encode(
         pages.push(page.finish(&col, levels, v_lo, &ids, &dict, encoding, &mut scratch)?);
     }
     let dict = match values {
-        Encoding::RLE_DICTIONARY => Some(dict.page(vals, compression)?),
+        Encoding::RLE_DICTIONARY => Some(dict.page(&vals, compression)?),
         _ => None,
     };
     write_chunk(leaf, props, compression, dict, pages, Extra::default())
@@ -155,27 +196,79 @@ fn encode(
 /// Levels per batch of a chunk of `levels` levels holding `vals`: all of them, unless the
 /// values' PLAIN bytes pass `budget` — then as many levels, in proportion, as values up to the
 /// first past it (parquet's `ByteBudgetChunker`, which only `write_batch` sees).
-fn batch_levels(vals: &[ByteArray], levels: usize, budget: usize) -> usize {
+fn batch_levels<'a>(
+    vals: &impl ByteValues<'a>,
+    range: std::ops::Range<usize>,
+    levels: usize,
+    budget: usize,
+) -> usize {
+    let n = range.len();
     let mut bytes = 0usize;
-    let Some(fit) = vals.iter().position(|v| {
-        bytes += 4 + v.len();
+    let Some(fit) = range.into_iter().position(|i| {
+        bytes += 4 + vals.get(i).len();
         bytes > budget
     }) else {
         return levels;
     };
     let fit = fit + 1;
-    if vals.len() == levels {
+    if n == levels {
         fit
     } else {
-        (fit * levels).div_ceil(vals.len()).clamp(1, levels)
+        (fit * levels).div_ceil(n).clamp(1, levels)
+    }
+}
+
+/// The values of a byte-array column being written: each one's bytes, and — when the caller
+/// interned them already — its dictionary entry.
+pub(crate) trait ByteValues<'a>: Copy {
+    fn get(&self, i: usize) -> &'a [u8];
+    /// Value `i`'s dictionary entry, if the caller gave entries: numbered in order of first
+    /// occurrence, so the dictionary is the one interning the bytes would build.
+    fn entry(&self, i: usize) -> Option<u32>;
+    fn len(&self) -> usize;
+}
+
+impl<'a> ByteValues<'a> for &'a [ByteArray] {
+    fn get(&self, i: usize) -> &'a [u8] {
+        self[i].data()
+    }
+
+    fn entry(&self, _i: usize) -> Option<u32> {
+        None
+    }
+
+    fn len(&self) -> usize {
+        <[ByteArray]>::len(self)
+    }
+}
+
+/// Values given as dictionary entries: `ids[i]` is value `i`'s index into `entries`, the
+/// entries numbered in order of first occurrence.
+#[derive(Clone, Copy)]
+pub(crate) struct Interned<'a> {
+    pub(crate) ids: &'a [u32],
+    pub(crate) entries: &'a [Bytes],
+}
+
+impl<'a> ByteValues<'a> for Interned<'a> {
+    fn get(&self, i: usize) -> &'a [u8] {
+        &self.entries[self.ids[i] as usize]
+    }
+
+    fn entry(&self, i: usize) -> Option<u32> {
+        Some(self.ids[i])
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
     }
 }
 
 /// The column being written.
-struct Column<'a> {
+struct Column<'l, V> {
     compression: Compression,
-    vals: &'a [ByteArray],
-    levels: &'a Levels<'a>,
+    vals: V,
+    levels: &'l Levels<'l>,
 }
 
 /// Where the page being built starts, and what it holds so far.
@@ -203,9 +296,9 @@ impl PageStart {
     /// values themselves in `encoding` — as one compressed data page v1; answers it with its
     /// rows.
     #[allow(clippy::too_many_arguments)]
-    fn finish(
+    fn finish<'a, V: ByteValues<'a>>(
         &self,
-        col: &Column<'_>,
+        col: &Column<'_, V>,
         levels: usize,
         vals: usize,
         ids: &[u32],
@@ -215,7 +308,7 @@ impl PageStart {
     ) -> Result<(CompressedPage, usize)> {
         buf.clear();
         col.levels.page(self.levels, levels, buf);
-        let page_vals = &col.vals[self.vals..vals];
+        let page_vals = (self.vals..vals).map(|i| col.vals.get(i));
         match encoding {
             Encoding::RLE_DICTIONARY => {
                 let width = dict.bit_width();
@@ -224,13 +317,13 @@ impl PageStart {
             }
             Encoding::PLAIN => {
                 for v in page_vals {
-                    put_plain(buf, v.data());
+                    put_plain(buf, v);
                 }
             }
             _ => {
-                delta_binary_packed(page_vals.iter().map(|v| v.len() as i64), buf);
+                delta_binary_packed(page_vals.clone().map(|v| v.len() as i64), buf);
                 for v in page_vals {
-                    buf.extend_from_slice(v.data());
+                    buf.extend_from_slice(v);
                 }
             }
         }
@@ -260,6 +353,7 @@ struct Dictionary<'a> {
 }
 
 impl<'a> Dictionary<'a> {
+    /// Value `v`'s entry, a new one if its bytes are new.
     fn intern(&mut self, v: &'a [u8]) -> u32 {
         let at = self.seen;
         self.seen += 1;
@@ -272,11 +366,31 @@ impl<'a> Dictionary<'a> {
         id
     }
 
+    /// Value number `at`, `len` bytes, given as entry `id` by a caller that numbered entries
+    /// in order of first occurrence: a new entry when `id` is the next number.
+    fn known(&mut self, id: u32, at: usize, len: usize) -> Result<u32> {
+        self.seen += 1;
+        let next = self.first.len() as u32;
+        if id == next {
+            self.first.push(at as u32);
+            self.bytes += 4 + len;
+        } else if id > next {
+            return Err(ParquetError::General(format!(
+                "dictionary entry {id} given before entry {next}"
+            )));
+        }
+        Ok(id)
+    }
+
     /// The dictionary page: each entry PLAIN (4 bytes of length, the bytes), compressed.
-    fn page(&self, vals: &[ByteArray], compression: Compression) -> Result<CompressedPage> {
+    fn page<'v>(
+        &self,
+        vals: &impl ByteValues<'v>,
+        compression: Compression,
+    ) -> Result<CompressedPage> {
         let mut plain = Vec::with_capacity(self.bytes);
         for &first in &self.first {
-            put_plain(&mut plain, vals[first as usize].data());
+            put_plain(&mut plain, vals.get(first as usize));
         }
         let page = Page::DictionaryPage {
             buf: compress(compression, &plain)?,

@@ -212,21 +212,10 @@ impl RowGroup<'_> {
         let Some(&i) = self.columns.get(path) else {
             return Ok(None);
         };
-        match crate::dict_ids::dict_ids(self.group, i, intern) {
-            Ok(Some(leaf)) => return Ok(Some(leaf)),
-            Ok(None) => {}
-            Err(crate::dict_ids::PageError::Parquet(source)) => {
-                return Err(Error::Parquet {
-                    path: self.key.into(),
-                    source,
-                });
-            }
-            Err(crate::dict_ids::PageError::Corrupt(what)) => {
-                return Err(Error::Schema {
-                    path: self.key.into(),
-                    what: format!("column {path}: {what}"),
-                });
-            }
+        if let Some(leaf) =
+            crate::dict_ids::dict_ids(self.group, i, intern).map_err(|e| e.at(self.key, path))?
+        {
+            return Ok(Some(leaf));
         }
         let Some(leaf) = self.bytes(path)? else {
             return Ok(None);

@@ -9,9 +9,11 @@
 //! value. Any other encoding is the typed reader's job: [`dict_ids`] answers `None` without
 //! reading when the chunk's metadata lists one.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use parquet::basic::Encoding;
-use parquet::column::page::Page;
+use parquet::column::page::{Page, PageReader};
 use parquet::file::reader::RowGroupReader;
 
 use crate::chunk::bits_for;
@@ -23,6 +25,22 @@ use crate::prune::plain_byte_arrays;
 pub(crate) enum PageError {
     Parquet(parquet::errors::ParquetError),
     Corrupt(&'static str),
+}
+
+impl PageError {
+    /// The error of reading `column` of the file `key`.
+    pub(crate) fn at(self, key: &str, column: impl std::fmt::Display) -> crate::error::Error {
+        match self {
+            PageError::Parquet(source) => crate::error::Error::Parquet {
+                path: key.into(),
+                source,
+            },
+            PageError::Corrupt(what) => crate::error::Error::Schema {
+                path: key.into(),
+                what: format!("column {column}: {what}"),
+            },
+        }
+    }
 }
 
 impl From<parquet::errors::ParquetError> for PageError {
@@ -39,78 +57,219 @@ pub(crate) fn dict_ids(
     i: usize,
     intern: &mut impl FnMut(&[u8]) -> u32,
 ) -> Result<Option<Leaf<u32>>, PageError> {
-    let chunk = group.metadata().column(i);
-    let readable = chunk.encodings().all(|e| {
-        matches!(
-            e,
-            Encoding::PLAIN | Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY | Encoding::RLE
-        )
-    });
-    if !readable {
+    let Some(mut pages) = DictPages::new(group, i, false)? else {
         return Ok(None);
-    }
-    let descr = chunk.column_descr();
-    let (max_def, max_rep) = (descr.max_def_level(), descr.max_rep_level());
-    let (def_bits, rep_bits) = (bits_for(max_def as u64), bits_for(max_rep as u64));
-    let entries = chunk.num_values().max(0) as usize;
+    };
+    let entries = group.metadata().column(i).num_values().max(0) as usize;
     let mut leaf = Leaf {
         def: Vec::with_capacity(entries),
         rep: Vec::with_capacity(entries),
         values: Vec::with_capacity(entries),
     };
-    // The dictionary's entries, and the ID of each (u32::MAX: not interned yet).
-    let (mut dict, mut ids): (Vec<Bytes>, Vec<u32>) = (Vec::new(), Vec::new());
-    let mut indexes: Vec<u32> = Vec::new();
-    let mut pages = group.get_column_page_reader(i)?;
-    while let Some(page) = pages.get_next_page()? {
-        let (buf, n, encoding, rep_len, def_len) = match page {
-            Page::DictionaryPage {
-                buf, num_values, ..
-            } => {
-                let (values, whole) = plain_byte_arrays(&buf, num_values as usize);
-                if !whole {
-                    return Err(PageError::Corrupt("short dictionary"));
-                }
-                dict = values.into_iter().map(|v| buf.slice_ref(v)).collect();
-                ids = vec![u32::MAX; dict.len()];
-                continue;
+    // The ID of each dictionary entry (u32::MAX: not interned yet).
+    let mut ids: Vec<u32> = Vec::new();
+    let mut from = 0;
+    while pages.decode(usize::MAX, &mut leaf.def, &mut leaf.rep, &mut leaf.values)? > 0 {
+        ids.resize(pages.dict.len(), u32::MAX);
+        for v in &mut leaf.values[from..] {
+            let id = &mut ids[*v as usize];
+            if *id == u32::MAX {
+                *id = intern(&pages.dict[*v as usize]);
             }
-            Page::DataPage {
-                buf,
-                num_values,
-                encoding,
-                def_level_encoding,
-                rep_level_encoding,
-                ..
-            } => {
-                if (max_rep > 0 && rep_level_encoding != Encoding::RLE)
-                    || (max_def > 0 && def_level_encoding != Encoding::RLE)
-                {
-                    return Err(PageError::Corrupt("levels not RLE-encoded"));
+            *v = *id;
+        }
+        from = leaf.values.len();
+    }
+    Ok(Some(leaf))
+}
+
+/// A string column chunk's pages decoded as they are read: its levels, and each value as its
+/// index into the chunk's dictionary. A PLAIN page (a writer's fallback when its dictionary grew
+/// too big) adds its values to the dictionary as entries of their own.
+pub(crate) struct DictPages {
+    pages: Box<dyn PageReader>,
+    max_def: i16,
+    max_rep: i16,
+    def_bits: u8,
+    rep_bits: u8,
+    /// Whether levels the chunk does not store (always 0) are given too.
+    all_levels: bool,
+    /// The dictionary's entries, then the values of PLAIN pages so far.
+    pub(crate) dict: Arc<Vec<Bytes>>,
+    /// The data page being decoded.
+    page: Option<PageState>,
+}
+
+/// Where the decoding of a data page is.
+struct PageState {
+    levels_left: usize,
+    rep: Option<Hybrid>,
+    def: Option<Hybrid>,
+    values: Indexes,
+}
+
+/// A data page's values, as dictionary indexes.
+enum Indexes {
+    Dictionary(Hybrid),
+    /// A PLAIN page, its values appended to the dictionary: the next one's index.
+    Plain(u32),
+}
+
+impl DictPages {
+    /// Column `i` of `group`, `None` when the chunk's metadata lists an encoding this decoder
+    /// does not read.
+    pub(crate) fn new(
+        group: &dyn RowGroupReader,
+        i: usize,
+        all_levels: bool,
+    ) -> Result<Option<DictPages>, PageError> {
+        let chunk = group.metadata().column(i);
+        let readable = chunk.encodings().all(|e| {
+            matches!(
+                e,
+                Encoding::PLAIN
+                    | Encoding::PLAIN_DICTIONARY
+                    | Encoding::RLE_DICTIONARY
+                    | Encoding::RLE
+            )
+        });
+        if !readable {
+            return Ok(None);
+        }
+        let descr = chunk.column_descr();
+        let (max_def, max_rep) = (descr.max_def_level(), descr.max_rep_level());
+        Ok(Some(DictPages {
+            pages: group.get_column_page_reader(i)?,
+            max_def,
+            max_rep,
+            def_bits: bits_for(max_def as u64),
+            rep_bits: bits_for(max_rep as u64),
+            all_levels,
+            dict: Arc::default(),
+            page: None,
+        }))
+    }
+
+    /// Decodes up to `max` more levels of the current data page (of the next one when it is
+    /// used up) onto `def` and `rep`, and their values' dictionary indexes onto `values`; how
+    /// many levels, 0 when no data page is left.
+    pub(crate) fn decode(
+        &mut self,
+        max: usize,
+        def: &mut Vec<i16>,
+        rep: &mut Vec<i16>,
+        values: &mut Vec<u32>,
+    ) -> Result<usize, PageError> {
+        let page = loop {
+            match &mut self.page {
+                Some(page) if page.levels_left > 0 => break page,
+                _ => {
+                    self.page = None;
+                    if !self.next_page()? {
+                        return Ok(0);
+                    }
                 }
-                (buf, num_values as usize, encoding, None, None)
             }
-            Page::DataPageV2 {
-                buf,
-                num_values,
-                encoding,
-                def_levels_byte_len,
-                rep_levels_byte_len,
-                ..
-            } => (
-                buf,
-                num_values as usize,
-                encoding,
-                Some(rep_levels_byte_len as usize),
-                Some(def_levels_byte_len as usize),
-            ),
+        };
+        let n = page.levels_left.min(max);
+        page.levels_left -= n;
+        let all_levels = self.all_levels;
+        let levels = |run: &mut Option<Hybrid>, out: &mut Vec<i16>| match run {
+            Some(run) => run.read(n, |v| out.push(v as i16)),
+            None => {
+                if all_levels {
+                    out.resize(out.len() + n, 0);
+                }
+                Ok(())
+            }
+        };
+        levels(&mut page.rep, rep)?;
+        let def_from = def.len();
+        levels(&mut page.def, def)?;
+        let present = match page.def {
+            Some(_) => {
+                let max_def = self.max_def;
+                def[def_from..].iter().filter(|&&d| d == max_def).count()
+            }
+            None => n,
+        };
+        let entries = self.dict.len() as u32;
+        match &mut page.values {
+            Indexes::Dictionary(run) => {
+                let mut past = false;
+                run.read(present, |v| {
+                    past |= v >= u64::from(entries);
+                    values.push(v as u32);
+                })?;
+                if past {
+                    return Err(PageError::Corrupt("index past the dictionary"));
+                }
+            }
+            Indexes::Plain(next) => {
+                if *next as usize + present > self.dict.len() {
+                    return Err(PageError::Corrupt("more values than the page holds"));
+                }
+                values.extend(*next..*next + present as u32);
+                *next += present as u32;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Reads pages up to the next data page and starts decoding it; `false` past the last.
+    fn next_page(&mut self) -> Result<bool, PageError> {
+        let (max_def, max_rep) = (self.max_def, self.max_rep);
+        let (buf, n, encoding, rep_len, def_len) = loop {
+            match self.pages.get_next_page()? {
+                None => return Ok(false),
+                Some(Page::DictionaryPage {
+                    buf, num_values, ..
+                }) => {
+                    let (values, whole) = plain_byte_arrays(&buf, num_values as usize);
+                    if !whole {
+                        return Err(PageError::Corrupt("short dictionary"));
+                    }
+                    self.dict = Arc::new(values.into_iter().map(|v| buf.slice_ref(v)).collect());
+                }
+                Some(Page::DataPage {
+                    buf,
+                    num_values,
+                    encoding,
+                    def_level_encoding,
+                    rep_level_encoding,
+                    ..
+                }) => {
+                    if (max_rep > 0 && rep_level_encoding != Encoding::RLE)
+                        || (max_def > 0 && def_level_encoding != Encoding::RLE)
+                    {
+                        return Err(PageError::Corrupt("levels not RLE-encoded"));
+                    }
+                    break (buf, num_values as usize, encoding, None, None);
+                }
+                Some(Page::DataPageV2 {
+                    buf,
+                    num_values,
+                    encoding,
+                    def_levels_byte_len,
+                    rep_levels_byte_len,
+                    ..
+                }) => {
+                    break (
+                        buf,
+                        num_values as usize,
+                        encoding,
+                        Some(rep_levels_byte_len as usize),
+                        Some(def_levels_byte_len as usize),
+                    );
+                }
+            }
         };
         let mut at = 0;
-        // V1 pages prefix each level run with its length; V2 pages give it in the header.
-        let mut levels = |max: i16, width: u8, len_opt: Option<usize>, out: &mut Vec<i16>| {
-            // A level that is always 0 is not stored, and not given (as parquet's reader).
+        // V1 pages prefix each level run with its length; V2 pages give it in the header. A
+        // level that is always 0 is not stored.
+        let mut levels = |max: i16, width: u8, len_opt: Option<usize>| {
             if max == 0 {
-                return Ok::<(), PageError>(());
+                return Ok::<_, PageError>(None);
             }
             let len = match len_opt {
                 Some(len) => len,
@@ -122,67 +281,190 @@ pub(crate) fn dict_ids(
                     u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
                 }
             };
-            let run = buf
-                .get(at..at + len)
-                .ok_or(PageError::Corrupt("short levels"))?;
+            if at + len > buf.len() {
+                return Err(PageError::Corrupt("short levels"));
+            }
+            let run = buf.slice(at..at + len);
             at += len;
-            hybrid(run, width, n, |v| out.push(v as i16))
+            Ok(Some(Hybrid::new(run, width)?))
         };
-        levels(max_rep, rep_bits, rep_len, &mut leaf.rep)?;
-        let def_from = leaf.def.len();
-        levels(max_def, def_bits, def_len, &mut leaf.def)?;
-        let present = if max_def == 0 {
-            n
-        } else {
-            leaf.def[def_from..]
-                .iter()
-                .filter(|&&d| d == max_def)
-                .count()
-        };
+        let rep = levels(max_rep, self.rep_bits, rep_len)?;
+        let def = levels(max_def, self.def_bits, def_len)?;
         let data = buf.slice(at.min(buf.len())..);
-        match encoding {
+        let values = match encoding {
             Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY => {
-                let (&width, run) = data
-                    .split_first()
-                    .ok_or(PageError::Corrupt("no index width"))?;
-                indexes.clear();
-                hybrid(run, width, present, |v| indexes.push(v as u32))?;
-                for &x in &indexes {
-                    let id = ids
-                        .get_mut(x as usize)
-                        .ok_or(PageError::Corrupt("index past the dictionary"))?;
-                    if *id == u32::MAX {
-                        *id = intern(&dict[x as usize]);
-                    }
-                    leaf.values.push(*id);
-                }
+                let width = *data.first().ok_or(PageError::Corrupt("no index width"))?;
+                Indexes::Dictionary(Hybrid::new(data.slice(1..), width)?)
             }
             Encoding::PLAIN => {
-                let (values, whole) = plain_byte_arrays(&data, present);
-                if !whole {
-                    return Err(PageError::Corrupt("short value"));
-                }
-                leaf.values.extend(values.into_iter().map(&mut *intern));
+                // As many values as the page holds: its defined levels are not known yet.
+                let (plain, _) = plain_byte_arrays(&data, n);
+                let dict = Arc::make_mut(&mut self.dict);
+                let next = dict.len() as u32;
+                dict.extend(plain.into_iter().map(|v| data.slice_ref(v)));
+                Indexes::Plain(next)
             }
             _ => return Err(PageError::Corrupt("unexpected value encoding")),
-        }
+        };
+        self.page = Some(PageState {
+            levels_left: n,
+            rep,
+            def,
+            values,
+        });
+        Ok(true)
     }
-    Ok(Some(leaf))
 }
 
-/// The first `n` values of an RLE / bit-packed hybrid run of `width`-bit values, to `put`.
-fn hybrid(data: &[u8], width: u8, n: usize, mut put: impl FnMut(u64)) -> Result<(), PageError> {
-    if width > 32 {
-        return Err(PageError::Corrupt("bit width over 32"));
+/// A [`DictPages`] column read a few records at a time, with every level (compaction's windows,
+/// `copy.rs`). Levels are decoded [`READ_LEVELS`] at a time, so what it holds past the records
+/// asked for is short whatever the size of the pages.
+pub(crate) struct DictReader {
+    pages: DictPages,
+    def: Vec<i16>,
+    rep: Vec<i16>,
+    values: Vec<u32>,
+    max_def: i16,
+    done: bool,
+}
+
+/// Levels decoded at a time by a [`DictReader`].
+const READ_LEVELS: usize = 1024;
+
+impl DictReader {
+    pub(crate) fn new(pages: DictPages) -> DictReader {
+        DictReader {
+            max_def: pages.max_def,
+            pages,
+            def: Vec::new(),
+            rep: Vec::new(),
+            values: Vec::new(),
+            done: false,
+        }
     }
-    let (mut at, mut left) = (0usize, n);
-    let bytes_per = (width as usize).div_ceil(8);
-    while left > 0 {
+
+    /// Moves the next `n` records (fewer at the chunk's end) onto the ends of `def`, `rep` and
+    /// `values`, and answers the dictionary their values index.
+    pub(crate) fn read(
+        &mut self,
+        n: usize,
+        def: &mut Vec<i16>,
+        rep: &mut Vec<i16>,
+        values: &mut Vec<u32>,
+    ) -> Result<Arc<Vec<Bytes>>, PageError> {
+        // Where the records end: before the level that starts record n + 1, once decoded.
+        let (mut end, mut records, mut scanned) = (0, 0, 0);
+        loop {
+            while scanned < self.rep.len() {
+                if self.rep[scanned] == 0 {
+                    if records == n {
+                        break;
+                    }
+                    records += 1;
+                }
+                scanned += 1;
+                end = scanned;
+            }
+            if (records == n && scanned < self.rep.len()) || self.done {
+                break;
+            }
+            let got =
+                self.pages
+                    .decode(READ_LEVELS, &mut self.def, &mut self.rep, &mut self.values)?;
+            self.done = got == 0;
+        }
+        let max_def = self.max_def;
+        let defined = self.def[..end].iter().filter(|&&d| d == max_def).count();
+        if defined > self.values.len() {
+            return Err(PageError::Corrupt("fewer values than defined levels"));
+        }
+        def.extend(self.def.drain(..end));
+        rep.extend(self.rep.drain(..end));
+        values.extend(self.values.drain(..defined));
+        Ok(self.pages.dict.clone())
+    }
+}
+
+/// An RLE / bit-packed hybrid run of `width`-bit values, decoded as they are asked for.
+struct Hybrid {
+    data: Bytes,
+    /// The next run's header.
+    at: usize,
+    width: u8,
+    /// Values left in the current run.
+    left: usize,
+    /// The current run's value, if it repeats one; else it is bit-packed, its next value at
+    /// bit `bit` of `data`.
+    repeat: Option<u64>,
+    bit: usize,
+}
+
+impl Hybrid {
+    fn new(data: Bytes, width: u8) -> Result<Hybrid, PageError> {
+        if width > 32 {
+            return Err(PageError::Corrupt("bit width over 32"));
+        }
+        Ok(Hybrid {
+            data,
+            at: 0,
+            width,
+            left: 0,
+            repeat: None,
+            bit: 0,
+        })
+    }
+
+    /// The next `n` values, to `put`.
+    fn read(&mut self, n: usize, mut put: impl FnMut(u64)) -> Result<(), PageError> {
+        let mut want = n;
+        let width = self.width as usize;
+        let mask = (1u64 << width) - 1;
+        while want > 0 {
+            if self.left == 0 {
+                self.next_run()?;
+            }
+            let take = self.left.min(want);
+            match self.repeat {
+                Some(v) => (0..take).for_each(|_| put(v)),
+                None => {
+                    // A writer may end the last group early: only the bytes of the values
+                    // wanted must be there.
+                    let last = (self.bit + take * width).div_ceil(8);
+                    if last > self.data.len() {
+                        return Err(PageError::Corrupt("short packed run"));
+                    }
+                    let data = &self.data[..];
+                    for _ in 0..take {
+                        let byte = self.bit / 8;
+                        let word = match data.get(byte..byte + 8) {
+                            Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")),
+                            None => {
+                                let mut w = [0u8; 8];
+                                w[..data.len() - byte].copy_from_slice(&data[byte..]);
+                                u64::from_le_bytes(w)
+                            }
+                        };
+                        put((word >> (self.bit % 8)) & mask);
+                        self.bit += width;
+                    }
+                }
+            }
+            self.left -= take;
+            want -= take;
+        }
+        Ok(())
+    }
+
+    /// Reads the next run's header.
+    fn next_run(&mut self) -> Result<(), PageError> {
         let mut header = 0u64;
         let mut shift = 0;
         loop {
-            let b = *data.get(at).ok_or(PageError::Corrupt("short run"))?;
-            at += 1;
+            let b = *self
+                .data
+                .get(self.at)
+                .ok_or(PageError::Corrupt("short run"))?;
+            self.at += 1;
             header |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
                 break;
@@ -192,48 +474,37 @@ fn hybrid(data: &[u8], width: u8, n: usize, mut put: impl FnMut(u64)) -> Result<
                 return Err(PageError::Corrupt("run header too long"));
             }
         }
+        let width = self.width as usize;
         if header & 1 == 0 {
             // A repeated value: the count, then the value in whole bytes.
-            let count = (header >> 1) as usize;
-            let b = data
-                .get(at..at + bytes_per)
+            let bytes = width.div_ceil(8);
+            let b = self
+                .data
+                .get(self.at..self.at + bytes)
                 .ok_or(PageError::Corrupt("short run"))?;
-            at += bytes_per;
-            let v = b
-                .iter()
-                .rev()
-                .fold(0u64, |acc, &x| (acc << 8) | u64::from(x));
-            for _ in 0..count.min(left) {
-                put(v);
-            }
-            left -= count.min(left);
+            self.at += bytes;
+            self.repeat = Some(
+                b.iter()
+                    .rev()
+                    .fold(0u64, |acc, &x| (acc << 8) | u64::from(x)),
+            );
+            self.left = (header >> 1) as usize;
         } else {
             // Groups of 8 values packed least significant bit first.
-            // A writer may end the last group early: only the bytes of the values still
-            // wanted must be there.
             let values = (header >> 1) as usize * 8;
-            let take = values.min(left);
-            let need = (take * width as usize).div_ceil(8);
-            let b = data
-                .get(at..at + need)
-                .ok_or(PageError::Corrupt("short packed run"))?;
-            at = (at + values * width as usize / 8).min(data.len());
-            let mask = (1u64 << width) - 1;
-            let (mut acc, mut have, mut next) = (0u64, 0u32, 0usize);
-            for _ in 0..take {
-                while have < u32::from(width) {
-                    acc |= u64::from(b[next]) << have;
-                    next += 1;
-                    have += 8;
-                }
-                put(acc & mask);
-                acc >>= width;
-                have -= u32::from(width);
-            }
-            left -= take;
+            self.repeat = None;
+            self.bit = self.at * 8;
+            self.at = (self.at + values * width / 8).min(self.data.len());
+            self.left = values;
         }
+        Ok(())
     }
-    Ok(())
+}
+
+/// The first `n` values of an RLE / bit-packed hybrid run of `width`-bit values, to `put`.
+#[cfg(test)]
+fn hybrid(data: &[u8], width: u8, n: usize, put: impl FnMut(u64)) -> Result<(), PageError> {
+    Hybrid::new(Bytes::copy_from_slice(data), width)?.read(n, put)
 }
 
 #[cfg(test)]

@@ -610,7 +610,7 @@ impl TraceRows {
                         path: self.key.clone().into(),
                         source,
                     })?;
-            self.reading_opt = Some(Reading::new(group.as_ref(), &descr, &self.key)?);
+            self.reading_opt = Some(Reading::new(group.as_ref(), &descr, &[], &self.key)?);
             self.next_group += 1;
         }
     }

@@ -325,6 +325,11 @@ impl<W: Write + Send> BlockWriter<W> {
         self.ids.len()
     }
 
+    /// The properties the file is written with.
+    pub(crate) fn properties(&self) -> &WriterProperties {
+        self.writer.properties()
+    }
+
     fn flush_row_group(&mut self) -> Result<(), WriteError> {
         if let Some(raw) = &mut self.raw_opt {
             if raw.is_empty() {
