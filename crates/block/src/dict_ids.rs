@@ -138,8 +138,15 @@ impl DictPages {
         }
         let descr = chunk.column_descr();
         let (max_def, max_rep) = (descr.max_def_level(), descr.max_rep_level());
-        Ok(Some(DictPages {
-            pages: group.get_column_page_reader(i)?,
+        let pages = group.get_column_page_reader(i)?;
+        Ok(Some(DictPages::of(pages, (max_def, max_rep), all_levels)))
+    }
+
+    /// The pages of a column whose levels go up to `max` (definition, repetition).
+    fn of(pages: Box<dyn PageReader>, max: (i16, i16), all_levels: bool) -> DictPages {
+        let (max_def, max_rep) = max;
+        DictPages {
+            pages,
             max_def,
             max_rep,
             def_bits: bits_for(max_def as u64),
@@ -147,7 +154,7 @@ impl DictPages {
             all_levels,
             dict: Arc::default(),
             page: None,
-        }))
+        }
     }
 
     /// Decodes up to `max` more levels of the current data page (of the next one when it is
@@ -614,6 +621,152 @@ mod tests {
             .find(|p| p.join("meta.json").exists())
             .unwrap();
         crate::BlockMeta::read(&dir).unwrap()
+    }
+
+    /// Pages handed out from a list.
+    struct Listed(std::vec::IntoIter<Page>);
+
+    impl Iterator for Listed {
+        type Item = parquet::errors::Result<Page>;
+        fn next(&mut self) -> Option<Self::Item> {
+            self.0.next().map(Ok)
+        }
+    }
+
+    impl PageReader for Listed {
+        fn get_next_page(&mut self) -> parquet::errors::Result<Option<Page>> {
+            Ok(self.0.next())
+        }
+        fn peek_next_page(
+            &mut self,
+        ) -> parquet::errors::Result<Option<parquet::column::page::PageMetadata>> {
+            unimplemented!("not used by DictPages")
+        }
+        fn skip_next_page(&mut self) -> parquet::errors::Result<()> {
+            unimplemented!("not used by DictPages")
+        }
+    }
+
+    /// A data page v1 of a repeated optional string column (levels up to 1 and 1): its levels,
+    /// then `values` (the bytes after the levels).
+    fn page_v1(rep: &[i16], def: &[i16], encoding: Encoding, values: Vec<u8>) -> Page {
+        let mut buf = Vec::new();
+        for levels in [rep, def] {
+            let mut run = Vec::new();
+            crate::chunk::rle_hybrid(levels, 1, &mut run);
+            buf.extend_from_slice(&(run.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&run);
+        }
+        buf.extend_from_slice(&values);
+        Page::DataPage {
+            buf: Bytes::from(buf),
+            num_values: rep.len() as u32,
+            encoding,
+            def_level_encoding: Encoding::RLE,
+            rep_level_encoding: Encoding::RLE,
+            statistics: None,
+        }
+    }
+
+    fn plain(values: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for v in values {
+            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            out.extend_from_slice(v.as_bytes());
+        }
+        out
+    }
+
+    /// Records that go on from one page into the next (a V1 writer may cut pages anywhere), a
+    /// page after the dictionary's fallback to PLAIN, and nulls: read one record at a time, or
+    /// all at once, the levels and values are the pages' own.
+    #[test]
+    fn records_read_across_pages_and_plain_fallback() {
+        let indexes = |ids: &[u32]| {
+            let mut out = vec![2u8];
+            crate::chunk::rle_hybrid(ids, 2, &mut out);
+            out
+        };
+        let pages = || {
+            let list = vec![
+                Page::DictionaryPage {
+                    buf: Bytes::from(plain(&["x", "y", "z"])),
+                    num_values: 3,
+                    encoding: Encoding::PLAIN,
+                    is_sorted: false,
+                },
+                // Record 0: x y null; record 1: y, going on in the next page.
+                page_v1(
+                    &[0, 1, 1, 0],
+                    &[1, 1, 0, 1],
+                    Encoding::RLE_DICTIONARY,
+                    indexes(&[0, 1, 1]),
+                ),
+                // ... z; record 2: x.
+                page_v1(&[1, 0], &[1, 1], Encoding::RLE_DICTIONARY, indexes(&[2, 0])),
+                // Record 3: p q (PLAIN); record 4: null.
+                page_v1(&[0, 1, 0], &[1, 1, 0], Encoding::PLAIN, plain(&["p", "q"])),
+            ];
+            DictPages::of(Box::new(Listed(list.into_iter())), (1, 1), true)
+        };
+        let want_rep = [0, 1, 1, 0, 1, 0, 0, 1, 0];
+        let want_def = [1, 1, 0, 1, 1, 1, 1, 1, 0];
+        let want: Vec<&[u8]> = ["x", "y", "y", "z", "x", "p", "q"]
+            .iter()
+            .map(|s| s.as_bytes())
+            .collect();
+        for window in [1, 2, 5] {
+            let mut reader = DictReader::new(pages());
+            let (mut def, mut rep, mut got) = (Vec::new(), Vec::new(), Vec::new());
+            loop {
+                let (mut d, mut r, mut v) = (Vec::new(), Vec::new(), Vec::new());
+                let dict = reader.read(window, &mut d, &mut r, &mut v).unwrap();
+                if r.is_empty() {
+                    break;
+                }
+                let records = r.iter().filter(|&&x| x == 0).count();
+                assert!(r[0] == 0 && records <= window, "window {window}: {r:?}");
+                got.extend(v.iter().map(|&x| dict[x as usize].to_vec()));
+                (def.extend(d), rep.extend(r));
+            }
+            assert_eq!((&rep[..], &def[..]), (&want_rep[..], &want_def[..]));
+            assert_eq!(got, want, "window {window}");
+        }
+        // The whole chunk at once, levels as parquet's reader gives them.
+        let mut whole = pages();
+        let (mut def, mut rep, mut vals) = (Vec::new(), Vec::new(), Vec::new());
+        while whole
+            .decode(usize::MAX, &mut def, &mut rep, &mut vals)
+            .unwrap()
+            > 0
+        {}
+        assert_eq!((&rep[..], &def[..]), (&want_rep[..], &want_def[..]));
+        let got: Vec<&[u8]> = vals.iter().map(|&x| &whole.dict[x as usize][..]).collect();
+        assert_eq!(got, want);
+    }
+
+    /// An index past the dictionary, and a page with fewer values than defined levels, are
+    /// errors.
+    #[test]
+    fn bad_pages_are_errors() {
+        let dict = Page::DictionaryPage {
+            buf: Bytes::from(plain(&["x"])),
+            num_values: 1,
+            encoding: Encoding::PLAIN,
+            is_sorted: false,
+        };
+        let past = page_v1(&[0], &[1], Encoding::RLE_DICTIONARY, vec![1, 1 << 1, 1]);
+        let short = page_v1(&[0, 1], &[1, 1], Encoding::PLAIN, plain(&["p"]));
+        for bad in [past, short] {
+            let list = vec![dict.clone(), bad];
+            let mut reader = DictReader::new(DictPages::of(
+                Box::new(Listed(list.into_iter())),
+                (1, 1),
+                true,
+            ));
+            let (mut d, mut r, mut v) = (Vec::new(), Vec::new(), Vec::new());
+            assert!(reader.read(4, &mut d, &mut r, &mut v).is_err());
+        }
     }
 
     #[test]
