@@ -727,7 +727,8 @@ mod tests {
                 let records = r.iter().filter(|&&x| x == 0).count();
                 assert!(r[0] == 0 && records <= window, "window {window}: {r:?}");
                 got.extend(v.iter().map(|&x| dict[x as usize].to_vec()));
-                (def.extend(d), rep.extend(r));
+                def.extend(d);
+                rep.extend(r);
             }
             assert_eq!((&rep[..], &def[..]), (&want_rep[..], &want_def[..]));
             assert_eq!(got, want, "window {window}");
