@@ -179,7 +179,7 @@ pub struct LiveStore {
 
 #[derive(Debug)]
 struct TenantStore {
-    shards: Vec<Mutex<HashMap<TraceId, TraceEntry>>>,
+    shards: Vec<Mutex<Shard>>,
     live: AtomicI64,
     live_bytes: AtomicI64,
     /// Chunks of completed traces, oldest first.
@@ -198,6 +198,16 @@ struct TenantStore {
     live_segments: Mutex<segments::LiveSegments>,
     /// The last version given to a trace's state ([`TraceEntry::version`]).
     versions: AtomicU64,
+}
+
+/// The traces of a tenant whose IDs fall in one shard: every trace held, live or completed, and
+/// the IDs of the live ones (parts not yet completed) — what the sweep and the queue's commit
+/// point visit each time, instead of every completed trace kept for `complete_block_timeout`
+/// (a million and more at full ingest).
+#[derive(Debug, Default)]
+struct Shard {
+    traces: HashMap<TraceId, TraceEntry>,
+    live: HashSet<TraceId>,
 }
 
 #[derive(Debug)]
@@ -585,7 +595,7 @@ impl LiveStore {
             .entry(tenant.clone())
             .or_insert_with(|| {
                 Arc::new(TenantStore {
-                    shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+                    shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
                     live: AtomicI64::new(0),
                     live_bytes: AtomicI64::new(0),
                     completed: Mutex::new(VecDeque::new()),
@@ -619,6 +629,7 @@ impl LiveStore {
         for (id, size) in traces {
             let shard = t.shards[shard_of(id)].lock();
             let (live, current) = shard
+                .traces
                 .get(id)
                 .map_or((false, 0), |e| (e.is_live(), e.total_bytes()));
             drop(shard);
@@ -678,7 +689,8 @@ impl LiveStore {
         let t = self.tenant(tenant);
         self.max_offset.fetch_max(offset.0, Ordering::Relaxed);
         let mut shard = t.shards[shard_of(&id)].lock();
-        let entry = shard.entry(id).or_insert_with(|| TraceEntry {
+        let Shard { traces, live } = &mut *shard;
+        let entry = traces.entry(id).or_insert_with(|| TraceEntry {
             first_push: now,
             last_push: now,
             parts: Vec::new(),
@@ -720,6 +732,7 @@ impl LiveStore {
             Bytes::from(combine_traces([fresh], &mut HashSet::new()).encode_to_vec())
         };
         if !entry.is_live() {
+            live.insert(id);
             entry.first_push = now;
             t.live.fetch_add(1, Ordering::Relaxed);
             t.live_gauge.inc();
@@ -738,7 +751,7 @@ impl LiveStore {
         let t = self.tenants.read().get(tenant)?.clone();
         let (complete, parts) = {
             let shard = t.shards[shard_of(id)].lock();
-            let e = shard.get(id)?;
+            let e = shard.traces.get(id)?;
             (e.complete_opt.clone(), e.parts.clone())
         };
         Some(held_trace(id, complete, parts))
@@ -753,7 +766,7 @@ impl LiveStore {
         };
         let (complete, parts) = {
             let shard = t.shards[shard_of(id)].lock();
-            let Some(e) = shard.get(id) else {
+            let Some(e) = shard.traces.get(id) else {
                 return (Vec::new(), 0);
             };
             let in_block = e
@@ -795,7 +808,7 @@ impl LiveStore {
         let mut inspected = 0u64;
         for shard in &t.shards {
             let shard = shard.lock();
-            for (id, e) in shard.iter() {
+            for (id, e) in shard.traces.iter() {
                 match (&e.complete_opt, e.parts.is_empty()) {
                     (Some(c), true) if !c.chunk.flushed.load(Ordering::Acquire) => {
                         current
@@ -859,10 +872,10 @@ impl LiveStore {
             let mut done: Vec<(TraceId, usize, Bytes, (Offset, Offset))> = Vec::new();
             for shard in &t.shards {
                 let shard = shard.lock();
-                for (id, e) in shard.iter() {
-                    if !e.is_live() {
+                for id in &shard.live {
+                    let Some(e) = shard.traces.get(id).filter(|e| e.is_live()) else {
                         continue;
-                    }
+                    };
                     let idle =
                         now.saturating_duration_since(e.last_push) >= self.cfg.max_trace_idle;
                     let old =
@@ -907,20 +920,26 @@ impl LiveStore {
         let folded: Vec<usize> = items.iter().map(|(_, f, _)| *f as usize).collect();
         for (id, generation, _) in &mut items {
             let shard = t.shards[shard_of(id)].lock();
-            *generation = shard.get(id).map_or(0, |e| e.generation + 1);
+            *generation = shard.traces.get(id).map_or(0, |e| e.generation + 1);
         }
         let (chunk, places) = Chunk::build(&items, offsets, now);
         self.complete_bytes
             .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
         for (((id, generation, _), (offset, len)), folded) in items.iter().zip(places).zip(folded) {
             let mut shard = t.shards[shard_of(id)].lock();
-            let Some(e) = shard.get_mut(id) else { continue };
+            let Shard { traces, live } = &mut *shard;
+            let Some(e) = traces.get_mut(id) else {
+                continue;
+            };
             if e.generation + 1 != *generation {
                 continue; // completed concurrently by another sweep; keep that one
             }
             let n = folded.min(e.parts.len());
             e.part_offsets.drain(..n.min(e.part_offsets.len()));
             let folded_bytes: usize = e.parts.drain(..n).map(|p| p.len()).sum();
+            if !e.is_live() {
+                live.remove(id);
+            }
             e.parts_bytes -= folded_bytes;
             t.live_bytes
                 .fetch_sub(folded_bytes as i64, Ordering::Relaxed);
@@ -968,12 +987,14 @@ impl LiveStore {
                     .fetch_sub(chunk.data.len() as u64, Ordering::Relaxed);
                 for (id, generation) in &chunk.traces {
                     let mut shard = t.shards[shard_of(id)].lock();
-                    let Some(e) = shard.get_mut(id) else { continue };
+                    let Some(e) = shard.traces.get_mut(id) else {
+                        continue;
+                    };
                     // Completed again later (a newer chunk holds it), or live again: keep it.
                     if e.generation != *generation || e.is_live() {
                         continue;
                     }
-                    shard.remove(id);
+                    shard.traces.remove(id);
                     t.complete_gauge.dec();
                 }
             }
@@ -1014,7 +1035,9 @@ impl LiveStore {
         let traces: HashSet<TraceId> = chunk.traces.iter().map(|(id, _)| *id).collect();
         for (id, generation) in &chunk.traces {
             let mut shard = t.shards[shard_of(id)].lock();
-            let Some(e) = shard.get_mut(id) else { continue };
+            let Some(e) = shard.traces.get_mut(id) else {
+                continue;
+            };
             if e.generation != *generation {
                 continue;
             }
@@ -1023,7 +1046,7 @@ impl LiveStore {
                 e.complete_opt = None;
                 e.version = t.next_version();
             } else {
-                shard.remove(id);
+                shard.traces.remove(id);
             }
         }
         self.metrics.spills.inc();
@@ -1127,8 +1150,10 @@ impl LiveStore {
             for sp in t.spilled.lock().iter() {
                 take(sp.from);
             }
+            // Only live traces have parts not yet in a chunk.
             for shard in &t.shards {
-                for e in shard.lock().values() {
+                let shard = shard.lock();
+                for e in shard.live.iter().filter_map(|id| shard.traces.get(id)) {
                     if let Some(s) = e.part_offsets.iter().copied().min() {
                         take(s);
                     }
@@ -1305,6 +1330,7 @@ fn live_batch(
         let (complete, parts) = held.remove(&lt.id).unwrap_or_else(|| {
             let shard = t.shards[shard_of(&lt.id)].lock();
             shard
+                .traces
                 .get(&lt.id)
                 .map(|e| (e.complete_opt.clone(), e.parts.clone()))
                 .unwrap_or_default()

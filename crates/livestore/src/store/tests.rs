@@ -461,3 +461,34 @@ fn search_sees_every_trace_not_in_a_block_once_and_whole() {
         "batches dropped with their chunks"
     );
 }
+
+/// The IDs of a tenant's live traces, as the shards list them for the sweep.
+fn listed_live(store: &LiveStore) -> Vec<u8> {
+    let t = store.tenant(&TenantId::single());
+    let mut ids: Vec<u8> = t
+        .shards
+        .iter()
+        .flat_map(|s| s.lock().live.iter().map(|id| id.0[0]).collect::<Vec<_>>())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[test]
+fn the_sweep_lists_exactly_the_live_traces() {
+    let store = LiveStore::new(Config::default(), LiveStoreMetrics::default());
+    let now = Instant::now();
+    push_at(&store, 1, &[1, 2], now, 10);
+    push_at(&store, 2, &[1], now + Duration::from_secs(4), 11);
+    assert_eq!(listed_live(&store), vec![1, 2]);
+    // Trace 1 goes idle and completes; trace 2 is still live.
+    store.sweep(now + Duration::from_secs(6), false);
+    assert_eq!(listed_live(&store), vec![2]);
+    // A late span opens trace 1 again; it completes again with the whole trace.
+    push_at(&store, 1, &[3], now + Duration::from_secs(7), 12);
+    assert_eq!(listed_live(&store), vec![1, 2]);
+    store.sweep(now + Duration::from_secs(13), false);
+    assert!(listed_live(&store).is_empty());
+    assert_eq!(span_count(&store, &TenantId::single(), 1), 3);
+    assert_eq!(span_count(&store, &TenantId::single(), 2), 1);
+}
