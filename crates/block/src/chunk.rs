@@ -1,4 +1,4 @@
-//! What the column chunks written by hand (`byte_chunk.rs`, `int_chunk.rs`) share: a column's
+//! What the column chunks written by hand (`byte_chunk.rs`, `fixed_chunk.rs`) share: a column's
 //! levels and their batches, the RLE/bit-packed hybrid, DELTA_BINARY_PACKED, page compression
 //! with one context per thread, and the chunk — its pages, metadata and offset index — ready to
 //! splice into a row group.
@@ -116,7 +116,7 @@ impl<'a> Levels<'a> {
     }
 }
 
-/// What a column with statistics adds to its chunk's metadata (see `int_chunk.rs`).
+/// What a column with statistics adds to its chunk's metadata (see `fixed_chunk.rs`).
 #[derive(Default)]
 pub(crate) struct Extra {
     pub(crate) statistics: Option<parquet::file::statistics::Statistics>,
@@ -256,9 +256,10 @@ impl Small for u64 {
     }
 }
 
-/// Appends `vals` in parquet's RLE/bit-packed hybrid at `width` bits: runs of 8 or more equal
-/// values as RLE runs, the rest in bit-packed groups of 8 (the last padded with zeros; readers
-/// stop at the count they know).
+/// Appends `vals` in parquet's RLE/bit-packed hybrid at `width` bits as parquet's encoder does:
+/// runs of 8 or more equal values as RLE runs, the rest in bit-packed groups of 8 (the last
+/// padded with zeros; readers stop at the count they know) — except fewer than 8 equal values
+/// at the end outside a bit-packed run, one RLE run.
 pub(crate) fn rle_hybrid<T: Small>(vals: &[T], width: u8, out: &mut Vec<u8>) {
     let run_from = |i: usize| {
         let v = vals[i];
@@ -268,8 +269,13 @@ pub(crate) fn rle_hybrid<T: Small>(vals: &[T], width: u8, out: &mut Vec<u8>) {
         |i: usize| i + 8 <= vals.len() && vals[i + 1..i + 8].iter().all(|&x| x == vals[i]);
     let mut i = 0;
     while i < vals.len() {
-        let run = if long_run_at(i) { run_from(i) } else { 0 };
-        if run >= 8 {
+        let rest = &vals[i..];
+        let run = if long_run_at(i) || rest.iter().all(|&x| x == rest[0]) {
+            run_from(i)
+        } else {
+            0
+        };
+        if run >= 8 || run == rest.len() {
             varint(out, (run as u64) << 1);
             let v = vals[i].get();
             out.extend_from_slice(&v.to_le_bytes()[..(width as usize).div_ceil(8)]);
@@ -515,7 +521,7 @@ mod tests {
     #[test]
     fn rle_hybrid_round_trips() {
         // Runs and bit-packed stretches at widths 0–20, read back as the format describes
-        // (parquet's own decoder reads them in the column tests of byte_chunk.rs/int_chunk.rs).
+        // (parquet's own decoder reads them in the column tests of byte_chunk.rs/fixed_chunk.rs).
         for width in [0u8, 1, 3, 8, 13, 20] {
             let max = if width == 0 { 0 } else { (1u64 << width) - 1 };
             let mut vals = Vec::new();

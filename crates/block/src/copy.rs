@@ -147,9 +147,9 @@ impl RawColumn {
         self.rep.clear();
     }
 
-    /// Writes the column to the row group's next column, `leaf`, and empties it: byte arrays and
-    /// integers by hand where their encoding allows (`byte_chunk.rs`, `int_chunk.rs`), the rest
-    /// through parquet's column writer.
+    /// Writes the column to the row group's next column, `leaf`, and empties it: byte arrays,
+    /// integers and booleans by hand where their encoding allows (`byte_chunk.rs`,
+    /// `fixed_chunk.rs`), doubles through parquet's column writer.
     pub(crate) fn write<W: std::io::Write + Send>(
         &mut self,
         rg: &mut SerializedRowGroupWriter<'_, W>,
@@ -161,6 +161,7 @@ impl RawColumn {
             Vals::Bytes(v) => ByteArray::write_by_hand(rg, leaf, props, v, def, rep)?,
             Vals::I64(v) => i64::write_by_hand(rg, leaf, props, v, def, rep)?,
             Vals::I32(v) => i32::write_by_hand(rg, leaf, props, v, def, rep)?,
+            Vals::Bool(v) => bool::write_by_hand(rg, leaf, props, v, def, rep)?,
             _ => false,
         };
         if by_hand {

@@ -23,7 +23,7 @@ mod columnar;
 mod copy;
 mod dict_ids;
 mod error;
-mod int_chunk;
+mod fixed_chunk;
 mod meta;
 mod needle;
 mod objects;

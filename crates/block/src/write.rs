@@ -846,7 +846,7 @@ pub(crate) trait LeafValue: Sized {
     type Parquet: DataType<T = Self>;
     fn raw(vals: &mut crate::copy::Vals) -> Option<&mut Vec<Self>>;
     /// Writes the values as the row group's next column by hand (`byte_chunk.rs`,
-    /// `int_chunk.rs`) if their type and the column's encoding allow; `false` if not.
+    /// `fixed_chunk.rs`) if their type and the column's encoding allow; `false` if not.
     fn write_by_hand<W: Write + Send>(
         _rg: &mut SerializedRowGroupWriter<'_, W>,
         _leaf: &parquet::schema::types::ColumnDescPtr,
@@ -890,10 +890,10 @@ leaf_value!(
     Bytes,
     crate::byte_chunk::write_byte_array_column
 );
-leaf_value!(i64, Int64Type, I64, crate::int_chunk::write_int_column);
-leaf_value!(i32, Int32Type, I32, crate::int_chunk::write_int_column);
+leaf_value!(i64, Int64Type, I64, crate::fixed_chunk::write_fixed_column);
+leaf_value!(i32, Int32Type, I32, crate::fixed_chunk::write_fixed_column);
 leaf_value!(f64, DoubleType, F64);
-leaf_value!(bool, BoolType, Bool);
+leaf_value!(bool, BoolType, Bool, crate::fixed_chunk::write_fixed_column);
 
 /// Where buffered leaves go, in schema order: the next columns of a parquet row group, or the
 /// raw column buffers of a compaction that copies rows (`copy.rs`). A column's values are taken

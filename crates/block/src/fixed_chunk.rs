@@ -1,13 +1,15 @@
-//! Integer column chunks (DELTA_BINARY_PACKED) written by hand, statistics and column index
-//! included.
+//! Integer (DELTA_BINARY_PACKED) and boolean (PLAIN) column chunks written by hand, statistics
+//! and column index included.
 //!
 //! After the byte arrays (`byte_chunk.rs`), the integer columns — times, durations, kinds,
 //! status codes, nested-set numbers, counters — were most of what parquet's column writer still
 //! cost a cut and a compaction: its batching, a zstd compressor and decompressor created per
-//! chunk, levels and values encoded through generic paths. [`write_int_column`] writes such a
+//! chunk, levels and values encoded through generic paths; then the booleans (`IsArray` has an
+//! entry per attribute: 3–5% of a cut or a compaction). [`write_fixed_column`] writes such a
 //! column as parquet's writer lays it out and describes it: data page v1s of RLE levels and
-//! DELTA_BINARY_PACKED values, cut after a batch of 1,024 levels (extended to a record boundary)
-//! once the page holds the row limit or its packed blocks the byte limit; with page statistics,
+//! DELTA_BINARY_PACKED integers or bit-packed booleans, cut after a batch of 1,024 levels
+//! (extended to a record boundary) once the page holds the row limit or its values the byte
+//! limit as parquet estimates it; with page statistics,
 //! each page's minimum and maximum (unsigned where the logical type says so), null count and
 //! level histograms in the column index, the pages' boundary order, and the chunk's statistics
 //! and histograms in its metadata — what trace by ID and search prune on. The tests compare
@@ -28,22 +30,36 @@ use parquet::schema::types::ColumnDescPtr;
 
 use crate::chunk::{BATCH_LEVELS, DeltaEncoder, Extra, Levels, compress, write_chunk, writes};
 
-/// A value of an INT32 or INT64 column.
-pub(crate) trait IntValue: Copy {
-    fn wide(self) -> i64;
+/// A value of an INT32, INT64 or BOOLEAN column.
+pub(crate) trait FixedValue: Copy {
+    /// The column's physical type, and the values' encoding written here.
+    const PHYSICAL: PhysicalType;
+    const ENCODING: Encoding;
+    /// Encodes a page's values.
+    type Encoder: PageValues<Self> + Default;
     fn statistics(v: ValueStatistics<Self>) -> Statistics;
     /// The value's place in the column's sort order.
     fn key(self, unsigned: bool) -> i128;
     fn le(self) -> Vec<u8>;
 }
 
-/// `IntValue` for a physical type, its unsigned counterpart and statistics variant.
+/// A page's values being encoded.
+pub(crate) trait PageValues<T> {
+    fn put(&mut self, v: T);
+    /// The values' size so far, as parquet's encoder estimates it (where a page is cut).
+    fn bytes_written(&self) -> usize;
+    /// Appends the page's values to `out` and starts over.
+    fn finish(&mut self, out: &mut Vec<u8>);
+}
+
+/// `FixedValue` for an integer type, its physical type, unsigned counterpart and statistics
+/// variant.
 macro_rules! int_value {
-    ($t:ty, $unsigned:ty, $variant:ident) => {
-        impl IntValue for $t {
-            fn wide(self) -> i64 {
-                self as i64
-            }
+    ($t:ty, $physical:ident, $unsigned:ty, $variant:ident) => {
+        impl FixedValue for $t {
+            const PHYSICAL: PhysicalType = PhysicalType::$physical;
+            const ENCODING: Encoding = Encoding::DELTA_BINARY_PACKED;
+            type Encoder = DeltaEncoder;
             fn statistics(v: ValueStatistics<$t>) -> Statistics {
                 Statistics::$variant(v)
             }
@@ -58,15 +74,72 @@ macro_rules! int_value {
                 self.to_le_bytes().to_vec()
             }
         }
+
+        impl PageValues<$t> for DeltaEncoder {
+            fn put(&mut self, v: $t) {
+                DeltaEncoder::put(self, v as i64)
+            }
+            fn bytes_written(&self) -> usize {
+                DeltaEncoder::bytes_written(self)
+            }
+            fn finish(&mut self, out: &mut Vec<u8>) {
+                DeltaEncoder::finish(self, out)
+            }
+        }
     };
 }
-int_value!(i32, u32, Int32);
-int_value!(i64, u64, Int64);
+int_value!(i32, INT32, u32, Int32);
+int_value!(i64, INT64, u64, Int64);
+
+impl FixedValue for bool {
+    const PHYSICAL: PhysicalType = PhysicalType::BOOLEAN;
+    const ENCODING: Encoding = Encoding::PLAIN;
+    type Encoder = BitPacked;
+    fn statistics(v: ValueStatistics<bool>) -> Statistics {
+        Statistics::Boolean(v)
+    }
+    fn key(self, _unsigned: bool) -> i128 {
+        self as i128
+    }
+    fn le(self) -> Vec<u8> {
+        vec![self as u8]
+    }
+}
+
+/// Booleans PLAIN-encoded: a bit each, least significant first.
+#[derive(Default)]
+pub(crate) struct BitPacked {
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+impl PageValues<bool> for BitPacked {
+    fn put(&mut self, v: bool) {
+        if self.count.is_multiple_of(8) {
+            self.bytes.push(0);
+        }
+        if let Some(last) = self.bytes.last_mut() {
+            *last |= (v as u8) << (self.count % 8);
+        }
+        self.count += 1;
+    }
+
+    fn bytes_written(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.bytes);
+        self.bytes.clear();
+        self.count = 0;
+    }
+}
 
 /// Writes `vals` with their levels as the row group's next column, by hand, if that column is
-/// an integer column written DELTA_BINARY_PACKED in data page v1s without a dictionary, with
-/// page statistics or none; answers `false` (nothing written) otherwise.
-pub(crate) fn write_int_column<W: Write + Send, T: IntValue>(
+/// an integer column written DELTA_BINARY_PACKED or a boolean column written PLAIN, in data
+/// page v1s without a dictionary, with page statistics or none; answers `false` (nothing
+/// written) otherwise.
+pub(crate) fn write_fixed_column<W: Write + Send, T: FixedValue>(
     rg: &mut SerializedRowGroupWriter<'_, W>,
     leaf: &ColumnDescPtr,
     props: &WriterProperties,
@@ -76,11 +149,9 @@ pub(crate) fn write_int_column<W: Write + Send, T: IntValue>(
 ) -> Result<bool> {
     let path = leaf.path();
     let statistics = props.statistics_enabled(path);
-    if !matches!(
-        leaf.physical_type(),
-        PhysicalType::INT32 | PhysicalType::INT64
-    ) || props.dictionary_enabled(path)
-        || props.encoding(path) != Some(Encoding::DELTA_BINARY_PACKED)
+    if leaf.physical_type() != T::PHYSICAL
+        || props.dictionary_enabled(path)
+        || props.encoding(path) != Some(T::ENCODING)
         || !matches!(
             statistics,
             EnabledStatistics::None | EnabledStatistics::Page
@@ -108,7 +179,7 @@ struct MinMax<T> {
     max: T,
 }
 
-impl<T: IntValue> MinMax<T> {
+impl<T: FixedValue> MinMax<T> {
     /// Of `vals`, if any.
     fn of(vals: &[T], unsigned: bool) -> Option<MinMax<T>> {
         let first = *vals.first()?;
@@ -157,7 +228,7 @@ struct PageState<T> {
 
 /// The column chunk's bytes (offsets in its metadata relative to them) and what parquet's column
 /// writer would have answered on closing it.
-fn encode<T: IntValue>(
+fn encode<T: FixedValue>(
     leaf: &ColumnDescPtr,
     props: &WriterProperties,
     with_statistics: bool,
@@ -198,13 +269,13 @@ fn encode<T: IntValue>(
         (0u64, histogram(max_rep), histogram(max_def));
 
     let mut pages: Vec<(CompressedPage, usize)> = Vec::new();
-    let mut encoder = DeltaEncoder::default();
+    let mut encoder = T::Encoder::default();
     let mut buf = Vec::new();
     let mut page = new_page(0);
     let (mut lo, mut v_lo) = (0, 0);
     let mut flush = |page: &mut PageState<T>,
                      end: usize,
-                     encoder: &mut DeltaEncoder,
+                     encoder: &mut T::Encoder,
                      pages: &mut Vec<(CompressedPage, usize)>|
      -> Result<()> {
         buf.clear();
@@ -213,7 +284,7 @@ fn encode<T: IntValue>(
         let data = Page::DataPage {
             buf: compress(compression, &buf)?,
             num_values: (end - page.levels) as u32,
-            encoding: Encoding::DELTA_BINARY_PACKED,
+            encoding: T::ENCODING,
             def_level_encoding: Encoding::RLE,
             rep_level_encoding: Encoding::RLE,
             statistics: None,
@@ -277,7 +348,7 @@ fn encode<T: IntValue>(
             }
         }
         for &v in batch {
-            encoder.put(v.wide());
+            encoder.put(v);
         }
         if with_statistics && let Some(m) = MinMax::of(batch, unsigned) {
             MinMax::merge(&mut page.values, m, unsigned);
@@ -328,7 +399,8 @@ mod tests {
     use std::sync::Arc;
 
     use parquet::basic::Compression;
-    use parquet::data_type::{Int32Type, Int64Type};
+    use parquet::data_type::{BoolType, Int32Type, Int64Type};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
     use parquet::file::writer::SerializedFileWriter;
     use parquet::schema::parser::parse_message_type;
 
@@ -341,6 +413,7 @@ mod tests {
             repeated group Spans {
                 required int32 Count (INTEGER(32,true));
                 optional int64 Value;
+                optional boolean Flag;
             }
         }
     }";
@@ -353,10 +426,14 @@ mod tests {
         rep: Vec<i16>,
     }
 
+    /// The test columns: start, count, value, flag.
+    type Cols = (Col<i64>, Col<i32>, Col<i64>, Col<bool>);
+
     /// `rows` rows: an unsigned start (ascending, with values past i64::MAX when `wide`),
-    /// 0–3 resources of 0–5 spans, a signed count (negative ones too), an optional value
-    /// (null one time in 8, or always when `nulls`).
-    fn columns(rows: usize, wide: bool, nulls: bool) -> (Col<i64>, Col<i32>, Col<i64>) {
+    /// 0–3 resources of 0–5 spans, a signed count (negative ones too), an optional value and
+    /// an optional flag (each null one time in 8, or always when `nulls`; the flag mostly
+    /// false, as `IsArray` is).
+    fn columns(rows: usize, wide: bool, nulls: bool) -> Cols {
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut next = |n: u64| {
             x ^= x << 13;
@@ -364,7 +441,12 @@ mod tests {
             x ^= x << 17;
             x % n
         };
-        let (mut start, mut count, mut value) = (Col::default(), Col::default(), Col::default());
+        let (mut start, mut count, mut value, mut flag) = (
+            Col::default(),
+            Col::default(),
+            Col::default(),
+            Col::default(),
+        );
         for r in 0..rows {
             let base = if wide {
                 u64::MAX - 1_000_000
@@ -377,6 +459,7 @@ mod tests {
                 for (d, rp) in [
                     (&mut count.def, &mut count.rep),
                     (&mut value.def, &mut value.rep),
+                    (&mut flag.def, &mut flag.rep),
                 ] {
                     d.push(0);
                     rp.push(0);
@@ -389,6 +472,7 @@ mod tests {
                     for (d, rp) in [
                         (&mut count.def, &mut count.rep),
                         (&mut value.def, &mut value.rep),
+                        (&mut flag.def, &mut flag.rep),
                     ] {
                         d.push(1);
                         rp.push(first);
@@ -408,10 +492,17 @@ mod tests {
                             .vals
                             .push((next(1 << 40) as i64) * if next(2) == 0 { -1 } else { 1 });
                     }
+                    flag.rep.push(rep);
+                    if nulls || next(8) == 0 {
+                        flag.def.push(2);
+                    } else {
+                        flag.def.push(3);
+                        flag.vals.push(next(5) == 0);
+                    }
                 }
             }
         }
-        (start, count, value)
+        (start, count, value, flag)
     }
 
     fn props(compression: Compression, statistics: EnabledStatistics) -> WriterProperties {
@@ -419,27 +510,33 @@ mod tests {
             .set_compression(compression)
             .set_dictionary_enabled(false)
             .set_encoding(Encoding::DELTA_BINARY_PACKED)
+            .set_column_encoding(
+                parquet::schema::types::ColumnPath::new(vec![
+                    "rs".into(),
+                    "Spans".into(),
+                    "Flag".into(),
+                ]),
+                Encoding::PLAIN,
+            )
             .set_statistics_enabled(statistics)
             .set_data_page_row_count_limit(100)
             .build()
     }
 
-    fn write(
-        cols: &(Col<i64>, Col<i32>, Col<i64>),
-        props: WriterProperties,
-        by_hand: bool,
-    ) -> Bytes {
+    fn write(cols: &Cols, props: WriterProperties, by_hand: bool) -> Bytes {
         let schema = Arc::new(parse_message_type(SCHEMA).unwrap());
         let props = Arc::new(props);
         let mut w = SerializedFileWriter::new(Vec::new(), schema, props.clone()).unwrap();
         let descr = Arc::new(w.schema_descr().clone());
         let mut rg = w.next_row_group().unwrap();
-        let (start, count, value) = cols;
+        let (start, count, value, flag) = cols;
         if by_hand {
             let p = &props;
-            assert!(write_int_column(&mut rg, &descr.column(0), p, &start.vals, &[], &[]).unwrap());
             assert!(
-                write_int_column(
+                write_fixed_column(&mut rg, &descr.column(0), p, &start.vals, &[], &[]).unwrap()
+            );
+            assert!(
+                write_fixed_column(
                     &mut rg,
                     &descr.column(1),
                     p,
@@ -450,13 +547,24 @@ mod tests {
                 .unwrap()
             );
             assert!(
-                write_int_column(
+                write_fixed_column(
                     &mut rg,
                     &descr.column(2),
                     p,
                     &value.vals,
                     &value.def,
                     &value.rep
+                )
+                .unwrap()
+            );
+            assert!(
+                write_fixed_column(
+                    &mut rg,
+                    &descr.column(3),
+                    p,
+                    &flag.vals,
+                    &flag.def,
+                    &flag.rep
                 )
                 .unwrap()
             );
@@ -476,9 +584,54 @@ mod tests {
                 .write_batch(&value.vals, Some(&value.def), Some(&value.rep))
                 .unwrap();
             c.close().unwrap();
+            let mut c = rg.next_column().unwrap().unwrap();
+            c.typed::<BoolType>()
+                .write_batch(&flag.vals, Some(&flag.def), Some(&flag.rep))
+                .unwrap();
+            c.close().unwrap();
         }
         rg.close().unwrap();
         Bytes::from(w.into_inner().unwrap())
+    }
+
+    /// Levels ending in a few equal values after a run (an RLE run, as parquet's encoder ends
+    /// a page), and a page of fewer than 8 levels.
+    #[test]
+    fn short_runs_at_the_end_are_encoded_as_parquet_does() {
+        for (n, nulls_at_end) in [(20i32, 2), (5, 0), (3, 3), (70, 5)] {
+            let mut cols: Cols = Default::default();
+            let (start, count, value, flag) = &mut cols;
+            for r in 0..n {
+                start.vals.push(i64::from(r));
+                count.vals.push(r);
+                count.def.push(2);
+                count.rep.push(0);
+                let null = r >= n - nulls_at_end;
+                for (c, d) in [
+                    (&mut value.def, &mut value.rep),
+                    (&mut flag.def, &mut flag.rep),
+                ] {
+                    c.push(if null { 2 } else { 3 });
+                    d.push(0);
+                }
+                if !null {
+                    value.vals.push(i64::from(r) * 3);
+                    flag.vals.push(r % 3 == 0);
+                }
+            }
+            let props = || props(Compression::UNCOMPRESSED, EnabledStatistics::Page);
+            let (ours, theirs) = (write(&cols, props(), true), write(&cols, props(), false));
+            assert_eq!(rows(&ours), rows(&theirs), "{n} rows");
+            assert_eq!(layout(&ours), layout(&theirs), "{n} rows");
+            // The booleans' chunk, levels and values, byte for byte (integers differ in their
+            // DELTA blocks: parquet packs 64-bit ones in blocks of 256).
+            let flag = |file: &Bytes| {
+                let reader = SerializedFileReader::new(file.clone()).unwrap();
+                let (at, len) = reader.metadata().row_group(0).column(3).byte_range();
+                file.slice(at as usize..(at + len) as usize)
+            };
+            assert_eq!(flag(&ours), flag(&theirs), "{n} rows: the booleans' bytes");
+        }
     }
 
     #[test]
