@@ -182,7 +182,7 @@ impl DictPages {
         page.levels_left -= n;
         let all_levels = self.all_levels;
         let levels = |run: &mut Option<Hybrid>, out: &mut Vec<i16>| match run {
-            Some(run) => run.read(n, |v| out.push(v as i16)),
+            Some(run) => run.read_into(n, out, |v| v as i16),
             None => {
                 if all_levels {
                     out.resize(out.len() + n, 0);
@@ -203,12 +203,10 @@ impl DictPages {
         let entries = self.dict.len() as u32;
         match &mut page.values {
             Indexes::Dictionary(run) => {
-                let mut past = false;
-                run.read(present, |v| {
-                    past |= v >= u64::from(entries);
-                    values.push(v as u32);
-                })?;
-                if past {
+                let from = values.len();
+                // Wide enough for any index in a page: a value past u32 is past the dictionary.
+                run.read_into(present, values, |v| v.min(u64::from(u32::MAX)) as u32)?;
+                if values[from..].iter().any(|&x| x >= entries) {
                     return Err(PageError::Corrupt("index past the dictionary"));
                 }
             }
@@ -400,9 +398,10 @@ struct Hybrid {
     width: u8,
     /// Values left in the current run.
     left: usize,
-    /// The current run's value, if it repeats one; else it is bit-packed, its next value at
-    /// bit `bit` of `data`.
+    /// The current run's value, if it repeats one; else it is bit-packed, from bit `run_bit`
+    /// of `data`, its next value at bit `bit`.
     repeat: Option<u64>,
+    run_bit: usize,
     bit: usize,
 }
 
@@ -417,32 +416,41 @@ impl Hybrid {
             width,
             left: 0,
             repeat: None,
+            run_bit: 0,
             bit: 0,
         })
     }
 
-    /// The next `n` values, to `put`.
-    fn read(&mut self, n: usize, mut put: impl FnMut(u64)) -> Result<(), PageError> {
+    /// The next `n` values, each through `conv`, onto the end of `out`.
+    fn read_into<T: Copy>(
+        &mut self,
+        n: usize,
+        out: &mut Vec<T>,
+        conv: impl Fn(u64) -> T,
+    ) -> Result<(), PageError> {
         let mut want = n;
         let width = self.width as usize;
         let mask = (1u64 << width) - 1;
+        out.reserve(n);
         while want > 0 {
             if self.left == 0 {
                 self.next_run()?;
             }
             let take = self.left.min(want);
-            match self.repeat {
-                Some(v) => (0..take).for_each(|_| put(v)),
+            self.left -= take;
+            want -= take;
+            let v = match self.repeat {
+                Some(v) => v,
+                None if width == 0 => 0,
                 None => {
                     // A writer may end the last group early: only the bytes of the values
                     // wanted must be there.
-                    let last = (self.bit + take * width).div_ceil(8);
-                    if last > self.data.len() {
+                    if (self.bit + take * width).div_ceil(8) > self.data.len() {
                         return Err(PageError::Corrupt("short packed run"));
                     }
                     let data = &self.data[..];
-                    for _ in 0..take {
-                        let byte = self.bit / 8;
+                    let one = |bit: usize| {
+                        let byte = bit / 8;
                         let word = match data.get(byte..byte + 8) {
                             Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")),
                             None => {
@@ -451,13 +459,35 @@ impl Hybrid {
                                 u64::from_le_bytes(w)
                             }
                         };
-                        put((word >> (self.bit % 8)) & mask);
-                        self.bit += width;
+                        (word >> (bit % 8)) & mask
+                    };
+                    let mut k = 0;
+                    // Up to a group boundary one at a time; then whole groups of 8 values,
+                    // `width` bytes each, from one load; then the rest.
+                    while k < take && !(self.bit - self.run_bit).is_multiple_of(8 * width) {
+                        out.push(conv(one(self.bit)));
+                        (self.bit, k) = (self.bit + width, k + 1);
                     }
+                    if width <= 16 {
+                        while k + 8 <= take {
+                            let byte = self.bit / 8;
+                            let mut w = [0u8; 16];
+                            w[..width].copy_from_slice(&data[byte..byte + width]);
+                            let group = u128::from_le_bytes(w);
+                            for j in 0..8 {
+                                out.push(conv((group >> (j * width)) as u64 & mask));
+                            }
+                            (self.bit, k) = (self.bit + 8 * width, k + 8);
+                        }
+                    }
+                    while k < take {
+                        out.push(conv(one(self.bit)));
+                        (self.bit, k) = (self.bit + width, k + 1);
+                    }
+                    continue;
                 }
-            }
-            self.left -= take;
-            want -= take;
+            };
+            out.extend(std::iter::repeat_n(conv(v), take));
         }
         Ok(())
     }
@@ -501,6 +531,7 @@ impl Hybrid {
             let values = (header >> 1) as usize * 8;
             self.repeat = None;
             self.bit = self.at * 8;
+            self.run_bit = self.bit;
             self.at = (self.at + values * width / 8).min(self.data.len());
             self.left = values;
         }
@@ -511,7 +542,10 @@ impl Hybrid {
 /// The first `n` values of an RLE / bit-packed hybrid run of `width`-bit values, to `put`.
 #[cfg(test)]
 fn hybrid(data: &[u8], width: u8, n: usize, put: impl FnMut(u64)) -> Result<(), PageError> {
-    Hybrid::new(Bytes::copy_from_slice(data), width)?.read(n, put)
+    let mut out = Vec::new();
+    Hybrid::new(Bytes::copy_from_slice(data), width)?.read_into(n, &mut out, |v| v)?;
+    out.into_iter().for_each(put);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -621,6 +655,40 @@ mod tests {
             .find(|p| p.join("meta.json").exists())
             .unwrap();
         crate::BlockMeta::read(&dir).unwrap()
+    }
+
+    /// Values read a few at a time, starting anywhere in a bit-packed group, at every width:
+    /// the values written.
+    #[test]
+    fn hybrid_runs_read_in_pieces() {
+        for width in [1u8, 3, 5, 8, 11, 16, 20] {
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            let vals: Vec<u32> = (0..1000)
+                .map(|i| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // Runs of equal values now and then, for RLE runs between packed ones.
+                    if i % 100 < 20 {
+                        1
+                    } else {
+                        (x % (1u64 << width)) as u32
+                    }
+                })
+                .collect();
+            let mut data = Vec::new();
+            crate::chunk::rle_hybrid(&vals, width, &mut data);
+            let mut run = Hybrid::new(Bytes::from(data), width).unwrap();
+            let mut got: Vec<u32> = Vec::new();
+            for piece in [1, 3, 7, 8, 13, 64, 200].iter().cycle() {
+                let n = (*piece).min(vals.len() - got.len());
+                if n == 0 {
+                    break;
+                }
+                run.read_into(n, &mut got, |v| v as u32).unwrap();
+            }
+            assert_eq!(got, vals, "width {width}");
+        }
     }
 
     /// Pages handed out from a list.
