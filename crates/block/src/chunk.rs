@@ -419,8 +419,6 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 thread_local! {
-    /// One zstd compressor per thread and level (creating one runs CPUID, ~7 µs in a VM).
-    static ZSTD: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
     static SNAPPY: RefCell<snap::raw::Encoder> = RefCell::new(snap::raw::Encoder::new());
 }
 
@@ -447,14 +445,14 @@ pub(crate) fn compress(compression: Compression, data: &[u8]) -> Result<Bytes> {
             out.truncate(n);
             Ok(Bytes::from(out))
         }),
-        Compression::ZSTD(level) => ZSTD.with_borrow_mut(|slot| {
-            let level = level.compression_level();
-            if slot.as_ref().is_none_or(|(l, _)| *l != level) {
-                *slot = Some((level, zstd::bulk::Compressor::new(level).map_err(io)?));
-            }
-            let (_, c) = slot.as_mut().expect("set above");
-            Ok(Bytes::from(c.compress(data).map_err(io)?))
-        }),
+        // The thread's compressor for the level (making one runs CPUID, ~7 µs in a VM).
+        Compression::ZSTD(level) => {
+            vivace_common::zstd_context::with_compressor(level.compression_level(), |c| {
+                c.compress(data)
+            })
+            .map(Bytes::from)
+            .map_err(io)
+        }
         other => Err(ParquetError::General(format!(
             "no hand-written pages for {other:?}"
         ))),

@@ -13,8 +13,6 @@
 //! dictionary page is compressed whole, a v2 page keeps its levels uncompressed in front.
 //! Unknown fields (statistics, index page headers, future additions) are skipped by type.
 
-use std::cell::RefCell;
-
 use bytes::Bytes;
 use parquet::basic::{Compression, Encoding};
 use parquet::column::page::{Page, PageMetadata, PageReader};
@@ -247,11 +245,6 @@ fn decode_page(codec: Compression, bytes: Bytes) -> Result<(Page, usize)> {
     Ok((page, body_at + compressed))
 }
 
-thread_local! {
-    /// One zstd decompression context per thread, made on first use and kept.
-    static ZSTD: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
-}
-
 /// `body` with its first `keep` bytes as they are and the rest decompressed, `size` bytes in all.
 fn decompress(codec: Compression, body: Bytes, keep: usize, size: usize) -> Result<Bytes> {
     if matches!(codec, Compression::UNCOMPRESSED) {
@@ -265,21 +258,13 @@ fn decompress(codec: Compression, body: Bytes, keep: usize, size: usize) -> Resu
     out.extend_from_slice(&body[..keep]);
     let input = &body[keep..];
     match codec {
-        Compression::ZSTD(_) => ZSTD.with(|cell| -> Result<()> {
-            let mut slot = cell.borrow_mut();
-            let d = match &mut *slot {
-                Some(d) => d,
-                None => slot.insert(
-                    zstd::bulk::Decompressor::new()
-                        .map_err(|e| general(format!("zstd decompressor: {e}")))?,
-                ),
-            };
+        // The thread's decompressor, made on first use and kept.
+        Compression::ZSTD(_) => vivace_common::zstd_context::with_decompressor(|d| {
             let mut at = std::io::Cursor::new(&mut out);
             at.set_position(keep as u64);
-            d.decompress_to_buffer(input, &mut at)
-                .map_err(|e| general(format!("zstd page: {e}")))?;
-            Ok(())
-        })?,
+            d.decompress_to_buffer(input, &mut at).map(|_| ())
+        })
+        .map_err(|e| general(format!("zstd page: {e}")))?,
         Compression::SNAPPY => {
             let n = snap::raw::decompress_len(input)
                 .map_err(|e| general(format!("snappy page: {e}")))?;

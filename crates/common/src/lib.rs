@@ -9,6 +9,7 @@ mod ids;
 pub mod memory;
 pub mod overrides;
 mod tenant;
+pub mod zstd_context;
 
 pub use error::{Status, StatusCode, to_tonic};
 pub use ids::{SpanId, TraceId, TraceIdParseError};
