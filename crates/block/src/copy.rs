@@ -311,14 +311,9 @@ impl Gather {
                 let leaf = self.descr.column(c);
                 let out = &mut self.interning;
                 let levels = (leaf.max_def_level() > 0, leaf.max_rep_level() > 0);
-                for &(w, first, n) in runs {
-                    let g = windows[w as usize]
-                        .as_mut()
-                        .expect("a window is kept until its rows are written");
-                    let b = &g.bounds[c];
-                    let (from, to) = (b[first as usize], b[(first + n) as usize]);
-                    out.append(&mut g.cols[c], from, to, levels);
-                }
+                each_run(windows, runs, c, |col, from, to| {
+                    out.append(col, from, to, levels)
+                });
                 out.write(rg, &leaf, props)?;
                 continue;
             }
@@ -336,14 +331,9 @@ impl Gather {
             };
             let leaf = self.descr.column(c);
             (out.max_def, out.max_rep) = (leaf.max_def_level(), leaf.max_rep_level());
-            for &(w, first, n) in runs {
-                let g = windows[w as usize]
-                    .as_mut()
-                    .expect("a window is kept until its rows are written");
-                let b = &g.bounds[c];
-                let (from, to) = (b[first as usize], b[(first + n) as usize]);
-                move_entries(&mut g.cols[c], from, to, &mut out, false);
-            }
+            each_run(windows, runs, c, |col, from, to| {
+                move_entries(col, from, to, &mut out, false)
+            });
             let written = out.write(rg, &leaf, props);
             self.spare[kind] = Some(out);
             written?;
@@ -364,6 +354,24 @@ impl Gather {
             g.clear_shredded();
         }
         Ok(())
+    }
+}
+
+/// Calls `f` for each run of rows (window, first row, rows) in column `c`: the window's column,
+/// and the (entry, value) positions where the run starts and ends in it.
+fn each_run(
+    windows: &mut [Option<Group>],
+    runs: &[(u32, u32, u32)],
+    c: usize,
+    mut f: impl FnMut(&mut RawColumn, (u32, u32), (u32, u32)),
+) {
+    for &(w, first, n) in runs {
+        let g = windows[w as usize]
+            .as_mut()
+            .expect("a window is kept until its rows are written");
+        let b = &g.bounds[c];
+        let (from, to) = (b[first as usize], b[(first + n) as usize]);
+        f(&mut g.cols[c], from, to);
     }
 }
 
