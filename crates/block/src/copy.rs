@@ -636,68 +636,57 @@ fn read_rows(
                 c.vals = Vals::Dict(DictVals { dict, ids });
             }
         }
+        // Where each row starts: (entry, value).
         let mut b = Vec::with_capacity(n_rows + 1);
         let mut v = 0u32;
-        let width = match &c.vals {
-            Vals::Bool(_) => 1,
-            Vals::I32(_) => 4,
-            _ => 8,
-        };
-        // What an entry costs in the output's buffers: its two levels, a value's width, and for
-        // a string its handle (the bytes are counted in `sizes`). A dictionary index is counted
-        // as the string it stands for, so output row groups are cut where they always were.
-        let handle = match &c.vals {
-            Vals::Bytes(_) | Vals::Dict(_) => std::mem::size_of::<ByteArray>(),
-            _ => 0,
-        };
-        let len = |v: usize| match &c.vals {
-            Vals::Bytes(vals) => Some(vals.get(v).map_or(0, |x| x.len())),
-            Vals::Dict(d) => Some(d.ids.get(v).map_or(0, |&x| d.dict[x as usize].len())),
-            _ => None,
-        };
-        // The current row's bytes and buffer cost, added to `sizes`/`memory` when it ends.
-        let (mut size, mut mem) = (0usize, 0usize);
-        let mut end_row = |row: usize, size: usize, mem: usize| {
-            if let (Some(s), Some(m)) = (sizes.get_mut(row), memory.get_mut(row)) {
-                *s += size;
-                *m += mem;
-            }
-        };
         for (e, (&r, &d)) in c.rep.iter().zip(&c.def).enumerate() {
             if r == 0 {
-                if let Some(row) = b.len().checked_sub(1) {
-                    end_row(row, size, mem);
-                }
-                (size, mem) = (0, 0);
                 b.push((e as u32, v));
             }
-            mem += 2 * std::mem::size_of::<i16>();
-            if d == c.max_def {
-                let bytes = len(v as usize).unwrap_or(width);
-                size += bytes;
-                mem += bytes + handle;
-                v += 1;
-            }
+            v += u32::from(d == c.max_def);
         }
-        if let Some(row) = b.len().checked_sub(1) {
-            end_row(row, size, mem);
-        }
-        if b.len() != n_rows {
+        if b.len() != n_rows || v as usize > c.vals.len() {
             return Err(Error::Schema {
                 path: key.into(),
                 what: format!(
-                    "column {} has {} rows where {n_rows} were read",
+                    "column {} has {} rows and {} values for {n_rows} rows and {v} defined \
+                     levels",
                     descr.column(i).path().string(),
-                    b.len()
+                    b.len(),
+                    c.vals.len()
                 ),
             });
         }
         b.push((c.rep.len() as u32, v));
-        match descr.column(i).path().string().as_str() {
-            "TraceID" => id_col = Some(i),
-            "StartTimeUnixNano" => start_col = Some(i),
-            "EndTimeUnixNano" => end_col = Some(i),
-            _ => {}
+        // Each row's bytes (strings by length, numbers by width), and what it takes in an
+        // output row group's buffers: two levels per entry, and per value its bytes and for a
+        // string its handle. A dictionary index is counted as the string it stands for, so
+        // output row groups are cut where they always were.
+        let handle = std::mem::size_of::<ByteArray>();
+        for (row, w) in b.windows(2).enumerate() {
+            let ((e0, v0), (e1, v1)) = (w[0], w[1]);
+            let (entries, vals) = ((e1 - e0) as usize, v0 as usize..v1 as usize);
+            let values = vals.len();
+            let (bytes, handles) = match &c.vals {
+                Vals::Bytes(x) => (x[vals].iter().map(|s| s.len()).sum(), values * handle),
+                Vals::Dict(d) => (
+                    d.ids[vals].iter().map(|&x| d.dict[x as usize].len()).sum(),
+                    values * handle,
+                ),
+                Vals::Bool(_) => (values, 0),
+                Vals::I32(_) => (values * 4, 0),
+                Vals::I64(_) | Vals::F64(_) => (values * 8, 0),
+            };
+            sizes[row] += bytes;
+            memory[row] += entries * 2 * std::mem::size_of::<i16>() + bytes + handles;
+        }
+        if let [name] = descr.column(i).path().parts() {
+            match name.as_str() {
+                "TraceID" => id_col = Some(i),
+                "StartTimeUnixNano" => start_col = Some(i),
+                "EndTimeUnixNano" => end_col = Some(i),
+                _ => {}
+            }
         }
         cols.push(c);
         bounds.push(b);
