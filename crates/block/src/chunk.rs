@@ -261,9 +261,17 @@ impl Small for u64 {
 /// padded with zeros; readers stop at the count they know) — except fewer than 8 equal values
 /// at the end outside a bit-packed run, one RLE run.
 pub(crate) fn rle_hybrid<T: Small>(vals: &[T], width: u8, out: &mut Vec<u8>) {
+    // How many values from `i` equal it: whole chunks of 16 first, compared without branching
+    // (long runs of levels are most of a column's), then one at a time.
     let run_from = |i: usize| {
         let v = vals[i];
-        vals[i..].iter().take_while(|&&x| x == v).count()
+        let rest = &vals[i..];
+        let whole = rest
+            .chunks_exact(16)
+            .take_while(|c| c.iter().filter(|&&x| x != v).count() == 0)
+            .count()
+            * 16;
+        whole + rest[whole..].iter().take_while(|&&x| x == v).count()
     };
     let long_run_at =
         |i: usize| i + 8 <= vals.len() && vals[i + 1..i + 8].iter().all(|&x| x == vals[i]);
