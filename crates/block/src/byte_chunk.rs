@@ -44,42 +44,9 @@ use crate::chunk::{
 /// Writes `vals` with their levels as the row group's next column, by hand, if that column is
 /// a byte array without statistics written in data page v1s with a dictionary or
 /// DELTA_LENGTH_BYTE_ARRAY; answers `false` (nothing written) otherwise, for parquet's column
-/// writer to write it.
-pub(crate) fn write_byte_array_column<W: Write + Send>(
-    rg: &mut SerializedRowGroupWriter<'_, W>,
-    leaf: &ColumnDescPtr,
-    props: &WriterProperties,
-    vals: &[ByteArray],
-    def: &[i16],
-    rep: &[i16],
-) -> Result<bool> {
-    write_values(rg, leaf, props, vals, def, rep)
-}
-
-/// [`write_byte_array_column`] for values a caller already gave dictionary entries
+/// writer to write it. The values are byte arrays, or entries a caller already numbered
 /// (compaction, whose inputs' pages are dictionary-encoded: [`Interned`]).
-pub(crate) fn write_interned_column<W: Write + Send>(
-    rg: &mut SerializedRowGroupWriter<'_, W>,
-    leaf: &ColumnDescPtr,
-    props: &WriterProperties,
-    vals: Interned<'_>,
-    def: &[i16],
-    rep: &[i16],
-) -> Result<bool> {
-    write_values(rg, leaf, props, vals, def, rep)
-}
-
-/// Whether [`write_interned_column`] writes column `leaf`: a byte array without statistics,
-/// dictionary-encoded, in data page v1s with a codec compressed here.
-pub(crate) fn writes_dictionary(leaf: &ColumnDescPtr, props: &WriterProperties) -> bool {
-    let path = leaf.path();
-    props.dictionary_enabled(path)
-        && leaf.physical_type() == PhysicalType::BYTE_ARRAY
-        && props.statistics_enabled(path) == EnabledStatistics::None
-        && writes(props, path)
-}
-
-fn write_values<'a, W: Write + Send>(
+pub(crate) fn write_byte_array_column<'a, W: Write + Send>(
     rg: &mut SerializedRowGroupWriter<'_, W>,
     leaf: &ColumnDescPtr,
     props: &WriterProperties,
@@ -87,23 +54,30 @@ fn write_values<'a, W: Write + Send>(
     def: &[i16],
     rep: &[i16],
 ) -> Result<bool> {
+    let Some(values) = encoding_by_hand(leaf, props) else {
+        return Ok(false);
+    };
+    let (bytes, close) = encode(leaf, props, values, vals, def, rep)?;
+    rg.append_column(&bytes, close)?;
+    Ok(true)
+}
+
+/// The values' encoding if [`write_byte_array_column`] writes column `leaf`: a byte array
+/// without statistics, with a dictionary (`RLE_DICTIONARY`) or DELTA_LENGTH_BYTE_ARRAY, in data
+/// page v1s with a codec compressed here.
+pub(crate) fn encoding_by_hand(leaf: &ColumnDescPtr, props: &WriterProperties) -> Option<Encoding> {
     let path = leaf.path();
     let values = if props.dictionary_enabled(path) {
         Encoding::RLE_DICTIONARY
     } else if props.encoding(path) == Some(Encoding::DELTA_LENGTH_BYTE_ARRAY) {
         Encoding::DELTA_LENGTH_BYTE_ARRAY
     } else {
-        return Ok(false);
+        return None;
     };
-    if leaf.physical_type() != PhysicalType::BYTE_ARRAY
-        || props.statistics_enabled(path) != EnabledStatistics::None
-        || !writes(props, path)
-    {
-        return Ok(false);
-    }
-    let (bytes, close) = encode(leaf, props, values, vals, def, rep)?;
-    rg.append_column(&bytes, close)?;
-    Ok(true)
+    (leaf.physical_type() == PhysicalType::BYTE_ARRAY
+        && props.statistics_enabled(path) == EnabledStatistics::None
+        && writes(props, path))
+    .then_some(values)
 }
 
 /// The column chunk's bytes (offsets in its metadata relative to them) and what parquet's column
@@ -521,7 +495,7 @@ mod tests {
             let leaf = descr.column(i);
             if by_hand {
                 assert!(
-                    write_byte_array_column(&mut rg, &leaf, &props, &c.vals, &c.def, &c.rep)
+                    write_byte_array_column(&mut rg, &leaf, &props, &c.vals[..], &c.def, &c.rep)
                         .unwrap()
                 );
             } else {

@@ -277,13 +277,8 @@ pub(crate) fn rle_hybrid<T: Small>(vals: &[T], width: u8, out: &mut Vec<u8>) {
         |i: usize| i + 8 <= vals.len() && vals[i + 1..i + 8].iter().all(|&x| x == vals[i]);
     let mut i = 0;
     while i < vals.len() {
-        let rest = &vals[i..];
-        let run = if long_run_at(i) || rest.iter().all(|&x| x == rest[0]) {
-            run_from(i)
-        } else {
-            0
-        };
-        if run >= 8 || run == rest.len() {
+        let run = run_from(i);
+        if run >= 8 || i + run == vals.len() {
             varint(out, (run as u64) << 1);
             let v = vals[i].get();
             out.extend_from_slice(&v.to_le_bytes()[..(width as usize).div_ceil(8)]);

@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parquet::basic::Type as PhysicalType;
+use parquet::basic::{Encoding, Type as PhysicalType};
 use parquet::column::reader::ColumnReader;
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
 use parquet::file::metadata::ParquetMetaData;
@@ -41,7 +41,7 @@ use vivace_common::TraceId;
 use vivace_proto::tempopb::Trace;
 
 use crate::assemble::Assembler;
-use crate::byte_chunk::{Interned, write_interned_column, writes_dictionary};
+use crate::byte_chunk::{Interned, encoding_by_hand, write_byte_array_column};
 use crate::dict_ids::{DictPages, DictReader};
 use crate::error::{Error, Result};
 use crate::meta::BlockMeta;
@@ -227,7 +227,7 @@ impl Gather {
     ) -> std::result::Result<Gather, String> {
         let shredded = Group::shredded(&descr)?;
         let dictionary = (0..descr.num_columns())
-            .map(|i| writes_dictionary(&descr.column(i), props))
+            .map(|i| encoding_by_hand(&descr.column(i), props) == Some(Encoding::RLE_DICTIONARY))
             .collect();
         Ok(Gather {
             dictionary,
@@ -461,7 +461,7 @@ impl Interning {
             ids: &self.ids,
             entries: &self.entries,
         };
-        let written = write_interned_column(rg, leaf, props, vals, &self.def, &self.rep);
+        let written = write_byte_array_column(rg, leaf, props, vals, &self.def, &self.rep);
         self.def.clear();
         self.rep.clear();
         self.ids.clear();

@@ -329,7 +329,6 @@ pub(crate) struct DictReader {
     def: Vec<i16>,
     rep: Vec<i16>,
     values: Vec<u32>,
-    max_def: i16,
     done: bool,
 }
 
@@ -339,7 +338,6 @@ const READ_LEVELS: usize = 1024;
 impl DictReader {
     pub(crate) fn new(pages: DictPages) -> DictReader {
         DictReader {
-            max_def: pages.max_def,
             pages,
             def: Vec::new(),
             rep: Vec::new(),
@@ -378,7 +376,7 @@ impl DictReader {
                     .decode(READ_LEVELS, &mut self.def, &mut self.rep, &mut self.values)?;
             self.done = got == 0;
         }
-        let max_def = self.max_def;
+        let max_def = self.pages.max_def;
         let defined = self.def[..end].iter().filter(|&&d| d == max_def).count();
         if defined > self.values.len() {
             return Err(PageError::Corrupt("fewer values than defined levels"));
@@ -692,7 +690,7 @@ mod tests {
     }
 
     /// Pages handed out from a list.
-    struct Listed(std::vec::IntoIter<Page>);
+    struct Listed(std::iter::Peekable<std::vec::IntoIter<Page>>);
 
     impl Iterator for Listed {
         type Item = parquet::errors::Result<Page>;
@@ -708,10 +706,11 @@ mod tests {
         fn peek_next_page(
             &mut self,
         ) -> parquet::errors::Result<Option<parquet::column::page::PageMetadata>> {
-            unimplemented!("not used by DictPages")
+            Ok(self.0.peek().map(crate::pages::metadata))
         }
         fn skip_next_page(&mut self) -> parquet::errors::Result<()> {
-            unimplemented!("not used by DictPages")
+            self.0.next();
+            Ok(())
         }
     }
 
@@ -775,7 +774,7 @@ mod tests {
                 // Record 3: p q (PLAIN); record 4: null.
                 page_v1(&[0, 1, 0], &[1, 1, 0], Encoding::PLAIN, plain(&["p", "q"])),
             ];
-            DictPages::of(Box::new(Listed(list.into_iter())), (1, 1), true)
+            DictPages::of(Box::new(Listed(list.into_iter().peekable())), (1, 1), true)
         };
         let want_rep = [0, 1, 1, 0, 1, 0, 0, 1, 0];
         let want_def = [1, 1, 0, 1, 1, 1, 1, 1, 0];
@@ -829,7 +828,7 @@ mod tests {
         for bad in [past, short] {
             let list = vec![dict.clone(), bad];
             let mut reader = DictReader::new(DictPages::of(
-                Box::new(Listed(list.into_iter())),
+                Box::new(Listed(list.into_iter().peekable())),
                 (1, 1),
                 true,
             ));

@@ -150,20 +150,25 @@ impl PageReader for ChunkPages {
 
     fn peek_next_page(&mut self) -> Result<Option<PageMetadata>> {
         self.fill()?;
-        Ok(self.next.as_ref().map(|p| PageMetadata {
-            num_rows: match p {
-                Page::DataPageV2 { num_rows, .. } => Some(*num_rows as usize),
-                _ => None,
-            },
-            num_levels: Some(p.num_values() as usize),
-            is_dict: matches!(p, Page::DictionaryPage { .. }),
-        }))
+        Ok(self.next.as_ref().map(metadata))
     }
 
     fn skip_next_page(&mut self) -> Result<()> {
         self.fill()?;
         self.next = None;
         Ok(())
+    }
+}
+
+/// What a page reader tells of `p` before reading it.
+pub(crate) fn metadata(p: &Page) -> PageMetadata {
+    PageMetadata {
+        num_rows: match p {
+            Page::DataPageV2 { num_rows, .. } => Some(*num_rows as usize),
+            _ => None,
+        },
+        num_levels: Some(p.num_values() as usize),
+        is_dict: matches!(p, Page::DictionaryPage { .. }),
     }
 }
 
