@@ -216,6 +216,74 @@ impl<'a> ByteValues<'a> for &'a [ByteArray] {
     }
 }
 
+/// Byte arrays end to end in one buffer, as a cut buffers a string column: value `i` is
+/// `bytes[offsets[i]..offsets[i + 1]]`. Shredding copies each string here (most are a few bytes)
+/// rather than holding a reference-counted handle to the buffer it was decoded from.
+#[derive(Debug)]
+pub(crate) struct Texts {
+    bytes: Vec<u8>,
+    /// Where each value starts, and one past the last value's end.
+    offsets: Vec<usize>,
+}
+
+impl Default for Texts {
+    fn default() -> Texts {
+        Texts::with_capacity(0)
+    }
+}
+
+impl Texts {
+    pub(crate) fn with_capacity(values: usize) -> Texts {
+        let mut offsets = Vec::with_capacity(values + 1);
+        offsets.push(0);
+        Texts {
+            bytes: Vec::new(),
+            offsets,
+        }
+    }
+
+    pub(crate) fn push(&mut self, v: &[u8]) {
+        self.bytes.extend_from_slice(v);
+        self.offsets.push(self.bytes.len());
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.offsets.truncate(1);
+    }
+
+    /// The values as parquet's byte arrays (slices of one buffer), for the columns parquet's
+    /// writer writes; empties `self`.
+    pub(crate) fn take_byte_arrays(&mut self) -> Vec<ByteArray> {
+        let all = Bytes::from(std::mem::take(&mut self.bytes));
+        let arrays = self
+            .offsets
+            .windows(2)
+            .map(|w| ByteArray::from(all.slice(w[0]..w[1])))
+            .collect();
+        self.clear();
+        arrays
+    }
+}
+
+impl<'a> ByteValues<'a> for &'a Texts {
+    fn get(&self, i: usize) -> &'a [u8] {
+        &self.bytes[self.offsets[i]..self.offsets[i + 1]]
+    }
+
+    fn entry(&self, _i: usize) -> Option<u32> {
+        None
+    }
+
+    fn len(&self) -> usize {
+        Texts::len(self)
+    }
+}
+
 /// Values given as dictionary entries: `ids[i]` is value `i`'s index into `entries`, the
 /// entries numbered in order of first occurrence.
 #[derive(Clone, Copy)]

@@ -525,6 +525,18 @@ impl Sink for RawSink<'_> {
         c.rep.extend_from_slice(rep);
         Ok(())
     }
+
+    /// Strings shredded from a trace (an overlapping one, combined through OTLP) become byte
+    /// arrays sharing one buffer.
+    fn texts(
+        &mut self,
+        path: &str,
+        vals: &mut crate::byte_chunk::Texts,
+        def: &[i16],
+        rep: &[i16],
+    ) -> std::result::Result<(), WriteError> {
+        self.column(path, &mut vals.take_byte_arrays(), def, rep)
+    }
 }
 
 /// Rows of an input decoded at a time (the default of [`CopyInput::window_rows`]).

@@ -18,7 +18,6 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use parquet::basic::{Compression, Encoding};
 use parquet::data_type::{
     BoolType, ByteArray, ByteArrayType, DataType, DoubleType, Int32Type, Int64Type,
@@ -32,6 +31,7 @@ use vivace_proto::tempopb::Trace;
 use vivace_proto::view::{self, AnyValue, KeyValue, Span, Value};
 
 use crate::bloom_write::ShardedBloom;
+use crate::byte_chunk::Texts;
 use crate::meta::{BlockMeta, DedicatedColumn, rfc3339};
 
 /// The format name written to `meta.json`.
@@ -43,9 +43,9 @@ pub(crate) const DEFAULT_ROW_GROUP_BYTES: usize = 100_000_000;
 
 const STATUS_ERROR: i32 = 2;
 /// Row-group bytes counted per byte of a trace's protobuf encoding (see `push`): what its
-/// buffered leaves take — a 32-byte handle per string (the bytes stay in the encoding, shared), a
-/// value per number and two levels per entry — measured as the RSS a cut block adds (~250 MB for
-/// a 50 MB block in one row group).
+/// buffered leaves take — each string's bytes and an 8-byte offset, a value per number and two
+/// levels per entry — measured as the RSS a cut block adds (~250 MB for a 50 MB block in one row
+/// group when strings were 32-byte handles into the encoding; ~25 MB less since they are copied).
 const BUFFER_COST_PER_ENCODED_BYTE: usize = 5;
 /// Data page size: a trace by ID decompresses one page per column (`read.rs`), so pages stay
 /// small enough for point reads while zstd still sees enough to compress well.
@@ -248,16 +248,18 @@ impl<W: Write + Send> BlockWriter<W> {
 
     /// Adds one trace. IDs must ascend; a trace is one row (combine pieces of a trace first).
     pub fn push(&mut self, id: TraceId, trace: &Trace) -> Result<(), WriteError> {
-        let encoded = prost::Message::encoded_len(trace);
-        self.push_view(id, view::Trace::of(trace), encoded)
+        let encoded = prost::Message::encode_to_vec(trace);
+        // A message prost encoded decodes.
+        let view = view::Trace::decode(&encoded).unwrap_or_default();
+        self.push_view(id, &view, encoded.len())
     }
 
-    /// Adds one trace decoded as a [`view::Trace`] (its strings move into the columns, without
-    /// a copy); `encoded` is its protobuf size.
+    /// Adds one trace decoded as a [`view::Trace`] (its strings are copied into the columns);
+    /// `encoded` is its protobuf size.
     pub fn push_view(
         &mut self,
         id: TraceId,
-        mut trace: view::Trace,
+        trace: &view::Trace<'_>,
         encoded: usize,
     ) -> Result<(), WriteError> {
         if let Some(last) = self.ids.last()
@@ -265,7 +267,7 @@ impl<W: Write + Send> BlockWriter<W> {
         {
             return Err(WriteError::Unsorted(id, *last));
         }
-        let (start, end) = self.cols.trace(&id, &mut trace);
+        let (start, end) = self.cols.trace(&id, trace);
         if let Some(raw) = &mut self.raw_opt {
             self.cols.write(&mut raw.shredded_sink())?;
             raw.end_shredded();
@@ -668,8 +670,8 @@ fn codec_of(path: &str) -> Codec {
 
 /// One leaf column's buffered values with levels of its own.
 #[derive(Debug)]
-pub(crate) struct Leaf<T> {
-    col: Values<T>,
+pub(crate) struct Leaf<B> {
+    col: Values<B>,
     levels: Levels,
 }
 
@@ -686,9 +688,82 @@ pub(crate) struct Levels {
 
 /// A leaf column whose levels are its group's shared [`Levels`]: values only.
 #[derive(Debug)]
-pub(crate) struct Values<T> {
+pub(crate) struct Values<B> {
     path: String,
-    vals: Vec<T>,
+    vals: B,
+}
+
+/// A leaf column's buffered values: numbers in a vector, or byte arrays end to end in [`Texts`]
+/// (a shredded string is copied there, not kept as a handle to the buffer it came from).
+pub(crate) trait Buffer {
+    /// A value as shredding hands it over.
+    type Value<'v>;
+    fn with_capacity(values: usize) -> Self;
+    fn put(&mut self, v: Self::Value<'_>);
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Hands the values to `rg` as column `path` and empties the buffer.
+    fn emit(
+        &mut self,
+        rg: &mut impl Sink,
+        path: &str,
+        def: &[i16],
+        rep: &[i16],
+    ) -> Result<(), WriteError>;
+}
+
+impl<T: LeafValue> Buffer for Vec<T> {
+    type Value<'v> = T;
+
+    fn with_capacity(values: usize) -> Vec<T> {
+        Vec::with_capacity(values)
+    }
+
+    fn put(&mut self, v: T) {
+        self.push(v);
+    }
+
+    fn len(&self) -> usize {
+        <[T]>::len(self)
+    }
+
+    fn emit(
+        &mut self,
+        rg: &mut impl Sink,
+        path: &str,
+        def: &[i16],
+        rep: &[i16],
+    ) -> Result<(), WriteError> {
+        rg.column(path, self, def, rep)
+    }
+}
+
+impl Buffer for Texts {
+    type Value<'v> = &'v [u8];
+
+    fn with_capacity(values: usize) -> Texts {
+        Texts::with_capacity(values)
+    }
+
+    fn put(&mut self, v: &[u8]) {
+        self.push(v);
+    }
+
+    fn len(&self) -> usize {
+        Texts::len(self)
+    }
+
+    fn emit(
+        &mut self,
+        rg: &mut impl Sink,
+        path: &str,
+        def: &[i16],
+        rep: &[i16],
+    ) -> Result<(), WriteError> {
+        rg.texts(path, self, def, rep)
+    }
 }
 
 /// How many values or levels each leaf column or shared level buffer (by path) held in the last
@@ -745,8 +820,8 @@ impl Levels {
     }
 }
 
-impl<T: LeafValue> Leaf<T> {
-    fn new(path: impl Into<String>) -> Leaf<T> {
+impl<B: Buffer> Leaf<B> {
+    fn new(path: impl Into<String>) -> Leaf<B> {
         let path = path.into();
         Leaf {
             levels: Levels::new(format!("{path}#levels")),
@@ -754,7 +829,7 @@ impl<T: LeafValue> Leaf<T> {
         }
     }
 
-    fn put(&mut self, v: T, r: i16, d: i16) {
+    fn put(&mut self, v: B::Value<'_>, r: i16, d: i16) {
         self.col.put(v);
         self.levels.push(r, d);
     }
@@ -765,7 +840,7 @@ impl<T: LeafValue> Leaf<T> {
 
     /// A repeated leaf at level `lvl` (its definition and repetition level when present): the
     /// values, or one null at `lvl - 1` when there are none.
-    fn list(&mut self, vals: impl IntoIterator<Item = T>, r: i16, lvl: i16) {
+    fn list<'v>(&mut self, vals: impl IntoIterator<Item = B::Value<'v>>, r: i16, lvl: i16) {
         let mut any = false;
         for v in vals {
             self.put(v, if any { lvl } else { r }, lvl);
@@ -778,7 +853,7 @@ impl<T: LeafValue> Leaf<T> {
 
     /// A repeated (or optional) leaf at level `lvl` with at most one value: [`Leaf::list`] of
     /// an `Option`, without the iterator.
-    fn one(&mut self, v: Option<T>, r: i16, lvl: i16) {
+    fn one(&mut self, v: Option<B::Value<'_>>, r: i16, lvl: i16) {
         match v {
             Some(v) => self.put(v, r, lvl),
             None => self.null(r, lvl - 1),
@@ -793,51 +868,36 @@ impl<T: LeafValue> Leaf<T> {
     }
 }
 
-impl<T: LeafValue> Values<T> {
-    fn new(path: impl Into<String>) -> Values<T> {
+impl<B: Buffer> Values<B> {
+    fn new(path: impl Into<String>) -> Values<B> {
         let path = path.into();
         Values {
-            vals: Vec::with_capacity(last_size(&path)),
+            vals: B::with_capacity(last_size(&path)),
             path,
         }
     }
 
     /// A value of the group's entry just pushed to its [`Levels`].
-    fn put(&mut self, v: T) {
-        self.vals.push(v);
+    fn put(&mut self, v: B::Value<'_>) {
+        self.vals.put(v);
     }
 
     /// Hands the column to `rg` with its group's levels (which the group clears after its last
     /// column) and empties it.
     fn emit(&mut self, rg: &mut impl Sink, levels: &Levels) -> Result<(), WriteError> {
         remember_size(&self.path, self.vals.len());
-        rg.column(&self.path, &mut self.vals, &levels.def, &levels.rep)
+        self.vals.emit(rg, &self.path, &levels.def, &levels.rep)
     }
 }
 
-/// A string or bytes value of the view: the column shares its buffer.
-fn text(b: &Bytes) -> ByteArray {
-    ByteArray::from(b.clone())
-}
-
-/// A string or bytes value of the view, moved into the column.
-fn take(b: &mut Bytes) -> ByteArray {
-    ByteArray::from(std::mem::take(b))
-}
-
 /// One attribute value as the columns store it.
-enum Scalar {
-    Str(ByteArray),
+enum Scalar<'a> {
+    Str(&'a [u8]),
     Int(i64),
     Double(f64),
     Bool(bool),
     /// Stored as its OTLP JSON (kvlists, bytes, mixed arrays), or not at all (`None`).
     Unsupported(Option<String>),
-}
-
-/// A string made here.
-fn owned(s: &str) -> ByteArray {
-    ByteArray::from(s.as_bytes().to_vec())
 }
 
 /// A value type of a leaf column: its parquet type, and its buffer among a compaction's raw
@@ -906,6 +966,15 @@ pub(crate) trait Sink {
         def: &[i16],
         rep: &[i16],
     ) -> Result<(), WriteError>;
+
+    /// A byte-array column buffered end to end.
+    fn texts(
+        &mut self,
+        path: &str,
+        vals: &mut Texts,
+        def: &[i16],
+        rep: &[i16],
+    ) -> Result<(), WriteError>;
 }
 
 /// A parquet row group being written, a column at a time in schema order.
@@ -917,17 +986,12 @@ pub(crate) struct RowGroupSink<'a, 'b, W: Write + Send> {
     pub(crate) at: usize,
 }
 
-impl<W: Write + Send> Sink for RowGroupSink<'_, '_, W> {
-    /// Writes the values to the next column of the row group, checking it is the expected one:
-    /// by hand where the leaf type and encoding allow (`LeafValue::write_by_hand`), the rest
-    /// through parquet's column writer.
-    fn column<T: LeafValue>(
+impl<W: Write + Send> RowGroupSink<'_, '_, W> {
+    /// The row group's next column, checked to be `path`.
+    fn next_leaf(
         &mut self,
         path: &str,
-        vals: &mut Vec<T>,
-        def: &[i16],
-        rep: &[i16],
-    ) -> Result<(), WriteError> {
+    ) -> Result<parquet::schema::types::ColumnDescPtr, WriteError> {
         let Some(leaf) = self.schema.columns().get(self.at) else {
             return Err(parquet::errors::ParquetError::General(format!(
                 "schema has no column for {path}"
@@ -942,10 +1006,17 @@ impl<W: Write + Send> Sink for RowGroupSink<'_, '_, W> {
             ))
             .into());
         }
-        if T::write_by_hand(self.rg, leaf, self.props, vals, def, rep)? {
-            vals.clear();
-            return Ok(());
-        }
+        Ok(leaf.clone())
+    }
+
+    /// Writes the values to the row group's next column through parquet's column writer.
+    fn write_batch<T: LeafValue>(
+        &mut self,
+        path: &str,
+        vals: &mut Vec<T>,
+        def: &[i16],
+        rep: &[i16],
+    ) -> Result<(), WriteError> {
         let mut col = self.rg.next_column()?.ok_or_else(|| {
             parquet::errors::ParquetError::General(format!("schema has no column for {path}"))
         })?;
@@ -957,19 +1028,55 @@ impl<W: Write + Send> Sink for RowGroupSink<'_, '_, W> {
     }
 }
 
+impl<W: Write + Send> Sink for RowGroupSink<'_, '_, W> {
+    /// Writes the values to the next column of the row group, checking it is the expected one:
+    /// by hand where the leaf type and encoding allow (`LeafValue::write_by_hand`), the rest
+    /// through parquet's column writer.
+    fn column<T: LeafValue>(
+        &mut self,
+        path: &str,
+        vals: &mut Vec<T>,
+        def: &[i16],
+        rep: &[i16],
+    ) -> Result<(), WriteError> {
+        let leaf = self.next_leaf(path)?;
+        if T::write_by_hand(self.rg, &leaf, self.props, vals, def, rep)? {
+            vals.clear();
+            return Ok(());
+        }
+        self.write_batch(path, vals, def, rep)
+    }
+
+    fn texts(
+        &mut self,
+        path: &str,
+        vals: &mut Texts,
+        def: &[i16],
+        rep: &[i16],
+    ) -> Result<(), WriteError> {
+        let leaf = self.next_leaf(path)?;
+        if crate::byte_chunk::write_byte_array_column(self.rg, &leaf, self.props, &*vals, def, rep)?
+        {
+            vals.clear();
+            return Ok(());
+        }
+        self.write_batch(path, &mut vals.take_byte_arrays(), def, rep)
+    }
+}
+
 /// The columns of an `Attrs` group whose own level is `lvl`.
 #[derive(Debug)]
 struct AttrCols {
     lvl: i16,
     /// Levels of `Key` and `IsArray`, present for every attribute.
     head: Levels,
-    key: Values<ByteArray>,
-    is_array: Values<bool>,
-    value: Leaf<ByteArray>,
-    value_int: Leaf<i64>,
-    value_double: Leaf<f64>,
-    value_bool: Leaf<bool>,
-    unsupported: Leaf<ByteArray>,
+    key: Values<Texts>,
+    is_array: Values<Vec<bool>>,
+    value: Leaf<Texts>,
+    value_int: Leaf<Vec<i64>>,
+    value_double: Leaf<Vec<f64>>,
+    value_bool: Leaf<Vec<bool>>,
+    unsupported: Leaf<Texts>,
 }
 
 impl AttrCols {
@@ -999,17 +1106,17 @@ impl AttrCols {
     }
 
     /// Writes the attributes, moving their strings into the columns.
-    fn write<'a>(&mut self, attrs: impl Iterator<Item = &'a mut KeyValue>, r: i16) {
+    fn write<'a, 'v: 'a>(&mut self, attrs: impl Iterator<Item = &'a KeyValue<'v>>, r: i16) {
         let lvl = self.lvl;
         let mut first = true;
         for kv in attrs {
             let r = if first { r } else { lvl };
             first = false;
             self.head.push(r, lvl);
-            self.key.put(take(&mut kv.key));
+            self.key.put(kv.key);
             use Value as V;
-            let value = match kv.value.as_mut().and_then(|v| v.value.as_mut()) {
-                Some(V::StringValue(x)) => Scalar::Str(take(x)),
+            let value = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(V::StringValue(x)) => Scalar::Str(x),
                 Some(V::IntValue(x)) => Scalar::Int(*x),
                 Some(V::DoubleValue(x)) => Scalar::Double(*x),
                 Some(V::BoolValue(x)) => Scalar::Bool(*x),
@@ -1033,7 +1140,7 @@ impl AttrCols {
     }
 
     /// One attribute value that is not an array (or an array stored as its JSON).
-    fn scalar(&mut self, value: Scalar, r: i16) {
+    fn scalar(&mut self, value: Scalar<'_>, r: i16) {
         let v = self.lvl + 1;
         let (mut s, mut i, mut d, mut b, mut json) = (None, None, None, None, None);
         match value {
@@ -1048,14 +1155,15 @@ impl AttrCols {
         self.value_int.one(i, r, v);
         self.value_double.one(d, r, v);
         self.value_bool.one(b, r, v);
-        self.unsupported.one(json.map(|j| owned(&j)), r, v);
+        self.unsupported
+            .one(json.as_deref().map(str::as_bytes), r, v);
     }
 
     /// An array value whose elements all have one type (or none): written as an array, true.
     /// False for mixed arrays, which are stored as their JSON.
-    fn array(&mut self, arr: &mut view::ArrayValue, r: i16) -> bool {
+    fn array(&mut self, arr: &view::ArrayValue<'_>, r: i16) -> bool {
         use Value as V;
-        let kind = |v: &V| match v {
+        let kind = |v: &V<'_>| match v {
             V::StringValue(_) => 1,
             V::IntValue(_) => 2,
             V::DoubleValue(_) => 3,
@@ -1070,9 +1178,9 @@ impl AttrCols {
         let (lvl, v) = (self.lvl, self.lvl + 1);
         self.is_array.put(true);
         let (mut s, mut i, mut d, mut b) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for x in arr.values.iter_mut().filter_map(|v| v.value.as_mut()) {
+        for x in arr.values.iter().filter_map(|v| v.value.as_ref()) {
             match x {
-                V::StringValue(x) => s.push(take(x)),
+                V::StringValue(x) => s.push(*x),
                 V::IntValue(x) => i.push(*x),
                 V::DoubleValue(x) => d.push(*x),
                 V::BoolValue(x) => b.push(*x),
@@ -1100,7 +1208,7 @@ impl AttrCols {
 }
 
 /// The OTLP JSON of a value vParquet cannot type (kvlists, bytes, mixed arrays).
-fn unsupported_json(v: &AnyValue) -> String {
+fn unsupported_json(v: &AnyValue<'_>) -> String {
     serde_json::to_string(&v.to_otlp()).unwrap_or_default()
 }
 
@@ -1109,12 +1217,12 @@ fn unsupported_json(v: &AnyValue) -> String {
 struct DedCols {
     lvl: i16,
     slots: ScopeSlots,
-    strings: Vec<Leaf<ByteArray>>,
-    ints: Vec<Leaf<i64>>,
+    strings: Vec<Leaf<Texts>>,
+    ints: Vec<Leaf<Vec<i64>>>,
     /// Per attribute of the last [`DedCols::write`], whether it went to a dedicated column.
     taken: Vec<bool>,
     /// Scratch: the value of each slot in the attributes being written.
-    string_vals: Vec<Option<ByteArray>>,
+    string_vals: Vec<Option<usize>>,
     int_vals: Vec<Option<i64>>,
 }
 
@@ -1147,22 +1255,22 @@ impl DedCols {
 
     /// Writes the attributes that have a dedicated column (moving their values) and marks them
     /// in `taken`; the caller writes the rest as generic attributes.
-    fn write(&mut self, attrs: &mut [KeyValue], r: i16) {
+    fn write(&mut self, attrs: &[KeyValue<'_>], r: i16) {
         self.taken.clear();
         self.string_vals.clear();
         self.string_vals.resize(self.strings.len(), None);
         self.int_vals.clear();
         self.int_vals.resize(self.ints.len(), None);
-        for kv in attrs.iter_mut() {
-            let taken = match kv.value.as_mut().and_then(|v| v.value.as_mut()) {
-                Some(Value::StringValue(s)) => match slot(&self.slots.strings, &kv.key) {
+        for (at, kv) in attrs.iter().enumerate() {
+            let taken = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(Value::StringValue(_)) => match slot(&self.slots.strings, kv.key) {
                     Some(i) if self.string_vals[i].is_none() => {
-                        self.string_vals[i] = Some(take(s));
+                        self.string_vals[i] = Some(at);
                         true
                     }
                     _ => false,
                 },
-                Some(Value::IntValue(n)) => match slot(&self.slots.ints, &kv.key) {
+                Some(Value::IntValue(n)) => match slot(&self.slots.ints, kv.key) {
                     Some(i) if self.int_vals[i].is_none() => {
                         self.int_vals[i] = Some(*n);
                         true
@@ -1173,7 +1281,11 @@ impl DedCols {
             };
             self.taken.push(taken);
         }
-        for (leaf, v) in self.strings.iter_mut().zip(self.string_vals.drain(..)) {
+        for (leaf, at) in self.strings.iter_mut().zip(self.string_vals.drain(..)) {
+            let v = at.and_then(|at| match attrs[at].value.as_ref()?.value.as_ref()? {
+                Value::StringValue(s) => Some(*s),
+                _ => None,
+            });
             leaf.one(v, r, self.lvl);
         }
         for (leaf, v) in self.ints.iter_mut().zip(self.int_vals.drain(..)) {
@@ -1197,14 +1309,14 @@ impl DedCols {
 fn split_attrs(
     ded: &mut DedCols,
     generic: &mut AttrCols,
-    attrs: &mut [KeyValue],
+    attrs: &[KeyValue<'_>],
     r: i16,
-    keep: impl Fn(&KeyValue) -> bool,
+    keep: impl Fn(&KeyValue<'_>) -> bool,
 ) {
     ded.write(attrs, r);
     generic.write(
         attrs
-            .iter_mut()
+            .iter()
             .zip(&ded.taken)
             .filter(|(kv, taken)| !**taken && keep(kv))
             .map(|(kv, _)| kv),
@@ -1222,26 +1334,26 @@ fn slot(slots: &HashMap<Box<[u8]>, usize, rustc_hash::FxBuildHasher>, key: &[u8]
 /// scope Attrs 3, span Attrs, Events and Links 4, their Attrs 5.
 #[derive(Debug)]
 struct Cols {
-    trace_id: Leaf<ByteArray>,
-    trace_id_text: Leaf<ByteArray>,
-    start: Leaf<i64>,
-    end: Leaf<i64>,
-    duration: Leaf<i64>,
-    root_service: Leaf<ByteArray>,
-    root_span: Leaf<ByteArray>,
-    stats_service: Leaf<ByteArray>,
-    stats_spans: Leaf<i32>,
-    stats_errors: Leaf<i32>,
-    res_service: Leaf<ByteArray>,
+    trace_id: Leaf<Texts>,
+    trace_id_text: Leaf<Texts>,
+    start: Leaf<Vec<i64>>,
+    end: Leaf<Vec<i64>>,
+    duration: Leaf<Vec<i64>>,
+    root_service: Leaf<Texts>,
+    root_span: Leaf<Texts>,
+    stats_service: Leaf<Texts>,
+    stats_spans: Leaf<Vec<i32>>,
+    stats_errors: Leaf<Vec<i32>>,
+    res_service: Leaf<Texts>,
     res_attrs: AttrCols,
-    res_dropped: Leaf<i32>,
+    res_dropped: Leaf<Vec<i32>>,
     res_ded: DedCols,
-    scope_name: Leaf<ByteArray>,
-    scope_version: Leaf<ByteArray>,
+    scope_name: Leaf<Texts>,
+    scope_version: Leaf<Texts>,
     scope_attrs: AttrCols,
-    scope_dropped: Leaf<i32>,
+    scope_dropped: Leaf<Vec<i32>>,
     span: SpanCols,
-    ss_span_count: Leaf<i32>,
+    ss_span_count: Leaf<Vec<i32>>,
 }
 
 /// The `Spans` columns. A span's own scalar fields share one [`Levels`], as do an event's and
@@ -1249,37 +1361,37 @@ struct Cols {
 #[derive(Debug)]
 struct SpanCols {
     levels: Levels,
-    span_id: Values<ByteArray>,
-    parent_span_id: Values<ByteArray>,
-    parent_id: Values<i32>,
-    left: Values<i32>,
-    right: Values<i32>,
-    child_count: Values<i32>,
-    name: Values<ByteArray>,
-    kind: Values<i64>,
-    trace_state: Values<ByteArray>,
-    start: Values<i64>,
-    duration: Values<i64>,
-    status_code: Values<i64>,
-    status_message: Values<ByteArray>,
+    span_id: Values<Texts>,
+    parent_span_id: Values<Texts>,
+    parent_id: Values<Vec<i32>>,
+    left: Values<Vec<i32>>,
+    right: Values<Vec<i32>>,
+    child_count: Values<Vec<i32>>,
+    name: Values<Texts>,
+    kind: Values<Vec<i64>>,
+    trace_state: Values<Texts>,
+    start: Values<Vec<i64>>,
+    duration: Values<Vec<i64>>,
+    status_code: Values<Vec<i64>>,
+    status_message: Values<Texts>,
     attrs: AttrCols,
-    dropped_attrs: Values<i32>,
+    dropped_attrs: Values<Vec<i32>>,
     ev_levels: Levels,
-    ev_time: Values<i64>,
-    ev_name: Values<ByteArray>,
+    ev_time: Values<Vec<i64>>,
+    ev_name: Values<Texts>,
     ev_attrs: AttrCols,
-    ev_dropped: Values<i32>,
+    ev_dropped: Values<Vec<i32>>,
     ev_ded: DedCols,
-    dropped_events: Values<i32>,
+    dropped_events: Values<Vec<i32>>,
     link_levels: Levels,
-    link_trace_id: Values<ByteArray>,
-    link_span_id: Values<ByteArray>,
-    link_trace_state: Values<ByteArray>,
+    link_trace_id: Values<Texts>,
+    link_span_id: Values<Texts>,
+    link_trace_state: Values<Texts>,
     link_attrs: AttrCols,
-    link_dropped: Values<i32>,
-    dropped_links: Values<i32>,
+    link_dropped: Values<Vec<i32>>,
+    dropped_links: Values<Vec<i32>>,
     ded: DedCols,
-    rounded: [Values<i32>; 4],
+    rounded: [Values<Vec<i32>>; 4],
 }
 
 const ROUNDINGS: [u64; 4] = [15, 60, 300, 3600];
@@ -1289,7 +1401,7 @@ use vivace_traceql::batch::Nest;
 impl Cols {
     fn new(l: &Layout) -> Cols {
         const SP: &str = "rs.ss.Spans";
-        fn s<T: LeafValue>(n: &str) -> Values<T> {
+        fn s<B: Buffer>(n: &str) -> Values<B> {
             Values::new(format!("{SP}.{n}"))
         }
         Cols {
@@ -1351,8 +1463,8 @@ impl Cols {
 
     /// Shreds one trace (one row). Returns its start and end in unix nanoseconds.
     /// The trace's strings are moved into the columns (what is left of it is empty).
-    fn trace(&mut self, id: &TraceId, trace: &mut view::Trace) -> (u64, u64) {
-        let spans: Vec<(&Bytes, &Span)> = trace
+    fn trace(&mut self, id: &TraceId, trace: &view::Trace<'_>) -> (u64, u64) {
+        let spans: Vec<(&[u8], &Span<'_>)> = trace
             .resource_spans
             .iter()
             .flat_map(|rs| {
@@ -1374,19 +1486,19 @@ impl Cols {
             .max()
             .unwrap_or(0);
         let root = spans.iter().find(|(_, s)| s.parent_span_id.is_empty());
-        static NOT_RECEIVED: Bytes = Bytes::from_static(ROOT_NOT_RECEIVED.as_bytes());
+        const NOT_RECEIVED: &[u8] = ROOT_NOT_RECEIVED.as_bytes();
         let (root_service, root_name) =
-            root.map_or((&NOT_RECEIVED, &NOT_RECEIVED), |(svc, s)| (*svc, &s.name));
+            root.map_or((NOT_RECEIVED, NOT_RECEIVED), |(svc, s)| (*svc, s.name));
 
-        self.trace_id.put(ByteArray::from(id.0.to_vec()), 0, 0);
-        self.trace_id_text.put(owned(&id.to_trimmed_hex()), 0, 0);
+        self.trace_id.put(&id.0, 0, 0);
+        self.trace_id_text.put(id.to_trimmed_hex().as_bytes(), 0, 0);
         self.start.put(start as i64, 0, 0);
         self.end.put(end as i64, 0, 0);
         self.duration.put(end.saturating_sub(start) as i64, 0, 0);
-        self.root_service.put(text(root_service), 0, 0);
-        self.root_span.put(text(root_name), 0, 0);
+        self.root_service.put(root_service, 0, 0);
+        self.root_span.put(root_name, 0, 0);
 
-        let mut stats: Vec<(&Bytes, i32, i32)> = Vec::new();
+        let mut stats: Vec<(&[u8], i32, i32)> = Vec::new();
         for (svc, s) in &spans {
             let err = s.status.as_ref().is_some_and(|st| st.code == STATUS_ERROR) as i32;
             match stats.iter_mut().find(|(n, _, _)| n == svc) {
@@ -1405,7 +1517,7 @@ impl Cols {
         }
         for (i, (svc, n, e)) in stats.iter().enumerate() {
             let r = if i == 0 { 0 } else { 1 };
-            self.stats_service.put(text(svc), r, 1);
+            self.stats_service.put(svc, r, 1);
             self.stats_spans.put(*n, r, 1);
             self.stats_errors.put(*e, r, 1);
         }
@@ -1414,37 +1526,34 @@ impl Cols {
         if trace.resource_spans.is_empty() {
             self.resource_nulls();
         }
-        for (i, rs) in trace.resource_spans.iter_mut().enumerate() {
+        for (i, rs) in trace.resource_spans.iter().enumerate() {
             let r = if i == 0 { 0 } else { 1 };
             let dropped = rs
                 .resource
                 .as_ref()
                 .map_or(0, |r| r.dropped_attributes_count);
-            let attrs = rs
-                .resource
-                .as_mut()
-                .map_or(&mut [][..], |r| &mut r.attributes);
-            self.res_service.put(text(service_name(attrs)), r, 1);
+            let attrs = rs.resource.as_ref().map_or(&[][..], |r| &r.attributes);
+            self.res_service.put(service_name(attrs), r, 1);
             split_attrs(&mut self.res_ded, &mut self.res_attrs, attrs, r, |kv| {
-                kv.key != "service.name"
+                kv.key != b"service.name"
             });
             self.res_dropped.put(dropped as i32, r, 1);
             if rs.scope_spans.is_empty() {
                 self.scope_nulls(r, 1);
             }
-            for (j, ss) in rs.scope_spans.iter_mut().enumerate() {
+            for (j, ss) in rs.scope_spans.iter().enumerate() {
                 let r = if j == 0 { r } else { 2 };
-                let mut none = view::InstrumentationScope::default();
-                let scope = ss.scope.as_mut().unwrap_or(&mut none);
-                self.scope_name.put(take(&mut scope.name), r, 2);
-                self.scope_version.put(take(&mut scope.version), r, 2);
-                self.scope_attrs.write(scope.attributes.iter_mut(), r);
+                let none = view::InstrumentationScope::default();
+                let scope = ss.scope.as_ref().unwrap_or(&none);
+                self.scope_name.put(scope.name, r, 2);
+                self.scope_version.put(scope.version, r, 2);
+                self.scope_attrs.write(scope.attributes.iter(), r);
                 self.scope_dropped
                     .put(scope.dropped_attributes_count as i32, r, 2);
                 if ss.spans.is_empty() {
                     self.span.nulls(r, 2);
                 }
-                for (k, s) in ss.spans.iter_mut().enumerate() {
+                for (k, s) in ss.spans.iter().enumerate() {
                     let r = if k == 0 { r } else { 3 };
                     self.span.span(s, nests[span_index], r);
                     span_index += 1;
@@ -1509,28 +1618,29 @@ impl SpanCols {
         self.ev_ded.nulls(r, d);
     }
 
-    fn span(&mut self, s: &mut Span, nest: Nest, r: i16) {
+    fn span(&mut self, s: &Span<'_>, nest: Nest, r: i16) {
         const D: i16 = 3;
         let start = s.start_time_unix_nano;
         self.levels.push(r, D);
-        self.span_id.put(take(&mut s.span_id));
-        self.parent_span_id.put(take(&mut s.parent_span_id));
+        self.span_id.put(s.span_id);
+        self.parent_span_id.put(s.parent_span_id);
         self.parent_id.put(nest.parent);
         self.left.put(nest.left);
         self.right.put(nest.right);
         self.child_count.put(nest.children);
-        self.name.put(take(&mut s.name));
+        self.name.put(s.name);
         self.kind.put(i64::from(s.kind));
-        self.trace_state.put(take(&mut s.trace_state));
+        self.trace_state.put(s.trace_state);
         self.start.put(start as i64);
         let duration = s.end_time_unix_nano.saturating_sub(start);
         self.duration.put(duration as i64);
-        let mut status = s.status.take().unwrap_or_default();
-        self.status_code.put(i64::from(status.code));
-        self.status_message.put(take(&mut status.message));
-        split_attrs(&mut self.ded, &mut self.attrs, &mut s.attributes, r, |_| {
-            true
-        });
+        let (code, message) = s
+            .status
+            .as_ref()
+            .map_or((0, &[][..]), |st| (st.code, st.message));
+        self.status_code.put(i64::from(code));
+        self.status_message.put(message);
+        split_attrs(&mut self.ded, &mut self.attrs, &s.attributes, r, |_| true);
         self.dropped_attrs.put(s.dropped_attributes_count as i32);
 
         if s.events.is_empty() {
@@ -1538,16 +1648,16 @@ impl SpanCols {
             self.ev_attrs.nulls(r, D);
             self.ev_ded.nulls(r, D);
         }
-        for (i, e) in s.events.iter_mut().enumerate() {
+        for (i, e) in s.events.iter().enumerate() {
             let r = if i == 0 { r } else { 4 };
             let since = e.time_unix_nano.saturating_sub(start);
             self.ev_levels.push(r, 4);
             self.ev_time.put(since as i64);
-            self.ev_name.put(take(&mut e.name));
+            self.ev_name.put(e.name);
             split_attrs(
                 &mut self.ev_ded,
                 &mut self.ev_attrs,
-                &mut e.attributes,
+                &e.attributes,
                 r,
                 |_| true,
             );
@@ -1559,13 +1669,13 @@ impl SpanCols {
             self.link_levels.push(r, D);
             self.link_attrs.nulls(r, D);
         }
-        for (i, l) in s.links.iter_mut().enumerate() {
+        for (i, l) in s.links.iter().enumerate() {
             let r = if i == 0 { r } else { 4 };
             self.link_levels.push(r, 4);
-            self.link_trace_id.put(take(&mut l.trace_id));
-            self.link_span_id.put(take(&mut l.span_id));
-            self.link_trace_state.put(take(&mut l.trace_state));
-            self.link_attrs.write(l.attributes.iter_mut(), r);
+            self.link_trace_id.put(l.trace_id);
+            self.link_span_id.put(l.span_id);
+            self.link_trace_state.put(l.trace_state);
+            self.link_attrs.write(l.attributes.iter(), r);
             self.link_dropped.put(l.dropped_attributes_count as i32);
         }
         self.dropped_links.put(s.dropped_links_count as i32);
@@ -1616,24 +1726,23 @@ impl SpanCols {
     }
 }
 
-fn service_name(attrs: &[KeyValue]) -> &Bytes {
-    static NONE: Bytes = Bytes::new();
+fn service_name<'a>(attrs: &[KeyValue<'a>]) -> &'a [u8] {
     attrs
         .iter()
-        .find(|kv| kv.key == "service.name")
+        .find(|kv| kv.key == b"service.name")
         .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) => Some(s),
+            Value::StringValue(s) => Some(*s),
             _ => None,
         })
-        .unwrap_or(&NONE)
+        .unwrap_or_default()
 }
 
 /// Nested-set positions of the spans, in the order stored (Tempo's numbering, shared with the
 /// evaluator: `vivace_traceql::batch::nested_sets`).
-fn nested_set<'a>(spans: impl Iterator<Item = &'a Span>) -> Vec<Nest> {
+fn nested_set<'a, 'v: 'a>(spans: impl Iterator<Item = &'a Span<'v>>) -> Vec<Nest> {
     use vivace_traceql::batch::id8;
     let (ids, parents): (Vec<[u8; 8]>, Vec<[u8; 8]>) = spans
-        .map(|s| (id8(&s.span_id), id8(&s.parent_span_id)))
+        .map(|s| (id8(s.span_id), id8(s.parent_span_id)))
         .unzip();
     vivace_traceql::batch::nested_sets(&ids, &parents)
 }

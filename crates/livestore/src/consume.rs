@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use prost::Message;
 use tokio::sync::watch;
 use vivace_common::{TenantId, TraceId};
@@ -107,14 +106,14 @@ fn apply(live: &LiveStore, offset: Offset, version: u8, payload: &[u8], stats: &
 
 /// The [`vivace_model::span_key`]s of an encoded `tempopb.Trace`, in order, read through a
 /// zero-copy view.
-pub fn span_keys(encoded: &Bytes) -> Result<Vec<u64>, prost::DecodeError> {
-    let trace = view::Trace::decode(encoded.clone())?;
+pub fn span_keys(encoded: &[u8]) -> Result<Vec<u64>, view::DecodeError> {
+    let trace = view::Trace::decode(encoded)?;
     Ok(trace
         .resource_spans
         .iter()
         .flat_map(|rs| &rs.scope_spans)
         .flat_map(|ss| &ss.spans)
-        .map(|s| vivace_model::span_key_of(&s.span_id, s.kind))
+        .map(|s| vivace_model::span_key_of(s.span_id, s.kind))
         .collect())
 }
 

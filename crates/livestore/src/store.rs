@@ -400,6 +400,8 @@ pub enum ChunkError {
     Short,
     #[error("a completed trace does not decode: {0}")]
     Decode(prost::DecodeError),
+    #[error("a completed trace does not decode: {0}")]
+    View(view::DecodeError),
 }
 
 /// Completed traces of one tenant not yet in a block, taken by the flusher.
@@ -443,8 +445,8 @@ impl PendingBlock {
     /// The traces, decoded, pieces of one trace combined, sorted by ID.
     pub fn traces(&self) -> Result<Vec<(TraceId, Trace)>, ChunkError> {
         let mut out = Vec::new();
-        self.for_each_trace(|id, t, _| {
-            let t = Trace::decode(t.encode_to_vec().as_slice()).map_err(ChunkError::Decode)?;
+        self.for_each_encoded(|id, encoded| {
+            let t = Trace::decode(encoded).map_err(ChunkError::Decode)?;
             out.push((id, t));
             Ok::<_, ChunkError>(())
         })?;
@@ -457,7 +459,18 @@ impl PendingBlock {
     /// whole block.
     pub fn for_each_trace<E: From<ChunkError>>(
         &self,
-        mut f: impl FnMut(TraceId, view::Trace, usize) -> Result<(), E>,
+        mut f: impl FnMut(TraceId, &view::Trace<'_>, usize) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.for_each_encoded(|id, encoded| {
+            let trace = view::Trace::decode(encoded).map_err(ChunkError::View)?;
+            f(id, &trace, encoded.len())
+        })
+    }
+
+    /// Calls `f` with each trace's encoding in ID order, pieces of one trace combined.
+    fn for_each_encoded<E: From<ChunkError>>(
+        &self,
+        mut f: impl FnMut(TraceId, &[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut raws = Vec::with_capacity(self.chunks.len());
         // (trace, chunk, offset, length), sorted by trace then chunk (older pieces first).
@@ -487,9 +500,7 @@ impl PendingBlock {
                     .collect::<Result<Vec<_>, _>>()?;
                 Bytes::from(combine_traces(pieces, &mut HashSet::new()).encode_to_vec())
             };
-            let len = encoded.len();
-            let trace = view::Trace::decode(encoded).map_err(ChunkError::Decode)?;
-            f(id, trace, len)?;
+            f(id, &encoded)?;
             i = j;
         }
         Ok(())
