@@ -228,18 +228,23 @@ pub(crate) struct Texts {
 
 impl Default for Texts {
     fn default() -> Texts {
-        Texts::with_capacity(0)
+        Texts::with_capacity(0, 0)
     }
 }
 
 impl Texts {
-    pub(crate) fn with_capacity(values: usize) -> Texts {
+    pub(crate) fn with_capacity(values: usize, bytes: usize) -> Texts {
         let mut offsets = Vec::with_capacity(values + 1);
         offsets.push(0);
         Texts {
-            bytes: Vec::new(),
+            bytes: Vec::with_capacity(bytes),
             offsets,
         }
+    }
+
+    /// The values' bytes in all.
+    pub(crate) fn bytes_len(&self) -> usize {
+        self.bytes.len()
     }
 
     pub(crate) fn push(&mut self, v: &[u8]) {

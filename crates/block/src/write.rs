@@ -698,7 +698,10 @@ pub(crate) struct Values<B> {
 pub(crate) trait Buffer {
     /// A value as shredding hands it over.
     type Value<'v>;
-    fn with_capacity(values: usize) -> Self;
+    /// An empty buffer reserved at the size column `path` reached last (see [`LEAF_SIZES`]).
+    fn reserved(path: &str) -> Self;
+    /// Remembers the buffer's size for column `path`'s next buffer.
+    fn remember(&self, path: &str);
     fn put(&mut self, v: Self::Value<'_>);
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
@@ -717,8 +720,12 @@ pub(crate) trait Buffer {
 impl<T: LeafValue> Buffer for Vec<T> {
     type Value<'v> = T;
 
-    fn with_capacity(values: usize) -> Vec<T> {
-        Vec::with_capacity(values)
+    fn reserved(path: &str) -> Vec<T> {
+        Vec::with_capacity(last_size(path))
+    }
+
+    fn remember(&self, path: &str) {
+        remember_size(path, self.len());
     }
 
     fn put(&mut self, v: T) {
@@ -743,8 +750,13 @@ impl<T: LeafValue> Buffer for Vec<T> {
 impl Buffer for Texts {
     type Value<'v> = &'v [u8];
 
-    fn with_capacity(values: usize) -> Texts {
-        Texts::with_capacity(values)
+    fn reserved(path: &str) -> Texts {
+        Texts::with_capacity(last_size(path), last_size(&format!("{path}#bytes")))
+    }
+
+    fn remember(&self, path: &str) {
+        remember_size(path, self.len());
+        remember_size(&format!("{path}#bytes"), self.bytes_len());
     }
 
     fn put(&mut self, v: &[u8]) {
@@ -872,7 +884,7 @@ impl<B: Buffer> Values<B> {
     fn new(path: impl Into<String>) -> Values<B> {
         let path = path.into();
         Values {
-            vals: B::with_capacity(last_size(&path)),
+            vals: B::reserved(&path),
             path,
         }
     }
@@ -885,7 +897,7 @@ impl<B: Buffer> Values<B> {
     /// Hands the column to `rg` with its group's levels (which the group clears after its last
     /// column) and empties it.
     fn emit(&mut self, rg: &mut impl Sink, levels: &Levels) -> Result<(), WriteError> {
-        remember_size(&self.path, self.vals.len());
+        self.vals.remember(&self.path);
         self.vals.emit(rg, &self.path, &levels.def, &levels.rep)
     }
 }
