@@ -65,6 +65,8 @@ const DATA_PAGE_ROWS: usize = 1000;
 const SPAN_PAGE_ROWS: usize = 500;
 const MAX_DEDICATED_STRINGS: usize = 20;
 const MAX_DEDICATED_INTS: usize = 5;
+// `DedCols::write` marks the slots of an entry in a `u32` each.
+const _: () = assert!(MAX_DEDICATED_STRINGS <= 32 && MAX_DEDICATED_INTS <= 32);
 
 /// Settings of one block being written.
 #[derive(Debug, Clone)]
@@ -1224,67 +1226,117 @@ fn unsupported_json(v: &AnyValue<'_>) -> String {
     serde_json::to_string(&v.to_otlp()).unwrap_or_default()
 }
 
-/// A `DedicatedAttributes` group: repeated leaves at level `lvl`.
+/// A `DedicatedAttributes` group: repeated leaves at level `lvl`. Every slot has an entry
+/// wherever the group does — its value (definition level `lvl`) or a null — so the slots share
+/// one [`Levels`] holding each entry's repetition level and the definition level a null has
+/// there, and each slot keeps only its values and the entries they are at; a slot's definition
+/// levels are made when it is written. (A span writes one level pair here, not one per slot:
+/// pushing a null into each of a dozen slots per span was a tenth of a cut.)
 #[derive(Debug)]
 struct DedCols {
     lvl: i16,
     slots: ScopeSlots,
-    strings: Vec<Leaf<Texts>>,
-    ints: Vec<Leaf<Vec<i64>>>,
+    levels: Levels,
+    strings: Vec<Sparse<Texts>>,
+    ints: Vec<Sparse<Vec<i64>>>,
     /// Per attribute of the last [`DedCols::write`], whether it went to a dedicated column.
     taken: Vec<bool>,
-    /// Scratch: the value of each slot in the attributes being written.
-    string_vals: Vec<Option<usize>>,
-    int_vals: Vec<Option<i64>>,
+    /// Scratch: a slot's definition levels being written.
+    def: Vec<i16>,
+}
+
+/// A dedicated slot's values and the entries of its group they are at.
+#[derive(Debug)]
+struct Sparse<B> {
+    col: Values<B>,
+    at: Vec<usize>,
+}
+
+impl<B: Buffer> Sparse<B> {
+    fn new(path: String) -> Sparse<B> {
+        Sparse {
+            col: Values::new(path),
+            at: Vec::new(),
+        }
+    }
+
+    /// Hands the column to `rg` with its levels: the group's, defined at `lvl` where a value is.
+    fn emit(
+        &mut self,
+        rg: &mut impl Sink,
+        levels: &Levels,
+        lvl: i16,
+        def: &mut Vec<i16>,
+    ) -> Result<(), WriteError> {
+        def.clear();
+        def.extend_from_slice(&levels.def);
+        for &at in &self.at {
+            def[at] = lvl;
+        }
+        self.at.clear();
+        self.col.vals.remember(&self.col.path);
+        self.col.vals.emit(rg, &self.col.path, def, &levels.rep)
+    }
 }
 
 impl DedCols {
     fn new(prefix: &str, lvl: i16, slots: &ScopeSlots) -> DedCols {
         DedCols {
             lvl,
+            levels: Levels::new(format!("{prefix}.DedicatedAttributes#levels")),
             strings: (1..=slots.strings.len())
-                .map(|i| Leaf::new(format!("{prefix}.DedicatedAttributes.String{i:02}")))
+                .map(|i| Sparse::new(format!("{prefix}.DedicatedAttributes.String{i:02}")))
                 .collect(),
             ints: (1..=slots.ints.len())
-                .map(|i| Leaf::new(format!("{prefix}.DedicatedAttributes.Int{i:02}")))
+                .map(|i| Sparse::new(format!("{prefix}.DedicatedAttributes.Int{i:02}")))
                 .collect(),
             slots: slots.clone(),
             taken: Vec::new(),
-            string_vals: Vec::new(),
-            int_vals: Vec::new(),
+            def: Vec::new(),
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.strings.is_empty() && self.ints.is_empty()
     }
 
     /// One null in every column, at definition level `d` (the deepest present ancestor).
     fn nulls(&mut self, r: i16, d: i16) {
-        for l in &mut self.strings {
-            l.null(r, d);
-        }
-        for l in &mut self.ints {
-            l.null(r, d);
+        if !self.is_empty() {
+            self.levels.push(r, d);
         }
     }
 
-    /// Writes the attributes that have a dedicated column (moving their values) and marks them
-    /// in `taken`; the caller writes the rest as generic attributes.
+    /// Writes the attributes that have a dedicated column (the first of each name and type)
+    /// and marks them in `taken`; the caller writes the rest as generic attributes.
     fn write(&mut self, attrs: &[KeyValue<'_>], r: i16) {
         self.taken.clear();
-        self.string_vals.clear();
-        self.string_vals.resize(self.strings.len(), None);
-        self.int_vals.clear();
-        self.int_vals.resize(self.ints.len(), None);
-        for (at, kv) in attrs.iter().enumerate() {
+        if self.is_empty() {
+            self.taken.resize(attrs.len(), false);
+            return;
+        }
+        let entry = self.levels.def.len();
+        self.levels.push(r, self.lvl - 1);
+        // Slots given a value in this entry, a bit each (at most 20 strings and 5 integers).
+        let (mut strings, mut ints) = (0u32, 0u32);
+        for kv in attrs {
             let taken = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(Value::StringValue(_)) => match slot(&self.slots.strings, kv.key) {
-                    Some(i) if self.string_vals[i].is_none() => {
-                        self.string_vals[i] = Some(at);
+                Some(Value::StringValue(s)) => match slot(&self.slots.strings, kv.key) {
+                    Some(i) if strings & (1 << i) == 0 => {
+                        strings |= 1 << i;
+                        let leaf = &mut self.strings[i];
+                        leaf.col.put(s);
+                        leaf.at.push(entry);
                         true
                     }
                     _ => false,
                 },
                 Some(Value::IntValue(n)) => match slot(&self.slots.ints, kv.key) {
-                    Some(i) if self.int_vals[i].is_none() => {
-                        self.int_vals[i] = Some(*n);
+                    Some(i) if ints & (1 << i) == 0 => {
+                        ints |= 1 << i;
+                        let leaf = &mut self.ints[i];
+                        leaf.col.put(*n);
+                        leaf.at.push(entry);
                         true
                     }
                     _ => false,
@@ -1293,25 +1345,16 @@ impl DedCols {
             };
             self.taken.push(taken);
         }
-        for (leaf, at) in self.strings.iter_mut().zip(self.string_vals.drain(..)) {
-            let v = at.and_then(|at| match attrs[at].value.as_ref()?.value.as_ref()? {
-                Value::StringValue(s) => Some(*s),
-                _ => None,
-            });
-            leaf.one(v, r, self.lvl);
-        }
-        for (leaf, v) in self.ints.iter_mut().zip(self.int_vals.drain(..)) {
-            leaf.one(v, r, self.lvl);
-        }
     }
 
     fn emit(&mut self, rg: &mut impl Sink) -> Result<(), WriteError> {
         for l in &mut self.strings {
-            l.emit(rg)?;
+            l.emit(rg, &self.levels, self.lvl, &mut self.def)?;
         }
         for l in &mut self.ints {
-            l.emit(rg)?;
+            l.emit(rg, &self.levels, self.lvl, &mut self.def)?;
         }
+        self.levels.clear();
         Ok(())
     }
 }
