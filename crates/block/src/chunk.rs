@@ -7,6 +7,7 @@
 //! makes them (the tests of both column modules compare with it).
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use bytes::Bytes;
 use parquet::basic::{Compression, Encoding, PageType};
@@ -17,6 +18,7 @@ use parquet::file::metadata::{ColumnChunkMetaData, OffsetIndexBuilder, PageEncod
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
+use rustc_hash::FxBuildHasher;
 
 /// Levels written between two checks of the page limits (parquet's `write_batch_size`).
 pub(crate) const BATCH_LEVELS: usize = 1024;
@@ -29,6 +31,95 @@ pub(crate) struct Levels<'a> {
     pub(crate) count: usize,
     max_def: i16,
     max_rep: i16,
+    /// Its entry in this thread's [`LevelMemo`] and that entry's generation then.
+    memo: Option<(usize, u64)>,
+}
+
+/// Levels encoded lately on this thread, by content, with their pages: the columns of one
+/// repeated group have the same levels (a span's ~25 scalar columns, an attribute's key and
+/// `IsArray`, in a cut and in a compaction's output alike), and a page of them is encoded once
+/// for all — when the pages are cut at the same entries. A column's levels are compared with the
+/// few sets kept (a `memcmp`, cheap beside encoding them) and copied in when new. Freed by
+/// [`forget_levels`] after each row group.
+#[derive(Default)]
+struct LevelMemo {
+    sets: Vec<LevelSet>,
+    /// Generations handed out: a set overwritten gets a new one.
+    generation: u64,
+}
+
+/// One set of levels and its pages encoded so far.
+#[derive(Default)]
+struct LevelSet {
+    max_def: i16,
+    max_rep: i16,
+    def: Vec<i16>,
+    rep: Vec<i16>,
+    /// Values the levels define.
+    defined: usize,
+    /// Entries `lo..hi` → their encoding's range in `bytes`.
+    pages: HashMap<(usize, usize), (usize, usize), FxBuildHasher>,
+    bytes: Vec<u8>,
+    generation: u64,
+}
+
+/// Level sets kept per thread.
+const MEMO_SETS: usize = 4;
+/// Columns shorter than this encode their levels without the memo.
+const MEMO_MIN_ENTRIES: usize = 4096;
+
+thread_local! {
+    static LEVEL_MEMO: RefCell<LevelMemo> = RefCell::default();
+}
+
+/// Frees this thread's remembered levels (the end of a row group: its level buffers change).
+pub(crate) fn forget_levels() {
+    LEVEL_MEMO.with_borrow_mut(|m| m.sets.clear());
+}
+
+impl LevelMemo {
+    /// The set holding exactly these levels, or a new one (the oldest replaced): its index,
+    /// generation and the values the levels define.
+    fn find_or_add(
+        &mut self,
+        max_def: i16,
+        max_rep: i16,
+        def: &[i16],
+        rep: &[i16],
+    ) -> (usize, u64, usize) {
+        if let Some(i) = self.sets.iter().position(|s| {
+            s.max_def == max_def && s.max_rep == max_rep && s.def == def && s.rep == rep
+        }) {
+            let set = &self.sets[i];
+            return (i, set.generation, set.defined);
+        }
+        self.generation += 1;
+        let at = if self.sets.len() < MEMO_SETS {
+            self.sets.push(LevelSet::default());
+            self.sets.len() - 1
+        } else {
+            // The oldest generation goes.
+            (0..self.sets.len())
+                .min_by_key(|&i| self.sets[i].generation)
+                .unwrap_or(0)
+        };
+        let set = &mut self.sets[at];
+        set.max_def = max_def;
+        set.max_rep = max_rep;
+        set.def.clear();
+        set.def.extend_from_slice(def);
+        set.rep.clear();
+        set.rep.extend_from_slice(rep);
+        set.defined = if max_def > 0 {
+            def.iter().filter(|&&d| d == max_def).count()
+        } else {
+            usize::MAX
+        };
+        set.pages.clear();
+        set.bytes.clear();
+        set.generation = self.generation;
+        (at, set.generation, set.defined)
+    }
 }
 
 impl<'a> Levels<'a> {
@@ -55,14 +146,22 @@ impl<'a> Levels<'a> {
                 rep.len()
             )));
         }
-        let levels = Levels {
+        let mut levels = Levels {
             def,
             rep,
             count,
             max_def,
             max_rep,
+            memo: None,
         };
-        let defined = levels.values(0, count);
+        let defined = if count >= MEMO_MIN_ENTRIES && (max_def > 0 || max_rep > 0) {
+            let (at, generation, defined) =
+                LEVEL_MEMO.with_borrow_mut(|m| m.find_or_add(max_def, max_rep, def, rep));
+            levels.memo = Some((at, generation));
+            if max_def > 0 { defined } else { count }
+        } else {
+            levels.values(0, count)
+        };
         if defined != values {
             return Err(ParquetError::General(format!(
                 "{}: levels define {defined} values, {values} given",
@@ -75,6 +174,26 @@ impl<'a> Levels<'a> {
     /// Appends the levels of entries `lo..hi` as a data page v1 holds them: repetition, then
     /// definition levels, each RLE after its length.
     pub(crate) fn page(&self, lo: usize, hi: usize, out: &mut Vec<u8>) {
+        let Some((at, generation)) = self.memo else {
+            return self.encode(lo, hi, out);
+        };
+        LEVEL_MEMO.with_borrow_mut(|m| {
+            let Some(set) = m.sets.get_mut(at).filter(|s| s.generation == generation) else {
+                return self.encode(lo, hi, out);
+            };
+            if let Some(&(a, b)) = set.pages.get(&(lo, hi)) {
+                out.extend_from_slice(&set.bytes[a..b]);
+                return;
+            }
+            let start = out.len();
+            self.encode(lo, hi, out);
+            let a = set.bytes.len();
+            set.bytes.extend_from_slice(&out[start..]);
+            set.pages.insert((lo, hi), (a, set.bytes.len()));
+        })
+    }
+
+    fn encode(&self, lo: usize, hi: usize, out: &mut Vec<u8>) {
         if self.max_rep > 0 {
             levels_v1(&self.rep[lo..hi], self.max_rep, out);
         }
@@ -518,6 +637,66 @@ pub(crate) mod compare {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pages of levels through the memo are the pages encoded directly: for a set seen again
+    /// (in another buffer), pages cut elsewhere, sets evicted while a column still refers to
+    /// theirs, and after the memo is forgotten.
+    #[test]
+    fn remembered_level_pages_are_the_pages_encoded() {
+        let leaf = || {
+            let schema = parquet::schema::parser::parse_message_type(
+                "message m { repeated group rs { repeated group Spans { optional int64 V; } } }",
+            )
+            .unwrap();
+            parquet::schema::types::SchemaDescriptor::new(std::sync::Arc::new(schema)).column(0)
+        };
+        let leaf = leaf();
+        // Level sets of 6,000 entries: `k` picks how often a list repeats and a value is null.
+        let set = |k: usize| {
+            let (mut def, mut rep) = (Vec::new(), Vec::new());
+            for i in 0..6000usize {
+                rep.push(if i % (3 + k) == 0 { 0 } else { 2 });
+                def.push(if i % (5 + k) == 0 { 2 } else { 3 });
+            }
+            (def, rep)
+        };
+        let direct = |def: &[i16], rep: &[i16], lo: usize, hi: usize| {
+            let mut out = Vec::new();
+            levels_v1(&rep[lo..hi], 2, &mut out);
+            levels_v1(&def[lo..hi], 3, &mut out);
+            out
+        };
+        let check = |lv: &Levels<'_>, def: &[i16], rep: &[i16], cuts: &[usize]| {
+            for w in cuts.windows(2) {
+                let mut out = vec![9];
+                lv.page(w[0], w[1], &mut out);
+                assert_eq!(out[1..], direct(def, rep, w[0], w[1]), "entries {w:?}");
+            }
+        };
+        let defined = |def: &[i16]| def.iter().filter(|&&d| d == 3).count();
+        let (a_def, a_rep) = set(0);
+        let a = Levels::of(&leaf, defined(&a_def), &a_def, &a_rep).unwrap();
+        assert!(a.memo.is_some());
+        check(&a, &a_def, &a_rep, &[0, 1000, 2500, 6000]);
+        // The same levels in another buffer: remembered pages and new cuts alike.
+        let (a2_def, a2_rep) = (a_def.clone(), a_rep.clone());
+        let a2 = Levels::of(&leaf, defined(&a2_def), &a2_def, &a2_rep).unwrap();
+        assert_eq!(a2.memo, a.memo);
+        check(&a2, &a_def, &a_rep, &[0, 1000, 2500, 3000, 6000]);
+        // The wrong count of values is still an error.
+        assert!(Levels::of(&leaf, defined(&a_def) + 1, &a_def, &a_rep).is_err());
+        // Other sets push `a`'s out; `a` then encodes its pages itself.
+        let others: Vec<_> = (1..=MEMO_SETS).map(set).collect();
+        for (def, rep) in &others {
+            let lv = Levels::of(&leaf, defined(def), def, rep).unwrap();
+            check(&lv, def, rep, &[0, 3000, 6000]);
+        }
+        check(&a, &a_def, &a_rep, &[0, 1000, 2500, 6000]);
+        forget_levels();
+        check(&a2, &a_def, &a_rep, &[0, 1000, 6000]);
+        let again = Levels::of(&leaf, defined(&a_def), &a_def, &a_rep).unwrap();
+        check(&again, &a_def, &a_rep, &[0, 1000, 2500, 6000]);
+    }
 
     #[test]
     fn rle_hybrid_round_trips() {

@@ -342,6 +342,7 @@ impl<W: Write + Send> BlockWriter<W> {
             let props = self.writer.properties().clone();
             let mut rg = self.writer.next_row_group()?;
             raw.write(&mut rg, &props)?;
+            crate::chunk::forget_levels();
             rg.close()?;
             self.row_groups += 1;
             self.buffered_bytes = 0;
@@ -358,6 +359,7 @@ impl<W: Write + Send> BlockWriter<W> {
             props: &props,
             at: 0,
         })?;
+        crate::chunk::forget_levels();
         rg.close()?;
         self.row_groups += 1;
         self.buffered_bytes = 0;
