@@ -16,7 +16,7 @@ use parquet::basic::Encoding;
 use parquet::column::page::{Page, PageReader};
 use parquet::file::reader::RowGroupReader;
 
-use crate::chunk::bits_for;
+use crate::chunk::{bits_for, count_eq};
 use crate::columnar::Leaf;
 use crate::prune::plain_byte_arrays;
 
@@ -196,7 +196,7 @@ impl DictPages {
         let present = match page.def {
             Some(_) => {
                 let max_def = self.max_def;
-                def[def_from..].iter().filter(|&&d| d == max_def).count()
+                count_eq(&def[def_from..], max_def)
             }
             None => n,
         };
@@ -377,7 +377,7 @@ impl DictReader {
             self.done = got == 0;
         }
         let max_def = self.pages.max_def;
-        let defined = self.def[..end].iter().filter(|&&d| d == max_def).count();
+        let defined = count_eq(&self.def[..end], max_def);
         if defined > self.values.len() {
             return Err(PageError::Corrupt("fewer values than defined levels"));
         }

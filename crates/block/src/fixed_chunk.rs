@@ -28,7 +28,9 @@ use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::file::writer::SerializedRowGroupWriter;
 use parquet::schema::types::ColumnDescPtr;
 
-use crate::chunk::{BATCH_LEVELS, DeltaEncoder, Extra, Levels, compress, write_chunk, writes};
+use crate::chunk::{
+    BATCH_LEVELS, DeltaEncoder, Extra, Levels, compress, count_eq, write_chunk, writes,
+};
 
 /// A value of an INT32, INT64 or BOOLEAN column.
 pub(crate) trait FixedValue: Copy {
@@ -343,7 +345,7 @@ fn encode<T: FixedValue>(
                 let entries = &l[lo..hi];
                 for level in 0..h.values().len() {
                     let at = level as i16;
-                    let n = entries.iter().filter(|&&x| x == at).count();
+                    let n = count_eq(entries, at);
                     h.increment_by(at, n as i64);
                 }
             }
