@@ -652,7 +652,9 @@ mod tests {
     #[test]
     fn levels_are_counted_past_a_16_bit_lane() {
         // More equal levels than a 16-bit counter holds, in chunks that end anywhere.
-        let levels: Vec<i16> = (0..200_000).map(|i| if i % 7 == 0 { 1 } else { 3 }).collect();
+        let levels: Vec<i16> = (0..200_000)
+            .map(|i| if i % 7 == 0 { 1 } else { 3 })
+            .collect();
         for n in [0, 1, 65_534, 65_535, 65_536, 131_071, 200_000] {
             for v in [1, 3, 5] {
                 let want = levels[..n].iter().filter(|&&x| x == v).count();
