@@ -160,6 +160,17 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// The message that is the next field, merged by `merge` into a fresh value.
+    fn decode<M: Default>(
+        &mut self,
+        wire: u8,
+        merge: impl FnOnce(&mut M, Reader<'a>) -> Result<()>,
+    ) -> Result<M> {
+        let mut m = M::default();
+        merge(&mut m, self.message(wire)?)?;
+        Ok(m)
+    }
+
     fn uint(&mut self, wire: u8) -> Result<u64> {
         self.expect(wire, VARINT)?;
         self.varint()
@@ -344,9 +355,7 @@ impl<'a> Trace<'a> {
         let mut t = Trace::default();
         fields(Reader::new(buf), |field, wire, r| match field {
             1 => {
-                let mut rs = ResourceSpans::default();
-                rs.merge(r.message(wire)?)?;
-                t.resource_spans.push(rs);
+                t.resource_spans.push(r.decode(wire, ResourceSpans::merge)?);
                 Ok(())
             }
             _ => r.skip(field, wire),
@@ -363,9 +372,7 @@ impl<'a> ResourceSpans<'a> {
                 self.resource.get_or_insert_default().merge(m)
             }
             2 => {
-                let mut ss = ScopeSpans::default();
-                ss.merge(r.message(wire)?)?;
-                self.scope_spans.push(ss);
+                self.scope_spans.push(r.decode(wire, ScopeSpans::merge)?);
                 Ok(())
             }
             _ => r.skip(field, wire),
@@ -377,7 +384,7 @@ impl<'a> Resource<'a> {
     fn merge(&mut self, r: Reader<'a>) -> Result<()> {
         fields(r, |field, wire, r| {
             match field {
-                1 => self.attributes.push(KeyValue::decode(r, wire)?),
+                1 => self.attributes.push(r.decode(wire, KeyValue::merge)?),
                 2 => self.dropped_attributes_count = r.uint(wire)? as u32,
                 _ => r.skip(field, wire)?,
             }
@@ -394,11 +401,7 @@ impl<'a> ScopeSpans<'a> {
                     let m = r.message(wire)?;
                     self.scope.get_or_insert_default().merge(m)?;
                 }
-                2 => {
-                    let mut s = Span::default();
-                    s.merge(r.message(wire)?)?;
-                    self.spans.push(s);
-                }
+                2 => self.spans.push(r.decode(wire, Span::merge)?),
                 _ => r.skip(field, wire)?,
             }
             Ok(())
@@ -412,7 +415,7 @@ impl<'a> InstrumentationScope<'a> {
             match field {
                 1 => self.name = r.bytes(wire)?,
                 2 => self.version = r.bytes(wire)?,
-                3 => self.attributes.push(KeyValue::decode(r, wire)?),
+                3 => self.attributes.push(r.decode(wire, KeyValue::merge)?),
                 4 => self.dropped_attributes_count = r.uint(wire)? as u32,
                 _ => r.skip(field, wire)?,
             }
@@ -433,19 +436,11 @@ impl<'a> Span<'a> {
                 6 => self.kind = r.uint(wire)? as i32,
                 7 => self.start_time_unix_nano = r.fixed64(wire)?,
                 8 => self.end_time_unix_nano = r.fixed64(wire)?,
-                9 => self.attributes.push(KeyValue::decode(r, wire)?),
+                9 => self.attributes.push(r.decode(wire, KeyValue::merge)?),
                 10 => self.dropped_attributes_count = r.uint(wire)? as u32,
-                11 => {
-                    let mut e = Event::default();
-                    e.merge(r.message(wire)?)?;
-                    self.events.push(e);
-                }
+                11 => self.events.push(r.decode(wire, Event::merge)?),
                 12 => self.dropped_events_count = r.uint(wire)? as u32,
-                13 => {
-                    let mut l = Link::default();
-                    l.merge(r.message(wire)?)?;
-                    self.links.push(l);
-                }
+                13 => self.links.push(r.decode(wire, Link::merge)?),
                 14 => self.dropped_links_count = r.uint(wire)? as u32,
                 15 => {
                     let m = r.message(wire)?;
@@ -464,7 +459,7 @@ impl<'a> Event<'a> {
             match field {
                 1 => self.time_unix_nano = r.fixed64(wire)?,
                 2 => self.name = r.bytes(wire)?,
-                3 => self.attributes.push(KeyValue::decode(r, wire)?),
+                3 => self.attributes.push(r.decode(wire, KeyValue::merge)?),
                 4 => self.dropped_attributes_count = r.uint(wire)? as u32,
                 _ => r.skip(field, wire)?,
             }
@@ -480,7 +475,7 @@ impl<'a> Link<'a> {
                 1 => self.trace_id = r.bytes(wire)?,
                 2 => self.span_id = r.bytes(wire)?,
                 3 => self.trace_state = r.bytes(wire)?,
-                4 => self.attributes.push(KeyValue::decode(r, wire)?),
+                4 => self.attributes.push(r.decode(wire, KeyValue::merge)?),
                 5 => self.dropped_attributes_count = r.uint(wire)? as u32,
                 _ => r.skip(field, wire)?,
             }
@@ -503,13 +498,6 @@ impl<'a> Status<'a> {
 }
 
 impl<'a> KeyValue<'a> {
-    /// The key-value whose message is `r`'s next field.
-    fn decode(r: &mut Reader<'a>, wire: u8) -> Result<KeyValue<'a>> {
-        let mut kv = KeyValue::default();
-        kv.merge(r.message(wire)?)?;
-        Ok(kv)
-    }
-
     fn merge(&mut self, r: Reader<'a>) -> Result<()> {
         fields(r, |field, wire, r| {
             match field {
@@ -596,9 +584,7 @@ impl<'a> ArrayValue<'a> {
     fn merge(&mut self, r: Reader<'a>) -> Result<()> {
         fields(r, |field, wire, r| match field {
             1 => {
-                let mut v = AnyValue::default();
-                v.merge(r.message(wire)?)?;
-                self.values.push(v);
+                self.values.push(r.decode(wire, AnyValue::merge)?);
                 Ok(())
             }
             _ => r.skip(field, wire),
@@ -610,7 +596,7 @@ impl<'a> KeyValueList<'a> {
     fn merge(&mut self, r: Reader<'a>) -> Result<()> {
         fields(r, |field, wire, r| match field {
             1 => {
-                self.values.push(KeyValue::decode(r, wire)?);
+                self.values.push(r.decode(wire, KeyValue::merge)?);
                 Ok(())
             }
             _ => r.skip(field, wire),
