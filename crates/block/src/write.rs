@@ -854,28 +854,6 @@ impl<B: Buffer> Leaf<B> {
         self.levels.push(r, d);
     }
 
-    /// A repeated leaf at level `lvl` (its definition and repetition level when present): the
-    /// values, or one null at `lvl - 1` when there are none.
-    fn list<'v>(&mut self, vals: impl IntoIterator<Item = B::Value<'v>>, r: i16, lvl: i16) {
-        let mut any = false;
-        for v in vals {
-            self.put(v, if any { lvl } else { r }, lvl);
-            any = true;
-        }
-        if !any {
-            self.null(r, lvl - 1);
-        }
-    }
-
-    /// A repeated (or optional) leaf at level `lvl` with at most one value: [`Leaf::list`] of
-    /// an `Option`, without the iterator.
-    fn one(&mut self, v: Option<B::Value<'_>>, r: i16, lvl: i16) {
-        match v {
-            Some(v) => self.put(v, r, lvl),
-            None => self.null(r, lvl - 1),
-        }
-    }
-
     /// Hands the column to `rg` and empties it.
     fn emit(&mut self, rg: &mut impl Sink) -> Result<(), WriteError> {
         self.col.emit(rg, &self.levels)?;
@@ -1088,11 +1066,13 @@ struct AttrCols {
     head: Levels,
     key: Values<Texts>,
     is_array: Values<Vec<bool>>,
-    value: Leaf<Texts>,
-    value_int: Leaf<Vec<i64>>,
-    value_double: Leaf<Vec<f64>>,
-    value_bool: Leaf<Vec<bool>>,
-    unsupported: Leaf<Texts>,
+    value: Sparse<Texts>,
+    value_int: Sparse<Vec<i64>>,
+    value_double: Sparse<Vec<f64>>,
+    value_bool: Sparse<Vec<bool>>,
+    unsupported: Sparse<Texts>,
+    /// Scratch: a value column's definition levels being written.
+    def: Vec<i16>,
 }
 
 impl AttrCols {
@@ -1103,11 +1083,12 @@ impl AttrCols {
             head: Levels::new(p("Key#levels")),
             key: Values::new(p("Key")),
             is_array: Values::new(p("IsArray")),
-            value: Leaf::new(p("Value")),
-            value_int: Leaf::new(p("ValueInt")),
-            value_double: Leaf::new(p("ValueDouble")),
-            value_bool: Leaf::new(p("ValueBool")),
-            unsupported: Leaf::new(p("ValueUnsupported")),
+            value: Sparse::new(p("Value")),
+            value_int: Sparse::new(p("ValueInt")),
+            value_double: Sparse::new(p("ValueDouble")),
+            value_bool: Sparse::new(p("ValueBool")),
+            unsupported: Sparse::new(p("ValueUnsupported")),
+            def: Vec::new(),
         }
     }
 
@@ -1157,7 +1138,7 @@ impl AttrCols {
 
     /// One attribute value that is not an array (or an array stored as its JSON).
     fn scalar(&mut self, value: Scalar<'_>, r: i16) {
-        let v = self.lvl + 1;
+        let (lvl, entry) = (self.lvl, self.head.def.len() - 1);
         let (mut s, mut i, mut d, mut b, mut json) = (None, None, None, None, None);
         match value {
             Scalar::Str(x) => s = Some(x),
@@ -1167,12 +1148,12 @@ impl AttrCols {
             Scalar::Unsupported(x) => json = x,
         }
         self.is_array.put(false);
-        self.value.one(s, r, v);
-        self.value_int.one(i, r, v);
-        self.value_double.one(d, r, v);
-        self.value_bool.one(b, r, v);
+        self.value.one(s, entry, r, lvl);
+        self.value_int.one(i, entry, r, lvl);
+        self.value_double.one(d, entry, r, lvl);
+        self.value_bool.one(b, entry, r, lvl);
         self.unsupported
-            .one(json.as_deref().map(str::as_bytes), r, v);
+            .one(json.as_deref().map(str::as_bytes), entry, r, lvl);
     }
 
     /// An array value whose elements all have one type (or none): written as an array, true.
@@ -1191,7 +1172,7 @@ impl AttrCols {
         if first == Some(0) || kinds.any(|k| Some(k) != first) {
             return false;
         }
-        let (lvl, v) = (self.lvl, self.lvl + 1);
+        let lvl = self.lvl;
         self.is_array.put(true);
         let (mut s, mut i, mut d, mut b) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for x in arr.values.iter().filter_map(|v| v.value.as_ref()) {
@@ -1203,23 +1184,26 @@ impl AttrCols {
                 _ => {}
             }
         }
-        self.value.list(s, r, v);
-        self.value_int.list(i, r, v);
-        self.value_double.list(d, r, v);
-        self.value_bool.list(b, r, v);
-        self.unsupported.null(r, lvl);
+        let head = &self.head;
+        self.value.list(s, head, r, lvl);
+        self.value_int.list(i, head, r, lvl);
+        self.value_double.list(d, head, r, lvl);
+        self.value_bool.list(b, head, r, lvl);
+        self.unsupported.list(None, head, r, lvl);
         true
     }
 
     fn emit(&mut self, rg: &mut impl Sink) -> Result<(), WriteError> {
-        self.key.emit(rg, &self.head)?;
-        self.is_array.emit(rg, &self.head)?;
+        let (head, def) = (&self.head, &mut self.def);
+        self.key.emit(rg, head)?;
+        self.is_array.emit(rg, head)?;
+        self.value.emit(rg, head, def)?;
+        self.value_int.emit(rg, head, def)?;
+        self.value_double.emit(rg, head, def)?;
+        self.value_bool.emit(rg, head, def)?;
+        self.unsupported.emit(rg, head, def)?;
         self.head.clear();
-        self.value.emit(rg)?;
-        self.value_int.emit(rg)?;
-        self.value_double.emit(rg)?;
-        self.value_bool.emit(rg)?;
-        self.unsupported.emit(rg)
+        Ok(())
     }
 }
 
@@ -1247,37 +1231,104 @@ struct DedCols {
     def: Vec<i16>,
 }
 
-/// A dedicated slot's values and the entries of its group they are at.
+/// A leaf with an entry wherever its group's [`Levels`] have one (a dedicated slot, an
+/// attribute's value columns), defined one level deeper where it has a value: it keeps only its
+/// values and the entries they are at, and its levels are made from the group's when it is
+/// written — a span pushed a level pair into each of a dozen dedicated slots and five value
+/// columns per attribute, most of them nulls. A leaf given several entries for one of the
+/// group's (an attribute's array) makes its levels from there on, until the row group ends.
 #[derive(Debug)]
 struct Sparse<B> {
     col: Values<B>,
     at: Vec<usize>,
+    /// Its own levels, once it has them (`explicit`).
+    own: Levels,
+    explicit: bool,
 }
 
 impl<B: Buffer> Sparse<B> {
     fn new(path: String) -> Sparse<B> {
         Sparse {
+            own: Levels::new(format!("{path}#own levels")),
             col: Values::new(path),
             at: Vec::new(),
+            explicit: false,
         }
     }
 
-    /// Hands the column to `rg` with its levels: the group's, defined at `lvl` where a value is.
+    /// A value, or none, at the group's entry `entry` (repeated at `r`, defined at `d` without
+    /// the value).
+    fn one(&mut self, v: Option<B::Value<'_>>, entry: usize, r: i16, d: i16) {
+        if self.explicit {
+            self.own.push(r, if v.is_some() { d + 1 } else { d });
+        } else if v.is_some() {
+            self.at.push(entry);
+        }
+        if let Some(v) = v {
+            self.col.put(v);
+        }
+    }
+
+    /// A null at the group's entry just pushed (repeated at `r`, defined at `d`).
+    fn null(&mut self, r: i16, d: i16) {
+        if self.explicit {
+            self.own.push(r, d);
+        }
+    }
+
+    /// The values of a list at the group's last entry (`group`'s; repeated at `r`, each value
+    /// defined at `d + 1`), or a null at `d` if there are none: the leaf's levels are its own
+    /// from here.
+    fn list<'v>(
+        &mut self,
+        vals: impl IntoIterator<Item = B::Value<'v>>,
+        group: &Levels,
+        r: i16,
+        d: i16,
+    ) {
+        if !self.explicit {
+            let before = group.def.len() - 1;
+            self.own.def.extend_from_slice(&group.def[..before]);
+            self.own.rep.extend_from_slice(&group.rep[..before]);
+            for &at in &self.at {
+                self.own.def[at] += 1;
+            }
+            self.at.clear();
+            self.explicit = true;
+        }
+        let mut any = false;
+        for v in vals {
+            self.own.push(if any { d + 1 } else { r }, d + 1);
+            self.col.put(v);
+            any = true;
+        }
+        if !any {
+            self.own.push(r, d);
+        }
+    }
+
+    /// Hands the column to `rg` with its levels — its own, or the group's `group` one deeper
+    /// where it has a value (made in `def`) — and empties it.
     fn emit(
         &mut self,
         rg: &mut impl Sink,
-        levels: &Levels,
-        lvl: i16,
+        group: &Levels,
         def: &mut Vec<i16>,
     ) -> Result<(), WriteError> {
+        if self.explicit {
+            self.explicit = false;
+            self.col.emit(rg, &self.own)?;
+            self.own.clear();
+            return Ok(());
+        }
         def.clear();
-        def.extend_from_slice(&levels.def);
+        def.extend_from_slice(&group.def);
         for &at in &self.at {
-            def[at] = lvl;
+            def[at] += 1;
         }
         self.at.clear();
         self.col.vals.remember(&self.col.path);
-        self.col.vals.emit(rg, &self.col.path, def, &levels.rep)
+        self.col.vals.emit(rg, &self.col.path, def, &group.rep)
     }
 }
 
@@ -1326,9 +1377,7 @@ impl DedCols {
                 Some(Value::StringValue(s)) => match slot(&self.slots.strings, kv.key) {
                     Some(i) if strings & (1 << i) == 0 => {
                         strings |= 1 << i;
-                        let leaf = &mut self.strings[i];
-                        leaf.col.put(s);
-                        leaf.at.push(entry);
+                        self.strings[i].one(Some(s), entry, r, self.lvl - 1);
                         true
                     }
                     _ => false,
@@ -1336,9 +1385,7 @@ impl DedCols {
                 Some(Value::IntValue(n)) => match slot(&self.slots.ints, kv.key) {
                     Some(i) if ints & (1 << i) == 0 => {
                         ints |= 1 << i;
-                        let leaf = &mut self.ints[i];
-                        leaf.col.put(*n);
-                        leaf.at.push(entry);
+                        self.ints[i].one(Some(*n), entry, r, self.lvl - 1);
                         true
                     }
                     _ => false,
@@ -1351,10 +1398,10 @@ impl DedCols {
 
     fn emit(&mut self, rg: &mut impl Sink) -> Result<(), WriteError> {
         for l in &mut self.strings {
-            l.emit(rg, &self.levels, self.lvl, &mut self.def)?;
+            l.emit(rg, &self.levels, &mut self.def)?;
         }
         for l in &mut self.ints {
-            l.emit(rg, &self.levels, self.lvl, &mut self.def)?;
+            l.emit(rg, &self.levels, &mut self.def)?;
         }
         self.levels.clear();
         Ok(())
