@@ -226,12 +226,6 @@ pub(crate) struct Texts {
     offsets: Vec<usize>,
 }
 
-impl Default for Texts {
-    fn default() -> Texts {
-        Texts::with_capacity(0, 0)
-    }
-}
-
 impl Texts {
     pub(crate) fn with_capacity(values: usize, bytes: usize) -> Texts {
         let mut offsets = Vec::with_capacity(values + 1);

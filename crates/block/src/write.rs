@@ -1102,7 +1102,7 @@ impl AttrCols {
         self.unsupported.null(r, d);
     }
 
-    /// Writes the attributes, moving their strings into the columns.
+    /// Writes the attributes, copying their strings into the columns.
     fn write<'a, 'v: 'a>(&mut self, attrs: impl Iterator<Item = &'a KeyValue<'v>>, r: i16) {
         let lvl = self.lvl;
         let mut first = true;
@@ -1566,7 +1566,7 @@ impl Cols {
     }
 
     /// Shreds one trace (one row). Returns its start and end in unix nanoseconds.
-    /// The trace's strings are moved into the columns (what is left of it is empty).
+    /// The trace's strings are copied into the columns.
     fn trace(&mut self, id: &TraceId, trace: &view::Trace<'_>) -> (u64, u64) {
         let spans: Vec<(&[u8], &Span<'_>)> = trace
             .resource_spans
