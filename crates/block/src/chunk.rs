@@ -69,8 +69,6 @@ struct LevelSet {
     max_rep: i16,
     def: Vec<i16>,
     rep: Vec<i16>,
-    /// Values the levels define.
-    defined: usize,
     /// Entries `lo..hi` → their encoding's range in `bytes`.
     pages: HashMap<(usize, usize), (usize, usize), FxBuildHasher>,
     bytes: Vec<u8>,
@@ -92,20 +90,20 @@ pub(crate) fn forget_levels() {
 }
 
 impl LevelMemo {
-    /// The set holding exactly these levels, or a new one (the oldest replaced): its index,
-    /// generation and the values the levels define.
+    /// The set holding exactly these levels, or a new one (the oldest replaced): its index and
+    /// generation.
     fn find_or_add(
         &mut self,
         max_def: i16,
         max_rep: i16,
         def: &[i16],
         rep: &[i16],
-    ) -> (usize, u64, usize) {
+    ) -> (usize, u64) {
         if let Some(i) = self.sets.iter().position(|s| {
             s.max_def == max_def && s.max_rep == max_rep && s.def == def && s.rep == rep
         }) {
             let set = &self.sets[i];
-            return (i, set.generation, set.defined);
+            return (i, set.generation);
         }
         self.generation += 1;
         let at = if self.sets.len() < MEMO_SETS {
@@ -124,15 +122,10 @@ impl LevelMemo {
         set.def.extend_from_slice(def);
         set.rep.clear();
         set.rep.extend_from_slice(rep);
-        set.defined = if max_def > 0 {
-            count_eq(def, max_def)
-        } else {
-            usize::MAX
-        };
         set.pages.clear();
         set.bytes.clear();
         set.generation = self.generation;
-        (at, set.generation, set.defined)
+        (at, set.generation)
     }
 }
 
@@ -168,14 +161,11 @@ impl<'a> Levels<'a> {
             max_rep,
             memo: None,
         };
-        let defined = if count >= MEMO_MIN_ENTRIES && (max_def > 0 || max_rep > 0) {
-            let (at, generation, defined) =
-                LEVEL_MEMO.with_borrow_mut(|m| m.find_or_add(max_def, max_rep, def, rep));
-            levels.memo = Some((at, generation));
-            if max_def > 0 { defined } else { count }
-        } else {
-            levels.values(0, count)
-        };
+        if count >= MEMO_MIN_ENTRIES && (max_def > 0 || max_rep > 0) {
+            levels.memo =
+                Some(LEVEL_MEMO.with_borrow_mut(|m| m.find_or_add(max_def, max_rep, def, rep)));
+        }
+        let defined = levels.values(0, count);
         if defined != values {
             return Err(ParquetError::General(format!(
                 "{}: levels define {defined} values, {values} given",
